@@ -1,0 +1,325 @@
+//! A batch of changes from one or more whole source transactions (or a chunk of one big one),
+//! collapsed per key so that the target applies each key's final state once.
+
+use crate::model::{Change, ChangeKind, Row, RowIdentity, TableId, TableSchema, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// The final state of one key within a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyedOp {
+    /// Insert or replace the row. Columns that are [`Value::Unchanged`] keep the target's value.
+    Upsert(Row),
+    /// Delete the row whose key columns equal those of this (old) row.
+    Delete(Row),
+}
+
+/// The changes of one table within a batch.
+#[derive(Debug, Default)]
+pub struct TableBatch {
+    /// The table was truncated in this batch before the changes below.
+    pub truncate: bool,
+    /// Keyed tables: key → final op, in first-touched order (`order` indexes `ops`).
+    keys: HashMap<Vec<u8>, usize>,
+    pub ops: Vec<(Vec<u8>, KeyedOp)>,
+    /// Tables without a key: changes in source order (inserts only, or full-row identity).
+    pub unkeyed: Vec<ChangeKind>,
+}
+
+impl TableBatch {
+    /// Keyed ops with their final state; superseded slots are skipped.
+    pub fn keyed_ops(&self) -> impl Iterator<Item = &KeyedOp> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| self.keys.get(k) == Some(i))
+            .map(|(_, (_, op))| op)
+    }
+
+    fn set(&mut self, key: Vec<u8>, op: KeyedOp) {
+        let index = self.ops.len();
+        // A newer state replaces an older one; the old slot stays (cheaper than removal) and is
+        // skipped by `keyed_ops`.
+        self.keys.insert(key.clone(), index);
+        self.ops.push((key, op));
+    }
+
+    fn current(&self, key: &[u8]) -> Option<&KeyedOp> {
+        self.keys.get(key).map(|&i| &self.ops[i].1)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub tables: BTreeMap<TableId, TableBatch>,
+    weight: usize,
+    changes: u64,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
+
+    /// Source changes taken in (before collapsing).
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    pub fn clear(&mut self) {
+        self.tables.clear();
+        self.weight = 0;
+        self.changes = 0;
+    }
+
+    pub fn truncate(&mut self, table: &TableId) {
+        let t = self.tables.entry(table.clone()).or_default();
+        *t = TableBatch {
+            truncate: true,
+            ..TableBatch::default()
+        };
+        self.changes += 1;
+    }
+
+    pub fn push(&mut self, schema: &TableSchema, change: Change) {
+        self.weight += change.weight();
+        self.changes += 1;
+        let table = self.tables.entry(change.table).or_default();
+        let key_cols = match &schema.identity {
+            RowIdentity::Key(k) => k,
+            RowIdentity::FullRow | RowIdentity::None => {
+                table.unkeyed.push(change.kind);
+                return;
+            }
+        };
+        match change.kind {
+            ChangeKind::Insert { row } => {
+                table.set(key_bytes(&row, key_cols), KeyedOp::Upsert(row))
+            }
+            ChangeKind::Update { old, mut row } => {
+                let new_key = key_bytes(&row, key_cols);
+                if let Some(old) = old {
+                    let old_key = key_bytes(&old, key_cols);
+                    if old_key != new_key {
+                        fill_unchanged(&mut row, table.current(&old_key));
+                        table.set(old_key, KeyedOp::Delete(old));
+                    }
+                }
+                fill_unchanged(&mut row, table.current(&new_key));
+                table.set(new_key, KeyedOp::Upsert(row));
+            }
+            ChangeKind::Delete { old } => {
+                table.set(key_bytes(&old, key_cols), KeyedOp::Delete(old))
+            }
+        }
+    }
+}
+
+/// Takes unchanged (unsent) column values from the key's earlier state in this batch, so the
+/// target only has to look up what the batch itself does not know.
+fn fill_unchanged(row: &mut Row, earlier: Option<&KeyedOp>) {
+    let Some(KeyedOp::Upsert(prev)) = earlier else {
+        return;
+    };
+    for (value, prev) in row.iter_mut().zip(prev) {
+        if matches!(value, Value::Unchanged) {
+            *value = prev.clone();
+        }
+    }
+}
+
+/// A canonical byte string of the key columns, for hashing (values hold floats, so `Value` is
+/// not `Hash`).
+pub fn key_bytes(row: &Row, key_cols: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key_cols.len() * 12);
+    for &i in key_cols {
+        encode(row.get(i).unwrap_or(&Value::Null), &mut out);
+    }
+    out
+}
+
+fn encode(v: &Value, out: &mut Vec<u8>) {
+    let mut text = |tag: u8, s: &[u8]| {
+        out.push(tag);
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s);
+    };
+    match v {
+        Value::Null => text(0, b""),
+        Value::Unchanged => text(1, b""),
+        Value::Bool(b) => text(2, &[*b as u8]),
+        Value::Int(i) => text(3, &i.to_le_bytes()),
+        Value::UInt(u) => text(4, &u.to_le_bytes()),
+        Value::Float(f) => text(5, &f.to_bits().to_le_bytes()),
+        Value::Decimal(s) => text(6, s.as_bytes()),
+        Value::Text(s) => text(7, s.as_bytes()),
+        Value::Bytes(b) => text(8, b),
+        Value::Date(s) => text(9, s.as_bytes()),
+        Value::Time(s) => text(10, s.as_bytes()),
+        Value::Timestamp(s) => text(11, s.as_bytes()),
+        Value::TimestampTz(s) => text(12, s.as_bytes()),
+        Value::Interval(s) => text(13, s.as_bytes()),
+        Value::Uuid(s) => text(14, s.as_bytes()),
+        Value::Json(s) => text(15, s.as_bytes()),
+        Value::Array(items) => {
+            out.push(16);
+            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            for item in items {
+                encode(item, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Column, ColumnType};
+
+    fn schema(identity: RowIdentity) -> TableSchema {
+        let col = |n: &str| Column {
+            name: n.into(),
+            ty: ColumnType::Int64,
+            source_type: "int8".into(),
+            nullable: true,
+        };
+        TableSchema {
+            id: TableId::new("s", "t"),
+            columns: vec![col("id"), col("v"), col("big")],
+            identity,
+        }
+    }
+
+    fn change(kind: ChangeKind) -> Change {
+        Change {
+            table: TableId::new("s", "t"),
+            kind,
+        }
+    }
+
+    fn row(id: i64, v: i64, big: Value) -> Row {
+        vec![Value::Int(id), Value::Int(v), big]
+    }
+
+    fn final_ops(b: &Batch) -> Vec<KeyedOp> {
+        b.tables[&TableId::new("s", "t")]
+            .keyed_ops()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn collapses_to_last_state_per_key() {
+        let s = schema(RowIdentity::Key(vec![0]));
+        let mut b = Batch::default();
+        b.push(
+            &s,
+            change(ChangeKind::Insert {
+                row: row(1, 1, Value::Int(9)),
+            }),
+        );
+        b.push(
+            &s,
+            change(ChangeKind::Update {
+                old: None,
+                row: row(1, 2, Value::Unchanged),
+            }),
+        );
+        b.push(
+            &s,
+            change(ChangeKind::Insert {
+                row: row(2, 1, Value::Null),
+            }),
+        );
+        b.push(
+            &s,
+            change(ChangeKind::Delete {
+                old: row(2, 0, Value::Null),
+            }),
+        );
+        assert_eq!(b.changes(), 4);
+        assert_eq!(
+            final_ops(&b),
+            vec![
+                KeyedOp::Upsert(row(1, 2, Value::Int(9))),
+                KeyedOp::Delete(row(2, 0, Value::Null))
+            ]
+        );
+    }
+
+    #[test]
+    fn key_change_deletes_old_key() {
+        let s = schema(RowIdentity::Key(vec![0]));
+        let mut b = Batch::default();
+        b.push(
+            &s,
+            change(ChangeKind::Insert {
+                row: row(1, 1, Value::Int(9)),
+            }),
+        );
+        b.push(
+            &s,
+            change(ChangeKind::Update {
+                old: Some(row(1, 0, Value::Null)),
+                row: row(5, 1, Value::Unchanged),
+            }),
+        );
+        assert_eq!(
+            final_ops(&b),
+            vec![
+                KeyedOp::Delete(row(1, 0, Value::Null)),
+                KeyedOp::Upsert(row(5, 1, Value::Int(9)))
+            ]
+        );
+    }
+
+    #[test]
+    fn unkeyed_tables_keep_every_change_in_order() {
+        let s = schema(RowIdentity::FullRow);
+        let mut b = Batch::default();
+        b.push(
+            &s,
+            change(ChangeKind::Insert {
+                row: row(1, 1, Value::Null),
+            }),
+        );
+        b.push(
+            &s,
+            change(ChangeKind::Insert {
+                row: row(1, 1, Value::Null),
+            }),
+        );
+        b.push(
+            &s,
+            change(ChangeKind::Delete {
+                old: row(1, 1, Value::Null),
+            }),
+        );
+        assert_eq!(b.tables[&TableId::new("s", "t")].unkeyed.len(), 3);
+    }
+
+    #[test]
+    fn truncate_drops_earlier_changes_of_the_table() {
+        let s = schema(RowIdentity::Key(vec![0]));
+        let mut b = Batch::default();
+        b.push(
+            &s,
+            change(ChangeKind::Insert {
+                row: row(1, 1, Value::Null),
+            }),
+        );
+        b.truncate(&TableId::new("s", "t"));
+        b.push(
+            &s,
+            change(ChangeKind::Insert {
+                row: row(2, 1, Value::Null),
+            }),
+        );
+        let t = &b.tables[&TableId::new("s", "t")];
+        assert!(t.truncate);
+        assert_eq!(t.keyed_ops().count(), 1);
+    }
+}

@@ -1,0 +1,304 @@
+//! The user's YAML contract (see docs/configuration.md). Parsed with `deny_unknown_fields`
+//! everywhere, then validated once into types that cannot be invalid afterwards.
+
+use crate::envsubst;
+use crate::error::ConfigError;
+use crate::filter::TableFilter;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    integrations: Vec<IntegrationDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntegrationDoc {
+    name: String,
+    source: SourceConfig,
+    #[serde(default)]
+    target: TargetConfig,
+    #[serde(default)]
+    tables: TablesDoc,
+    #[serde(default)]
+    batch: BatchConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TablesDoc {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    Postgres(PostgresSourceConfig),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSourceConfig {
+    pub url: String,
+    /// Publication name; default `zetl_<integration>`.
+    pub publication: Option<String>,
+    /// Replication slot name; default `zetl_<integration>`.
+    pub slot: Option<String>,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    /// Seconds between looks for new tables that match the filters.
+    #[serde(default = "defaults::table_discovery_secs")]
+    pub table_discovery_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Connections copying at once.
+    #[serde(default = "defaults::snapshot_parallelism")]
+    pub parallelism: usize,
+    /// Tables with more (estimated) rows than this are copied in chunks of about this size.
+    #[serde(default = "defaults::snapshot_chunk_rows")]
+    pub chunk_rows: u64,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            parallelism: defaults::snapshot_parallelism(),
+            chunk_rows: defaults::snapshot_chunk_rows(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TargetConfig {
+    Duckdb(DuckdbTargetConfig),
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        TargetConfig::Duckdb(DuckdbTargetConfig {
+            path: PathBuf::from(defaults::DUCKDB_PATH),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuckdbTargetConfig {
+    #[serde(default = "defaults::duckdb_path")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Longest a committed source transaction waits before the target commits it.
+    #[serde(default = "defaults::batch_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// Changes held before they are written to the target (also inside one big transaction).
+    #[serde(default = "defaults::batch_max_bytes")]
+    pub max_bytes: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_wait_ms: defaults::batch_max_wait_ms(),
+            max_bytes: defaults::batch_max_bytes(),
+        }
+    }
+}
+
+mod defaults {
+    pub const DUCKDB_PATH: &str = "warehouse.duckdb";
+    pub fn duckdb_path() -> std::path::PathBuf {
+        DUCKDB_PATH.into()
+    }
+    pub fn snapshot_parallelism() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get().clamp(2, 8))
+            .unwrap_or(2)
+    }
+    pub fn snapshot_chunk_rows() -> u64 {
+        1_000_000
+    }
+    pub fn table_discovery_secs() -> u64 {
+        10
+    }
+    pub fn batch_max_wait_ms() -> u64 {
+        500
+    }
+    pub fn batch_max_bytes() -> usize {
+        32 << 20
+    }
+}
+
+/// One validated integration.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    pub name: String,
+    pub source: SourceConfig,
+    pub target: TargetConfig,
+    pub tables: TableFilter,
+    pub batch: BatchConfig,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub integrations: Vec<Integration>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(path, &text, |name| std::env::var(name).ok())
+    }
+
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = envsubst::substitute(path, text, lookup)?;
+        let doc: FileDoc = serde_yaml::from_str(&text).map_err(|e| syntax_error(&file, &e))?;
+        let invalid = |problem: String| ConfigError::Invalid {
+            file: file.clone(),
+            problem,
+        };
+        if doc.integrations.is_empty() {
+            return Err(invalid(
+                "`integrations` is empty: declare at least one".into(),
+            ));
+        }
+        let mut integrations = Vec::with_capacity(doc.integrations.len());
+        for it in doc.integrations {
+            if !valid_name(&it.name) {
+                return Err(invalid(format!(
+                    "integration name `{}` must be 1-40 characters of a-z, 0-9, `_` and `-`",
+                    it.name
+                )));
+            }
+            if integrations.iter().any(|i: &Integration| i.name == it.name) {
+                return Err(invalid(format!(
+                    "integration `{}` is declared twice",
+                    it.name
+                )));
+            }
+            let tables = TableFilter::new(&it.tables.include, &it.tables.exclude)
+                .map_err(|e| invalid(format!("integration `{}`: tables: {e}", it.name)))?;
+            validate_source(&it.source)
+                .map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
+            integrations.push(Integration {
+                name: it.name,
+                source: it.source,
+                target: it.target,
+                tables,
+                batch: it.batch,
+            });
+        }
+        Ok(Config {
+            file: path.to_path_buf(),
+            integrations,
+        })
+    }
+
+    /// The integration a command is about: the named one, or the only one.
+    pub fn integration(&self, name: Option<&str>) -> Result<&Integration, ConfigError> {
+        let file = self.file.display().to_string();
+        match name {
+            Some(n) => self
+                .integrations
+                .iter()
+                .find(|i| i.name == n)
+                .ok_or_else(|| ConfigError::Invalid {
+                    file,
+                    problem: format!("no integration named `{n}` (declared: {})", self.names()),
+                }),
+            None if self.integrations.len() == 1 => Ok(&self.integrations[0]),
+            None => Err(ConfigError::Invalid {
+                file,
+                problem: format!(
+                    "the file declares several integrations; pick one with -i NAME ({})",
+                    self.names()
+                ),
+            }),
+        }
+    }
+
+    fn names(&self) -> String {
+        self.integrations
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn validate_source(source: &SourceConfig) -> Result<(), String> {
+    match source {
+        SourceConfig::Postgres(pg) => {
+            if !(pg.url.starts_with("postgres://") || pg.url.starts_with("postgresql://")) {
+                return Err("source.url must start with postgres:// or postgresql://".into());
+            }
+            if pg.snapshot.parallelism == 0 || pg.snapshot.parallelism > 64 {
+                return Err("source.snapshot.parallelism must be between 1 and 64".into());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn syntax_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    // serde_yaml appends " at line L column C"; the location is already in front.
+    let mut problem = e.to_string();
+    if let Some(at) = problem.find(" at line ") {
+        problem.truncate(at);
+    }
+    ConfigError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        problem,
+    }
+}
+
+/// A URL with its password replaced, fit for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let user = authority[..at].split(':').next().unwrap_or("");
+            format!("{}{}:***@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
+}

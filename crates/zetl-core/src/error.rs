@@ -1,0 +1,37 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {problem}")]
+    Variable {
+        file: String,
+        line: usize,
+        problem: String,
+    },
+    #[error("{file}:{line}:{column}: {problem}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        problem: String,
+    },
+    #[error("{file}: {problem}")]
+    Invalid { file: String, problem: String },
+}
+
+/// Errors of the pipeline that moves events from a source to a target.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error("target: {0}")]
+    Target(Box<dyn std::error::Error + Send + Sync>),
+    #[error("the source stopped sending events before the pipeline was told to stop")]
+    SourceGone,
+    #[error("event out of order: {0}")]
+    Protocol(String),
+}

@@ -1,0 +1,129 @@
+//! `tables.include` / `tables.exclude`: `schema.table` patterns with `*` wildcards.
+//! A pattern without a dot matches the table name in any schema. Exclude wins over include;
+//! an empty include list means every table.
+
+use crate::model::TableId;
+
+#[derive(Debug, Clone)]
+pub struct TableFilter {
+    include: Vec<Pattern>,
+    exclude: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    schema: Option<String>,
+    name: String,
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("empty table pattern".into());
+        }
+        let parts: Vec<&str> = text.split('.').collect();
+        match parts.as_slice() {
+            [name] => Ok(Pattern {
+                schema: None,
+                name: name.to_string(),
+            }),
+            [schema, name] if !schema.is_empty() && !name.is_empty() => Ok(Pattern {
+                schema: Some(schema.to_string()),
+                name: name.to_string(),
+            }),
+            _ => Err(format!(
+                "pattern `{text}` must be `table` or `schema.table` (with `*` wildcards)"
+            )),
+        }
+    }
+
+    fn matches(&self, table: &TableId) -> bool {
+        self.schema
+            .as_deref()
+            .is_none_or(|s| wildcard(s, &table.schema))
+            && wildcard(&self.name, &table.name)
+    }
+}
+
+impl TableFilter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
+        let parse = |list: &[String]| {
+            list.iter()
+                .map(|p| Pattern::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            include: parse(include)?,
+            exclude: parse(exclude)?,
+        })
+    }
+
+    pub fn matches(&self, table: &TableId) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| p.matches(table)))
+            && !self.exclude.iter().any(|p| p.matches(table))
+    }
+}
+
+/// `*` matches any run of characters (also none); everything else matches itself.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(include: &[&str], exclude: &[&str]) -> TableFilter {
+        let s = |l: &[&str]| l.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        TableFilter::new(&s(include), &s(exclude)).expect("valid patterns")
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*", ""));
+        assert!(wildcard("audit_*", "audit_log"));
+        assert!(!wildcard("audit_*", "xaudit_log"));
+        assert!(wildcard("*_log", "audit_log"));
+        assert!(wildcard("a*b*c", "aXXbYYc"));
+        assert!(!wildcard("a*b*c", "aXXbYY"));
+        assert!(wildcard("orders", "orders"));
+        assert!(!wildcard("orders", "orders2"));
+    }
+
+    #[test]
+    fn exclude_wins_and_empty_include_means_all() {
+        let filter = f(&["public.*"], &["public.audit_*"]);
+        assert!(filter.matches(&TableId::new("public", "orders")));
+        assert!(!filter.matches(&TableId::new("public", "audit_log")));
+        assert!(!filter.matches(&TableId::new("other", "orders")));
+        let all = f(&[], &["tmp_*"]);
+        assert!(all.matches(&TableId::new("x", "y")));
+        assert!(!all.matches(&TableId::new("x", "tmp_1")));
+    }
+
+    #[test]
+    fn bad_patterns_are_rejected() {
+        assert!(TableFilter::new(&["a.b.c".into()], &[]).is_err());
+        assert!(TableFilter::new(&[".b".into()], &[]).is_err());
+        assert!(TableFilter::new(&["".into()], &[]).is_err());
+    }
+}

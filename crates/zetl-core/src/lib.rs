@@ -1,0 +1,18 @@
+//! zetl's core: the event model every source emits and every target consumes, the user's
+//! configuration, table filters, batching and the pipeline that joins a source to a target.
+
+pub mod batch;
+pub mod config;
+mod envsubst;
+pub mod error;
+pub mod event;
+pub mod filter;
+pub mod model;
+pub mod pipeline;
+pub mod target;
+
+pub use error::{ConfigError, PipelineError};
+pub use event::{Checkpoint, Phase, Position, SourceEvent};
+pub use model::{
+    Change, ChangeKind, Column, ColumnType, Row, RowIdentity, TableId, TableSchema, Value,
+};

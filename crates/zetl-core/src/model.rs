@@ -1,0 +1,201 @@
+//! The event model every source emits and every target consumes.
+//!
+//! Values are typed, but temporal, decimal and JSON values travel in one canonical text form
+//! (ISO 8601, plain decimal digits, JSON text) so that no precision is lost between a source's
+//! own representation and the target's; see docs/type-mapping.md.
+
+use std::fmt;
+
+/// `schema.table` at the source (MySQL: `database.table`; DynamoDB: schema `dynamodb`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableId {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// The logical column types of the event model. Targets map each to their own type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    Bool,
+    Int16,
+    Int32,
+    Int64,
+    /// Unsigned 64-bit (MySQL BIGINT UNSIGNED).
+    UInt64,
+    Float32,
+    Float64,
+    /// Exact decimal with known precision and scale (precision ≤ 38).
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
+    /// Exact decimal without a usable precision (unconstrained or wider than 38 digits):
+    /// kept as its exact text.
+    DecimalText,
+    Text,
+    Bytes,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    Json,
+    /// A source enum; values arrive as their labels.
+    Enum {
+        name: String,
+        labels: Vec<String>,
+    },
+    Array(Box<ColumnType>),
+    /// A source type with no mapping; values are kept as the source's text form.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+    /// The source type as the source names it (for docs, errors and `status`).
+    pub source_type: String,
+    pub nullable: bool,
+}
+
+/// How rows of a table are identified when updated or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowIdentity {
+    /// Indexes of the key columns (a primary key or a unique replica-identity index).
+    Key(Vec<usize>),
+    /// The whole old row identifies it (PostgreSQL REPLICA IDENTITY FULL without a key).
+    FullRow,
+    /// Inserts only: the source cannot update or delete rows of this table.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    pub id: TableId,
+    pub columns: Vec<Column>,
+    pub identity: RowIdentity,
+}
+
+impl TableSchema {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn key_columns(&self) -> &[usize] {
+        match &self.identity {
+            RowIdentity::Key(k) => k,
+            _ => &[],
+        }
+    }
+}
+
+/// One typed value. See the module comment for the canonical text forms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// The source did not send this column because it did not change (PostgreSQL's unchanged
+    /// TOAST value): the target keeps what it has.
+    Unchanged,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    /// Decimal digits with an optional sign and point, or `NaN`/`Infinity` where the source has them.
+    Decimal(String),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// `YYYY-MM-DD`, or `infinity` / `-infinity`.
+    Date(String),
+    /// `HH:MM:SS[.ffffff]`.
+    Time(String),
+    /// `YYYY-MM-DD HH:MM:SS[.ffffff]`.
+    Timestamp(String),
+    /// `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (always UTC).
+    TimestampTz(String),
+    /// PostgreSQL's `postgres` interval style, e.g. `1 year 2 mons 3 days 04:05:06.5`.
+    Interval(String),
+    Uuid(String),
+    Json(String),
+    Array(Vec<Value>),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// An estimate of the memory the value holds, for batch sizing.
+    pub fn weight(&self) -> usize {
+        16 + match self {
+            Value::Decimal(s)
+            | Value::Text(s)
+            | Value::Date(s)
+            | Value::Time(s)
+            | Value::Timestamp(s)
+            | Value::TimestampTz(s)
+            | Value::Interval(s)
+            | Value::Uuid(s)
+            | Value::Json(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Array(items) => items.iter().map(Value::weight).sum(),
+            _ => 0,
+        }
+    }
+}
+
+pub type Row = Vec<Value>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeKind {
+    Insert {
+        row: Row,
+    },
+    /// `old` holds the old key (or the whole old row for [`RowIdentity::FullRow`]) when the
+    /// source sent it, which it does when the key changed.
+    Update {
+        old: Option<Row>,
+        row: Row,
+    },
+    /// `old` holds at least the key columns (other columns may be `Null`).
+    Delete {
+        old: Row,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub table: TableId,
+    pub kind: ChangeKind,
+}
+
+impl Change {
+    pub fn weight(&self) -> usize {
+        let rows: usize = match &self.kind {
+            ChangeKind::Insert { row } => row.iter().map(Value::weight).sum(),
+            ChangeKind::Update { old, row } => row
+                .iter()
+                .chain(old.iter().flatten())
+                .map(Value::weight)
+                .sum(),
+            ChangeKind::Delete { old } => old.iter().map(Value::weight).sum(),
+        };
+        64 + rows
+    }
+}

@@ -1,0 +1,283 @@
+//! The writer half of an integration: takes source events in order, groups whole source
+//! transactions into batches, applies them to the target with the checkpoint in the same target
+//! transaction, and only then tells the source what it may acknowledge.
+
+use crate::batch::Batch;
+use crate::config::BatchConfig;
+use crate::error::PipelineError;
+use crate::event::{Checkpoint, Phase, Position, SourceEvent};
+use crate::model::{TableId, TableSchema};
+use crate::target::Target;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// Events in flight between source and target. Each event is at most one change or one chunk
+/// of copied rows, so this bounds the memory between them.
+pub const CHANNEL_CAPACITY: usize = 1024;
+
+/// Counters the writer keeps up to date, read by logs, metrics and `status`.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub changes_applied: AtomicU64,
+    pub transactions_applied: AtomicU64,
+    pub rows_copied: AtomicU64,
+    pub batches_committed: AtomicU64,
+    /// Source commit time (µs since epoch) of the newest transaction committed at the target.
+    pub last_commit_time_us: AtomicI64,
+    /// When the target last committed (µs since epoch).
+    pub last_target_commit_us: AtomicI64,
+}
+
+pub struct Writer<T: Target> {
+    target: T,
+    config: BatchConfig,
+    schemas: HashMap<TableId, TableSchema>,
+    batch: Batch,
+    acks: watch::Sender<Position>,
+    progress: Arc<Progress>,
+    /// A target transaction is open.
+    open: bool,
+    /// A source transaction has begun and not yet committed.
+    in_source_txn: bool,
+    /// Phase and position the next target commit stores.
+    phase: Phase,
+    position: Option<Position>,
+    pending_txns: u64,
+    pending_commit_time: Option<i64>,
+    /// The newest idle position seen while nothing was pending.
+    idle_position: Option<Position>,
+    opened_at: Instant,
+    copied_since_commit: usize,
+}
+
+impl<T: Target> Writer<T> {
+    pub fn new(
+        target: T,
+        config: BatchConfig,
+        acks: watch::Sender<Position>,
+        progress: Arc<Progress>,
+    ) -> Self {
+        Self {
+            target,
+            config,
+            schemas: HashMap::new(),
+            batch: Batch::default(),
+            acks,
+            progress,
+            open: false,
+            in_source_txn: false,
+            phase: Phase::Streaming,
+            position: None,
+            pending_txns: 0,
+            pending_commit_time: None,
+            idle_position: None,
+            opened_at: Instant::now(),
+            copied_since_commit: 0,
+        }
+    }
+
+    /// Runs until the source closes the channel. A source transaction left incomplete is
+    /// abandoned (it was not acknowledged, so the source sends it again after a restart).
+    pub fn run(mut self, mut events: mpsc::Receiver<SourceEvent>) -> Result<T, PipelineError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                PipelineError::Protocol(format!("cannot start the writer's timer: {e}"))
+            })?;
+        let max_wait = Duration::from_millis(self.config.max_wait_ms);
+        loop {
+            let event = if self.open && !self.in_source_txn && self.pending_txns > 0 {
+                let left = max_wait.saturating_sub(self.opened_at.elapsed());
+                match runtime.block_on(tokio::time::timeout(left, events.recv())) {
+                    Ok(e) => e,
+                    Err(_) => {
+                        self.commit()?;
+                        continue;
+                    }
+                }
+            } else {
+                events.blocking_recv()
+            };
+            let Some(event) = event else { break };
+            self.handle(event)?;
+        }
+        if self.open {
+            if self.in_source_txn {
+                self.target.rollback().map_err(target_err)?;
+                self.open = false;
+                self.batch.clear();
+            } else {
+                self.commit()?;
+            }
+        }
+        Ok(self.target)
+    }
+
+    fn handle(&mut self, event: SourceEvent) -> Result<(), PipelineError> {
+        match event {
+            SourceEvent::Schema(schema) => {
+                self.ensure_open()?;
+                // Staged changes were captured with the old column list: write them first.
+                self.flush()?;
+                self.target.ensure_table(&schema).map_err(target_err)?;
+                self.schemas.insert(schema.id.clone(), schema);
+            }
+            SourceEvent::CopyStart(table) => {
+                self.ensure_open()?;
+                self.phase_for_copy();
+                self.target.copy_start(&table).map_err(target_err)?;
+            }
+            SourceEvent::CopyRows { table, rows } => {
+                self.ensure_open()?;
+                self.copied_since_commit += rows
+                    .iter()
+                    .map(|r| 24 + r.iter().map(|v| v.weight()).sum::<usize>())
+                    .sum::<usize>();
+                self.target.copy_rows(&table, &rows).map_err(target_err)?;
+                self.progress
+                    .rows_copied
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                // A snapshot restarts from scratch after a crash, so its rows may be committed
+                // in pieces: this keeps the target's transaction (and memory) small.
+                if self.phase == Phase::Snapshotting
+                    && self.copied_since_commit >= self.config.max_bytes
+                {
+                    self.commit()?;
+                }
+            }
+            SourceEvent::CopyDone { table, rows } => {
+                self.ensure_open()?;
+                self.target.copy_done(&table, rows).map_err(target_err)?;
+            }
+            SourceEvent::SnapshotDone { position } => {
+                self.ensure_open()?;
+                self.phase = Phase::Streaming;
+                self.position = Some(position);
+                self.commit()?;
+            }
+            SourceEvent::Begin => {
+                self.ensure_open()?;
+                self.in_source_txn = true;
+            }
+            SourceEvent::Change(change) => {
+                if !self.in_source_txn {
+                    return Err(PipelineError::Protocol(format!(
+                        "change to {} outside a transaction",
+                        change.table
+                    )));
+                }
+                let schema = self.schemas.get(&change.table).ok_or_else(|| {
+                    PipelineError::Protocol(format!("change to {} before its schema", change.table))
+                })?;
+                self.batch.push(schema, change);
+                if self.batch.weight() >= self.config.max_bytes {
+                    self.flush()?;
+                }
+            }
+            SourceEvent::Truncate(tables) => {
+                for table in &tables {
+                    self.batch.truncate(table);
+                }
+            }
+            SourceEvent::Commit {
+                position,
+                commit_time_us,
+            } => {
+                self.in_source_txn = false;
+                self.idle_position = None;
+                self.position = Some(position);
+                self.pending_txns += 1;
+                if let Some(t) = commit_time_us {
+                    self.pending_commit_time = Some(t);
+                }
+                if self.batch.weight() >= self.config.max_bytes
+                    || self.opened_at.elapsed() >= Duration::from_millis(self.config.max_wait_ms)
+                {
+                    self.commit()?;
+                }
+            }
+            SourceEvent::Heartbeat { position } => {
+                if self.open {
+                    self.idle_position = Some(position);
+                } else {
+                    self.acks.send_replace(position);
+                    self.progress
+                        .last_target_commit_us
+                        .store(now_us(), Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn phase_for_copy(&mut self) {
+        if self.position.is_none() {
+            self.phase = Phase::Snapshotting;
+        }
+    }
+
+    fn ensure_open(&mut self) -> Result<(), PipelineError> {
+        if !self.open {
+            self.target.begin().map_err(target_err)?;
+            self.open = true;
+            self.opened_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), PipelineError> {
+        if !self.batch.is_empty() {
+            self.target.apply(&self.batch).map_err(target_err)?;
+            self.progress
+                .changes_applied
+                .fetch_add(self.batch.changes(), Ordering::Relaxed);
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), PipelineError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.flush()?;
+        let position = self.position.clone().unwrap_or_default();
+        self.target
+            .commit(&Checkpoint {
+                position: position.clone(),
+                phase: self.phase,
+            })
+            .map_err(target_err)?;
+        self.open = false;
+        self.copied_since_commit = 0;
+        let p = &self.progress;
+        p.transactions_applied
+            .fetch_add(self.pending_txns, Ordering::Relaxed);
+        p.batches_committed.fetch_add(1, Ordering::Relaxed);
+        p.last_target_commit_us.store(now_us(), Ordering::Relaxed);
+        if let Some(t) = self.pending_commit_time.take() {
+            p.last_commit_time_us.store(t, Ordering::Relaxed);
+        }
+        self.pending_txns = 0;
+        if self.phase == Phase::Streaming {
+            let ack = self.idle_position.take().unwrap_or(position);
+            self.acks.send_replace(ack);
+        }
+        Ok(())
+    }
+}
+
+fn target_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> PipelineError {
+    PipelineError::Target(Box::new(e))
+}
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

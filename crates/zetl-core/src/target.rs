@@ -1,0 +1,39 @@
+//! The surface every target writer implements. Calls are blocking: the pipeline runs the
+//! target on a thread of its own, so a slow target slows the source through the bounded
+//! channel in between (backpressure) instead of filling memory.
+
+use crate::batch::Batch;
+use crate::event::Checkpoint;
+use crate::model::{Row, TableId, TableSchema};
+
+pub trait Target: Send {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The checkpoint stored for this integration, if any.
+    fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Self::Error>;
+
+    /// Opens a target transaction; everything until `commit` becomes visible at once.
+    fn begin(&mut self) -> Result<(), Self::Error>;
+
+    /// Creates the table from the source schema, or brings an existing one up to it (added
+    /// columns are added; dropped ones stay, nullable).
+    fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), Self::Error>;
+
+    /// An initial copy of the table starts: empty it and mark it as being copied.
+    fn copy_start(&mut self, table: &TableId) -> Result<(), Self::Error>;
+    fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Self::Error>;
+    fn copy_done(&mut self, table: &TableId, rows: u64) -> Result<(), Self::Error>;
+
+    /// Applies collapsed changes inside the open transaction.
+    fn apply(&mut self, batch: &Batch) -> Result<(), Self::Error>;
+
+    /// Stores the checkpoint and commits the open transaction.
+    fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), Self::Error>;
+
+    /// Abandons the open transaction.
+    fn rollback(&mut self) -> Result<(), Self::Error>;
+
+    /// Forgets the stored state of this integration and empties its tables, before a fresh
+    /// initial copy.
+    fn reset(&mut self) -> Result<(), Self::Error>;
+}
