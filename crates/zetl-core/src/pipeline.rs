@@ -46,6 +46,8 @@ pub struct Writer<T: Target> {
     phase: Phase,
     position: Option<Position>,
     pending_txns: u64,
+    /// Changes of the source transaction in progress.
+    txn_changes: u64,
     pending_commit_time: Option<i64>,
     /// The newest idle position seen while nothing was pending.
     idle_position: Option<Position>,
@@ -72,6 +74,7 @@ impl<T: Target> Writer<T> {
             phase: Phase::Streaming,
             position: None,
             pending_txns: 0,
+            txn_changes: 0,
             pending_commit_time: None,
             idle_position: None,
             opened_at: Instant::now(),
@@ -120,6 +123,12 @@ impl<T: Target> Writer<T> {
     fn handle(&mut self, event: SourceEvent) -> Result<(), PipelineError> {
         match event {
             SourceEvent::Schema(schema) => {
+                if self.open && self.target.alter_needs_commit(&schema).map_err(target_err)? {
+                    if self.txn_changes > 0 {
+                        tracing::warn!(table = %schema.id, "a source transaction changed the table's columns after changing its rows; its first part is committed separately");
+                    }
+                    self.commit()?;
+                }
                 self.ensure_open()?;
                 // Staged changes were captured with the old column list: write them first.
                 self.flush()?;
@@ -162,6 +171,7 @@ impl<T: Target> Writer<T> {
             SourceEvent::Begin => {
                 self.ensure_open()?;
                 self.in_source_txn = true;
+                self.txn_changes = 0;
             }
             SourceEvent::Change(change) => {
                 if !self.in_source_txn {
@@ -174,6 +184,7 @@ impl<T: Target> Writer<T> {
                     PipelineError::Protocol(format!("change to {} before its schema", change.table))
                 })?;
                 self.batch.push(schema, change);
+                self.txn_changes += 1;
                 if self.batch.weight() >= self.config.max_bytes {
                     self.flush()?;
                 }

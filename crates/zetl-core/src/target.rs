@@ -19,6 +19,13 @@ pub trait Target: Send {
     /// columns are added; dropped ones stay, nullable).
     fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), Self::Error>;
 
+    /// Whether `ensure_table` must alter an existing table in a way this target can only do at
+    /// the start of a transaction (DuckDB cannot alter a table it deleted from in the same
+    /// transaction). The pipeline then commits what it holds first.
+    fn alter_needs_commit(&mut self, _schema: &TableSchema) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
     /// An initial copy of the table starts: empty it and mark it as being copied.
     fn copy_start(&mut self, table: &TableId) -> Result<(), Self::Error>;
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Self::Error>;

@@ -1,1 +1,141 @@
-//! DuckDB target.
+//! The embedded DuckDB target: the default warehouse, a single file, no server to run.
+//!
+//! One DuckDB transaction holds whole source transactions and the checkpoint that covers them.
+
+mod ddl;
+mod error;
+mod merge;
+mod stage;
+mod state;
+pub mod types;
+
+pub use error::DuckdbError;
+
+use duckdb::Connection;
+use error::Context;
+use stage::{Stage, OP_UPSERT};
+use std::collections::HashMap;
+use std::path::Path;
+use zetl_core::batch::Batch;
+use zetl_core::target::Target;
+use zetl_core::{Checkpoint, Row, TableId, TableSchema};
+
+pub struct DuckdbTarget {
+    conn: Connection,
+    integration: String,
+    stages: HashMap<TableId, Stage>,
+    copied: HashMap<TableId, u64>,
+    next_stage: usize,
+}
+
+impl DuckdbTarget {
+    pub fn open(path: &Path, integration: &str) -> Result<Self, DuckdbError> {
+        let conn = Connection::open(path)
+            .map_err(|source| DuckdbError::Open { path: path.display().to_string(), source })?;
+        state::migrate(&conn)?;
+        Ok(Self {
+            conn,
+            integration: integration.to_string(),
+            stages: HashMap::new(),
+            copied: HashMap::new(),
+            next_stage: 0,
+        })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn stage(&self, table: &TableId) -> Result<&Stage, DuckdbError> {
+        self.stages
+            .get(table)
+            .ok_or_else(|| DuckdbError::State(format!("rows for {table} arrived before its schema")))
+    }
+}
+
+impl Target for DuckdbTarget {
+    type Error = DuckdbError;
+
+    fn checkpoint(&mut self) -> Result<Option<Checkpoint>, DuckdbError> {
+        state::load_checkpoint(&self.conn, &self.integration)
+    }
+
+    fn begin(&mut self) -> Result<(), DuckdbError> {
+        self.conn.execute_batch("BEGIN TRANSACTION").context(|| "beginning a transaction".into())
+    }
+
+    fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), DuckdbError> {
+        ddl::ensure_table(&self.conn, schema)?;
+        let unchanged = self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema);
+        if !unchanged {
+            self.next_stage += 1;
+            let stage = Stage::create(&self.conn, schema, self.next_stage)?;
+            if let Some(old) = self.stages.insert(schema.id.clone(), stage) {
+                self.conn
+                    .execute_batch(&format!("DROP TABLE IF EXISTS {}", old.sql_name()))
+                    .context(|| format!("dropping old staging table of {}", schema.id))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn alter_needs_commit(&mut self, schema: &TableSchema) -> Result<bool, DuckdbError> {
+        Ok(self
+            .stages
+            .get(&schema.id)
+            .is_some_and(|s| schema.columns.iter().any(|c| s.schema.column_index(&c.name).is_none())))
+    }
+
+    fn copy_start(&mut self, table: &TableId) -> Result<(), DuckdbError> {
+        self.conn
+            .execute_batch(&format!("DELETE FROM {}", ddl::qualified(table)))
+            .context(|| format!("emptying {table} before the copy"))?;
+        self.copied.insert(table.clone(), 0);
+        state::set_table_state(&self.conn, &self.integration, table, "copying", 0)
+    }
+
+    fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), DuckdbError> {
+        let stage = self.stage(table)?;
+        stage.load(&self.conn, rows.iter().map(|r| (OP_UPSERT, r)))?;
+        merge::insert_staged(&self.conn, stage, "")?;
+        stage.clear(&self.conn)?;
+        *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
+        Ok(())
+    }
+
+    fn copy_done(&mut self, table: &TableId, rows: u64) -> Result<(), DuckdbError> {
+        self.copied.remove(table);
+        state::set_table_state(&self.conn, &self.integration, table, "streaming", rows)
+    }
+
+    fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {
+        for (table, changes) in &batch.tables {
+            merge::apply_table(&self.conn, self.stage(table)?, changes)?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), DuckdbError> {
+        for (table, rows) in &self.copied {
+            state::set_table_state(&self.conn, &self.integration, table, "copying", *rows)?;
+        }
+        state::store_checkpoint(&self.conn, &self.integration, checkpoint)?;
+        self.conn.execute_batch("COMMIT").context(|| "committing".into())
+    }
+
+    fn rollback(&mut self) -> Result<(), DuckdbError> {
+        self.conn.execute_batch("ROLLBACK").context(|| "rolling back".into())
+    }
+
+    fn reset(&mut self) -> Result<(), DuckdbError> {
+        let tables = state::known_tables(&self.conn, &self.integration)?;
+        self.conn.execute_batch("BEGIN TRANSACTION").context(|| "beginning a reset".into())?;
+        for table in &tables {
+            self.conn
+                .execute_batch(&format!("DROP TABLE IF EXISTS {}", ddl::qualified(table)))
+                .context(|| format!("dropping {table} for a fresh copy"))?;
+        }
+        state::forget(&self.conn, &self.integration)?;
+        self.conn.execute_batch("COMMIT").context(|| "committing the reset".into())
+    }
+}

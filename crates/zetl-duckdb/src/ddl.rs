@@ -1,0 +1,73 @@
+//! Target tables follow the source schema: created from it, added columns added, dropped
+//! columns kept (always nullable: zetl creates no NOT NULL or key constraints, so a column the
+//! source dropped simply stays NULL from then on).
+
+use crate::error::{Context, DuckdbError};
+use crate::types::{ident, literal, target_type};
+use duckdb::{params, Connection};
+use zetl_core::{TableId, TableSchema};
+
+pub fn qualified(table: &TableId) -> String {
+    format!("{}.{}", ident(&table.schema), ident(&table.name))
+}
+
+/// Columns the target table has now, `None` when it does not exist.
+fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(String, String)>>, DuckdbError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT column_name, data_type FROM duckdb_columns() \
+             WHERE database_name = current_database() AND schema_name = ? AND table_name = ? \
+             ORDER BY column_index",
+        )
+        .context(|| format!("reading the columns of {table}"))?;
+    let cols = stmt
+        .query_map(params![table.schema, table.name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .context(|| format!("reading the columns of {table}"))?
+        .collect::<Result<Vec<(String, String)>, _>>()
+        .context(|| format!("reading the columns of {table}"))?;
+    Ok(if cols.is_empty() { None } else { Some(cols) })
+}
+
+pub fn ensure_table(conn: &Connection, schema: &TableSchema) -> Result<(), DuckdbError> {
+    let table = &schema.id;
+    let name = qualified(table);
+    conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)))
+        .context(|| format!("creating schema {}", table.schema))?;
+    match existing_columns(conn, table)? {
+        None => {
+            let cols: Vec<String> = schema
+                .columns
+                .iter()
+                .map(|c| format!("{} {}", ident(&c.name), target_type(&c.ty)))
+                .collect();
+            let comment = format!("replicated by zetl from {table}");
+            conn.execute_batch(&format!(
+                "CREATE TABLE {name} ({}); COMMENT ON TABLE {name} IS {}",
+                cols.join(", "),
+                literal(&comment)
+            ))
+            .context(|| format!("creating table {table}"))?;
+            tracing::info!(table = %table, "created target table");
+        }
+        Some(existing) => {
+            for col in &schema.columns {
+                if existing.iter().any(|(n, _)| n == &col.name) {
+                    continue;
+                }
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {name} ADD COLUMN {} {}",
+                    ident(&col.name),
+                    target_type(&col.ty)
+                ))
+                .context(|| format!("adding column {} to {table}", col.name))?;
+                tracing::info!(table = %table, column = %col.name, "added column");
+            }
+            for (n, _) in &existing {
+                if schema.column_index(n).is_none() {
+                    tracing::info!(table = %table, column = %n, "column no longer at the source; kept at the target");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DuckdbError {
+    #[error("cannot open DuckDB file {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error("DuckDB {context}: {source}")]
+    Sql {
+        context: String,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error("table {table}, key {key}: cannot write the row: {cause}")]
+    Row { table: String, key: String, cause: String },
+    #[error("the target's _zetl schema is at version {found}, newer than this zetl knows ({known}); upgrade zetl")]
+    NewerSchema { found: i64, known: i64 },
+    #[error("{0}")]
+    State(String),
+}
+
+/// Attaches what was being done to a DuckDB error.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, DuckdbError>;
+}
+
+impl<T> Context<T> for Result<T, duckdb::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, DuckdbError> {
+        self.map_err(|source| DuckdbError::Sql { context: what(), source })
+    }
+}

@@ -1,0 +1,135 @@
+//! Moving a staged batch into its table, set-based: per table and batch, at most one fill of
+//! unchanged columns per such column, one DELETE of every touched key, one INSERT of the final
+//! rows. Target tables carry no key constraint (DuckDB's indexes are costly to maintain and
+//! reject a delete and re-insert of one key in one transaction), so "upsert" is delete + insert.
+
+use crate::ddl::qualified;
+use crate::error::{Context, DuckdbError};
+use crate::stage::{describe_key, Stage, OP_DELETE, OP_UPSERT};
+use crate::types::{from_wire, ident, to_db, to_wire, wire_type};
+use duckdb::Connection;
+use zetl_core::batch::{KeyedOp, TableBatch};
+use zetl_core::{ChangeKind, Row, TableSchema};
+
+pub fn apply_table(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
+    let target = qualified(&schema.id);
+    if batch.truncate {
+        conn.execute_batch(&format!("DELETE FROM {target}"))
+            .context(|| format!("truncating {}", schema.id))?;
+    }
+    if !schema.key_columns().is_empty() {
+        apply_keyed(conn, stage, batch)?;
+    } else {
+        apply_in_order(conn, stage, &batch.unkeyed)?;
+    }
+    Ok(())
+}
+
+fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
+    let ops = batch.keyed_ops().map(|op| match op {
+        KeyedOp::Upsert(row) => (OP_UPSERT, row),
+        KeyedOp::Delete(row) => (OP_DELETE, row),
+    });
+    let unchanged = stage.load(conn, ops)?;
+    let target = qualified(&schema.id);
+    let staged = stage.sql_name();
+    let key_match = schema
+        .key_columns()
+        .iter()
+        .map(|&i| {
+            let c = &schema.columns[i];
+            let n = ident(&c.name);
+            format!("t.{n} = {}", from_wire(&c.ty, &format!("s.{n}")))
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    for i in unchanged {
+        let c = &schema.columns[i];
+        let n = ident(&c.name);
+        conn.execute_batch(&format!(
+            "UPDATE {staged} AS s SET {n} = {} FROM {target} AS t \
+             WHERE {key_match} AND s._zetl_u LIKE '%,{i},%'",
+            to_wire(&c.ty, &format!("t.{n}"))
+        ))
+        .context(|| format!("keeping unchanged column {} of {}", c.name, schema.id))?;
+    }
+    conn.execute_batch(&format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}"))
+        .context(|| format!("deleting changed rows of {}", schema.id))?;
+    insert_staged(conn, stage, &format!("WHERE _zetl_op = {OP_UPSERT}"))?;
+    stage.clear(conn)
+}
+
+/// Inserts staged rows into the table, converting from the staged form.
+pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
+    let names: Vec<String> = schema.columns.iter().map(|c| ident(&c.name)).collect();
+    let exprs: Vec<String> =
+        schema.columns.iter().map(|c| from_wire(&c.ty, &ident(&c.name))).collect();
+    conn.execute_batch(&format!(
+        "INSERT INTO {} ({}) SELECT {} FROM {} {filter}",
+        qualified(&schema.id),
+        names.join(", "),
+        exprs.join(", "),
+        stage.sql_name()
+    ))
+    .context(|| format!("inserting into {}", schema.id))
+}
+
+/// Tables without a key: inserts in bulk, and each delete removes exactly one matching row
+/// (a keyless table may hold identical rows), in source order.
+fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind]) -> Result<(), DuckdbError> {
+    let mut inserts: Vec<&Row> = Vec::new();
+    for change in changes {
+        match change {
+            ChangeKind::Insert { row } => inserts.push(row),
+            ChangeKind::Update { old, row } => {
+                flush_inserts(conn, stage, &mut inserts)?;
+                if let Some(old) = old {
+                    delete_one(conn, &stage.schema, old)?;
+                }
+                inserts.push(row);
+            }
+            ChangeKind::Delete { old } => {
+                flush_inserts(conn, stage, &mut inserts)?;
+                delete_one(conn, &stage.schema, old)?;
+            }
+        }
+    }
+    flush_inserts(conn, stage, &mut inserts)
+}
+
+fn flush_inserts(conn: &Connection, stage: &Stage, rows: &mut Vec<&Row>) -> Result<(), DuckdbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    stage.load(conn, rows.drain(..).map(|r| (OP_UPSERT, r)))?;
+    insert_staged(conn, stage, "")?;
+    stage.clear(conn)
+}
+
+fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row) -> Result<(), DuckdbError> {
+    let target = qualified(&schema.id);
+    let cond = schema
+        .columns
+        .iter()
+        .map(|c| {
+            let param = from_wire(&c.ty, &format!("CAST(? AS {})", wire_type(&c.ty)));
+            format!("{} IS NOT DISTINCT FROM {param}", ident(&c.name))
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let params: Vec<duckdb::types::Value> =
+        schema.columns.iter().zip(old).map(|(c, v)| to_db(v, &c.ty)).collect();
+    let deleted = conn
+        .execute(
+            &format!("DELETE FROM {target} WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} LIMIT 1)"),
+            duckdb::params_from_iter(params),
+        )
+        .context(|| format!("deleting a row of {}", schema.id))?;
+    if deleted == 0 {
+        tracing::warn!(table = %schema.id, row = %describe_key(schema, old), "row to delete not found at the target");
+    }
+    Ok(())
+}

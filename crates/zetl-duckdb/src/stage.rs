@@ -1,0 +1,128 @@
+//! Staging tables: changes reach a table by bulk-appending them into a temporary table of the
+//! same shape, then one set-based statement per step moves them (see `merge`). Temporary tables
+//! are not written to DuckDB's WAL, so staging costs no disk writes.
+
+use crate::error::{Context, DuckdbError};
+use crate::types::{ident, to_db, wire_type};
+use duckdb::types::Value as Db;
+use duckdb::Connection;
+use std::collections::BTreeSet;
+use zetl_core::{Row, TableSchema, Value};
+
+pub const OP_UPSERT: u8 = 0;
+pub const OP_DELETE: u8 = 1;
+
+pub struct Stage {
+    pub name: String,
+    pub schema: TableSchema,
+}
+
+impl Stage {
+    pub fn create(conn: &Connection, schema: &TableSchema, number: usize) -> Result<Stage, DuckdbError> {
+        let name = format!("_zetl_stage_{number}");
+        let cols: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", ident(&c.name), wire_type(&c.ty)))
+            .collect();
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS temp.{n}; CREATE TEMP TABLE {n} ({}, _zetl_op UTINYINT, _zetl_u VARCHAR)",
+            cols.join(", "),
+            n = ident(&name)
+        ))
+        .context(|| format!("creating staging table for {}", schema.id))?;
+        Ok(Stage { name, schema: schema.clone() })
+    }
+
+    pub fn sql_name(&self) -> String {
+        format!("temp.{}", ident(&self.name))
+    }
+
+    /// Appends rows; returns the indexes of columns that some row left unchanged.
+    pub fn load<'a>(
+        &self,
+        conn: &Connection,
+        rows: impl Iterator<Item = (u8, &'a Row)>,
+    ) -> Result<BTreeSet<usize>, DuckdbError> {
+        let mut unchanged = BTreeSet::new();
+        let mut appender = conn
+            .appender_to_catalog_and_db(&self.name, "temp", "main")
+            .context(|| format!("opening the appender for {}", self.schema.id))?;
+        let width = self.schema.columns.len();
+        for (op, row) in rows {
+            let mut values: Vec<Db> = Vec::with_capacity(width + 2);
+            let mut mask = String::new();
+            for (i, col) in self.schema.columns.iter().enumerate() {
+                let v = row.get(i).unwrap_or(&Value::Null);
+                if matches!(v, Value::Unchanged) {
+                    unchanged.insert(i);
+                    mask.push_str(&format!(",{i}"));
+                }
+                values.push(to_db(v, &col.ty));
+            }
+            values.push(Db::UTinyInt(op));
+            values.push(if mask.is_empty() { Db::Null } else { Db::Text(format!("{mask},")) });
+            appender
+                .append_row(duckdb::appender_params_from_iter(values))
+                .map_err(|e| DuckdbError::Row {
+                    table: self.schema.id.to_string(),
+                    key: describe_key(&self.schema, row),
+                    cause: e.to_string(),
+                })?;
+        }
+        appender.flush().map_err(|e| DuckdbError::Row {
+            table: self.schema.id.to_string(),
+            key: "(in the last rows appended)".into(),
+            cause: e.to_string(),
+        })?;
+        Ok(unchanged)
+    }
+
+    pub fn clear(&self, conn: &Connection) -> Result<(), DuckdbError> {
+        conn.execute_batch(&format!("DELETE FROM {}", self.sql_name()))
+            .context(|| format!("clearing staging for {}", self.schema.id))
+    }
+}
+
+/// The key of a row for error messages: `(id=42)`, or the first columns of a keyless row.
+pub fn describe_key(schema: &TableSchema, row: &Row) -> String {
+    let cols: Vec<usize> = match schema.key_columns() {
+        [] => (0..schema.columns.len().min(3)).collect(),
+        k => k.to_vec(),
+    };
+    let parts: Vec<String> = cols
+        .iter()
+        .map(|&i| {
+            let v = row.get(i).map(short).unwrap_or_else(|| "?".into());
+            format!("{}={v}", schema.columns[i].name)
+        })
+        .collect();
+    format!("({})", parts.join(", "))
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "NULL".into(),
+        Value::Unchanged => "(unchanged)".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bytes(b) => format!("<{} bytes>", b.len()),
+        Value::Array(a) => format!("<array of {}>", a.len()),
+        Value::Decimal(s)
+        | Value::Text(s)
+        | Value::Date(s)
+        | Value::Time(s)
+        | Value::Timestamp(s)
+        | Value::TimestampTz(s)
+        | Value::Interval(s)
+        | Value::Uuid(s)
+        | Value::Json(s) => s.clone(),
+    };
+    if s.chars().count() > 64 {
+        format!("{}…", s.chars().take(64).collect::<String>())
+    } else {
+        s
+    }
+}

@@ -1,0 +1,92 @@
+//! zetl's bookkeeping in the target: the `_zetl` schema, created and upgraded by the versioned
+//! SQL files in migrations/duckdb, the checkpoint row and per-table state.
+
+use crate::error::{Context, DuckdbError};
+use duckdb::{params, Connection, OptionalExt};
+use zetl_core::{Checkpoint, Phase, Position, TableId};
+
+/// Migrations in order; the index + 1 is the version they bring the schema to.
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/duckdb/0001_state.sql")];
+
+pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {
+    conn.execute_batch(MIGRATIONS[0]).context(|| "creating the _zetl schema".into())?;
+    let found: i64 = conn
+        .query_row("SELECT coalesce(max(version), 0) FROM _zetl.schema_version", [], |r| r.get(0))
+        .context(|| "reading _zetl.schema_version".into())?;
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(DuckdbError::NewerSchema { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; INSERT INTO _zetl.schema_version VALUES ({version}, now()); COMMIT;"
+        ))
+        .context(|| format!("applying migration {version}"))?;
+    }
+    Ok(())
+}
+
+pub fn load_checkpoint(conn: &Connection, integration: &str) -> Result<Option<Checkpoint>, DuckdbError> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT position, phase FROM _zetl.checkpoints WHERE integration = ?",
+            params![integration],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .context(|| "reading the checkpoint".into())?;
+    row.map(|(position, phase)| {
+        let phase = Phase::parse(&phase)
+            .ok_or_else(|| DuckdbError::State(format!("unknown phase `{phase}` in _zetl.checkpoints")))?;
+        Ok(Checkpoint { position: Position(position), phase })
+    })
+    .transpose()
+}
+
+pub fn store_checkpoint(conn: &Connection, integration: &str, checkpoint: &Checkpoint) -> Result<(), DuckdbError> {
+    conn.execute(
+        "INSERT INTO _zetl.checkpoints VALUES (?, ?, ?, now()) \
+         ON CONFLICT (integration) DO UPDATE SET position = excluded.position, \
+         phase = excluded.phase, updated_at = excluded.updated_at",
+        params![integration, checkpoint.position.0, checkpoint.phase.as_str()],
+    )
+    .context(|| "storing the checkpoint".into())?;
+    Ok(())
+}
+
+pub fn set_table_state(
+    conn: &Connection,
+    integration: &str,
+    table: &TableId,
+    state: &str,
+    rows: u64,
+) -> Result<(), DuckdbError> {
+    conn.execute(
+        "INSERT INTO _zetl.tables VALUES (?, ?, ?, ?, ?, now()) \
+         ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
+         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at",
+        params![integration, table.schema, table.name, state, rows as i64],
+    )
+    .context(|| format!("recording the state of {table}"))?;
+    Ok(())
+}
+
+/// Tables this integration wrote, to be emptied before a fresh initial copy.
+pub fn known_tables(conn: &Connection, integration: &str) -> Result<Vec<TableId>, DuckdbError> {
+    let mut stmt = conn
+        .prepare("SELECT table_schema, table_name FROM _zetl.tables WHERE integration = ?")
+        .context(|| "listing tables".into())?;
+    let rows = stmt
+        .query_map(params![integration], |r| Ok(TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .context(|| "listing tables".into())?;
+    rows.collect::<Result<Vec<_>, _>>().context(|| "listing tables".into())
+}
+
+pub fn forget(conn: &Connection, integration: &str) -> Result<(), DuckdbError> {
+    conn.execute("DELETE FROM _zetl.checkpoints WHERE integration = ?", params![integration])
+        .context(|| "forgetting the checkpoint".into())?;
+    conn.execute("DELETE FROM _zetl.tables WHERE integration = ?", params![integration])
+        .context(|| "forgetting table state".into())?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the quick start need on a fresh machine. Idempotent.
+#   - libduckdb.so (prebuilt, from the npm registry) into .tools/duckdb: the DuckDB target links
+#     it instead of compiling DuckDB's C++ (over an hour on 2 cores).
+#   - the duckdb CLI (PyPI duckdb-cli) to look at the warehouse file, same DuckDB version.
+#   - moto's server mode (PyPI) for the DynamoDB tests.
+#   - PostgreSQL 15 and MariaDB server binaries, if missing (Debian packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUCKDB_VERSION=1.5.6            # must match the duckdb crate (=1.10506.0) in Cargo.toml
+DUCKDB_NPM="@duckdb/node-bindings-linux-x64@${DUCKDB_VERSION}-r.1"
+TOOLS="$PWD/.tools"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+need_apt=()
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql postgresql-client)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
+command -v pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -f "$TOOLS/duckdb/libduckdb.so" ] || [ "$(cat "$TOOLS/duckdb/VERSION" 2>/dev/null)" != "$DUCKDB_VERSION" ]; then
+  say "fetching libduckdb $DUCKDB_VERSION"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "$DUCKDB_NPM" >/dev/null && tar xzf ./*.tgz)
+  mkdir -p "$TOOLS/duckdb"
+  cp "$tmp/package/libduckdb.so" "$TOOLS/duckdb/"
+  echo "$DUCKDB_VERSION" > "$TOOLS/duckdb/VERSION"
+  rm -rf "$tmp"
+fi
+
+pip_missing=()
+python3 -c 'import moto.server, flask' >/dev/null 2>&1 || pip_missing+=("moto[server]")
+command -v duckdb >/dev/null 2>&1 || pip_missing+=("duckdb-cli==${DUCKDB_VERSION}")
+if [ ${#pip_missing[@]} -gt 0 ]; then
+  say "pip installing ${pip_missing[*]}"
+  python3 -m pip install -q --disable-pip-version-check "${pip_missing[@]}"
+fi
+say "ready"
