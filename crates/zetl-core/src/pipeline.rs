@@ -95,7 +95,7 @@ impl<T: Target> Writer<T> {
         loop {
             let event = if self.open && !self.in_source_txn && self.pending_txns > 0 {
                 let left = max_wait.saturating_sub(self.opened_at.elapsed());
-                match runtime.block_on(tokio::time::timeout(left, events.recv())) {
+                match runtime.block_on(async { tokio::time::timeout(left, events.recv()).await }) {
                     Ok(e) => e,
                     Err(_) => {
                         self.commit()?;
@@ -123,7 +123,12 @@ impl<T: Target> Writer<T> {
     fn handle(&mut self, event: SourceEvent) -> Result<(), PipelineError> {
         match event {
             SourceEvent::Schema(schema) => {
-                if self.open && self.target.alter_needs_commit(&schema).map_err(target_err)? {
+                if self.open
+                    && self
+                        .target
+                        .alter_needs_commit(&schema)
+                        .map_err(target_err)?
+                {
                     if self.txn_changes > 0 {
                         tracing::warn!(table = %schema.id, "a source transaction changed the table's columns after changing its rows; its first part is committed separately");
                     }

@@ -12,6 +12,9 @@ pub trait Target: Send {
     /// The checkpoint stored for this integration, if any.
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Self::Error>;
 
+    /// Tables whose initial copy this target has committed.
+    fn copied_tables(&mut self) -> Result<Vec<TableId>, Self::Error>;
+
     /// Opens a target transaction; everything until `commit` becomes visible at once.
     fn begin(&mut self) -> Result<(), Self::Error>;
 

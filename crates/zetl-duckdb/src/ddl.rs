@@ -12,7 +12,10 @@ pub fn qualified(table: &TableId) -> String {
 }
 
 /// Columns the target table has now, `None` when it does not exist.
-fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(String, String)>>, DuckdbError> {
+fn existing_columns(
+    conn: &Connection,
+    table: &TableId,
+) -> Result<Option<Vec<(String, String)>>, DuckdbError> {
     let mut stmt = conn
         .prepare(
             "SELECT column_name, data_type FROM duckdb_columns() \
@@ -21,7 +24,9 @@ fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(St
         )
         .context(|| format!("reading the columns of {table}"))?;
     let cols = stmt
-        .query_map(params![table.schema, table.name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map(params![table.schema, table.name], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .context(|| format!("reading the columns of {table}"))?
         .collect::<Result<Vec<(String, String)>, _>>()
         .context(|| format!("reading the columns of {table}"))?;
@@ -31,8 +36,11 @@ fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(St
 pub fn ensure_table(conn: &Connection, schema: &TableSchema) -> Result<(), DuckdbError> {
     let table = &schema.id;
     let name = qualified(table);
-    conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)))
-        .context(|| format!("creating schema {}", table.schema))?;
+    conn.execute_batch(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        ident(&table.schema)
+    ))
+    .context(|| format!("creating schema {}", table.schema))?;
     match existing_columns(conn, table)? {
         None => {
             let cols: Vec<String> = schema

@@ -15,7 +15,11 @@ pub enum DuckdbError {
         source: duckdb::Error,
     },
     #[error("table {table}, key {key}: cannot write the row: {cause}")]
-    Row { table: String, key: String, cause: String },
+    Row {
+        table: String,
+        key: String,
+        cause: String,
+    },
     #[error("the target's _zetl schema is at version {found}, newer than this zetl knows ({known}); upgrade zetl")]
     NewerSchema { found: i64, known: i64 },
     #[error("{0}")]
@@ -29,6 +33,9 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, duckdb::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, DuckdbError> {
-        self.map_err(|source| DuckdbError::Sql { context: what(), source })
+        self.map_err(|source| DuckdbError::Sql {
+            context: what(),
+            source,
+        })
     }
 }

@@ -11,7 +11,11 @@ use duckdb::Connection;
 use zetl_core::batch::{KeyedOp, TableBatch};
 use zetl_core::{ChangeKind, Row, TableSchema};
 
-pub fn apply_table(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(), DuckdbError> {
+pub fn apply_table(
+    conn: &Connection,
+    stage: &Stage,
+    batch: &TableBatch,
+) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let target = qualified(&schema.id);
     if batch.truncate {
@@ -55,8 +59,10 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(
         ))
         .context(|| format!("keeping unchanged column {} of {}", c.name, schema.id))?;
     }
-    conn.execute_batch(&format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}"))
-        .context(|| format!("deleting changed rows of {}", schema.id))?;
+    conn.execute_batch(&format!(
+        "DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}"
+    ))
+    .context(|| format!("deleting changed rows of {}", schema.id))?;
     insert_staged(conn, stage, &format!("WHERE _zetl_op = {OP_UPSERT}"))?;
     stage.clear(conn)
 }
@@ -65,8 +71,11 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(
 pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let names: Vec<String> = schema.columns.iter().map(|c| ident(&c.name)).collect();
-    let exprs: Vec<String> =
-        schema.columns.iter().map(|c| from_wire(&c.ty, &ident(&c.name))).collect();
+    let exprs: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| from_wire(&c.ty, &ident(&c.name)))
+        .collect();
     conn.execute_batch(&format!(
         "INSERT INTO {} ({}) SELECT {} FROM {} {filter}",
         qualified(&schema.id),
@@ -79,7 +88,11 @@ pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(
 
 /// Tables without a key: inserts in bulk, and each delete removes exactly one matching row
 /// (a keyless table may hold identical rows), in source order.
-fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind]) -> Result<(), DuckdbError> {
+fn apply_in_order(
+    conn: &Connection,
+    stage: &Stage,
+    changes: &[ChangeKind],
+) -> Result<(), DuckdbError> {
     let mut inserts: Vec<&Row> = Vec::new();
     for change in changes {
         match change {
@@ -100,7 +113,11 @@ fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind]) -> R
     flush_inserts(conn, stage, &mut inserts)
 }
 
-fn flush_inserts(conn: &Connection, stage: &Stage, rows: &mut Vec<&Row>) -> Result<(), DuckdbError> {
+fn flush_inserts(
+    conn: &Connection,
+    stage: &Stage,
+    rows: &mut Vec<&Row>,
+) -> Result<(), DuckdbError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -120,8 +137,12 @@ fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row) -> Result<(), 
         })
         .collect::<Vec<_>>()
         .join(" AND ");
-    let params: Vec<duckdb::types::Value> =
-        schema.columns.iter().zip(old).map(|(c, v)| to_db(v, &c.ty)).collect();
+    let params: Vec<duckdb::types::Value> = schema
+        .columns
+        .iter()
+        .zip(old)
+        .map(|(c, v)| to_db(v, &c.ty))
+        .collect();
     let deleted = conn
         .execute(
             &format!("DELETE FROM {target} WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} LIMIT 1)"),

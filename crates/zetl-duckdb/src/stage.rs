@@ -18,7 +18,11 @@ pub struct Stage {
 }
 
 impl Stage {
-    pub fn create(conn: &Connection, schema: &TableSchema, number: usize) -> Result<Stage, DuckdbError> {
+    pub fn create(
+        conn: &Connection,
+        schema: &TableSchema,
+        number: usize,
+    ) -> Result<Stage, DuckdbError> {
         let name = format!("_zetl_stage_{number}");
         let cols: Vec<String> = schema
             .columns
@@ -31,7 +35,10 @@ impl Stage {
             n = ident(&name)
         ))
         .context(|| format!("creating staging table for {}", schema.id))?;
-        Ok(Stage { name, schema: schema.clone() })
+        Ok(Stage {
+            name,
+            schema: schema.clone(),
+        })
     }
 
     pub fn sql_name(&self) -> String {
@@ -61,7 +68,11 @@ impl Stage {
                 values.push(to_db(v, &col.ty));
             }
             values.push(Db::UTinyInt(op));
-            values.push(if mask.is_empty() { Db::Null } else { Db::Text(format!("{mask},")) });
+            values.push(if mask.is_empty() {
+                Db::Null
+            } else {
+                Db::Text(format!("{mask},"))
+            });
             appender
                 .append_row(duckdb::appender_params_from_iter(values))
                 .map_err(|e| DuckdbError::Row {

@@ -1,1 +1,105 @@
-fn main() {}
+//! `zetl`: run, check and watch one Zero-ETL integration.
+//!
+//! Exit codes (docs/operations.md): 0 success or clean stop, 1 replication error,
+//! 2 configuration error, 3 a `check` failed.
+
+mod check;
+mod logging;
+mod run;
+mod status;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "zetl",
+    version,
+    about = "Zero-ETL replication: PostgreSQL into DuckDB, exactly once"
+)]
+struct Cli {
+    /// Log format: text for people, json for machines. Levels come from RUST_LOG.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Copy the matching tables, then stream every change until stopped (Ctrl-C / SIGTERM).
+    Run(Target),
+    /// Check the config, connectivity and server prerequisites without changing anything.
+    Check(Target),
+    /// Show phase, position, lag and per-table state.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every two seconds.
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// The YAML file declaring the integrations.
+    #[arg(short, long, default_value = "zetl.yaml")]
+    config: PathBuf,
+    /// Which integration (may be left out when the file holds one).
+    #[arg(short, long)]
+    integration: Option<String>,
+}
+
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+pub const EXIT_CHECK: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zetl: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Run(t) => run::run(&t.config, t.integration.as_deref()).await,
+            Command::Check(t) => check::check(&t.config, t.integration.as_deref()).await,
+            Command::Status {
+                target,
+                json,
+                watch,
+            } => status::status(&target.config, target.integration.as_deref(), json, watch).await,
+        }
+    });
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = if e.downcast_ref::<zetl_core::ConfigError>().is_some() {
+                EXIT_CONFIG
+            } else {
+                EXIT_FAILED
+            };
+            tracing::error!("{e:#}");
+            eprintln!("zetl: error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! What `zetl status` reads from a DuckDB target.
+
+use crate::error::{Context, DuckdbError};
+use duckdb::{params, AccessMode, Config, Connection, OptionalExt};
+use std::path::Path;
+
+#[derive(Debug, Default)]
+pub struct TableStatus {
+    pub schema: String,
+    pub name: String,
+    pub state: String,
+    pub rows_copied: i64,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Default)]
+pub struct TargetStatus {
+    pub phase: Option<String>,
+    pub position: Option<String>,
+    pub updated_at: Option<String>,
+    pub tables: Vec<TableStatus>,
+}
+
+/// Opens the file read-only. DuckDB lets one process write a file, so while `zetl run` holds
+/// it this fails with a lock error the caller reports.
+pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, DuckdbError> {
+    if !path.exists() {
+        return Ok(TargetStatus::default());
+    }
+    let config = Config::default()
+        .access_mode(AccessMode::ReadOnly)
+        .map_err(|source| DuckdbError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let conn = Connection::open_with_flags(path, config).map_err(|source| DuckdbError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let has_state: bool = conn
+        .query_row("SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = '_zetl' AND table_name = 'checkpoints'", [], |r| r.get(0))
+        .context(|| "looking for _zetl".into())?;
+    if !has_state {
+        return Ok(TargetStatus::default());
+    }
+    let mut status = TargetStatus::default();
+    let cp: Option<(String, String, String)> = conn
+        .query_row(
+            "SELECT phase, position, CAST(updated_at AS VARCHAR) FROM _zetl.checkpoints WHERE integration = ?",
+            params![integration],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .context(|| "reading the checkpoint".into())?;
+    if let Some((phase, position, at)) = cp {
+        status.phase = Some(phase);
+        status.position = Some(position);
+        status.updated_at = Some(at);
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_schema, table_name, state, rows_copied, CAST(updated_at AS VARCHAR) FROM _zetl.tables \
+             WHERE integration = ? ORDER BY 1, 2",
+        )
+        .context(|| "reading table state".into())?;
+    let rows = stmt
+        .query_map(params![integration], |r| {
+            Ok(TableStatus {
+                schema: r.get(0)?,
+                name: r.get(1)?,
+                state: r.get(2)?,
+                rows_copied: r.get(3)?,
+                updated_at: r.get(4)?,
+            })
+        })
+        .context(|| "reading table state".into())?;
+    status.tables = rows
+        .collect::<Result<_, _>>()
+        .context(|| "reading table state".into())?;
+    Ok(status)
+}

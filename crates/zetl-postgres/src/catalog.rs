@@ -1,0 +1,202 @@
+//! What the source's catalog says: prerequisites, the tables that match the filters, their
+//! columns, keys and replica identity, and the types that have no fixed OID.
+
+use crate::error::{PgError, SqlContext};
+use crate::types::{map_type, TypeCatalog};
+use tokio_postgres::Client;
+use zetl_core::filter::TableFilter;
+use zetl_core::{Column, RowIdentity, TableId, TableSchema};
+
+/// A source table as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub id: TableId,
+    pub oid: u32,
+    /// `pg_class.relreplident`: d(efault) n(othing) f(ull) i(ndex).
+    pub replica_identity: u8,
+    pub primary_key: Vec<String>,
+    pub identity_index: Vec<String>,
+    pub partitioned: bool,
+    pub pages: i64,
+    pub estimated_rows: f64,
+}
+
+impl TableInfo {
+    /// Publishing a table with no replica identity makes the source reject its UPDATEs and
+    /// DELETEs, so such tables are published for inserts only (see `publication`).
+    pub fn has_identity(&self) -> bool {
+        match self.replica_identity {
+            b'f' => true,
+            b'i' => !self.identity_index.is_empty(),
+            b'd' => !self.primary_key.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The key used at the target: the primary key where there is one, then the identity
+    /// index, then the whole row (REPLICA IDENTITY FULL).
+    pub fn identity(&self, columns: &[Column]) -> RowIdentity {
+        let index_of = |names: &[String]| -> Option<Vec<usize>> {
+            names
+                .iter()
+                .map(|n| columns.iter().position(|c| &c.name == n))
+                .collect()
+        };
+        if let Some(k) = (!self.primary_key.is_empty())
+            .then(|| index_of(&self.primary_key))
+            .flatten()
+        {
+            return RowIdentity::Key(k);
+        }
+        if self.replica_identity == b'i' {
+            if let Some(k) = (!self.identity_index.is_empty())
+                .then(|| index_of(&self.identity_index))
+                .flatten()
+            {
+                return RowIdentity::Key(k);
+            }
+        }
+        if self.replica_identity == b'f' {
+            RowIdentity::FullRow
+        } else {
+            RowIdentity::None
+        }
+    }
+}
+
+pub async fn check_wal_level(client: &Client) -> Result<(), PgError> {
+    let row = client
+        .query_one("SHOW wal_level", &[])
+        .await
+        .ctx(|| "reading wal_level".into())?;
+    let level: String = row.get(0);
+    if level != "logical" {
+        return Err(PgError::Prerequisite(format!(
+            "wal_level is `{level}`; logical replication needs `logical`: run \
+             `ALTER SYSTEM SET wal_level = logical` and restart PostgreSQL"
+        )));
+    }
+    Ok(())
+}
+
+const KEY_COLUMNS: &str = "SELECT array_agg(a.attname::text ORDER BY k.ord) \
+     FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
+     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+     WHERE i.indrelid = c.oid AND ";
+
+/// User tables (not partitions: their parent is published with `publish_via_partition_root`).
+pub async fn list_tables(client: &Client, filter: &TableFilter) -> Result<Vec<TableInfo>, PgError> {
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text, c.relkind::text, \
+                c.relpages::int8, c.reltuples::float8, \
+                ({KEY_COLUMNS} i.indisprimary) AS pk, ({KEY_COLUMNS} i.indisreplident) AS ri \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_zetl') \
+           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+         ORDER BY 2, 3"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .ctx(|| "listing tables".into())?;
+    let mut tables = Vec::new();
+    for row in rows {
+        let id = TableId::new(row.get::<_, String>(1), row.get::<_, String>(2));
+        if !filter.matches(&id) {
+            continue;
+        }
+        let ident: String = row.get(3);
+        let kind: String = row.get(4);
+        tables.push(TableInfo {
+            id,
+            oid: row.get(0),
+            replica_identity: ident.as_bytes().first().copied().unwrap_or(b'd'),
+            primary_key: row.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
+            identity_index: row.get::<_, Option<Vec<String>>>(8).unwrap_or_default(),
+            partitioned: kind == "p",
+            pages: row.get(5),
+            estimated_rows: row.get(6),
+        });
+    }
+    Ok(tables)
+}
+
+pub async fn type_catalog(client: &Client) -> Result<TypeCatalog, PgError> {
+    let mut catalog = TypeCatalog::default();
+    let rows = client
+        .query(
+            "SELECT t.oid, t.typname::text, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) \
+             FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY 1, 2",
+            &[],
+        )
+        .await
+        .ctx(|| "reading enum types".into())?;
+    for r in rows {
+        catalog.enums.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    let rows = client
+        .query(
+            "SELECT oid, typname::text, typelem, typcategory::text FROM pg_type",
+            &[],
+        )
+        .await
+        .ctx(|| "reading types".into())?;
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let elem: u32 = r.get(2);
+        let category: String = r.get(3);
+        if category == "A" && elem != 0 {
+            catalog.arrays.insert(oid, elem);
+        }
+        catalog.names.insert(oid, r.get(1));
+    }
+    Ok(catalog)
+}
+
+/// The table's columns in attribute order, which is the order pgoutput sends them in
+/// (generated columns are not sent by PostgreSQL 15, so they are left out here too).
+pub async fn table_schema(
+    client: &Client,
+    table: &TableInfo,
+    types: &TypeCatalog,
+) -> Result<TableSchema, PgError> {
+    let rows = client
+        .query(
+            "SELECT attname::text, atttypid, atttypmod, attnotnull FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+            &[&table.oid],
+        )
+        .await
+        .ctx(|| format!("reading the columns of {}", table.id))?;
+    let columns: Vec<Column> = rows
+        .iter()
+        .map(|r| {
+            let (ty, source_type) = map_type(r.get(1), r.get(2), types);
+            Column {
+                name: r.get(0),
+                ty,
+                source_type,
+                nullable: !r.get::<_, bool>(3),
+            }
+        })
+        .collect();
+    let identity = table.identity(&columns);
+    Ok(TableSchema {
+        id: table.id.clone(),
+        columns,
+        identity,
+    })
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn quote_table(id: &TableId) -> String {
+    format!("{}.{}", quote_ident(&id.schema), quote_ident(&id.name))
+}
+
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}

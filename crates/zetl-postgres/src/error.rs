@@ -1,0 +1,77 @@
+use crate::pgoutput::DecodeError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PgError {
+    #[error("invalid source url: {0}")]
+    Url(String),
+    #[error("cannot connect to PostgreSQL at {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("authentication as `{user}` failed: {reason}")]
+    Auth { user: String, reason: String },
+    #[error("PostgreSQL refused {what}: {message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    Server {
+        what: String,
+        code: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("PostgreSQL {what}: {source}")]
+    Sql {
+        what: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("replication connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unexpected replication protocol message: {0}")]
+    Protocol(String),
+    #[error("cannot decode WAL at {lsn}: {source}")]
+    Decode {
+        lsn: String,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("table {table}, column {column}: {reason}")]
+    Value {
+        table: String,
+        column: String,
+        reason: String,
+    },
+    #[error("the source is not ready for replication: {0}")]
+    Prerequisite(String),
+    #[error("the pipeline stopped")]
+    PipelineClosed,
+}
+
+impl PgError {
+    /// Whether reconnecting may help (the server restarted, the network blinked).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PgError::Connect { .. } | PgError::Io(_) => true,
+            PgError::Sql { source, .. } => source.is_closed() || source.code().is_none(),
+            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 55006 object in use (slot still held by a dying walsender)
+            PgError::Server { code, .. } => {
+                matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "55006")
+            }
+            _ => false,
+        }
+    }
+}
+
+pub(crate) trait SqlContext<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, PgError>;
+}
+
+impl<T> SqlContext<T> for Result<T, tokio_postgres::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, PgError> {
+        self.map_err(|source| PgError::Sql {
+            what: what(),
+            source,
+        })
+    }
+}

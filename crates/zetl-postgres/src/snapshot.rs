@@ -1,0 +1,255 @@
+//! The initial copy: every table read with `COPY … TO STDOUT` inside one exported snapshot, so
+//! the copy and the stream meet at the slot's consistent point. Big tables are split into
+//! ranges of pages (ctid ranges, which PostgreSQL 14+ scans directly) copied by several
+//! connections at once.
+
+use crate::catalog::{quote_ident, quote_literal, quote_table, TableInfo};
+use crate::conninfo::ConnInfo;
+use crate::copy_text::decode_row;
+use crate::error::{PgError, SqlContext};
+use bytes::{Buf, BytesMut};
+use futures_util::StreamExt;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use zetl_core::{Row, SourceEvent, TableId, TableSchema};
+
+/// Rows per event: large enough to amortise the channel, small enough to bound memory.
+const ROWS_PER_EVENT: usize = 4096;
+
+#[derive(Debug, Clone)]
+struct Job {
+    table: TableId,
+    schema: Arc<TableSchema>,
+    /// Page range `[from, to)`; `None` copies the whole table.
+    pages: Option<(i64, Option<i64>)>,
+}
+
+struct TableProgress {
+    jobs_left: usize,
+    rows: u64,
+    started: Instant,
+}
+
+pub struct SnapshotCopy<'a> {
+    pub info: &'a ConnInfo,
+    pub snapshot: &'a str,
+    pub parallelism: usize,
+    pub chunk_rows: u64,
+}
+
+impl SnapshotCopy<'_> {
+    /// Sends Schema and CopyStart for every table, then its rows, then CopyDone per table.
+    pub async fn run(
+        &self,
+        tables: &[(TableInfo, TableSchema)],
+        events: &mpsc::Sender<SourceEvent>,
+    ) -> Result<u64, PgError> {
+        let mut jobs = VecDeque::new();
+        let mut progress = HashMap::new();
+        for (info, schema) in tables {
+            send(events, SourceEvent::Schema(schema.clone())).await?;
+            send(events, SourceEvent::CopyStart(info.id.clone())).await?;
+            let schema = Arc::new(schema.clone());
+            let parts = self.split(info);
+            progress.insert(
+                info.id.clone(),
+                TableProgress {
+                    jobs_left: parts.len(),
+                    rows: 0,
+                    started: Instant::now(),
+                },
+            );
+            for pages in parts {
+                jobs.push_back(Job {
+                    table: info.id.clone(),
+                    schema: schema.clone(),
+                    pages,
+                });
+            }
+        }
+        let workers = self.parallelism.min(jobs.len()).max(1);
+        tracing::info!(
+            tables = tables.len(),
+            jobs = jobs.len(),
+            workers,
+            "initial copy starts"
+        );
+        let jobs = Arc::new(Mutex::new(jobs));
+        let progress = Arc::new(Mutex::new(progress));
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let (info, snapshot, jobs, progress, events) = (
+                self.info.clone(),
+                self.snapshot.to_string(),
+                jobs.clone(),
+                progress.clone(),
+                events.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                worker(&info, &snapshot, &jobs, &progress, &events).await
+            }));
+        }
+        let mut total = 0;
+        for h in handles {
+            total += h
+                .await
+                .map_err(|e| PgError::Protocol(format!("copy worker failed: {e}")))??;
+        }
+        Ok(total)
+    }
+
+    fn split(&self, table: &TableInfo) -> Vec<Option<(i64, Option<i64>)>> {
+        let chunks = (table.estimated_rows / self.chunk_rows.max(1) as f64).ceil() as i64;
+        if table.partitioned || chunks <= 1 || table.pages <= 1 {
+            return vec![None];
+        }
+        let step = (table.pages + chunks - 1) / chunks;
+        let mut parts = Vec::new();
+        let mut from = 0;
+        while from + step < table.pages {
+            parts.push(Some((from, Some(from + step))));
+            from += step;
+        }
+        // The last range is open: the table may have grown since its statistics were taken.
+        parts.push(Some((from, None)));
+        parts
+    }
+}
+
+async fn worker(
+    info: &ConnInfo,
+    snapshot: &str,
+    jobs: &Mutex<VecDeque<Job>>,
+    progress: &Mutex<HashMap<TableId, TableProgress>>,
+    events: &mpsc::Sender<SourceEvent>,
+) -> Result<u64, PgError> {
+    let client = info.connect_sql().await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(snapshot)
+        ))
+        .await
+        .ctx(|| "joining the exported snapshot".into())?;
+    let mut total = 0;
+    while let Some(job) = jobs.lock().ok().and_then(|mut j| j.pop_front()) {
+        let rows = copy_job(&client, &job, events).await?;
+        total += rows;
+        let done = {
+            let mut p = progress
+                .lock()
+                .map_err(|_| PgError::Protocol("copy progress poisoned".into()))?;
+            p.get_mut(&job.table).and_then(|t| {
+                t.rows += rows;
+                t.jobs_left -= 1;
+                (t.jobs_left == 0).then_some((t.rows, t.started.elapsed()))
+            })
+        };
+        if let Some((rows, took)) = done {
+            let rate = rows as f64 / took.as_secs_f64().max(1e-3);
+            tracing::info!(table = %job.table, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
+            send(
+                events,
+                SourceEvent::CopyDone {
+                    table: job.table.clone(),
+                    rows,
+                },
+            )
+            .await?;
+        }
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .ctx(|| "ending the snapshot transaction".into())?;
+    Ok(total)
+}
+
+async fn copy_job(
+    client: &tokio_postgres::Client,
+    job: &Job,
+    events: &mpsc::Sender<SourceEvent>,
+) -> Result<u64, PgError> {
+    let cols: Vec<String> = job
+        .schema
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect();
+    let filter = match job.pages {
+        None => String::new(),
+        Some((from, None)) => format!(" WHERE ctid >= '({from},0)'::tid"),
+        Some((from, Some(to))) => {
+            format!(" WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid")
+        }
+    };
+    let sql = format!(
+        "COPY (SELECT {} FROM {}{filter}) TO STDOUT",
+        cols.join(", "),
+        quote_table(&job.table)
+    );
+    let stream = client
+        .copy_out(&sql)
+        .await
+        .ctx(|| format!("copying {}", job.table))?;
+    futures_util::pin_mut!(stream);
+    let mut buf = BytesMut::new();
+    let mut rows: Vec<Row> = Vec::with_capacity(ROWS_PER_EVENT);
+    let mut count = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ctx(|| format!("copying {}", job.table))?;
+        buf.extend_from_slice(&chunk);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line = buf.split_to(nl + 1);
+            rows.push(decode_row(&job.schema, &line[..nl])?);
+            if rows.len() == ROWS_PER_EVENT {
+                count += rows.len() as u64;
+                let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_EVENT));
+                send(
+                    events,
+                    SourceEvent::CopyRows {
+                        table: job.table.clone(),
+                        rows: full,
+                    },
+                )
+                .await?;
+            }
+        }
+        if buf.is_empty() {
+            buf.clear();
+        } else if buf.capacity() > (1 << 22) {
+            let rest = buf.split();
+            buf = BytesMut::from(rest.chunk());
+        }
+    }
+    if !buf.is_empty() {
+        return Err(PgError::Protocol(format!(
+            "COPY of {} ended inside a row",
+            job.table
+        )));
+    }
+    count += rows.len() as u64;
+    if !rows.is_empty() {
+        send(
+            events,
+            SourceEvent::CopyRows {
+                table: job.table.clone(),
+                rows,
+            },
+        )
+        .await?;
+    }
+    Ok(count)
+}
+
+pub(crate) async fn send(
+    events: &mpsc::Sender<SourceEvent>,
+    event: SourceEvent,
+) -> Result<(), PgError> {
+    events
+        .send(event)
+        .await
+        .map_err(|_| PgError::PipelineClosed)
+}

@@ -1,0 +1,297 @@
+//! The PostgreSQL source end to end: prerequisites, publications and slot, the initial copy in
+//! the slot's exported snapshot, then the stream; new tables picked up while streaming.
+
+use crate::catalog::{self, quote_ident, TableInfo};
+use crate::conninfo::ConnInfo;
+use crate::error::PgError;
+use crate::lsn::Lsn;
+use crate::publication::{self, append_name};
+use crate::replication::ReplicationConn;
+use crate::snapshot::{send, SnapshotCopy};
+use crate::stream::{Pause, Streamer};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::Client;
+use zetl_core::config::PostgresSourceConfig;
+use zetl_core::filter::TableFilter;
+use zetl_core::{Checkpoint, Phase, Position, SourceEvent, TableId, TableSchema};
+
+pub struct PgSource {
+    pub integration: String,
+    pub config: PostgresSourceConfig,
+    pub filter: TableFilter,
+    info: ConnInfo,
+}
+
+/// What the target knows when the source starts.
+pub struct StartState {
+    pub checkpoint: Option<Checkpoint>,
+    /// Tables whose copy the target has committed.
+    pub copied: HashSet<TableId>,
+}
+
+impl PgSource {
+    pub fn new(
+        integration: &str,
+        config: PostgresSourceConfig,
+        filter: TableFilter,
+    ) -> Result<Self, PgError> {
+        let info = ConnInfo::from_url(&config.url)?;
+        Ok(Self {
+            integration: integration.to_string(),
+            config,
+            filter,
+            info,
+        })
+    }
+
+    pub fn slot_name(&self) -> String {
+        self.config
+            .slot
+            .clone()
+            .unwrap_or_else(|| default_name(&self.integration))
+    }
+
+    pub fn publication_name(&self) -> String {
+        self.config
+            .publication
+            .clone()
+            .unwrap_or_else(|| default_name(&self.integration))
+    }
+
+    pub fn conn_info(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    /// Runs until `stop` turns true (at a transaction boundary) or an error.
+    pub async fn run(
+        &self,
+        start: StartState,
+        events: mpsc::Sender<SourceEvent>,
+        mut acks: watch::Receiver<Position>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), PgError> {
+        let sql = self.info.connect_sql().await?;
+        catalog::check_wal_level(&sql).await?;
+        let types = catalog::type_catalog(&sql).await?;
+        let tables = self.matching_tables(&sql).await?;
+        let slot = self.slot_name();
+        let publication = self.publication_name();
+        publication::sync_publications(&sql, &publication, &tables).await?;
+
+        let mut repl = ReplicationConn::connect(&self.info).await?;
+        let (start_lsn, mut copied) = match &start.checkpoint {
+            Some(Checkpoint {
+                phase: Phase::Streaming,
+                position,
+            }) => {
+                let lsn = Lsn::parse(&position.0).ok_or_else(|| {
+                    PgError::Protocol(format!("stored position `{position}` is not an LSN"))
+                })?;
+                self.check_slot(&sql, &slot, lsn).await?;
+                (lsn, start.copied.clone())
+            }
+            _ => {
+                // No initial copy was completed: start it over with a fresh slot.
+                publication::drop_slot(&sql, &slot).await?;
+                let row = repl
+                    .simple_query(&format!(
+                        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                        quote_ident(&slot)
+                    ))
+                    .await?;
+                let (lsn, snapshot) = match row
+                    .first()
+                    .map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten()))
+                {
+                    Some((Some(lsn), Some(snap))) => (lsn, snap),
+                    _ => {
+                        return Err(PgError::Protocol(
+                            "CREATE_REPLICATION_SLOT returned no snapshot".into(),
+                        ))
+                    }
+                };
+                let lsn = Lsn::parse(&lsn)
+                    .ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
+                tracing::info!(slot, consistent_point = %lsn, "created replication slot");
+                let with_schemas = self.schemas(&sql, &types, &tables).await?;
+                let copy = SnapshotCopy {
+                    info: &self.info,
+                    snapshot: &snapshot,
+                    parallelism: self.config.snapshot.parallelism,
+                    chunk_rows: self.config.snapshot.chunk_rows,
+                };
+                let rows = copy.run(&with_schemas, &events).await?;
+                tracing::info!(rows, tables = tables.len(), "initial copy complete");
+                send(
+                    &events,
+                    SourceEvent::SnapshotDone {
+                        position: Position(lsn.to_string()),
+                    },
+                )
+                .await?;
+                (lsn, tables.iter().map(|t| t.id.clone()).collect())
+            }
+        };
+
+        let mut streamer = Streamer::new(
+            &sql,
+            types,
+            tables.iter().map(|t| (t.id.clone(), t.clone())).collect(),
+            events.clone(),
+            start_lsn,
+        );
+        // Tables in the publication whose copy never completed (a crash during a copy made
+        // while streaming): copy them again now.
+        let missing: Vec<TableInfo> = tables
+            .iter()
+            .filter(|t| !copied.contains(&t.id))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.copy_new_tables(&sql, &mut streamer, &missing).await?;
+            copied.extend(missing.into_iter().map(|t| t.id));
+        }
+        let start_sql = format!(
+            "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '1', publication_names '{},{}')",
+            quote_ident(&slot),
+            publication.replace('\'', "''"),
+            append_name(&publication).replace('\'', "''"),
+        );
+        let mut stream = repl.start_replication(&start_sql).await?;
+        tracing::info!(slot, from = %start_lsn, "streaming");
+        let every = Duration::from_secs(self.config.table_discovery_secs.max(1));
+        loop {
+            match streamer
+                .run(&mut stream, &mut acks, &mut stop, every)
+                .await?
+            {
+                Pause::Stopped => return Ok(()),
+                Pause::Discover => {
+                    let now = self.matching_tables(&sql).await?;
+                    let new: Vec<TableInfo> = now
+                        .iter()
+                        .filter(|t| !streamer.tables.contains_key(&t.id))
+                        .cloned()
+                        .collect();
+                    if !new.is_empty() {
+                        publication::sync_publications(&sql, &publication, &now).await?;
+                        for t in &new {
+                            streamer.tables.insert(t.id.clone(), t.clone());
+                        }
+                        // The stream is not read meanwhile; status updates keep it alive.
+                        let acked = streamer.acked();
+                        let copy = self.copy_new_tables(&sql, &mut streamer, &new);
+                        tokio::pin!(copy);
+                        let mut tick = tokio::time::interval(Duration::from_secs(10));
+                        loop {
+                            tokio::select! {
+                                r = &mut copy => { r?; break; }
+                                _ = tick.tick() => stream.send_status(acked, acked, false).await?,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn matching_tables(&self, sql: &Client) -> Result<Vec<TableInfo>, PgError> {
+        let tables = catalog::list_tables(sql, &self.filter).await?;
+        for t in tables.iter().filter(|t| !t.has_identity()) {
+            tracing::warn!(
+                table = %t.id,
+                "table has no primary key or replica identity: only its inserts are replicated; to replicate updates and deletes run `ALTER TABLE {} REPLICA IDENTITY FULL` or add a primary key",
+                catalog::quote_table(&t.id)
+            );
+        }
+        Ok(tables)
+    }
+
+    async fn schemas(
+        &self,
+        sql: &Client,
+        types: &crate::types::TypeCatalog,
+        tables: &[TableInfo],
+    ) -> Result<Vec<(TableInfo, TableSchema)>, PgError> {
+        let mut out = Vec::with_capacity(tables.len());
+        for t in tables {
+            out.push((t.clone(), catalog::table_schema(sql, t, types).await?));
+        }
+        Ok(out)
+    }
+
+    /// Copies tables that joined while streaming. A temporary slot gives a snapshot and the
+    /// LSN it is consistent at; the stream then skips those tables' changes in transactions
+    /// that committed before it (they are in the copy), as PostgreSQL's own table sync does.
+    async fn copy_new_tables(
+        &self,
+        sql: &Client,
+        streamer: &mut Streamer<'_>,
+        tables: &[TableInfo],
+    ) -> Result<(), PgError> {
+        let mut repl = ReplicationConn::connect(&self.info).await?;
+        let temp = format!("{}_sync", self.slot_name());
+        let row = repl
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')",
+                quote_ident(&temp)
+            ))
+            .await?;
+        let (lsn, snapshot) = match row
+            .first()
+            .map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten()))
+        {
+            Some((Some(lsn), Some(snap))) => (lsn, snap),
+            _ => {
+                return Err(PgError::Protocol(
+                    "CREATE_REPLICATION_SLOT returned no snapshot".into(),
+                ))
+            }
+        };
+        let lsn = Lsn::parse(&lsn)
+            .ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
+        let types = catalog::type_catalog(sql).await?;
+        let with_schemas = self.schemas(sql, &types, tables).await?;
+        let copy = SnapshotCopy {
+            info: &self.info,
+            snapshot: &snapshot,
+            parallelism: 1,
+            chunk_rows: u64::MAX,
+        };
+        copy.run(&with_schemas, &streamer.events).await?;
+        for (t, schema) in with_schemas {
+            tracing::info!(table = %t.id, consistent_at = %lsn, "new table copied");
+            streamer.copied_at.insert(t.id.clone(), lsn);
+            streamer.remember_schema(schema);
+        }
+        streamer.types = types;
+        // Dropping the connection drops the temporary slot.
+        drop(repl);
+        Ok(())
+    }
+
+    async fn check_slot(&self, sql: &Client, slot: &str, stored: Lsn) -> Result<(), PgError> {
+        match publication::slot_state(sql, slot).await? {
+            None => Err(PgError::Prerequisite(format!(
+                "replication slot `{slot}` is gone, so changes since {stored} cannot be read; \
+                 resync the integration (drop its tables and `_zetl` rows in the target) to copy again"
+            ))),
+            Some(state) => {
+                if let Some(confirmed) = state.confirmed_flush {
+                    if confirmed > stored {
+                        // The slot was acknowledged past the checkpoint only through idle
+                        // heartbeats: nothing applicable lies in between.
+                        tracing::debug!(%confirmed, %stored, "slot is ahead of the checkpoint");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn default_name(integration: &str) -> String {
+    format!("zetl_{}", integration.replace('-', "_"))
+}

@@ -1,0 +1,359 @@
+//! Following the slot: pgoutput messages become change events, whole transactions in commit
+//! order; the position the target has committed is acknowledged back to the server.
+
+use crate::catalog::{self, TableInfo};
+use crate::error::PgError;
+use crate::lsn::Lsn;
+use crate::pgoutput::{self, Message, OldTuple, Relation, TupleValue};
+use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
+use crate::types::{map_type, parse_text, TypeCatalog};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::Client;
+use zetl_core::{
+    Change, ChangeKind, Column, Position, Row, SourceEvent, TableId, TableSchema, Value,
+};
+
+/// How often the server hears from us even when nothing changes (well inside the default
+/// `wal_sender_timeout` of 60 s).
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+struct RelationState {
+    schema: TableSchema,
+    /// Changes in transactions that commit before this LSN are already in the table's copy.
+    copied_at: Option<Lsn>,
+}
+
+pub struct Streamer<'a> {
+    pub sql: &'a Client,
+    pub types: TypeCatalog,
+    pub tables: HashMap<TableId, TableInfo>,
+    /// Tables copied while streaming, with the LSN their copy is consistent at.
+    pub copied_at: HashMap<TableId, Lsn>,
+    pub events: mpsc::Sender<SourceEvent>,
+    relations: HashMap<u32, RelationState>,
+    emitted: HashMap<TableId, TableSchema>,
+    received: Lsn,
+    acked: Lsn,
+    in_txn: bool,
+    txn_final_lsn: Lsn,
+}
+
+/// Why the stream loop returned.
+pub enum Pause {
+    Stopped,
+    /// Time to look for new tables (returned only between transactions).
+    Discover,
+}
+
+impl<'a> Streamer<'a> {
+    pub fn new(
+        sql: &'a Client,
+        types: TypeCatalog,
+        tables: HashMap<TableId, TableInfo>,
+        events: mpsc::Sender<SourceEvent>,
+        start: Lsn,
+    ) -> Self {
+        Self {
+            sql,
+            types,
+            tables,
+            copied_at: HashMap::new(),
+            events,
+            relations: HashMap::new(),
+            emitted: HashMap::new(),
+            received: start,
+            acked: start,
+            in_txn: false,
+            txn_final_lsn: Lsn(0),
+        }
+    }
+
+    pub fn acked(&self) -> Lsn {
+        self.acked
+    }
+
+    /// Streams until stopped, or until `discover_every` has passed (between transactions).
+    pub async fn run(
+        &mut self,
+        stream: &mut ReplicationStream,
+        acks: &mut watch::Receiver<Position>,
+        stop: &mut watch::Receiver<bool>,
+        discover_every: Duration,
+    ) -> Result<Pause, PgError> {
+        let mut status = tokio::time::interval(STATUS_INTERVAL);
+        let started = Instant::now();
+        loop {
+            if !self.in_txn && (*stop.borrow() || started.elapsed() >= discover_every) {
+                stream.send_status(self.received, self.acked, false).await?;
+                return Ok(if *stop.borrow() {
+                    Pause::Stopped
+                } else {
+                    Pause::Discover
+                });
+            }
+            tokio::select! {
+                msg = stream.next() => match msg? {
+                    ReplMessage::XLogData { wal_start, wal_end, data } => {
+                        self.received = self.received.max(wal_end);
+                        self.handle(wal_start, &data, stream).await?;
+                    }
+                    ReplMessage::Keepalive { wal_end, reply_requested } => {
+                        self.received = self.received.max(wal_end);
+                        if !self.in_txn {
+                            // Idle: everything before wal_end has been sent, so once the target
+                            // has what came before, wal_end itself may be acknowledged.
+                            self.send(SourceEvent::Heartbeat { position: Position(wal_end.to_string()) }, stream).await?;
+                        }
+                        if reply_requested {
+                            stream.send_status(self.received, self.acked, false).await?;
+                        }
+                    }
+                    ReplMessage::End => return Err(PgError::Protocol("the server ended the replication stream".into())),
+                },
+                changed = acks.changed() => {
+                    if changed.is_err() {
+                        return Err(PgError::PipelineClosed);
+                    }
+                    if let Some(lsn) = Lsn::parse(&acks.borrow_and_update().0) {
+                        self.acked = self.acked.max(lsn);
+                    }
+                    stream.send_status(self.received, self.acked, false).await?;
+                }
+                _ = status.tick() => stream.send_status(self.received, self.acked, false).await?,
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        wal_start: Lsn,
+        data: &[u8],
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
+        let message = pgoutput::decode(data, false).map_err(|source| PgError::Decode {
+            lsn: wal_start.to_string(),
+            source,
+        })?;
+        match message {
+            Message::Begin { final_lsn, .. } => {
+                self.in_txn = true;
+                self.txn_final_lsn = Lsn(final_lsn);
+                self.send(SourceEvent::Begin, stream).await?;
+            }
+            Message::Commit {
+                end_lsn,
+                commit_time,
+                ..
+            } => {
+                self.in_txn = false;
+                let event = SourceEvent::Commit {
+                    position: Position(Lsn(end_lsn).to_string()),
+                    commit_time_us: Some(commit_time + PG_EPOCH_OFFSET_US),
+                };
+                self.send(event, stream).await?;
+            }
+            Message::Relation(rel) => self.relation(rel, stream).await?,
+            Message::Type { .. } => {
+                // A type this session has not described yet (e.g. a new enum): reload.
+                self.types = catalog::type_catalog(self.sql).await?;
+            }
+            Message::Insert { oid, new } => {
+                if let Some(state) = self.live(oid)? {
+                    let row = to_row(&state.schema, &new)?;
+                    let change = Change {
+                        table: state.schema.id.clone(),
+                        kind: ChangeKind::Insert { row },
+                    };
+                    self.send(SourceEvent::Change(change), stream).await?;
+                }
+            }
+            Message::Update { oid, old, new } => {
+                if let Some(state) = self.live(oid)? {
+                    let row = to_row(&state.schema, &new)?;
+                    let old = old
+                        .map(|o| to_row(&state.schema, old_values(&o)))
+                        .transpose()?;
+                    let change = Change {
+                        table: state.schema.id.clone(),
+                        kind: ChangeKind::Update { old, row },
+                    };
+                    self.send(SourceEvent::Change(change), stream).await?;
+                }
+            }
+            Message::Delete { oid, old } => {
+                if let Some(state) = self.live(oid)? {
+                    let old = to_row(&state.schema, old_values(&old))?;
+                    let change = Change {
+                        table: state.schema.id.clone(),
+                        kind: ChangeKind::Delete { old },
+                    };
+                    self.send(SourceEvent::Change(change), stream).await?;
+                }
+            }
+            Message::Truncate { oids, .. } => {
+                let mut tables = Vec::new();
+                for oid in oids {
+                    if let Some(state) = self.live(oid)? {
+                        tables.push(state.schema.id.clone());
+                    }
+                }
+                if !tables.is_empty() {
+                    self.send(SourceEvent::Truncate(tables), stream).await?;
+                }
+            }
+            Message::Origin { .. } | Message::LogicalMessage { .. } => {}
+            Message::StreamStart { .. }
+            | Message::StreamStop
+            | Message::StreamCommit { .. }
+            | Message::StreamAbort { .. } => {
+                return Err(PgError::Protocol(
+                    "streamed transaction message, but streaming was not requested".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The relation's state if its changes in the current transaction are to be applied.
+    fn live(&self, oid: u32) -> Result<Option<&RelationState>, PgError> {
+        let state = self.relations.get(&oid).ok_or_else(|| {
+            PgError::Protocol(format!(
+                "change for relation {oid} before its Relation message"
+            ))
+        })?;
+        Ok(match state.copied_at {
+            Some(at) if self.txn_final_lsn < at => None,
+            _ => Some(state),
+        })
+    }
+
+    async fn relation(
+        &mut self,
+        rel: Relation,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
+        let id = TableId::new(rel.namespace.clone(), rel.name.clone());
+        if rel
+            .columns
+            .iter()
+            .any(|c| !self.types.names.contains_key(&c.type_oid))
+        {
+            self.types = catalog::type_catalog(self.sql).await?;
+        }
+        if !self.tables.contains_key(&id) {
+            // Renamed or otherwise unknown: refresh what the catalog says about keys.
+            let all = catalog::list_tables(
+                self.sql,
+                &zetl_core::filter::TableFilter::new(&[], &[]).map_err(PgError::Protocol)?,
+            )
+            .await?;
+            if let Some(info) = all.into_iter().find(|t| t.oid == rel.oid) {
+                self.tables.insert(id.clone(), info);
+            }
+        }
+        let columns: Vec<Column> = rel
+            .columns
+            .iter()
+            .map(|c| {
+                let (ty, source_type) = map_type(c.type_oid, c.type_modifier, &self.types);
+                Column {
+                    name: c.name.clone(),
+                    ty,
+                    source_type,
+                    nullable: true,
+                }
+            })
+            .collect();
+        let identity = match self.tables.get(&id) {
+            Some(info) => info.identity(&columns),
+            None => zetl_core::RowIdentity::None,
+        };
+        let mut schema = TableSchema {
+            id: id.clone(),
+            columns,
+            identity,
+        };
+        if let Some(prev) = self.emitted.get(&id) {
+            // Keep NOT NULL knowledge from the catalog for unchanged columns.
+            for c in &mut schema.columns {
+                if let Some(p) = prev
+                    .columns
+                    .iter()
+                    .find(|p| p.name == c.name && p.ty == c.ty)
+                {
+                    c.nullable = p.nullable;
+                }
+            }
+        }
+        let copied_at = self.copied_at.get(&id).copied();
+        if self.emitted.get(&id) != Some(&schema) {
+            self.emitted.insert(id.clone(), schema.clone());
+            self.send(SourceEvent::Schema(schema.clone()), stream)
+                .await?;
+        }
+        self.relations
+            .insert(rel.oid, RelationState { schema, copied_at });
+        Ok(())
+    }
+
+    /// Schemas already sent by the snapshot, so the stream does not send them again.
+    pub fn remember_schema(&mut self, schema: TableSchema) {
+        self.emitted.insert(schema.id.clone(), schema);
+    }
+
+    /// Sends an event, still answering the server while the pipeline pushes back.
+    async fn send(
+        &mut self,
+        event: SourceEvent,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
+        loop {
+            tokio::select! {
+                permit = self.events.reserve() => {
+                    permit.map_err(|_| PgError::PipelineClosed)?.send(event);
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(STATUS_INTERVAL) => {
+                    stream.send_status(self.received, self.acked, false).await?;
+                }
+            }
+        }
+    }
+}
+
+fn old_values(old: &OldTuple) -> &[TupleValue] {
+    match old {
+        OldTuple::Key(v) | OldTuple::Full(v) => v,
+    }
+}
+
+fn to_row(schema: &TableSchema, values: &[TupleValue]) -> Result<Row, PgError> {
+    if values.len() != schema.columns.len() {
+        return Err(PgError::Protocol(format!(
+            "{}: tuple has {} columns, relation has {}",
+            schema.id,
+            values.len(),
+            schema.columns.len()
+        )));
+    }
+    let mut row = Vec::with_capacity(values.len());
+    for (col, v) in schema.columns.iter().zip(values) {
+        row.push(match v {
+            TupleValue::Null => Value::Null,
+            TupleValue::Unchanged => Value::Unchanged,
+            TupleValue::Text(bytes) | TupleValue::Binary(bytes) => {
+                let err = |reason: String| PgError::Value {
+                    table: schema.id.to_string(),
+                    column: col.name.clone(),
+                    reason,
+                };
+                let text = std::str::from_utf8(bytes).map_err(|_| err("not valid UTF-8".into()))?;
+                parse_text(&col.ty, text).map_err(|e| err(e.to_string()))?
+            }
+        });
+    }
+    Ok(row)
+}

@@ -1,0 +1,133 @@
+//! `zetl run`: one source task and one writer thread joined by a bounded channel. Any
+//! failure that a reconnect may cure restarts both from the checkpoint the target holds —
+//! the same path a restart after kill -9 takes.
+
+use anyhow::{Context, Result};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
+use zetl_core::pipeline::{Progress, Writer, CHANNEL_CAPACITY};
+use zetl_core::target::Target;
+use zetl_core::Phase;
+use zetl_duckdb::DuckdbTarget;
+use zetl_postgres::{PgError, PgSource, StartState};
+
+pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
+    let config = Config::load(config)?;
+    let integration = config.integration(name)?.clone();
+    let span = tracing::info_span!("integration", name = %integration.name);
+    let _entered = span.enter();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping at the next transaction boundary");
+        let _ = stop_tx.send(true);
+    });
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match run_once(&integration, stop_rx.clone()).await {
+            Ok(()) => return Ok(0),
+            Err(e) if is_transient(&e) && !*stop_rx.borrow() => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_s = backoff.as_secs_f64(), "connection lost; resuming from the target's checkpoint");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<PgError>()
+            .is_some_and(PgError::is_transient)
+    })
+}
+
+async fn run_once(integration: &Integration, stop: watch::Receiver<bool>) -> Result<()> {
+    let SourceConfig::Postgres(pg) = &integration.source;
+    let TargetConfig::Duckdb(duck) = &integration.target;
+    let mut target = DuckdbTarget::open(&duck.path, &integration.name)?;
+    let checkpoint = target.checkpoint()?;
+    if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) {
+        // No completed initial copy: whatever a previous attempt left is dropped.
+        target.reset()?;
+    }
+    let copied: HashSet<_> = target.copied_tables()?.into_iter().collect();
+    let start_position = checkpoint
+        .as_ref()
+        .map(|c| c.position.clone())
+        .unwrap_or_default();
+    tracing::info!(
+        phase = checkpoint.as_ref().map(|c| c.phase.as_str()).unwrap_or("new"),
+        position = %start_position,
+        "starting"
+    );
+
+    let (events_tx, events_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (acks_tx, acks_rx) = watch::channel(start_position);
+    let progress = Arc::new(Progress::default());
+    let writer = Writer::new(target, integration.batch.clone(), acks_tx, progress.clone());
+    let writer = std::thread::Builder::new()
+        .name("zetl-writer".into())
+        .spawn(move || writer.run(events_rx))
+        .context("starting the writer thread")?;
+    let reporter = tokio::spawn(report(progress));
+
+    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?;
+    let start = StartState { checkpoint, copied };
+    let source_result = source.run(start, events_tx, acks_rx, stop).await;
+    reporter.abort();
+    let writer_result = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .context("waiting for the writer")?
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+    // A writer failure is the cause; the source then only saw the channel close.
+    writer_result.context("applying changes to the target")?;
+    source_result.context("reading from the source")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn report(progress: Arc<Progress>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        // Source commit → target commit delay of the newest applied transaction: it does not
+        // grow while the source is idle.
+        let source = progress.last_commit_time_us.load(Ordering::Relaxed);
+        let target = progress.last_target_commit_us.load(Ordering::Relaxed);
+        let lag = if source > 0 {
+            (target - source).max(0) as f64 / 1e6
+        } else {
+            0.0
+        };
+        tracing::info!(
+            changes = progress.changes_applied.load(Ordering::Relaxed),
+            transactions = progress.transactions_applied.load(Ordering::Relaxed),
+            rows_copied = progress.rows_copied.load(Ordering::Relaxed),
+            lag_s = lag,
+            "progress"
+        );
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

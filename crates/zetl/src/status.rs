@@ -1,0 +1,145 @@
+//! `zetl status`: what the target's `_zetl` schema says, plus the source's current position.
+
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::Duration;
+use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
+use zetl_duckdb::status::read_status;
+use zetl_postgres::lsn::Lsn;
+use zetl_postgres::PgSource;
+
+/// `status --json` is a stable contract (docs/operations.md): fields are only ever added.
+struct Status {
+    integration: String,
+    target: Result<zetl_duckdb::status::TargetStatus, String>,
+    source_position: Result<String, String>,
+}
+
+impl Status {
+    fn lag_bytes(&self) -> Option<u64> {
+        let target = self
+            .target
+            .as_ref()
+            .ok()?
+            .position
+            .as_deref()
+            .and_then(Lsn::parse)?;
+        let source = self.source_position.as_deref().ok().and_then(Lsn::parse)?;
+        Some(source.0.saturating_sub(target.0))
+    }
+
+    fn to_json(&self) -> String {
+        use serde_json::{json, Value};
+        let (phase, position, updated_at, tables, target_error) = match &self.target {
+            Ok(t) => (
+                json!(t.phase.clone().unwrap_or_else(|| "new".into())),
+                json!(t.position),
+                json!(t.updated_at),
+                Value::Array(
+                    t.tables
+                        .iter()
+                        .map(|x| {
+                            json!({
+                                "schema": x.schema, "table": x.name, "state": x.state,
+                                "rows_copied": x.rows_copied, "updated_at": x.updated_at,
+                            })
+                        })
+                        .collect(),
+                ),
+                Value::Null,
+            ),
+            Err(e) => (
+                json!("unknown"),
+                Value::Null,
+                Value::Null,
+                json!([]),
+                json!(e),
+            ),
+        };
+        json!({
+            "integration": self.integration,
+            "phase": phase,
+            "target_position": position,
+            "target_updated_at": updated_at,
+            "source_position": self.source_position.as_ref().ok(),
+            "source_error": self.source_position.as_ref().err(),
+            "target_error": target_error,
+            "lag_bytes": self.lag_bytes(),
+            "tables": tables,
+        })
+        .to_string()
+    }
+
+    fn to_text(&self) -> String {
+        let mut out = format!("integration  {}\n", self.integration);
+        match &self.target {
+            Ok(t) => {
+                out += &format!(
+                    "phase        {}\n",
+                    t.phase.as_deref().unwrap_or("new (never run)")
+                );
+                out += &format!(
+                    "target at   {} (committed {})\n",
+                    t.position.as_deref().unwrap_or("-"),
+                    t.updated_at.as_deref().unwrap_or("-")
+                );
+            }
+            Err(e) => out += &format!("target       unavailable: {e}\n"),
+        }
+        match &self.source_position {
+            Ok(p) => out += &format!("source at    {p}\n"),
+            Err(e) => out += &format!("source       unavailable: {e}\n"),
+        }
+        if let Some(lag) = self.lag_bytes() {
+            out += &format!("lag          {lag} bytes of WAL\n");
+        }
+        if let Ok(t) = &self.target {
+            if !t.tables.is_empty() {
+                out += &format!("\n{:<40} {:<10} {:>12}\n", "TABLE", "STATE", "ROWS COPIED");
+                for x in &t.tables {
+                    out += &format!(
+                        "{:<40} {:<10} {:>12}\n",
+                        format!("{}.{}", x.schema, x.name),
+                        x.state,
+                        x.rows_copied
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+pub async fn status(config: &Path, name: Option<&str>, json: bool, watch: bool) -> Result<u8> {
+    let config = Config::load(config)?;
+    let integration = config.integration(name)?;
+    loop {
+        let status = collect(integration).await?;
+        if watch {
+            print!("\x1b[2J\x1b[H");
+        }
+        if json {
+            println!("{}", status.to_json());
+        } else {
+            print!("{}", status.to_text());
+        }
+        if !watch {
+            return Ok(0);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn collect(integration: &Integration) -> Result<Status> {
+    let TargetConfig::Duckdb(duck) = &integration.target;
+    let target = read_status(&duck.path, &integration.name).map_err(|e| e.to_string());
+    let SourceConfig::Postgres(pg) = &integration.source;
+    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())
+        .context("source config")?;
+    let source_position = source.current_position().await.map_err(|e| e.to_string());
+    Ok(Status {
+        integration: integration.name.clone(),
+        target,
+        source_position,
+    })
+}
