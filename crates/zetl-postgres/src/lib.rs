@@ -10,6 +10,7 @@ mod publication;
 pub mod replication;
 mod snapshot;
 mod source;
+mod spill;
 mod stream;
 pub mod types;
 pub use error::PgError;

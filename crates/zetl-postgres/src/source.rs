@@ -8,6 +8,7 @@ use crate::lsn::Lsn;
 use crate::publication::{self, append_name};
 use crate::replication::ReplicationConn;
 use crate::snapshot::{send, SnapshotCopy};
+use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -135,13 +136,17 @@ impl PgSource {
             }
         };
 
-        let mut streamer = Streamer::new(
-            &sql,
-            types,
-            tables.iter().map(|t| (t.id.clone(), t.clone())).collect(),
-            events.clone(),
-            start_lsn,
-        );
+        let spill_dir =
+            std::env::temp_dir().join(format!("zetl-{}-{}", self.integration, std::process::id()));
+        let spill = Spill::new(spill_dir.clone()).map_err(|e| {
+            PgError::Protocol(format!(
+                "cannot use {} for large transactions: {e}",
+                spill_dir.display()
+            ))
+        })?;
+        let tables_by_id = tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
+        let mut streamer =
+            Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
         // Tables in the publication whose copy never completed (a crash during a copy made
         // while streaming): copy them again now.
         let missing: Vec<TableInfo> = tables
@@ -154,7 +159,7 @@ impl PgSource {
             copied.extend(missing.into_iter().map(|t| t.id));
         }
         let start_sql = format!(
-            "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '1', publication_names '{},{}')",
+            "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '2', streaming 'on', publication_names '{},{}')",
             quote_ident(&slot),
             publication.replace('\'', "''"),
             append_name(&publication).replace('\'', "''"),

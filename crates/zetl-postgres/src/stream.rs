@@ -6,6 +6,7 @@ use crate::error::PgError;
 use crate::lsn::Lsn;
 use crate::pgoutput::{self, Message, OldTuple, Relation, TupleValue};
 use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
+use crate::spill::Spill;
 use crate::types::{map_type, parse_text, TypeCatalog};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -38,6 +39,9 @@ pub struct Streamer<'a> {
     acked: Lsn,
     in_txn: bool,
     txn_final_lsn: Lsn,
+    /// Inside a Stream Start … Stream Stop block: the streamed transaction's xid.
+    stream_xid: Option<u32>,
+    spill: Spill,
 }
 
 /// Why the stream loop returned.
@@ -54,8 +58,11 @@ impl<'a> Streamer<'a> {
         tables: HashMap<TableId, TableInfo>,
         events: mpsc::Sender<SourceEvent>,
         start: Lsn,
+        spill: Spill,
     ) -> Self {
         Self {
+            stream_xid: None,
+            spill,
             sql,
             types,
             tables,
@@ -101,7 +108,7 @@ impl<'a> Streamer<'a> {
                     }
                     ReplMessage::Keepalive { wal_end, reply_requested } => {
                         self.received = self.received.max(wal_end);
-                        if !self.in_txn {
+                        if !self.in_txn && self.stream_xid.is_none() {
                             // Idle: everything before wal_end has been sent, so once the target
                             // has what came before, wal_end itself may be acknowledged.
                             self.send(SourceEvent::Heartbeat { position: Position(wal_end.to_string()) }, stream).await?;
@@ -133,10 +140,73 @@ impl<'a> Streamer<'a> {
         data: &[u8],
         stream: &mut ReplicationStream,
     ) -> Result<(), PgError> {
-        let message = pgoutput::decode(data, false).map_err(|source| PgError::Decode {
+        let decode_err = |source| PgError::Decode {
             lsn: wal_start.to_string(),
             source,
-        })?;
+        };
+        let decoded =
+            pgoutput::decode_with_xid(data, self.stream_xid.is_some()).map_err(decode_err)?;
+        match decoded.message {
+            Message::StreamStart { xid, .. } => self.stream_xid = Some(xid),
+            Message::StreamStop => self.stream_xid = None,
+            Message::StreamAbort { xid, subxid } => {
+                self.spill.abort(xid, subxid).map_err(spill_err)?
+            }
+            Message::StreamCommit {
+                xid,
+                commit_lsn,
+                end_lsn,
+                commit_time,
+                ..
+            } => {
+                self.in_txn = true;
+                self.txn_final_lsn = Lsn(commit_lsn);
+                self.send(SourceEvent::Begin, stream).await?;
+                if let Some(mut spilled) = self.spill.take(xid).map_err(spill_err)? {
+                    while let Some(raw) = spilled.next_message().map_err(spill_err)? {
+                        let message = pgoutput::decode(&raw, true).map_err(decode_err)?;
+                        self.apply(message, stream).await?;
+                    }
+                }
+                self.commit(end_lsn, commit_time, stream).await?;
+            }
+            message => match self.stream_xid {
+                Some(xid) => {
+                    // Schemas and types take effect at once: the server does not repeat them
+                    // for later transactions. They are kept in the file too, so the replay
+                    // sees the schema each change was written with.
+                    if matches!(message, Message::Relation(_) | Message::Type { .. }) {
+                        self.apply(message, stream).await?;
+                    }
+                    self.spill
+                        .append(xid, decoded.xid.unwrap_or(xid), data)
+                        .map_err(spill_err)?;
+                }
+                None => self.apply(message, stream).await?,
+            },
+        }
+        Ok(())
+    }
+
+    async fn commit(
+        &mut self,
+        end_lsn: u64,
+        commit_time: i64,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
+        self.in_txn = false;
+        let event = SourceEvent::Commit {
+            position: Position(Lsn(end_lsn).to_string()),
+            commit_time_us: Some(commit_time + PG_EPOCH_OFFSET_US),
+        };
+        self.send(event, stream).await
+    }
+
+    async fn apply(
+        &mut self,
+        message: Message,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
         match message {
             Message::Begin { final_lsn, .. } => {
                 self.in_txn = true;
@@ -147,14 +217,7 @@ impl<'a> Streamer<'a> {
                 end_lsn,
                 commit_time,
                 ..
-            } => {
-                self.in_txn = false;
-                let event = SourceEvent::Commit {
-                    position: Position(Lsn(end_lsn).to_string()),
-                    commit_time_us: Some(commit_time + PG_EPOCH_OFFSET_US),
-                };
-                self.send(event, stream).await?;
-            }
+            } => self.commit(end_lsn, commit_time, stream).await?,
             Message::Relation(rel) => self.relation(rel, stream).await?,
             Message::Type { .. } => {
                 // A type this session has not described yet (e.g. a new enum): reload.
@@ -210,7 +273,7 @@ impl<'a> Streamer<'a> {
             | Message::StreamCommit { .. }
             | Message::StreamAbort { .. } => {
                 return Err(PgError::Protocol(
-                    "streamed transaction message, but streaming was not requested".into(),
+                    "stream control message inside a streamed transaction".into(),
                 ));
             }
         }
@@ -322,6 +385,10 @@ impl<'a> Streamer<'a> {
             }
         }
     }
+}
+
+fn spill_err(e: std::io::Error) -> PgError {
+    PgError::Protocol(format!("cannot spill a large transaction to disk: {e}"))
 }
 
 fn old_values(old: &OldTuple) -> &[TupleValue] {
