@@ -173,7 +173,8 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = envsubst::substitute(path, text, lookup)?;
-        let doc: FileDoc = serde_yaml::from_str(&text).map_err(|e| syntax_error(&file, &e))?;
+        let doc: FileDoc =
+            serde_yaml::from_str(&text).map_err(|e| syntax_error(&file, &text, &e))?;
         let invalid = |problem: String| ConfigError::Invalid {
             file: file.clone(),
             problem,
@@ -268,8 +269,8 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-fn syntax_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
-    let (line, column) = e
+fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
+    let (mut line, mut column) = e
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
@@ -278,12 +279,38 @@ fn syntax_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
     if let Some(at) = problem.find(" at line ") {
         problem.truncate(at);
     }
+    // Inside `source:` / `target:` (tagged by `kind`) serde_yaml reports the mapping's start;
+    // point at the offending key itself.
+    if let Some(key) = problem
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+    {
+        if let Some((l, c)) = find_key(text, key, line) {
+            (line, column) = (l, c);
+        }
+    }
     ConfigError::Syntax {
         file: file.to_string(),
         line,
         column,
         problem,
     }
+}
+
+/// The first line at or after `from` (1-based) that holds `key:` as a mapping key.
+fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find_map(|(i, l)| {
+            let trimmed = l.trim_start().trim_start_matches("- ");
+            let indent = l.len() - trimmed.len();
+            trimmed
+                .strip_prefix(key)
+                .filter(|rest| rest.trim_start().starts_with(':'))
+                .map(|_| (i + 1, indent + 1))
+        })
 }
 
 /// A URL with its password replaced, fit for logs and errors.
@@ -300,5 +327,50 @@ pub fn redact_url(url: &str) -> String {
             format!("{}{}:***@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
         }
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("z.yaml"), text, |n| {
+            (n == "PW").then(|| "pw".to_string())
+        })
+    }
+
+    const GOOD: &str = "integrations:\n  - name: a\n    source:\n      kind: postgres\n      url: postgres://u:${PW}@h/db\n";
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let c = parse(GOOD).expect("valid");
+        let it = c.integration(None).expect("one integration");
+        assert!(
+            matches!(&it.target, TargetConfig::Duckdb(d) if d.path == Path::new("warehouse.duckdb"))
+        );
+        assert_eq!(it.batch.max_wait_ms, 500);
+    }
+
+    #[test]
+    fn unknown_key_inside_source_names_its_line() {
+        let text = format!("{GOOD}      bogus: 1\n");
+        let msg = parse(&text).expect_err("unknown key").to_string();
+        assert!(msg.starts_with("z.yaml:6:7: "), "{msg}");
+        assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_kind_and_bad_names_are_rejected() {
+        let msg = parse(&GOOD.replace("postgres\n", "oracle\n"))
+            .expect_err("kind")
+            .to_string();
+        assert!(msg.contains("oracle"), "{msg}");
+        assert!(parse(&GOOD.replace("name: a", "name: A!")).is_err());
+        let two = format!("{GOOD}{}", &GOOD["integrations:\n".len()..]);
+        assert!(parse(&two)
+            .expect_err("duplicate")
+            .to_string()
+            .contains("twice"));
     }
 }

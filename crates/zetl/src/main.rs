@@ -97,7 +97,6 @@ fn main() -> ExitCode {
             } else {
                 EXIT_FAILED
             };
-            tracing::error!("{e:#}");
             eprintln!("zetl: error: {e:#}");
             ExitCode::from(code)
         }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Benchmark PostgreSQL → DuckDB on this machine; prints figures, asserts nothing.
+#   ./scripts/bench.sh                 snapshot at 1M and 10M rows, then 30 s of pgbench TPC-B
+#   SCALES="10" STREAM_SECONDS=60 CLIENTS=4 ./scripts/bench.sh
+# Beside each zetl figure it prints the ceiling measured on the same server and data:
+# the raw `COPY … TO STDOUT (FORMAT binary)` rate of the same table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALES="${SCALES:-10 100}"
+STREAM_SECONDS="${STREAM_SECONDS:-30}"
+CLIENTS="${CLIENTS:-4}"
+RUN_DIR="$PWD/.zetl-run/bench"
+HARNESS=target/release/zetl-harness
+ZETL=target/release/zetl
+
+./scripts/setup.sh
+cargo build --release --locked -p zetl -p zetl-testkit 2>&1 | tail -n 1
+rm -rf "$RUN_DIR"; mkdir -p "$RUN_DIR"
+eval "$("$HARNESS" pg start "$RUN_DIR/pg")"
+export ZETL_PG_URL
+ZETL_PID=
+cleanup() {
+  [ -n "$ZETL_PID" ] && kill -TERM "$ZETL_PID" 2>/dev/null && wait "$ZETL_PID" 2>/dev/null || true
+  "$HARNESS" pg stop "$RUN_DIR/pg"
+}
+trap cleanup EXIT
+sql() { psql -X -At "$ZETL_PG_URL" -c "$1"; }
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+
+cat > "$RUN_DIR/zetl.yaml" <<YAML
+integrations:
+  - name: bench
+    source: { kind: postgres, url: "\${ZETL_PG_URL}" }
+    target: { kind: duckdb, path: "$RUN_DIR/bench.duckdb" }
+    tables: { include: ["public.pgbench_*"] }
+YAML
+
+start_zetl() {
+  "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>>"$RUN_DIR/zetl.log" &
+  ZETL_PID=$!
+}
+stop_zetl() {
+  local hwm
+  hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$ZETL_PID/status" 2>/dev/null || echo 0)
+  kill -TERM "$ZETL_PID"; wait "$ZETL_PID" || true; ZETL_PID=
+  echo "$hwm"
+}
+wait_caught_up() {
+  local lsn="$1"
+  until [ "$(sql "SELECT coalesce(confirmed_flush_lsn >= '$lsn', false) FROM pg_replication_slots WHERE slot_name = 'zetl_bench'")" = t ]; do
+    sleep 0.1
+  done
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ { print $2 }') GiB; $(postgres --version 2>/dev/null || sql 'SELECT version()' | cut -d, -f1)"
+for scale in $SCALES; do
+  rows=$((scale * 100000))
+  sql "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
+  sql "SELECT pg_drop_replication_slot('zetl_bench') FROM pg_replication_slots WHERE slot_name = 'zetl_bench'" >/dev/null
+  rm -f "$RUN_DIR/bench.duckdb" "$RUN_DIR/bench.duckdb.wal"
+  pgbench -i -q -s "$scale" "$ZETL_PG_URL" >/dev/null 2>&1
+  sql "VACUUM ANALYZE" >/dev/null
+
+  t0=$(now); psql -X -q "$ZETL_PG_URL" -c "COPY pgbench_accounts TO STDOUT (FORMAT binary)" >/dev/null; t1=$(now)
+  copy_rate=$(rate "$rows" "$(echo "$t1 - $t0" | bc)")
+
+  : >"$RUN_DIR/zetl.log"
+  t0=$(now); start_zetl
+  until grep -q "initial copy complete" "$RUN_DIR/zetl.log"; do sleep 0.05; done
+  t1=$(now)
+  total=$(sql "SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches) + (SELECT count(*) FROM pgbench_tellers)")
+  snap_s=$(echo "$t1 - $t0" | bc)
+  echo "snapshot  ${rows} accounts rows: zetl $(rate "$total" "$snap_s") rows/s (${snap_s} s incl. start-up)   ceiling COPY binary to /dev/null: ${copy_rate} rows/s"
+done
+
+# Streaming: pgbench's TPC-B-like script (3 updates, 1 insert per transaction) against the
+# last scale, with zetl following; lag sampled every second.
+wal_before=$(sql "SELECT pg_current_wal_lsn()")
+: >"$RUN_DIR/lag.txt"
+( while kill -0 "$ZETL_PID" 2>/dev/null; do
+    sql "SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'zetl_bench'" >>"$RUN_DIR/lag.txt" 2>/dev/null || true
+    sleep 1
+  done ) &
+sampler=$!
+t0=$(now)
+txns=$(pgbench -n -c "$CLIENTS" -j 2 -T "$STREAM_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/number of transactions actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
+t_load=$(now)
+end_lsn=$(sql "SELECT pg_current_wal_lsn()")
+wait_caught_up "$end_lsn"
+t_done=$(now)
+kill "$sampler" 2>/dev/null || true
+changes=$((txns * 4))
+load_s=$(echo "$t_load - $t0" | bc); total_s=$(echo "$t_done - $t0" | bc); drain_s=$(echo "$t_done - $t_load" | bc)
+max_lag=$(sort -n "$RUN_DIR/lag.txt" | tail -n 1)
+wal=$(sql "SELECT pg_wal_lsn_diff('$end_lsn', '$wal_before')::bigint")
+rss_kb=$(stop_zetl)
+grep -o 'lag_s=[0-9.]*' "$RUN_DIR/zetl.log" | cut -d= -f2 | sort -n | tail -n 1 >"$RUN_DIR/lag_s.txt" || true
+echo "streaming pgbench TPC-B ${CLIENTS} clients ${STREAM_SECONDS} s: ${txns} txns = ${changes} changes, $((wal / 1048576)) MiB WAL"
+echo "          source rate $(rate "$changes" "$load_s") changes/s; zetl applied all $(rate "$changes" "$total_s") changes/s end to end; caught up ${drain_s} s after the load stopped"
+echo "          lag: max $((${max_lag:-0} / 1024)) KiB of WAL behind (sampled 1/s); max commit-to-commit lag $(cat "$RUN_DIR/lag_s.txt" 2>/dev/null || echo '?') s (progress log)"
+echo "peak RSS of zetl: $((rss_kb / 1024)) MiB"
