@@ -297,3 +297,198 @@ pub fn now_us() -> i64 {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, Value};
+
+    /// Records what the writer asks of a target (our own trait, not a server).
+    #[derive(Default)]
+    struct Recorder {
+        log: Vec<String>,
+        alters: bool,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    impl Target for Recorder {
+        type Error = Never;
+        fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Never> {
+            Ok(None)
+        }
+        fn copied_tables(&mut self) -> Result<Vec<TableId>, Never> {
+            Ok(vec![])
+        }
+        fn begin(&mut self) -> Result<(), Never> {
+            self.log.push("begin".into());
+            Ok(())
+        }
+        fn ensure_table(&mut self, s: &TableSchema) -> Result<(), Never> {
+            self.log.push(format!("table {}", s.columns.len()));
+            Ok(())
+        }
+        fn alter_needs_commit(&mut self, _: &TableSchema) -> Result<bool, Never> {
+            Ok(self.alters)
+        }
+        fn copy_start(&mut self, _: &TableId) -> Result<(), Never> {
+            Ok(())
+        }
+        fn copy_rows(&mut self, _: &TableId, rows: &[Row]) -> Result<(), Never> {
+            self.log.push(format!("copy {}", rows.len()));
+            Ok(())
+        }
+        fn copy_done(&mut self, _: &TableId, _: u64) -> Result<(), Never> {
+            Ok(())
+        }
+        fn apply(&mut self, b: &Batch) -> Result<(), Never> {
+            self.log.push(format!("apply {}", b.changes()));
+            Ok(())
+        }
+        fn commit(&mut self, c: &Checkpoint) -> Result<(), Never> {
+            self.log
+                .push(format!("commit {} {}", c.position, c.phase.as_str()));
+            Ok(())
+        }
+        fn rollback(&mut self) -> Result<(), Never> {
+            self.log.push("rollback".into());
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), Never> {
+            Ok(())
+        }
+    }
+
+    fn schema(cols: usize) -> TableSchema {
+        let columns = (0..cols)
+            .map(|i| Column {
+                name: format!("c{i}"),
+                ty: ColumnType::Int64,
+                source_type: "int8".into(),
+                nullable: true,
+            })
+            .collect();
+        TableSchema {
+            id: TableId::new("s", "t"),
+            columns,
+            identity: RowIdentity::Key(vec![0]),
+        }
+    }
+
+    fn insert(id: i64) -> SourceEvent {
+        SourceEvent::Change(Change {
+            table: TableId::new("s", "t"),
+            kind: ChangeKind::Insert {
+                row: vec![Value::Int(id)],
+            },
+        })
+    }
+
+    fn commit(pos: &str) -> SourceEvent {
+        SourceEvent::Commit {
+            position: Position(pos.into()),
+            commit_time_us: Some(1),
+        }
+    }
+
+    fn run(target: Recorder, events: Vec<SourceEvent>) -> (Vec<String>, Position) {
+        let (tx, rx) = mpsc::channel(events.len() + 1);
+        for e in events {
+            tx.try_send(e).expect("capacity");
+        }
+        drop(tx);
+        let (acks, acks_rx) = watch::channel(Position::default());
+        let config = BatchConfig {
+            max_wait_ms: 60_000,
+            max_bytes: 1 << 20,
+        };
+        let target = Writer::new(target, config, acks, Arc::new(Progress::default()))
+            .run(rx)
+            .expect("runs");
+        let acked = acks_rx.borrow().clone();
+        (target.log, acked)
+    }
+
+    #[test]
+    fn whole_transactions_share_one_commit_and_are_acked_after_it() {
+        let events = vec![
+            SourceEvent::Schema(schema(1)),
+            SourceEvent::Begin,
+            insert(1),
+            commit("1"),
+            SourceEvent::Begin,
+            insert(2),
+            commit("2"),
+        ];
+        let (log, acked) = run(Recorder::default(), events);
+        assert_eq!(
+            log,
+            vec!["begin", "table 1", "apply 2", "commit 2 streaming"]
+        );
+        assert_eq!(acked, Position("2".into()));
+    }
+
+    #[test]
+    fn a_transaction_cut_off_by_the_source_is_rolled_back_unacknowledged() {
+        let events = vec![
+            SourceEvent::Schema(schema(1)),
+            SourceEvent::Begin,
+            insert(1),
+            commit("1"),
+            SourceEvent::Begin,
+            insert(2),
+        ];
+        let (log, acked) = run(Recorder::default(), events);
+        assert_eq!(log.last().map(String::as_str), Some("rollback"));
+        assert!(!log.iter().any(|l| l.starts_with("commit")));
+        assert_eq!(acked, Position::default());
+    }
+
+    #[test]
+    fn schema_change_that_needs_it_commits_what_came_before() {
+        let events = vec![
+            SourceEvent::Schema(schema(1)),
+            SourceEvent::Begin,
+            insert(1),
+            commit("1"),
+            SourceEvent::Begin,
+            SourceEvent::Schema(schema(2)),
+            insert(2),
+            commit("2"),
+        ];
+        let (log, _) = run(
+            Recorder {
+                alters: true,
+                ..Recorder::default()
+            },
+            events,
+        );
+        assert_eq!(
+            log,
+            vec![
+                "begin",
+                "table 1",
+                "apply 1",
+                "commit 1 streaming",
+                "begin",
+                "table 2",
+                "apply 1",
+                "commit 2 streaming"
+            ]
+        );
+    }
+
+    #[test]
+    fn idle_heartbeat_is_acknowledged_without_a_target_commit() {
+        let (log, acked) = run(
+            Recorder::default(),
+            vec![SourceEvent::Heartbeat {
+                position: Position("9".into()),
+            }],
+        );
+        assert!(log.is_empty());
+        assert_eq!(acked, Position("9".into()));
+    }
+}
