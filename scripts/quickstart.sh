@@ -44,7 +44,7 @@ ZETL_PID=$!
 
 seconds="${WORKLOAD_SECONDS:-20}"
 say "live workload: pgbench, 2 clients, ${seconds} s"
-pgbench -n -q -c 2 -T "$seconds" -f examples/workload.pgbench "$ZETL_PG_URL" 2>&1 | grep -E "tps|transactions" || true
+pgbench -n -c 2 -T "$seconds" -f examples/workload.pgbench "$ZETL_PG_URL" 2>&1 | grep -E "tps|processed|error|ERROR" || true
 
 say "waiting until the warehouse has every committed change"
 target_lsn=$(psql -X -At "$ZETL_PG_URL" -c "SELECT pg_current_wal_lsn()")
