@@ -11,6 +11,9 @@ pub enum KeyedOp {
     Upsert(Row),
     /// Delete the row whose key columns equal those of this (old) row.
     Delete(Row),
+    /// An upsert whose key changed from `from`'s while some columns were left unchanged: the
+    /// target takes those from the row it holds under the old key.
+    Move { row: Row, from: Row },
 }
 
 /// The changes of one table within a batch.
@@ -101,15 +104,28 @@ impl Batch {
             }
             ChangeKind::Update { old, mut row } => {
                 let new_key = key_bytes(&row, key_cols);
+                let mut moved_from = None;
                 if let Some(old) = old {
                     let old_key = key_bytes(&old, key_cols);
                     if old_key != new_key {
-                        fill_unchanged(&mut row, table.current(&old_key));
+                        moved_from = fill_unchanged(&mut row, table.current(&old_key));
+                        if moved_from.is_none() && row.iter().any(|v| matches!(v, Value::Unchanged))
+                        {
+                            moved_from = Some(old.clone());
+                        }
                         table.set(old_key, KeyedOp::Delete(old));
                     }
                 }
-                fill_unchanged(&mut row, table.current(&new_key));
-                table.set(new_key, KeyedOp::Upsert(row));
+                if moved_from.is_none() {
+                    moved_from = fill_unchanged(&mut row, table.current(&new_key));
+                }
+                let op = match moved_from {
+                    Some(from) if row.iter().any(|v| matches!(v, Value::Unchanged)) => {
+                        KeyedOp::Move { row, from }
+                    }
+                    _ => KeyedOp::Upsert(row),
+                };
+                table.set(new_key, op);
             }
             ChangeKind::Delete { old } => {
                 table.set(key_bytes(&old, key_cols), KeyedOp::Delete(old))
@@ -119,16 +135,20 @@ impl Batch {
 }
 
 /// Takes unchanged (unsent) column values from the key's earlier state in this batch, so the
-/// target only has to look up what the batch itself does not know.
-fn fill_unchanged(row: &mut Row, earlier: Option<&KeyedOp>) {
-    let Some(KeyedOp::Upsert(prev)) = earlier else {
-        return;
+/// target only has to look up what the batch itself does not know. Returns the old key's row
+/// when that earlier state was itself a move whose values the target must still supply.
+fn fill_unchanged(row: &mut Row, earlier: Option<&KeyedOp>) -> Option<Row> {
+    let (prev, from) = match earlier {
+        Some(KeyedOp::Upsert(prev)) => (prev, None),
+        Some(KeyedOp::Move { row, from }) => (row, Some(from.clone())),
+        _ => return None,
     };
     for (value, prev) in row.iter_mut().zip(prev) {
         if matches!(value, Value::Unchanged) {
             *value = prev.clone();
         }
     }
+    from
 }
 
 /// A canonical byte string of the key columns, for hashing (values hold floats, so `Value` is
@@ -272,6 +292,37 @@ mod tests {
             vec![
                 KeyedOp::Delete(row(1, 0, Value::Null)),
                 KeyedOp::Upsert(row(5, 1, Value::Int(9)))
+            ]
+        );
+    }
+
+    #[test]
+    fn key_change_with_unknown_unchanged_columns_becomes_a_move() {
+        let s = schema(RowIdentity::Key(vec![0]));
+        let mut b = Batch::default();
+        let old = row(1, 0, Value::Null);
+        b.push(
+            &s,
+            change(ChangeKind::Update {
+                old: Some(old.clone()),
+                row: row(5, 1, Value::Unchanged),
+            }),
+        );
+        b.push(
+            &s,
+            change(ChangeKind::Update {
+                old: None,
+                row: row(5, 2, Value::Unchanged),
+            }),
+        );
+        assert_eq!(
+            final_ops(&b),
+            vec![
+                KeyedOp::Delete(old.clone()),
+                KeyedOp::Move {
+                    row: row(5, 2, Value::Unchanged),
+                    from: old
+                }
             ]
         );
     }

@@ -129,7 +129,7 @@ pub enum Value {
     Timestamp(String),
     /// `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (always UTC).
     TimestampTz(String),
-    /// PostgreSQL's `postgres` interval style, e.g. `1 year 2 mons 3 days 04:05:06.5`.
+    /// `M months D days U microseconds`, each a signed whole number.
     Interval(String),
     Uuid(String),
     Json(String),

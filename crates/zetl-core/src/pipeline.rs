@@ -18,6 +18,9 @@ use tokio::sync::{mpsc, watch};
 /// of copied rows, so this bounds the memory between them.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
+/// How often an idle source's position is written to the target.
+const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+
 /// Counters the writer keeps up to date, read by logs, metrics and `status`.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -52,6 +55,7 @@ pub struct Writer<T: Target> {
     /// The newest idle position seen while nothing was pending.
     idle_position: Option<Position>,
     opened_at: Instant,
+    last_commit: Instant,
     copied_since_commit: usize,
 }
 
@@ -78,8 +82,18 @@ impl<T: Target> Writer<T> {
             pending_commit_time: None,
             idle_position: None,
             opened_at: Instant::now(),
+            last_commit: Instant::now(),
             copied_since_commit: 0,
         }
+    }
+
+    /// Continues from the checkpoint the target holds: tables copied while streaming then
+    /// keep the stream's phase and position.
+    pub fn resuming_from(mut self, checkpoint: Option<&Checkpoint>) -> Self {
+        if let Some(c) = checkpoint.filter(|c| c.phase == Phase::Streaming) {
+            self.position = Some(c.position.clone());
+        }
+        self
     }
 
     /// Runs until the source closes the channel. A source transaction left incomplete is
@@ -93,7 +107,7 @@ impl<T: Target> Writer<T> {
             })?;
         let max_wait = Duration::from_millis(self.config.max_wait_ms);
         loop {
-            let event = if self.open && !self.in_source_txn && self.pending_txns > 0 {
+            let event = if self.open && !self.in_source_txn {
                 let left = max_wait.saturating_sub(self.opened_at.elapsed());
                 match runtime.block_on(async { tokio::time::timeout(left, events.recv()).await }) {
                     Ok(e) => e,
@@ -172,6 +186,7 @@ impl<T: Target> Writer<T> {
                 self.phase = Phase::Streaming;
                 self.position = Some(position);
                 self.commit()?;
+                tracing::info!("initial copy committed at the target");
             }
             SourceEvent::Begin => {
                 self.ensure_open()?;
@@ -219,11 +234,17 @@ impl<T: Target> Writer<T> {
             SourceEvent::Heartbeat { position } => {
                 if self.open {
                     self.idle_position = Some(position);
+                } else if self.phase == Phase::Streaming
+                    && self.last_commit.elapsed() >= IDLE_CHECKPOINT_EVERY
+                {
+                    // Store the idle position now and then, so that a quiet source in a busy
+                    // cluster does not look lagged in `status` (lag in bytes is measured
+                    // from the stored checkpoint).
+                    self.position = Some(position);
+                    self.ensure_open()?;
+                    self.commit()?;
                 } else {
                     self.acks.send_replace(position);
-                    self.progress
-                        .last_target_commit_us
-                        .store(now_us(), Ordering::Relaxed);
                 }
             }
         }
@@ -269,6 +290,7 @@ impl<T: Target> Writer<T> {
             })
             .map_err(target_err)?;
         self.open = false;
+        self.last_commit = Instant::now();
         self.copied_since_commit = 0;
         let p = &self.progress;
         p.transactions_applied

@@ -110,7 +110,7 @@ impl Target for DuckdbTarget {
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), DuckdbError> {
         let stage = self.stage(table)?;
-        stage.load(&self.conn, rows.iter().map(|r| (OP_UPSERT, r)))?;
+        stage.load(&self.conn, rows.iter().map(|r| (OP_UPSERT, r, None)))?;
         merge::insert_staged(&self.conn, stage, "")?;
         stage.clear(&self.conn)?;
         *self.copied.entry(table.clone()).or_default() += rows.len() as u64;

@@ -5,7 +5,7 @@
 
 use crate::ddl::qualified;
 use crate::error::{Context, DuckdbError};
-use crate::stage::{describe_key, Stage, OP_DELETE, OP_UPSERT};
+use crate::stage::{describe_key, Stage, OP_DELETE, OP_MOVE, OP_UPSERT};
 use crate::types::{from_wire, ident, to_db, to_wire, wire_type};
 use duckdb::Connection;
 use zetl_core::batch::{KeyedOp, TableBatch};
@@ -33,38 +33,79 @@ pub fn apply_table(
 fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let ops = batch.keyed_ops().map(|op| match op {
-        KeyedOp::Upsert(row) => (OP_UPSERT, row),
-        KeyedOp::Delete(row) => (OP_DELETE, row),
+        KeyedOp::Upsert(row) => (OP_UPSERT, row, None),
+        KeyedOp::Delete(row) => (OP_DELETE, row, None),
+        KeyedOp::Move { row, from } => (OP_MOVE, row, Some(from)),
     });
     let unchanged = stage.load(conn, ops)?;
     let target = qualified(&schema.id);
     let staged = stage.sql_name();
-    let key_match = schema
-        .key_columns()
-        .iter()
-        .map(|&i| {
-            let c = &schema.columns[i];
-            let n = ident(&c.name);
-            format!("t.{n} = {}", from_wire(&c.ty, &format!("s.{n}")))
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    for i in unchanged {
-        let c = &schema.columns[i];
-        let n = ident(&c.name);
-        conn.execute_batch(&format!(
-            "UPDATE {staged} AS s SET {n} = {} FROM {target} AS t \
-             WHERE {key_match} AND s._zetl_u LIKE '%,{i},%'",
-            to_wire(&c.ty, &format!("t.{n}"))
-        ))
-        .context(|| format!("keeping unchanged column {} of {}", c.name, schema.id))?;
+    let key_match = key_match(schema, |n| format!("s.{n}"));
+    // Moves first: their unchanged columns live under the old key, deleted just below.
+    let from_match = key_match_from(schema);
+    for i in &unchanged {
+        fill_unchanged(conn, stage, *i, &from_match, OP_MOVE)?;
+        fill_unchanged(conn, stage, *i, &key_match, OP_UPSERT)?;
     }
     conn.execute_batch(&format!(
         "DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}"
     ))
     .context(|| format!("deleting changed rows of {}", schema.id))?;
-    insert_staged(conn, stage, &format!("WHERE _zetl_op = {OP_UPSERT}"))?;
+    insert_staged(conn, stage, &format!("WHERE _zetl_op <> {OP_DELETE}"))?;
     stage.clear(conn)
+}
+
+/// `t.k = s.k AND …` over the key columns, with `staged` naming the staged side of each.
+fn key_match(schema: &TableSchema, staged: impl Fn(&str) -> String) -> String {
+    schema
+        .key_columns()
+        .iter()
+        .map(|&i| {
+            let c = &schema.columns[i];
+            format!(
+                "t.{} = {}",
+                ident(&c.name),
+                from_wire(&c.ty, &staged(&ident(&c.name)))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn key_match_from(schema: &TableSchema) -> String {
+    schema
+        .key_columns()
+        .iter()
+        .map(|&i| {
+            let c = &schema.columns[i];
+            format!(
+                "t.{} = {}",
+                ident(&c.name),
+                from_wire(&c.ty, &format!("s._zetl_from_{i}"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Takes column `i` from the target's row for staged rows of `op` that left it unchanged.
+fn fill_unchanged(
+    conn: &Connection,
+    stage: &Stage,
+    i: usize,
+    matches: &str,
+    op: u8,
+) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
+    let c = &schema.columns[i];
+    let n = ident(&c.name);
+    conn.execute_batch(&format!(
+        "UPDATE {} AS s SET {n} = {} FROM {} AS t WHERE {matches} AND s._zetl_op = {op} AND s._zetl_u LIKE '%,{i},%'",
+        stage.sql_name(),
+        to_wire(&c.ty, &format!("t.{n}")),
+        qualified(&schema.id),
+    ))
+    .context(|| format!("keeping unchanged column {} of {}", c.name, schema.id))
 }
 
 /// Inserts staged rows into the table, converting from the staged form.
@@ -121,7 +162,7 @@ fn flush_inserts(
     if rows.is_empty() {
         return Ok(());
     }
-    stage.load(conn, rows.drain(..).map(|r| (OP_UPSERT, r)))?;
+    stage.load(conn, rows.drain(..).map(|r| (OP_UPSERT, r, None)))?;
     insert_staged(conn, stage, "")?;
     stage.clear(conn)
 }

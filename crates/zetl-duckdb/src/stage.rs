@@ -11,6 +11,11 @@ use zetl_core::{Row, TableSchema, Value};
 
 pub const OP_UPSERT: u8 = 0;
 pub const OP_DELETE: u8 = 1;
+/// An upsert whose unchanged columns come from the row under the old key (`_zetl_from_*`).
+pub const OP_MOVE: u8 = 2;
+
+/// One row to stage: its op, the row, and for a move the row holding the old key.
+pub type Staged<'a> = (u8, &'a Row, Option<&'a Row>);
 
 pub struct Stage {
     pub name: String,
@@ -24,11 +29,17 @@ impl Stage {
         number: usize,
     ) -> Result<Stage, DuckdbError> {
         let name = format!("_zetl_stage_{number}");
-        let cols: Vec<String> = schema
+        let mut cols: Vec<String> = schema
             .columns
             .iter()
             .map(|c| format!("{} {}", ident(&c.name), wire_type(&c.ty)))
             .collect();
+        for &k in schema.key_columns() {
+            cols.push(format!(
+                "_zetl_from_{k} {}",
+                wire_type(&schema.columns[k].ty)
+            ));
+        }
         conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.{n}; CREATE TEMP TABLE {n} ({}, _zetl_op UTINYINT, _zetl_u VARCHAR)",
             cols.join(", "),
@@ -49,15 +60,16 @@ impl Stage {
     pub fn load<'a>(
         &self,
         conn: &Connection,
-        rows: impl Iterator<Item = (u8, &'a Row)>,
+        rows: impl Iterator<Item = Staged<'a>>,
     ) -> Result<BTreeSet<usize>, DuckdbError> {
         let mut unchanged = BTreeSet::new();
         let mut appender = conn
             .appender_to_catalog_and_db(&self.name, "temp", "main")
             .context(|| format!("opening the appender for {}", self.schema.id))?;
         let width = self.schema.columns.len();
-        for (op, row) in rows {
-            let mut values: Vec<Db> = Vec::with_capacity(width + 2);
+        let keys = self.schema.key_columns();
+        for (op, row, from) in rows {
+            let mut values: Vec<Db> = Vec::with_capacity(width + keys.len() + 2);
             let mut mask = String::new();
             for (i, col) in self.schema.columns.iter().enumerate() {
                 let v = row.get(i).unwrap_or(&Value::Null);
@@ -66,6 +78,10 @@ impl Stage {
                     mask.push_str(&format!(",{i}"));
                 }
                 values.push(to_db(v, &col.ty));
+            }
+            for &k in keys {
+                let v = from.and_then(|f| f.get(k)).unwrap_or(&Value::Null);
+                values.push(to_db(v, &self.schema.columns[k].ty));
             }
             values.push(Db::UTinyInt(op));
             values.push(if mask.is_empty() {

@@ -197,3 +197,42 @@ fn keyless_full_row_deletes_exactly_one_duplicate() {
     assert_eq!(dump(&t).len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn key_change_keeps_unchanged_columns_from_the_old_row() {
+    let dir = std::env::temp_dir().join(format!("zetl-duckdb-test3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("c.duckdb");
+    let _ = std::fs::remove_file(&path);
+    let mut t = DuckdbTarget::open(&path, "it").expect("open");
+    let s = schema(RowIdentity::Key(vec![0]), false);
+    t.begin().expect("begin");
+    t.ensure_table(&s).expect("table");
+    t.copy_start(&s.id).expect("copy start");
+    t.copy_rows(&s.id, &[row(1, Value::Text("big".into()), None)])
+        .expect("rows");
+    t.copy_done(&s.id, 1).expect("done");
+    t.commit(&Checkpoint {
+        position: Position("1".into()),
+        phase: Phase::Streaming,
+    })
+    .expect("commit");
+    let mut b = Batch::default();
+    let old = vec![Value::Int(1), Value::Null, Value::Null, Value::Null];
+    b.push(
+        &s,
+        change(ChangeKind::Update {
+            old: Some(old),
+            row: row(5, Value::Unchanged, None),
+        }),
+    );
+    t.begin().expect("begin");
+    t.apply(&b).expect("apply");
+    t.commit(&Checkpoint {
+        position: Position("2".into()),
+        phase: Phase::Streaming,
+    })
+    .expect("commit");
+    assert_eq!(dump(&t), vec!["5|big|['a,\"b', NULL]|1 day 02:00:00"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,11 +6,11 @@
 use crate::conninfo::{ConnInfo, SESSION_SETTINGS};
 use crate::error::PgError;
 use crate::lsn::Lsn;
+use crate::socket::{self, Socket};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -20,7 +20,7 @@ pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 const READ_CHUNK: usize = 1 << 20;
 
 pub struct ReplicationConn {
-    stream: TcpStream,
+    stream: Socket,
     buf: BytesMut,
     out: BytesMut,
 }
@@ -43,11 +43,7 @@ pub enum ReplMessage {
 
 impl ReplicationConn {
     pub async fn connect(info: &ConnInfo) -> Result<ReplicationConn, PgError> {
-        let addr = format!("{}:{}", info.host, info.port);
-        let stream = TcpStream::connect((info.host.as_str(), info.port))
-            .await
-            .map_err(|source| PgError::Connect { addr, source })?;
-        stream.set_nodelay(true)?;
+        let stream = socket::connect(info).await?;
         let mut conn = ReplicationConn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -190,6 +186,7 @@ impl ReplicationConn {
 
     async fn flush(&mut self) -> Result<(), PgError> {
         self.stream.write_all(&self.out).await?;
+        self.stream.flush().await?;
         self.out.clear();
         Ok(())
     }

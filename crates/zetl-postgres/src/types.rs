@@ -182,7 +182,9 @@ pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
             Value::TimestampTz(text.to_owned())
         }
         ColumnType::Interval if text.is_empty() => return Err(bad("empty interval")),
-        ColumnType::Interval => Value::Interval(text.to_owned()),
+        ColumnType::Interval => Value::Interval(
+            crate::interval::canonical(text).ok_or_else(|| bad("not a postgres-style interval"))?,
+        ),
         ColumnType::Uuid => {
             check_uuid(text).map_err(bad)?;
             Value::Uuid(text.to_owned())
@@ -613,7 +615,7 @@ mod tests {
             (T::Bytes, "\\x0aFf", "Bytes([10, 255])".into()), (T::Bytes, "\\x", "Bytes([])".into()),
             (T::Uuid, uuid, format!("Uuid({uuid:?})")),
             (T::Json, r#"{"a": [1]}"#, r#"Json("{\"a\": [1]}")"#.into()),
-            (T::Interval, "1 year -3 days 04:05:06.5", "Interval(\"1 year -3 days 04:05:06.5\")".into()),
+            (T::Interval, "1 year -3 days 04:05:06.5", "Interval(\"12 months -3 days 14706500000 microseconds\")".into()),
             (T::Date, "2024-02-29", "Date(\"2024-02-29\")".into()),
             (T::Date, "-infinity", "Date(\"-infinity\")".into()),
             (T::Date, "10000-01-01", "Date(\"10000-01-01\")".into()),

@@ -71,7 +71,8 @@ async fn run_once(integration: &Integration, stop: watch::Receiver<bool>) -> Res
     let (events_tx, events_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (acks_tx, acks_rx) = watch::channel(start_position);
     let progress = Arc::new(Progress::default());
-    let writer = Writer::new(target, integration.batch.clone(), acks_tx, progress.clone());
+    let writer = Writer::new(target, integration.batch.clone(), acks_tx, progress.clone())
+        .resuming_from(checkpoint.as_ref());
     let writer = std::thread::Builder::new()
         .name("zetl-writer".into())
         .spawn(move || writer.run(events_rx))
