@@ -1,4 +1,6 @@
-//! Test support: throwaway PostgreSQL, MariaDB and moto servers.
+//! Test support: throwaway PostgreSQL, MariaDB and moto servers, and (with
+//! the `compare` feature) a whole-table comparison of a PostgreSQL source
+//! with its DuckDB target ([`compare::assert_tables_equal`]).
 //!
 //! Tests, benchmarks and the quick-start script start their own servers
 //! from the installed binaries: each gets its own directory, a free TCP port
@@ -21,6 +23,8 @@
 //! When running as root, PostgreSQL runs as the OS user `postgres`, which
 //! must be able to reach the data directory.
 
+#[cfg(feature = "compare")]
+pub mod compare;
 mod error;
 mod mariadb;
 mod moto;
