@@ -41,7 +41,7 @@ pub enum SourceConfig {
     Postgres(PostgresSourceConfig),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSourceConfig {
     pub url: String,
@@ -54,6 +54,18 @@ pub struct PostgresSourceConfig {
     /// Seconds between looks for new tables that match the filters.
     #[serde(default = "defaults::table_discovery_secs")]
     pub table_discovery_secs: u64,
+}
+
+impl std::fmt::Debug for PostgresSourceConfig {
+    // The URL holds the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSourceConfig")
+            .field("url", &redact_url(&self.url))
+            .field("publication", &self.publication)
+            .field("slot", &self.slot)
+            .field("snapshot", &self.snapshot)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,7 +173,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         Self::parse(path, &text, |name| std::env::var(name).ok())
     }
@@ -172,9 +184,9 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = envsubst::substitute(path, text, lookup)?;
-        let doc: FileDoc =
-            serde_yaml::from_str(&text).map_err(|e| syntax_error(&file, &text, &e))?;
+        let (text, secrets) = envsubst::substitute(path, text, lookup)?;
+        let doc: FileDoc = serde_yaml::from_str(&text)
+            .map_err(|e| scrub(syntax_error(&file, &text, &e), &secrets))?;
         let invalid = |problem: String| ConfigError::Invalid {
             file: file.clone(),
             problem,
@@ -298,6 +310,28 @@ fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
     }
 }
 
+/// Values from the environment are usually secrets: never echo them.
+fn scrub(mut e: ConfigError, secrets: &[String]) -> ConfigError {
+    if let ConfigError::Syntax { problem, .. } = &mut e {
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            *problem = problem.replace(s.as_str(), "***");
+        }
+        // A URL may also have been written out in full: hide its password.
+        *problem = problem
+            .split(' ')
+            .map(|w| {
+                if w.contains("://") {
+                    redact_url(w)
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    e
+}
+
 /// The first line at or after `from` (1-based) that holds `key:` as a mapping key.
 fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
     text.lines()
@@ -358,6 +392,18 @@ mod tests {
         let msg = parse(&text).expect_err("unknown key").to_string();
         assert!(msg.starts_with("z.yaml:6:7: "), "{msg}");
         assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_never_reach_errors() {
+        let text = "integrations:\n  - name: a\n    source: postgres://u:${PW}@h/db\n";
+        let msg = parse(text)
+            .expect_err("a string is not a source")
+            .to_string();
+        assert!(msg.contains("invalid type"), "{msg}");
+        assert!(!msg.contains("pw"), "{msg}");
+        let c = parse(GOOD).expect("valid");
+        assert!(!format!("{:?}", c.integrations).contains(":pw@"));
     }
 
     #[test]

@@ -8,29 +8,34 @@ use std::path::Path;
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$${` is a literal `${`. Comment lines are left as
 /// they are so that a commented-out secret does not demand a variable.
+/// The substituted text, and the values put in (to keep them out of later error messages).
 pub fn substitute(
     path: &Path,
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+) -> Result<(String, Vec<String>), ConfigError> {
     let mut out = String::with_capacity(text.len());
+    let mut values = Vec::new();
     for (index, line) in text.split_inclusive('\n').enumerate() {
         if line.trim_start().starts_with('#') {
             out.push_str(line);
             continue;
         }
-        substitute_line(line, &mut out, &lookup).map_err(|problem| ConfigError::Variable {
-            file: path.display().to_string(),
-            line: index + 1,
-            problem,
+        substitute_line(line, &mut out, &mut values, &lookup).map_err(|problem| {
+            ConfigError::Variable {
+                file: path.display().to_string(),
+                line: index + 1,
+                problem,
+            }
         })?;
     }
-    Ok(out)
+    Ok((out, values))
 }
 
 fn substitute_line(
     line: &str,
     out: &mut String,
+    values: &mut Vec<String>,
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), String> {
     let mut rest = line;
@@ -52,8 +57,15 @@ fn substitute_line(
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{name}}}` is not a valid variable name"));
             }
-            match (lookup(name), default) {
-                (Some(v), _) => out.push_str(&v),
+            // As in the shell, `:-` also replaces a set but empty variable.
+            match (
+                lookup(name).filter(|v| !(v.is_empty() && default.is_some())),
+                default,
+            ) {
+                (Some(v), _) => {
+                    out.push_str(&v);
+                    values.push(v);
+                }
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
                     return Err(format!("environment variable `{name}` is not set"));
@@ -76,8 +88,18 @@ mod tests {
     fn run(text: &str) -> Result<String, ConfigError> {
         substitute(Path::new("z.yaml"), text, |n| match n {
             "PW" => Some("s3cret".into()),
+            "EMPTY" => Some(String::new()),
             _ => None,
         })
+        .map(|(text, _)| text)
+    }
+
+    #[test]
+    fn default_replaces_an_empty_variable_too() {
+        assert_eq!(
+            run("a: ${EMPTY:-d}\nb: x${EMPTY}y\n").expect("ok"),
+            "a: d\nb: xy\n"
+        );
     }
 
     #[test]

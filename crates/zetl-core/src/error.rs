@@ -2,12 +2,8 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {file}: {source}")]
-    Read {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read config file {file}: {cause}")]
+    Read { file: String, cause: std::io::Error },
     #[error("{file}:{line}: {problem}")]
     Variable {
         file: String,

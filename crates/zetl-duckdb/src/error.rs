@@ -2,17 +2,12 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum DuckdbError {
-    #[error("cannot open DuckDB file {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: duckdb::Error,
-    },
-    #[error("DuckDB {context}: {source}")]
+    #[error("cannot open DuckDB file {path}: {cause}")]
+    Open { path: String, cause: duckdb::Error },
+    #[error("DuckDB {context}: {cause}")]
     Sql {
         context: String,
-        #[source]
-        source: duckdb::Error,
+        cause: duckdb::Error,
     },
     #[error("table {table}, key {key}: cannot write the row: {cause}")]
     Row {
@@ -35,7 +30,7 @@ impl<T> Context<T> for Result<T, duckdb::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, DuckdbError> {
         self.map_err(|source| DuckdbError::Sql {
             context: what(),
-            source,
+            cause: source,
         })
     }
 }

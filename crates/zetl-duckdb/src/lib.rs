@@ -33,7 +33,7 @@ impl DuckdbTarget {
     pub fn open(path: &Path, integration: &str) -> Result<Self, DuckdbError> {
         let conn = Connection::open(path).map_err(|source| DuckdbError::Open {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         state::migrate(&conn)?;
         Ok(Self {

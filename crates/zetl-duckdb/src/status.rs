@@ -31,11 +31,11 @@ pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, Duckd
         .access_mode(AccessMode::ReadOnly)
         .map_err(|source| DuckdbError::Open {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
     let conn = Connection::open_with_flags(path, config).map_err(|source| DuckdbError::Open {
         path: path.display().to_string(),
-        source,
+        cause: source,
     })?;
     let has_state: bool = conn
         .query_row("SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = '_zetl' AND table_name = 'checkpoints'", [], |r| r.get(0))

@@ -49,6 +49,7 @@ impl PgSource {
                         n => format!("{n} match the filters"),
                     },
                 ));
+                out.push(self.check_ownership(&sql, &tables).await);
                 for t in tables.iter().filter(|t| !t.has_identity()) {
                     out.push((true, format!("table {}", t.id), format!(
                         "no primary key or replica identity: inserts only (for updates and deletes: ALTER TABLE {} REPLICA IDENTITY FULL)",
@@ -84,6 +85,30 @@ impl PgSource {
         }
     }
 
+    /// Only a table's owner (or a superuser) may add it to a publication.
+    async fn check_ownership(&self, sql: &Client, tables: &[catalog::TableInfo]) -> Verdict {
+        let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+        let q = "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = ANY($1) AND NOT pg_has_role(current_user, c.relowner, 'USAGE') \
+                 AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) ORDER BY 1";
+        match sql.query(q, &[&oids]).await {
+            Ok(rows) if rows.is_empty() => (
+                true,
+                "table ownership".into(),
+                "the user may publish every matching table".into(),
+            ),
+            Ok(rows) => {
+                let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                (false, "table ownership".into(), format!(
+                    "only a table's owner can add it to the publication; not owned by `{}`: {} (grant the owning role to it, or create the publication as the owner and name it in source.publication)",
+                    self.conn_info().user,
+                    names.join(", ")
+                ))
+            }
+            Err(e) => (false, "table ownership".into(), e.to_string()),
+        }
+    }
+
     async fn check_slots(&self, sql: &Client) -> Verdict {
         let slot = self.slot_name();
         match publication::slot_state(sql, &slot).await {
@@ -114,7 +139,7 @@ impl PgSource {
             .await
             .map_err(|source| crate::PgError::Sql {
                 what: "reading the current WAL position".into(),
-                source,
+                cause: source,
             })?;
         Ok(row.get(0))
     }

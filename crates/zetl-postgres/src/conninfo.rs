@@ -104,7 +104,7 @@ impl ConnInfo {
                     .await
                     .map_err(|source| PgError::Sql {
                         what: what(),
-                        source,
+                        cause: source,
                     })?;
             tokio::spawn(drive(connection));
             Ok(client)
@@ -116,7 +116,7 @@ impl ConnInfo {
                     .await
                     .map_err(|source| PgError::Sql {
                         what: what(),
-                        source,
+                        cause: source,
                     })?;
             tokio::spawn(drive(connection));
             Ok(client)

@@ -5,12 +5,8 @@ use thiserror::Error;
 pub enum PgError {
     #[error("invalid source url: {0}")]
     Url(String),
-    #[error("cannot connect to PostgreSQL at {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot connect to PostgreSQL at {addr}: {cause}")]
+    Connect { addr: String, cause: std::io::Error },
     #[error("authentication as `{user}` failed: {reason}")]
     Auth { user: String, reason: String },
     #[error("PostgreSQL refused {what}: {message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
@@ -20,22 +16,17 @@ pub enum PgError {
         message: String,
         hint: Option<String>,
     },
-    #[error("PostgreSQL {what}: {source}")]
+    #[error("PostgreSQL {what}: {cause}")]
     Sql {
         what: String,
-        #[source]
-        source: tokio_postgres::Error,
+        cause: tokio_postgres::Error,
     },
     #[error("replication connection lost: {0}")]
     Io(#[from] std::io::Error),
     #[error("unexpected replication protocol message: {0}")]
     Protocol(String),
-    #[error("cannot decode WAL at {lsn}: {source}")]
-    Decode {
-        lsn: String,
-        #[source]
-        source: DecodeError,
-    },
+    #[error("cannot decode WAL at {lsn}: {cause}")]
+    Decode { lsn: String, cause: DecodeError },
     #[error("table {table}, column {column}: {reason}")]
     Value {
         table: String,
@@ -53,7 +44,7 @@ impl PgError {
     pub fn is_transient(&self) -> bool {
         match self {
             PgError::Connect { .. } | PgError::Io(_) => true,
-            PgError::Sql { source, .. } => source.is_closed() || source.code().is_none(),
+            PgError::Sql { cause, .. } => cause.is_closed() || cause.code().is_none(),
             // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 55006 object in use (slot still held by a dying walsender)
             PgError::Server { code, .. } => {
                 matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "55006")
@@ -71,7 +62,7 @@ impl<T> SqlContext<T> for Result<T, tokio_postgres::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, PgError> {
         self.map_err(|source| PgError::Sql {
             what: what(),
-            source,
+            cause: source,
         })
     }
 }

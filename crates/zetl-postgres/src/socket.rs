@@ -24,7 +24,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Socket, PgError> {
         .await
         .map_err(|source| PgError::Connect {
             addr: addr.clone(),
-            source,
+            cause: source,
         })?;
     tcp.set_nodelay(true)?;
     if info.ssl_mode == SslMode::Disable {

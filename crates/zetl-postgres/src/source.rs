@@ -77,6 +77,7 @@ impl PgSource {
         catalog::check_wal_level(&sql).await?;
         let types = catalog::type_catalog(&sql).await?;
         let tables = self.matching_tables(&sql).await?;
+        warn_without_identity(&tables);
         let slot = self.slot_name();
         let publication = self.publication_name();
         publication::sync_publications(&sql, &publication, &tables).await?;
@@ -181,6 +182,7 @@ impl PgSource {
                         .cloned()
                         .collect();
                     if !new.is_empty() {
+                        warn_without_identity(&new);
                         publication::sync_publications(&sql, &publication, &now).await?;
                         for t in &new {
                             streamer.tables.insert(t.id.clone(), t.clone());
@@ -203,15 +205,7 @@ impl PgSource {
     }
 
     async fn matching_tables(&self, sql: &Client) -> Result<Vec<TableInfo>, PgError> {
-        let tables = catalog::list_tables(sql, &self.filter).await?;
-        for t in tables.iter().filter(|t| !t.has_identity()) {
-            tracing::warn!(
-                table = %t.id,
-                "table has no primary key or replica identity: only its inserts are replicated; to replicate updates and deletes run `ALTER TABLE {} REPLICA IDENTITY FULL` or add a primary key",
-                catalog::quote_table(&t.id)
-            );
-        }
-        Ok(tables)
+        catalog::list_tables(sql, &self.filter).await
     }
 
     async fn schemas(
@@ -294,6 +288,16 @@ impl PgSource {
                 Ok(())
             }
         }
+    }
+}
+
+fn warn_without_identity(tables: &[TableInfo]) {
+    for t in tables.iter().filter(|t| !t.has_identity()) {
+        tracing::warn!(
+            table = %t.id,
+            "table has no primary key or replica identity: only its inserts are replicated; to replicate updates and deletes run `ALTER TABLE {} REPLICA IDENTITY FULL` or add a primary key",
+            catalog::quote_table(&t.id)
+        );
     }
 }
 

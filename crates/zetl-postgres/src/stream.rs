@@ -130,6 +130,7 @@ impl<'a> Streamer<'a> {
                 }
                 _ = status.tick() => stream.send_status(self.received, self.acked, false).await?,
                 _ = stop.changed() => {}
+                _ = tokio::time::sleep_until((started + discover_every).into()), if !self.in_txn => {}
             }
         }
     }
@@ -142,7 +143,7 @@ impl<'a> Streamer<'a> {
     ) -> Result<(), PgError> {
         let decode_err = |source| PgError::Decode {
             lsn: wal_start.to_string(),
-            source,
+            cause: source,
         };
         let decoded =
             pgoutput::decode_with_xid(data, self.stream_xid.is_some()).map_err(decode_err)?;

@@ -97,7 +97,10 @@ fn main() -> ExitCode {
             } else {
                 EXIT_FAILED
             };
-            eprintln!("zetl: error: {e:#}");
+            match cli.log_format {
+                LogFormat::Json => tracing::error!(error = %format!("{e:#}"), "zetl stopped"),
+                LogFormat::Text => eprintln!("zetl: error: {e:#}"),
+            }
             ExitCode::from(code)
         }
     }

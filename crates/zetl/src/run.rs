@@ -33,7 +33,11 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
             Ok(()) => return Ok(0),
             Err(e) if is_transient(&e) && !*stop_rx.borrow() => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in_s = backoff.as_secs_f64(), "connection lost; resuming from the target's checkpoint");
-                tokio::time::sleep(backoff).await;
+                let mut stop = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return Ok(0),
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e),

@@ -115,7 +115,7 @@ pub async fn status(config: &Path, name: Option<&str>, json: bool, watch: bool) 
     let integration = config.integration(name)?;
     loop {
         let status = collect(integration).await?;
-        if watch {
+        if watch && !json {
             print!("\x1b[2J\x1b[H");
         }
         if json {
