@@ -16,7 +16,7 @@ pub enum PgError {
         message: String,
         hint: Option<String>,
     },
-    #[error("PostgreSQL {what}: {cause}")]
+    #[error("PostgreSQL {what}: {}", chain(cause))]
     Sql {
         what: String,
         cause: tokio_postgres::Error,
@@ -39,12 +39,57 @@ pub enum PgError {
     PipelineClosed,
 }
 
+/// An error with its causes: tokio-postgres' own text omits them ("error performing TLS
+/// handshake" without saying why).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// Connection-level failures a reconnect can cure.
+fn io_transient(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | BrokenPipe
+                    | TimedOut
+                    | UnexpectedEof
+                    | Interrupted
+            );
+        }
+        next = cause.source();
+    }
+    false
+}
+
 impl PgError {
     /// Whether reconnecting may help (the server restarted, the network blinked).
     pub fn is_transient(&self) -> bool {
         match self {
             PgError::Connect { .. } | PgError::Io(_) => true,
-            PgError::Sql { cause, .. } => cause.is_closed() || cause.code().is_none(),
+            PgError::Sql { cause, .. } => {
+                cause.is_closed()
+                    || io_transient(cause)
+                    || matches!(
+                        cause.code().map(|c| c.code()),
+                        Some("57P01" | "57P02" | "57P03")
+                    )
+            }
             // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 55006 object in use (slot still held by a dying walsender)
             PgError::Server { code, .. } => {
                 matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "55006")
