@@ -28,10 +28,13 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
         let _ = stop_tx.send(true);
     });
     let mut backoff = Duration::from_millis(500);
+    let progress = Arc::new(Progress::default());
     loop {
-        match run_once(&integration, stop_rx.clone()).await {
+        match run_once(&integration, stop_rx.clone(), progress.clone()).await {
             Ok(()) => return Ok(0),
-            Err(e) if is_transient(&e) && !*stop_rx.borrow() => {
+            // Retrying only helps a connection that worked before: a wrong host or port at
+            // start-up is reported at once instead of being retried forever.
+            Err(e) if is_transient(&e) && !*stop_rx.borrow() && made_progress(&progress) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in_s = backoff.as_secs_f64(), "connection lost; resuming from the target's checkpoint");
                 let mut stop = stop_rx.clone();
                 tokio::select! {
@@ -45,6 +48,10 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
     }
 }
 
+fn made_progress(p: &Progress) -> bool {
+    p.batches_committed.load(Ordering::Relaxed) > 0 || p.rows_copied.load(Ordering::Relaxed) > 0
+}
+
 fn is_transient(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<PgError>()
@@ -52,7 +59,11 @@ fn is_transient(e: &anyhow::Error) -> bool {
     })
 }
 
-async fn run_once(integration: &Integration, stop: watch::Receiver<bool>) -> Result<()> {
+async fn run_once(
+    integration: &Integration,
+    stop: watch::Receiver<bool>,
+    progress: Arc<Progress>,
+) -> Result<()> {
     let SourceConfig::Postgres(pg) = &integration.source;
     let TargetConfig::Duckdb(duck) = &integration.target;
     let mut target = DuckdbTarget::open(&duck.path, &integration.name)?;
@@ -74,7 +85,6 @@ async fn run_once(integration: &Integration, stop: watch::Receiver<bool>) -> Res
 
     let (events_tx, events_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (acks_tx, acks_rx) = watch::channel(start_position);
-    let progress = Arc::new(Progress::default());
     let writer = Writer::new(target, integration.batch.clone(), acks_tx, progress.clone())
         .resuming_from(checkpoint.as_ref());
     let writer = std::thread::Builder::new()
