@@ -31,11 +31,7 @@ pub struct TableBatch {
 impl TableBatch {
     /// Keyed ops with their final state; superseded slots are skipped.
     pub fn keyed_ops(&self) -> impl Iterator<Item = &KeyedOp> {
-        self.ops
-            .iter()
-            .enumerate()
-            .filter(|(i, (k, _))| self.keys.get(k) == Some(i))
-            .map(|(_, (_, op))| op)
+        self.ops.iter().enumerate().filter(|(i, (k, _))| self.keys.get(k) == Some(i)).map(|(_, (_, op))| op)
     }
 
     fn set(&mut self, key: Vec<u8>, op: KeyedOp) {
@@ -80,10 +76,7 @@ impl Batch {
 
     pub fn truncate(&mut self, table: &TableId) {
         let t = self.tables.entry(table.clone()).or_default();
-        *t = TableBatch {
-            truncate: true,
-            ..TableBatch::default()
-        };
+        *t = TableBatch { truncate: true, ..TableBatch::default() };
         self.changes += 1;
     }
 
@@ -99,9 +92,7 @@ impl Batch {
             }
         };
         match change.kind {
-            ChangeKind::Insert { row } => {
-                table.set(key_bytes(&row, key_cols), KeyedOp::Upsert(row))
-            }
+            ChangeKind::Insert { row } => table.set(key_bytes(&row, key_cols), KeyedOp::Upsert(row)),
             ChangeKind::Update { old, mut row } => {
                 let new_key = key_bytes(&row, key_cols);
                 let mut moved_from = None;
@@ -109,8 +100,7 @@ impl Batch {
                     let old_key = key_bytes(&old, key_cols);
                     if old_key != new_key {
                         moved_from = fill_unchanged(&mut row, table.current(&old_key));
-                        if moved_from.is_none() && row.iter().any(|v| matches!(v, Value::Unchanged))
-                        {
+                        if moved_from.is_none() && row.iter().any(|v| matches!(v, Value::Unchanged)) {
                             moved_from = Some(old.clone());
                         }
                         table.set(old_key, KeyedOp::Delete(old));
@@ -120,16 +110,12 @@ impl Batch {
                     moved_from = fill_unchanged(&mut row, table.current(&new_key));
                 }
                 let op = match moved_from {
-                    Some(from) if row.iter().any(|v| matches!(v, Value::Unchanged)) => {
-                        KeyedOp::Move { row, from }
-                    }
+                    Some(from) if row.iter().any(|v| matches!(v, Value::Unchanged)) => KeyedOp::Move { row, from },
                     _ => KeyedOp::Upsert(row),
                 };
                 table.set(new_key, op);
             }
-            ChangeKind::Delete { old } => {
-                table.set(key_bytes(&old, key_cols), KeyedOp::Delete(old))
-            }
+            ChangeKind::Delete { old } => table.set(key_bytes(&old, key_cols), KeyedOp::Delete(old)),
         }
     }
 }
@@ -200,24 +186,13 @@ mod tests {
     use crate::model::{Column, ColumnType};
 
     fn schema(identity: RowIdentity) -> TableSchema {
-        let col = |n: &str| Column {
-            name: n.into(),
-            ty: ColumnType::Int64,
-            source_type: "int8".into(),
-            nullable: true,
-        };
-        TableSchema {
-            id: TableId::new("s", "t"),
-            columns: vec![col("id"), col("v"), col("big")],
-            identity,
-        }
+        let col =
+            |n: &str| Column { name: n.into(), ty: ColumnType::Int64, source_type: "int8".into(), nullable: true };
+        TableSchema { id: TableId::new("s", "t"), columns: vec![col("id"), col("v"), col("big")], identity }
     }
 
     fn change(kind: ChangeKind) -> Change {
-        Change {
-            table: TableId::new("s", "t"),
-            kind,
-        }
+        Change { table: TableId::new("s", "t"), kind }
     }
 
     fn row(id: i64, v: i64, big: Value) -> Row {
@@ -225,48 +200,21 @@ mod tests {
     }
 
     fn final_ops(b: &Batch) -> Vec<KeyedOp> {
-        b.tables[&TableId::new("s", "t")]
-            .keyed_ops()
-            .cloned()
-            .collect()
+        b.tables[&TableId::new("s", "t")].keyed_ops().cloned().collect()
     }
 
     #[test]
     fn collapses_to_last_state_per_key() {
         let s = schema(RowIdentity::Key(vec![0]));
         let mut b = Batch::default();
-        b.push(
-            &s,
-            change(ChangeKind::Insert {
-                row: row(1, 1, Value::Int(9)),
-            }),
-        );
-        b.push(
-            &s,
-            change(ChangeKind::Update {
-                old: None,
-                row: row(1, 2, Value::Unchanged),
-            }),
-        );
-        b.push(
-            &s,
-            change(ChangeKind::Insert {
-                row: row(2, 1, Value::Null),
-            }),
-        );
-        b.push(
-            &s,
-            change(ChangeKind::Delete {
-                old: row(2, 0, Value::Null),
-            }),
-        );
+        b.push(&s, change(ChangeKind::Insert { row: row(1, 1, Value::Int(9)) }));
+        b.push(&s, change(ChangeKind::Update { old: None, row: row(1, 2, Value::Unchanged) }));
+        b.push(&s, change(ChangeKind::Insert { row: row(2, 1, Value::Null) }));
+        b.push(&s, change(ChangeKind::Delete { old: row(2, 0, Value::Null) }));
         assert_eq!(b.changes(), 4);
         assert_eq!(
             final_ops(&b),
-            vec![
-                KeyedOp::Upsert(row(1, 2, Value::Int(9))),
-                KeyedOp::Delete(row(2, 0, Value::Null))
-            ]
+            vec![KeyedOp::Upsert(row(1, 2, Value::Int(9))), KeyedOp::Delete(row(2, 0, Value::Null))]
         );
     }
 
@@ -274,25 +222,11 @@ mod tests {
     fn key_change_deletes_old_key() {
         let s = schema(RowIdentity::Key(vec![0]));
         let mut b = Batch::default();
-        b.push(
-            &s,
-            change(ChangeKind::Insert {
-                row: row(1, 1, Value::Int(9)),
-            }),
-        );
-        b.push(
-            &s,
-            change(ChangeKind::Update {
-                old: Some(row(1, 0, Value::Null)),
-                row: row(5, 1, Value::Unchanged),
-            }),
-        );
+        b.push(&s, change(ChangeKind::Insert { row: row(1, 1, Value::Int(9)) }));
+        b.push(&s, change(ChangeKind::Update { old: Some(row(1, 0, Value::Null)), row: row(5, 1, Value::Unchanged) }));
         assert_eq!(
             final_ops(&b),
-            vec![
-                KeyedOp::Delete(row(1, 0, Value::Null)),
-                KeyedOp::Upsert(row(5, 1, Value::Int(9)))
-            ]
+            vec![KeyedOp::Delete(row(1, 0, Value::Null)), KeyedOp::Upsert(row(5, 1, Value::Int(9)))]
         );
     }
 
@@ -301,29 +235,11 @@ mod tests {
         let s = schema(RowIdentity::Key(vec![0]));
         let mut b = Batch::default();
         let old = row(1, 0, Value::Null);
-        b.push(
-            &s,
-            change(ChangeKind::Update {
-                old: Some(old.clone()),
-                row: row(5, 1, Value::Unchanged),
-            }),
-        );
-        b.push(
-            &s,
-            change(ChangeKind::Update {
-                old: None,
-                row: row(5, 2, Value::Unchanged),
-            }),
-        );
+        b.push(&s, change(ChangeKind::Update { old: Some(old.clone()), row: row(5, 1, Value::Unchanged) }));
+        b.push(&s, change(ChangeKind::Update { old: None, row: row(5, 2, Value::Unchanged) }));
         assert_eq!(
             final_ops(&b),
-            vec![
-                KeyedOp::Delete(old.clone()),
-                KeyedOp::Move {
-                    row: row(5, 2, Value::Unchanged),
-                    from: old
-                }
-            ]
+            vec![KeyedOp::Delete(old.clone()), KeyedOp::Move { row: row(5, 2, Value::Unchanged), from: old }]
         );
     }
 
@@ -331,24 +247,9 @@ mod tests {
     fn unkeyed_tables_keep_every_change_in_order() {
         let s = schema(RowIdentity::FullRow);
         let mut b = Batch::default();
-        b.push(
-            &s,
-            change(ChangeKind::Insert {
-                row: row(1, 1, Value::Null),
-            }),
-        );
-        b.push(
-            &s,
-            change(ChangeKind::Insert {
-                row: row(1, 1, Value::Null),
-            }),
-        );
-        b.push(
-            &s,
-            change(ChangeKind::Delete {
-                old: row(1, 1, Value::Null),
-            }),
-        );
+        b.push(&s, change(ChangeKind::Insert { row: row(1, 1, Value::Null) }));
+        b.push(&s, change(ChangeKind::Insert { row: row(1, 1, Value::Null) }));
+        b.push(&s, change(ChangeKind::Delete { old: row(1, 1, Value::Null) }));
         assert_eq!(b.tables[&TableId::new("s", "t")].unkeyed.len(), 3);
     }
 
@@ -356,19 +257,9 @@ mod tests {
     fn truncate_drops_earlier_changes_of_the_table() {
         let s = schema(RowIdentity::Key(vec![0]));
         let mut b = Batch::default();
-        b.push(
-            &s,
-            change(ChangeKind::Insert {
-                row: row(1, 1, Value::Null),
-            }),
-        );
+        b.push(&s, change(ChangeKind::Insert { row: row(1, 1, Value::Null) }));
         b.truncate(&TableId::new("s", "t"));
-        b.push(
-            &s,
-            change(ChangeKind::Insert {
-                row: row(2, 1, Value::Null),
-            }),
-        );
+        b.push(&s, change(ChangeKind::Insert { row: row(2, 1, Value::Null) }));
         let t = &b.tables[&TableId::new("s", "t")];
         assert!(t.truncate);
         assert_eq!(t.keyed_ops().count(), 1);

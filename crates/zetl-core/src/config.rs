@@ -81,10 +81,7 @@ pub struct SnapshotConfig {
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        Self {
-            parallelism: defaults::snapshot_parallelism(),
-            chunk_rows: defaults::snapshot_chunk_rows(),
-        }
+        Self { parallelism: defaults::snapshot_parallelism(), chunk_rows: defaults::snapshot_chunk_rows() }
     }
 }
 
@@ -96,9 +93,7 @@ pub enum TargetConfig {
 
 impl Default for TargetConfig {
     fn default() -> Self {
-        TargetConfig::Duckdb(DuckdbTargetConfig {
-            path: PathBuf::from(defaults::DUCKDB_PATH),
-        })
+        TargetConfig::Duckdb(DuckdbTargetConfig { path: PathBuf::from(defaults::DUCKDB_PATH) })
     }
 }
 
@@ -122,10 +117,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self {
-            max_wait_ms: defaults::batch_max_wait_ms(),
-            max_bytes: defaults::batch_max_bytes(),
-        }
+        Self { max_wait_ms: defaults::batch_max_wait_ms(), max_bytes: defaults::batch_max_bytes() }
     }
 }
 
@@ -135,9 +127,7 @@ mod defaults {
         DUCKDB_PATH.into()
     }
     pub fn snapshot_parallelism() -> usize {
-        std::thread::available_parallelism()
-            .map(|n| n.get().clamp(2, 8))
-            .unwrap_or(2)
+        std::thread::available_parallelism().map(|n| n.get().clamp(2, 8)).unwrap_or(2)
     }
     pub fn snapshot_chunk_rows() -> u64 {
         1_000_000
@@ -171,30 +161,18 @@ pub struct Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.display().to_string(),
-            cause: source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: path.display().to_string(), cause: source })?;
         Self::parse(path, &text, |name| std::env::var(name).ok())
     }
 
-    pub fn parse(
-        path: &Path,
-        text: &str,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn parse(path: &Path, text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let (text, secrets) = envsubst::substitute(path, text, lookup)?;
-        let doc: FileDoc = serde_yaml::from_str(&text)
-            .map_err(|e| scrub(syntax_error(&file, &text, &e), &secrets))?;
-        let invalid = |problem: String| ConfigError::Invalid {
-            file: file.clone(),
-            problem,
-        };
+        let doc: FileDoc = serde_yaml::from_str(&text).map_err(|e| scrub(syntax_error(&file, &text, &e), &secrets))?;
+        let invalid = |problem: String| ConfigError::Invalid { file: file.clone(), problem };
         if doc.integrations.is_empty() {
-            return Err(invalid(
-                "`integrations` is empty: declare at least one".into(),
-            ));
+            return Err(invalid("`integrations` is empty: declare at least one".into()));
         }
         let mut integrations = Vec::with_capacity(doc.integrations.len());
         for it in doc.integrations {
@@ -205,15 +183,11 @@ impl Config {
                 )));
             }
             if integrations.iter().any(|i: &Integration| i.name == it.name) {
-                return Err(invalid(format!(
-                    "integration `{}` is declared twice",
-                    it.name
-                )));
+                return Err(invalid(format!("integration `{}` is declared twice", it.name)));
             }
             let tables = TableFilter::new(&it.tables.include, &it.tables.exclude)
                 .map_err(|e| invalid(format!("integration `{}`: tables: {e}", it.name)))?;
-            validate_source(&it.source)
-                .map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
+            validate_source(&it.source).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
             integrations.push(Integration {
                 name: it.name,
                 source: it.source,
@@ -222,41 +196,27 @@ impl Config {
                 batch: it.batch,
             });
         }
-        Ok(Config {
-            file: path.to_path_buf(),
-            integrations,
-        })
+        Ok(Config { file: path.to_path_buf(), integrations })
     }
 
     /// The integration a command is about: the named one, or the only one.
     pub fn integration(&self, name: Option<&str>) -> Result<&Integration, ConfigError> {
         let file = self.file.display().to_string();
         match name {
-            Some(n) => self
-                .integrations
-                .iter()
-                .find(|i| i.name == n)
-                .ok_or_else(|| ConfigError::Invalid {
-                    file,
-                    problem: format!("no integration named `{n}` (declared: {})", self.names()),
-                }),
+            Some(n) => self.integrations.iter().find(|i| i.name == n).ok_or_else(|| ConfigError::Invalid {
+                file,
+                problem: format!("no integration named `{n}` (declared: {})", self.names()),
+            }),
             None if self.integrations.len() == 1 => Ok(&self.integrations[0]),
             None => Err(ConfigError::Invalid {
                 file,
-                problem: format!(
-                    "the file declares several integrations; pick one with -i NAME ({})",
-                    self.names()
-                ),
+                problem: format!("the file declares several integrations; pick one with -i NAME ({})", self.names()),
             }),
         }
     }
 
     fn names(&self) -> String {
-        self.integrations
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.integrations.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -276,16 +236,11 @@ fn validate_source(source: &SourceConfig) -> Result<(), String> {
 
 fn valid_name(name: &str) -> bool {
     (1..=40).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
-    let (mut line, mut column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
+    let (mut line, mut column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
     // serde_yaml appends " at line L column C"; the location is already in front.
     let mut problem = e.to_string();
     if let Some(at) = problem.find(" at line ") {
@@ -293,21 +248,12 @@ fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
     }
     // Inside `source:` / `target:` (tagged by `kind`) serde_yaml reports the mapping's start;
     // point at the offending key itself.
-    if let Some(key) = problem
-        .split("unknown field `")
-        .nth(1)
-        .and_then(|r| r.split('`').next())
-    {
+    if let Some(key) = problem.split("unknown field `").nth(1).and_then(|r| r.split('`').next()) {
         if let Some((l, c)) = find_key(text, key, line) {
             (line, column) = (l, c);
         }
     }
-    ConfigError::Syntax {
-        file: file.to_string(),
-        line,
-        column,
-        problem,
-    }
+    ConfigError::Syntax { file: file.to_string(), line, column, problem }
 }
 
 /// Values from the environment are usually secrets: never echo them.
@@ -319,13 +265,7 @@ fn scrub(mut e: ConfigError, secrets: &[String]) -> ConfigError {
         // A URL may also have been written out in full: hide its password.
         *problem = problem
             .split(' ')
-            .map(|w| {
-                if w.contains("://") {
-                    redact_url(w)
-                } else {
-                    w.to_string()
-                }
-            })
+            .map(|w| if w.contains("://") { redact_url(w) } else { w.to_string() })
             .collect::<Vec<_>>()
             .join(" ");
     }
@@ -334,17 +274,11 @@ fn scrub(mut e: ConfigError, secrets: &[String]) -> ConfigError {
 
 /// The first line at or after `from` (1-based) that holds `key:` as a mapping key.
 fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find_map(|(i, l)| {
-            let trimmed = l.trim_start().trim_start_matches("- ");
-            let indent = l.len() - trimmed.len();
-            trimmed
-                .strip_prefix(key)
-                .filter(|rest| rest.trim_start().starts_with(':'))
-                .map(|_| (i + 1, indent + 1))
-        })
+    text.lines().enumerate().skip(from.saturating_sub(1)).find_map(|(i, l)| {
+        let trimmed = l.trim_start().trim_start_matches("- ");
+        let indent = l.len() - trimmed.len();
+        trimmed.strip_prefix(key).filter(|rest| rest.trim_start().starts_with(':')).map(|_| (i + 1, indent + 1))
+    })
 }
 
 /// A URL with its password replaced, fit for logs and errors.
@@ -369,20 +303,17 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("z.yaml"), text, |n| {
-            (n == "PW").then(|| "pw".to_string())
-        })
+        Config::parse(Path::new("z.yaml"), text, |n| (n == "PW").then(|| "pw".to_string()))
     }
 
-    const GOOD: &str = "integrations:\n  - name: a\n    source:\n      kind: postgres\n      url: postgres://u:${PW}@h/db\n";
+    const GOOD: &str =
+        "integrations:\n  - name: a\n    source:\n      kind: postgres\n      url: postgres://u:${PW}@h/db\n";
 
     #[test]
     fn defaults_fill_what_is_left_out() {
         let c = parse(GOOD).expect("valid");
         let it = c.integration(None).expect("one integration");
-        assert!(
-            matches!(&it.target, TargetConfig::Duckdb(d) if d.path == Path::new("warehouse.duckdb"))
-        );
+        assert!(matches!(&it.target, TargetConfig::Duckdb(d) if d.path == Path::new("warehouse.duckdb")));
         assert_eq!(it.batch.max_wait_ms, 500);
     }
 
@@ -397,9 +328,7 @@ mod tests {
     #[test]
     fn secrets_never_reach_errors() {
         let text = "integrations:\n  - name: a\n    source: postgres://u:${PW}@h/db\n";
-        let msg = parse(text)
-            .expect_err("a string is not a source")
-            .to_string();
+        let msg = parse(text).expect_err("a string is not a source").to_string();
         assert!(msg.contains("invalid type"), "{msg}");
         assert!(!msg.contains("pw"), "{msg}");
         let c = parse(GOOD).expect("valid");
@@ -408,15 +337,10 @@ mod tests {
 
     #[test]
     fn wrong_kind_and_bad_names_are_rejected() {
-        let msg = parse(&GOOD.replace("postgres\n", "oracle\n"))
-            .expect_err("kind")
-            .to_string();
+        let msg = parse(&GOOD.replace("postgres\n", "oracle\n")).expect_err("kind").to_string();
         assert!(msg.contains("oracle"), "{msg}");
         assert!(parse(&GOOD.replace("name: a", "name: A!")).is_err());
         let two = format!("{GOOD}{}", &GOOD["integrations:\n".len()..]);
-        assert!(parse(&two)
-            .expect_err("duplicate")
-            .to_string()
-            .contains("twice"));
+        assert!(parse(&two).expect_err("duplicate").to_string().contains("twice"));
     }
 }

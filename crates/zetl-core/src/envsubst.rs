@@ -21,12 +21,10 @@ pub fn substitute(
             out.push_str(line);
             continue;
         }
-        substitute_line(line, &mut out, &mut values, &lookup).map_err(|problem| {
-            ConfigError::Variable {
-                file: path.display().to_string(),
-                line: index + 1,
-                problem,
-            }
+        substitute_line(line, &mut out, &mut values, &lookup).map_err(|problem| ConfigError::Variable {
+            file: path.display().to_string(),
+            line: index + 1,
+            problem,
         })?;
     }
     Ok((out, values))
@@ -46,9 +44,7 @@ fn substitute_line(
             out.push_str("${");
             rest = after;
         } else if let Some(after) = tail.strip_prefix("${") {
-            let end = after
-                .find('}')
-                .ok_or_else(|| "`${` without a closing `}`".to_string())?;
+            let end = after.find('}').ok_or_else(|| "`${` without a closing `}`".to_string())?;
             let expr = &after[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -58,10 +54,7 @@ fn substitute_line(
                 return Err(format!("`${{{name}}}` is not a valid variable name"));
             }
             // As in the shell, `:-` also replaces a set but empty variable.
-            match (
-                lookup(name).filter(|v| !(v.is_empty() && default.is_some())),
-                default,
-            ) {
+            match (lookup(name).filter(|v| !(v.is_empty() && default.is_some())), default) {
                 (Some(v), _) => {
                     out.push_str(&v);
                     values.push(v);
@@ -96,10 +89,7 @@ mod tests {
 
     #[test]
     fn default_replaces_an_empty_variable_too() {
-        assert_eq!(
-            run("a: ${EMPTY:-d}\nb: x${EMPTY}y\n").expect("ok"),
-            "a: d\nb: xy\n"
-        );
+        assert_eq!(run("a: ${EMPTY:-d}\nb: x${EMPTY}y\n").expect("ok"), "a: d\nb: xy\n");
     }
 
     #[test]

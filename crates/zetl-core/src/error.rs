@@ -5,18 +5,9 @@ pub enum ConfigError {
     #[error("cannot read config file {file}: {cause}")]
     Read { file: String, cause: std::io::Error },
     #[error("{file}:{line}: {problem}")]
-    Variable {
-        file: String,
-        line: usize,
-        problem: String,
-    },
+    Variable { file: String, line: usize, problem: String },
     #[error("{file}:{line}:{column}: {problem}")]
-    Syntax {
-        file: String,
-        line: usize,
-        column: usize,
-        problem: String,
-    },
+    Syntax { file: String, line: usize, column: usize, problem: String },
     #[error("{file}: {problem}")]
     Invalid { file: String, problem: String },
 }

@@ -23,39 +23,23 @@ impl Pattern {
         }
         let parts: Vec<&str> = text.split('.').collect();
         match parts.as_slice() {
-            [name] => Ok(Pattern {
-                schema: None,
-                name: name.to_string(),
-            }),
-            [schema, name] if !schema.is_empty() && !name.is_empty() => Ok(Pattern {
-                schema: Some(schema.to_string()),
-                name: name.to_string(),
-            }),
-            _ => Err(format!(
-                "pattern `{text}` must be `table` or `schema.table` (with `*` wildcards)"
-            )),
+            [name] => Ok(Pattern { schema: None, name: name.to_string() }),
+            [schema, name] if !schema.is_empty() && !name.is_empty() => {
+                Ok(Pattern { schema: Some(schema.to_string()), name: name.to_string() })
+            }
+            _ => Err(format!("pattern `{text}` must be `table` or `schema.table` (with `*` wildcards)")),
         }
     }
 
     fn matches(&self, table: &TableId) -> bool {
-        self.schema
-            .as_deref()
-            .is_none_or(|s| wildcard(s, &table.schema))
-            && wildcard(&self.name, &table.name)
+        self.schema.as_deref().is_none_or(|s| wildcard(s, &table.schema)) && wildcard(&self.name, &table.name)
     }
 }
 
 impl TableFilter {
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
-        let parse = |list: &[String]| {
-            list.iter()
-                .map(|p| Pattern::parse(p))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(Self {
-            include: parse(include)?,
-            exclude: parse(exclude)?,
-        })
+        let parse = |list: &[String]| list.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>();
+        Ok(Self { include: parse(include)?, exclude: parse(exclude)? })
     }
 
     pub fn matches(&self, table: &TableId) -> bool {

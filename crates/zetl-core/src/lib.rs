@@ -13,6 +13,4 @@ pub mod target;
 
 pub use error::{ConfigError, PipelineError};
 pub use event::{Checkpoint, Phase, Position, SourceEvent};
-pub use model::{
-    Change, ChangeKind, Column, ColumnType, Row, RowIdentity, TableId, TableSchema, Value,
-};
+pub use model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, TableId, TableSchema, Value};

@@ -15,10 +15,7 @@ pub struct TableId {
 
 impl TableId {
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            schema: schema.into(),
-            name: name.into(),
-        }
+        Self { schema: schema.into(), name: name.into() }
     }
 }
 
@@ -189,11 +186,7 @@ impl Change {
     pub fn weight(&self) -> usize {
         let rows: usize = match &self.kind {
             ChangeKind::Insert { row } => row.iter().map(Value::weight).sum(),
-            ChangeKind::Update { old, row } => row
-                .iter()
-                .chain(old.iter().flatten())
-                .map(Value::weight)
-                .sum(),
+            ChangeKind::Update { old, row } => row.iter().chain(old.iter().flatten()).map(Value::weight).sum(),
             ChangeKind::Delete { old } => old.iter().map(Value::weight).sum(),
         };
         64 + rows

@@ -60,12 +60,7 @@ pub struct Writer<T: Target> {
 }
 
 impl<T: Target> Writer<T> {
-    pub fn new(
-        target: T,
-        config: BatchConfig,
-        acks: watch::Sender<Position>,
-        progress: Arc<Progress>,
-    ) -> Self {
+    pub fn new(target: T, config: BatchConfig, acks: watch::Sender<Position>, progress: Arc<Progress>) -> Self {
         Self {
             target,
             config,
@@ -102,9 +97,7 @@ impl<T: Target> Writer<T> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
-            .map_err(|e| {
-                PipelineError::Protocol(format!("cannot start the writer's timer: {e}"))
-            })?;
+            .map_err(|e| PipelineError::Protocol(format!("cannot start the writer's timer: {e}")))?;
         let max_wait = Duration::from_millis(self.config.max_wait_ms);
         loop {
             let event = if self.open && !self.in_source_txn {
@@ -137,12 +130,7 @@ impl<T: Target> Writer<T> {
     fn handle(&mut self, event: SourceEvent) -> Result<(), PipelineError> {
         match event {
             SourceEvent::Schema(schema) => {
-                if self.open
-                    && self
-                        .target
-                        .alter_needs_commit(&schema)
-                        .map_err(target_err)?
-                {
+                if self.open && self.target.alter_needs_commit(&schema).map_err(target_err)? {
                     if self.txn_changes > 0 {
                         tracing::warn!(table = %schema.id, "a source transaction changed the table's columns after changing its rows; its first part is committed separately");
                     }
@@ -161,19 +149,13 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::CopyRows { table, rows } => {
                 self.ensure_open()?;
-                self.copied_since_commit += rows
-                    .iter()
-                    .map(|r| 24 + r.iter().map(|v| v.weight()).sum::<usize>())
-                    .sum::<usize>();
+                self.copied_since_commit +=
+                    rows.iter().map(|r| 24 + r.iter().map(|v| v.weight()).sum::<usize>()).sum::<usize>();
                 self.target.copy_rows(&table, &rows).map_err(target_err)?;
-                self.progress
-                    .rows_copied
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                self.progress.rows_copied.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 // A snapshot restarts from scratch after a crash, so its rows may be committed
                 // in pieces: this keeps the target's transaction (and memory) small.
-                if self.phase == Phase::Snapshotting
-                    && self.copied_since_commit >= self.config.max_bytes
-                {
+                if self.phase == Phase::Snapshotting && self.copied_since_commit >= self.config.max_bytes {
                     self.commit()?;
                 }
             }
@@ -195,14 +177,12 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::Change(change) => {
                 if !self.in_source_txn {
-                    return Err(PipelineError::Protocol(format!(
-                        "change to {} outside a transaction",
-                        change.table
-                    )));
+                    return Err(PipelineError::Protocol(format!("change to {} outside a transaction", change.table)));
                 }
-                let schema = self.schemas.get(&change.table).ok_or_else(|| {
-                    PipelineError::Protocol(format!("change to {} before its schema", change.table))
-                })?;
+                let schema = self
+                    .schemas
+                    .get(&change.table)
+                    .ok_or_else(|| PipelineError::Protocol(format!("change to {} before its schema", change.table)))?;
                 self.batch.push(schema, change);
                 self.txn_changes += 1;
                 if self.batch.weight() >= self.config.max_bytes {
@@ -214,10 +194,7 @@ impl<T: Target> Writer<T> {
                     self.batch.truncate(table);
                 }
             }
-            SourceEvent::Commit {
-                position,
-                commit_time_us,
-            } => {
+            SourceEvent::Commit { position, commit_time_us } => {
                 self.in_source_txn = false;
                 self.idle_position = None;
                 self.position = Some(position);
@@ -234,9 +211,7 @@ impl<T: Target> Writer<T> {
             SourceEvent::Heartbeat { position } => {
                 if self.open {
                     self.idle_position = Some(position);
-                } else if self.phase == Phase::Streaming
-                    && self.last_commit.elapsed() >= IDLE_CHECKPOINT_EVERY
-                {
+                } else if self.phase == Phase::Streaming && self.last_commit.elapsed() >= IDLE_CHECKPOINT_EVERY {
                     // Store the idle position now and then, so that a quiet source in a busy
                     // cluster does not look lagged in `status` (lag in bytes is measured
                     // from the stored checkpoint).
@@ -269,9 +244,7 @@ impl<T: Target> Writer<T> {
     fn flush(&mut self) -> Result<(), PipelineError> {
         if !self.batch.is_empty() {
             self.target.apply(&self.batch).map_err(target_err)?;
-            self.progress
-                .changes_applied
-                .fetch_add(self.batch.changes(), Ordering::Relaxed);
+            self.progress.changes_applied.fetch_add(self.batch.changes(), Ordering::Relaxed);
             self.batch.clear();
         }
         Ok(())
@@ -283,18 +256,12 @@ impl<T: Target> Writer<T> {
         }
         self.flush()?;
         let position = self.position.clone().unwrap_or_default();
-        self.target
-            .commit(&Checkpoint {
-                position: position.clone(),
-                phase: self.phase,
-            })
-            .map_err(target_err)?;
+        self.target.commit(&Checkpoint { position: position.clone(), phase: self.phase }).map_err(target_err)?;
         self.open = false;
         self.last_commit = Instant::now();
         self.copied_since_commit = 0;
         let p = &self.progress;
-        p.transactions_applied
-            .fetch_add(self.pending_txns, Ordering::Relaxed);
+        p.transactions_applied.fetch_add(self.pending_txns, Ordering::Relaxed);
         p.batches_committed.fetch_add(1, Ordering::Relaxed);
         p.last_target_commit_us.store(now_us(), Ordering::Relaxed);
         if let Some(t) = self.pending_commit_time.take() {
@@ -314,10 +281,7 @@ fn target_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> PipelineErr
 }
 
 pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -370,8 +334,7 @@ mod tests {
             Ok(())
         }
         fn commit(&mut self, c: &Checkpoint) -> Result<(), Never> {
-            self.log
-                .push(format!("commit {} {}", c.position, c.phase.as_str()));
+            self.log.push(format!("commit {} {}", c.position, c.phase.as_str()));
             Ok(())
         }
         fn rollback(&mut self) -> Result<(), Never> {
@@ -392,27 +355,18 @@ mod tests {
                 nullable: true,
             })
             .collect();
-        TableSchema {
-            id: TableId::new("s", "t"),
-            columns,
-            identity: RowIdentity::Key(vec![0]),
-        }
+        TableSchema { id: TableId::new("s", "t"), columns, identity: RowIdentity::Key(vec![0]) }
     }
 
     fn insert(id: i64) -> SourceEvent {
         SourceEvent::Change(Change {
             table: TableId::new("s", "t"),
-            kind: ChangeKind::Insert {
-                row: vec![Value::Int(id)],
-            },
+            kind: ChangeKind::Insert { row: vec![Value::Int(id)] },
         })
     }
 
     fn commit(pos: &str) -> SourceEvent {
-        SourceEvent::Commit {
-            position: Position(pos.into()),
-            commit_time_us: Some(1),
-        }
+        SourceEvent::Commit { position: Position(pos.into()), commit_time_us: Some(1) }
     }
 
     fn run(target: Recorder, events: Vec<SourceEvent>) -> (Vec<String>, Position) {
@@ -422,13 +376,8 @@ mod tests {
         }
         drop(tx);
         let (acks, acks_rx) = watch::channel(Position::default());
-        let config = BatchConfig {
-            max_wait_ms: 60_000,
-            max_bytes: 1 << 20,
-        };
-        let target = Writer::new(target, config, acks, Arc::new(Progress::default()))
-            .run(rx)
-            .expect("runs");
+        let config = BatchConfig { max_wait_ms: 60_000, max_bytes: 1 << 20 };
+        let target = Writer::new(target, config, acks, Arc::new(Progress::default())).run(rx).expect("runs");
         let acked = acks_rx.borrow().clone();
         (target.log, acked)
     }
@@ -445,10 +394,7 @@ mod tests {
             commit("2"),
         ];
         let (log, acked) = run(Recorder::default(), events);
-        assert_eq!(
-            log,
-            vec!["begin", "table 1", "apply 2", "commit 2 streaming"]
-        );
+        assert_eq!(log, vec!["begin", "table 1", "apply 2", "commit 2 streaming"]);
         assert_eq!(acked, Position("2".into()));
     }
 
@@ -480,13 +426,7 @@ mod tests {
             insert(2),
             commit("2"),
         ];
-        let (log, _) = run(
-            Recorder {
-                alters: true,
-                ..Recorder::default()
-            },
-            events,
-        );
+        let (log, _) = run(Recorder { alters: true, ..Recorder::default() }, events);
         assert_eq!(
             log,
             vec![
@@ -504,12 +444,7 @@ mod tests {
 
     #[test]
     fn idle_heartbeat_is_acknowledged_without_a_target_commit() {
-        let (log, acked) = run(
-            Recorder::default(),
-            vec![SourceEvent::Heartbeat {
-                position: Position("9".into()),
-            }],
-        );
+        let (log, acked) = run(Recorder::default(), vec![SourceEvent::Heartbeat { position: Position("9".into()) }]);
         assert!(log.is_empty());
         assert_eq!(acked, Position("9".into()));
     }

@@ -12,10 +12,7 @@ pub fn qualified(table: &TableId) -> String {
 }
 
 /// Columns the target table has now, `None` when it does not exist.
-fn existing_columns(
-    conn: &Connection,
-    table: &TableId,
-) -> Result<Option<Vec<(String, String)>>, DuckdbError> {
+fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(String, String)>>, DuckdbError> {
     let mut stmt = conn
         .prepare(
             "SELECT column_name, data_type FROM duckdb_columns() \
@@ -24,9 +21,7 @@ fn existing_columns(
         )
         .context(|| format!("reading the columns of {table}"))?;
     let cols = stmt
-        .query_map(params![table.schema, table.name], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_map(params![table.schema, table.name], |r| Ok((r.get(0)?, r.get(1)?)))
         .context(|| format!("reading the columns of {table}"))?
         .collect::<Result<Vec<(String, String)>, _>>()
         .context(|| format!("reading the columns of {table}"))?;
@@ -36,18 +31,12 @@ fn existing_columns(
 pub fn ensure_table(conn: &Connection, schema: &TableSchema) -> Result<(), DuckdbError> {
     let table = &schema.id;
     let name = qualified(table);
-    conn.execute_batch(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        ident(&table.schema)
-    ))
-    .context(|| format!("creating schema {}", table.schema))?;
+    conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)))
+        .context(|| format!("creating schema {}", table.schema))?;
     match existing_columns(conn, table)? {
         None => {
-            let cols: Vec<String> = schema
-                .columns
-                .iter()
-                .map(|c| format!("{} {}", ident(&c.name), target_type(&c.ty)))
-                .collect();
+            let cols: Vec<String> =
+                schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), target_type(&c.ty))).collect();
             let comment = format!("replicated by zetl from {table}");
             conn.execute_batch(&format!(
                 "CREATE TABLE {name} ({}); COMMENT ON TABLE {name} IS {}",

@@ -5,16 +5,9 @@ pub enum DuckdbError {
     #[error("cannot open DuckDB file {path}: {cause}")]
     Open { path: String, cause: duckdb::Error },
     #[error("DuckDB {context}: {cause}")]
-    Sql {
-        context: String,
-        cause: duckdb::Error,
-    },
+    Sql { context: String, cause: duckdb::Error },
     #[error("table {table}, key {key}: cannot write the row: {cause}")]
-    Row {
-        table: String,
-        key: String,
-        cause: String,
-    },
+    Row { table: String, key: String, cause: String },
     #[error("the target's _zetl schema is at version {found}, newer than this zetl knows ({known}); upgrade zetl")]
     NewerSchema { found: i64, known: i64 },
     #[error("{0}")]
@@ -28,9 +21,6 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, duckdb::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, DuckdbError> {
-        self.map_err(|source| DuckdbError::Sql {
-            context: what(),
-            cause: source,
-        })
+        self.map_err(|source| DuckdbError::Sql { context: what(), cause: source })
     }
 }

@@ -31,10 +31,8 @@ pub struct DuckdbTarget {
 
 impl DuckdbTarget {
     pub fn open(path: &Path, integration: &str) -> Result<Self, DuckdbError> {
-        let conn = Connection::open(path).map_err(|source| DuckdbError::Open {
-            path: path.display().to_string(),
-            cause: source,
-        })?;
+        let conn = Connection::open(path)
+            .map_err(|source| DuckdbError::Open { path: path.display().to_string(), cause: source })?;
         state::migrate(&conn)?;
         Ok(Self {
             conn,
@@ -50,9 +48,7 @@ impl DuckdbTarget {
     }
 
     fn stage(&self, table: &TableId) -> Result<&Stage, DuckdbError> {
-        self.stages.get(table).ok_or_else(|| {
-            DuckdbError::State(format!("rows for {table} arrived before its schema"))
-        })
+        self.stages.get(table).ok_or_else(|| DuckdbError::State(format!("rows for {table} arrived before its schema")))
     }
 }
 
@@ -68,17 +64,12 @@ impl Target for DuckdbTarget {
     }
 
     fn begin(&mut self) -> Result<(), DuckdbError> {
-        self.conn
-            .execute_batch("BEGIN TRANSACTION")
-            .context(|| "beginning a transaction".into())
+        self.conn.execute_batch("BEGIN TRANSACTION").context(|| "beginning a transaction".into())
     }
 
     fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), DuckdbError> {
         ddl::ensure_table(&self.conn, schema)?;
-        let unchanged = self
-            .stages
-            .get(&schema.id)
-            .is_some_and(|s| s.schema == *schema);
+        let unchanged = self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema);
         if !unchanged {
             self.next_stage += 1;
             let stage = Stage::create(&self.conn, schema, self.next_stage)?;
@@ -92,12 +83,10 @@ impl Target for DuckdbTarget {
     }
 
     fn alter_needs_commit(&mut self, schema: &TableSchema) -> Result<bool, DuckdbError> {
-        Ok(self.stages.get(&schema.id).is_some_and(|s| {
-            schema
-                .columns
-                .iter()
-                .any(|c| s.schema.column_index(&c.name).is_none())
-        }))
+        Ok(self
+            .stages
+            .get(&schema.id)
+            .is_some_and(|s| schema.columns.iter().any(|c| s.schema.column_index(&c.name).is_none())))
     }
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), DuckdbError> {
@@ -134,30 +123,22 @@ impl Target for DuckdbTarget {
             state::set_table_state(&self.conn, &self.integration, table, "copying", *rows)?;
         }
         state::store_checkpoint(&self.conn, &self.integration, checkpoint)?;
-        self.conn
-            .execute_batch("COMMIT")
-            .context(|| "committing".into())
+        self.conn.execute_batch("COMMIT").context(|| "committing".into())
     }
 
     fn rollback(&mut self) -> Result<(), DuckdbError> {
-        self.conn
-            .execute_batch("ROLLBACK")
-            .context(|| "rolling back".into())
+        self.conn.execute_batch("ROLLBACK").context(|| "rolling back".into())
     }
 
     fn reset(&mut self) -> Result<(), DuckdbError> {
         let tables = state::known_tables(&self.conn, &self.integration)?;
-        self.conn
-            .execute_batch("BEGIN TRANSACTION")
-            .context(|| "beginning a reset".into())?;
+        self.conn.execute_batch("BEGIN TRANSACTION").context(|| "beginning a reset".into())?;
         for table in &tables {
             self.conn
                 .execute_batch(&format!("DROP TABLE IF EXISTS {}", ddl::qualified(table)))
                 .context(|| format!("dropping {table} for a fresh copy"))?;
         }
         state::forget(&self.conn, &self.integration)?;
-        self.conn
-            .execute_batch("COMMIT")
-            .context(|| "committing the reset".into())
+        self.conn.execute_batch("COMMIT").context(|| "committing the reset".into())
     }
 }

@@ -11,16 +11,11 @@ use duckdb::Connection;
 use zetl_core::batch::{KeyedOp, TableBatch};
 use zetl_core::{ChangeKind, Row, TableSchema};
 
-pub fn apply_table(
-    conn: &Connection,
-    stage: &Stage,
-    batch: &TableBatch,
-) -> Result<(), DuckdbError> {
+pub fn apply_table(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let target = qualified(&schema.id);
     if batch.truncate {
-        conn.execute_batch(&format!("DELETE FROM {target}"))
-            .context(|| format!("truncating {}", schema.id))?;
+        conn.execute_batch(&format!("DELETE FROM {target}")).context(|| format!("truncating {}", schema.id))?;
     }
     if !schema.key_columns().is_empty() {
         apply_keyed(conn, stage, batch)?;
@@ -47,10 +42,8 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(
         fill_unchanged(conn, stage, *i, &from_match, OP_MOVE)?;
         fill_unchanged(conn, stage, *i, &key_match, OP_UPSERT)?;
     }
-    conn.execute_batch(&format!(
-        "DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}"
-    ))
-    .context(|| format!("deleting changed rows of {}", schema.id))?;
+    conn.execute_batch(&format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}"))
+        .context(|| format!("deleting changed rows of {}", schema.id))?;
     insert_staged(conn, stage, &format!("WHERE _zetl_op <> {OP_DELETE}"))?;
     stage.clear(conn)
 }
@@ -62,11 +55,7 @@ fn key_match(schema: &TableSchema, staged: impl Fn(&str) -> String) -> String {
         .iter()
         .map(|&i| {
             let c = &schema.columns[i];
-            format!(
-                "t.{} = {}",
-                ident(&c.name),
-                from_wire(&c.ty, &staged(&ident(&c.name)))
-            )
+            format!("t.{} = {}", ident(&c.name), from_wire(&c.ty, &staged(&ident(&c.name))))
         })
         .collect::<Vec<_>>()
         .join(" AND ")
@@ -78,24 +67,14 @@ fn key_match_from(schema: &TableSchema) -> String {
         .iter()
         .map(|&i| {
             let c = &schema.columns[i];
-            format!(
-                "t.{} = {}",
-                ident(&c.name),
-                from_wire(&c.ty, &format!("s._zetl_from_{i}"))
-            )
+            format!("t.{} = {}", ident(&c.name), from_wire(&c.ty, &format!("s._zetl_from_{i}")))
         })
         .collect::<Vec<_>>()
         .join(" AND ")
 }
 
 /// Takes column `i` from the target's row for staged rows of `op` that left it unchanged.
-fn fill_unchanged(
-    conn: &Connection,
-    stage: &Stage,
-    i: usize,
-    matches: &str,
-    op: u8,
-) -> Result<(), DuckdbError> {
+fn fill_unchanged(conn: &Connection, stage: &Stage, i: usize, matches: &str, op: u8) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let c = &schema.columns[i];
     let n = ident(&c.name);
@@ -112,11 +91,7 @@ fn fill_unchanged(
 pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let names: Vec<String> = schema.columns.iter().map(|c| ident(&c.name)).collect();
-    let exprs: Vec<String> = schema
-        .columns
-        .iter()
-        .map(|c| from_wire(&c.ty, &ident(&c.name)))
-        .collect();
+    let exprs: Vec<String> = schema.columns.iter().map(|c| from_wire(&c.ty, &ident(&c.name))).collect();
     conn.execute_batch(&format!(
         "INSERT INTO {} ({}) SELECT {} FROM {} {filter}",
         qualified(&schema.id),
@@ -129,11 +104,7 @@ pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(
 
 /// Tables without a key: inserts in bulk, and each delete removes exactly one matching row
 /// (a keyless table may hold identical rows), in source order.
-fn apply_in_order(
-    conn: &Connection,
-    stage: &Stage,
-    changes: &[ChangeKind],
-) -> Result<(), DuckdbError> {
+fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind]) -> Result<(), DuckdbError> {
     let mut inserts: Vec<&Row> = Vec::new();
     for change in changes {
         match change {
@@ -154,11 +125,7 @@ fn apply_in_order(
     flush_inserts(conn, stage, &mut inserts)
 }
 
-fn flush_inserts(
-    conn: &Connection,
-    stage: &Stage,
-    rows: &mut Vec<&Row>,
-) -> Result<(), DuckdbError> {
+fn flush_inserts(conn: &Connection, stage: &Stage, rows: &mut Vec<&Row>) -> Result<(), DuckdbError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -178,12 +145,7 @@ fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row) -> Result<(), 
         })
         .collect::<Vec<_>>()
         .join(" AND ");
-    let params: Vec<duckdb::types::Value> = schema
-        .columns
-        .iter()
-        .zip(old)
-        .map(|(c, v)| to_db(v, &c.ty))
-        .collect();
+    let params: Vec<duckdb::types::Value> = schema.columns.iter().zip(old).map(|(c, v)| to_db(v, &c.ty)).collect();
     let deleted = conn
         .execute(
             &format!("DELETE FROM {target} WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} LIMIT 1)"),

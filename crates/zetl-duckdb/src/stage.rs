@@ -23,22 +23,12 @@ pub struct Stage {
 }
 
 impl Stage {
-    pub fn create(
-        conn: &Connection,
-        schema: &TableSchema,
-        number: usize,
-    ) -> Result<Stage, DuckdbError> {
+    pub fn create(conn: &Connection, schema: &TableSchema, number: usize) -> Result<Stage, DuckdbError> {
         let name = format!("_zetl_stage_{number}");
-        let mut cols: Vec<String> = schema
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", ident(&c.name), wire_type(&c.ty)))
-            .collect();
+        let mut cols: Vec<String> =
+            schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), wire_type(&c.ty))).collect();
         for &k in schema.key_columns() {
-            cols.push(format!(
-                "_zetl_from_{k} {}",
-                wire_type(&schema.columns[k].ty)
-            ));
+            cols.push(format!("_zetl_from_{k} {}", wire_type(&schema.columns[k].ty)));
         }
         conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.{n}; CREATE TEMP TABLE {n} ({}, _zetl_op UTINYINT, _zetl_u VARCHAR)",
@@ -46,10 +36,7 @@ impl Stage {
             n = ident(&name)
         ))
         .context(|| format!("creating staging table for {}", schema.id))?;
-        Ok(Stage {
-            name,
-            schema: schema.clone(),
-        })
+        Ok(Stage { name, schema: schema.clone() })
     }
 
     pub fn sql_name(&self) -> String {
@@ -84,18 +71,12 @@ impl Stage {
                 values.push(to_db(v, &self.schema.columns[k].ty));
             }
             values.push(Db::UTinyInt(op));
-            values.push(if mask.is_empty() {
-                Db::Null
-            } else {
-                Db::Text(format!("{mask},"))
-            });
-            appender
-                .append_row(duckdb::appender_params_from_iter(values))
-                .map_err(|e| DuckdbError::Row {
-                    table: self.schema.id.to_string(),
-                    key: describe_key(&self.schema, row),
-                    cause: e.to_string(),
-                })?;
+            values.push(if mask.is_empty() { Db::Null } else { Db::Text(format!("{mask},")) });
+            appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
+                table: self.schema.id.to_string(),
+                key: describe_key(&self.schema, row),
+                cause: e.to_string(),
+            })?;
         }
         appender.flush().map_err(|e| DuckdbError::Row {
             table: self.schema.id.to_string(),

@@ -9,14 +9,9 @@ use zetl_core::{Checkpoint, Phase, Position, TableId};
 const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/duckdb/0001_state.sql")];
 
 pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {
-    conn.execute_batch(MIGRATIONS[0])
-        .context(|| "creating the _zetl schema".into())?;
+    conn.execute_batch(MIGRATIONS[0]).context(|| "creating the _zetl schema".into())?;
     let found: i64 = conn
-        .query_row(
-            "SELECT coalesce(max(version), 0) FROM _zetl.schema_version",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT coalesce(max(version), 0) FROM _zetl.schema_version", [], |r| r.get(0))
         .context(|| "reading _zetl.schema_version".into())?;
     let known = MIGRATIONS.len() as i64;
     if found > known {
@@ -32,44 +27,27 @@ pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {
     Ok(())
 }
 
-pub fn load_checkpoint(
-    conn: &Connection,
-    integration: &str,
-) -> Result<Option<Checkpoint>, DuckdbError> {
+pub fn load_checkpoint(conn: &Connection, integration: &str) -> Result<Option<Checkpoint>, DuckdbError> {
     let row: Option<(String, String)> = conn
-        .query_row(
-            "SELECT position, phase FROM _zetl.checkpoints WHERE integration = ?",
-            params![integration],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT position, phase FROM _zetl.checkpoints WHERE integration = ?", params![integration], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()
         .context(|| "reading the checkpoint".into())?;
     row.map(|(position, phase)| {
-        let phase = Phase::parse(&phase).ok_or_else(|| {
-            DuckdbError::State(format!("unknown phase `{phase}` in _zetl.checkpoints"))
-        })?;
-        Ok(Checkpoint {
-            position: Position(position),
-            phase,
-        })
+        let phase = Phase::parse(&phase)
+            .ok_or_else(|| DuckdbError::State(format!("unknown phase `{phase}` in _zetl.checkpoints")))?;
+        Ok(Checkpoint { position: Position(position), phase })
     })
     .transpose()
 }
 
-pub fn store_checkpoint(
-    conn: &Connection,
-    integration: &str,
-    checkpoint: &Checkpoint,
-) -> Result<(), DuckdbError> {
+pub fn store_checkpoint(conn: &Connection, integration: &str, checkpoint: &Checkpoint) -> Result<(), DuckdbError> {
     conn.execute(
         "INSERT INTO _zetl.checkpoints VALUES (?, ?, ?, now()) \
          ON CONFLICT (integration) DO UPDATE SET position = excluded.position, \
          phase = excluded.phase, updated_at = excluded.updated_at",
-        params![
-            integration,
-            checkpoint.position.0,
-            checkpoint.phase.as_str()
-        ],
+        params![integration, checkpoint.position.0, checkpoint.phase.as_str()],
     )
     .context(|| "storing the checkpoint".into())?;
     Ok(())
@@ -98,33 +76,20 @@ pub fn known_tables(conn: &Connection, integration: &str) -> Result<Vec<TableId>
 }
 
 /// Tables of this integration whose state matches the LIKE pattern.
-pub fn tables_in_state(
-    conn: &Connection,
-    integration: &str,
-    state: &str,
-) -> Result<Vec<TableId>, DuckdbError> {
+pub fn tables_in_state(conn: &Connection, integration: &str, state: &str) -> Result<Vec<TableId>, DuckdbError> {
     let mut stmt = conn
         .prepare("SELECT table_schema, table_name FROM _zetl.tables WHERE integration = ? AND state LIKE ?")
         .context(|| "listing tables".into())?;
     let rows = stmt
-        .query_map(params![integration, state], |r| {
-            Ok(TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
+        .query_map(params![integration, state], |r| Ok(TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .context(|| "listing tables".into())?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .context(|| "listing tables".into())
+    rows.collect::<Result<Vec<_>, _>>().context(|| "listing tables".into())
 }
 
 pub fn forget(conn: &Connection, integration: &str) -> Result<(), DuckdbError> {
-    conn.execute(
-        "DELETE FROM _zetl.checkpoints WHERE integration = ?",
-        params![integration],
-    )
-    .context(|| "forgetting the checkpoint".into())?;
-    conn.execute(
-        "DELETE FROM _zetl.tables WHERE integration = ?",
-        params![integration],
-    )
-    .context(|| "forgetting table state".into())?;
+    conn.execute("DELETE FROM _zetl.checkpoints WHERE integration = ?", params![integration])
+        .context(|| "forgetting the checkpoint".into())?;
+    conn.execute("DELETE FROM _zetl.tables WHERE integration = ?", params![integration])
+        .context(|| "forgetting table state".into())?;
     Ok(())
 }

@@ -29,16 +29,15 @@ pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, Duckd
     }
     let config = Config::default()
         .access_mode(AccessMode::ReadOnly)
-        .map_err(|source| DuckdbError::Open {
-            path: path.display().to_string(),
-            cause: source,
-        })?;
-    let conn = Connection::open_with_flags(path, config).map_err(|source| DuckdbError::Open {
-        path: path.display().to_string(),
-        cause: source,
-    })?;
+        .map_err(|source| DuckdbError::Open { path: path.display().to_string(), cause: source })?;
+    let conn = Connection::open_with_flags(path, config)
+        .map_err(|source| DuckdbError::Open { path: path.display().to_string(), cause: source })?;
     let has_state: bool = conn
-        .query_row("SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = '_zetl' AND table_name = 'checkpoints'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = '_zetl' AND table_name = 'checkpoints'",
+            [],
+            |r| r.get(0),
+        )
         .context(|| "looking for _zetl".into())?;
     if !has_state {
         return Ok(TargetStatus::default());
@@ -74,8 +73,6 @@ pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, Duckd
             })
         })
         .context(|| "reading table state".into())?;
-    status.tables = rows
-        .collect::<Result<_, _>>()
-        .context(|| "reading table state".into())?;
+    status.tables = rows.collect::<Result<_, _>>().context(|| "reading table state".into())?;
     Ok(status)
 }

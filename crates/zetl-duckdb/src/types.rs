@@ -18,10 +18,7 @@ pub fn target_type(ty: &ColumnType) -> String {
         ColumnType::Float32 => "REAL".into(),
         ColumnType::Float64 => "DOUBLE".into(),
         ColumnType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
-        ColumnType::DecimalText
-        | ColumnType::Text
-        | ColumnType::Enum { .. }
-        | ColumnType::Other(_) => "VARCHAR".into(),
+        ColumnType::DecimalText | ColumnType::Text | ColumnType::Enum { .. } | ColumnType::Other(_) => "VARCHAR".into(),
         ColumnType::Bytes => "BLOB".into(),
         ColumnType::Date => "DATE".into(),
         ColumnType::Time => "TIME".into(),
@@ -176,11 +173,7 @@ mod tests {
 
     #[test]
     fn arrays_become_json_with_escapes() {
-        let v = Value::Array(vec![
-            Value::Text("a\"b,c".into()),
-            Value::Null,
-            Value::Text("\\".into()),
-        ]);
+        let v = Value::Array(vec![Value::Text("a\"b,c".into()), Value::Null, Value::Text("\\".into())]);
         assert_eq!(array_json(&v), r#"["a\"b,c",null,"\\"]"#);
         let nested = Value::Array(vec![Value::Array(vec![Value::Int(1)]), Value::Float(1.5)]);
         assert_eq!(array_json(&nested), "[[1],1.5]");
@@ -191,13 +184,7 @@ mod tests {
         let arr = ColumnType::Array(Box::new(ColumnType::Int32));
         assert_eq!(target_type(&arr), "INTEGER[]");
         assert_eq!(wire_type(&arr), "VARCHAR");
-        assert_eq!(
-            target_type(&ColumnType::Decimal {
-                precision: 12,
-                scale: 2
-            }),
-            "DECIMAL(12,2)"
-        );
+        assert_eq!(target_type(&ColumnType::Decimal { precision: 12, scale: 2 }), "DECIMAL(12,2)");
         assert_eq!(from_wire(&ColumnType::Interval, "x"), "CAST(x AS INTERVAL)");
         assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
     }

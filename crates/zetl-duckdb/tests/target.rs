@@ -3,18 +3,12 @@
 use zetl_core::batch::Batch;
 use zetl_core::target::Target;
 use zetl_core::{
-    Change, ChangeKind, Checkpoint, Column, ColumnType, Phase, Position, RowIdentity, TableId,
-    TableSchema, Value,
+    Change, ChangeKind, Checkpoint, Column, ColumnType, Phase, Position, RowIdentity, TableId, TableSchema, Value,
 };
 use zetl_duckdb::DuckdbTarget;
 
 fn col(name: &str, ty: ColumnType) -> Column {
-    Column {
-        name: name.into(),
-        ty,
-        source_type: String::new(),
-        nullable: true,
-    }
+    Column { name: name.into(), ty, source_type: String::new(), nullable: true }
 }
 
 fn schema(identity: RowIdentity, extra: bool) -> TableSchema {
@@ -25,19 +19,9 @@ fn schema(identity: RowIdentity, extra: bool) -> TableSchema {
         col("span", ColumnType::Interval),
     ];
     if extra {
-        columns.push(col(
-            "price",
-            ColumnType::Decimal {
-                precision: 10,
-                scale: 2,
-            },
-        ));
+        columns.push(col("price", ColumnType::Decimal { precision: 10, scale: 2 }));
     }
-    TableSchema {
-        id: TableId::new("shop", "items"),
-        columns,
-        identity,
-    }
+    TableSchema { id: TableId::new("shop", "items"), columns, identity }
 }
 
 fn row(id: i64, name: Value, extra: Option<&str>) -> Vec<Value> {
@@ -54,33 +38,23 @@ fn row(id: i64, name: Value, extra: Option<&str>) -> Vec<Value> {
 }
 
 fn dump(t: &DuckdbTarget) -> Vec<String> {
-    let mut stmt = t
-        .connection()
-        .prepare("SELECT CAST(COLUMNS(*) AS VARCHAR) FROM shop.items ORDER BY id")
-        .expect("prepare");
+    let mut stmt =
+        t.connection().prepare("SELECT CAST(COLUMNS(*) AS VARCHAR) FROM shop.items ORDER BY id").expect("prepare");
     let n = stmt.query([]).ok();
     drop(n);
     let mut rows = stmt.query([]).expect("query");
     let mut out = Vec::new();
     while let Some(r) = rows.next().expect("row") {
         let width = r.as_ref().column_count();
-        let vals: Vec<String> = (0..width)
-            .map(|i| {
-                r.get::<_, Option<String>>(i)
-                    .expect("get")
-                    .unwrap_or("NULL".into())
-            })
-            .collect();
+        let vals: Vec<String> =
+            (0..width).map(|i| r.get::<_, Option<String>>(i).expect("get").unwrap_or("NULL".into())).collect();
         out.push(vals.join("|"));
     }
     out
 }
 
 fn change(kind: ChangeKind) -> Change {
-    Change {
-        table: TableId::new("shop", "items"),
-        kind,
-    }
+    Change { table: TableId::new("shop", "items"), kind }
 }
 
 #[test]
@@ -95,66 +69,26 @@ fn copy_then_collapsed_changes_with_unchanged_and_new_column() {
     t.begin().expect("begin");
     t.ensure_table(&s).expect("table");
     t.copy_start(&s.id).expect("copy start");
-    t.copy_rows(
-        &s.id,
-        &[
-            row(1, Value::Text("one".into()), None),
-            row(2, Value::Null, None),
-        ],
-    )
-    .expect("rows");
+    t.copy_rows(&s.id, &[row(1, Value::Text("one".into()), None), row(2, Value::Null, None)]).expect("rows");
     t.copy_done(&s.id, 2).expect("done");
-    t.commit(&Checkpoint {
-        position: Position("0/10".into()),
-        phase: Phase::Streaming,
-    })
-    .expect("commit");
+    t.commit(&Checkpoint { position: Position("0/10".into()), phase: Phase::Streaming }).expect("commit");
 
     let mut b = Batch::default();
-    b.push(
-        &s,
-        change(ChangeKind::Update {
-            old: None,
-            row: row(1, Value::Unchanged, None),
-        }),
-    );
-    b.push(
-        &s,
-        change(ChangeKind::Delete {
-            old: vec![Value::Int(2), Value::Null, Value::Null, Value::Null],
-        }),
-    );
-    b.push(
-        &s,
-        change(ChangeKind::Insert {
-            row: row(3, Value::Text("".into()), None),
-        }),
-    );
+    b.push(&s, change(ChangeKind::Update { old: None, row: row(1, Value::Unchanged, None) }));
+    b.push(&s, change(ChangeKind::Delete { old: vec![Value::Int(2), Value::Null, Value::Null, Value::Null] }));
+    b.push(&s, change(ChangeKind::Insert { row: row(3, Value::Text("".into()), None) }));
     t.begin().expect("begin");
     t.apply(&b).expect("apply");
     let s2 = schema(RowIdentity::Key(vec![0]), true);
     assert!(t.alter_needs_commit(&s2).expect("alter check"));
-    t.commit(&Checkpoint {
-        position: Position("0/15".into()),
-        phase: Phase::Streaming,
-    })
-    .expect("commit");
+    t.commit(&Checkpoint { position: Position("0/15".into()), phase: Phase::Streaming }).expect("commit");
     t.begin().expect("begin");
     let s2 = schema(RowIdentity::Key(vec![0]), true);
     t.ensure_table(&s2).expect("add column");
     let mut b2 = Batch::default();
-    b2.push(
-        &s2,
-        change(ChangeKind::Insert {
-            row: row(4, Value::Text("four".into()), Some("12.50")),
-        }),
-    );
+    b2.push(&s2, change(ChangeKind::Insert { row: row(4, Value::Text("four".into()), Some("12.50")) }));
     t.apply(&b2).expect("apply 2");
-    t.commit(&Checkpoint {
-        position: Position("0/20".into()),
-        phase: Phase::Streaming,
-    })
-    .expect("commit");
+    t.commit(&Checkpoint { position: Position("0/20".into()), phase: Phase::Streaming }).expect("commit");
 
     assert_eq!(
         dump(&t),
@@ -166,10 +100,7 @@ fn copy_then_collapsed_changes_with_unchanged_and_new_column() {
     );
     drop(t);
     let mut t = DuckdbTarget::open(&path, "it").expect("reopen");
-    assert_eq!(
-        t.checkpoint().expect("cp").map(|c| c.position.0),
-        Some("0/20".to_string())
-    );
+    assert_eq!(t.checkpoint().expect("cp").map(|c| c.position.0), Some("0/20".to_string()));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -189,11 +120,7 @@ fn keyless_full_row_deletes_exactly_one_duplicate() {
     t.begin().expect("begin");
     t.ensure_table(&s).expect("table");
     t.apply(&b).expect("apply");
-    t.commit(&Checkpoint {
-        position: Position("1".into()),
-        phase: Phase::Streaming,
-    })
-    .expect("commit");
+    t.commit(&Checkpoint { position: Position("1".into()), phase: Phase::Streaming }).expect("commit");
     assert_eq!(dump(&t).len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -209,30 +136,15 @@ fn key_change_keeps_unchanged_columns_from_the_old_row() {
     t.begin().expect("begin");
     t.ensure_table(&s).expect("table");
     t.copy_start(&s.id).expect("copy start");
-    t.copy_rows(&s.id, &[row(1, Value::Text("big".into()), None)])
-        .expect("rows");
+    t.copy_rows(&s.id, &[row(1, Value::Text("big".into()), None)]).expect("rows");
     t.copy_done(&s.id, 1).expect("done");
-    t.commit(&Checkpoint {
-        position: Position("1".into()),
-        phase: Phase::Streaming,
-    })
-    .expect("commit");
+    t.commit(&Checkpoint { position: Position("1".into()), phase: Phase::Streaming }).expect("commit");
     let mut b = Batch::default();
     let old = vec![Value::Int(1), Value::Null, Value::Null, Value::Null];
-    b.push(
-        &s,
-        change(ChangeKind::Update {
-            old: Some(old),
-            row: row(5, Value::Unchanged, None),
-        }),
-    );
+    b.push(&s, change(ChangeKind::Update { old: Some(old), row: row(5, Value::Unchanged, None) }));
     t.begin().expect("begin");
     t.apply(&b).expect("apply");
-    t.commit(&Checkpoint {
-        position: Position("2".into()),
-        phase: Phase::Streaming,
-    })
-    .expect("commit");
+    t.commit(&Checkpoint { position: Position("2".into()), phase: Phase::Streaming }).expect("commit");
     assert_eq!(dump(&t), vec!["5|big|['a,\"b', NULL]|1 day 02:00:00"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,22 +37,13 @@ impl TableInfo {
     /// index, then the whole row (REPLICA IDENTITY FULL).
     pub fn identity(&self, columns: &[Column]) -> RowIdentity {
         let index_of = |names: &[String]| -> Option<Vec<usize>> {
-            names
-                .iter()
-                .map(|n| columns.iter().position(|c| &c.name == n))
-                .collect()
+            names.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect()
         };
-        if let Some(k) = (!self.primary_key.is_empty())
-            .then(|| index_of(&self.primary_key))
-            .flatten()
-        {
+        if let Some(k) = (!self.primary_key.is_empty()).then(|| index_of(&self.primary_key)).flatten() {
             return RowIdentity::Key(k);
         }
         if self.replica_identity == b'i' {
-            if let Some(k) = (!self.identity_index.is_empty())
-                .then(|| index_of(&self.identity_index))
-                .flatten()
-            {
+            if let Some(k) = (!self.identity_index.is_empty()).then(|| index_of(&self.identity_index)).flatten() {
                 return RowIdentity::Key(k);
             }
         }
@@ -65,10 +56,7 @@ impl TableInfo {
 }
 
 pub async fn check_wal_level(client: &Client) -> Result<(), PgError> {
-    let row = client
-        .query_one("SHOW wal_level", &[])
-        .await
-        .ctx(|| "reading wal_level".into())?;
+    let row = client.query_one("SHOW wal_level", &[]).await.ctx(|| "reading wal_level".into())?;
     let level: String = row.get(0);
     if level != "logical" {
         return Err(PgError::Prerequisite(format!(
@@ -96,10 +84,7 @@ pub async fn list_tables(client: &Client, filter: &TableFilter) -> Result<Vec<Ta
            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
          ORDER BY 2, 3"
     );
-    let rows = client
-        .query(&sql, &[])
-        .await
-        .ctx(|| "listing tables".into())?;
+    let rows = client.query(&sql, &[]).await.ctx(|| "listing tables".into())?;
     let mut tables = Vec::new();
     for row in rows {
         let id = TableId::new(row.get::<_, String>(1), row.get::<_, String>(2));
@@ -136,10 +121,7 @@ pub async fn type_catalog(client: &Client) -> Result<TypeCatalog, PgError> {
         catalog.enums.insert(r.get(0), (r.get(1), r.get(2)));
     }
     let rows = client
-        .query(
-            "SELECT oid, typname::text, typelem, typcategory::text FROM pg_type",
-            &[],
-        )
+        .query("SELECT oid, typname::text, typelem, typcategory::text FROM pg_type", &[])
         .await
         .ctx(|| "reading types".into())?;
     for r in rows {
@@ -156,11 +138,7 @@ pub async fn type_catalog(client: &Client) -> Result<TypeCatalog, PgError> {
 
 /// The table's columns in attribute order, which is the order pgoutput sends them in
 /// (generated columns are not sent by PostgreSQL 15, so they are left out here too).
-pub async fn table_schema(
-    client: &Client,
-    table: &TableInfo,
-    types: &TypeCatalog,
-) -> Result<TableSchema, PgError> {
+pub async fn table_schema(client: &Client, table: &TableInfo, types: &TypeCatalog) -> Result<TableSchema, PgError> {
     let rows = client
         .query(
             "SELECT attname::text, atttypid, atttypmod, attnotnull FROM pg_attribute \
@@ -173,20 +151,11 @@ pub async fn table_schema(
         .iter()
         .map(|r| {
             let (ty, source_type) = map_type(r.get(1), r.get(2), types);
-            Column {
-                name: r.get(0),
-                ty,
-                source_type,
-                nullable: !r.get::<_, bool>(3),
-            }
+            Column { name: r.get(0), ty, source_type, nullable: !r.get::<_, bool>(3) }
         })
         .collect();
     let identity = table.identity(&columns);
-    Ok(TableSchema {
-        id: table.id.clone(),
-        columns,
-        identity,
-    })
+    Ok(TableSchema { id: table.id.clone(), columns, identity })
 }
 
 pub fn quote_ident(name: &str) -> String {

@@ -13,11 +13,7 @@ impl PgSource {
         let mut out = Vec::new();
         let sql = match self.conn_info().connect_sql().await {
             Ok(c) => {
-                out.push((
-                    true,
-                    "source connection".into(),
-                    format!("{:?}", self.conn_info()),
-                ));
+                out.push((true, "source connection".into(), format!("{:?}", self.conn_info())));
                 c
             }
             Err(e) => {
@@ -66,21 +62,15 @@ impl PgSource {
         let q = "SELECT rolsuper OR rolreplication, rolsuper OR has_database_privilege(current_database(), 'CREATE') \
                  FROM pg_roles WHERE rolname = current_user";
         match sql.query_one(q, &[]).await {
-            Ok(r) if r.get::<_, bool>(0) && r.get::<_, bool>(1) => (
-                true,
-                "privileges".into(),
-                "REPLICATION and CREATE (for the publication)".into(),
-            ),
-            Ok(r) if !r.get::<_, bool>(0) => (
-                false,
-                "privileges".into(),
-                format!("`ALTER ROLE {} REPLICATION`", self.conn_info().user),
-            ),
-            Ok(_) => (
-                false,
-                "privileges".into(),
-                "the user needs CREATE on the database to create the publication".into(),
-            ),
+            Ok(r) if r.get::<_, bool>(0) && r.get::<_, bool>(1) => {
+                (true, "privileges".into(), "REPLICATION and CREATE (for the publication)".into())
+            }
+            Ok(r) if !r.get::<_, bool>(0) => {
+                (false, "privileges".into(), format!("`ALTER ROLE {} REPLICATION`", self.conn_info().user))
+            }
+            Ok(_) => {
+                (false, "privileges".into(), "the user needs CREATE on the database to create the publication".into())
+            }
             Err(e) => (false, "privileges".into(), e.to_string()),
         }
     }
@@ -92,11 +82,9 @@ impl PgSource {
                  WHERE c.oid = ANY($1) AND NOT pg_has_role(current_user, c.relowner, 'USAGE') \
                  AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) ORDER BY 1";
         match sql.query(q, &[&oids]).await {
-            Ok(rows) if rows.is_empty() => (
-                true,
-                "table ownership".into(),
-                "the user may publish every matching table".into(),
-            ),
+            Ok(rows) if rows.is_empty() => {
+                (true, "table ownership".into(), "the user may publish every matching table".into())
+            }
             Ok(rows) => {
                 let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
                 (false, "table ownership".into(), format!(
@@ -117,16 +105,10 @@ impl PgSource {
                 "replication slot".into(),
                 format!(
                     "`{slot}` exists, confirmed up to {}",
-                    s.confirmed_flush
-                        .map(|l| l.to_string())
-                        .unwrap_or_else(|| "-".into())
+                    s.confirmed_flush.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
                 ),
             ),
-            Ok(None) => (
-                true,
-                "replication slot".into(),
-                format!("`{slot}` will be created by `zetl run`"),
-            ),
+            Ok(None) => (true, "replication slot".into(), format!("`{slot}` will be created by `zetl run`")),
             Err(e) => (false, "replication slot".into(), e.to_string()),
         }
     }
@@ -137,10 +119,7 @@ impl PgSource {
         let row = sql
             .query_one("SELECT pg_current_wal_lsn()::text", &[])
             .await
-            .map_err(|source| crate::PgError::Sql {
-                what: "reading the current WAL position".into(),
-                cause: source,
-            })?;
+            .map_err(|source| crate::PgError::Sql { what: "reading the current WAL position".into(), cause: source })?;
         Ok(row.get(0))
     }
 }

@@ -11,9 +11,8 @@ pub fn decode_row(schema: &TableSchema, line: &[u8]) -> Result<Row, PgError> {
     let mut row = Vec::with_capacity(schema.columns.len());
     let mut fields = line.split(|&b| b == b'\t');
     for col in &schema.columns {
-        let field = fields.next().ok_or_else(|| {
-            PgError::Protocol(format!("COPY row of {} has too few fields", schema.id))
-        })?;
+        let field =
+            fields.next().ok_or_else(|| PgError::Protocol(format!("COPY row of {} has too few fields", schema.id)))?;
         if field == b"\\N" {
             row.push(Value::Null);
             continue;
@@ -95,26 +94,14 @@ mod tests {
     fn unescapes_and_nulls() {
         assert_eq!(&*unescape(b"a\\tb\\\\c\\nd"), b"a\tb\\c\nd");
         assert_eq!(&*unescape(b"\\101\\x41"), b"AA");
-        let col = |n: &str, ty| Column {
-            name: n.into(),
-            ty,
-            source_type: String::new(),
-            nullable: true,
-        };
+        let col = |n: &str, ty| Column { name: n.into(), ty, source_type: String::new(), nullable: true };
         let schema = TableSchema {
             id: TableId::new("s", "t"),
-            columns: vec![
-                col("a", ColumnType::Int32),
-                col("b", ColumnType::Text),
-                col("c", ColumnType::Text),
-            ],
+            columns: vec![col("a", ColumnType::Int32), col("b", ColumnType::Text), col("c", ColumnType::Text)],
             identity: RowIdentity::None,
         };
         let row = decode_row(&schema, b"1\t\\N\t").expect("row");
-        assert_eq!(
-            row,
-            vec![Value::Int(1), Value::Null, Value::Text(String::new())]
-        );
+        assert_eq!(row, vec![Value::Int(1), Value::Null, Value::Text(String::new())]);
         assert!(decode_row(&schema, b"1").is_err());
     }
 }

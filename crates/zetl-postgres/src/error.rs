@@ -10,17 +10,9 @@ pub enum PgError {
     #[error("authentication as `{user}` failed: {reason}")]
     Auth { user: String, reason: String },
     #[error("PostgreSQL refused {what}: {message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
-    Server {
-        what: String,
-        code: String,
-        message: String,
-        hint: Option<String>,
-    },
+    Server { what: String, code: String, message: String, hint: Option<String> },
     #[error("PostgreSQL {what}: {}", chain(cause))]
-    Sql {
-        what: String,
-        cause: tokio_postgres::Error,
-    },
+    Sql { what: String, cause: tokio_postgres::Error },
     #[error("replication connection lost: {0}")]
     Io(#[from] std::io::Error),
     #[error("unexpected replication protocol message: {0}")]
@@ -28,11 +20,7 @@ pub enum PgError {
     #[error("cannot decode WAL at {lsn}: {cause}")]
     Decode { lsn: String, cause: DecodeError },
     #[error("table {table}, column {column}: {reason}")]
-    Value {
-        table: String,
-        column: String,
-        reason: String,
-    },
+    Value { table: String, column: String, reason: String },
     #[error("the source is not ready for replication: {0}")]
     Prerequisite(String),
     #[error("the pipeline stopped")]
@@ -85,10 +73,7 @@ impl PgError {
             PgError::Sql { cause, .. } => {
                 cause.is_closed()
                     || io_transient(cause)
-                    || matches!(
-                        cause.code().map(|c| c.code()),
-                        Some("57P01" | "57P02" | "57P03")
-                    )
+                    || matches!(cause.code().map(|c| c.code()), Some("57P01" | "57P02" | "57P03"))
             }
             // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 55006 object in use (slot still held by a dying walsender)
             PgError::Server { code, .. } => {
@@ -105,9 +90,6 @@ pub(crate) trait SqlContext<T> {
 
 impl<T> SqlContext<T> for Result<T, tokio_postgres::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, PgError> {
-        self.map_err(|source| PgError::Sql {
-            what: what(),
-            cause: source,
-        })
+        self.map_err(|source| PgError::Sql { what: what(), cause: source })
     }
 }

@@ -45,11 +45,7 @@ fn time_micros(token: &str) -> Option<i64> {
     if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let frac: i64 = if fraction.is_empty() {
-        0
-    } else {
-        format!("{fraction:0<6}").parse().ok()?
-    };
+    let frac: i64 = if fraction.is_empty() { 0 } else { format!("{fraction:0<6}").parse().ok()? };
     let total = ((hours * 60 + minutes) * 60 + whole) * 1_000_000 + frac;
     Some(if negative { -total } else { total })
 }
@@ -61,14 +57,8 @@ mod tests {
     #[test]
     fn converts_the_server_forms() {
         let cases = [
-            (
-                "1 year 2 mons 3 days 04:05:06.5",
-                "14 months 3 days 14706500000 microseconds",
-            ),
-            (
-                "-1 days +02:00:00",
-                "0 months -1 days 7200000000 microseconds",
-            ),
+            ("1 year 2 mons 3 days 04:05:06.5", "14 months 3 days 14706500000 microseconds"),
+            ("-1 days +02:00:00", "0 months -1 days 7200000000 microseconds"),
             ("00:00:00", "0 months 0 days 0 microseconds"),
             ("-00:00:01.000001", "0 months 0 days -1000001 microseconds"),
             ("-2 years -1 mons", "-25 months 0 days 0 microseconds"),

@@ -139,59 +139,26 @@ pub enum DecodeError {
         "pgoutput {message} message truncated at offset {offset}: \
          needed {needed} bytes, {available} left"
     )]
-    Truncated {
-        message: &'static str,
-        offset: usize,
-        needed: usize,
-        available: usize,
-    },
+    Truncated { message: &'static str, offset: usize, needed: usize, available: usize },
     #[error("pgoutput {message} message: {field} at offset {offset} has no terminating NUL")]
-    UnterminatedString {
-        message: &'static str,
-        field: &'static str,
-        offset: usize,
-    },
+    UnterminatedString { message: &'static str, field: &'static str, offset: usize },
     #[error("pgoutput {message} message: invalid UTF-8 in {field} at offset {offset}")]
-    InvalidUtf8 {
-        message: &'static str,
-        field: &'static str,
-        offset: usize,
-    },
+    InvalidUtf8 { message: &'static str, field: &'static str, offset: usize },
     #[error(
         "pgoutput {message} message: unknown tuple kind {} at offset {offset} (expected {expected})",
         show_byte(.kind)
     )]
-    UnknownTupleKind {
-        message: &'static str,
-        kind: u8,
-        offset: usize,
-        expected: &'static str,
-    },
+    UnknownTupleKind { message: &'static str, kind: u8, offset: usize, expected: &'static str },
     #[error(
         "pgoutput {message} message: unknown column kind {} at offset {offset} \
          (expected 'n', 'u', 't' or 'b')",
         show_byte(.kind)
     )]
-    UnknownColumnKind {
-        message: &'static str,
-        kind: u8,
-        offset: usize,
-    },
+    UnknownColumnKind { message: &'static str, kind: u8, offset: usize },
     #[error("pgoutput {message} message: negative {field} {value} at offset {offset}")]
-    NegativeLength {
-        message: &'static str,
-        field: &'static str,
-        value: i32,
-        offset: usize,
-    },
-    #[error(
-        "pgoutput {message} message: {remaining} unexpected trailing bytes at offset {offset}"
-    )]
-    TrailingBytes {
-        message: &'static str,
-        offset: usize,
-        remaining: usize,
-    },
+    NegativeLength { message: &'static str, field: &'static str, value: i32, offset: usize },
+    #[error("pgoutput {message} message: {remaining} unexpected trailing bytes at offset {offset}")]
+    TrailingBytes { message: &'static str, offset: usize, remaining: usize },
 }
 
 fn show_byte(b: &u8) -> String {
@@ -213,49 +180,20 @@ pub fn decode(buf: &[u8], in_stream: bool) -> Result<Message, DecodeError> {
 /// catches a wrong `in_stream` (the xid shifts every later field by four bytes).
 pub fn decode_with_xid(buf: &[u8], in_stream: bool) -> Result<Decoded, DecodeError> {
     let (&kind, _) = buf.split_first().ok_or(DecodeError::Empty)?;
-    let (_, message) = MESSAGE_NAMES
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .ok_or(DecodeError::UnknownMessageType { byte: kind })?;
-    let mut c = Cursor {
-        buf,
-        pos: 1,
-        message,
-    };
-    let xid = if in_stream && carries_stream_xid(kind) {
-        Some(c.u32()?)
-    } else {
-        None
-    };
+    let (_, message) =
+        MESSAGE_NAMES.iter().find(|(k, _)| *k == kind).ok_or(DecodeError::UnknownMessageType { byte: kind })?;
+    let mut c = Cursor { buf, pos: 1, message };
+    let xid = if in_stream && carries_stream_xid(kind) { Some(c.u32()?) } else { None };
     let message = match kind {
-        b'B' => Message::Begin {
-            final_lsn: c.u64()?,
-            commit_time: c.i64()?,
-            xid: c.u32()?,
-        },
-        b'C' => Message::Commit {
-            flags: c.u8()?,
-            commit_lsn: c.u64()?,
-            end_lsn: c.u64()?,
-            commit_time: c.i64()?,
-        },
-        b'O' => Message::Origin {
-            lsn: c.u64()?,
-            name: c.cstring("origin name")?,
-        },
+        b'B' => Message::Begin { final_lsn: c.u64()?, commit_time: c.i64()?, xid: c.u32()? },
+        b'C' => Message::Commit { flags: c.u8()?, commit_lsn: c.u64()?, end_lsn: c.u64()?, commit_time: c.i64()? },
+        b'O' => Message::Origin { lsn: c.u64()?, name: c.cstring("origin name")? },
         b'R' => Message::Relation(relation(&mut c)?),
-        b'Y' => Message::Type {
-            oid: c.u32()?,
-            namespace: c.cstring("type namespace")?,
-            name: c.cstring("type name")?,
-        },
+        b'Y' => Message::Type { oid: c.u32()?, namespace: c.cstring("type namespace")?, name: c.cstring("type name")? },
         b'I' => {
             let oid = c.u32()?;
             c.expect_tuple_kind(b"N", "'N'")?;
-            Message::Insert {
-                oid,
-                new: tuple(&mut c)?,
-            }
+            Message::Insert { oid, new: tuple(&mut c)? }
         }
         b'U' => {
             let oid = c.u32()?;
@@ -272,10 +210,7 @@ pub fn decode_with_xid(buf: &[u8], in_stream: bool) -> Result<Decoded, DecodeErr
         b'D' => {
             let oid = c.u32()?;
             let k = c.expect_tuple_kind(b"KO", "'K' or 'O'")?;
-            Message::Delete {
-                oid,
-                old: old_tuple(k, tuple(&mut c)?),
-            }
+            Message::Delete { oid, old: old_tuple(k, tuple(&mut c)?) }
         }
         b'T' => truncate(&mut c)?,
         b'M' => {
@@ -290,10 +225,7 @@ pub fn decode_with_xid(buf: &[u8], in_stream: bool) -> Result<Decoded, DecodeErr
                 content: Bytes::copy_from_slice(c.bytes(len)?),
             }
         }
-        b'S' => Message::StreamStart {
-            xid: c.u32()?,
-            first_segment: c.u8()? == 1,
-        },
+        b'S' => Message::StreamStart { xid: c.u32()?, first_segment: c.u8()? == 1 },
         b'E' => Message::StreamStop,
         b'c' => Message::StreamCommit {
             xid: c.u32()?,
@@ -302,10 +234,7 @@ pub fn decode_with_xid(buf: &[u8], in_stream: bool) -> Result<Decoded, DecodeErr
             end_lsn: c.u64()?,
             commit_time: c.i64()?,
         },
-        b'A' => Message::StreamAbort {
-            xid: c.u32()?,
-            subxid: c.u32()?,
-        },
+        b'A' => Message::StreamAbort { xid: c.u32()?, subxid: c.u32()? },
         _ => return Err(DecodeError::UnknownMessageType { byte: kind }),
     };
     c.finish()?;
@@ -345,13 +274,7 @@ fn relation(c: &mut Cursor<'_>) -> Result<Relation, DecodeError> {
             type_modifier: c.i32()?,
         });
     }
-    Ok(Relation {
-        oid,
-        namespace,
-        name,
-        replica_identity,
-        columns,
-    })
+    Ok(Relation { oid, namespace, name, replica_identity, columns })
 }
 
 fn truncate(c: &mut Cursor<'_>) -> Result<Message, DecodeError> {
@@ -362,11 +285,7 @@ fn truncate(c: &mut Cursor<'_>) -> Result<Message, DecodeError> {
     for _ in 0..n {
         oids.push(c.u32()?);
     }
-    Ok(Message::Truncate {
-        cascade: options & 1 != 0,
-        restart_identity: options & 2 != 0,
-        oids,
-    })
+    Ok(Message::Truncate { cascade: options & 1 != 0, restart_identity: options & 2 != 0, oids })
 }
 
 fn old_tuple(kind: u8, values: Vec<TupleValue>) -> OldTuple {
@@ -395,13 +314,7 @@ fn tuple(c: &mut Cursor<'_>) -> Result<Vec<TupleValue>, DecodeError> {
                     _ => TupleValue::Binary(value),
                 }
             }
-            kind => {
-                return Err(DecodeError::UnknownColumnKind {
-                    message: c.message,
-                    kind,
-                    offset,
-                })
-            }
+            kind => return Err(DecodeError::UnknownColumnKind { message: c.message, kind, offset }),
         };
         values.push(value);
     }
@@ -429,16 +342,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let out = self
-            .buf
-            .get(self.pos..)
-            .and_then(|rest| rest.get(..n))
-            .ok_or(DecodeError::Truncated {
-                message: self.message,
-                offset: self.pos,
-                needed: n,
-                available: self.remaining(),
-            })?;
+        let out = self.buf.get(self.pos..).and_then(|rest| rest.get(..n)).ok_or(DecodeError::Truncated {
+            message: self.message,
+            offset: self.pos,
+            needed: n,
+            available: self.remaining(),
+        })?;
         self.pos += n;
         Ok(out)
     }
@@ -466,26 +375,18 @@ impl<'a> Cursor<'a> {
     }
 
     fn negative(&self, field: &'static str, value: i32, offset: usize) -> DecodeError {
-        DecodeError::NegativeLength {
-            message: self.message,
-            field,
-            value,
-            offset,
-        }
+        DecodeError::NegativeLength { message: self.message, field, value, offset }
     }
 
     /// A NUL-terminated string ("String" in "Message Data Types").
     fn cstring(&mut self, field: &'static str) -> Result<String, DecodeError> {
         let offset = self.pos;
         let rest = self.buf.get(offset..).unwrap_or_default();
-        let nul = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(DecodeError::UnterminatedString {
-                message: self.message,
-                field,
-                offset,
-            })?;
+        let nul = rest.iter().position(|&b| b == 0).ok_or(DecodeError::UnterminatedString {
+            message: self.message,
+            field,
+            offset,
+        })?;
         let s = std::str::from_utf8(&rest[..nul]).map_err(|_| DecodeError::InvalidUtf8 {
             message: self.message,
             field,
@@ -495,33 +396,20 @@ impl<'a> Cursor<'a> {
         Ok(s.to_owned())
     }
 
-    fn expect_tuple_kind(
-        &mut self,
-        allowed: &[u8],
-        expected: &'static str,
-    ) -> Result<u8, DecodeError> {
+    fn expect_tuple_kind(&mut self, allowed: &[u8], expected: &'static str) -> Result<u8, DecodeError> {
         let offset = self.pos;
         let kind = self.u8()?;
         if allowed.contains(&kind) {
             Ok(kind)
         } else {
-            Err(DecodeError::UnknownTupleKind {
-                message: self.message,
-                kind,
-                offset,
-                expected,
-            })
+            Err(DecodeError::UnknownTupleKind { message: self.message, kind, offset, expected })
         }
     }
 
     fn finish(&self) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),
-            remaining => Err(DecodeError::TrailingBytes {
-                message: self.message,
-                offset: self.pos,
-                remaining,
-            }),
+            remaining => Err(DecodeError::TrailingBytes { message: self.message, offset: self.pos, remaining }),
         }
     }
 }
@@ -575,10 +463,7 @@ mod tests {
     fn decoded(buf: &[u8], in_stream: bool) -> String {
         match decode_with_xid(buf, in_stream) {
             Ok(Decoded { xid: None, message }) => format!("{message:?}"),
-            Ok(Decoded {
-                xid: Some(xid),
-                message,
-            }) => format!("xid {xid}: {message:?}"),
+            Ok(Decoded { xid: Some(xid), message }) => format!("xid {xid}: {message:?}"),
             Err(e) => format!("error: {e}"),
         }
     }
@@ -644,38 +529,18 @@ mod tests {
         let mut streamed = msg! { b'R', 801u32 };
         streamed.extend_from_slice(&relation()[1..]);
         assert_eq!(decode(&streamed, true), Ok(plain.clone()));
-        let expected = Decoded {
-            xid: Some(801),
-            message: plain,
-        };
+        let expected = Decoded { xid: Some(801), message: plain };
         assert_eq!(decode_with_xid(&streamed, true), Ok(expected));
 
         let insert = msg! { b'I', 801u32, 5u32, b'N', 1i16, b'n' };
-        assert_eq!(
-            decoded(&insert, true),
-            "xid 801: Insert { oid: 5, new: [Null] }"
-        );
+        assert_eq!(decoded(&insert, true), "xid 801: Insert { oid: 5, new: [Null] }");
         // Stream Start, Stream Stop and Origin carry no xid prefix.
         let start = msg! { b'S', 800u32, 0u8 };
-        assert_eq!(
-            decoded(&start, true),
-            "StreamStart { xid: 800, first_segment: false }"
-        );
-        assert_eq!(
-            decoded(&msg! { b'O', 1u64, "o" }, true),
-            r#"Origin { lsn: 1, name: "o" }"#
-        );
+        assert_eq!(decoded(&start, true), "StreamStart { xid: 800, first_segment: false }");
+        assert_eq!(decoded(&msg! { b'O', 1u64, "o" }, true), r#"Origin { lsn: 1, name: "o" }"#);
         // A wrong `in_stream` is caught here by the shifted fields.
         assert!(decode(&insert, false).is_err());
-        assert!(decode(
-            &insert[..1]
-                .iter()
-                .chain(&insert[5..])
-                .copied()
-                .collect::<Vec<_>>(),
-            true
-        )
-        .is_err());
+        assert!(decode(&insert[..1].iter().chain(&insert[5..]).copied().collect::<Vec<_>>(), true).is_err());
     }
 
     #[test]
@@ -693,12 +558,7 @@ mod tests {
                 assert!(decode(&m[..cut], false).is_err(), "{m:?} cut at {cut}");
             }
         }
-        let expected = DecodeError::Truncated {
-            message: "Update",
-            offset: 6,
-            needed: 2,
-            available: 1,
-        };
+        let expected = DecodeError::Truncated { message: "Update", offset: 6, needed: 2, available: 1 };
         assert_eq!(decode(&update()[..7], false), Err(expected));
         assert_eq!(
             decoded(&update()[..7], false),

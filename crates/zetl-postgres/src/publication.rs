@@ -16,35 +16,13 @@ pub fn append_name(publication: &str) -> String {
 }
 
 /// Makes the two publications hold exactly `tables` (split by identity).
-pub async fn sync_publications(
-    client: &Client,
-    publication: &str,
-    tables: &[TableInfo],
-) -> Result<(), PgError> {
-    let (full, append): (Vec<&TableInfo>, Vec<&TableInfo>) =
-        tables.iter().partition(|t| t.has_identity());
-    sync_one(
-        client,
-        publication,
-        "insert, update, delete, truncate",
-        &full,
-    )
-    .await?;
-    sync_one(
-        client,
-        &append_name(publication),
-        "insert, truncate",
-        &append,
-    )
-    .await
+pub async fn sync_publications(client: &Client, publication: &str, tables: &[TableInfo]) -> Result<(), PgError> {
+    let (full, append): (Vec<&TableInfo>, Vec<&TableInfo>) = tables.iter().partition(|t| t.has_identity());
+    sync_one(client, publication, "insert, update, delete, truncate", &full).await?;
+    sync_one(client, &append_name(publication), "insert, truncate", &append).await
 }
 
-async fn sync_one(
-    client: &Client,
-    name: &str,
-    publish: &str,
-    tables: &[&TableInfo],
-) -> Result<(), PgError> {
+async fn sync_one(client: &Client, name: &str, publish: &str, tables: &[&TableInfo]) -> Result<(), PgError> {
     let exists = client
         .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
         .await
@@ -72,21 +50,13 @@ async fn sync_one(
     let drop: Vec<String> = current.difference(&wanted).map(quote_table).collect();
     if !add.is_empty() {
         client
-            .batch_execute(&format!(
-                "ALTER PUBLICATION {} ADD TABLE {}",
-                quote_ident(name),
-                add.join(", ")
-            ))
+            .batch_execute(&format!("ALTER PUBLICATION {} ADD TABLE {}", quote_ident(name), add.join(", ")))
             .await
             .ctx(|| format!("adding tables to publication {name}"))?;
     }
     if !drop.is_empty() {
         client
-            .batch_execute(&format!(
-                "ALTER PUBLICATION {} DROP TABLE {}",
-                quote_ident(name),
-                drop.join(", ")
-            ))
+            .batch_execute(&format!("ALTER PUBLICATION {} DROP TABLE {}", quote_ident(name), drop.join(", ")))
             .await
             .ctx(|| format!("removing tables from publication {name}"))?;
     }

@@ -44,11 +44,7 @@ pub enum ReplMessage {
 impl ReplicationConn {
     pub async fn connect(info: &ConnInfo) -> Result<ReplicationConn, PgError> {
         let stream = socket::connect(info).await?;
-        let mut conn = ReplicationConn {
-            stream,
-            buf: BytesMut::with_capacity(READ_CHUNK),
-            out: BytesMut::new(),
-        };
+        let mut conn = ReplicationConn { stream, buf: BytesMut::with_capacity(READ_CHUNK), out: BytesMut::new() };
         let mut params: Vec<(&str, &str)> = vec![
             ("user", &info.user),
             ("database", &info.dbname),
@@ -63,15 +59,9 @@ impl ReplicationConn {
     }
 
     async fn authenticate(&mut self, info: &ConnInfo) -> Result<(), PgError> {
-        let auth_err = |reason: &str| PgError::Auth {
-            user: info.user.clone(),
-            reason: reason.to_string(),
-        };
-        let password = || {
-            info.password
-                .clone()
-                .ok_or_else(|| auth_err("the server asks for a password and the url has none"))
-        };
+        let auth_err = |reason: &str| PgError::Auth { user: info.user.clone(), reason: reason.to_string() };
+        let password =
+            || info.password.clone().ok_or_else(|| auth_err("the server asks for a password and the url has none"));
         let mut scram: Option<sasl::ScramSha256> = None;
         loop {
             let (tag, mut body) = self.read_frame().await?;
@@ -90,53 +80,32 @@ impl ReplicationConn {
                             frontend::password_message(hash.as_bytes(), &mut self.out)?;
                         }
                         10 => {
-                            let offers_scram =
-                                body.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
+                            let offers_scram = body.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
                             if !offers_scram {
                                 return Err(auth_err("the server offers no SASL mechanism zetl knows (SCRAM-SHA-256)"));
                             }
-                            let s = sasl::ScramSha256::new(
-                                &password()?,
-                                sasl::ChannelBinding::unsupported(),
-                            );
-                            frontend::sasl_initial_response(
-                                sasl::SCRAM_SHA_256,
-                                s.message(),
-                                &mut self.out,
-                            )?;
+                            let s = sasl::ScramSha256::new(&password()?, sasl::ChannelBinding::unsupported());
+                            frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut self.out)?;
                             scram = Some(s);
                         }
                         11 => {
-                            let s = scram
-                                .as_mut()
-                                .ok_or_else(|| auth_err("SASL continue without a start"))?;
+                            let s = scram.as_mut().ok_or_else(|| auth_err("SASL continue without a start"))?;
                             s.update(&body).map_err(|e| auth_err(&e.to_string()))?;
                             frontend::sasl_response(s.message(), &mut self.out)?;
                         }
                         12 => {
-                            let mut s = scram
-                                .take()
-                                .ok_or_else(|| auth_err("SASL final without a start"))?;
+                            let mut s = scram.take().ok_or_else(|| auth_err("SASL final without a start"))?;
                             s.finish(&body).map_err(|e| auth_err(&e.to_string()))?;
                         }
-                        other => {
-                            return Err(auth_err(&format!(
-                                "unsupported authentication method {other}"
-                            )))
-                        }
+                        other => return Err(auth_err(&format!("unsupported authentication method {other}"))),
                     }
                     self.flush().await?;
                 }
                 b'E' => {
                     let e = server_error("the connection", &body);
                     return Err(match e {
-                        PgError::Server { code, message, .. }
-                            if code == "28P01" || code == "28000" =>
-                        {
-                            PgError::Auth {
-                                user: info.user.clone(),
-                                reason: message,
-                            }
+                        PgError::Server { code, message, .. } if code == "28P01" || code == "28000" => {
+                            PgError::Auth { user: info.user.clone(), reason: message }
                         }
                         other => other,
                     });
@@ -174,12 +143,7 @@ impl ReplicationConn {
                 b'W' => return Ok(ReplicationStream { conn: self }),
                 b'E' => return Err(server_error("START_REPLICATION", &body)),
                 b'N' => {}
-                other => {
-                    return Err(PgError::Protocol(format!(
-                        "expected CopyBothResponse, got '{}'",
-                        other as char
-                    )))
-                }
+                other => return Err(PgError::Protocol(format!("expected CopyBothResponse, got '{}'", other as char))),
             }
         }
     }
@@ -196,8 +160,7 @@ impl ReplicationConn {
     async fn read_frame(&mut self) -> Result<(u8, Bytes), PgError> {
         loop {
             if self.buf.len() >= 5 {
-                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
-                    as usize;
+                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
                 if len < 4 {
                     return Err(PgError::Protocol(format!("message length {len}")));
                 }
@@ -236,27 +199,15 @@ impl ReplicationStream {
                             let wal_start = Lsn(take_u64(&mut body)?);
                             let wal_end = Lsn(take_u64(&mut body)?);
                             let _send_time = take_u64(&mut body)?;
-                            return Ok(ReplMessage::XLogData {
-                                wal_start,
-                                wal_end,
-                                data: body,
-                            });
+                            return Ok(ReplMessage::XLogData { wal_start, wal_end, data: body });
                         }
                         b'k' => {
                             let wal_end = Lsn(take_u64(&mut body)?);
                             let _send_time = take_u64(&mut body)?;
                             let reply_requested = take_u8(&mut body)? == 1;
-                            return Ok(ReplMessage::Keepalive {
-                                wal_end,
-                                reply_requested,
-                            });
+                            return Ok(ReplMessage::Keepalive { wal_end, reply_requested });
                         }
-                        other => {
-                            return Err(PgError::Protocol(format!(
-                                "unknown CopyData kind '{}'",
-                                other as char
-                            )))
-                        }
+                        other => return Err(PgError::Protocol(format!("unknown CopyData kind '{}'", other as char))),
                     }
                 }
                 b'c' => return Ok(ReplMessage::End),
@@ -268,12 +219,7 @@ impl ReplicationStream {
 
     /// Standby status update: `flushed` is what the target has committed; the server may
     /// recycle WAL before it and the slot's `confirmed_flush_lsn` moves to it.
-    pub async fn send_status(
-        &mut self,
-        received: Lsn,
-        flushed: Lsn,
-        reply: bool,
-    ) -> Result<(), PgError> {
+    pub async fn send_status(&mut self, received: Lsn, flushed: Lsn, reply: bool) -> Result<(), PgError> {
         let mut msg = BytesMut::with_capacity(34);
         msg.put_u8(b'r');
         msg.put_u64(received.0);
@@ -313,12 +259,7 @@ pub(crate) fn server_error(what: &str, body: &[u8]) -> PgError {
     if let Some(d) = detail {
         message = format!("{message}: {d}");
     }
-    PgError::Server {
-        what: what.to_string(),
-        code,
-        message,
-        hint,
-    }
+    PgError::Server { what: what.to_string(), code, message, hint }
 }
 
 fn data_row(mut body: Bytes) -> Result<Vec<Option<String>>, PgError> {
@@ -336,9 +277,7 @@ fn data_row(mut body: Bytes) -> Result<Vec<Option<String>>, PgError> {
             if body.len() < len {
                 return Err(PgError::Protocol("short DataRow value".into()));
             }
-            row.push(Some(
-                String::from_utf8_lossy(&body.split_to(len)).into_owned(),
-            ));
+            row.push(Some(String::from_utf8_lossy(&body.split_to(len)).into_owned()));
         }
     }
     Ok(row)

@@ -53,49 +53,25 @@ impl SnapshotCopy<'_> {
             send(events, SourceEvent::CopyStart(info.id.clone())).await?;
             let schema = Arc::new(schema.clone());
             let parts = self.split(info);
-            progress.insert(
-                info.id.clone(),
-                TableProgress {
-                    jobs_left: parts.len(),
-                    rows: 0,
-                    started: Instant::now(),
-                },
-            );
+            progress
+                .insert(info.id.clone(), TableProgress { jobs_left: parts.len(), rows: 0, started: Instant::now() });
             for pages in parts {
-                jobs.push_back(Job {
-                    table: info.id.clone(),
-                    schema: schema.clone(),
-                    pages,
-                });
+                jobs.push_back(Job { table: info.id.clone(), schema: schema.clone(), pages });
             }
         }
         let workers = self.parallelism.min(jobs.len()).max(1);
-        tracing::info!(
-            tables = tables.len(),
-            jobs = jobs.len(),
-            workers,
-            "initial copy starts"
-        );
+        tracing::info!(tables = tables.len(), jobs = jobs.len(), workers, "initial copy starts");
         let jobs = Arc::new(Mutex::new(jobs));
         let progress = Arc::new(Mutex::new(progress));
         let mut handles = Vec::new();
         for _ in 0..workers {
-            let (info, snapshot, jobs, progress, events) = (
-                self.info.clone(),
-                self.snapshot.to_string(),
-                jobs.clone(),
-                progress.clone(),
-                events.clone(),
-            );
-            handles.push(tokio::spawn(async move {
-                worker(&info, &snapshot, &jobs, &progress, &events).await
-            }));
+            let (info, snapshot, jobs, progress, events) =
+                (self.info.clone(), self.snapshot.to_string(), jobs.clone(), progress.clone(), events.clone());
+            handles.push(tokio::spawn(async move { worker(&info, &snapshot, &jobs, &progress, &events).await }));
         }
         let mut total = 0;
         for h in handles {
-            total += h
-                .await
-                .map_err(|e| PgError::Protocol(format!("copy worker failed: {e}")))??;
+            total += h.await.map_err(|e| PgError::Protocol(format!("copy worker failed: {e}")))??;
         }
         Ok(total)
     }
@@ -138,9 +114,7 @@ async fn worker(
         let rows = copy_job(&client, &job, events).await?;
         total += rows;
         let done = {
-            let mut p = progress
-                .lock()
-                .map_err(|_| PgError::Protocol("copy progress poisoned".into()))?;
+            let mut p = progress.lock().map_err(|_| PgError::Protocol("copy progress poisoned".into()))?;
             p.get_mut(&job.table).and_then(|t| {
                 t.rows += rows;
                 t.jobs_left -= 1;
@@ -150,20 +124,10 @@ async fn worker(
         if let Some((rows, took)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            send(
-                events,
-                SourceEvent::CopyDone {
-                    table: job.table.clone(),
-                    rows,
-                },
-            )
-            .await?;
+            send(events, SourceEvent::CopyDone { table: job.table.clone(), rows }).await?;
         }
     }
-    client
-        .batch_execute("COMMIT")
-        .await
-        .ctx(|| "ending the snapshot transaction".into())?;
+    client.batch_execute("COMMIT").await.ctx(|| "ending the snapshot transaction".into())?;
     Ok(total)
 }
 
@@ -172,12 +136,7 @@ async fn copy_job(
     job: &Job,
     events: &mpsc::Sender<SourceEvent>,
 ) -> Result<u64, PgError> {
-    let cols: Vec<String> = job
-        .schema
-        .columns
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .collect();
+    let cols: Vec<String> = job.schema.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let filter = match job.pages {
         None => String::new(),
         Some((from, None)) => format!(" WHERE ctid >= '({from},0)'::tid"),
@@ -185,15 +144,8 @@ async fn copy_job(
             format!(" WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid")
         }
     };
-    let sql = format!(
-        "COPY (SELECT {} FROM {}{filter}) TO STDOUT",
-        cols.join(", "),
-        quote_table(&job.table)
-    );
-    let stream = client
-        .copy_out(&sql)
-        .await
-        .ctx(|| format!("copying {}", job.table))?;
+    let sql = format!("COPY (SELECT {} FROM {}{filter}) TO STDOUT", cols.join(", "), quote_table(&job.table));
+    let stream = client.copy_out(&sql).await.ctx(|| format!("copying {}", job.table))?;
     futures_util::pin_mut!(stream);
     let mut buf = BytesMut::new();
     let mut rows: Vec<Row> = Vec::with_capacity(ROWS_PER_EVENT);
@@ -207,14 +159,7 @@ async fn copy_job(
             if rows.len() == ROWS_PER_EVENT {
                 count += rows.len() as u64;
                 let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_EVENT));
-                send(
-                    events,
-                    SourceEvent::CopyRows {
-                        table: job.table.clone(),
-                        rows: full,
-                    },
-                )
-                .await?;
+                send(events, SourceEvent::CopyRows { table: job.table.clone(), rows: full }).await?;
             }
         }
         if buf.is_empty() {
@@ -225,31 +170,15 @@ async fn copy_job(
         }
     }
     if !buf.is_empty() {
-        return Err(PgError::Protocol(format!(
-            "COPY of {} ended inside a row",
-            job.table
-        )));
+        return Err(PgError::Protocol(format!("COPY of {} ended inside a row", job.table)));
     }
     count += rows.len() as u64;
     if !rows.is_empty() {
-        send(
-            events,
-            SourceEvent::CopyRows {
-                table: job.table.clone(),
-                rows,
-            },
-        )
-        .await?;
+        send(events, SourceEvent::CopyRows { table: job.table.clone(), rows }).await?;
     }
     Ok(count)
 }
 
-pub(crate) async fn send(
-    events: &mpsc::Sender<SourceEvent>,
-    event: SourceEvent,
-) -> Result<(), PgError> {
-    events
-        .send(event)
-        .await
-        .map_err(|_| PgError::PipelineClosed)
+pub(crate) async fn send(events: &mpsc::Sender<SourceEvent>, event: SourceEvent) -> Result<(), PgError> {
+    events.send(event).await.map_err(|_| PgError::PipelineClosed)
 }

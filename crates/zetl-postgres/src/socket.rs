@@ -22,10 +22,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Socket, PgError> {
     let addr = format!("{}:{}", info.host, info.port);
     let mut tcp = TcpStream::connect((info.host.as_str(), info.port))
         .await
-        .map_err(|source| PgError::Connect {
-            addr: addr.clone(),
-            cause: source,
-        })?;
+        .map_err(|source| PgError::Connect { addr: addr.clone(), cause: source })?;
     tcp.set_nodelay(true)?;
     if info.ssl_mode == SslMode::Disable {
         return Ok(Socket::Plain(tcp));
@@ -42,8 +39,8 @@ pub async fn connect(info: &ConnInfo) -> Result<Socket, PgError> {
         }
         return Ok(Socket::Plain(tcp));
     }
-    let name = ServerName::try_from(info.host.clone())
-        .map_err(|e| PgError::Url(format!("host `{}`: {e}", info.host)))?;
+    let name =
+        ServerName::try_from(info.host.clone()).map_err(|e| PgError::Url(format!("host `{}`: {e}", info.host)))?;
     let connector = tokio_rustls::TlsConnector::from(info.tls.clone());
     let tls = connector
         .connect(name, tcp)
@@ -53,11 +50,7 @@ pub async fn connect(info: &ConnInfo) -> Result<Socket, PgError> {
 }
 
 impl AsyncRead for Socket {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Socket::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Socket::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -66,11 +59,7 @@ impl AsyncRead for Socket {
 }
 
 impl AsyncWrite for Socket {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Socket::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Socket::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

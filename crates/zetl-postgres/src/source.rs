@@ -33,32 +33,17 @@ pub struct StartState {
 }
 
 impl PgSource {
-    pub fn new(
-        integration: &str,
-        config: PostgresSourceConfig,
-        filter: TableFilter,
-    ) -> Result<Self, PgError> {
+    pub fn new(integration: &str, config: PostgresSourceConfig, filter: TableFilter) -> Result<Self, PgError> {
         let info = ConnInfo::from_url(&config.url)?;
-        Ok(Self {
-            integration: integration.to_string(),
-            config,
-            filter,
-            info,
-        })
+        Ok(Self { integration: integration.to_string(), config, filter, info })
     }
 
     pub fn slot_name(&self) -> String {
-        self.config
-            .slot
-            .clone()
-            .unwrap_or_else(|| default_name(&self.integration))
+        self.config.slot.clone().unwrap_or_else(|| default_name(&self.integration))
     }
 
     pub fn publication_name(&self) -> String {
-        self.config
-            .publication
-            .clone()
-            .unwrap_or_else(|| default_name(&self.integration))
+        self.config.publication.clone().unwrap_or_else(|| default_name(&self.integration))
     }
 
     pub fn conn_info(&self) -> &ConnInfo {
@@ -84,13 +69,9 @@ impl PgSource {
 
         let mut repl = ReplicationConn::connect(&self.info).await?;
         let (start_lsn, mut copied) = match &start.checkpoint {
-            Some(Checkpoint {
-                phase: Phase::Streaming,
-                position,
-            }) => {
-                let lsn = Lsn::parse(&position.0).ok_or_else(|| {
-                    PgError::Protocol(format!("stored position `{position}` is not an LSN"))
-                })?;
+            Some(Checkpoint { phase: Phase::Streaming, position }) => {
+                let lsn = Lsn::parse(&position.0)
+                    .ok_or_else(|| PgError::Protocol(format!("stored position `{position}` is not an LSN")))?;
                 self.check_slot(&sql, &slot, lsn).await?;
                 (lsn, start.copied.clone())
             }
@@ -103,19 +84,12 @@ impl PgSource {
                         quote_ident(&slot)
                     ))
                     .await?;
-                let (lsn, snapshot) = match row
-                    .first()
-                    .map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten()))
-                {
-                    Some((Some(lsn), Some(snap))) => (lsn, snap),
-                    _ => {
-                        return Err(PgError::Protocol(
-                            "CREATE_REPLICATION_SLOT returned no snapshot".into(),
-                        ))
-                    }
-                };
-                let lsn = Lsn::parse(&lsn)
-                    .ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
+                let (lsn, snapshot) =
+                    match row.first().map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten())) {
+                        Some((Some(lsn), Some(snap))) => (lsn, snap),
+                        _ => return Err(PgError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into())),
+                    };
+                let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
                 tracing::info!(slot, consistent_point = %lsn, "created replication slot");
                 let with_schemas = self.schemas(&sql, &types, &tables).await?;
                 let copy = SnapshotCopy {
@@ -126,35 +100,20 @@ impl PgSource {
                 };
                 let rows = copy.run(&with_schemas, &events).await?;
                 tracing::info!(rows, tables = tables.len(), "initial copy complete");
-                send(
-                    &events,
-                    SourceEvent::SnapshotDone {
-                        position: Position(lsn.to_string()),
-                    },
-                )
-                .await?;
+                send(&events, SourceEvent::SnapshotDone { position: Position(lsn.to_string()) }).await?;
                 (lsn, tables.iter().map(|t| t.id.clone()).collect())
             }
         };
 
-        let spill_dir =
-            std::env::temp_dir().join(format!("zetl-{}-{}", self.integration, std::process::id()));
+        let spill_dir = std::env::temp_dir().join(format!("zetl-{}-{}", self.integration, std::process::id()));
         let spill = Spill::new(spill_dir.clone()).map_err(|e| {
-            PgError::Protocol(format!(
-                "cannot use {} for large transactions: {e}",
-                spill_dir.display()
-            ))
+            PgError::Protocol(format!("cannot use {} for large transactions: {e}", spill_dir.display()))
         })?;
         let tables_by_id = tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
-        let mut streamer =
-            Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
+        let mut streamer = Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
         // Tables in the publication whose copy never completed (a crash during a copy made
         // while streaming): copy them again now.
-        let missing: Vec<TableInfo> = tables
-            .iter()
-            .filter(|t| !copied.contains(&t.id))
-            .cloned()
-            .collect();
+        let missing: Vec<TableInfo> = tables.iter().filter(|t| !copied.contains(&t.id)).cloned().collect();
         if !missing.is_empty() {
             self.copy_new_tables(&sql, &mut streamer, &missing).await?;
             copied.extend(missing.into_iter().map(|t| t.id));
@@ -169,18 +128,12 @@ impl PgSource {
         tracing::info!(slot, from = %start_lsn, "streaming");
         let every = Duration::from_secs(self.config.table_discovery_secs.max(1));
         loop {
-            match streamer
-                .run(&mut stream, &mut acks, &mut stop, every)
-                .await?
-            {
+            match streamer.run(&mut stream, &mut acks, &mut stop, every).await? {
                 Pause::Stopped => return Ok(()),
                 Pause::Discover => {
                     let now = self.matching_tables(&sql).await?;
-                    let new: Vec<TableInfo> = now
-                        .iter()
-                        .filter(|t| !streamer.tables.contains_key(&t.id))
-                        .cloned()
-                        .collect();
+                    let new: Vec<TableInfo> =
+                        now.iter().filter(|t| !streamer.tables.contains_key(&t.id)).cloned().collect();
                     if !new.is_empty() {
                         warn_without_identity(&new);
                         publication::sync_publications(&sql, &publication, &now).await?;
@@ -238,27 +191,14 @@ impl PgSource {
                 quote_ident(&temp)
             ))
             .await?;
-        let (lsn, snapshot) = match row
-            .first()
-            .map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten()))
-        {
+        let (lsn, snapshot) = match row.first().map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten())) {
             Some((Some(lsn), Some(snap))) => (lsn, snap),
-            _ => {
-                return Err(PgError::Protocol(
-                    "CREATE_REPLICATION_SLOT returned no snapshot".into(),
-                ))
-            }
+            _ => return Err(PgError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into())),
         };
-        let lsn = Lsn::parse(&lsn)
-            .ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
+        let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
         let types = catalog::type_catalog(sql).await?;
         let with_schemas = self.schemas(sql, &types, tables).await?;
-        let copy = SnapshotCopy {
-            info: &self.info,
-            snapshot: &snapshot,
-            parallelism: 1,
-            chunk_rows: u64::MAX,
-        };
+        let copy = SnapshotCopy { info: &self.info, snapshot: &snapshot, parallelism: 1, chunk_rows: u64::MAX };
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {
             tracing::info!(table = %t.id, consistent_at = %lsn, "new table copied");

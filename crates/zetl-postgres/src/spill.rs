@@ -28,10 +28,7 @@ impl Spill {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        Ok(Spill {
-            dir,
-            files: HashMap::new(),
-        })
+        Ok(Spill { dir, files: HashMap::new() })
     }
 
     /// Appends one message of transaction `xid` (sent by subtransaction `subxid`).
@@ -41,16 +38,11 @@ impl Spill {
             None => {
                 let path = self.dir.join(format!("{xid}.spill"));
                 let writer = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-                self.files.entry(xid).or_insert(SpillFile {
-                    path,
-                    writer,
-                    aborted: HashSet::new(),
-                })
+                self.files.entry(xid).or_insert(SpillFile { path, writer, aborted: HashSet::new() })
             }
         };
         file.writer.write_all(&subxid.to_le_bytes())?;
-        file.writer
-            .write_all(&(message.len() as u32).to_le_bytes())?;
+        file.writer.write_all(&(message.len() as u32).to_le_bytes())?;
         file.writer.write_all(message)
     }
 
@@ -73,17 +65,9 @@ impl Spill {
             return Ok(None);
         };
         let path = f.path.clone();
-        f.writer
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_data()
-            .ok();
+        f.writer.into_inner().map_err(|e| e.into_error())?.sync_data().ok();
         let reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
-        Ok(Some(SpillReader {
-            path,
-            reader,
-            aborted: f.aborted,
-        }))
+        Ok(Some(SpillReader { path, reader, aborted: f.aborted }))
     }
 }
 

@@ -12,9 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
-use zetl_core::{
-    Change, ChangeKind, Column, Position, Row, SourceEvent, TableId, TableSchema, Value,
-};
+use zetl_core::{Change, ChangeKind, Column, Position, Row, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
 /// `wal_sender_timeout` of 60 s).
@@ -24,6 +22,8 @@ struct RelationState {
     schema: TableSchema,
     /// Changes in transactions that commit before this LSN are already in the table's copy.
     copied_at: Option<Lsn>,
+    /// Not a replicated table: its changes are skipped.
+    ignored: bool,
 }
 
 pub struct Streamer<'a> {
@@ -94,11 +94,7 @@ impl<'a> Streamer<'a> {
         loop {
             if !self.in_txn && (*stop.borrow() || started.elapsed() >= discover_every) {
                 stream.send_status(self.received, self.acked, false).await?;
-                return Ok(if *stop.borrow() {
-                    Pause::Stopped
-                } else {
-                    Pause::Discover
-                });
+                return Ok(if *stop.borrow() { Pause::Stopped } else { Pause::Discover });
             }
             tokio::select! {
                 msg = stream.next() => match msg? {
@@ -135,31 +131,14 @@ impl<'a> Streamer<'a> {
         }
     }
 
-    async fn handle(
-        &mut self,
-        wal_start: Lsn,
-        data: &[u8],
-        stream: &mut ReplicationStream,
-    ) -> Result<(), PgError> {
-        let decode_err = |source| PgError::Decode {
-            lsn: wal_start.to_string(),
-            cause: source,
-        };
-        let decoded =
-            pgoutput::decode_with_xid(data, self.stream_xid.is_some()).map_err(decode_err)?;
+    async fn handle(&mut self, wal_start: Lsn, data: &[u8], stream: &mut ReplicationStream) -> Result<(), PgError> {
+        let decode_err = |source| PgError::Decode { lsn: wal_start.to_string(), cause: source };
+        let decoded = pgoutput::decode_with_xid(data, self.stream_xid.is_some()).map_err(decode_err)?;
         match decoded.message {
             Message::StreamStart { xid, .. } => self.stream_xid = Some(xid),
             Message::StreamStop => self.stream_xid = None,
-            Message::StreamAbort { xid, subxid } => {
-                self.spill.abort(xid, subxid).map_err(spill_err)?
-            }
-            Message::StreamCommit {
-                xid,
-                commit_lsn,
-                end_lsn,
-                commit_time,
-                ..
-            } => {
+            Message::StreamAbort { xid, subxid } => self.spill.abort(xid, subxid).map_err(spill_err)?,
+            Message::StreamCommit { xid, commit_lsn, end_lsn, commit_time, .. } => {
                 self.in_txn = true;
                 self.txn_final_lsn = Lsn(commit_lsn);
                 self.send(SourceEvent::Begin, stream).await?;
@@ -179,9 +158,7 @@ impl<'a> Streamer<'a> {
                     if matches!(message, Message::Relation(_) | Message::Type { .. }) {
                         self.apply(message, stream).await?;
                     }
-                    self.spill
-                        .append(xid, decoded.xid.unwrap_or(xid), data)
-                        .map_err(spill_err)?;
+                    self.spill.append(xid, decoded.xid.unwrap_or(xid), data).map_err(spill_err)?;
                 }
                 None => self.apply(message, stream).await?,
             },
@@ -189,12 +166,7 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
-    async fn commit(
-        &mut self,
-        end_lsn: u64,
-        commit_time: i64,
-        stream: &mut ReplicationStream,
-    ) -> Result<(), PgError> {
+    async fn commit(&mut self, end_lsn: u64, commit_time: i64, stream: &mut ReplicationStream) -> Result<(), PgError> {
         self.in_txn = false;
         let event = SourceEvent::Commit {
             position: Position(Lsn(end_lsn).to_string()),
@@ -203,22 +175,14 @@ impl<'a> Streamer<'a> {
         self.send(event, stream).await
     }
 
-    async fn apply(
-        &mut self,
-        message: Message,
-        stream: &mut ReplicationStream,
-    ) -> Result<(), PgError> {
+    async fn apply(&mut self, message: Message, stream: &mut ReplicationStream) -> Result<(), PgError> {
         match message {
             Message::Begin { final_lsn, .. } => {
                 self.in_txn = true;
                 self.txn_final_lsn = Lsn(final_lsn);
                 self.send(SourceEvent::Begin, stream).await?;
             }
-            Message::Commit {
-                end_lsn,
-                commit_time,
-                ..
-            } => self.commit(end_lsn, commit_time, stream).await?,
+            Message::Commit { end_lsn, commit_time, .. } => self.commit(end_lsn, commit_time, stream).await?,
             Message::Relation(rel) => self.relation(rel, stream).await?,
             Message::Type { .. } => {
                 // A type this session has not described yet (e.g. a new enum): reload.
@@ -227,33 +191,22 @@ impl<'a> Streamer<'a> {
             Message::Insert { oid, new } => {
                 if let Some(state) = self.live(oid)? {
                     let row = to_row(&state.schema, &new)?;
-                    let change = Change {
-                        table: state.schema.id.clone(),
-                        kind: ChangeKind::Insert { row },
-                    };
+                    let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Insert { row } };
                     self.send(SourceEvent::Change(change), stream).await?;
                 }
             }
             Message::Update { oid, old, new } => {
                 if let Some(state) = self.live(oid)? {
                     let row = to_row(&state.schema, &new)?;
-                    let old = old
-                        .map(|o| to_row(&state.schema, old_values(&o)))
-                        .transpose()?;
-                    let change = Change {
-                        table: state.schema.id.clone(),
-                        kind: ChangeKind::Update { old, row },
-                    };
+                    let old = old.map(|o| to_row(&state.schema, old_values(&o))).transpose()?;
+                    let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Update { old, row } };
                     self.send(SourceEvent::Change(change), stream).await?;
                 }
             }
             Message::Delete { oid, old } => {
                 if let Some(state) = self.live(oid)? {
                     let old = to_row(&state.schema, old_values(&old))?;
-                    let change = Change {
-                        table: state.schema.id.clone(),
-                        kind: ChangeKind::Delete { old },
-                    };
+                    let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Delete { old } };
                     self.send(SourceEvent::Change(change), stream).await?;
                 }
             }
@@ -273,9 +226,7 @@ impl<'a> Streamer<'a> {
             | Message::StreamStop
             | Message::StreamCommit { .. }
             | Message::StreamAbort { .. } => {
-                return Err(PgError::Protocol(
-                    "stream control message inside a streamed transaction".into(),
-                ));
+                return Err(PgError::Protocol("stream control message inside a streamed transaction".into()));
             }
         }
         Ok(())
@@ -283,71 +234,54 @@ impl<'a> Streamer<'a> {
 
     /// The relation's state if its changes in the current transaction are to be applied.
     fn live(&self, oid: u32) -> Result<Option<&RelationState>, PgError> {
-        let state = self.relations.get(&oid).ok_or_else(|| {
-            PgError::Protocol(format!(
-                "change for relation {oid} before its Relation message"
-            ))
-        })?;
+        let state = self
+            .relations
+            .get(&oid)
+            .ok_or_else(|| PgError::Protocol(format!("change for relation {oid} before its Relation message")))?;
         Ok(match state.copied_at {
+            _ if state.ignored => None,
             Some(at) if self.txn_final_lsn < at => None,
             _ => Some(state),
         })
     }
 
-    async fn relation(
-        &mut self,
-        rel: Relation,
-        stream: &mut ReplicationStream,
-    ) -> Result<(), PgError> {
+    async fn relation(&mut self, rel: Relation, stream: &mut ReplicationStream) -> Result<(), PgError> {
         let id = TableId::new(rel.namespace.clone(), rel.name.clone());
-        if rel
-            .columns
-            .iter()
-            .any(|c| !self.types.names.contains_key(&c.type_oid))
-        {
+        if rel.columns.iter().any(|c| !self.types.names.contains_key(&c.type_oid)) {
             self.types = catalog::type_catalog(self.sql).await?;
         }
         if !self.tables.contains_key(&id) {
-            // Renamed or otherwise unknown: refresh what the catalog says about keys.
-            let all = catalog::list_tables(
-                self.sql,
-                &zetl_core::filter::TableFilter::new(&[], &[]).map_err(PgError::Protocol)?,
-            )
-            .await?;
-            if let Some(info) = all.into_iter().find(|t| t.oid == rel.oid) {
-                self.tables.insert(id.clone(), info);
-            }
+            // Not a table this integration copied: a partition (its changes arrive as the
+            // partitioned table's, `publish_via_partition_root`), or a table renamed since
+            // (table discovery picks the new name up and copies it). Its changes are skipped.
+            tracing::debug!(relation = %id, "ignoring a relation that is not a replicated table");
+            self.relations.insert(
+                rel.oid,
+                RelationState {
+                    schema: TableSchema { id, columns: Vec::new(), identity: zetl_core::RowIdentity::None },
+                    copied_at: None,
+                    ignored: true,
+                },
+            );
+            return Ok(());
         }
         let columns: Vec<Column> = rel
             .columns
             .iter()
             .map(|c| {
                 let (ty, source_type) = map_type(c.type_oid, c.type_modifier, &self.types);
-                Column {
-                    name: c.name.clone(),
-                    ty,
-                    source_type,
-                    nullable: true,
-                }
+                Column { name: c.name.clone(), ty, source_type, nullable: true }
             })
             .collect();
         let identity = match self.tables.get(&id) {
             Some(info) => info.identity(&columns),
             None => zetl_core::RowIdentity::None,
         };
-        let mut schema = TableSchema {
-            id: id.clone(),
-            columns,
-            identity,
-        };
+        let mut schema = TableSchema { id: id.clone(), columns, identity };
         if let Some(prev) = self.emitted.get(&id) {
             // Keep NOT NULL knowledge from the catalog for unchanged columns.
             for c in &mut schema.columns {
-                if let Some(p) = prev
-                    .columns
-                    .iter()
-                    .find(|p| p.name == c.name && p.ty == c.ty)
-                {
+                if let Some(p) = prev.columns.iter().find(|p| p.name == c.name && p.ty == c.ty) {
                     c.nullable = p.nullable;
                 }
             }
@@ -355,11 +289,9 @@ impl<'a> Streamer<'a> {
         let copied_at = self.copied_at.get(&id).copied();
         if self.emitted.get(&id) != Some(&schema) {
             self.emitted.insert(id.clone(), schema.clone());
-            self.send(SourceEvent::Schema(schema.clone()), stream)
-                .await?;
+            self.send(SourceEvent::Schema(schema.clone()), stream).await?;
         }
-        self.relations
-            .insert(rel.oid, RelationState { schema, copied_at });
+        self.relations.insert(rel.oid, RelationState { schema, copied_at, ignored: false });
         Ok(())
     }
 
@@ -369,11 +301,7 @@ impl<'a> Streamer<'a> {
     }
 
     /// Sends an event, still answering the server while the pipeline pushes back.
-    async fn send(
-        &mut self,
-        event: SourceEvent,
-        stream: &mut ReplicationStream,
-    ) -> Result<(), PgError> {
+    async fn send(&mut self, event: SourceEvent, stream: &mut ReplicationStream) -> Result<(), PgError> {
         loop {
             tokio::select! {
                 permit = self.events.reserve() => {
@@ -413,11 +341,8 @@ fn to_row(schema: &TableSchema, values: &[TupleValue]) -> Result<Row, PgError> {
             TupleValue::Null => Value::Null,
             TupleValue::Unchanged => Value::Unchanged,
             TupleValue::Text(bytes) | TupleValue::Binary(bytes) => {
-                let err = |reason: String| PgError::Value {
-                    table: schema.id.to_string(),
-                    column: col.name.clone(),
-                    reason,
-                };
+                let err =
+                    |reason: String| PgError::Value { table: schema.id.to_string(), column: col.name.clone(), reason };
                 let text = std::str::from_utf8(bytes).map_err(|_| err("not valid UTF-8".into()))?;
                 parse_text(&col.ty, text).map_err(|e| err(e.to_string()))?
             }

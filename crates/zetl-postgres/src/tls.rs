@@ -37,41 +37,27 @@ impl SslMode {
 
     /// Whether a server that refuses TLS is an error.
     pub fn requires_tls(self) -> bool {
-        matches!(
-            self,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
-        )
+        matches!(self, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
     }
 }
 
-pub fn client_config(
-    mode: SslMode,
-    root_cert: Option<&Path>,
-) -> Result<Arc<ClientConfig>, PgError> {
+pub fn client_config(mode: SslMode, root_cert: Option<&Path>) -> Result<Arc<ClientConfig>, PgError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| PgError::Url(format!("TLS setup: {e}")))?;
     let config = match mode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-            .with_no_client_auth(),
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider))).with_no_client_auth()
+        }
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let roots = Arc::new(roots(root_cert)?);
-            let webpki =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-                    .build()
-                    .map_err(|e| PgError::Url(format!("TLS setup: {e}")))?;
-            let verifier: Arc<dyn ServerCertVerifier> = if mode == SslMode::VerifyCa {
-                Arc::new(ChainOnly(webpki))
-            } else {
-                webpki
-            };
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth()
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| PgError::Url(format!("TLS setup: {e}")))?;
+            let verifier: Arc<dyn ServerCertVerifier> =
+                if mode == SslMode::VerifyCa { Arc::new(ChainOnly(webpki)) } else { webpki };
+            builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()
         }
     };
     Ok(Arc::new(config))
@@ -81,15 +67,11 @@ fn roots(root_cert: Option<&Path>) -> Result<RootCertStore, PgError> {
     let mut store = RootCertStore::empty();
     match root_cert {
         Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
-                PgError::Url(format!("cannot read sslrootcert {}: {e}", path.display()))
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| PgError::Url(format!("cannot read sslrootcert {}: {e}", path.display())))?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert =
-                    cert.map_err(|e| PgError::Url(format!("sslrootcert {}: {e}", path.display())))?;
-                store
-                    .add(cert)
-                    .map_err(|e| PgError::Url(format!("sslrootcert {}: {e}", path.display())))?;
+                let cert = cert.map_err(|e| PgError::Url(format!("sslrootcert {}: {e}", path.display())))?;
+                store.add(cert).map_err(|e| PgError::Url(format!("sslrootcert {}: {e}", path.display())))?;
             }
         }
         None => {
@@ -100,9 +82,7 @@ fn roots(root_cert: Option<&Path>) -> Result<RootCertStore, PgError> {
         }
     }
     if store.is_empty() {
-        return Err(PgError::Url(
-            "no trusted root certificate: set sslrootcert in the url".into(),
-        ));
+        return Err(PgError::Url("no trusted root certificate: set sslrootcert in the url".into()));
     }
     Ok(store)
 }
@@ -129,12 +109,7 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -143,12 +118,7 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -169,14 +139,11 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
             other => other,
         }
     }

@@ -26,17 +26,9 @@ pub struct TypeCatalog {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ValueError {
     #[error("invalid {ty} value {text:?}: {reason}")]
-    Invalid {
-        ty: String,
-        text: String,
-        reason: String,
-    },
+    Invalid { ty: String, text: String, reason: String },
     #[error("unsupported {ty} value {text:?}: {reason}")]
-    Unsupported {
-        ty: String,
-        text: String,
-        reason: String,
-    },
+    Unsupported { ty: String, text: String, reason: String },
 }
 
 /// Built-in types by their fixed OIDs (`pg_type.dat`): (oid, its array type's oid, type, name).
@@ -84,10 +76,7 @@ pub fn map_type(type_oid: u32, type_modifier: i32, catalog: &TypeCatalog) -> (Co
 
 fn map_scalar(oid: u32, typmod: i32, catalog: &TypeCatalog) -> Option<(ColumnType, String)> {
     if let Some((name, labels)) = catalog.enums.get(&oid) {
-        let ty = ColumnType::Enum {
-            name: name.clone(),
-            labels: labels.clone(),
-        };
+        let ty = ColumnType::Enum { name: name.clone(), labels: labels.clone() };
         return Some((ty, name.clone()));
     }
     let (_, _, ty, name) = BUILTINS.iter().find(|b| b.0 == oid)?;
@@ -117,13 +106,7 @@ fn numeric(typmod: i32) -> (ColumnType, String) {
     let scale = ((t & 0x7ff) ^ 1024) - 1024;
     let name = format!("numeric({precision},{scale})");
     match (u8::try_from(precision), u8::try_from(scale)) {
-        (Ok(p), Ok(s)) if (1..=38).contains(&p) && s <= p => (
-            ColumnType::Decimal {
-                precision: p,
-                scale: s,
-            },
-            name,
-        ),
+        (Ok(p), Ok(s)) if (1..=38).contains(&p) && s <= p => (ColumnType::Decimal { precision: p, scale: s }, name),
         _ => (ColumnType::DecimalText, name),
     }
 }
@@ -158,9 +141,7 @@ pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
         }
         // Enum labels are not checked against the catalog: ALTER TYPE ... ADD VALUE can add
         // one before zetl reloads the catalog, and the target decides what to do with it.
-        ColumnType::Text | ColumnType::Enum { .. } | ColumnType::Other(_) => {
-            Value::Text(text.to_owned())
-        }
+        ColumnType::Text | ColumnType::Enum { .. } | ColumnType::Other(_) => Value::Text(text.to_owned()),
         ColumnType::Bytes => Value::Bytes(parse_bytea(text).map_err(bad)?),
         ColumnType::Date => {
             check_temporal(ty, text, check_date)?;
@@ -182,9 +163,9 @@ pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
             Value::TimestampTz(text.to_owned())
         }
         ColumnType::Interval if text.is_empty() => return Err(bad("empty interval")),
-        ColumnType::Interval => Value::Interval(
-            crate::interval::canonical(text).ok_or_else(|| bad("not a postgres-style interval"))?,
-        ),
+        ColumnType::Interval => {
+            Value::Interval(crate::interval::canonical(text).ok_or_else(|| bad("not a postgres-style interval"))?)
+        }
         ColumnType::Uuid => {
             check_uuid(text).map_err(bad)?;
             Value::Uuid(text.to_owned())
@@ -199,16 +180,11 @@ where
     N: std::str::FromStr,
     N::Err: std::fmt::Display,
 {
-    text.parse()
-        .map_err(|e: N::Err| invalid(ty, text, &e.to_string()))
+    text.parse().map_err(|e: N::Err| invalid(ty, text, &e.to_string()))
 }
 
 fn invalid(ty: &ColumnType, text: &str, reason: &str) -> ValueError {
-    ValueError::Invalid {
-        ty: type_label(ty),
-        text: snippet(text),
-        reason: reason.to_owned(),
-    }
+    ValueError::Invalid { ty: type_label(ty), text: snippet(text), reason: reason.to_owned() }
 }
 
 fn type_label(ty: &ColumnType) -> String {
@@ -258,17 +234,12 @@ fn check_decimal(text: &str) -> Result<(), &'static str> {
 
 /// bytea's hex output format ("Binary Data Types", bytea_output = hex).
 fn parse_bytea(text: &str) -> Result<Vec<u8>, &'static str> {
-    let hex = text
-        .strip_prefix("\\x")
-        .ok_or("not in hex format (bytea_output must be 'hex')")?
-        .as_bytes();
+    let hex = text.strip_prefix("\\x").ok_or("not in hex format (bytea_output must be 'hex')")?.as_bytes();
     if hex.len() % 2 != 0 {
         return Err("odd number of hex digits");
     }
     let nibble = |b: u8| (b as char).to_digit(16).ok_or("invalid hex digit");
-    hex.chunks_exact(2)
-        .map(|pair| Ok((nibble(pair[0])? << 4 | nibble(pair[1])?) as u8))
-        .collect()
+    hex.chunks_exact(2).map(|pair| Ok((nibble(pair[0])? << 4 | nibble(pair[1])?) as u8)).collect()
 }
 
 /// Date/timestamp output with DateStyle=ISO: `infinity`/`-infinity` pass through (the event
@@ -322,9 +293,7 @@ fn check_time(text: &str) -> Result<(), &'static str> {
 }
 
 fn check_timestamp(text: &str) -> Result<(), &'static str> {
-    let (date, time) = text
-        .split_once(' ')
-        .ok_or("expected YYYY-MM-DD HH:MM:SS[.ffffff]")?;
+    let (date, time) = text.split_once(' ').ok_or("expected YYYY-MM-DD HH:MM:SS[.ffffff]")?;
     check_date(date)?;
     check_time(time)
 }
@@ -342,8 +311,7 @@ fn check_uuid(text: &str) -> Result<(), &'static str> {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_hexdigit(),
         });
-    ok.then_some(())
-        .ok_or("expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+    ok.then_some(()).ok_or("expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
 }
 
 /// `array_isspace` in arrayfuncs.c: the C locale's isspace.
@@ -366,17 +334,8 @@ struct ArrayParser<'a> {
 }
 
 impl<'a> ArrayParser<'a> {
-    fn parse(
-        ty: &'a ColumnType,
-        element: &'a ColumnType,
-        text: &'a str,
-    ) -> Result<Value, ValueError> {
-        let mut p = ArrayParser {
-            ty,
-            element,
-            text,
-            pos: 0,
-        };
+    fn parse(ty: &'a ColumnType, element: &'a ColumnType, text: &'a str) -> Result<Value, ValueError> {
+        let mut p = ArrayParser { ty, element, text, pos: 0 };
         p.skip_whitespace();
         if p.peek() == Some(b'[') {
             p.skip_bounds()?;
@@ -407,11 +366,7 @@ impl<'a> ArrayParser<'a> {
     }
 
     fn error(&self, reason: &str) -> ValueError {
-        invalid(
-            self.ty,
-            self.text,
-            &format!("{reason} at byte {}", self.pos),
-        )
+        invalid(self.ty, self.text, &format!("{reason} at byte {}", self.pos))
     }
 
     fn skip_bounds(&mut self) -> Result<(), ValueError> {
@@ -487,9 +442,7 @@ impl<'a> ArrayParser<'a> {
                 (Some(b'{' | b'"'), false) => return Err(self.error("unexpected character")),
                 (Some(b'\\'), _) => {
                     self.pos += 1;
-                    let b = self
-                        .next()
-                        .ok_or_else(|| self.error("unterminated escape"))?;
+                    let b = self.next().ok_or_else(|| self.error("unterminated escape"))?;
                     out.push(b);
                     keep = out.len();
                     escaped = true;
@@ -556,15 +509,9 @@ mod tests {
         for (p, s, expected) in numerics {
             let typmod = ((p << 16) | (s & 0x7ff)) + 4;
             let (ty, name) = map_type(1700, typmod, &TypeCatalog::default());
-            assert_eq!(
-                (format!("{ty:?}"), name),
-                (expected.into(), format!("numeric({p},{s})"))
-            );
+            assert_eq!((format!("{ty:?}"), name), (expected.into(), format!("numeric({p},{s})")));
             let (ty, name) = map_type(1231, typmod, &TypeCatalog::default());
-            assert_eq!(
-                (format!("{ty:?}"), name),
-                (format!("Array({expected})"), format!("numeric({p},{s})[]"))
-            );
+            assert_eq!((format!("{ty:?}"), name), (format!("Array({expected})"), format!("numeric({p},{s})[]")));
         }
     }
 
@@ -574,19 +521,11 @@ mod tests {
         let labels = vec!["sad".to_owned(), "happy".to_owned()];
         catalog.enums.insert(16400, ("mood".into(), labels.clone()));
         catalog.arrays.extend([(16399, 16400), (16500, 16501)]);
-        catalog
-            .names
-            .extend([(16500, "_point3".into()), (16501, "point3".into())]);
-        let mood = T::Enum {
-            name: "mood".into(),
-            labels,
-        };
+        catalog.names.extend([(16500, "_point3".into()), (16501, "point3".into())]);
+        let mood = T::Enum { name: "mood".into(), labels };
         assert_eq!(map_type(16400, -1, &catalog), (mood.clone(), "mood".into()));
         let moods = array(mood.clone());
-        assert_eq!(
-            map_type(16399, -1, &catalog),
-            (moods.clone(), "mood[]".into())
-        );
+        assert_eq!(map_type(16399, -1, &catalog), (moods.clone(), "mood[]".into()));
         let other = |n: &str| (T::Other(n.into()), n.to_owned());
         assert_eq!(map_type(16501, -1, &catalog), other("point3"));
         // An array of an unmapped type stays whole text.
@@ -644,10 +583,7 @@ mod tests {
         ];
         for (ty, text) in invalid {
             let result = parse_text(&ty, text);
-            assert!(
-                matches!(result, Err(ValueError::Invalid { .. })),
-                "{ty:?} {text:?}"
-            );
+            assert!(matches!(result, Err(ValueError::Invalid { .. })), "{ty:?} {text:?}");
         }
         assert_eq!(
             parsed(&T::Bytes, "\\001"),
@@ -657,14 +593,8 @@ mod tests {
             parsed(&T::Date, "0044-03-15 BC"),
             r#"error: unsupported date value "0044-03-15 BC": BC dates are not supported"#
         );
-        for (ty, text) in [
-            (T::Timestamp, "0044-03-15 12:00:00 BC"),
-            (T::TimestampTz, "0044-03-15 12:00:00+00 BC"),
-        ] {
-            assert!(matches!(
-                parse_text(&ty, text),
-                Err(ValueError::Unsupported { .. })
-            ));
+        for (ty, text) in [(T::Timestamp, "0044-03-15 12:00:00 BC"), (T::TimestampTz, "0044-03-15 12:00:00+00 BC")] {
+            assert!(matches!(parse_text(&ty, text), Err(ValueError::Unsupported { .. })));
         }
         let Err(ValueError::Invalid { text, .. }) = parse_text(&T::Int32, &"9".repeat(1000)) else {
             panic!("expected Invalid")
@@ -691,32 +621,20 @@ mod tests {
             (T::TimestampTz, r#"{"2024-01-02 03:04:05+00"}"#, r#"[TimestampTz("2024-01-02 03:04:05+00")]"#),
         ];
         for (element, text, expected) in cases {
-            assert_eq!(
-                parsed(&array(element), text),
-                format!("Array({expected})"),
-                "{text}"
-            );
+            assert_eq!(parsed(&array(element), text), format!("Array({expected})"), "{text}");
         }
     }
 
     #[test]
     fn refuse_malformed_arrays() {
         let texts = array(T::Text);
-        for text in [
-            "", "1,2", "{1,2", "{1,,2}", "{1,2}x", "{\"a}", "{a\"b}", "{a\\", "[0:1]{1}", "[x]={1}",
-        ] {
+        for text in ["", "1,2", "{1,2", "{1,,2}", "{1,2}x", "{\"a}", "{a\"b}", "{a\\", "[0:1]{1}", "[x]={1}"] {
             assert!(parse_text(&texts, text).is_err(), "{text:?}");
         }
         let ints = array(T::Int32);
         assert!(parse_text(&ints, &format!("{}{}", "{".repeat(7), "}".repeat(7))).is_err());
         assert!(parse_text(&ints, &"{".repeat(100_000)).is_err());
-        assert_eq!(
-            parsed(&ints, "{1,x}"),
-            "error: invalid int32 value \"x\": invalid digit found in string"
-        );
-        assert_eq!(
-            parsed(&ints, "{1,2"),
-            "error: invalid int32[] value \"{1,2\": unterminated array at byte 4"
-        );
+        assert_eq!(parsed(&ints, "{1,x}"), "error: invalid int32 value \"x\": invalid digit found in string");
+        assert_eq!(parsed(&ints, "{1,2"), "error: invalid int32[] value \"{1,2\": unterminated array at byte 4");
     }
 }

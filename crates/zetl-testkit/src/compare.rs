@@ -43,17 +43,9 @@ pub fn assert_tables_equal(pg_url: &str, duckdb_path: &Path, tables: &[&str]) {
         Ok(c) => c,
         Err(e) => panic!("cannot compare source and target: {e}"),
     };
-    let failures: Vec<String> = tables
-        .iter()
-        .filter_map(|t| comparer.compare(t).err())
-        .collect();
+    let failures: Vec<String> = tables.iter().filter_map(|t| comparer.compare(t).err()).collect();
     if !failures.is_empty() {
-        panic!(
-            "source and target differ ({} of {} tables):\n{}",
-            failures.len(),
-            tables.len(),
-            failures.join("\n")
-        );
+        panic!("source and target differ ({} of {} tables):\n{}", failures.len(), tables.len(), failures.join("\n"));
     }
 }
 
@@ -94,15 +86,9 @@ impl Comparer {
                 .map_err(|e| format!("cannot set up the source session: {e}"))?;
             Ok::<_, String>(client)
         })?;
-        let config = Config::default()
-            .access_mode(AccessMode::ReadOnly)
-            .map_err(|e| format!("duckdb config: {e}"))?;
-        let duck = Connection::open_with_flags(duckdb_path, config).map_err(|e| {
-            format!(
-                "cannot open {} read-only (is zetl still running?): {e}",
-                duckdb_path.display()
-            )
-        })?;
+        let config = Config::default().access_mode(AccessMode::ReadOnly).map_err(|e| format!("duckdb config: {e}"))?;
+        let duck = Connection::open_with_flags(duckdb_path, config)
+            .map_err(|e| format!("cannot open {} read-only (is zetl still running?): {e}", duckdb_path.display()))?;
         // Without the ICU extension there is no TimeZone setting, and TIMESTAMPTZ prints in
         // UTC anyway.
         let _ = duck.execute_batch("SET TimeZone = 'UTC'");
@@ -111,20 +97,15 @@ impl Comparer {
 
     /// Compares one table (`"schema.table"`); `Err` describes the first difference.
     pub fn compare(&self, table: &str) -> Result<(), String> {
-        let (schema, name) = table
-            .split_once('.')
-            .ok_or_else(|| format!("{table}: expected `schema.table`"))?;
+        let (schema, name) = table.split_once('.').ok_or_else(|| format!("{table}: expected `schema.table`"))?;
         let qualified = format!("{}.{}", ident(schema), ident(name));
         let columns = self.source_columns(table, &qualified)?;
         let target_types = self.target_columns(schema, name)?;
         if target_types.is_empty() {
             return Err(format!("{table}: the table does not exist at the target"));
         }
-        let missing: Vec<&str> = columns
-            .iter()
-            .filter(|c| !target_types.contains_key(&c.name))
-            .map(|c| c.name.as_str())
-            .collect();
+        let missing: Vec<&str> =
+            columns.iter().filter(|c| !target_types.contains_key(&c.name)).map(|c| c.name.as_str()).collect();
         if !missing.is_empty() {
             return Err(format!(
                 "{table}: column(s) {} missing at the target (target has: {})",
@@ -169,12 +150,7 @@ impl Comparer {
                     let pg_type: String = r.get(1);
                     let base: String = r.get(2);
                     let category: String = r.get(3);
-                    SourceColumn {
-                        kind: Kind::of(&base, &category),
-                        name,
-                        pg_type,
-                        key: r.get(4),
-                    }
+                    SourceColumn { kind: Kind::of(&base, &category), name, pg_type, key: r.get(4) }
                 })
                 .collect())
         })
@@ -189,19 +165,11 @@ impl Comparer {
                  WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
             )
             .map_err(err)?;
-        let rows = stmt
-            .query_map([schema, name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(err)?;
-        rows.collect::<Result<HashMap<String, String>, _>>()
-            .map_err(err)
+        let rows = stmt.query_map([schema, name], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+        rows.collect::<Result<HashMap<String, String>, _>>().map_err(err)
     }
 
-    fn read_source(
-        &self,
-        table: &str,
-        qualified: &str,
-        columns: &[SourceColumn],
-    ) -> Result<Vec<Row>, String> {
+    fn read_source(&self, table: &str, qualified: &str, columns: &[SourceColumn]) -> Result<Vec<Row>, String> {
         let exprs: Vec<String> = columns
             .iter()
             .map(|c| match c.kind {
@@ -218,9 +186,7 @@ impl Comparer {
         let mut rows = Vec::new();
         for m in messages {
             if let SimpleQueryMessage::Row(r) = m {
-                let raw: Vec<Option<String>> = (0..columns.len())
-                    .map(|i| r.get(i).map(str::to_owned))
-                    .collect();
+                let raw: Vec<Option<String>> = (0..columns.len()).map(|i| r.get(i).map(str::to_owned)).collect();
                 rows.push(Row::new(columns, raw, Side::Source));
             }
         }
@@ -323,11 +289,7 @@ struct Row {
 
 impl Row {
     fn new(columns: &[SourceColumn], raw: Vec<Option<String>>, side: Side) -> Row {
-        let norm = columns
-            .iter()
-            .zip(&raw)
-            .map(|(c, v)| v.as_deref().map(|v| normalize(c.kind, side, v)))
-            .collect();
+        let norm = columns.iter().zip(&raw).map(|(c, v)| v.as_deref().map(|v| normalize(c.kind, side, v))).collect();
         Row { raw, norm }
     }
 }
@@ -386,10 +348,7 @@ fn numeric_text(text: &str) -> String {
     let t = text.trim();
     let t = t.strip_prefix('+').unwrap_or(t);
     let mut s = t.to_string();
-    if s.contains('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
-    {
+    if s.contains('.') && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
         while s.ends_with('0') {
             s.pop();
         }
@@ -430,11 +389,7 @@ fn parse_interval(text: &str) -> Option<(i64, i64, i64)> {
             if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            let frac: i64 = if frac.is_empty() {
-                0
-            } else {
-                format!("{frac:0<6}").parse().ok()?
-            };
+            let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
             micros += sign * (((h * 60 + m) * 60 + whole) * 1_000_000 + frac);
             continue;
         }
@@ -490,12 +445,7 @@ fn canonical_json(v: &Json, out: &mut String) {
 }
 
 /// Sorts both sides and reports the first difference.
-fn diff(
-    table: &str,
-    columns: &[SourceColumn],
-    mut source: Vec<Row>,
-    mut target: Vec<Row>,
-) -> Result<(), String> {
+fn diff(table: &str, columns: &[SourceColumn], mut source: Vec<Row>, mut target: Vec<Row>) -> Result<(), String> {
     let key: Vec<usize> = {
         let k: Vec<usize> = (0..columns.len()).filter(|&i| columns[i].key).collect();
         if k.is_empty() {
@@ -506,52 +456,43 @@ fn diff(
     };
     let keyed = columns.iter().any(|c| c.key);
     let key_cmp = |a: &Row, b: &Row| {
-        key.iter()
-            .map(|&i| a.norm[i].cmp(&b.norm[i]))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
+        key.iter().map(|&i| a.norm[i].cmp(&b.norm[i])).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
     };
     let full_cmp = |a: &Row, b: &Row| key_cmp(a, b).then_with(|| a.norm.cmp(&b.norm));
     source.sort_by(full_cmp);
     target.sort_by(full_cmp);
-    let counts = format!(
-        "source has {} rows, target has {}",
-        source.len(),
-        target.len()
-    );
+    let counts = format!("source has {} rows, target has {}", source.len(), target.len());
     let describe_key = |r: &Row| {
-        let parts: Vec<String> = key
-            .iter()
-            .map(|&i| format!("{}={}", columns[i].name, show(&r.raw[i])))
-            .collect();
+        let parts: Vec<String> = key.iter().map(|&i| format!("{}={}", columns[i].name, show(&r.raw[i]))).collect();
         format!("({})", parts.join(", "))
     };
     let describe_row = |r: &Row| {
-        let parts: Vec<String> = (0..columns.len())
-            .map(|i| format!("{}={}", columns[i].name, show(&r.raw[i])))
-            .collect();
+        let parts: Vec<String> =
+            (0..columns.len()).map(|i| format!("{}={}", columns[i].name, show(&r.raw[i]))).collect();
         parts.join(", ")
     };
     let first_column_diff = |s: &Row, t: &Row| -> Option<String> {
         let i = (0..columns.len()).find(|&i| s.norm[i] != t.norm[i])?;
         let c = &columns[i];
-        let mut m = format!(
-            "column `{}` ({}): source {}, target {}",
-            c.name,
-            c.pg_type,
-            show(&s.raw[i]),
-            show(&t.raw[i])
-        );
+        let mut m =
+            format!("column `{}` ({}): source {}, target {}", c.name, c.pg_type, show(&s.raw[i]), show(&t.raw[i]));
         if s.norm[i] != s.raw[i] || t.norm[i] != t.raw[i] {
-            let _ = write!(
-                m,
-                " (normalized: source {}, target {})",
-                show(&s.norm[i]),
-                show(&t.norm[i])
-            );
+            let _ = write!(m, " (normalized: source {}, target {})", show(&s.norm[i]), show(&t.norm[i]));
         }
         Some(m)
     };
+    if keyed {
+        // The target has no key constraint: a key twice there is a difference of its own.
+        if let Some(w) = target.windows(2).find(|w| key_cmp(&w[0], &w[1]) == Ordering::Equal) {
+            let n = target.iter().filter(|r| key_cmp(r, &w[0]) == Ordering::Equal).count();
+            return Err(format!(
+                "{table}: key {} appears {n} times at the target ({counts})\n    row: {}\n    row: {}",
+                describe_key(&w[0]),
+                describe_row(&w[0]),
+                describe_row(&w[1])
+            ));
+        }
+    }
     let (mut i, mut j) = (0, 0);
     loop {
         match (source.get(i), target.get(j)) {
@@ -669,14 +610,8 @@ mod tests {
     #[test]
     fn intervals_of_both_sides_normalise_alike() {
         let pairs = [
-            (
-                "1 year 2 mons 3 days 04:05:06.5",
-                "1 year 2 months 3 days 04:05:06.5",
-            ),
-            (
-                "-1 years -2 mons +3 days -04:05:06",
-                "-14 months 3 days -04:05:06",
-            ),
+            ("1 year 2 mons 3 days 04:05:06.5", "1 year 2 months 3 days 04:05:06.5"),
+            ("-1 years -2 mons +3 days -04:05:06", "-14 months 3 days -04:05:06"),
             ("1 mon", "1 month"),
             ("00:00:00", "00:00:00"),
             ("100:00:00", "100:00:00"),
@@ -698,41 +633,20 @@ mod tests {
     #[test]
     fn scalars_normalise() {
         let n = |k, s, t| normalize(k, s, t);
-        assert_eq!(
-            n(Kind::Bool, Side::Source, "t"),
-            n(Kind::Bool, Side::Target, "true")
-        );
-        assert_eq!(
-            n(Kind::Float64, Side::Source, "NaN"),
-            n(Kind::Float64, Side::Target, "nan")
-        );
-        assert_eq!(
-            n(Kind::Float64, Side::Source, "-Infinity"),
-            n(Kind::Float64, Side::Target, "-inf")
-        );
+        assert_eq!(n(Kind::Bool, Side::Source, "t"), n(Kind::Bool, Side::Target, "true"));
+        assert_eq!(n(Kind::Float64, Side::Source, "NaN"), n(Kind::Float64, Side::Target, "nan"));
+        assert_eq!(n(Kind::Float64, Side::Source, "-Infinity"), n(Kind::Float64, Side::Target, "-inf"));
         assert_eq!(n(Kind::Float64, Side::Source, "1e+300"), "1e300");
-        assert_eq!(
-            n(Kind::Float32, Side::Source, "0.1"),
-            n(Kind::Float32, Side::Target, "0.1")
-        );
+        assert_eq!(n(Kind::Float32, Side::Source, "0.1"), n(Kind::Float32, Side::Target, "0.1"));
         assert_eq!(n(Kind::Numeric, Side::Source, "12.50"), "12.5");
         assert_eq!(n(Kind::Numeric, Side::Source, "100"), "100");
         assert_eq!(n(Kind::Numeric, Side::Source, "3.000"), "3");
-        assert_eq!(
-            n(Kind::Bytes, Side::Source, "\\x0aff"),
-            n(Kind::Bytes, Side::Target, "0AFF")
-        );
-        assert_eq!(
-            n(Kind::Array, Side::Source, "[1.50,null]"),
-            n(Kind::Array, Side::Target, "[1.5,null]")
-        );
+        assert_eq!(n(Kind::Bytes, Side::Source, "\\x0aff"), n(Kind::Bytes, Side::Target, "0AFF"));
+        assert_eq!(n(Kind::Array, Side::Source, "[1.50,null]"), n(Kind::Array, Side::Target, "[1.5,null]"));
         assert_eq!(
             n(Kind::Json, Side::Source, r#"{"b": 1, "a": [true]}"#),
             n(Kind::Json, Side::Target, r#"{"a":[true],"b":1.0}"#)
         );
-        assert_ne!(
-            n(Kind::Text, Side::Source, "a"),
-            n(Kind::Text, Side::Target, "a ")
-        );
+        assert_ne!(n(Kind::Text, Side::Source, "a"), n(Kind::Text, Side::Target, "a "));
     }
 }

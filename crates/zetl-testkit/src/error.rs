@@ -50,10 +50,7 @@ pub enum HarnessError {
 
 impl HarnessError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        HarnessError::Io {
-            context: context.into(),
-            source,
-        }
+        HarnessError::Io { context: context.into(), source }
     }
 
     /// The captured standard error of a failed command, if this is one.
@@ -69,12 +66,7 @@ impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HarnessError::Io { context, source } => write!(f, "{context}: {source}"),
-            HarnessError::Command {
-                command,
-                status,
-                stdout,
-                stderr,
-            } => {
+            HarnessError::Command { command, status, stdout, stderr } => {
                 write!(f, "command failed ({status}): {command}")?;
                 if !stderr.trim().is_empty() {
                     write!(f, "\n--- stderr ---\n{}", stderr.trim_end())?;

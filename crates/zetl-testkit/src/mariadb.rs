@@ -28,10 +28,7 @@ pub struct MariaDbOptions {
 
 impl Default for MariaDbOptions {
     fn default() -> Self {
-        MariaDbOptions {
-            binlog: true,
-            extra_args: Vec::new(),
-        }
+        MariaDbOptions { binlog: true, extra_args: Vec::new() }
     }
 }
 
@@ -81,9 +78,9 @@ impl MariaDbServer {
     pub fn stop_dir(dir: &Path) -> Result<(), HarnessError> {
         let dir = util::absolute(dir)?;
         match running_pid(&dir) {
-            Some(pid) if !util::terminate(pid, util::start_timeout()) => Err(HarnessError::Other(
-                format!("mariadbd (pid {pid}) in {} does not stop", dir.display()),
-            )),
+            Some(pid) if !util::terminate(pid, util::start_timeout()) => {
+                Err(HarnessError::Other(format!("mariadbd (pid {pid}) in {} does not stop", dir.display())))
+            }
             _ => Ok(()),
         }
     }
@@ -120,8 +117,7 @@ impl MariaDbServer {
     /// Creates database `name`.
     pub fn create_database(&self, name: &str) -> Result<(), HarnessError> {
         let quoted = format!("`{}`", name.replace('`', "``"));
-        self.sql("", &format!("CREATE DATABASE {quoted};"))
-            .map(drop)
+        self.sql("", &format!("CREATE DATABASE {quoted};")).map(drop)
     }
 
     /// Stops the server (TERM, waiting for a clean shutdown).
@@ -176,11 +172,8 @@ impl MariaDbServer {
     }
 
     fn client(&self, db: &str) -> Command {
-        let mut cmd =
-            Command::new(find_program(&["mariadb", "mysql"]).unwrap_or_else(|| "mariadb".into()));
-        cmd.args(["--no-defaults", "--protocol=socket", "-S"])
-            .arg(self.socket())
-            .args(["-u", "root", "-N", "-B"]);
+        let mut cmd = Command::new(find_program(&["mariadb", "mysql"]).unwrap_or_else(|| "mariadb".into()));
+        cmd.args(["--no-defaults", "--protocol=socket", "-S"]).arg(self.socket()).args(["-u", "root", "-N", "-B"]);
         if !db.is_empty() {
             cmd.arg(format!("--database={db}"));
         }
@@ -254,22 +247,16 @@ impl MariaDbServer {
     fn install(&self) -> Result<(), HarnessError> {
         util::create_dir(&self.dir)?;
         let data = &self.data_dir;
-        if data.exists()
-            && fs::read_dir(data)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
-        {
+        if data.exists() && fs::read_dir(data).map(|mut d| d.next().is_some()).unwrap_or(true) {
             return Err(HarnessError::Other(format!(
                 "{} is neither empty nor a MariaDB data directory",
                 data.display()
             )));
         }
         let program =
-            find_program(&["mariadb-install-db", "mysql_install_db"]).ok_or_else(|| {
-                HarnessError::NotFound {
-                    what: "mariadb-install-db".into(),
-                    hint: "install MariaDB (Debian: apt-get install mariadb-server)".into(),
-                }
+            find_program(&["mariadb-install-db", "mysql_install_db"]).ok_or_else(|| HarnessError::NotFound {
+                what: "mariadb-install-db".into(),
+                hint: "install MariaDB (Debian: apt-get install mariadb-server)".into(),
             })?;
         let mut cmd = Command::new(program);
         cmd.arg("--no-defaults")
@@ -322,11 +309,10 @@ impl MariaDbServer {
         let cnf = self.dir.join("my.cnf");
         util::write_file(&cnf, &conf)?;
 
-        let program =
-            find_program(&["mariadbd", "mysqld"]).ok_or_else(|| HarnessError::NotFound {
-                what: "mariadbd".into(),
-                hint: "install MariaDB (Debian: apt-get install mariadb-server)".into(),
-            })?;
+        let program = find_program(&["mariadbd", "mysqld"]).ok_or_else(|| HarnessError::NotFound {
+            what: "mariadbd".into(),
+            hint: "install MariaDB (Debian: apt-get install mariadb-server)".into(),
+        })?;
         let log = self.log_file();
         let open_log = || {
             OpenOptions::new()
@@ -346,8 +332,7 @@ impl MariaDbServer {
             cmd.process_group(0);
         }
         let command = util::describe(&cmd);
-        cmd.spawn()
-            .map_err(|e| HarnessError::io(format!("cannot run {command}"), e))
+        cmd.spawn().map_err(|e| HarnessError::io(format!("cannot run {command}"), e))
     }
 
     /// Waits until the server answers on its socket. On failure, also tells
@@ -370,10 +355,7 @@ impl MariaDbServer {
         });
         let what = match (ready, exited) {
             (true, None) => return Ok(()),
-            (_, Some(status)) => format!(
-                "mariadbd in {} exited during startup ({status})",
-                self.dir.display()
-            ),
+            (_, Some(status)) => format!("mariadbd in {} exited during startup ({status})", self.dir.display()),
             (false, None) => format!(
                 "mariadbd in {} did not accept connections within {}s",
                 self.dir.display(),
@@ -381,13 +363,7 @@ impl MariaDbServer {
             ),
         };
         let clash = util::is_port_clash(&util::read_from(&log, offset));
-        Err((
-            clash,
-            HarnessError::Startup {
-                what,
-                log_tail: util::log_tail(&log, 40),
-            },
-        ))
+        Err((clash, HarnessError::Startup { what, log_tail: util::log_tail(&log, 40) }))
     }
 }
 
@@ -418,26 +394,18 @@ impl Drop for MariaDbServer {
 
 /// The first of `names` on PATH or in /usr/sbin.
 fn find_program(names: &[&str]) -> Option<PathBuf> {
-    names.iter().find_map(|n| {
-        util::which(n).or_else(|| Some(Path::new("/usr/sbin").join(n)).filter(|p| p.is_file()))
-    })
+    names.iter().find_map(|n| util::which(n).or_else(|| Some(Path::new("/usr/sbin").join(n)).filter(|p| p.is_file())))
 }
 
 /// The pid of the mariadbd running in `dir`, if one is.
 fn running_pid(dir: &Path) -> Option<u32> {
-    let pid: u32 = fs::read_to_string(dir.join("mariadb.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: u32 = fs::read_to_string(dir.join("mariadb.pid")).ok()?.trim().parse().ok()?;
     let cmdline = util::process_cmdline(pid)?;
-    (util::process_alive(pid) && (cmdline.contains("mariadbd") || cmdline.contains("mysqld")))
-        .then_some(pid)
+    (util::process_alive(pid) && (cmdline.contains("mariadbd") || cmdline.contains("mysqld"))).then_some(pid)
 }
 
 /// The port last written to `DIR/my.cnf`.
 fn configured_port(dir: &Path) -> Option<u16> {
     let text = fs::read_to_string(dir.join("my.cnf")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("port = ")?.trim().parse().ok())
+    text.lines().find_map(|l| l.strip_prefix("port = ")?.trim().parse().ok())
 }

@@ -56,9 +56,7 @@ impl MotoServer {
         let dir = util::absolute(dir)?;
         if let Some((pid, _)) = running(&dir) {
             if !util::terminate(pid, Duration::from_secs(10)) {
-                return Err(HarnessError::Other(format!(
-                    "moto (pid {pid}) does not stop"
-                )));
+                return Err(HarnessError::Other(format!("moto (pid {pid}) does not stop")));
             }
         }
         let _ = fs::remove_file(dir.join(PID_FILE));
@@ -85,12 +83,7 @@ impl MotoServer {
 
     fn launch(dir: &Path, temp: bool) -> Result<MotoServer, HarnessError> {
         util::create_dir(dir)?;
-        let mut server = MotoServer {
-            port: 0,
-            dir: dir.to_path_buf(),
-            child: None,
-            remove_on_drop: temp,
-        };
+        let mut server = MotoServer { port: 0, dir: dir.to_path_buf(), child: None, remove_on_drop: temp };
         if let Some((_, port)) = running(dir) {
             server.port = port;
             return Ok(server);
@@ -111,10 +104,7 @@ impl MotoServer {
             });
             if ready && exited.is_none() {
                 if !temp {
-                    util::write_file(
-                        &dir.join(PID_FILE),
-                        &format!("{}\n{}\n", child.id(), server.port),
-                    )?;
+                    util::write_file(&dir.join(PID_FILE), &format!("{}\n{}\n", child.id(), server.port))?;
                 }
                 server.child = Some(child);
                 return Ok(server);
@@ -126,9 +116,9 @@ impl MotoServer {
                 continue;
             }
             let what = match exited {
-                Some(status) if text.contains("No module named") => format!(
-                    "moto server exited ({status}): is moto installed? (pip install 'moto[server]')"
-                ),
+                Some(status) if text.contains("No module named") => {
+                    format!("moto server exited ({status}): is moto installed? (pip install 'moto[server]')")
+                }
                 Some(status) => format!("moto server exited during startup ({status})"),
                 None => format!(
                     "moto server did not answer HTTP on port {} within {}s",
@@ -136,10 +126,7 @@ impl MotoServer {
                     util::start_timeout().as_secs()
                 ),
             };
-            return Err(HarnessError::Startup {
-                what,
-                log_tail: util::log_tail(&log, 40),
-            });
+            return Err(HarnessError::Startup { what, log_tail: util::log_tail(&log, 40) });
         }
         unreachable!("the last attempt returns")
     }
@@ -202,8 +189,7 @@ fn spawn(dir: &Path, port: u16, own_group: bool) -> Result<Child, HarnessError> 
     cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => HarnessError::NotFound {
             what: program.to_owned(),
-            hint: "install Python 3 and moto (pip install 'moto[server]'), or set ZETL_MOTO_SERVER"
-                .into(),
+            hint: "install Python 3 and moto (pip install 'moto[server]'), or set ZETL_MOTO_SERVER".into(),
         },
         _ => HarnessError::io(format!("cannot run {described}"), e),
     })

@@ -35,10 +35,7 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions {
-            logical: true,
-            extra_conf: Vec::new(),
-        }
+        PgOptions { logical: true, extra_conf: Vec::new() }
     }
 }
 
@@ -126,11 +123,7 @@ impl PgServer {
 
     /// Creates database `name`, owned by `zetl`.
     pub fn create_database(&self, name: &str) -> Result<(), HarnessError> {
-        self.psql(
-            "postgres",
-            &format!("CREATE DATABASE {} OWNER zetl", quote_ident(name)),
-        )
-        .map(drop)
+        self.psql("postgres", &format!("CREATE DATABASE {} OWNER zetl", quote_ident(name))).map(drop)
     }
 
     /// Runs `sql` (any number of statements) in database `db` with
@@ -138,36 +131,15 @@ impl PgServer {
     /// unix socket, and returns its output (rows as `a|b`, one a line).
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, HarnessError> {
         let psql = self.bin_dir.join("psql");
-        let mut cmd = Command::new(if psql.is_file() {
-            psql
-        } else {
-            PathBuf::from("psql")
-        });
-        cmd.args([
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            "postgres",
-            "-h",
-        ])
-        .arg(&self.data_dir)
-        .arg("-p")
-        .arg(self.port.to_string())
-        .arg("-d")
-        .arg(if db.is_empty() { "postgres" } else { db })
-        .args(["-f", "-"]);
-        for var in [
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGOPTIONS",
-            "PGSERVICE",
-            "PGPASSWORD",
-        ] {
+        let mut cmd = Command::new(if psql.is_file() { psql } else { PathBuf::from("psql") });
+        cmd.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
+            .arg(&self.data_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-d")
+            .arg(if db.is_empty() { "postgres" } else { db })
+            .args(["-f", "-"]);
+        for var in ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS", "PGSERVICE", "PGPASSWORD"] {
             cmd.env_remove(var);
         }
         util::run(&mut cmd, Some(sql), None)
@@ -178,13 +150,9 @@ impl PgServer {
         let log = self.log_file();
         let mut cmd = self.pg_ctl("restart");
         cmd.args(["-m", "fast", "-l"]).arg(&log);
-        util::run(
-            &mut cmd,
-            None,
-            Some(util::start_timeout() + Duration::from_secs(30)),
-        )
-        .map(drop)
-        .map_err(|e| self.startup_error("restart", e))
+        util::run(&mut cmd, None, Some(util::start_timeout() + Duration::from_secs(30)))
+            .map(drop)
+            .map_err(|e| self.startup_error("restart", e))
     }
 
     /// `pg_ctl stop -m fast -w`. The value can be restarted with
@@ -192,12 +160,7 @@ impl PgServer {
     pub fn stop(&self) -> Result<(), HarnessError> {
         let mut cmd = self.pg_ctl("stop");
         cmd.args(["-m", "fast"]);
-        util::run(
-            &mut cmd,
-            None,
-            Some(util::start_timeout() + Duration::from_secs(30)),
-        )
-        .map(drop)
+        util::run(&mut cmd, None, Some(util::start_timeout() + Duration::from_secs(30))).map(drop)
     }
 
     /// Leaves the server running and its directory in place when this value
@@ -233,10 +196,7 @@ impl PgServer {
 
     fn startup_error(&self, what: &str, err: HarnessError) -> HarnessError {
         HarnessError::Startup {
-            what: format!(
-                "PostgreSQL in {} failed to {what}: {err}",
-                self.data_dir.display()
-            ),
+            what: format!("PostgreSQL in {} failed to {what}: {err}", self.data_dir.display()),
             log_tail: util::log_tail(&self.log_file(), 40),
         }
     }
@@ -313,10 +273,8 @@ impl PgServer {
     fn init(&self) -> Result<(), HarnessError> {
         let dir = &self.data_dir;
         util::create_dir(dir)?;
-        let not_empty = fs::read_dir(dir)
-            .map_err(|e| HarnessError::io(format!("read {}", dir.display()), e))?
-            .next()
-            .is_some();
+        let not_empty =
+            fs::read_dir(dir).map_err(|e| HarnessError::io(format!("read {}", dir.display()), e))?.next().is_some();
         if not_empty {
             return Err(HarnessError::Other(format!(
                 "{} is neither empty nor a PostgreSQL data directory",
@@ -329,23 +287,13 @@ impl PgServer {
             user.chown(dir)?;
         }
         let mut cmd = self.as_owner(self.bin_dir.join("initdb"));
-        cmd.arg("-D").arg(dir).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "-N",
-        ]);
+        cmd.arg("-D").arg(dir).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "-N"]);
         util::run(&mut cmd, None, Some(Duration::from_secs(300)))?;
 
         let conf = dir.join("postgresql.conf");
-        let mut text = fs::read_to_string(&conf)
-            .map_err(|e| HarnessError::io(format!("read {}", conf.display()), e))?;
-        text.push_str(&format!(
-            "\n# Added by zetl-testkit\ninclude_if_exists = '{CONF_FILE}'\n"
-        ));
+        let mut text =
+            fs::read_to_string(&conf).map_err(|e| HarnessError::io(format!("read {}", conf.display()), e))?;
+        text.push_str(&format!("\n# Added by zetl-testkit\ninclude_if_exists = '{CONF_FILE}'\n"));
         util::write_file(&conf, &text)?;
         self.write_owned(
             "pg_hba.conf",
@@ -360,20 +308,14 @@ impl PgServer {
     fn write_conf(&self, opts: &PgOptions) -> Result<(), HarnessError> {
         let mut text = String::from("# Written by zetl-testkit on every start; edits are lost.\n");
         let mut set = |name: &str, value: &str| {
-            let value = if value.starts_with('\'') {
-                value.to_owned()
-            } else {
-                format!("'{}'", value.replace('\'', "''"))
-            };
+            let value =
+                if value.starts_with('\'') { value.to_owned() } else { format!("'{}'", value.replace('\'', "''")) };
             text.push_str(&format!("{name} = {value}\n"));
         };
         set("listen_addresses", "127.0.0.1");
         set("port", &self.port.to_string());
         set("unix_socket_directories", &self.data_dir.to_string_lossy());
-        set(
-            "wal_level",
-            if opts.logical { "logical" } else { "replica" },
-        );
+        set("wal_level", if opts.logical { "logical" } else { "replica" });
         set("max_replication_slots", "32");
         set("max_wal_senders", "32");
         set("fsync", "off");
@@ -415,11 +357,7 @@ impl Drop for PgServer {
             return;
         }
         if self.data_dir.join("postmaster.pid").exists() {
-            let _ = util::run(
-                &mut self.pg_ctl_stop_immediate(),
-                None,
-                Some(Duration::from_secs(60)),
-            );
+            let _ = util::run(&mut self.pg_ctl_stop_immediate(), None, Some(Duration::from_secs(60)));
         }
         if self.remove_on_drop {
             let _ = fs::remove_dir_all(&self.data_dir);
@@ -441,11 +379,7 @@ fn run_as() -> Result<Option<OsUser>, HarnessError> {
 pub(crate) fn bin_dir() -> Result<&'static Path, HarnessError> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     let found = DIR.get_or_init(|| {
-        let usable = |d: &Path| {
-            ["initdb", "pg_ctl", "postgres"]
-                .iter()
-                .all(|b| d.join(b).is_file())
-        };
+        let usable = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
         if let Some(d) = std::env::var_os("ZETL_PG_BINDIR") {
             return Some(PathBuf::from(d));
         }

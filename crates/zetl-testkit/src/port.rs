@@ -42,12 +42,8 @@ pub(crate) fn unique_temp_dir(kind: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("zetl-{kind}-{}-{n}-{nanos:09}", std::process::id()));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("zetl-{kind}-{}-{n}-{nanos:09}", std::process::id()));
         if !dir.exists() {
             return dir;
         }

@@ -15,20 +15,14 @@ use crate::error::HarnessError;
 /// How long a server may take to start (or stop) before we give up.
 /// `ZETL_SERVER_START_TIMEOUT` (seconds) overrides the default of 90.
 pub(crate) fn start_timeout() -> Duration {
-    let secs = std::env::var("ZETL_SERVER_START_TIMEOUT")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(90);
+    let secs = std::env::var("ZETL_SERVER_START_TIMEOUT").ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(90);
     Duration::from_secs(secs.max(1))
 }
 
 /// `ZETL_KEEP_SERVERS=1`: leave servers running and their directories in
 /// place when they are dropped, for inspection.
 pub(crate) fn keep_servers() -> bool {
-    matches!(
-        std::env::var("ZETL_KEEP_SERVERS").as_deref(),
-        Ok("1") | Ok("true") | Ok("yes")
-    )
+    matches!(std::env::var("ZETL_KEEP_SERVERS").as_deref(), Ok("1") | Ok("true") | Ok("yes"))
 }
 
 /// The command line of `cmd`, for error messages.
@@ -43,10 +37,7 @@ pub(crate) fn describe(cmd: &Command) -> String {
 
 fn quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
-    {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
         s.into_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -67,22 +58,12 @@ fn truncate(mut s: String, max: usize) -> String {
 /// Runs `cmd` to completion, feeding it `stdin`, and returns its standard
 /// output. A non-zero exit, or running past `timeout`, is an error that
 /// carries the command line and its standard error.
-pub(crate) fn run(
-    cmd: &mut Command,
-    stdin: Option<&str>,
-    timeout: Option<Duration>,
-) -> Result<String, HarnessError> {
+pub(crate) fn run(cmd: &mut Command, stdin: Option<&str>, timeout: Option<Duration>) -> Result<String, HarnessError> {
     let command = describe(cmd);
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| HarnessError::io(format!("cannot run {command}"), e))?;
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| HarnessError::io(format!("cannot run {command}"), e))?;
 
     let writer = child.stdin.take().map(|mut pipe| {
         let input = stdin.unwrap_or_default().to_owned();
@@ -104,8 +85,7 @@ pub(crate) fn run(
         buf
     });
 
-    let status = wait_child(&mut child, timeout)
-        .map_err(|e| HarnessError::io(format!("waiting for {command}"), e))?;
+    let status = wait_child(&mut child, timeout).map_err(|e| HarnessError::io(format!("waiting for {command}"), e))?;
     if let Some(w) = writer {
         let _ = w.join();
     }
@@ -117,10 +97,7 @@ pub(crate) fn run(
             command,
             status: match other {
                 Some(st) => st.to_string(),
-                None => format!(
-                    "killed after {}s",
-                    timeout.unwrap_or_default().as_secs_f32()
-                ),
+                None => format!("killed after {}s", timeout.unwrap_or_default().as_secs_f32()),
             },
             stdout: truncate(stdout, 8000),
             stderr: truncate(stderr, 8000),
@@ -149,9 +126,7 @@ fn wait_child(child: &mut Child, timeout: Option<Duration>) -> std::io::Result<O
 
 /// Whether this process runs with effective uid 0.
 pub(crate) fn is_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 /// An OS account to run a program as.
@@ -171,12 +146,7 @@ impl OsUser {
                 let f: Vec<&str> = line.split(':').collect();
                 if f.len() >= 6 && f[0] == name {
                     if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
-                        return Ok(OsUser {
-                            name: name.to_owned(),
-                            uid,
-                            gid,
-                            home: PathBuf::from(f[5]),
-                        });
+                        return Ok(OsUser { name: name.to_owned(), uid, gid, home: PathBuf::from(f[5]) });
                     }
                 }
             }
@@ -201,11 +171,7 @@ impl OsUser {
 
     /// Makes `cmd` run as this user.
     pub fn apply(&self, cmd: &mut Command) {
-        cmd.uid(self.uid)
-            .gid(self.gid)
-            .env("USER", &self.name)
-            .env("LOGNAME", &self.name)
-            .env("HOME", &self.home);
+        cmd.uid(self.uid).gid(self.gid).env("USER", &self.name).env("LOGNAME", &self.name).env("HOME", &self.home);
     }
 
     /// Gives `path` (not recursively) to this user.
@@ -229,9 +195,7 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 
 /// The command line of process `pid`, with NULs turned into spaces.
 pub(crate) fn process_cmdline(pid: u32) -> Option<String> {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+    fs::read(format!("/proc/{pid}/cmdline")).ok().map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
 }
 
 /// Sends `signal` (e.g. "TERM", "KILL") to `pid` with kill(1).
@@ -296,9 +260,7 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
 
 /// Whether a server log says the port was taken.
 pub(crate) fn is_port_clash(log: &str) -> bool {
-    log.contains("Address already in use")
-        || log.contains("could not bind")
-        || log.contains("Bind on TCP/IP port")
+    log.contains("Address already in use") || log.contains("could not bind") || log.contains("Bind on TCP/IP port")
 }
 
 /// Creates `dir` (and its parents).
@@ -319,7 +281,5 @@ pub(crate) fn absolute(dir: &Path) -> Result<PathBuf, HarnessError> {
 /// Finds `name` on PATH.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }

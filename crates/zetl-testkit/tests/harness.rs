@@ -12,17 +12,9 @@ use zetl_testkit::{free_port, MariaDbOptions, MariaDbServer, MotoServer, PgOptio
 fn pg_starts_with_logical_replication() {
     let pg = PgServer::start(PgOptions::default()).expect("start PostgreSQL");
     assert_eq!(pg.psql("zetl", "SHOW wal_level").unwrap().trim(), "logical");
-    assert_eq!(
-        pg.psql("postgres", "SHOW max_replication_slots")
-            .unwrap()
-            .trim(),
-        "32"
-    );
+    assert_eq!(pg.psql("postgres", "SHOW max_replication_slots").unwrap().trim(), "32");
     assert_eq!(pg.psql("postgres", "SHOW fsync").unwrap().trim(), "off");
-    assert_eq!(
-        pg.url("zetl"),
-        format!("postgres://zetl:zetl@127.0.0.1:{}/zetl", pg.port())
-    );
+    assert_eq!(pg.url("zetl"), format!("postgres://zetl:zetl@127.0.0.1:{}/zetl", pg.port()));
     assert!(pg.data_dir().join("PG_VERSION").is_file());
     assert!(pg.bin_dir().join("pg_ctl").is_file());
 
@@ -48,11 +40,7 @@ fn pg_starts_with_logical_replication() {
     assert_eq!(out, "1|a\n2|b\n");
 
     // A logical slot can be made (needs wal_level=logical).
-    pg.psql(
-        "zetl",
-        "SELECT 1 FROM pg_create_logical_replication_slot('s1', 'pgoutput')",
-    )
-    .unwrap();
+    pg.psql("zetl", "SELECT 1 FROM pg_create_logical_replication_slot('s1', 'pgoutput')").unwrap();
 
     // Errors carry psql's stderr.
     let err = pg.psql("zetl", "SELECT * FROM no_such_table").unwrap_err();
@@ -65,32 +53,18 @@ fn pg_starts_with_logical_replication() {
 fn pg_accepts_password_login_over_tcp() {
     let pg = PgServer::start(PgOptions::default()).unwrap();
     let psql = pg.bin_dir().join("psql");
-    let out = Command::new(if psql.is_file() {
-        psql
-    } else {
-        PathBuf::from("psql")
-    })
-    .args(["-X", "-At", "-c", "SELECT current_user, inet_server_addr()"])
-    .arg(pg.url("zetl"))
-    .env_remove("PGPASSWORD")
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "zetl|127.0.0.1"
-    );
+    let out = Command::new(if psql.is_file() { psql } else { PathBuf::from("psql") })
+        .args(["-X", "-At", "-c", "SELECT current_user, inet_server_addr()"])
+        .arg(pg.url("zetl"))
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "zetl|127.0.0.1");
 
     let bad = Command::new("psql")
         .args(["-X", "-At", "-w", "-c", "SELECT 1"])
-        .arg(format!(
-            "postgres://zetl:wrong@127.0.0.1:{}/zetl",
-            pg.port()
-        ))
+        .arg(format!("postgres://zetl:wrong@127.0.0.1:{}/zetl", pg.port()))
         .output()
         .unwrap();
     assert!(!bad.status.success());
@@ -99,19 +73,15 @@ fn pg_accepts_password_login_over_tcp() {
 
 #[test]
 fn pg_servers_start_in_parallel_on_different_ports() {
-    let handles: Vec<_> = (0..3)
-        .map(|_| thread::spawn(|| PgServer::start(PgOptions::default()).expect("start PostgreSQL")))
-        .collect();
+    let handles: Vec<_> =
+        (0..3).map(|_| thread::spawn(|| PgServer::start(PgOptions::default()).expect("start PostgreSQL"))).collect();
     let servers: Vec<PgServer> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let mut ports: Vec<u16> = servers.iter().map(|s| s.port()).collect();
     ports.sort();
     ports.dedup();
     assert_eq!(ports.len(), servers.len());
     for s in &servers {
-        assert_eq!(
-            s.psql("zetl", "SHOW port").unwrap().trim(),
-            s.port().to_string()
-        );
+        assert_eq!(s.psql("zetl", "SHOW port").unwrap().trim(), s.port().to_string());
     }
     let dirs: Vec<PathBuf> = servers.iter().map(|s| s.data_dir().to_path_buf()).collect();
     drop(servers);
@@ -124,28 +94,14 @@ fn pg_servers_start_in_parallel_on_different_ports() {
 
 #[test]
 fn pg_restart_and_stop() {
-    let pg = PgServer::start(PgOptions {
-        logical: false,
-        extra_conf: vec![("wal_sender_timeout".into(), "0".into())],
-    })
-    .unwrap();
+    let pg = PgServer::start(PgOptions { logical: false, extra_conf: vec![("wal_sender_timeout".into(), "0".into())] })
+        .unwrap();
     assert_eq!(pg.psql("zetl", "SHOW wal_level").unwrap().trim(), "replica");
-    assert_eq!(
-        pg.psql("zetl", "SHOW wal_sender_timeout").unwrap().trim(),
-        "0"
-    );
-    pg.psql(
-        "zetl",
-        "CREATE TABLE kept (id int); INSERT INTO kept VALUES (7)",
-    )
-    .unwrap();
-    let before = pg
-        .psql("zetl", "SELECT pg_postmaster_start_time()")
-        .unwrap();
+    assert_eq!(pg.psql("zetl", "SHOW wal_sender_timeout").unwrap().trim(), "0");
+    pg.psql("zetl", "CREATE TABLE kept (id int); INSERT INTO kept VALUES (7)").unwrap();
+    let before = pg.psql("zetl", "SELECT pg_postmaster_start_time()").unwrap();
     pg.restart().unwrap();
-    let after = pg
-        .psql("zetl", "SELECT pg_postmaster_start_time()")
-        .unwrap();
+    let after = pg.psql("zetl", "SELECT pg_postmaster_start_time()").unwrap();
     assert_ne!(before, after);
     assert_eq!(pg.psql("zetl", "SELECT id FROM kept").unwrap().trim(), "7");
 
@@ -162,43 +118,21 @@ fn mariadb_starts_with_row_binlog() {
         .sql("", "SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata, @@server_id, @@gtid_strict_mode;")
         .unwrap();
     assert_eq!(out.trim(), "1\tROW\tFULL\tFULL\t1\t1");
-    assert_eq!(
-        db.url("zetl"),
-        format!("mysql://zetl:zetl@127.0.0.1:{}/zetl", db.port())
-    );
+    assert_eq!(db.url("zetl"), format!("mysql://zetl:zetl@127.0.0.1:{}/zetl", db.port()));
 
     db.create_database("app").unwrap();
-    db.sql(
-        "app",
-        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1,'a'),(2,'b');",
-    )
-    .unwrap();
-    assert_eq!(
-        db.sql("app", "SELECT id, v FROM t ORDER BY id").unwrap(),
-        "1\ta\n2\tb\n"
-    );
+    db.sql("app", "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1,'a'),(2,'b');").unwrap();
+    assert_eq!(db.sql("app", "SELECT id, v FROM t ORDER BY id").unwrap(), "1\ta\n2\tb\n");
 
     // The zetl user logs in over TCP with its password.
     let out = Command::new("mariadb")
         .args(["--no-defaults", "-h", "127.0.0.1", "-P"])
         .arg(db.port().to_string())
-        .args([
-            "-u",
-            "zetl",
-            "-pzetl",
-            "-N",
-            "-B",
-            "-e",
-            "SELECT CURRENT_USER(); SHOW GRANTS",
-        ])
+        .args(["-u", "zetl", "-pzetl", "-N", "-B", "-e", "SELECT CURRENT_USER(); SHOW GRANTS"])
         .arg("zetl")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("zetl@127.0.0.1\n"), "{text}");
     assert!(text.contains("GRANT ALL PRIVILEGES ON *.*"), "{text}");
@@ -217,17 +151,9 @@ fn mariadb_starts_with_row_binlog() {
 
 #[test]
 fn mariadb_without_binlog() {
-    let db = MariaDbServer::start(MariaDbOptions {
-        binlog: false,
-        extra_args: vec!["--max-connections=50".into()],
-    })
-    .unwrap();
-    assert_eq!(
-        db.sql("", "SELECT @@log_bin, @@max_connections")
-            .unwrap()
-            .trim(),
-        "0\t50"
-    );
+    let db = MariaDbServer::start(MariaDbOptions { binlog: false, extra_args: vec!["--max-connections=50".into()] })
+        .unwrap();
+    assert_eq!(db.sql("", "SELECT @@log_bin, @@max_connections").unwrap().trim(), "0\t50");
 }
 
 #[test]
@@ -271,15 +197,8 @@ fn free_ports_differ() {
 
 /// Runs `zetl-harness ARGS` and returns the `export NAME=VALUE` lines.
 fn harness(args: &[&str]) -> Vec<(String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_zetl-harness"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "zetl-harness {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(env!("CARGO_BIN_EXE_zetl-harness")).args(args).output().unwrap();
+    assert!(out.status.success(), "zetl-harness {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -299,13 +218,7 @@ fn harness_binary_starts_and_stops_servers() {
     let vars = harness(&["pg", "start", pg_dir]);
     assert_eq!(vars[0].0, "ZETL_PG_PORT");
     let port = vars[0].1.clone();
-    assert_eq!(
-        vars[1],
-        (
-            "ZETL_PG_URL".into(),
-            format!("postgres://zetl:zetl@127.0.0.1:{port}/zetl")
-        )
-    );
+    assert_eq!(vars[1], ("ZETL_PG_URL".into(), format!("postgres://zetl:zetl@127.0.0.1:{port}/zetl")));
     // The server outlives the command; starting again just reports it.
     assert!(TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok());
     assert_eq!(harness(&["pg", "start", pg_dir]), vars);
@@ -320,13 +233,7 @@ fn harness_binary_starts_and_stops_servers() {
     let my_dir = my_dir.to_str().unwrap();
     let vars = harness(&["mariadb", "start", my_dir]);
     assert_eq!(vars[0].0, "ZETL_MYSQL_PORT");
-    assert_eq!(
-        vars[1],
-        (
-            "ZETL_MYSQL_URL".into(),
-            format!("mysql://zetl:zetl@127.0.0.1:{}/zetl", vars[0].1)
-        )
-    );
+    assert_eq!(vars[1], ("ZETL_MYSQL_URL".into(), format!("mysql://zetl:zetl@127.0.0.1:{}/zetl", vars[0].1)));
     let port: u16 = vars[0].1.parse().unwrap();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
     harness(&["mariadb", "stop", my_dir]);
@@ -338,13 +245,7 @@ fn harness_binary_starts_and_stops_servers() {
     let moto_dir = moto_dir.to_str().unwrap();
     let vars = harness(&["moto", "start", moto_dir]);
     assert_eq!(vars[0].0, "ZETL_MOTO_PORT");
-    assert_eq!(
-        vars[1],
-        (
-            "ZETL_MOTO_URL".into(),
-            format!("http://127.0.0.1:{}", vars[0].1)
-        )
-    );
+    assert_eq!(vars[1], ("ZETL_MOTO_URL".into(), format!("http://127.0.0.1:{}", vars[0].1)));
     let port: u16 = vars[0].1.parse().unwrap();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
     harness(&["moto", "stop", moto_dir]);
@@ -365,11 +266,8 @@ fn startup_failures_show_the_server_log() {
     assert!(text.contains("server log"), "{text}");
     assert!(text.contains("max_wal_senders"), "{text}");
 
-    let err = MariaDbServer::start(MariaDbOptions {
-        binlog: true,
-        extra_args: vec!["--no-such-option".into()],
-    })
-    .unwrap_err();
+    let err =
+        MariaDbServer::start(MariaDbOptions { binlog: true, extra_args: vec!["--no-such-option".into()] }).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("exited during startup"), "{text}");
     assert!(text.contains("no-such-option"), "{text}");

@@ -12,14 +12,7 @@ struct Report {
 impl Report {
     fn line(&mut self, ok: bool, what: &str, detail: &str) {
         if ok {
-            println!(
-                "✓ {what}{}",
-                if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {detail}")
-                }
-            );
+            println!("✓ {what}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") });
         } else {
             self.failed += 1;
             println!("✗ {what}: {detail}");
@@ -31,15 +24,7 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
     let integration = config.integration(name)?;
     let mut report = Report { failed: 0 };
-    report.line(
-        true,
-        "config",
-        &format!(
-            "{} (integration `{}`)",
-            config.file.display(),
-            integration.name
-        ),
-    );
+    report.line(true, "config", &format!("{} (integration `{}`)", config.file.display(), integration.name));
     let SourceConfig::Postgres(pg) = &integration.source;
     match PgSource::new(&integration.name, pg.clone(), integration.tables.clone()) {
         Err(e) => report.line(false, "source url", &e.to_string()),
@@ -63,9 +48,5 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
             format!("the directory of {} does not exist", duck.path.display())
         },
     );
-    Ok(if report.failed == 0 {
-        0
-    } else {
-        crate::EXIT_CHECK
-    })
+    Ok(if report.failed == 0 { 0 } else { crate::EXIT_CHECK })
 }

@@ -13,11 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "zetl",
-    version,
-    about = "Zero-ETL replication: PostgreSQL into DuckDB, exactly once"
-)]
+#[command(name = "zetl", version, about = "Zero-ETL replication: PostgreSQL into DuckDB, exactly once")]
 struct Cli {
     /// Log format: text for people, json for machines. Levels come from RUST_LOG.
     #[arg(long, value_enum, default_value = "text", global = true)]
@@ -68,10 +64,7 @@ pub const EXIT_CHECK: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zetl: cannot start the async runtime: {e}");
@@ -82,21 +75,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(t) => run::run(&t.config, t.integration.as_deref()).await,
             Command::Check(t) => check::check(&t.config, t.integration.as_deref()).await,
-            Command::Status {
-                target,
-                json,
-                watch,
-            } => status::status(&target.config, target.integration.as_deref(), json, watch).await,
+            Command::Status { target, json, watch } => {
+                status::status(&target.config, target.integration.as_deref(), json, watch).await
+            }
         }
     });
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let code = if e.downcast_ref::<zetl_core::ConfigError>().is_some() {
-                EXIT_CONFIG
-            } else {
-                EXIT_FAILED
-            };
+            let code = if e.downcast_ref::<zetl_core::ConfigError>().is_some() { EXIT_CONFIG } else { EXIT_FAILED };
             match cli.log_format {
                 LogFormat::Json => tracing::error!(error = %format!("{e:#}"), "zetl stopped"),
                 LogFormat::Text => eprintln!("zetl: error: {e:#}"),

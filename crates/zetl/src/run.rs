@@ -53,17 +53,10 @@ fn made_progress(p: &Progress) -> bool {
 }
 
 fn is_transient(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<PgError>()
-            .is_some_and(PgError::is_transient)
-    })
+    e.chain().any(|c| c.downcast_ref::<PgError>().is_some_and(PgError::is_transient))
 }
 
-async fn run_once(
-    integration: &Integration,
-    stop: watch::Receiver<bool>,
-    progress: Arc<Progress>,
-) -> Result<()> {
+async fn run_once(integration: &Integration, stop: watch::Receiver<bool>, progress: Arc<Progress>) -> Result<()> {
     let SourceConfig::Postgres(pg) = &integration.source;
     let TargetConfig::Duckdb(duck) = &integration.target;
     let mut target = DuckdbTarget::open(&duck.path, &integration.name)?;
@@ -73,10 +66,7 @@ async fn run_once(
         target.reset()?;
     }
     let copied: HashSet<_> = target.copied_tables()?.into_iter().collect();
-    let start_position = checkpoint
-        .as_ref()
-        .map(|c| c.position.clone())
-        .unwrap_or_default();
+    let start_position = checkpoint.as_ref().map(|c| c.position.clone()).unwrap_or_default();
     tracing::info!(
         phase = checkpoint.as_ref().map(|c| c.phase.as_str()).unwrap_or("new"),
         position = %start_position,
@@ -85,8 +75,8 @@ async fn run_once(
 
     let (events_tx, events_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (acks_tx, acks_rx) = watch::channel(start_position);
-    let writer = Writer::new(target, integration.batch.clone(), acks_tx, progress.clone())
-        .resuming_from(checkpoint.as_ref());
+    let writer =
+        Writer::new(target, integration.batch.clone(), acks_tx, progress.clone()).resuming_from(checkpoint.as_ref());
     let writer = std::thread::Builder::new()
         .name("zetl-writer".into())
         .spawn(move || writer.run(events_rx))
@@ -117,11 +107,7 @@ async fn report(progress: Arc<Progress>) {
         // grow while the source is idle.
         let source = progress.last_commit_time_us.load(Ordering::Relaxed);
         let target = progress.last_target_commit_us.load(Ordering::Relaxed);
-        let lag = if source > 0 {
-            (target - source).max(0) as f64 / 1e6
-        } else {
-            0.0
-        };
+        let lag = if source > 0 { (target - source).max(0) as f64 / 1e6 } else { 0.0 };
         tracing::info!(
             changes = progress.changes_applied.load(Ordering::Relaxed),
             transactions = progress.transactions_applied.load(Ordering::Relaxed),
@@ -136,10 +122,7 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             return;
         }

@@ -17,13 +17,7 @@ struct Status {
 
 impl Status {
     fn lag_bytes(&self) -> Option<u64> {
-        let target = self
-            .target
-            .as_ref()
-            .ok()?
-            .position
-            .as_deref()
-            .and_then(Lsn::parse)?;
+        let target = self.target.as_ref().ok()?.position.as_deref().and_then(Lsn::parse)?;
         let source = self.source_position.as_deref().ok().and_then(Lsn::parse)?;
         Some(source.0.saturating_sub(target.0))
     }
@@ -48,13 +42,7 @@ impl Status {
                 ),
                 Value::Null,
             ),
-            Err(e) => (
-                json!("unknown"),
-                Value::Null,
-                Value::Null,
-                json!([]),
-                json!(e),
-            ),
+            Err(e) => (json!("unknown"), Value::Null, Value::Null, json!([]), json!(e)),
         };
         json!({
             "integration": self.integration,
@@ -74,10 +62,7 @@ impl Status {
         let mut out = format!("integration  {}\n", self.integration);
         match &self.target {
             Ok(t) => {
-                out += &format!(
-                    "phase        {}\n",
-                    t.phase.as_deref().unwrap_or("new (never run)")
-                );
+                out += &format!("phase        {}\n", t.phase.as_deref().unwrap_or("new (never run)"));
                 out += &format!(
                     "target at   {} (committed {})\n",
                     t.position.as_deref().unwrap_or("-"),
@@ -97,12 +82,8 @@ impl Status {
             if !t.tables.is_empty() {
                 out += &format!("\n{:<40} {:<10} {:>12}\n", "TABLE", "STATE", "ROWS COPIED");
                 for x in &t.tables {
-                    out += &format!(
-                        "{:<40} {:<10} {:>12}\n",
-                        format!("{}.{}", x.schema, x.name),
-                        x.state,
-                        x.rows_copied
-                    );
+                    out +=
+                        &format!("{:<40} {:<10} {:>12}\n", format!("{}.{}", x.schema, x.name), x.state, x.rows_copied);
                 }
             }
         }
@@ -134,12 +115,7 @@ async fn collect(integration: &Integration) -> Result<Status> {
     let TargetConfig::Duckdb(duck) = &integration.target;
     let target = read_status(&duck.path, &integration.name).map_err(|e| e.to_string());
     let SourceConfig::Postgres(pg) = &integration.source;
-    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())
-        .context("source config")?;
+    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone()).context("source config")?;
     let source_position = source.current_position().await.map_err(|e| e.to_string());
-    Ok(Status {
-        integration: integration.name.clone(),
-        target,
-        source_position,
-    })
+    Ok(Status { integration: integration.name.clone(), target, source_position })
 }

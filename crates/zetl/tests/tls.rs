@@ -22,8 +22,8 @@ fn authority(dir: &Path, name: &str) {
     let subject = format!("/CN={name}");
     openssl(
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", &subject,
-            "-keyout", &key, "-out", &crt,
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", &subject, "-keyout", &key, "-out",
+            &crt,
         ],
         dir,
     );
@@ -31,11 +31,7 @@ fn authority(dir: &Path, name: &str) {
 
 /// `server.crt` / `server.key` for 127.0.0.1, signed by the authority `ca`.
 fn server_certificate(dir: &Path, ca: &str) {
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").expect("ext");
     openssl(
         &[
             "req",
@@ -83,20 +79,10 @@ fn enable_tls(env: &TestEnv) -> std::path::PathBuf {
     for ext in ["crt", "key"] {
         let to = data.join(format!("server.{ext}"));
         std::fs::copy(env.scratch.path.join(format!("server.{ext}")), &to).expect("copy cert");
-        let ok = Command::new("chown")
-            .arg("postgres")
-            .arg(&to)
-            .status()
-            .expect("chown")
-            .success();
+        let ok = Command::new("chown").arg("postgres").arg(&to).status().expect("chown").success();
         assert!(ok, "chown {}", to.display());
     }
-    let ok = Command::new("chmod")
-        .arg("600")
-        .arg(data.join("server.key"))
-        .status()
-        .expect("chmod")
-        .success();
+    let ok = Command::new("chmod").arg("600").arg(data.join("server.key")).status().expect("chmod").success();
     assert!(ok);
     env.sql("ALTER SYSTEM SET ssl = on");
     env.sql("SELECT pg_reload_conf()");
@@ -120,11 +106,7 @@ fn verify_full_replicates_over_tls() {
     let env = TestEnv::start("tls");
     let ca = enable_tls(&env);
     env.sql("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 500) g");
-    let url = format!(
-        "{}?sslmode=verify-full&sslrootcert={}",
-        env.url(),
-        ca.display()
-    );
+    let url = format!("{}?sslmode=verify-full&sslrootcert={}", env.url(), ca.display());
     let cfg = config(&env, &url);
     let mut zetl = env.run_zetl(&cfg);
     env.sql("UPDATE items SET v = 'changed' WHERE id <= 100; DELETE FROM items WHERE id > 450");
@@ -143,27 +125,15 @@ fn a_certificate_from_another_authority_is_refused() {
     enable_tls(&env);
     env.sql("CREATE TABLE items (id int PRIMARY KEY)");
     authority(&env.scratch.path, "other");
-    let url = format!(
-        "{}?sslmode=verify-full&sslrootcert={}",
-        env.url(),
-        env.scratch.path.join("other.crt").display()
-    );
+    let url = format!("{}?sslmode=verify-full&sslrootcert={}", env.url(), env.scratch.path.join("other.crt").display());
     let cfg = config(&env, &url);
     let out = zetl_command(&["check", "-c", cfg.to_str().expect("utf-8 path")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
-    assert!(
-        stdout.contains("✗ source connection") && stdout.contains("UnknownIssuer"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("✗ source connection") && stdout.contains("UnknownIssuer"), "{stdout}");
     assert!(!stdout.contains(":zetl@"), "password shown: {stdout}");
     // sslmode=require encrypts without verifying, as libpq does.
     let cfg = config(&env, &format!("{}?sslmode=require", env.url()));
     let out = zetl_command(&["check", "-c", cfg.to_str().expect("utf-8 path")]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
