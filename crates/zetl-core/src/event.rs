@@ -58,9 +58,12 @@ pub enum SourceEvent {
         table: TableId,
         rows: Vec<Row>,
     },
+    /// The copy is complete. `consistent_at` is set for a table copied while streaming: the
+    /// copy holds every transaction that committed before that position.
     CopyDone {
         table: TableId,
         rows: u64,
+        consistent_at: Option<Position>,
     },
     /// The initial copy of all tables is complete and consistent at `position`.
     SnapshotDone {

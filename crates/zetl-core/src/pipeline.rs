@@ -159,9 +159,9 @@ impl<T: Target> Writer<T> {
                     self.commit()?;
                 }
             }
-            SourceEvent::CopyDone { table, rows } => {
+            SourceEvent::CopyDone { table, rows, consistent_at } => {
                 self.ensure_open()?;
-                self.target.copy_done(&table, rows).map_err(target_err)?;
+                self.target.copy_done(&table, rows, consistent_at.as_ref()).map_err(target_err)?;
             }
             SourceEvent::SnapshotDone { position } => {
                 self.ensure_open()?;
@@ -305,7 +305,7 @@ mod tests {
         fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Never> {
             Ok(None)
         }
-        fn copied_tables(&mut self) -> Result<Vec<TableId>, Never> {
+        fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, Never> {
             Ok(vec![])
         }
         fn begin(&mut self) -> Result<(), Never> {
@@ -326,7 +326,7 @@ mod tests {
             self.log.push(format!("copy {}", rows.len()));
             Ok(())
         }
-        fn copy_done(&mut self, _: &TableId, _: u64) -> Result<(), Never> {
+        fn copy_done(&mut self, _: &TableId, _: u64, _: Option<&Position>) -> Result<(), Never> {
             Ok(())
         }
         fn apply(&mut self, b: &Batch) -> Result<(), Never> {

@@ -3,7 +3,7 @@
 //! channel in between (backpressure) instead of filling memory.
 
 use crate::batch::Batch;
-use crate::event::Checkpoint;
+use crate::event::{Checkpoint, Position};
 use crate::model::{Row, TableId, TableSchema};
 
 pub trait Target: Send {
@@ -12,8 +12,9 @@ pub trait Target: Send {
     /// The checkpoint stored for this integration, if any.
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Self::Error>;
 
-    /// Tables whose initial copy this target has committed.
-    fn copied_tables(&mut self) -> Result<Vec<TableId>, Self::Error>;
+    /// Tables whose copy this target has committed, with the position a copy made while
+    /// streaming is consistent at.
+    fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, Self::Error>;
 
     /// Opens a target transaction; everything until `commit` becomes visible at once.
     fn begin(&mut self) -> Result<(), Self::Error>;
@@ -32,7 +33,7 @@ pub trait Target: Send {
     /// An initial copy of the table starts: empty it and mark it as being copied.
     fn copy_start(&mut self, table: &TableId) -> Result<(), Self::Error>;
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Self::Error>;
-    fn copy_done(&mut self, table: &TableId, rows: u64) -> Result<(), Self::Error>;
+    fn copy_done(&mut self, table: &TableId, rows: u64, consistent_at: Option<&Position>) -> Result<(), Self::Error>;
 
     /// Applies collapsed changes inside the open transaction.
     fn apply(&mut self, batch: &Batch) -> Result<(), Self::Error>;

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use zetl_core::batch::Batch;
 use zetl_core::target::Target;
-use zetl_core::{Checkpoint, Row, TableId, TableSchema};
+use zetl_core::{Checkpoint, Position, Row, TableId, TableSchema};
 
 pub struct DuckdbTarget {
     conn: Connection,
@@ -59,8 +59,8 @@ impl Target for DuckdbTarget {
         state::load_checkpoint(&self.conn, &self.integration)
     }
 
-    fn copied_tables(&mut self) -> Result<Vec<TableId>, DuckdbError> {
-        state::tables_in_state(&self.conn, &self.integration, "streaming")
+    fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, DuckdbError> {
+        state::copied_tables(&self.conn, &self.integration)
     }
 
     fn begin(&mut self) -> Result<(), DuckdbError> {
@@ -106,9 +106,10 @@ impl Target for DuckdbTarget {
         Ok(())
     }
 
-    fn copy_done(&mut self, table: &TableId, rows: u64) -> Result<(), DuckdbError> {
+    fn copy_done(&mut self, table: &TableId, rows: u64, consistent_at: Option<&Position>) -> Result<(), DuckdbError> {
         self.copied.remove(table);
-        state::set_table_state(&self.conn, &self.integration, table, "streaming", rows)
+        state::set_table_state(&self.conn, &self.integration, table, "streaming", rows)?;
+        state::set_copied_at(&self.conn, &self.integration, table, consistent_at)
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {

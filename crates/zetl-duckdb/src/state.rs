@@ -6,7 +6,10 @@ use duckdb::{params, Connection, OptionalExt};
 use zetl_core::{Checkpoint, Phase, Position, TableId};
 
 /// Migrations in order; the index + 1 is the version they bring the schema to.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/duckdb/0001_state.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/duckdb/0001_state.sql"),
+    include_str!("../../../migrations/duckdb/0002_copy_position.sql"),
+];
 
 pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {
     conn.execute_batch(MIGRATIONS[0]).context(|| "creating the _zetl schema".into())?;
@@ -61,13 +64,47 @@ pub fn set_table_state(
     rows: u64,
 ) -> Result<(), DuckdbError> {
     conn.execute(
-        "INSERT INTO _zetl.tables VALUES (?, ?, ?, ?, ?, now()) \
+        "INSERT INTO _zetl.tables (integration, table_schema, table_name, state, rows_copied, updated_at) \
+         VALUES (?, ?, ?, ?, ?, now()) \
          ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
          rows_copied = excluded.rows_copied, updated_at = excluded.updated_at",
         params![integration, table.schema, table.name, state, rows as i64],
     )
     .context(|| format!("recording the state of {table}"))?;
     Ok(())
+}
+
+pub fn set_copied_at(
+    conn: &Connection,
+    integration: &str,
+    table: &TableId,
+    at: Option<&Position>,
+) -> Result<(), DuckdbError> {
+    conn.execute(
+        "UPDATE _zetl.tables SET copied_at = ? WHERE integration = ? AND table_schema = ? AND table_name = ?",
+        params![at.map(|p| p.0.as_str()), integration, table.schema, table.name],
+    )
+    .context(|| format!("recording where the copy of {table} is consistent"))?;
+    Ok(())
+}
+
+/// Tables whose copy is committed, with the position a copy made while streaming is
+/// consistent at.
+pub fn copied_tables(conn: &Connection, integration: &str) -> Result<Vec<(TableId, Option<Position>)>, DuckdbError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_schema, table_name, copied_at FROM _zetl.tables WHERE integration = ? AND state = 'streaming'",
+        )
+        .context(|| "listing copied tables".into())?;
+    let rows = stmt
+        .query_map(params![integration], |r| {
+            Ok((
+                TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                r.get::<_, Option<String>>(2)?.map(Position),
+            ))
+        })
+        .context(|| "listing copied tables".into())?;
+    rows.collect::<Result<Vec<_>, _>>().context(|| "listing copied tables".into())
 }
 
 /// Tables this integration wrote, to be emptied before a fresh initial copy.

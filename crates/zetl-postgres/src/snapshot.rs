@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
-use zetl_core::{Row, SourceEvent, TableId, TableSchema};
+use zetl_core::{Position, Row, SourceEvent, TableId, TableSchema};
 
 /// Rows per event: large enough to amortise the channel, small enough to bound memory.
 const ROWS_PER_EVENT: usize = 4096;
@@ -30,6 +30,7 @@ struct TableProgress {
     jobs_left: usize,
     rows: u64,
     started: Instant,
+    consistent_at: Option<Position>,
 }
 
 pub struct SnapshotCopy<'a> {
@@ -37,6 +38,8 @@ pub struct SnapshotCopy<'a> {
     pub snapshot: &'a str,
     pub parallelism: usize,
     pub chunk_rows: u64,
+    /// For a copy made while streaming: the position it is consistent at.
+    pub consistent_at: Option<Position>,
 }
 
 impl SnapshotCopy<'_> {
@@ -53,8 +56,15 @@ impl SnapshotCopy<'_> {
             send(events, SourceEvent::CopyStart(info.id.clone())).await?;
             let schema = Arc::new(schema.clone());
             let parts = self.split(info);
-            progress
-                .insert(info.id.clone(), TableProgress { jobs_left: parts.len(), rows: 0, started: Instant::now() });
+            progress.insert(
+                info.id.clone(),
+                TableProgress {
+                    jobs_left: parts.len(),
+                    rows: 0,
+                    started: Instant::now(),
+                    consistent_at: self.consistent_at.clone(),
+                },
+            );
             for pages in parts {
                 jobs.push_back(Job { table: info.id.clone(), schema: schema.clone(), pages });
             }
@@ -118,13 +128,13 @@ async fn worker(
             p.get_mut(&job.table).and_then(|t| {
                 t.rows += rows;
                 t.jobs_left -= 1;
-                (t.jobs_left == 0).then_some((t.rows, t.started.elapsed()))
+                (t.jobs_left == 0).then(|| (t.rows, t.started.elapsed(), t.consistent_at.clone()))
             })
         };
-        if let Some((rows, took)) = done {
+        if let Some((rows, took, consistent_at)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            send(events, SourceEvent::CopyDone { table: job.table.clone(), rows }).await?;
+            send(events, SourceEvent::CopyDone { table: job.table.clone(), rows, consistent_at }).await?;
         }
     }
     client.batch_execute("COMMIT").await.ctx(|| "ending the snapshot transaction".into())?;

@@ -10,7 +10,7 @@ use crate::replication::ReplicationConn;
 use crate::snapshot::{send, SnapshotCopy};
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
@@ -28,8 +28,9 @@ pub struct PgSource {
 /// What the target knows when the source starts.
 pub struct StartState {
     pub checkpoint: Option<Checkpoint>,
-    /// Tables whose copy the target has committed.
-    pub copied: HashSet<TableId>,
+    /// Tables whose copy the target has committed, with the position a copy made while
+    /// streaming is consistent at.
+    pub copied: HashMap<TableId, Option<Position>>,
 }
 
 impl PgSource {
@@ -68,7 +69,7 @@ impl PgSource {
         publication::sync_publications(&sql, &publication, &tables).await?;
 
         let mut repl = ReplicationConn::connect(&self.info).await?;
-        let (start_lsn, mut copied) = match &start.checkpoint {
+        let (start_lsn, copied) = match &start.checkpoint {
             Some(Checkpoint { phase: Phase::Streaming, position }) => {
                 let lsn = Lsn::parse(&position.0)
                     .ok_or_else(|| PgError::Protocol(format!("stored position `{position}` is not an LSN")))?;
@@ -97,11 +98,12 @@ impl PgSource {
                     snapshot: &snapshot,
                     parallelism: self.config.snapshot.parallelism,
                     chunk_rows: self.config.snapshot.chunk_rows,
+                    consistent_at: None,
                 };
                 let rows = copy.run(&with_schemas, &events).await?;
                 tracing::info!(rows, tables = tables.len(), "initial copy complete");
                 send(&events, SourceEvent::SnapshotDone { position: Position(lsn.to_string()) }).await?;
-                (lsn, tables.iter().map(|t| t.id.clone()).collect())
+                (lsn, tables.iter().map(|t| (t.id.clone(), None)).collect())
             }
         };
 
@@ -111,12 +113,18 @@ impl PgSource {
         })?;
         let tables_by_id = tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
         let mut streamer = Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
+        // Copies made while streaming hold the transactions before their position: the
+        // replay from the checkpoint skips those again.
+        for (table, at) in &copied {
+            if let Some(lsn) = at.as_ref().and_then(|p| Lsn::parse(&p.0)).filter(|lsn| *lsn > start_lsn) {
+                streamer.copied_at.insert(table.clone(), lsn);
+            }
+        }
         // Tables in the publication whose copy never completed (a crash during a copy made
         // while streaming): copy them again now.
-        let missing: Vec<TableInfo> = tables.iter().filter(|t| !copied.contains(&t.id)).cloned().collect();
+        let missing: Vec<TableInfo> = tables.iter().filter(|t| !copied.contains_key(&t.id)).cloned().collect();
         if !missing.is_empty() {
             self.copy_new_tables(&sql, &mut streamer, &missing).await?;
-            copied.extend(missing.into_iter().map(|t| t.id));
         }
         let start_sql = format!(
             "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '2', streaming 'on', publication_names '{},{}')",
@@ -198,7 +206,13 @@ impl PgSource {
         let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
         let types = catalog::type_catalog(sql).await?;
         let with_schemas = self.schemas(sql, &types, tables).await?;
-        let copy = SnapshotCopy { info: &self.info, snapshot: &snapshot, parallelism: 1, chunk_rows: u64::MAX };
+        let copy = SnapshotCopy {
+            info: &self.info,
+            snapshot: &snapshot,
+            parallelism: 1,
+            chunk_rows: u64::MAX,
+            consistent_at: Some(Position(lsn.to_string())),
+        };
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {
             tracing::info!(table = %t.id, consistent_at = %lsn, "new table copied");

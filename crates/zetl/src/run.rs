@@ -3,7 +3,7 @@
 //! the same path a restart after kill -9 takes.
 
 use anyhow::{Context, Result};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -65,7 +65,7 @@ async fn run_once(integration: &Integration, stop: watch::Receiver<bool>, progre
         // No completed initial copy: whatever a previous attempt left is dropped.
         target.reset()?;
     }
-    let copied: HashSet<_> = target.copied_tables()?.into_iter().collect();
+    let copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
     let start_position = checkpoint.as_ref().map(|c| c.position.clone()).unwrap_or_default();
     tracing::info!(
         phase = checkpoint.as_ref().map(|c| c.phase.as_str()).unwrap_or("new"),
