@@ -33,18 +33,17 @@ integrations:
   - name: bench
     source: { kind: postgres, url: "\${ZETL_PG_URL}" }
     target: { kind: duckdb, path: "$RUN_DIR/bench.duckdb" }
-    tables: { include: ["public.pgbench_*"] }
+    tables: { include: ["public.pgbench_*", "public.bench_*"] }
 YAML
 
 start_zetl() {
   "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>>"$RUN_DIR/zetl.log" &
   ZETL_PID=$!
 }
+# Stops zetl; its peak RSS (kB) is left in LAST_RSS_KB.
 stop_zetl() {
-  local hwm
-  hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$ZETL_PID/status" 2>/dev/null || echo 0)
+  LAST_RSS_KB=$(awk '/VmHWM/ { print $2 }' "/proc/$ZETL_PID/status" 2>/dev/null || echo 0)
   kill -TERM "$ZETL_PID"; wait "$ZETL_PID" || true; ZETL_PID=
-  echo "$hwm"
 }
 wait_caught_up() {
   local lsn="$1"
@@ -56,7 +55,9 @@ wait_caught_up() {
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ { print $2 }') GiB; $(postgres --version 2>/dev/null || sql 'SELECT version()' | cut -d, -f1)"
 for scale in $SCALES; do
   rows=$((scale * 100000))
-  sql "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
+  if [ -n "$ZETL_PID" ]; then stop_zetl; snapshot_rss_kb=$LAST_RSS_KB; fi
+  sql "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history, bench_big" >/dev/null
+  sql "CREATE TABLE bench_big (id int PRIMARY KEY, v text)" >/dev/null
   sql "SELECT pg_drop_replication_slot('zetl_bench') FROM pg_replication_slots WHERE slot_name = 'zetl_bench'" >/dev/null
   rm -f "$RUN_DIR/bench.duckdb" "$RUN_DIR/bench.duckdb.wal"
   pgbench -i -q -s "$scale" "$ZETL_PG_URL" >/dev/null 2>&1
@@ -67,7 +68,7 @@ for scale in $SCALES; do
 
   : >"$RUN_DIR/zetl.log"
   t0=$(now); start_zetl
-  until grep -q "initial copy complete" "$RUN_DIR/zetl.log"; do sleep 0.05; done
+  until grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log"; do sleep 0.05; done
   t1=$(now)
   total=$(sql "SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches) + (SELECT count(*) FROM pgbench_tellers)")
   snap_s=$(echo "$t1 - $t0" | bc)
@@ -94,9 +95,27 @@ changes=$((txns * 4))
 load_s=$(echo "$t_load - $t0" | bc); total_s=$(echo "$t_done - $t0" | bc); drain_s=$(echo "$t_done - $t_load" | bc)
 max_lag=$(sort -n "$RUN_DIR/lag.txt" | tail -n 1)
 wal=$(sql "SELECT pg_wal_lsn_diff('$end_lsn', '$wal_before')::bigint")
-rss_kb=$(stop_zetl)
+# Backlog: zetl stopped while the same workload runs, then started: how fast it catches up.
+stop_zetl; stream_rss_kb=$LAST_RSS_KB
+backlog_txns=$(pgbench -n -c "$CLIENTS" -j 2 -T "$STREAM_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/number of transactions actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
+backlog_lsn=$(sql "SELECT pg_current_wal_lsn()")
+t0=$(now); start_zetl; wait_caught_up "$backlog_lsn"; t1=$(now)
+backlog_s=$(echo "$t1 - $t0" | bc)
+echo "backlog   ${backlog_txns} txns = $((backlog_txns * 4)) changes applied from a standing start in ${backlog_s} s: $(rate "$((backlog_txns * 4))" "$backlog_s") changes/s (incl. start-up)"
+
+# One 1M-row source transaction: streamed by the server while in progress, spilled to disk by
+# zetl, applied at its commit in one target transaction.
+big_start=$(sql "SELECT pg_current_wal_lsn()")
+t0=$(now)
+sql "INSERT INTO bench_big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g" >/dev/null
+t_committed=$(now)
+wait_caught_up "$(sql "SELECT pg_current_wal_lsn()")"
+t_applied=$(now)
+big_wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$big_start')::bigint")
+stop_zetl; rss_kb=$LAST_RSS_KB
 grep -o 'lag_s=[0-9.]*' "$RUN_DIR/zetl.log" | cut -d= -f2 | sort -n | tail -n 1 >"$RUN_DIR/lag_s.txt" || true
 echo "streaming pgbench TPC-B ${CLIENTS} clients ${STREAM_SECONDS} s: ${txns} txns = ${changes} changes, $((wal / 1048576)) MiB WAL"
 echo "          source rate $(rate "$changes" "$load_s") changes/s; zetl applied all $(rate "$changes" "$total_s") changes/s end to end; caught up ${drain_s} s after the load stopped"
 echo "          lag: max $((${max_lag:-0} / 1024)) KiB of WAL behind (sampled 1/s); max commit-to-commit lag $(cat "$RUN_DIR/lag_s.txt" 2>/dev/null || echo '?') s (progress log)"
-echo "peak RSS of zetl: $((rss_kb / 1024)) MiB"
+echo "one 1M-row transaction ($((big_wal / 1048576)) MiB WAL): committed at the source in $(echo "$t_committed - $t0" | bc) s, applied at the target $(echo "$t_applied - $t_committed" | bc) s after its commit"
+echo "peak RSS of zetl: $(( ${snapshot_rss_kb:-0} / 1024 )) MiB (first snapshot run); $((stream_rss_kb / 1024)) MiB (last snapshot + live streaming); $((rss_kb / 1024)) MiB (backlog + 1M-row transaction)"

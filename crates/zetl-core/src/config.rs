@@ -93,7 +93,10 @@ pub enum TargetConfig {
 
 impl Default for TargetConfig {
     fn default() -> Self {
-        TargetConfig::Duckdb(DuckdbTargetConfig { path: PathBuf::from(defaults::DUCKDB_PATH) })
+        TargetConfig::Duckdb(DuckdbTargetConfig {
+            path: PathBuf::from(defaults::DUCKDB_PATH),
+            memory_limit: defaults::duckdb_memory_limit(),
+        })
     }
 }
 
@@ -102,6 +105,9 @@ impl Default for TargetConfig {
 pub struct DuckdbTargetConfig {
     #[serde(default = "defaults::duckdb_path")]
     pub path: PathBuf,
+    /// DuckDB's `memory_limit` (its buffer pool; beyond it DuckDB spills to disk).
+    #[serde(default = "defaults::duckdb_memory_limit")]
+    pub memory_limit: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +131,9 @@ mod defaults {
     pub const DUCKDB_PATH: &str = "warehouse.duckdb";
     pub fn duckdb_path() -> std::path::PathBuf {
         DUCKDB_PATH.into()
+    }
+    pub fn duckdb_memory_limit() -> String {
+        "256MB".into()
     }
     pub fn snapshot_parallelism() -> usize {
         std::thread::available_parallelism().map(|n| n.get().clamp(2, 8)).unwrap_or(2)

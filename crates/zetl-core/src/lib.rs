@@ -2,6 +2,7 @@
 //! configuration, table filters, batching and the pipeline that joins a source to a target.
 
 pub mod batch;
+pub mod channel;
 pub mod config;
 mod envsubst;
 pub mod error;

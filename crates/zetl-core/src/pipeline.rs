@@ -3,6 +3,7 @@
 //! transaction, and only then tells the source what it may acknowledge.
 
 use crate::batch::Batch;
+use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
 use crate::error::PipelineError;
 use crate::event::{Checkpoint, Phase, Position, SourceEvent};
@@ -12,11 +13,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-/// Events in flight between source and target. Each event is at most one change or one chunk
-/// of copied rows, so this bounds the memory between them.
-pub const CHANNEL_CAPACITY: usize = 1024;
+/// Memory the events in flight between source and writer may hold.
+pub const CHANNEL_BYTES: usize = 16 << 20;
 
 /// How often an idle source's position is written to the target.
 const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
@@ -93,7 +93,7 @@ impl<T: Target> Writer<T> {
 
     /// Runs until the source closes the channel. A source transaction left incomplete is
     /// abandoned (it was not acknowledged, so the source sends it again after a restart).
-    pub fn run(mut self, mut events: mpsc::Receiver<SourceEvent>) -> Result<T, PipelineError> {
+    pub fn run(mut self, mut events: EventReceiver) -> Result<T, PipelineError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -112,8 +112,9 @@ impl<T: Target> Writer<T> {
             } else {
                 events.blocking_recv()
             };
-            let Some(event) = event else { break };
+            let Some((event, room)) = event else { break };
             self.handle(event)?;
+            drop(room);
         }
         if self.open {
             if self.in_source_txn {
@@ -370,9 +371,10 @@ mod tests {
     }
 
     fn run(target: Recorder, events: Vec<SourceEvent>) -> (Vec<String>, Position) {
-        let (tx, rx) = mpsc::channel(events.len() + 1);
+        let (tx, rx) = crate::channel::channel(1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         for e in events {
-            tx.try_send(e).expect("capacity");
+            rt.block_on(tx.send(e)).expect("open");
         }
         drop(tx);
         let (acks, acks_rx) = watch::channel(Position::default());

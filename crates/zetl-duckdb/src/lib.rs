@@ -31,8 +31,17 @@ pub struct DuckdbTarget {
 
 impl DuckdbTarget {
     pub fn open(path: &Path, integration: &str) -> Result<Self, DuckdbError> {
+        Self::open_with_memory(path, integration, None)
+    }
+
+    /// Opens the file with DuckDB's buffer pool capped at `memory_limit` (e.g. `256MB`).
+    pub fn open_with_memory(path: &Path, integration: &str, memory_limit: Option<&str>) -> Result<Self, DuckdbError> {
         let conn = Connection::open(path)
             .map_err(|source| DuckdbError::Open { path: path.display().to_string(), cause: source })?;
+        if let Some(limit) = memory_limit {
+            conn.execute_batch(&format!("SET memory_limit = {}", types::literal(limit)))
+                .context(|| format!("setting memory_limit to {limit}"))?;
+        }
         state::migrate(&conn)?;
         Ok(Self {
             conn,
@@ -99,9 +108,13 @@ impl Target for DuckdbTarget {
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), DuckdbError> {
         let stage = self.stage(table)?;
-        stage.load(&self.conn, rows.iter().map(|r| (OP_UPSERT, r, None)))?;
-        merge::insert_staged(&self.conn, stage, "")?;
-        stage.clear(&self.conn)?;
+        if stage::can_append_directly(&stage.schema) {
+            stage::append_directly(&self.conn, &stage.schema, rows)?;
+        } else {
+            stage.load(&self.conn, rows.iter().map(|r| (OP_UPSERT, r, None)))?;
+            merge::insert_staged(&self.conn, stage, "")?;
+            stage.clear(&self.conn)?;
+        }
         *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
         Ok(())
     }

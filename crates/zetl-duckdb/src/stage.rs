@@ -92,6 +92,33 @@ impl Stage {
     }
 }
 
+/// Copied rows go straight into the table when no column needs converting on the way
+/// (saves a second pass through a staging table).
+pub fn can_append_directly(schema: &TableSchema) -> bool {
+    !schema.columns.iter().any(|c| crate::types::staged_as_text(&c.ty))
+}
+
+pub fn append_directly(conn: &Connection, schema: &TableSchema, rows: &[Row]) -> Result<(), DuckdbError> {
+    let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+    let table = &schema.id;
+    let mut appender = conn
+        .appender_with_columns_to_db(&table.name, &table.schema, &names)
+        .context(|| format!("opening the appender for {table}"))?;
+    for row in rows {
+        let values = schema.columns.iter().zip(row).map(|(c, v)| to_db(v, &c.ty));
+        appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
+            table: table.to_string(),
+            key: describe_key(schema, row),
+            cause: e.to_string(),
+        })?;
+    }
+    appender.flush().map_err(|e| DuckdbError::Row {
+        table: table.to_string(),
+        key: "(in the last rows appended)".into(),
+        cause: e.to_string(),
+    })
+}
+
 /// The key of a row for error messages: `(id=42)`, or the first columns of a keyless row.
 pub fn describe_key(schema: &TableSchema, row: &Row) -> String {
     let cols: Vec<usize> = match schema.key_columns() {

@@ -40,7 +40,7 @@ pub fn wire_type(ty: &ColumnType) -> String {
     }
 }
 
-fn staged_as_text(ty: &ColumnType) -> bool {
+pub fn staged_as_text(ty: &ColumnType) -> bool {
     matches!(ty, ColumnType::Interval | ColumnType::Array(_))
 }
 

@@ -10,9 +10,10 @@ use crate::error::{PgError, SqlContext};
 use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use zetl_core::channel::EventSender;
 use zetl_core::{Position, Row, SourceEvent, TableId, TableSchema};
 
 /// Rows per event: large enough to amortise the channel, small enough to bound memory.
@@ -22,6 +23,8 @@ const ROWS_PER_EVENT: usize = 4096;
 struct Job {
     table: TableId,
     schema: Arc<TableSchema>,
+    /// Rows of the table sent so far, by all its jobs.
+    sent: Arc<AtomicU64>,
     /// Page range `[from, to)`; `None` copies the whole table.
     pages: Option<(i64, Option<i64>)>,
 }
@@ -31,7 +34,13 @@ struct TableProgress {
     rows: u64,
     started: Instant,
     consistent_at: Option<Position>,
+    sent: Arc<AtomicU64>,
+    /// The planner's estimate (`reltuples`), for the ETA.
+    estimated: f64,
 }
+
+/// How often a long copy reports its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct SnapshotCopy<'a> {
     pub info: &'a ConnInfo,
@@ -44,11 +53,7 @@ pub struct SnapshotCopy<'a> {
 
 impl SnapshotCopy<'_> {
     /// Sends Schema and CopyStart for every table, then its rows, then CopyDone per table.
-    pub async fn run(
-        &self,
-        tables: &[(TableInfo, TableSchema)],
-        events: &mpsc::Sender<SourceEvent>,
-    ) -> Result<u64, PgError> {
+    pub async fn run(&self, tables: &[(TableInfo, TableSchema)], events: &EventSender) -> Result<u64, PgError> {
         let mut jobs = VecDeque::new();
         let mut progress = HashMap::new();
         for (info, schema) in tables {
@@ -56,6 +61,7 @@ impl SnapshotCopy<'_> {
             send(events, SourceEvent::CopyStart(info.id.clone())).await?;
             let schema = Arc::new(schema.clone());
             let parts = self.split(info);
+            let sent = Arc::new(AtomicU64::new(0));
             progress.insert(
                 info.id.clone(),
                 TableProgress {
@@ -63,10 +69,12 @@ impl SnapshotCopy<'_> {
                     rows: 0,
                     started: Instant::now(),
                     consistent_at: self.consistent_at.clone(),
+                    sent: sent.clone(),
+                    estimated: info.estimated_rows,
                 },
             );
             for pages in parts {
-                jobs.push_back(Job { table: info.id.clone(), schema: schema.clone(), pages });
+                jobs.push_back(Job { table: info.id.clone(), schema: schema.clone(), sent: sent.clone(), pages });
             }
         }
         let workers = self.parallelism.min(jobs.len()).max(1);
@@ -79,11 +87,17 @@ impl SnapshotCopy<'_> {
                 (self.info.clone(), self.snapshot.to_string(), jobs.clone(), progress.clone(), events.clone());
             handles.push(tokio::spawn(async move { worker(&info, &snapshot, &jobs, &progress, &events).await }));
         }
+        let reporter = tokio::spawn(report(progress.clone()));
         let mut total = 0;
+        let mut failed = None;
         for h in handles {
-            total += h.await.map_err(|e| PgError::Protocol(format!("copy worker failed: {e}")))??;
+            match h.await.map_err(|e| PgError::Protocol(format!("copy worker failed: {e}"))) {
+                Ok(Ok(rows)) => total += rows,
+                Ok(Err(e)) | Err(e) => failed = failed.or(Some(e)),
+            }
         }
-        Ok(total)
+        reporter.abort();
+        failed.map_or(Ok(total), Err)
     }
 
     fn split(&self, table: &TableInfo) -> Vec<Option<(i64, Option<i64>)>> {
@@ -109,7 +123,7 @@ async fn worker(
     snapshot: &str,
     jobs: &Mutex<VecDeque<Job>>,
     progress: &Mutex<HashMap<TableId, TableProgress>>,
-    events: &mpsc::Sender<SourceEvent>,
+    events: &EventSender,
 ) -> Result<u64, PgError> {
     let client = info.connect_sql().await?;
     client
@@ -141,11 +155,24 @@ async fn worker(
     Ok(total)
 }
 
-async fn copy_job(
-    client: &tokio_postgres::Client,
-    job: &Job,
-    events: &mpsc::Sender<SourceEvent>,
-) -> Result<u64, PgError> {
+/// Logs rows, rate and an ETA for every table still being copied.
+async fn report(progress: Arc<Mutex<HashMap<TableId, TableProgress>>>) {
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Ok(p) = progress.lock() else { return };
+        for (table, t) in p.iter().filter(|(_, t)| t.jobs_left > 0) {
+            let rows = t.sent.load(Ordering::Relaxed);
+            let rate = rows as f64 / t.started.elapsed().as_secs_f64().max(1e-3);
+            let eta_s =
+                if rate > 0.0 && t.estimated > rows as f64 { ((t.estimated - rows as f64) / rate) as u64 } else { 0 };
+            tracing::info!(table = %table, rows, estimated_rows = t.estimated as u64, rows_per_s = rate as u64, eta_s, "copying");
+        }
+    }
+}
+
+async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSender) -> Result<u64, PgError> {
     let cols: Vec<String> = job.schema.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let filter = match job.pages {
         None => String::new(),
@@ -168,6 +195,7 @@ async fn copy_job(
             rows.push(decode_row(&job.schema, &line[..nl])?);
             if rows.len() == ROWS_PER_EVENT {
                 count += rows.len() as u64;
+                job.sent.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_EVENT));
                 send(events, SourceEvent::CopyRows { table: job.table.clone(), rows: full }).await?;
             }
@@ -189,6 +217,6 @@ async fn copy_job(
     Ok(count)
 }
 
-pub(crate) async fn send(events: &mpsc::Sender<SourceEvent>, event: SourceEvent) -> Result<(), PgError> {
+pub(crate) async fn send(events: &EventSender, event: SourceEvent) -> Result<(), PgError> {
     events.send(event).await.map_err(|_| PgError::PipelineClosed)
 }

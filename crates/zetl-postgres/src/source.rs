@@ -12,8 +12,9 @@ use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_postgres::Client;
+use zetl_core::channel::EventSender;
 use zetl_core::config::PostgresSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::{Checkpoint, Phase, Position, SourceEvent, TableId, TableSchema};
@@ -55,7 +56,7 @@ impl PgSource {
     pub async fn run(
         &self,
         start: StartState,
-        events: mpsc::Sender<SourceEvent>,
+        events: EventSender,
         mut acks: watch::Receiver<Position>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), PgError> {

@@ -10,8 +10,9 @@ use crate::spill::Spill;
 use crate::types::{map_type, parse_text, TypeCatalog};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_postgres::Client;
+use zetl_core::channel::EventSender;
 use zetl_core::{Change, ChangeKind, Column, Position, Row, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
@@ -32,7 +33,7 @@ pub struct Streamer<'a> {
     pub tables: HashMap<TableId, TableInfo>,
     /// Tables copied while streaming, with the LSN their copy is consistent at.
     pub copied_at: HashMap<TableId, Lsn>,
-    pub events: mpsc::Sender<SourceEvent>,
+    pub events: EventSender,
     relations: HashMap<u32, RelationState>,
     emitted: HashMap<TableId, TableSchema>,
     received: Lsn,
@@ -56,7 +57,7 @@ impl<'a> Streamer<'a> {
         sql: &'a Client,
         types: TypeCatalog,
         tables: HashMap<TableId, TableInfo>,
-        events: mpsc::Sender<SourceEvent>,
+        events: EventSender,
         start: Lsn,
         spill: Spill,
     ) -> Self {
@@ -304,9 +305,8 @@ impl<'a> Streamer<'a> {
     async fn send(&mut self, event: SourceEvent, stream: &mut ReplicationStream) -> Result<(), PgError> {
         loop {
             tokio::select! {
-                permit = self.events.reserve() => {
-                    permit.map_err(|_| PgError::PipelineClosed)?.send(event);
-                    return Ok(());
+                slot = self.events.reserve(event.weight()) => {
+                    return slot.and_then(|s| s.send(event)).map_err(|_| PgError::PipelineClosed);
                 }
                 _ = tokio::time::sleep(STATUS_INTERVAL) => {
                     stream.send_status(self.received, self.acked, false).await?;

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+use zetl_core::channel;
 use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
-use zetl_core::pipeline::{Progress, Writer, CHANNEL_CAPACITY};
+use zetl_core::pipeline::{Progress, Writer, CHANNEL_BYTES};
 use zetl_core::target::Target;
 use zetl_core::Phase;
 use zetl_duckdb::DuckdbTarget;
@@ -59,7 +60,7 @@ fn is_transient(e: &anyhow::Error) -> bool {
 async fn run_once(integration: &Integration, stop: watch::Receiver<bool>, progress: Arc<Progress>) -> Result<()> {
     let SourceConfig::Postgres(pg) = &integration.source;
     let TargetConfig::Duckdb(duck) = &integration.target;
-    let mut target = DuckdbTarget::open(&duck.path, &integration.name)?;
+    let mut target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))?;
     let checkpoint = target.checkpoint()?;
     if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) {
         // No completed initial copy: whatever a previous attempt left is dropped.
@@ -73,7 +74,7 @@ async fn run_once(integration: &Integration, stop: watch::Receiver<bool>, progre
         "starting"
     );
 
-    let (events_tx, events_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (events_tx, events_rx) = channel::channel(CHANNEL_BYTES);
     let (acks_tx, acks_rx) = watch::channel(start_position);
     let writer =
         Writer::new(target, integration.batch.clone(), acks_tx, progress.clone()).resuming_from(checkpoint.as_ref());
