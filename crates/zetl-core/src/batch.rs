@@ -50,8 +50,18 @@ impl TableBatch {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub tables: BTreeMap<TableId, TableBatch>,
+    /// Source changes taken in per table, by kind (before collapsing), for metrics.
+    pub counts: BTreeMap<TableId, OpCounts>,
     weight: usize,
     changes: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OpCounts {
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub truncates: u64,
 }
 
 impl Batch {
@@ -70,6 +80,7 @@ impl Batch {
 
     pub fn clear(&mut self) {
         self.tables.clear();
+        self.counts.clear();
         self.weight = 0;
         self.changes = 0;
     }
@@ -77,12 +88,19 @@ impl Batch {
     pub fn truncate(&mut self, table: &TableId) {
         let t = self.tables.entry(table.clone()).or_default();
         *t = TableBatch { truncate: true, ..TableBatch::default() };
+        self.counts.entry(table.clone()).or_default().truncates += 1;
         self.changes += 1;
     }
 
     pub fn push(&mut self, schema: &TableSchema, change: Change) {
         self.weight += change.weight();
         self.changes += 1;
+        let counts = self.counts.entry(change.table.clone()).or_default();
+        match change.kind {
+            ChangeKind::Insert { .. } => counts.inserts += 1,
+            ChangeKind::Update { .. } => counts.updates += 1,
+            ChangeKind::Delete { .. } => counts.deletes += 1,
+        }
         let table = self.tables.entry(change.table).or_default();
         let key_cols = match &schema.identity {
             RowIdentity::Key(k) => k,

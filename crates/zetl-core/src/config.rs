@@ -24,6 +24,25 @@ struct IntegrationDoc {
     tables: TablesDoc,
     #[serde(default)]
     batch: BatchConfig,
+    #[serde(default)]
+    metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); `off` disables it.
+    #[serde(default = "defaults::metrics_listen")]
+    pub listen: String,
+    /// `/readyz` answers 503 when lag grows past this.
+    #[serde(default = "defaults::ready_max_lag_seconds")]
+    pub ready_max_lag_seconds: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: defaults::metrics_listen(), ready_max_lag_seconds: defaults::ready_max_lag_seconds() }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +151,12 @@ mod defaults {
     pub fn duckdb_path() -> std::path::PathBuf {
         DUCKDB_PATH.into()
     }
+    pub fn metrics_listen() -> String {
+        "127.0.0.1:9187".into()
+    }
+    pub fn ready_max_lag_seconds() -> f64 {
+        60.0
+    }
     pub fn duckdb_memory_limit() -> String {
         "256MB".into()
     }
@@ -160,6 +185,9 @@ pub struct Integration {
     pub target: TargetConfig,
     pub tables: TableFilter,
     pub batch: BatchConfig,
+    /// Where `/metrics` etc. are served; `None` when turned off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    pub ready_max_lag_seconds: f64,
 }
 
 #[derive(Debug)]
@@ -197,12 +225,20 @@ impl Config {
             let tables = TableFilter::new(&it.tables.include, &it.tables.exclude)
                 .map_err(|e| invalid(format!("integration `{}`: tables: {e}", it.name)))?;
             validate_source(&it.source).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
+            let metrics_listen = match it.metrics.listen.as_str() {
+                "off" | "" => None,
+                addr => Some(addr.parse().map_err(|_| {
+                    invalid(format!("integration `{}`: metrics.listen `{addr}` is not HOST:PORT or `off`", it.name))
+                })?),
+            };
             integrations.push(Integration {
                 name: it.name,
                 source: it.source,
                 target: it.target,
                 tables,
                 batch: it.batch,
+                metrics_listen,
+                ready_max_lag_seconds: it.metrics.ready_max_lag_seconds,
             });
         }
         Ok(Config { file: path.to_path_buf(), integrations })

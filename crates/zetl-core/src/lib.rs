@@ -8,8 +8,10 @@ mod envsubst;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod progress;
 pub mod target;
 
 pub use error::{ConfigError, PipelineError};

@@ -10,7 +10,7 @@ use crate::event::{Checkpoint, Phase, Position, SourceEvent};
 use crate::model::{TableId, TableSchema};
 use crate::target::Target;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -21,18 +21,8 @@ pub const CHANNEL_BYTES: usize = 16 << 20;
 /// How often an idle source's position is written to the target.
 const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
-/// Counters the writer keeps up to date, read by logs, metrics and `status`.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub changes_applied: AtomicU64,
-    pub transactions_applied: AtomicU64,
-    pub rows_copied: AtomicU64,
-    pub batches_committed: AtomicU64,
-    /// Source commit time (µs since epoch) of the newest transaction committed at the target.
-    pub last_commit_time_us: AtomicI64,
-    /// When the target last committed (µs since epoch).
-    pub last_target_commit_us: AtomicI64,
-}
+pub use crate::progress::Progress;
+use crate::progress::{PHASE_SNAPSHOTTING, PHASE_STREAMING};
 
 pub struct Writer<T: Target> {
     target: T,
@@ -87,6 +77,7 @@ impl<T: Target> Writer<T> {
     pub fn resuming_from(mut self, checkpoint: Option<&Checkpoint>) -> Self {
         if let Some(c) = checkpoint.filter(|c| c.phase == Phase::Streaming) {
             self.position = Some(c.position.clone());
+            self.progress.phase.store(PHASE_STREAMING, Ordering::Relaxed);
         }
         self
     }
@@ -153,7 +144,7 @@ impl<T: Target> Writer<T> {
                 self.copied_since_commit +=
                     rows.iter().map(|r| 24 + r.iter().map(|v| v.weight()).sum::<usize>()).sum::<usize>();
                 self.target.copy_rows(&table, &rows).map_err(target_err)?;
-                self.progress.rows_copied.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                self.progress.add_copied(&table.to_string(), rows.len() as u64);
                 // A snapshot restarts from scratch after a crash, so its rows may be committed
                 // in pieces: this keeps the target's transaction (and memory) small.
                 if self.phase == Phase::Snapshotting && self.copied_since_commit >= self.config.max_bytes {
@@ -202,6 +193,13 @@ impl<T: Target> Writer<T> {
                 self.pending_txns += 1;
                 if let Some(t) = commit_time_us {
                     self.pending_commit_time = Some(t);
+                    // Lag is measured from the oldest transaction the target does not have.
+                    let _ = self.progress.oldest_pending_commit_us.compare_exchange(
+                        0,
+                        t,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                 }
                 if self.batch.weight() >= self.config.max_bytes
                     || self.opened_at.elapsed() >= Duration::from_millis(self.config.max_wait_ms)
@@ -230,6 +228,7 @@ impl<T: Target> Writer<T> {
     fn phase_for_copy(&mut self) {
         if self.position.is_none() {
             self.phase = Phase::Snapshotting;
+            self.progress.phase.store(PHASE_SNAPSHOTTING, Ordering::Relaxed);
         }
     }
 
@@ -246,6 +245,7 @@ impl<T: Target> Writer<T> {
         if !self.batch.is_empty() {
             self.target.apply(&self.batch).map_err(target_err)?;
             self.progress.changes_applied.fetch_add(self.batch.changes(), Ordering::Relaxed);
+            self.progress.add_batch(&self.batch);
             self.batch.clear();
         }
         Ok(())
@@ -255,6 +255,7 @@ impl<T: Target> Writer<T> {
         if !self.open {
             return Ok(());
         }
+        let started = Instant::now();
         self.flush()?;
         let position = self.position.clone().unwrap_or_default();
         self.target.commit(&Checkpoint { position: position.clone(), phase: self.phase }).map_err(target_err)?;
@@ -265,8 +266,15 @@ impl<T: Target> Writer<T> {
         p.transactions_applied.fetch_add(self.pending_txns, Ordering::Relaxed);
         p.batches_committed.fetch_add(1, Ordering::Relaxed);
         p.last_target_commit_us.store(now_us(), Ordering::Relaxed);
+        p.observe_apply(started.elapsed().as_secs_f64());
         if let Some(t) = self.pending_commit_time.take() {
             p.last_commit_time_us.store(t, Ordering::Relaxed);
+        }
+        if !self.in_source_txn {
+            p.oldest_pending_commit_us.store(0, Ordering::Relaxed);
+        }
+        if self.phase == Phase::Streaming {
+            p.phase.store(PHASE_STREAMING, Ordering::Relaxed);
         }
         self.pending_txns = 0;
         if self.phase == Phase::Streaming {

@@ -11,12 +11,14 @@ use crate::snapshot::{send, SnapshotCopy};
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 use zetl_core::channel::EventSender;
 use zetl_core::config::PostgresSourceConfig;
 use zetl_core::filter::TableFilter;
+use zetl_core::progress::Progress;
 use zetl_core::{Checkpoint, Phase, Position, SourceEvent, TableId, TableSchema};
 
 pub struct PgSource {
@@ -24,6 +26,7 @@ pub struct PgSource {
     pub config: PostgresSourceConfig,
     pub filter: TableFilter,
     info: ConnInfo,
+    progress: Arc<Progress>,
 }
 
 /// What the target knows when the source starts.
@@ -37,7 +40,13 @@ pub struct StartState {
 impl PgSource {
     pub fn new(integration: &str, config: PostgresSourceConfig, filter: TableFilter) -> Result<Self, PgError> {
         let info = ConnInfo::from_url(&config.url)?;
-        Ok(Self { integration: integration.to_string(), config, filter, info })
+        Ok(Self { integration: integration.to_string(), config, filter, info, progress: Arc::new(Progress::default()) })
+    }
+
+    /// Reports source and acknowledged log positions into `progress` (lag in bytes).
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     pub fn slot_name(&self) -> String {
@@ -94,6 +103,11 @@ impl PgSource {
                 let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
                 tracing::info!(slot, consistent_point = %lsn, "created replication slot");
                 let with_schemas = self.schemas(&sql, &types, &tables).await?;
+                if let Ok(mut counters) = self.progress.tables.lock() {
+                    for t in &tables {
+                        counters.entry(t.id.to_string()).or_default().rows_estimated = t.estimated_rows.max(0.0) as u64;
+                    }
+                }
                 let copy = SnapshotCopy {
                     info: &self.info,
                     snapshot: &snapshot,
@@ -114,6 +128,7 @@ impl PgSource {
         })?;
         let tables_by_id = tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
         let mut streamer = Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
+        streamer.progress = self.progress.clone();
         // Copies made while streaming hold the transactions before their position: the
         // replay from the checkpoint skips those again.
         for (table, at) in &copied {

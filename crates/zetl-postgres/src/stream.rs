@@ -9,10 +9,13 @@ use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
 use crate::spill::Spill;
 use crate::types::{map_type, parse_text, TypeCatalog};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 use zetl_core::channel::EventSender;
+use zetl_core::progress::Progress;
 use zetl_core::{Change, ChangeKind, Column, Position, Row, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
@@ -43,6 +46,7 @@ pub struct Streamer<'a> {
     /// Inside a Stream Start … Stream Stop block: the streamed transaction's xid.
     stream_xid: Option<u32>,
     spill: Spill,
+    pub progress: Arc<Progress>,
 }
 
 /// Why the stream loop returned.
@@ -64,6 +68,7 @@ impl<'a> Streamer<'a> {
         Self {
             stream_xid: None,
             spill,
+            progress: Arc::new(Progress::default()),
             sql,
             types,
             tables,
@@ -101,10 +106,12 @@ impl<'a> Streamer<'a> {
                 msg = stream.next() => match msg? {
                     ReplMessage::XLogData { wal_start, wal_end, data } => {
                         self.received = self.received.max(wal_end);
+                        self.progress.source_log_position.store(self.received.0, Ordering::Relaxed);
                         self.handle(wal_start, &data, stream).await?;
                     }
                     ReplMessage::Keepalive { wal_end, reply_requested } => {
                         self.received = self.received.max(wal_end);
+                        self.progress.source_log_position.store(self.received.0, Ordering::Relaxed);
                         if !self.in_txn && self.stream_xid.is_none() {
                             // Idle: everything before wal_end has been sent, so once the target
                             // has what came before, wal_end itself may be acknowledged.
@@ -122,6 +129,7 @@ impl<'a> Streamer<'a> {
                     }
                     if let Some(lsn) = Lsn::parse(&acks.borrow_and_update().0) {
                         self.acked = self.acked.max(lsn);
+                        self.progress.target_log_position.store(self.acked.0, Ordering::Relaxed);
                     }
                     stream.send_status(self.received, self.acked, false).await?;
                 }

@@ -4,6 +4,7 @@
 //! 2 configuration error, 3 a `check` failed.
 
 mod check;
+mod http;
 mod logging;
 mod run;
 mod status;

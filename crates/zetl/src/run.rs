@@ -2,6 +2,7 @@
 //! failure that a reconnect may cure restarts both from the checkpoint the target holds —
 //! the same path a restart after kill -9 takes.
 
+use crate::http;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,12 +31,22 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
     });
     let mut backoff = Duration::from_millis(500);
     let progress = Arc::new(Progress::default());
+    if let Some(listen) = integration.metrics_listen {
+        let endpoint = http::Endpoint {
+            integration: integration.name.clone(),
+            progress: progress.clone(),
+            ready_max_lag_seconds: integration.ready_max_lag_seconds,
+        };
+        tokio::spawn(http::serve(listen, endpoint));
+    }
     loop {
         match run_once(&integration, stop_rx.clone(), progress.clone()).await {
             Ok(()) => return Ok(0),
             // Retrying only helps a connection that worked before: a wrong host or port at
             // start-up is reported at once instead of being retried forever.
             Err(e) if is_transient(&e) && !*stop_rx.borrow() && made_progress(&progress) => {
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+                progress.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %format!("{e:#}"), retry_in_s = backoff.as_secs_f64(), "connection lost; resuming from the target's checkpoint");
                 let mut stop = stop_rx.clone();
                 tokio::select! {
@@ -44,7 +55,10 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
         }
     }
 }
@@ -82,9 +96,10 @@ async fn run_once(integration: &Integration, stop: watch::Receiver<bool>, progre
         .name("zetl-writer".into())
         .spawn(move || writer.run(events_rx))
         .context("starting the writer thread")?;
-    let reporter = tokio::spawn(report(progress));
+    let reporter = tokio::spawn(report(progress.clone()));
 
-    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?;
+    let source =
+        PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?.with_progress(progress.clone());
     let start = StartState { checkpoint, copied };
     let source_result = source.run(start, events_tx, acks_rx, stop).await;
     reporter.abort();
@@ -104,16 +119,13 @@ async fn report(progress: Arc<Progress>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        // Source commit → target commit delay of the newest applied transaction: it does not
-        // grow while the source is idle.
-        let source = progress.last_commit_time_us.load(Ordering::Relaxed);
-        let target = progress.last_target_commit_us.load(Ordering::Relaxed);
-        let lag = if source > 0 { (target - source).max(0) as f64 / 1e6 } else { 0.0 };
         tracing::info!(
+            phase = progress.phase_name(),
             changes = progress.changes_applied.load(Ordering::Relaxed),
             transactions = progress.transactions_applied.load(Ordering::Relaxed),
             rows_copied = progress.rows_copied.load(Ordering::Relaxed),
-            lag_s = lag,
+            lag_s = progress.lag_seconds(zetl_core::pipeline::now_us()),
+            lag_bytes = progress.lag_bytes(),
             "progress"
         );
     }

@@ -13,6 +13,17 @@ struct Status {
     integration: String,
     target: Result<zetl_duckdb::status::TargetStatus, String>,
     source_position: Result<String, String>,
+    /// What a running `zetl run` reports on its metrics endpoint (the DuckDB file is locked
+    /// while it runs).
+    running: Option<Running>,
+}
+
+struct Running {
+    url: String,
+    phase: String,
+    lag_seconds: f64,
+    lag_bytes: f64,
+    transactions: f64,
 }
 
 impl Status {
@@ -44,9 +55,20 @@ impl Status {
             ),
             Err(e) => (json!("unknown"), Value::Null, Value::Null, json!([]), json!(e)),
         };
+        let (phase, running) = match &self.running {
+            Some(r) => (
+                json!(r.phase),
+                json!({
+                    "metrics_url": r.url, "phase": r.phase, "lag_seconds": r.lag_seconds,
+                    "lag_bytes": r.lag_bytes, "transactions_applied": r.transactions,
+                }),
+            ),
+            None => (phase, Value::Null),
+        };
         json!({
             "integration": self.integration,
             "phase": phase,
+            "running": running,
             "target_position": position,
             "target_updated_at": updated_at,
             "source_position": self.source_position.as_ref().ok(),
@@ -60,6 +82,12 @@ impl Status {
 
     fn to_text(&self) -> String {
         let mut out = format!("integration  {}\n", self.integration);
+        if let Some(r) = &self.running {
+            out += &format!(
+                "running      phase {}, lag {:.1} s / {} bytes, {} transactions applied ({})\n",
+                r.phase, r.lag_seconds, r.lag_bytes, r.transactions, r.url
+            );
+        }
         match &self.target {
             Ok(t) => {
                 out += &format!("phase        {}\n", t.phase.as_deref().unwrap_or("new (never run)"));
@@ -117,5 +145,45 @@ async fn collect(integration: &Integration) -> Result<Status> {
     let SourceConfig::Postgres(pg) = &integration.source;
     let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone()).context("source config")?;
     let source_position = source.current_position().await.map_err(|e| e.to_string());
-    Ok(Status { integration: integration.name.clone(), target, source_position })
+    let running = match (&target, integration.metrics_listen) {
+        (Err(_), Some(addr)) => scrape(addr, &integration.name).await,
+        _ => None,
+    };
+    Ok(Status { integration: integration.name.clone(), target, source_position, running })
+}
+
+/// Reads phase and lag from a running process's `/metrics`; `None` when nothing answers.
+async fn scrape(addr: std::net::SocketAddr, integration: &str) -> Option<Running> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        Some(text)
+    };
+    let text = tokio::time::timeout(Duration::from_secs(2), fetch).await.ok()??;
+    let label = format!("{{integration=\"{integration}\"");
+    let value = |name: &str| -> Option<f64> {
+        let prefix = format!("{name}{label}}}");
+        text.lines().find(|l| l.starts_with(&prefix))?.rsplit(' ').next()?.parse().ok()
+    };
+    let streaming =
+        text.lines().any(|l| l.starts_with("zetl_phase") && l.contains("phase=\"streaming\"") && l.ends_with(" 1"));
+    let snapshotting =
+        text.lines().any(|l| l.starts_with("zetl_phase") && l.contains("phase=\"snapshotting\"") && l.ends_with(" 1"));
+    Some(Running {
+        url: format!("http://{addr}/metrics"),
+        phase: if streaming {
+            "streaming"
+        } else if snapshotting {
+            "snapshotting"
+        } else {
+            "starting"
+        }
+        .into(),
+        lag_seconds: value(zetl_core::metrics::LAG_SECONDS)?,
+        lag_bytes: value(zetl_core::metrics::LAG_BYTES).unwrap_or(0.0),
+        transactions: value(zetl_core::metrics::TRANSACTIONS_APPLIED).unwrap_or(0.0),
+    })
 }

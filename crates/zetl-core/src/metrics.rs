@@ -1,0 +1,141 @@
+//! The metrics zetl exports, in Prometheus' text exposition format. Names and labels are
+//! documented in docs/operations.md ("Metrics"); keep both in step.
+
+use crate::progress::{Progress, LATENCY_BUCKETS, PHASE_SNAPSHOTTING, PHASE_STREAMING};
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+pub const LAG_SECONDS: &str = "zetl_lag_seconds";
+pub const LAG_BYTES: &str = "zetl_lag_bytes";
+pub const PHASE: &str = "zetl_phase";
+pub const CHANGES_APPLIED: &str = "zetl_changes_applied_total";
+pub const TRANSACTIONS_APPLIED: &str = "zetl_transactions_applied_total";
+pub const BATCHES_COMMITTED: &str = "zetl_batches_committed_total";
+pub const SNAPSHOT_ROWS: &str = "zetl_snapshot_rows_total";
+pub const SNAPSHOT_ROWS_ESTIMATED: &str = "zetl_snapshot_rows_estimated";
+pub const APPLY_DURATION: &str = "zetl_apply_duration_seconds";
+pub const LAST_TARGET_COMMIT: &str = "zetl_last_target_commit_timestamp_seconds";
+pub const RECONNECTS: &str = "zetl_reconnects_total";
+pub const ERRORS: &str = "zetl_errors_total";
+
+/// Renders every metric of one integration.
+pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
+    let mut out = String::with_capacity(4096);
+    let it = escape(integration);
+    let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{integration=\"{it}\"}} {value}");
+    };
+    gauge(
+        LAG_SECONDS,
+        "Seconds since the source commit of the oldest change not yet committed at the target (0 when caught up).",
+        "gauge",
+        format!("{}", p.lag_seconds(now_us)),
+    );
+    gauge(
+        LAG_BYTES,
+        "Bytes of source log received or announced but not yet committed at the target.",
+        "gauge",
+        p.lag_bytes().to_string(),
+    );
+    gauge(
+        TRANSACTIONS_APPLIED,
+        "Source transactions committed at the target.",
+        "counter",
+        p.transactions_applied.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        BATCHES_COMMITTED,
+        "Target transactions committed.",
+        "counter",
+        p.batches_committed.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        LAST_TARGET_COMMIT,
+        "Unix time of the last target commit.",
+        "gauge",
+        format!("{}", p.last_target_commit_us.load(Ordering::Relaxed) as f64 / 1e6),
+    );
+    gauge(
+        RECONNECTS,
+        "Restarts of the pipeline after a lost connection.",
+        "counter",
+        p.reconnects.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        ERRORS,
+        "Errors that stopped the pipeline (retried or fatal).",
+        "counter",
+        p.errors.load(Ordering::Relaxed).to_string(),
+    );
+
+    let phase = p.phase.load(Ordering::Relaxed);
+    let _ = writeln!(out, "# HELP {PHASE} 1 for the phase the integration is in.\n# TYPE {PHASE} gauge");
+    for (name, value) in [("snapshotting", PHASE_SNAPSHOTTING), ("streaming", PHASE_STREAMING)] {
+        let _ = writeln!(out, "{PHASE}{{integration=\"{it}\",phase=\"{name}\"}} {}", u8::from(phase == value));
+    }
+
+    let tables = p.tables.lock().map(|t| t.clone()).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP {CHANGES_APPLIED} Source changes applied, per table and operation.\n# TYPE {CHANGES_APPLIED} counter"
+    );
+    for (table, c) in &tables {
+        let t = escape(table);
+        for (op, n) in [("insert", c.inserts), ("update", c.updates), ("delete", c.deletes), ("truncate", c.truncates)]
+        {
+            let _ = writeln!(out, "{CHANGES_APPLIED}{{integration=\"{it}\",table=\"{t}\",op=\"{op}\"}} {n}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {SNAPSHOT_ROWS} Rows copied by initial copies, per table.\n# TYPE {SNAPSHOT_ROWS} counter"
+    );
+    for (table, c) in &tables {
+        let _ = writeln!(out, "{SNAPSHOT_ROWS}{{integration=\"{it}\",table=\"{}\"}} {}", escape(table), c.rows_copied);
+    }
+    let _ = writeln!(out, "# HELP {SNAPSHOT_ROWS_ESTIMATED} The source's row estimate for tables being copied.\n# TYPE {SNAPSHOT_ROWS_ESTIMATED} gauge");
+    for (table, c) in tables.iter().filter(|(_, c)| c.rows_estimated > 0) {
+        let _ = writeln!(
+            out,
+            "{SNAPSHOT_ROWS_ESTIMATED}{{integration=\"{it}\",table=\"{}\"}} {}",
+            escape(table),
+            c.rows_estimated
+        );
+    }
+
+    let h = p.apply_latency.lock().map(|h| h.clone()).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP {APPLY_DURATION} Time to apply and commit one target transaction.\n# TYPE {APPLY_DURATION} histogram"
+    );
+    for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets.iter()) {
+        let _ = writeln!(out, "{APPLY_DURATION}_bucket{{integration=\"{it}\",le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{APPLY_DURATION}_bucket{{integration=\"{it}\",le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{APPLY_DURATION}_sum{{integration=\"{it}\"}} {}", h.sum);
+    let _ = writeln!(out, "{APPLY_DURATION}_count{{integration=\"{it}\"}} {}", h.count);
+    out
+}
+
+/// Label values escape `\`, `"` and newlines.
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let p = Progress::default();
+        p.add_copied("public.items", 10);
+        p.transactions_applied.store(3, Ordering::Relaxed);
+        p.observe_apply(0.02);
+        let text = render("shop", &p, 0);
+        assert!(text.contains("zetl_snapshot_rows_total{integration=\"shop\",table=\"public.items\"} 10"), "{text}");
+        assert!(text.contains("zetl_transactions_applied_total{integration=\"shop\"} 3"), "{text}");
+        assert!(text.contains("zetl_apply_duration_seconds_bucket{integration=\"shop\",le=\"0.025\"} 1"), "{text}");
+        assert!(text.contains("zetl_lag_seconds{integration=\"shop\"} 0"), "{text}");
+    }
+}

@@ -1,0 +1,141 @@
+//! What an integration has done and how far behind it is, shared by the writer, the source,
+//! the progress log and the metrics endpoint. Names of the exported metrics are in `metrics`.
+
+use crate::batch::Batch;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// Upper bounds (seconds) of the apply-latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+pub const PHASE_STARTING: u8 = 0;
+pub const PHASE_SNAPSHOTTING: u8 = 1;
+pub const PHASE_STREAMING: u8 = 2;
+
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub changes_applied: AtomicU64,
+    pub transactions_applied: AtomicU64,
+    pub rows_copied: AtomicU64,
+    pub batches_committed: AtomicU64,
+    /// Source commit time (µs since epoch) of the newest transaction committed at the target.
+    pub last_commit_time_us: AtomicI64,
+    /// When the target last committed (µs since epoch).
+    pub last_target_commit_us: AtomicI64,
+    /// Source commit time (µs) of the oldest transaction received but not yet committed at
+    /// the target; 0 when the target has everything received.
+    pub oldest_pending_commit_us: AtomicI64,
+    pub phase: AtomicU8,
+    /// The source's log position as far as zetl has seen it, and the position committed at the
+    /// target, in bytes (PostgreSQL: LSNs).
+    pub source_log_position: AtomicU64,
+    pub target_log_position: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub errors: AtomicU64,
+    pub tables: Mutex<BTreeMap<String, TableCounters>>,
+    pub apply_latency: Mutex<Histogram>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TableCounters {
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub truncates: u64,
+    pub rows_copied: u64,
+    /// The planner's row estimate while copying, for progress.
+    pub rows_estimated: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Histogram {
+    pub buckets: [u64; LATENCY_BUCKETS.len()],
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, seconds: f64) {
+        for (bound, n) in LATENCY_BUCKETS.iter().zip(self.buckets.iter_mut()) {
+            if seconds <= *bound {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+impl Progress {
+    pub fn add_batch(&self, batch: &Batch) {
+        if let Ok(mut tables) = self.tables.lock() {
+            for (table, c) in &batch.counts {
+                let t = tables.entry(table.to_string()).or_default();
+                t.inserts += c.inserts;
+                t.updates += c.updates;
+                t.deletes += c.deletes;
+                t.truncates += c.truncates;
+            }
+        }
+    }
+
+    pub fn add_copied(&self, table: &str, rows: u64) {
+        self.rows_copied.fetch_add(rows, Ordering::Relaxed);
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.entry(table.to_string()).or_default().rows_copied += rows;
+        }
+    }
+
+    pub fn observe_apply(&self, seconds: f64) {
+        if let Ok(mut h) = self.apply_latency.lock() {
+            h.observe(seconds);
+        }
+    }
+
+    /// Seconds between now and the source commit of the oldest change the target does not
+    /// have yet; 0 when caught up, so an idle source never looks lagged.
+    pub fn lag_seconds(&self, now_us: i64) -> f64 {
+        match self.oldest_pending_commit_us.load(Ordering::Relaxed) {
+            0 => 0.0,
+            t => (now_us - t).max(0) as f64 / 1e6,
+        }
+    }
+
+    pub fn lag_bytes(&self) -> u64 {
+        let source = self.source_log_position.load(Ordering::Relaxed);
+        let target = self.target_log_position.load(Ordering::Relaxed);
+        source.saturating_sub(target)
+    }
+
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase.load(Ordering::Relaxed) {
+            PHASE_SNAPSHOTTING => "snapshotting",
+            PHASE_STREAMING => "streaming",
+            _ => "starting",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let mut h = Histogram::default();
+        h.observe(0.003);
+        h.observe(0.2);
+        assert_eq!(h.buckets[0], 1);
+        assert_eq!(h.buckets[5], 2);
+        assert_eq!(h.count, 2);
+    }
+
+    #[test]
+    fn caught_up_means_no_lag() {
+        let p = Progress::default();
+        assert_eq!(p.lag_seconds(1_000_000_000), 0.0);
+        p.oldest_pending_commit_us.store(1_000_000, Ordering::Relaxed);
+        assert_eq!(p.lag_seconds(3_000_000), 2.0);
+    }
+}
