@@ -73,6 +73,9 @@ pub struct PostgresSourceConfig {
     /// Seconds between looks for new tables that match the filters.
     #[serde(default = "defaults::table_discovery_secs")]
     pub table_discovery_secs: u64,
+    /// `zetl check` fails when the slot retains more WAL than this (MiB).
+    #[serde(default = "defaults::slot_wal_budget_mb")]
+    pub slot_wal_budget_mb: u64,
 }
 
 impl std::fmt::Debug for PostgresSourceConfig {
@@ -165,6 +168,9 @@ mod defaults {
     }
     pub fn snapshot_chunk_rows() -> u64 {
         1_000_000
+    }
+    pub fn slot_wal_budget_mb() -> u64 {
+        10 * 1024
     }
     pub fn table_discovery_secs() -> u64 {
         10

@@ -1,44 +1,65 @@
 //! Read-only prerequisite checks for `zetl check`: one verdict per line, with the fix.
 
 use crate::catalog;
-use crate::publication;
 use crate::replication::ReplicationConn;
 use crate::source::PgSource;
 use tokio_postgres::Client;
 
-pub type Verdict = (bool, String, String);
+/// One line of `zetl check`: whether it passed, what was checked, and the detail or fix.
+pub type Verdict = (Outcome, String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// Worth a look, but nothing stops replication.
+    Warn,
+    Fail,
+}
+
+impl From<bool> for Outcome {
+    fn from(ok: bool) -> Self {
+        if ok {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        }
+    }
+}
 
 impl PgSource {
-    pub async fn check(&self) -> Vec<Verdict> {
+    /// `known_slots`: the slots of every integration in the config file, so that slots of
+    /// retired integrations can be pointed out.
+    pub async fn check(&self, known_slots: &[String]) -> Vec<Verdict> {
         let mut out = Vec::new();
         let sql = match self.conn_info().connect_sql().await {
             Ok(c) => {
-                out.push((true, "source connection".into(), format!("{:?}", self.conn_info())));
+                out.push((Outcome::Pass, "source connection".into(), format!("{:?}", self.conn_info())));
                 c
             }
             Err(e) => {
-                out.push((false, "source connection".into(), e.to_string()));
+                out.push((Outcome::Fail, "source connection".into(), e.to_string()));
                 return out;
             }
         };
         out.push(match catalog::check_wal_level(&sql).await {
-            Ok(()) => (true, "wal_level".into(), "logical".into()),
-            Err(e) => (false, "wal_level".into(), e.to_string()),
+            Ok(()) => (Outcome::Pass, "wal_level".into(), "logical".into()),
+            Err(e) => (Outcome::Fail, "wal_level".into(), e.to_string()),
         });
         out.push(self.check_privileges(&sql).await);
         out.push(match ReplicationConn::connect(self.conn_info()).await {
-            Ok(_) => (true, "replication connection".into(), String::new()),
+            Ok(_) => (Outcome::Pass, "replication connection".into(), String::new()),
             Err(e) => (
-                false,
+                Outcome::Fail,
                 "replication connection".into(),
                 format!("{e} (grant REPLICATION to the user and allow it in pg_hba.conf)"),
             ),
         });
         out.push(self.check_slots(&sql).await);
+        out.extend(self.check_orphan_slots(&sql, known_slots).await);
         match catalog::list_tables(&sql, &self.filter).await {
             Ok(tables) => {
                 out.push((
-                    !tables.is_empty(),
+                    Outcome::from(!tables.is_empty()),
                     "tables".into(),
                     match tables.len() {
                         0 => "no table matches tables.include / tables.exclude".into(),
@@ -47,13 +68,13 @@ impl PgSource {
                 ));
                 out.push(self.check_ownership(&sql, &tables).await);
                 for t in tables.iter().filter(|t| !t.has_identity()) {
-                    out.push((true, format!("table {}", t.id), format!(
+                    out.push((Outcome::Pass, format!("table {}", t.id), format!(
                         "no primary key or replica identity: inserts only (for updates and deletes: ALTER TABLE {} REPLICA IDENTITY FULL)",
                         catalog::quote_table(&t.id)
                     )));
                 }
             }
-            Err(e) => out.push((false, "tables".into(), e.to_string())),
+            Err(e) => out.push((Outcome::Fail, "tables".into(), e.to_string())),
         }
         out
     }
@@ -63,15 +84,17 @@ impl PgSource {
                  FROM pg_roles WHERE rolname = current_user";
         match sql.query_one(q, &[]).await {
             Ok(r) if r.get::<_, bool>(0) && r.get::<_, bool>(1) => {
-                (true, "privileges".into(), "REPLICATION and CREATE (for the publication)".into())
+                (Outcome::Pass, "privileges".into(), "REPLICATION and CREATE (for the publication)".into())
             }
             Ok(r) if !r.get::<_, bool>(0) => {
-                (false, "privileges".into(), format!("`ALTER ROLE {} REPLICATION`", self.conn_info().user))
+                (Outcome::Fail, "privileges".into(), format!("`ALTER ROLE {} REPLICATION`", self.conn_info().user))
             }
-            Ok(_) => {
-                (false, "privileges".into(), "the user needs CREATE on the database to create the publication".into())
-            }
-            Err(e) => (false, "privileges".into(), e.to_string()),
+            Ok(_) => (
+                Outcome::Fail,
+                "privileges".into(),
+                "the user needs CREATE on the database to create the publication".into(),
+            ),
+            Err(e) => (Outcome::Fail, "privileges".into(), e.to_string()),
         }
     }
 
@@ -83,33 +106,64 @@ impl PgSource {
                  AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) ORDER BY 1";
         match sql.query(q, &[&oids]).await {
             Ok(rows) if rows.is_empty() => {
-                (true, "table ownership".into(), "the user may publish every matching table".into())
+                (Outcome::Pass, "table ownership".into(), "the user may publish every matching table".into())
             }
             Ok(rows) => {
                 let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-                (false, "table ownership".into(), format!(
+                (Outcome::Fail, "table ownership".into(), format!(
                     "only a table's owner can add it to the publication; not owned by `{}`: {} (grant the owning role to it, or create the publication as the owner and name it in source.publication)",
                     self.conn_info().user,
                     names.join(", ")
                 ))
             }
-            Err(e) => (false, "table ownership".into(), e.to_string()),
+            Err(e) => (Outcome::Fail, "table ownership".into(), e.to_string()),
         }
     }
 
     async fn check_slots(&self, sql: &Client) -> Verdict {
         let slot = self.slot_name();
-        match publication::slot_state(sql, &slot).await {
-            Ok(Some(s)) => (
-                true,
-                "replication slot".into(),
-                format!(
-                    "`{slot}` exists, confirmed up to {}",
-                    s.confirmed_flush.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
-                ),
-            ),
-            Ok(None) => (true, "replication slot".into(), format!("`{slot}` will be created by `zetl run`")),
-            Err(e) => (false, "replication slot".into(), e.to_string()),
+        let q = "SELECT confirmed_flush_lsn::text, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 \
+                 FROM pg_replication_slots WHERE slot_name = $1";
+        let budget = self.config.slot_wal_budget_mb.saturating_mul(1 << 20);
+        match sql.query_opt(q, &[&slot]).await {
+            Ok(Some(r)) => {
+                let retained = r.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64;
+                let confirmed = r.get::<_, Option<String>>(0).unwrap_or_else(|| "-".into());
+                let detail = format!("`{slot}` confirmed up to {confirmed}, retains {} MiB of WAL", retained >> 20);
+                if retained > budget {
+                    let fix = format!(
+                        "{detail}, over the budget of {} MiB (source.slot_wal_budget_mb): is zetl running and keeping up? A retired integration's slot is removed with `zetl drop`",
+                        budget >> 20
+                    );
+                    (Outcome::Fail, "replication slot".into(), fix)
+                } else {
+                    (Outcome::Pass, "replication slot".into(), detail)
+                }
+            }
+            Ok(None) => (Outcome::Pass, "replication slot".into(), format!("`{slot}` will be created by `zetl run`")),
+            Err(e) => (Outcome::Fail, "replication slot".into(), e.to_string()),
+        }
+    }
+
+    /// zetl's slots (named `zetl_…`) that no integration of the config file uses: a retired
+    /// integration's slot makes the server keep WAL for ever.
+    async fn check_orphan_slots(&self, sql: &Client, known: &[String]) -> Vec<Verdict> {
+        let q = "SELECT slot_name::text, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 FROM pg_replication_slots \
+                 WHERE slot_type = 'logical' AND slot_name LIKE 'zetl\\_%' AND NOT temporary AND database = current_database()";
+        match sql.query(q, &[]).await {
+            Ok(rows) => rows
+                .iter()
+                .filter(|r| !known.contains(&r.get::<_, String>(0)))
+                .map(|r| {
+                    let name: String = r.get(0);
+                    let retained = r.get::<_, Option<i64>>(1).unwrap_or(0).max(0) >> 20;
+                    let fix = format!(
+                        "`{name}` belongs to no integration in this file and retains {retained} MiB of WAL; if its integration is retired: SELECT pg_drop_replication_slot('{name}')"
+                    );
+                    (Outcome::Warn, "unused slot".into(), fix)
+                })
+                .collect(),
+            Err(e) => vec![(Outcome::Warn, "unused slots".into(), e.to_string())],
         }
     }
 

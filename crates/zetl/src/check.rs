@@ -3,19 +3,22 @@
 use anyhow::Result;
 use std::path::Path;
 use zetl_core::config::{Config, SourceConfig, TargetConfig};
-use zetl_postgres::PgSource;
+use zetl_postgres::{Outcome, PgSource};
 
 struct Report {
     failed: usize,
 }
 
 impl Report {
-    fn line(&mut self, ok: bool, what: &str, detail: &str) {
-        if ok {
-            println!("✓ {what}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") });
-        } else {
-            self.failed += 1;
-            println!("✗ {what}: {detail}");
+    fn line(&mut self, outcome: impl Into<Outcome>, what: &str, detail: &str) {
+        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        match outcome.into() {
+            Outcome::Pass => println!("✓ {what}{detail}"),
+            Outcome::Warn => println!("⚠ {what}{detail}"),
+            Outcome::Fail => {
+                self.failed += 1;
+                println!("✗ {what}{detail}");
+            }
         }
     }
 }
@@ -29,8 +32,9 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
     match PgSource::new(&integration.name, pg.clone(), integration.tables.clone()) {
         Err(e) => report.line(false, "source url", &e.to_string()),
         Ok(source) => {
-            for (ok, what, detail) in source.check().await {
-                report.line(ok, &what, &detail);
+            let known = slots_of(&config);
+            for (outcome, what, detail) in source.check(&known).await {
+                report.line(outcome, &what, &detail);
             }
         }
     }
@@ -49,4 +53,16 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
         },
     );
     Ok(if report.failed == 0 { 0 } else { crate::EXIT_CHECK })
+}
+
+/// The slot of every integration in the file.
+fn slots_of(config: &Config) -> Vec<String> {
+    config
+        .integrations
+        .iter()
+        .filter_map(|i| {
+            let SourceConfig::Postgres(pg) = &i.source;
+            PgSource::new(&i.name, pg.clone(), i.tables.clone()).ok().map(|s| s.slot_name())
+        })
+        .collect()
 }

@@ -4,6 +4,7 @@
 //! 2 configuration error, 3 a `check` failed.
 
 mod check;
+mod drop;
 mod http;
 mod logging;
 mod run;
@@ -35,6 +36,14 @@ enum Command {
     Run(Target),
     /// Check the config, connectivity and server prerequisites without changing anything.
     Check(Target),
+    /// Remove the integration's replication slot and publications from the source (asks first).
+    Drop {
+        #[command(flatten)]
+        target: Target,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Show phase, position, lag and per-table state.
     Status {
         #[command(flatten)]
@@ -76,6 +85,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(t) => run::run(&t.config, t.integration.as_deref()).await,
             Command::Check(t) => check::check(&t.config, t.integration.as_deref()).await,
+            Command::Drop { target, yes } => drop::drop(&target.config, target.integration.as_deref(), yes).await,
             Command::Status { target, json, watch } => {
                 status::status(&target.config, target.integration.as_deref(), json, watch).await
             }
