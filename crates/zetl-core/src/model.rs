@@ -138,9 +138,9 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// An estimate of the memory the value holds, for batch sizing.
-    pub fn weight(&self) -> usize {
-        16 + match self {
+    /// The text of the variants that carry their value in canonical text form.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
             Value::Decimal(s)
             | Value::Text(s)
             | Value::Date(s)
@@ -149,10 +149,17 @@ impl Value {
             | Value::TimestampTz(s)
             | Value::Interval(s)
             | Value::Uuid(s)
-            | Value::Json(s) => s.len(),
+            | Value::Json(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An estimate of the memory the value holds, for batch sizing.
+    pub fn weight(&self) -> usize {
+        16 + match self {
             Value::Bytes(b) => b.len(),
             Value::Array(items) => items.iter().map(Value::weight).sum(),
-            _ => 0,
+            other => other.as_text().map_or(0, str::len),
         }
     }
 }

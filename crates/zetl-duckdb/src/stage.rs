@@ -145,15 +145,7 @@ fn short(v: &Value) -> String {
         Value::Float(f) => f.to_string(),
         Value::Bytes(b) => format!("<{} bytes>", b.len()),
         Value::Array(a) => format!("<array of {}>", a.len()),
-        Value::Decimal(s)
-        | Value::Text(s)
-        | Value::Date(s)
-        | Value::Time(s)
-        | Value::Timestamp(s)
-        | Value::TimestampTz(s)
-        | Value::Interval(s)
-        | Value::Uuid(s)
-        | Value::Json(s) => s.clone(),
+        text => text.as_text().unwrap_or_default().to_string(),
     };
     if s.chars().count() > 64 {
         format!("{}…", s.chars().take(64).collect::<String>())

@@ -74,16 +74,8 @@ pub fn to_db(value: &Value, ty: &ColumnType) -> Db {
         Value::UInt(u) => Db::UBigInt(*u),
         Value::Float(f) => Db::Double(*f),
         Value::Bytes(b) => Db::Blob(b.clone()),
-        Value::Decimal(s)
-        | Value::Text(s)
-        | Value::Date(s)
-        | Value::Time(s)
-        | Value::Timestamp(s)
-        | Value::TimestampTz(s)
-        | Value::Interval(s)
-        | Value::Uuid(s)
-        | Value::Json(s) => Db::Text(s.clone()),
         Value::Array(_) => Db::Text(array_json(value)),
+        text => Db::Text(text.as_text().unwrap_or_default().to_string()),
     }
 }
 
@@ -117,14 +109,6 @@ fn write_json(value: &Value, out: &mut String) {
             }
             json_string(&s, out)
         }
-        Value::Decimal(s)
-        | Value::Text(s)
-        | Value::Date(s)
-        | Value::Time(s)
-        | Value::Timestamp(s)
-        | Value::TimestampTz(s)
-        | Value::Interval(s)
-        | Value::Uuid(s) => json_string(s, out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -135,6 +119,7 @@ fn write_json(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        text => json_string(text.as_text().unwrap_or_default(), out),
     }
 }
 
