@@ -39,6 +39,8 @@ pub struct Writer<T: Target> {
     phase: Phase,
     position: Option<Position>,
     pending_txns: u64,
+    /// Tables between CopyStart and CopyDone.
+    copying: usize,
     /// Changes of the source transaction in progress.
     txn_changes: u64,
     pending_commit_time: Option<i64>,
@@ -63,6 +65,7 @@ impl<T: Target> Writer<T> {
             phase: Phase::Streaming,
             position: None,
             pending_txns: 0,
+            copying: 0,
             txn_changes: 0,
             pending_commit_time: None,
             idle_position: None,
@@ -91,7 +94,10 @@ impl<T: Target> Writer<T> {
             .map_err(|e| PipelineError::Protocol(format!("cannot start the writer's timer: {e}")))?;
         let max_wait = Duration::from_millis(self.config.max_wait_ms);
         loop {
-            let event = if self.open && !self.in_source_txn {
+            // A table copied while streaming (new, or resynced) lands in one target
+            // transaction: readers see the old table until the new copy is complete.
+            let copy_in_flight = self.phase == Phase::Streaming && self.copying > 0;
+            let event = if self.open && !self.in_source_txn && !copy_in_flight {
                 let left = max_wait.saturating_sub(self.opened_at.elapsed());
                 match runtime.block_on(async { tokio::time::timeout(left, events.recv()).await }) {
                     Ok(e) => e,
@@ -138,6 +144,7 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 self.phase_for_copy();
                 self.target.copy_start(&table).map_err(target_err)?;
+                self.copying += 1;
             }
             SourceEvent::CopyRows { table, rows } => {
                 self.ensure_open()?;
@@ -154,6 +161,7 @@ impl<T: Target> Writer<T> {
             SourceEvent::CopyDone { table, rows, consistent_at } => {
                 self.ensure_open()?;
                 self.target.copy_done(&table, rows, consistent_at.as_ref()).map_err(target_err)?;
+                self.copying = self.copying.saturating_sub(1);
             }
             SourceEvent::SnapshotDone { position } => {
                 self.ensure_open()?;

@@ -52,6 +52,11 @@ impl DuckdbTarget {
         })
     }
 
+    /// Marks `table` to be copied again when `zetl run` next starts; false if unknown.
+    pub fn request_resync(&self, table: &TableId) -> Result<bool, DuckdbError> {
+        state::request_resync(&self.conn, &self.integration, table)
+    }
+
     pub fn connection(&self) -> &Connection {
         &self.conn
     }

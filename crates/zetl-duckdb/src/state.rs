@@ -107,6 +107,19 @@ pub fn copied_tables(conn: &Connection, integration: &str) -> Result<Vec<(TableI
     rows.collect::<Result<Vec<_>, _>>().context(|| "listing copied tables".into())
 }
 
+/// Marks a table to be copied again at the next start (its committed copy no longer counts).
+/// Returns false when the integration has no such table.
+pub fn request_resync(conn: &Connection, integration: &str, table: &TableId) -> Result<bool, DuckdbError> {
+    let n = conn
+        .execute(
+            "UPDATE _zetl.tables SET state = 'resync-requested', updated_at = now() \
+             WHERE integration = ? AND table_schema = ? AND table_name = ?",
+            params![integration, table.schema, table.name],
+        )
+        .context(|| format!("requesting a resync of {table}"))?;
+    Ok(n > 0)
+}
+
 /// Tables this integration wrote, to be emptied before a fresh initial copy.
 pub fn known_tables(conn: &Connection, integration: &str) -> Result<Vec<TableId>, DuckdbError> {
     tables_in_state(conn, integration, "%")

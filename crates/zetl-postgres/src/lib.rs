@@ -20,4 +20,4 @@ pub mod types;
 pub use check::{Outcome, Verdict};
 pub use error::PgError;
 pub use retire::Retirement;
-pub use source::{PgSource, StartState};
+pub use source::{PgSource, ResyncRequests, StartState};

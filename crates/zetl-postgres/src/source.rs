@@ -27,7 +27,11 @@ pub struct PgSource {
     pub filter: TableFilter,
     info: ConnInfo,
     progress: Arc<Progress>,
+    resync: ResyncRequests,
 }
+
+/// Tables waiting to be copied again, shared with whoever takes the requests.
+pub type ResyncRequests = Arc<std::sync::Mutex<Vec<TableId>>>;
 
 /// What the target knows when the source starts.
 pub struct StartState {
@@ -40,7 +44,25 @@ pub struct StartState {
 impl PgSource {
     pub fn new(integration: &str, config: PostgresSourceConfig, filter: TableFilter) -> Result<Self, PgError> {
         let info = ConnInfo::from_url(&config.url)?;
-        Ok(Self { integration: integration.to_string(), config, filter, info, progress: Arc::new(Progress::default()) })
+        Ok(Self {
+            integration: integration.to_string(),
+            config,
+            filter,
+            info,
+            progress: Arc::new(Progress::default()),
+            resync: ResyncRequests::default(),
+        })
+    }
+
+    /// Tables to copy again while streaming, requested by `zetl resync` through the HTTP
+    /// endpoint; looked at every `table_discovery_secs`.
+    pub fn with_resync_requests(mut self, requests: ResyncRequests) -> Self {
+        self.resync = requests;
+        self
+    }
+
+    fn take_resync_requests(&self) -> Vec<TableId> {
+        self.resync.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }
 
     /// Reports source and acknowledged log positions into `progress` (lag in bytes).
@@ -156,7 +178,7 @@ impl PgSource {
                 Pause::Stopped => return Ok(()),
                 Pause::Discover => {
                     let now = self.matching_tables(&sql).await?;
-                    let new: Vec<TableInfo> =
+                    let mut new: Vec<TableInfo> =
                         now.iter().filter(|t| !streamer.tables.contains_key(&t.id)).cloned().collect();
                     if !new.is_empty() {
                         warn_without_identity(&new);
@@ -164,6 +186,21 @@ impl PgSource {
                         for t in &new {
                             streamer.tables.insert(t.id.clone(), t.clone());
                         }
+                    }
+                    // Tables the operator asked to copy again (`zetl resync`) take the same path.
+                    for id in self.take_resync_requests() {
+                        match now.iter().find(|t| t.id == id) {
+                            Some(t) if !new.iter().any(|n| n.id == id) => {
+                                tracing::info!(table = %id, "resync: copying the table again");
+                                new.push(t.clone());
+                            }
+                            Some(_) => {}
+                            None => {
+                                tracing::warn!(table = %id, "resync requested for a table this integration does not replicate")
+                            }
+                        }
+                    }
+                    if !new.is_empty() {
                         // The stream is not read meanwhile; status updates keep it alive.
                         let acked = streamer.acked();
                         let copy = self.copy_new_tables(&sql, &mut streamer, &new);

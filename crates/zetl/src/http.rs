@@ -14,6 +14,8 @@ pub struct Endpoint {
     pub integration: String,
     pub progress: Arc<Progress>,
     pub ready_max_lag_seconds: f64,
+    /// `POST /resync?table=schema.name&…` queues tables here for the source.
+    pub resync: zetl_postgres::ResyncRequests,
 }
 
 /// Serves until the process ends. A port already in use is logged, not fatal: replication
@@ -50,7 +52,8 @@ async fn answer(mut stream: TcpStream, endpoint: &Endpoint) -> std::io::Result<(
     let line = String::from_utf8_lossy(&request);
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = route(method, path.split('?').next().unwrap_or(""), endpoint);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let (status, content_type, body) = route(method, path, query, endpoint);
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -60,10 +63,13 @@ async fn answer(mut stream: TcpStream, endpoint: &Endpoint) -> std::io::Result<(
     stream.shutdown().await
 }
 
-fn route(method: &str, path: &str, e: &Endpoint) -> (&'static str, &'static str, String) {
+fn route(method: &str, path: &str, query: &str, e: &Endpoint) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
+    if method == "POST" && path == "/resync" {
+        return resync(query, e);
+    }
     if method != "GET" {
-        return ("405 Method Not Allowed", TEXT, "GET only\n".into());
+        return ("405 Method Not Allowed", TEXT, "GET, or POST /resync\n".into());
     }
     match path {
         "/metrics" => (
@@ -89,4 +95,54 @@ fn route(method: &str, path: &str, e: &Endpoint) -> (&'static str, &'static str,
         }
         _ => ("404 Not Found", TEXT, "try /metrics, /healthz or /readyz\n".into()),
     }
+}
+
+fn resync(query: &str, e: &Endpoint) -> (&'static str, &'static str, String) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let mut tables = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').map(|(k, v)| (k, percent_decode(v))) {
+            Some(("table", Some(name))) => match name.split_once('.') {
+                Some((schema, table)) if !schema.is_empty() && !table.is_empty() => {
+                    tables.push(zetl_core::TableId::new(schema, table))
+                }
+                _ => return ("400 Bad Request", TEXT, format!("`{name}` is not schema.table\n")),
+            },
+            _ => return ("400 Bad Request", TEXT, format!("unexpected `{pair}`; use table=schema.name\n")),
+        }
+    }
+    if tables.is_empty() {
+        return ("400 Bad Request", TEXT, "name at least one table=schema.name\n".into());
+    }
+    let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+    match e.resync.lock() {
+        Ok(mut queue) => queue.extend(tables),
+        Err(_) => return ("500 Internal Server Error", TEXT, "resync queue unavailable\n".into()),
+    }
+    tracing::info!(tables = %names.join(", "), "resync requested");
+    ("202 Accepted", TEXT, format!("resync queued: {}\n", names.join(", ")))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }

@@ -7,6 +7,7 @@ mod check;
 mod drop;
 mod http;
 mod logging;
+mod resync;
 mod run;
 mod status;
 
@@ -43,6 +44,15 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+    },
+    /// Copy tables again (schema.table …): at once when `zetl run` answers on metrics.listen,
+    /// else at its next start.
+    Resync {
+        #[command(flatten)]
+        target: Target,
+        /// The tables, as schema.table.
+        #[arg(required = true)]
+        tables: Vec<String>,
     },
     /// Show phase, position, lag and per-table state.
     Status {
@@ -85,6 +95,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(t) => run::run(&t.config, t.integration.as_deref()).await,
             Command::Check(t) => check::check(&t.config, t.integration.as_deref()).await,
+            Command::Resync { target, tables } => {
+                resync::resync(&target.config, target.integration.as_deref(), &tables).await
+            }
             Command::Drop { target, yes } => drop::drop(&target.config, target.integration.as_deref(), yes).await,
             Command::Status { target, json, watch } => {
                 status::status(&target.config, target.integration.as_deref(), json, watch).await

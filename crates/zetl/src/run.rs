@@ -16,7 +16,7 @@ use zetl_core::pipeline::{Progress, Writer, CHANNEL_BYTES};
 use zetl_core::target::Target;
 use zetl_core::Phase;
 use zetl_duckdb::DuckdbTarget;
-use zetl_postgres::{PgError, PgSource, StartState};
+use zetl_postgres::{PgError, PgSource, ResyncRequests, StartState};
 
 pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
@@ -31,16 +31,18 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
     });
     let mut backoff = Duration::from_millis(500);
     let progress = Arc::new(Progress::default());
+    let resync = ResyncRequests::default();
     if let Some(listen) = integration.metrics_listen {
         let endpoint = http::Endpoint {
             integration: integration.name.clone(),
             progress: progress.clone(),
             ready_max_lag_seconds: integration.ready_max_lag_seconds,
+            resync: resync.clone(),
         };
         tokio::spawn(http::serve(listen, endpoint));
     }
     loop {
-        match run_once(&integration, stop_rx.clone(), progress.clone()).await {
+        match run_once(&integration, stop_rx.clone(), progress.clone(), resync.clone()).await {
             Ok(()) => return Ok(0),
             // Retrying only helps a connection that worked before: a wrong host or port at
             // start-up is reported at once instead of being retried forever.
@@ -71,7 +73,12 @@ fn is_transient(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<PgError>().is_some_and(PgError::is_transient))
 }
 
-async fn run_once(integration: &Integration, stop: watch::Receiver<bool>, progress: Arc<Progress>) -> Result<()> {
+async fn run_once(
+    integration: &Integration,
+    stop: watch::Receiver<bool>,
+    progress: Arc<Progress>,
+    resync: ResyncRequests,
+) -> Result<()> {
     let SourceConfig::Postgres(pg) = &integration.source;
     let TargetConfig::Duckdb(duck) = &integration.target;
     let mut target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))?;
@@ -98,8 +105,9 @@ async fn run_once(integration: &Integration, stop: watch::Receiver<bool>, progre
         .context("starting the writer thread")?;
     let reporter = tokio::spawn(report(progress.clone()));
 
-    let source =
-        PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?.with_progress(progress.clone());
+    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?
+        .with_progress(progress.clone())
+        .with_resync_requests(resync);
     let start = StartState { checkpoint, copied };
     let source_result = source.run(start, events_tx, acks_rx, stop).await;
     reporter.abort();
