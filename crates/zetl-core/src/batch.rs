@@ -105,7 +105,20 @@ impl Batch {
         let key_cols = match &schema.identity {
             RowIdentity::Key(k) => k,
             RowIdentity::FullRow | RowIdentity::None => {
-                table.unkeyed.push(change.kind);
+                // Unchanged TOAST values come as such even with REPLICA IDENTITY FULL, whose
+                // old row is complete: take them from there.
+                let kind = match change.kind {
+                    ChangeKind::Update { old: Some(old), mut row } => {
+                        for (value, prev) in row.iter_mut().zip(&old) {
+                            if matches!(value, Value::Unchanged) {
+                                *value = prev.clone();
+                            }
+                        }
+                        ChangeKind::Update { old: Some(old), row }
+                    }
+                    kind => kind,
+                };
+                table.unkeyed.push(kind);
                 return;
             }
         };
@@ -259,6 +272,16 @@ mod tests {
             final_ops(&b),
             vec![KeyedOp::Delete(old.clone()), KeyedOp::Move { row: row(5, 2, Value::Unchanged), from: old }]
         );
+    }
+
+    #[test]
+    fn full_row_identity_takes_unchanged_values_from_the_old_row() {
+        let s = schema(RowIdentity::FullRow);
+        let mut b = Batch::default();
+        let old = row(1, 1, Value::Int(9));
+        b.push(&s, change(ChangeKind::Update { old: Some(old.clone()), row: row(1, 2, Value::Unchanged) }));
+        let t = &b.tables[&TableId::new("s", "t")];
+        assert_eq!(t.unkeyed, vec![ChangeKind::Update { old: Some(old), row: row(1, 2, Value::Int(9)) }]);
     }
 
     #[test]

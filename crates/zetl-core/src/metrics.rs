@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 pub const LAG_SECONDS: &str = "zetl_lag_seconds";
 pub const LAG_BYTES: &str = "zetl_lag_bytes";
 pub const PHASE: &str = "zetl_phase";
+pub const RETAINED_BYTES: &str = "zetl_source_retained_bytes";
 pub const CHANGES_APPLIED: &str = "zetl_changes_applied_total";
 pub const TRANSACTIONS_APPLIED: &str = "zetl_transactions_applied_total";
 pub const BATCHES_COMMITTED: &str = "zetl_batches_committed_total";
@@ -36,6 +37,12 @@ pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
         "Bytes of source log received or announced but not yet committed at the target.",
         "gauge",
         p.lag_bytes().to_string(),
+    );
+    gauge(
+        RETAINED_BYTES,
+        "Source log the server retains for this integration (PostgreSQL: WAL held by the slot).",
+        "gauge",
+        p.retained_log_bytes.load(Ordering::Relaxed).to_string(),
     );
     gauge(
         TRANSACTIONS_APPLIED,

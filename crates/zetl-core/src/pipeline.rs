@@ -114,7 +114,9 @@ impl<T: Target> Writer<T> {
             drop(room);
         }
         if self.open {
-            if self.in_source_txn {
+            // A source transaction cut off, or a table copy made while streaming cut off:
+            // neither may become visible half done.
+            if self.in_source_txn || (self.phase == Phase::Streaming && self.copying > 0) {
                 self.target.rollback().map_err(target_err)?;
                 self.open = false;
                 self.batch.clear();
@@ -458,6 +460,28 @@ mod tests {
                 "commit 2 streaming"
             ]
         );
+    }
+
+    #[test]
+    fn a_copy_made_while_streaming_and_cut_off_is_rolled_back() {
+        let (tx, rx) = crate::channel::channel(1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let copy = vec![
+            SourceEvent::Schema(schema(1)),
+            SourceEvent::CopyStart(TableId::new("s", "t")),
+            SourceEvent::CopyRows { table: TableId::new("s", "t"), rows: vec![vec![Value::Int(1)]] },
+        ];
+        for e in copy {
+            rt.block_on(tx.send(e)).expect("open");
+        }
+        drop(tx);
+        let (acks, _) = watch::channel(Position::default());
+        let config = BatchConfig { max_wait_ms: 0, max_bytes: 1 << 20 };
+        let streaming = Checkpoint { position: Position("5".into()), phase: Phase::Streaming };
+        let writer = Writer::new(Recorder::default(), config, acks, Arc::new(Progress::default()));
+        let log = writer.resuming_from(Some(&streaming)).run(rx).expect("runs").log;
+        assert_eq!(log.last().map(String::as_str), Some("rollback"), "{log:?}");
+        assert!(!log.iter().any(|l| l.starts_with("commit")), "{log:?}");
     }
 
     #[test]

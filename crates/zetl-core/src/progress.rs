@@ -31,6 +31,8 @@ pub struct Progress {
     /// target, in bytes (PostgreSQL: LSNs).
     pub source_log_position: AtomicU64,
     pub target_log_position: AtomicU64,
+    /// Source log the server keeps for this integration (PostgreSQL: WAL retained by the slot).
+    pub retained_log_bytes: AtomicU64,
     pub reconnects: AtomicU64,
     pub errors: AtomicU64,
     pub tables: Mutex<BTreeMap<String, TableCounters>>,

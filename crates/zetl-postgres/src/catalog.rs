@@ -33,24 +33,21 @@ impl TableInfo {
         }
     }
 
-    /// The key used at the target: the primary key where there is one, then the identity
-    /// index, then the whole row (REPLICA IDENTITY FULL).
+    /// The key used at the target, by the same rules as the stream's Relation messages
+    /// (`stream::identity_of`): the primary key (default identity), the identity index, or for
+    /// REPLICA IDENTITY FULL the primary key if there is one, else the whole row.
     pub fn identity(&self, columns: &[Column]) -> RowIdentity {
         let index_of = |names: &[String]| -> Option<Vec<usize>> {
+            if names.is_empty() {
+                return None;
+            }
             names.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect()
         };
-        if let Some(k) = (!self.primary_key.is_empty()).then(|| index_of(&self.primary_key)).flatten() {
-            return RowIdentity::Key(k);
-        }
-        if self.replica_identity == b'i' {
-            if let Some(k) = (!self.identity_index.is_empty()).then(|| index_of(&self.identity_index)).flatten() {
-                return RowIdentity::Key(k);
-            }
-        }
-        if self.replica_identity == b'f' {
-            RowIdentity::FullRow
-        } else {
-            RowIdentity::None
+        match self.replica_identity {
+            b'd' => index_of(&self.primary_key).map_or(RowIdentity::None, RowIdentity::Key),
+            b'i' => index_of(&self.identity_index).map_or(RowIdentity::None, RowIdentity::Key),
+            b'f' => index_of(&self.primary_key).map_or(RowIdentity::FullRow, RowIdentity::Key),
+            _ => RowIdentity::None,
         }
     }
 }

@@ -25,6 +25,7 @@ struct Job {
     schema: Arc<TableSchema>,
     /// Rows of the table sent so far, by all its jobs.
     sent: Arc<AtomicU64>,
+    partitioned: bool,
     /// Page range `[from, to)`; `None` copies the whole table.
     pages: Option<(i64, Option<i64>)>,
 }
@@ -74,30 +75,34 @@ impl SnapshotCopy<'_> {
                 },
             );
             for pages in parts {
-                jobs.push_back(Job { table: info.id.clone(), schema: schema.clone(), sent: sent.clone(), pages });
+                jobs.push_back(Job {
+                    table: info.id.clone(),
+                    schema: schema.clone(),
+                    sent: sent.clone(),
+                    partitioned: info.partitioned,
+                    pages,
+                });
             }
         }
         let workers = self.parallelism.min(jobs.len()).max(1);
         tracing::info!(tables = tables.len(), jobs = jobs.len(), workers, "initial copy starts");
         let jobs = Arc::new(Mutex::new(jobs));
         let progress = Arc::new(Mutex::new(progress));
-        let mut handles = Vec::new();
+        // A JoinSet aborts every worker when it is dropped: on the first error, and when the
+        // caller gives up on the copy.
+        let mut workers_set = tokio::task::JoinSet::new();
         for _ in 0..workers {
             let (info, snapshot, jobs, progress, events) =
                 (self.info.clone(), self.snapshot.to_string(), jobs.clone(), progress.clone(), events.clone());
-            handles.push(tokio::spawn(async move { worker(&info, &snapshot, &jobs, &progress, &events).await }));
+            workers_set.spawn(async move { worker(&info, &snapshot, &jobs, &progress, &events).await });
         }
-        let reporter = tokio::spawn(report(progress.clone()));
+        let mut reporter = tokio::task::JoinSet::new();
+        reporter.spawn(report(progress.clone()));
         let mut total = 0;
-        let mut failed = None;
-        for h in handles {
-            match h.await.map_err(|e| PgError::Protocol(format!("copy worker failed: {e}"))) {
-                Ok(Ok(rows)) => total += rows,
-                Ok(Err(e)) | Err(e) => failed = failed.or(Some(e)),
-            }
+        while let Some(done) = workers_set.join_next().await {
+            total += done.map_err(|e| PgError::Protocol(format!("copy worker failed: {e}")))??;
         }
-        reporter.abort();
-        failed.map_or(Ok(total), Err)
+        Ok(total)
     }
 
     fn split(&self, table: &TableInfo) -> Vec<Option<(i64, Option<i64>)>> {
@@ -181,7 +186,10 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
             format!(" WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid")
         }
     };
-    let sql = format!("COPY (SELECT {} FROM {}{filter}) TO STDOUT", cols.join(", "), quote_table(&job.table));
+    // ONLY: with (old-style) inheritance, the children are tables of their own. A partitioned
+    // table has no rows of its own, so it is read whole.
+    let only = if job.partitioned { "" } else { "ONLY " };
+    let sql = format!("COPY (SELECT {} FROM {only}{}{filter}) TO STDOUT", cols.join(", "), quote_table(&job.table));
     let stream = client.copy_out(&sql).await.ctx(|| format!("copying {}", job.table))?;
     futures_util::pin_mut!(stream);
     let mut buf = BytesMut::new();

@@ -144,7 +144,9 @@ impl PgSource {
             }
         };
 
-        let spill_dir = std::env::temp_dir().join(format!("zetl-{}-{}", self.integration, std::process::id()));
+        // One process per integration (the slot allows one reader), so the name needs no pid
+        // and a crashed process's files are cleared by the next start.
+        let spill_dir = std::env::temp_dir().join(format!("zetl-spill-{}", self.integration));
         let spill = Spill::new(spill_dir.clone()).map_err(|e| {
             PgError::Protocol(format!("cannot use {} for large transactions: {e}", spill_dir.display()))
         })?;
@@ -165,10 +167,14 @@ impl PgSource {
             self.copy_new_tables(&sql, &mut streamer, &missing).await?;
         }
         let start_sql = format!(
-            "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '2', streaming 'on', publication_names '{},{}')",
+            "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '2', streaming 'on', publication_names {})",
             quote_ident(&slot),
-            publication.replace('\'', "''"),
-            append_name(&publication).replace('\'', "''"),
+            // An identifier list: quoted, or the server folds the names to lower case.
+            catalog::quote_literal(&format!(
+                "{},{}",
+                quote_ident(&publication),
+                quote_ident(&append_name(&publication))
+            )),
         );
         let mut stream = repl.start_replication(&start_sql).await?;
         tracing::info!(slot, from = %start_lsn, "streaming");
@@ -177,6 +183,7 @@ impl PgSource {
             match streamer.run(&mut stream, &mut acks, &mut stop, every).await? {
                 Pause::Stopped => return Ok(()),
                 Pause::Discover => {
+                    self.note_retained_wal(&sql, &slot).await;
                     let now = self.matching_tables(&sql).await?;
                     let mut new: Vec<TableInfo> =
                         now.iter().filter(|t| !streamer.tables.contains_key(&t.id)).cloned().collect();
@@ -203,18 +210,31 @@ impl PgSource {
                     if !new.is_empty() {
                         // The stream is not read meanwhile; status updates keep it alive.
                         let acked = streamer.acked();
-                        let copy = self.copy_new_tables(&sql, &mut streamer, &new);
-                        tokio::pin!(copy);
-                        let mut tick = tokio::time::interval(Duration::from_secs(10));
-                        loop {
-                            tokio::select! {
-                                r = &mut copy => { r?; break; }
-                                _ = tick.tick() => stream.send_status(acked, acked, false).await?,
+                        {
+                            let copy = self.copy_new_tables(&sql, &mut streamer, &new);
+                            tokio::pin!(copy);
+                            let mut tick = tokio::time::interval(Duration::from_secs(10));
+                            loop {
+                                tokio::select! {
+                                    r = &mut copy => { r?; break; }
+                                    _ = tick.tick() => stream.send_status(acked, acked, false).await?,
+                                }
                             }
                         }
+                        streamer.adopt_ignored(&mut stream).await?;
                     }
                 }
             }
+        }
+    }
+
+    /// WAL the slot holds, for the `zetl_source_retained_bytes` metric. A failed look-up only
+    /// leaves the metric as it was.
+    async fn note_retained_wal(&self, sql: &Client, slot: &str) {
+        let q = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1";
+        if let Ok(Some(row)) = sql.query_opt(q, &[&slot]).await {
+            let bytes = row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64;
+            self.progress.retained_log_bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -71,6 +71,13 @@ impl Spill {
     }
 }
 
+impl Drop for Spill {
+    fn drop(&mut self) {
+        self.files.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 pub struct SpillReader {
     path: PathBuf,
     reader: BufReader<File>,

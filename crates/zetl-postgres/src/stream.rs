@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 use zetl_core::channel::EventSender;
 use zetl_core::progress::Progress;
-use zetl_core::{Change, ChangeKind, Column, Position, Row, SourceEvent, TableId, TableSchema, Value};
+use zetl_core::{Change, ChangeKind, Column, Position, Row, RowIdentity, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
 /// `wal_sender_timeout` of 60 s).
@@ -24,10 +24,9 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 struct RelationState {
     schema: TableSchema,
-    /// Changes in transactions that commit before this LSN are already in the table's copy.
-    copied_at: Option<Lsn>,
-    /// Not a replicated table: its changes are skipped.
-    ignored: bool,
+    /// Not a replicated table (yet): its changes are skipped. The message is kept in case the
+    /// table is adopted later (`adopt_ignored`).
+    ignored: Option<Relation>,
 }
 
 pub struct Streamer<'a> {
@@ -47,6 +46,7 @@ pub struct Streamer<'a> {
     stream_xid: Option<u32>,
     spill: Spill,
     pub progress: Arc<Progress>,
+    last_status: Instant,
 }
 
 /// Why the stream loop returned.
@@ -69,6 +69,7 @@ impl<'a> Streamer<'a> {
             stream_xid: None,
             spill,
             progress: Arc::new(Progress::default()),
+            last_status: Instant::now(),
             sql,
             types,
             tables,
@@ -247,9 +248,11 @@ impl<'a> Streamer<'a> {
             .relations
             .get(&oid)
             .ok_or_else(|| PgError::Protocol(format!("change for relation {oid} before its Relation message")))?;
-        Ok(match state.copied_at {
-            _ if state.ignored => None,
-            Some(at) if self.txn_final_lsn < at => None,
+        // By table, not by relation: a copy made while streaming (new table, resync) comes
+        // after the table's Relation message, which the server does not send again.
+        Ok(match self.copied_at.get(&state.schema.id) {
+            _ if state.ignored.is_some() => None,
+            Some(at) if self.txn_final_lsn < *at => None,
             _ => Some(state),
         })
     }
@@ -264,14 +267,8 @@ impl<'a> Streamer<'a> {
             // partitioned table's, `publish_via_partition_root`), or a table renamed since
             // (table discovery picks the new name up and copies it). Its changes are skipped.
             tracing::debug!(relation = %id, "ignoring a relation that is not a replicated table");
-            self.relations.insert(
-                rel.oid,
-                RelationState {
-                    schema: TableSchema { id, columns: Vec::new(), identity: zetl_core::RowIdentity::None },
-                    copied_at: None,
-                    ignored: true,
-                },
-            );
+            let schema = TableSchema { id, columns: Vec::new(), identity: zetl_core::RowIdentity::None };
+            self.relations.insert(rel.oid, RelationState { schema, ignored: Some(rel) });
             return Ok(());
         }
         let columns: Vec<Column> = rel
@@ -282,10 +279,8 @@ impl<'a> Streamer<'a> {
                 Column { name: c.name.clone(), ty, source_type, nullable: true }
             })
             .collect();
-        let identity = match self.tables.get(&id) {
-            Some(info) => info.identity(&columns),
-            None => zetl_core::RowIdentity::None,
-        };
+        let primary_key = self.tables.get(&id).map(|t| t.primary_key.as_slice()).unwrap_or_default();
+        let identity = identity_of(&rel, primary_key);
         let mut schema = TableSchema { id: id.clone(), columns, identity };
         if let Some(prev) = self.emitted.get(&id) {
             // Keep NOT NULL knowledge from the catalog for unchanged columns.
@@ -295,12 +290,26 @@ impl<'a> Streamer<'a> {
                 }
             }
         }
-        let copied_at = self.copied_at.get(&id).copied();
         if self.emitted.get(&id) != Some(&schema) {
             self.emitted.insert(id.clone(), schema.clone());
             self.send(SourceEvent::Schema(schema.clone()), stream).await?;
         }
-        self.relations.insert(rel.oid, RelationState { schema, copied_at, ignored: false });
+        self.relations.insert(rel.oid, RelationState { schema, ignored: None });
+        Ok(())
+    }
+
+    /// Relations skipped so far whose table is now replicated (a renamed table that discovery
+    /// just copied under its new name): the server will not describe them again.
+    pub async fn adopt_ignored(&mut self, stream: &mut ReplicationStream) -> Result<(), PgError> {
+        let adoptable: Vec<Relation> = self
+            .relations
+            .values()
+            .filter_map(|r| r.ignored.clone())
+            .filter(|rel| self.tables.contains_key(&TableId::new(rel.namespace.clone(), rel.name.clone())))
+            .collect();
+        for rel in adoptable {
+            self.relation(rel, stream).await?;
+        }
         Ok(())
     }
 
@@ -311,6 +320,12 @@ impl<'a> Streamer<'a> {
 
     /// Sends an event, still answering the server while the pipeline pushes back.
     async fn send(&mut self, event: SourceEvent, stream: &mut ReplicationStream) -> Result<(), PgError> {
+        // A long replay of a spilled transaction reads no socket: the server must still hear
+        // from us within wal_sender_timeout.
+        if self.last_status.elapsed() >= STATUS_INTERVAL {
+            stream.send_status(self.received, self.acked, false).await?;
+            self.last_status = Instant::now();
+        }
         loop {
             tokio::select! {
                 slot = self.events.reserve(event.weight()) => {
@@ -321,6 +336,25 @@ impl<'a> Streamer<'a> {
                 }
             }
         }
+    }
+}
+
+/// The row identity as the Relation message states it (`replica_identity` and the key flags
+/// of the columns), preferring the primary key for REPLICA IDENTITY FULL so that changes still
+/// collapse per key.
+fn identity_of(rel: &Relation, primary_key: &[String]) -> RowIdentity {
+    let flagged: Vec<usize> = rel.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
+    match rel.replica_identity {
+        b'f' => {
+            let pk: Option<Vec<usize>> =
+                primary_key.iter().map(|n| rel.columns.iter().position(|c| &c.name == n)).collect();
+            match pk {
+                Some(k) if !k.is_empty() => RowIdentity::Key(k),
+                _ => RowIdentity::FullRow,
+            }
+        }
+        b'd' | b'i' if !flagged.is_empty() => RowIdentity::Key(flagged),
+        _ => RowIdentity::None,
     }
 }
 

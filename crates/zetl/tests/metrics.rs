@@ -62,6 +62,7 @@ fn metrics_move_with_the_replication_and_lag_returns_to_zero() {
         sample(&after, "zetl_apply_duration_seconds_count{integration=\"metrics\"}").unwrap_or(0.0) >= 1.0,
         "{after}"
     );
+    assert!(sample(&after, "zetl_source_retained_bytes{integration=\"metrics\"}").is_some(), "{after}");
     // Caught up, and idle: no lag, and ready.
     assert_eq!(sample(&after, "zetl_lag_seconds{integration=\"metrics\"}"), Some(0.0), "{after}");
     let (ready, body) = get(port, "/readyz");
