@@ -10,7 +10,7 @@ fn chunked_copy_killed_then_restarted_then_streaming() {
     let env = TestEnv::start("chunks");
     env.sql(
         "CREATE TABLE wide (id int PRIMARY KEY, v text, n int);\n\
-         INSERT INTO wide SELECT g, md5(g::text), g FROM generate_series(1, 60000) g;\n\
+         INSERT INTO wide SELECT g, md5(g::text), g FROM generate_series(1, 400000) g;\n\
          CREATE TABLE heap (a int, b text);\n\
          INSERT INTO heap SELECT g % 100, 'row ' || (g % 37) FROM generate_series(1, 30000) g;\n\
          ANALYZE;",
@@ -18,14 +18,14 @@ fn chunked_copy_killed_then_restarted_then_streaming() {
     let config = env.write_config_with(
         "chunks",
         r#"{ include: ["public.*"] }"#,
-        "snapshot: { parallelism: 3, chunk_rows: 7000 }",
+        "snapshot: { parallelism: 3, chunk_rows: 50000 }",
     );
-    // Killed while copying: the next start copies again from scratch.
+    // Killed while copying (the table is large enough that the copy takes a while even on a
+    // fast machine): the next start copies again from scratch.
     let mut zetl = env.run_zetl(&config);
     wait_for("the initial copy to start", &mut zetl, || {
         std::fs::read_to_string(env.log_path()).unwrap_or_default().contains("initial copy starts")
     });
-    std::thread::sleep(std::time::Duration::from_millis(200));
     zetl.kill9();
     env.sql("UPDATE wide SET v = 'between runs' WHERE id % 1000 = 0");
     env.sql("INSERT INTO heap VALUES (1, 'between runs')");
@@ -34,7 +34,7 @@ fn chunked_copy_killed_then_restarted_then_streaming() {
     env.wait_caught_up(&mut zetl, "chunks");
     env.sql("UPDATE wide SET n = -n WHERE id % 3 = 0");
     env.sql("DELETE FROM wide WHERE id % 11 = 0");
-    env.sql("INSERT INTO wide SELECT g, 'new', g FROM generate_series(60001, 61000) g");
+    env.sql("INSERT INTO wide SELECT g, 'new', g FROM generate_series(400001, 401000) g");
     env.sql("INSERT INTO heap SELECT 7, 'streamed' FROM generate_series(1, 10)");
     env.wait_caught_up(&mut zetl, "chunks");
     zetl.stop();
