@@ -74,4 +74,12 @@ fn metrics_move_with_the_replication_and_lag_returns_to_zero() {
     assert!(json.contains("\"running\":{") && json.contains("\"phase\":\"streaming\""), "{json}");
     zetl.stop();
     env.assert_equal(&["public.items"]);
+    // Stopped: `status` reads the target's _zetl schema and the source's position.
+    let out = common::zetl_command(&["status", "-c", cfg.to_str().expect("utf-8 path"), "--json"]);
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{json}");
+    for field in ["\"phase\":\"streaming\"", "\"running\":null", "\"table\":\"items\"", "\"lag_bytes\":"] {
+        assert!(json.contains(field), "{field} missing in {json}");
+    }
+    assert!(!json.contains("\"target_position\":null"), "{json}");
 }
