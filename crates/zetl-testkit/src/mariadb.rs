@@ -258,9 +258,14 @@ impl MariaDbServer {
                 what: "mariadb-install-db".into(),
                 hint: "install MariaDB (Debian: apt-get install mariadb-server)".into(),
             })?;
+        // A tmpdir of its own: bootstraps running side by side in the shared /tmp have been
+        // seen to fail on each other's temporary tables ("Error on delete of '/tmp/#sql-…'").
+        let tmp = self.dir.join("tmp");
+        util::create_dir(&tmp)?;
         let mut cmd = Command::new(program);
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .current_dir(&self.dir);
         if util::is_root() {
@@ -272,10 +277,12 @@ impl MariaDbServer {
     /// Writes `my.cnf` (with the current port) and spawns `mariadbd`.
     fn spawn(&self) -> Result<Child, HarnessError> {
         let d = |name: &str| self.dir.join(name).display().to_string();
+        util::create_dir(&self.dir.join("tmp"))?;
         let mut conf = format!(
             "# Written by zetl-testkit on every start; edits are lost.\n\
              [mariadbd]\n\
              datadir = {data}\n\
+             tmpdir = {tmp}\n\
              socket = {sock}\n\
              pid-file = {pid}\n\
              log-error = {log}\n\
@@ -295,6 +302,7 @@ impl MariaDbServer {
              performance_schema = OFF\n\
              character-set-server = utf8mb4\n",
             data = self.data_dir.display(),
+            tmp = d("tmp"),
             sock = d("mariadb.sock"),
             pid = d("mariadb.pid"),
             log = d("mariadb.log"),
