@@ -35,9 +35,9 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(
     let unchanged = stage.load(conn, ops)?;
     let target = qualified(&schema.id);
     let staged = stage.sql_name();
-    let key_match = key_match(schema, |n| format!("s.{n}"));
     // Moves first: their unchanged columns live under the old key, deleted just below.
-    let from_match = key_match_from(schema);
+    let from_match = key_match(schema, |i, _| format!("s._zetl_from_{i}"));
+    let key_match = key_match(schema, |_, name| format!("s.{name}"));
     for i in &unchanged {
         fill_unchanged(conn, stage, *i, &from_match, OP_MOVE)?;
         fill_unchanged(conn, stage, *i, &key_match, OP_UPSERT)?;
@@ -48,26 +48,16 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(
     stage.clear(conn)
 }
 
-/// `t.k = s.k AND …` over the key columns, with `staged` naming the staged side of each.
-fn key_match(schema: &TableSchema, staged: impl Fn(&str) -> String) -> String {
+/// `t.k = s.k AND …` over the key columns; `staged(index, quoted name)` names the staged
+/// side of each (the new key's columns, or a move's old-key columns).
+fn key_match(schema: &TableSchema, staged: impl Fn(usize, &str) -> String) -> String {
     schema
         .key_columns()
         .iter()
         .map(|&i| {
             let c = &schema.columns[i];
-            format!("t.{} = {}", ident(&c.name), from_wire(&c.ty, &staged(&ident(&c.name))))
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-fn key_match_from(schema: &TableSchema) -> String {
-    schema
-        .key_columns()
-        .iter()
-        .map(|&i| {
-            let c = &schema.columns[i];
-            format!("t.{} = {}", ident(&c.name), from_wire(&c.ty, &format!("s._zetl_from_{i}")))
+            let name = ident(&c.name);
+            format!("t.{name} = {}", from_wire(&c.ty, &staged(i, &name)))
         })
         .collect::<Vec<_>>()
         .join(" AND ")

@@ -4,7 +4,7 @@
 use crate::error::PgError;
 use crate::types::parse_text;
 use std::borrow::Cow;
-use zetl_core::{Row, TableSchema, Value};
+use zetl_core::{Column, Row, TableSchema, Value};
 
 /// Decodes one row (without its newline).
 pub fn decode_row(schema: &TableSchema, line: &[u8]) -> Result<Row, PgError> {
@@ -17,20 +17,17 @@ pub fn decode_row(schema: &TableSchema, line: &[u8]) -> Result<Row, PgError> {
             row.push(Value::Null);
             continue;
         }
-        let text = unescape(field);
-        let text = std::str::from_utf8(&text).map_err(|_| PgError::Value {
-            table: schema.id.to_string(),
-            column: col.name.clone(),
-            reason: "not valid UTF-8".into(),
-        })?;
-        let value = parse_text(&col.ty, text).map_err(|e| PgError::Value {
-            table: schema.id.to_string(),
-            column: col.name.clone(),
-            reason: e.to_string(),
-        })?;
-        row.push(value);
+        row.push(parse_value(schema, col, &unescape(field))?);
     }
     Ok(row)
+}
+
+/// One column's text form (from COPY or from pgoutput) into a value, errors naming table and
+/// column.
+pub fn parse_value(schema: &TableSchema, col: &Column, bytes: &[u8]) -> Result<Value, PgError> {
+    let err = |reason: String| PgError::Value { table: schema.id.to_string(), column: col.name.clone(), reason };
+    let text = std::str::from_utf8(bytes).map_err(|_| err("not valid UTF-8".into()))?;
+    parse_text(&col.ty, text).map_err(|e| err(e.to_string()))
 }
 
 fn unescape(field: &[u8]) -> Cow<'_, [u8]> {

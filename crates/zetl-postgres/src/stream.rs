@@ -2,12 +2,13 @@
 //! order; the position the target has committed is acknowledged back to the server.
 
 use crate::catalog::{self, TableInfo};
+use crate::copy_text::parse_value;
 use crate::error::PgError;
 use crate::lsn::Lsn;
 use crate::pgoutput::{self, Message, OldTuple, Relation, TupleValue};
 use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
 use crate::spill::Spill;
-use crate::types::{map_type, parse_text, TypeCatalog};
+use crate::types::{map_type, TypeCatalog};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -382,12 +383,7 @@ fn to_row(schema: &TableSchema, values: &[TupleValue]) -> Result<Row, PgError> {
         row.push(match v {
             TupleValue::Null => Value::Null,
             TupleValue::Unchanged => Value::Unchanged,
-            TupleValue::Text(bytes) | TupleValue::Binary(bytes) => {
-                let err =
-                    |reason: String| PgError::Value { table: schema.id.to_string(), column: col.name.clone(), reason };
-                let text = std::str::from_utf8(bytes).map_err(|_| err("not valid UTF-8".into()))?;
-                parse_text(&col.ty, text).map_err(|e| err(e.to_string()))?
-            }
+            TupleValue::Text(bytes) | TupleValue::Binary(bytes) => parse_value(schema, col, bytes)?,
         });
     }
     Ok(row)
