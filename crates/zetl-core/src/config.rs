@@ -58,6 +58,34 @@ struct TablesDoc {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SourceConfig {
     Postgres(PostgresSourceConfig),
+    Mysql(MysqlSourceConfig),
+}
+
+/// MySQL or MariaDB, read through the row binlog.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSourceConfig {
+    pub url: String,
+    /// The replica server id zetl registers with; default derived from the integration name.
+    /// Must differ from every server and replica in the topology.
+    pub server_id: Option<u32>,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    /// Seconds between heartbeats the server sends while the binlog is idle.
+    #[serde(default = "defaults::heartbeat_secs")]
+    pub heartbeat_secs: u64,
+}
+
+impl std::fmt::Debug for MysqlSourceConfig {
+    // The URL holds the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlSourceConfig")
+            .field("url", &redact_url(&self.url))
+            .field("server_id", &self.server_id)
+            .field("snapshot", &self.snapshot)
+            .field("heartbeat_secs", &self.heartbeat_secs)
+            .finish()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -175,6 +203,9 @@ mod defaults {
     pub fn table_discovery_secs() -> u64 {
         10
     }
+    pub fn heartbeat_secs() -> u64 {
+        5
+    }
     pub fn batch_max_wait_ms() -> u64 {
         500
     }
@@ -272,17 +303,30 @@ impl Config {
 }
 
 fn validate_source(source: &SourceConfig) -> Result<(), String> {
-    match source {
+    let snapshot = match source {
         SourceConfig::Postgres(pg) => {
             if !(pg.url.starts_with("postgres://") || pg.url.starts_with("postgresql://")) {
                 return Err("source.url must start with postgres:// or postgresql://".into());
             }
-            if pg.snapshot.parallelism == 0 || pg.snapshot.parallelism > 64 {
-                return Err("source.snapshot.parallelism must be between 1 and 64".into());
-            }
-            Ok(())
+            &pg.snapshot
         }
+        SourceConfig::Mysql(my) => {
+            if !(my.url.starts_with("mysql://") || my.url.starts_with("mariadb://")) {
+                return Err("source.url must start with mysql:// or mariadb://".into());
+            }
+            if my.server_id == Some(0) {
+                return Err("source.server_id must not be 0 (the server refuses replicas without an id)".into());
+            }
+            if my.heartbeat_secs == 0 || my.heartbeat_secs > 3600 {
+                return Err("source.heartbeat_secs must be between 1 and 3600".into());
+            }
+            &my.snapshot
+        }
+    };
+    if snapshot.parallelism == 0 || snapshot.parallelism > 64 {
+        return Err("source.snapshot.parallelism must be between 1 and 64".into());
     }
+    Ok(())
 }
 
 fn valid_name(name: &str) -> bool {

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod channel;
+pub mod check;
 pub mod config;
 mod envsubst;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod source;
 pub mod target;
 
 pub use error::{ConfigError, PipelineError};

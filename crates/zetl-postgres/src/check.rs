@@ -5,26 +5,7 @@ use crate::replication::ReplicationConn;
 use crate::source::PgSource;
 use tokio_postgres::Client;
 
-/// One line of `zetl check`: whether it passed, what was checked, and the detail or fix.
-pub type Verdict = (Outcome, String, String);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    /// Worth a look, but nothing stops replication.
-    Warn,
-    Fail,
-}
-
-impl From<bool> for Outcome {
-    fn from(ok: bool) -> Self {
-        if ok {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
-        }
-    }
-}
+pub use zetl_core::check::{Outcome, Verdict};
 
 impl PgSource {
     /// `known_slots`: the slots of every integration in the config file, so that slots of

@@ -10,7 +10,6 @@ use crate::replication::ReplicationConn;
 use crate::snapshot::{send, SnapshotCopy};
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -30,16 +29,7 @@ pub struct PgSource {
     resync: ResyncRequests,
 }
 
-/// Tables waiting to be copied again, shared with whoever takes the requests.
-pub type ResyncRequests = Arc<std::sync::Mutex<Vec<TableId>>>;
-
-/// What the target knows when the source starts.
-pub struct StartState {
-    pub checkpoint: Option<Checkpoint>,
-    /// Tables whose copy the target has committed, with the position a copy made while
-    /// streaming is consistent at.
-    pub copied: HashMap<TableId, Option<Position>>,
-}
+pub use zetl_core::source::{ResyncRequests, StartState};
 
 impl PgSource {
     pub fn new(integration: &str, config: PostgresSourceConfig, filter: TableFilter) -> Result<Self, PgError> {

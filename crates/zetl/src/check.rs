@@ -2,8 +2,10 @@
 
 use anyhow::Result;
 use std::path::Path;
+use zetl_core::check::Outcome;
 use zetl_core::config::{Config, SourceConfig, TargetConfig};
-use zetl_postgres::{Outcome, PgSource};
+use zetl_mysql::MySource;
+use zetl_postgres::PgSource;
 
 struct Report {
     failed: usize,
@@ -28,12 +30,20 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
     let integration = config.integration(name)?;
     let mut report = Report { failed: 0 };
     report.line(true, "config", &format!("{} (integration `{}`)", config.file.display(), integration.name));
-    let SourceConfig::Postgres(pg) = &integration.source;
-    match PgSource::new(&integration.name, pg.clone(), integration.tables.clone()) {
-        Err(e) => report.line(false, "source url", &e.to_string()),
-        Ok(source) => {
-            let known = slots_of(&config);
-            for (outcome, what, detail) in source.check(&known).await {
+    let verdicts = match &integration.source {
+        SourceConfig::Postgres(pg) => match PgSource::new(&integration.name, pg.clone(), integration.tables.clone()) {
+            Err(e) => Err(e.to_string()),
+            Ok(source) => Ok(source.check(&slots_of(&config)).await),
+        },
+        SourceConfig::Mysql(my) => match MySource::new(&integration.name, my.clone(), integration.tables.clone()) {
+            Err(e) => Err(e.to_string()),
+            Ok(source) => Ok(zetl_mysql::check(&source).await),
+        },
+    };
+    match verdicts {
+        Err(e) => report.line(false, "source url", &e),
+        Ok(verdicts) => {
+            for (outcome, what, detail) in verdicts {
                 report.line(outcome, &what, &detail);
             }
         }
@@ -60,9 +70,11 @@ fn slots_of(config: &Config) -> Vec<String> {
     config
         .integrations
         .iter()
-        .filter_map(|i| {
-            let SourceConfig::Postgres(pg) = &i.source;
-            PgSource::new(&i.name, pg.clone(), i.tables.clone()).ok().map(|s| s.slot_name())
+        .filter_map(|i| match &i.source {
+            SourceConfig::Postgres(pg) => {
+                PgSource::new(&i.name, pg.clone(), i.tables.clone()).ok().map(|s| s.slot_name())
+            }
+            SourceConfig::Mysql(_) => None,
         })
         .collect()
 }

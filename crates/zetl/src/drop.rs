@@ -10,7 +10,18 @@ use zetl_postgres::PgSource;
 pub async fn drop(config: &Path, name: Option<&str>, yes: bool) -> Result<u8> {
     let config = Config::load(config)?;
     let integration = config.integration(name)?;
-    let SourceConfig::Postgres(pg) = &integration.source;
+    let pg = match &integration.source {
+        SourceConfig::Postgres(pg) => pg,
+        SourceConfig::Mysql(_) => {
+            // A binlog reader holds nothing on the server: binlogs expire by the server's own
+            // retention whether anyone reads them or not.
+            println!(
+                "nothing to drop: integration `{}` reads the binlog as a replica and holds nothing on the source",
+                integration.name
+            );
+            return Ok(0);
+        }
+    };
     let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?;
     let plan = source.retirement().await.context("looking up the integration's slot and publications")?;
     if plan.slot.is_none() && plan.publications.is_empty() {

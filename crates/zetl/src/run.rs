@@ -13,10 +13,12 @@ use tokio::sync::watch;
 use zetl_core::channel;
 use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
 use zetl_core::pipeline::{Progress, Writer, CHANNEL_BYTES};
+use zetl_core::source::{ResyncRequests, StartState};
 use zetl_core::target::Target;
 use zetl_core::Phase;
 use zetl_duckdb::DuckdbTarget;
-use zetl_postgres::{PgError, PgSource, ResyncRequests, StartState};
+use zetl_mysql::{MyError, MySource};
+use zetl_postgres::{PgError, PgSource};
 
 pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
@@ -70,7 +72,10 @@ fn made_progress(p: &Progress) -> bool {
 }
 
 fn is_transient(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<PgError>().is_some_and(PgError::is_transient))
+    e.chain().any(|c| {
+        c.downcast_ref::<PgError>().is_some_and(PgError::is_transient)
+            || c.downcast_ref::<MyError>().is_some_and(MyError::is_transient)
+    })
 }
 
 async fn run_once(
@@ -79,7 +84,6 @@ async fn run_once(
     progress: Arc<Progress>,
     resync: ResyncRequests,
 ) -> Result<()> {
-    let SourceConfig::Postgres(pg) = &integration.source;
     let TargetConfig::Duckdb(duck) = &integration.target;
     let mut target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))?;
     let checkpoint = target.checkpoint()?;
@@ -105,11 +109,24 @@ async fn run_once(
         .context("starting the writer thread")?;
     let reporter = tokio::spawn(report(progress.clone()));
 
-    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?
-        .with_progress(progress.clone())
-        .with_resync_requests(resync);
     let start = StartState { checkpoint, copied };
-    let source_result = source.run(start, events_tx, acks_rx, stop).await;
+    let (name, tables) = (&integration.name, integration.tables.clone());
+    let source_result: Result<()> = match &integration.source {
+        SourceConfig::Postgres(pg) => match PgSource::new(name, pg.clone(), tables) {
+            Ok(source) => {
+                let source = source.with_progress(progress.clone()).with_resync_requests(resync);
+                source.run(start, events_tx, acks_rx, stop).await.map_err(Into::into)
+            }
+            Err(e) => Err(e.into()),
+        },
+        SourceConfig::Mysql(my) => match MySource::new(name, my.clone(), tables) {
+            Ok(source) => {
+                let source = source.with_progress(progress.clone()).with_resync_requests(resync);
+                source.run(start, events_tx, acks_rx, stop).await.map_err(Into::into)
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
     reporter.abort();
     let writer_result = tokio::task::spawn_blocking(move || writer.join())
         .await

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
 use zetl_duckdb::status::read_status;
+use zetl_mysql::MySource;
 use zetl_postgres::lsn::Lsn;
 use zetl_postgres::PgSource;
 
@@ -142,9 +143,17 @@ pub async fn status(config: &Path, name: Option<&str>, json: bool, watch: bool) 
 async fn collect(integration: &Integration) -> Result<Status> {
     let TargetConfig::Duckdb(duck) = &integration.target;
     let target = read_status(&duck.path, &integration.name).map_err(|e| e.to_string());
-    let SourceConfig::Postgres(pg) = &integration.source;
-    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone()).context("source config")?;
-    let source_position = source.current_position().await.map_err(|e| e.to_string());
+    let (name, tables) = (&integration.name, integration.tables.clone());
+    let source_position = match &integration.source {
+        SourceConfig::Postgres(pg) => {
+            let source = PgSource::new(name, pg.clone(), tables).context("source config")?;
+            source.current_position().await.map_err(|e| e.to_string())
+        }
+        SourceConfig::Mysql(my) => {
+            let source = MySource::new(name, my.clone(), tables).context("source config")?;
+            source.current_position().await.map_err(|e| e.to_string())
+        }
+    };
     let running = match (&target, integration.metrics_listen) {
         (Err(_), Some(addr)) => scrape(addr, &integration.name).await,
         _ => None,

@@ -1,0 +1,18 @@
+//! What every source is given when it starts.
+
+use crate::event::{Checkpoint, Position};
+use crate::model::TableId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Tables waiting to be copied again (`zetl resync`), shared between the HTTP endpoint that
+/// takes the requests and the source that serves them.
+pub type ResyncRequests = Arc<Mutex<Vec<TableId>>>;
+
+/// What the target knows when the source starts.
+pub struct StartState {
+    pub checkpoint: Option<Checkpoint>,
+    /// Tables whose copy the target has committed, with the position a copy made while
+    /// streaming is consistent at.
+    pub copied: HashMap<TableId, Option<Position>>,
+}

@@ -1,0 +1,150 @@
+//! Read-only prerequisite checks for `zetl check`: one verdict per line, with the fix.
+
+use crate::catalog;
+use crate::source::MySource;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use zetl_core::check::{Outcome, Verdict};
+
+/// Below this, a stopped integration soon finds its position purged.
+const MIN_RETENTION_SECS: u64 = 24 * 3600;
+
+pub async fn check(source: &MySource) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let info = source.conn_info();
+    let mut conn = match info.connect().await {
+        Ok(c) => {
+            out.push((Outcome::Pass, "source connection".into(), format!("{} as {}", info.addr, info.user)));
+            c
+        }
+        Err(e) => {
+            out.push((Outcome::Fail, "source connection".into(), e.to_string()));
+            return out;
+        }
+    };
+    match catalog::server_info(&mut conn).await {
+        Ok(server) => {
+            out.push((Outcome::Pass, "server".into(), server.version.clone()));
+            let setting = |name: &str, value: &str, ok: bool, fix: &str| -> Verdict {
+                let detail = if ok { value.to_string() } else { format!("{value}; {fix}") };
+                (ok.into(), name.to_string(), detail)
+            };
+            let on = if server.log_bin { "ON" } else { "OFF" };
+            out.push(setting(
+                "log_bin",
+                on,
+                server.log_bin,
+                "start the server with log_bin (e.g. `log_bin = mysql-bin` in my.cnf)",
+            ));
+            for (name, value) in
+                [("binlog_format", &server.binlog_format), ("binlog_row_image", &server.binlog_row_image)]
+            {
+                let want = if name == "binlog_format" { "ROW" } else { "FULL" };
+                out.push(setting(
+                    name,
+                    value,
+                    value == want,
+                    &format!("SET GLOBAL {name} = '{want}' and set it in my.cnf"),
+                ));
+            }
+            out.push(setting(
+                "binlog_row_metadata",
+                &server.binlog_row_metadata,
+                server.binlog_row_metadata == "FULL",
+                "SET GLOBAL binlog_row_metadata = 'FULL' and set it in my.cnf (zetl reads column names from the binlog)",
+            ));
+            out.push(setting(
+                "server_id",
+                &server.server_id.to_string(),
+                server.server_id != 0,
+                "set a non-zero server_id in my.cnf",
+            ));
+            out.push((Outcome::Pass, "replica server id".into(), format!("{} (source.server_id)", source.server_id())));
+            if server.log_bin {
+                out.push(retention(&mut conn).await);
+            }
+        }
+        Err(e) => out.push((Outcome::Fail, "server settings".into(), e.to_string())),
+    }
+    out.push(grants(&mut conn).await);
+    match catalog::list_tables(&mut conn, &source.filter).await {
+        Ok(tables) => {
+            out.push(((!tables.is_empty()).into(), "tables".into(), format!("{} match the filters", tables.len())));
+            let mut keyless = Vec::new();
+            for t in &tables {
+                if let Ok(Some(table)) = catalog::table(&mut conn, &t.id).await {
+                    if table.key.is_empty() {
+                        keyless.push(t.id.to_string());
+                    }
+                }
+            }
+            if !keyless.is_empty() {
+                out.push((
+                    Outcome::Warn,
+                    "primary keys".into(),
+                    format!(
+                        "{} without a primary key (updates and deletes then match whole rows; add a key): {}",
+                        keyless.len(),
+                        keyless.join(", ")
+                    ),
+                ));
+            }
+        }
+        Err(e) => out.push((Outcome::Fail, "tables".into(), e.to_string())),
+    }
+    out
+}
+
+async fn retention(conn: &mut Conn) -> Verdict {
+    let vars: Vec<(String, String)> = conn
+        .query("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('binlog_expire_logs_seconds', 'expire_logs_days')")
+        .await
+        .unwrap_or_default();
+    let get = |k: &str| vars.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.parse::<f64>().ok());
+    let secs = match (get("binlog_expire_logs_seconds"), get("expire_logs_days")) {
+        (Some(s), _) if s > 0.0 => s as u64,
+        (_, Some(d)) if d > 0.0 => (d * 86_400.0) as u64,
+        _ => 0,
+    };
+    match secs {
+        0 => (Outcome::Pass, "binlog retention".into(), "binlogs are never expired".into()),
+        s if s < MIN_RETENTION_SECS => (
+            Outcome::Warn,
+            "binlog retention".into(),
+            format!("{:.1} h: an integration stopped longer than that must be copied again; raise binlog_expire_logs_seconds", s as f64 / 3600.0),
+        ),
+        s => (Outcome::Pass, "binlog retention".into(), format!("{:.1} days (keep lag well below it)", s as f64 / 86_400.0)),
+    }
+}
+
+/// REPLICATION SLAVE to read the binlog, REPLICATION CLIENT (MariaDB: BINLOG MONITOR) to see
+/// binlog positions, SELECT for the copy.
+async fn grants(conn: &mut Conn) -> Verdict {
+    let grants: Vec<String> = match conn.query("SHOW GRANTS FOR CURRENT_USER()").await {
+        Ok(g) => g,
+        Err(e) => return (Outcome::Fail, "grants".into(), format!("cannot read them: {e}")),
+    };
+    let all = grants.join("\n").to_uppercase();
+    let global: Vec<&str> = grants.iter().filter(|g| g.contains(" ON *.* ")).map(String::as_str).collect();
+    let global = global.join("\n").to_uppercase();
+    let has = |p: &str| global.contains("ALL PRIVILEGES") || global.contains(p);
+    let mut missing = Vec::new();
+    if !(has("REPLICATION SLAVE") || has("REPLICATION REPLICA")) {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !(has("REPLICATION CLIENT") || has("BINLOG MONITOR")) {
+        missing.push("REPLICATION CLIENT (MariaDB: BINLOG MONITOR)");
+    }
+    if !(all.contains("ALL PRIVILEGES") || all.contains("GRANT SELECT") || all.contains(", SELECT")) {
+        missing.push("SELECT");
+    }
+    if missing.is_empty() {
+        (Outcome::Pass, "grants".into(), "REPLICATION SLAVE, REPLICATION CLIENT, SELECT".into())
+    } else {
+        (
+            Outcome::Fail,
+            "grants".into(),
+            format!("missing {}: GRANT {} ON *.* TO the zetl user", missing.join(", "), missing.join(", ")),
+        )
+    }
+}

@@ -1,0 +1,39 @@
+//! The source URL → driver options, with the session settings every connection needs.
+
+use crate::error::MyError;
+use mysql_async::{Conn, Opts, OptsBuilder};
+use std::time::Duration;
+use zetl_core::config::redact_url;
+
+/// Every session reads text as utf8mb4 and temporal values in UTC.
+const SESSION_SETTINGS: &[&str] = &["SET NAMES utf8mb4", "SET time_zone = '+00:00'"];
+
+#[derive(Clone)]
+pub struct ConnInfo {
+    opts: Opts,
+    /// `host:port` for messages (never the URL: it holds the password).
+    pub addr: String,
+    pub user: String,
+}
+
+impl ConnInfo {
+    pub fn from_url(url: &str) -> Result<Self, MyError> {
+        let normalized = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_string(),
+        };
+        let opts = Opts::from_url(&normalized).map_err(|e| MyError::Url(format!("{}: {e}", redact_url(url))))?;
+        let addr = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+        let user = opts.user().unwrap_or("root").to_string();
+        let opts = OptsBuilder::from_opts(opts)
+            .prefer_socket(false)
+            .tcp_keepalive(Some(Duration::from_secs(30)))
+            .init(SESSION_SETTINGS.to_vec())
+            .into();
+        Ok(Self { opts, addr, user })
+    }
+
+    pub async fn connect(&self) -> Result<Conn, MyError> {
+        Conn::new(self.opts.clone()).await.map_err(|cause| MyError::Connect { addr: self.addr.clone(), cause })
+    }
+}

@@ -1,0 +1,266 @@
+//! Just enough of MySQL's DDL to follow tables in the binlog: which statement, which tables.
+//! Columns are not parsed here: the next TABLE_MAP event describes them exactly.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    /// `None`: the statement's default database.
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ddl {
+    Create(TableRef),
+    Alter {
+        table: TableRef,
+        renamed_to: Option<TableRef>,
+    },
+    Drop(Vec<TableRef>),
+    Rename(Vec<(TableRef, TableRef)>),
+    Truncate(TableRef),
+    /// Anything else (DML in STATEMENT format, other DDL, temporary tables).
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Word(String),
+    Quoted(String),
+    Punct(char),
+}
+
+fn lex(sql: &str) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '/' {
+            chars.next();
+            if chars.peek() == Some(&'*') {
+                // Comments, including `/*!50100 … */` version comments (skipped whole: they
+                // only carry options).
+                chars.next();
+                let mut prev = ' ';
+                for c in chars.by_ref() {
+                    if prev == '*' && c == '/' {
+                        break;
+                    }
+                    prev = c;
+                }
+            } else {
+                out.push(Tok::Punct('/'));
+            }
+        } else if c == '#' || (c == '-' && sql_line_comment(&chars)) {
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+        } else if c == '`' || c == '"' {
+            chars.next();
+            let mut s = String::new();
+            while let Some(x) = chars.next() {
+                if x == c {
+                    if chars.peek() == Some(&c) {
+                        chars.next();
+                        s.push(c);
+                    } else {
+                        break;
+                    }
+                } else {
+                    s.push(x);
+                }
+            }
+            out.push(Tok::Quoted(s));
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            let mut s = String::new();
+            while let Some(&x) = chars.peek() {
+                if x.is_alphanumeric() || x == '_' || x == '$' {
+                    s.push(x);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(Tok::Word(s));
+        } else {
+            chars.next();
+            out.push(Tok::Punct(c));
+        }
+    }
+    out
+}
+
+fn sql_line_comment(chars: &std::iter::Peekable<std::str::Chars<'_>>) -> bool {
+    let mut ahead = chars.clone();
+    ahead.next();
+    ahead.next() == Some('-')
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    at: usize,
+}
+
+impl Parser {
+    fn keyword(&mut self, kw: &str) -> bool {
+        match self.toks.get(self.at) {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw) => {
+                self.at += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn keywords(&mut self, kws: &[&str]) -> bool {
+        let start = self.at;
+        if kws.iter().all(|k| self.keyword(k)) {
+            return true;
+        }
+        self.at = start;
+        false
+    }
+
+    fn punct(&mut self, p: char) -> bool {
+        if self.toks.get(self.at) == Some(&Tok::Punct(p)) {
+            self.at += 1;
+            return true;
+        }
+        false
+    }
+
+    fn ident(&mut self) -> Option<String> {
+        let s = match self.toks.get(self.at)? {
+            Tok::Word(w) | Tok::Quoted(w) => w.clone(),
+            Tok::Punct(_) => return None,
+        };
+        self.at += 1;
+        Some(s)
+    }
+
+    fn table(&mut self) -> Option<TableRef> {
+        let first = self.ident()?;
+        if self.punct('.') {
+            return Some(TableRef { schema: Some(first), name: self.ident()? });
+        }
+        Some(TableRef { schema: None, name: first })
+    }
+
+    fn table_list(&mut self) -> Vec<TableRef> {
+        let mut out = Vec::new();
+        while let Some(t) = self.table() {
+            out.push(t);
+            if !self.punct(',') {
+                break;
+            }
+        }
+        out
+    }
+}
+
+pub fn parse(sql: &str) -> Ddl {
+    let mut p = Parser { toks: lex(sql), at: 0 };
+    if p.keyword("CREATE") {
+        p.keywords(&["OR", "REPLACE"]);
+        if p.keyword("TEMPORARY") || !p.keyword("TABLE") {
+            return Ddl::Other;
+        }
+        p.keywords(&["IF", "NOT", "EXISTS"]);
+        return p.table().map_or(Ddl::Other, Ddl::Create);
+    }
+    if p.keyword("ALTER") {
+        p.keyword("ONLINE");
+        p.keyword("IGNORE");
+        if !p.keyword("TABLE") {
+            return Ddl::Other;
+        }
+        p.keywords(&["IF", "EXISTS"]);
+        let Some(table) = p.table() else { return Ddl::Other };
+        // `ALTER TABLE t …, RENAME [TO|AS] u` (at the top level, outside any parentheses).
+        let mut depth = 0i32;
+        let mut renamed_to = None;
+        while p.at < p.toks.len() {
+            match &p.toks[p.at] {
+                Tok::Punct('(') => depth += 1,
+                Tok::Punct(')') => depth -= 1,
+                Tok::Word(w) if depth == 0 && w.eq_ignore_ascii_case("RENAME") => {
+                    p.at += 1;
+                    if p.keyword("COLUMN") || p.keyword("INDEX") || p.keyword("KEY") {
+                        continue;
+                    }
+                    if !p.keyword("TO") {
+                        p.keyword("AS");
+                    }
+                    renamed_to = p.table();
+                    continue;
+                }
+                _ => {}
+            }
+            p.at += 1;
+        }
+        return Ddl::Alter { table, renamed_to };
+    }
+    if p.keyword("DROP") {
+        p.keyword("TEMPORARY");
+        if !p.keyword("TABLE") {
+            return Ddl::Other;
+        }
+        p.keywords(&["IF", "EXISTS"]);
+        return Ddl::Drop(p.table_list());
+    }
+    if p.keywords(&["RENAME", "TABLE"]) {
+        let mut pairs = Vec::new();
+        while let Some(from) = p.table() {
+            if !p.keyword("TO") {
+                break;
+            }
+            let Some(to) = p.table() else { break };
+            pairs.push((from, to));
+            if !p.punct(',') {
+                break;
+            }
+        }
+        return Ddl::Rename(pairs);
+    }
+    if p.keyword("TRUNCATE") {
+        p.keyword("TABLE");
+        return p.table().map_or(Ddl::Other, Ddl::Truncate);
+    }
+    Ddl::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(schema: Option<&str>, name: &str) -> TableRef {
+        TableRef { schema: schema.map(String::from), name: name.into() }
+    }
+
+    #[test]
+    fn recognises_table_ddl() {
+        assert_eq!(parse("create table if not exists `shop`.`a``b` (id int)"), Ddl::Create(t(Some("shop"), "a`b")));
+        assert_eq!(parse("/* c */ CREATE TEMPORARY TABLE x (i int)"), Ddl::Other);
+        assert_eq!(
+            parse("ALTER TABLE orders ADD COLUMN note text, RENAME COLUMN a TO b"),
+            Ddl::Alter { table: t(None, "orders"), renamed_to: None }
+        );
+        assert_eq!(
+            parse("alter table s.o rename to s.p"),
+            Ddl::Alter { table: t(Some("s"), "o"), renamed_to: Some(t(Some("s"), "p")) }
+        );
+        assert_eq!(
+            parse("DROP TABLE IF EXISTS `a`,b.c /* generated by server */"),
+            Ddl::Drop(vec![t(None, "a"), t(Some("b"), "c")])
+        );
+        assert_eq!(
+            parse("RENAME TABLE a TO b, x.y TO x.z"),
+            Ddl::Rename(vec![(t(None, "a"), t(None, "b")), (t(Some("x"), "y"), t(Some("x"), "z"))])
+        );
+        assert_eq!(parse("truncate t1"), Ddl::Truncate(t(None, "t1")));
+        assert_eq!(parse("-- x\nINSERT INTO t VALUES (1)"), Ddl::Other);
+        assert_eq!(parse("CREATE INDEX i ON t (a)"), Ddl::Other);
+    }
+}

@@ -1,0 +1,56 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MyError {
+    #[error("invalid source url: {0}")]
+    Url(String),
+    #[error("cannot connect to {addr}: {cause}")]
+    Connect { addr: String, cause: mysql_async::Error },
+    #[error("{what}: {cause}")]
+    Sql { what: String, cause: mysql_async::Error },
+    #[error("the source is not ready for replication: {0}")]
+    Prerequisite(String),
+    #[error(
+        "the binlog at the stored position {position} is no longer on the server ({cause}); \
+         the integration must be copied again: run `zetl drop` and then `zetl run` to start over"
+    )]
+    BinlogPurged { position: String, cause: String },
+    #[error("binlog stream: {0}")]
+    Protocol(String),
+    #[error("binlog event at {position}: checksum mismatch (the event is corrupt)")]
+    Checksum { position: String },
+    #[error("table {table}, column {column}: {reason}")]
+    Value { table: String, column: String, reason: String },
+    #[error("table {table}: {reason}")]
+    Table { table: String, reason: String },
+    #[error("the pipeline stopped")]
+    PipelineClosed,
+}
+
+/// Adds what was being done to a driver error.
+pub(crate) trait SqlContext<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, MyError>;
+}
+
+impl<T> SqlContext<T> for Result<T, mysql_async::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, MyError> {
+        self.map_err(|cause| MyError::Sql { what: what(), cause })
+    }
+}
+
+impl MyError {
+    /// Failures a reconnect may cure: a lost connection, a server restarting or going away.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MyError::Sql { cause, .. } | MyError::Connect { cause, .. } => match cause {
+                mysql_async::Error::Io(_) => true,
+                mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => true,
+                // 1053 server shutdown, 2006 gone away, 2013 lost connection, 1927 killed.
+                mysql_async::Error::Server(s) => matches!(s.code, 1053 | 2006 | 2013 | 1927),
+                _ => false,
+            },
+            MyError::Protocol(m) => m.contains("connection"),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Where MariaDB and MySQL differ for replication, kept in one place: how a consistent
+//! snapshot's binlog position is learnt, and how a binlog dump is started by GTID.
+
+use crate::error::{MyError, SqlContext};
+use crate::position::BinlogPos;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+impl Flavor {
+    pub fn of(version: &str) -> Flavor {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        }
+    }
+
+    /// Starts a consistent-snapshot transaction on each connection. All of them see the same
+    /// data only when they report the same binlog position; MariaDB tells that without a
+    /// lock, MySQL needs `FLUSH TABLES WITH READ LOCK` for the moment the snapshots open.
+    /// Returns the position of the first connection and which others match it.
+    pub async fn open_snapshots(self, conns: &mut [Conn]) -> Result<(BinlogPos, Vec<bool>), MyError> {
+        const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+        let iso = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
+        match self {
+            Flavor::MariaDb => {
+                let mut positions = Vec::with_capacity(conns.len());
+                for conn in conns.iter_mut() {
+                    conn.query_drop(iso).await.ctx(|| "setting the isolation level".into())?;
+                    conn.query_drop(START).await.ctx(|| "starting the snapshot transaction".into())?;
+                    let rows: Vec<(String, String)> = conn
+                        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                        .await
+                        .ctx(|| "reading the snapshot's binlog position".into())?;
+                    let get =
+                        |name: &str| rows.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+                    let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position")) else {
+                        return Err(MyError::Prerequisite(
+                            "the server reports no binlog snapshot position (is log_bin on?)".into(),
+                        ));
+                    };
+                    positions.push(BinlogPos::new(file, pos.parse().unwrap_or(4)));
+                }
+                let mut first = positions[0].clone();
+                let gtid: Option<String> = conns[0]
+                    .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (first.file.clone(), first.pos))
+                    .await
+                    .ctx(|| "reading the snapshot's GTID position".into())?
+                    .flatten();
+                first.gtid = gtid;
+                let same = positions.iter().map(|p| p.file == first.file && p.pos == first.pos).collect();
+                Ok((first, same))
+            }
+            Flavor::MySql => {
+                conns[0].query_drop("FLUSH TABLES WITH READ LOCK").await.ctx(|| "locking for the snapshot".into())?;
+                for conn in conns.iter_mut() {
+                    conn.query_drop(iso).await.ctx(|| "setting the isolation level".into())?;
+                    conn.query_drop(START).await.ctx(|| "starting the snapshot transaction".into())?;
+                }
+                let status: Option<mysql_async::Row> =
+                    conns[0].query_first("SHOW MASTER STATUS").await.ctx(|| "reading the binlog position".into())?;
+                conns[0].query_drop("UNLOCK TABLES").await.ctx(|| "unlocking".into())?;
+                let status = status.ok_or_else(|| MyError::Prerequisite("binary logging is off (log_bin)".into()))?;
+                let file: Option<String> = status.get(0);
+                let pos: Option<u64> = status.get(1);
+                let mut at = BinlogPos::new(file.unwrap_or_default(), pos.unwrap_or(4));
+                at.gtid = status.get::<Option<String>, _>(4).flatten().filter(|g| !g.is_empty());
+                Ok((at, vec![true; conns.len()]))
+            }
+        }
+    }
+
+    /// Session settings on the dump connection before it registers as a replica, and whether
+    /// the dump then starts by GTID (MariaDB) or by file and offset (MySQL: its GTID dump
+    /// needs the executed set, which file and offset already pin down on the same server).
+    pub fn dump_settings(self, start: &BinlogPos, heartbeat_secs: u64) -> (Vec<String>, bool) {
+        let mut sql = vec![format!("SET @master_heartbeat_period = {}", heartbeat_secs * 1_000_000_000)];
+        match self {
+            Flavor::MariaDb => {
+                // 4: the replica understands GTID events (MariaDB 10.0+).
+                sql.push("SET @mariadb_slave_capability = 4".into());
+                match start.gtid.as_deref().filter(|g| !g.is_empty()) {
+                    Some(gtid) => {
+                        sql.push(format!("SET @slave_connect_state = '{}'", gtid.replace('\'', "")));
+                        (sql, true)
+                    }
+                    None => (sql, false),
+                }
+            }
+            Flavor::MySql => (sql, false),
+        }
+    }
+}

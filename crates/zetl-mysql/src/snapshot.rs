@@ -1,0 +1,237 @@
+//! The initial copy: every table read inside consistent-snapshot transactions that all sit at
+//! one binlog position, so the copy and the binlog meet exactly there. Tables with a single
+//! integer primary key are split into key ranges read by several connections at once.
+
+use crate::catalog::{quote_ident, quote_table, TableInfo};
+use crate::columns::{MyKind, MyTable};
+use crate::conninfo::ConnInfo;
+use crate::convert::{convert, Origin};
+use crate::error::{MyError, SqlContext};
+use crate::flavor::Flavor;
+use crate::position::BinlogPos;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zetl_core::channel::EventSender;
+use zetl_core::progress::Progress;
+use zetl_core::{Position, Row, SourceEvent, TableId};
+
+/// Rows per event: large enough to amortise the channel, small enough to bound memory.
+const ROWS_PER_EVENT: usize = 4096;
+/// Attempts at opening extra snapshot connections at the first one's position.
+const SNAPSHOT_ATTEMPTS: usize = 5;
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Snapshot transactions open at one binlog position.
+pub struct Snapshot {
+    conns: Vec<Conn>,
+    pub position: BinlogPos,
+}
+
+impl Snapshot {
+    /// Opens up to `parallelism` snapshot transactions at the same position. Under a busy
+    /// write load some may land elsewhere; they are retried a few times and then left out
+    /// (the copy is then less parallel, never inconsistent).
+    pub async fn open(info: &ConnInfo, flavor: Flavor, parallelism: usize) -> Result<Snapshot, MyError> {
+        let mut conns = Vec::with_capacity(parallelism);
+        for _ in 0..parallelism.max(1) {
+            conns.push(info.connect().await?);
+        }
+        let (position, same) = flavor.open_snapshots(&mut conns).await?;
+        let mut kept: Vec<Conn> = Vec::new();
+        let mut retry: Vec<Conn> = Vec::new();
+        for (conn, same) in conns.into_iter().zip(same) {
+            if same {
+                kept.push(conn)
+            } else {
+                retry.push(conn)
+            }
+        }
+        for _ in 0..SNAPSHOT_ATTEMPTS {
+            if retry.is_empty() {
+                break;
+            }
+            let mut again = Vec::new();
+            for mut conn in retry {
+                conn.query_drop("ROLLBACK").await.ctx(|| "restarting a snapshot transaction".into())?;
+                let (at, same) = flavor.open_snapshots(std::slice::from_mut(&mut conn)).await?;
+                if same[0] && at.file == position.file && at.pos == position.pos {
+                    kept.push(conn);
+                } else {
+                    again.push(conn);
+                }
+            }
+            retry = again;
+        }
+        if !retry.is_empty() {
+            tracing::info!(connections = kept.len(), "busy source: copying with fewer connections");
+        }
+        Ok(Snapshot { conns: kept, position })
+    }
+
+    /// Sends Schema and CopyStart for every table, then its rows, then CopyDone per table.
+    pub async fn copy(
+        self,
+        tables: &[(TableInfo, MyTable)],
+        chunk_rows: u64,
+        consistent_at: Option<Position>,
+        events: &EventSender,
+        progress: &Arc<Progress>,
+    ) -> Result<u64, MyError> {
+        let Snapshot { mut conns, .. } = self;
+        let mut jobs = VecDeque::new();
+        let mut state = HashMap::new();
+        for (info, table) in tables {
+            send(events, SourceEvent::Schema(table.schema())).await?;
+            send(events, SourceEvent::CopyStart(info.id.clone())).await?;
+            let table = Arc::new(table.clone());
+            let ranges = split(&mut conns[0], info, &table, chunk_rows).await?;
+            state.insert(info.id.clone(), (ranges.len(), 0u64, Instant::now()));
+            for range in ranges {
+                jobs.push_back(Job { table: table.clone(), range });
+            }
+        }
+        let jobs = Arc::new(Mutex::new(jobs));
+        let state = Arc::new(Mutex::new(state));
+        tracing::info!(tables = tables.len(), connections = conns.len(), "initial copy starts");
+        let mut workers = tokio::task::JoinSet::new();
+        for conn in conns {
+            let (jobs, state, events, progress, consistent_at) =
+                (jobs.clone(), state.clone(), events.clone(), progress.clone(), consistent_at.clone());
+            workers.spawn(async move { worker(conn, &jobs, &state, &events, &progress, consistent_at).await });
+        }
+        let mut total = 0;
+        while let Some(done) = workers.join_next().await {
+            total += done.map_err(|e| MyError::Protocol(format!("copy worker failed: {e}")))??;
+        }
+        Ok(total)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    table: Arc<MyTable>,
+    /// `[from, to)` of the integer primary key; `None` reads the whole table.
+    range: Option<(i128, Option<i128>)>,
+}
+
+/// Key ranges of about `chunk_rows` rows for a table with a single integer primary key.
+async fn split(
+    conn: &mut Conn,
+    info: &TableInfo,
+    table: &MyTable,
+    chunk_rows: u64,
+) -> Result<Vec<Option<(i128, Option<i128>)>>, MyError> {
+    let chunks = info.estimated_rows.div_ceil(chunk_rows.max(1));
+    let key = match table.key.as_slice() {
+        [k] if matches!(table.columns[*k].kind, MyKind::Int { .. }) && chunks > 1 => &table.columns[*k].name,
+        _ => return Ok(vec![None]),
+    };
+    let sql = format!(
+        "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {}",
+        quote_table(&table.id),
+        k = quote_ident(key)
+    );
+    let bounds: Option<(Option<String>, Option<String>)> =
+        conn.query_first(sql).await.ctx(|| format!("reading the key range of {}", table.id))?;
+    let parse = |s: Option<String>| s.and_then(|s| s.parse::<i128>().ok());
+    let Some((Some(min), Some(max))) = bounds.map(|(a, b)| (parse(a), parse(b))) else { return Ok(vec![None]) };
+    let step = ((max - min + 1) / chunks as i128).max(1);
+    let mut ranges = vec![Some((i128::MIN, Some(min + step)))];
+    let mut from = min + step;
+    while from + step <= max {
+        ranges.push(Some((from, Some(from + step))));
+        from += step;
+    }
+    // The last range is open: rows past the maximum were there in the snapshot too.
+    ranges.push(Some((from, None)));
+    Ok(ranges)
+}
+
+type TableState = HashMap<TableId, (usize, u64, Instant)>;
+
+async fn worker(
+    mut conn: Conn,
+    jobs: &Mutex<VecDeque<Job>>,
+    state: &Mutex<TableState>,
+    events: &EventSender,
+    progress: &Progress,
+    consistent_at: Option<Position>,
+) -> Result<u64, MyError> {
+    let mut total = 0;
+    let mut last_report = Instant::now();
+    while let Some(job) = jobs.lock().ok().and_then(|mut j| j.pop_front()) {
+        let rows = copy_job(&mut conn, &job, events).await?;
+        total += rows;
+        let done = {
+            let mut s = state.lock().map_err(|_| MyError::Protocol("copy progress poisoned".into()))?;
+            s.get_mut(&job.table.id).and_then(|(left, count, started)| {
+                *left -= 1;
+                *count += rows;
+                (*left == 0).then(|| (*count, started.elapsed()))
+            })
+        };
+        if let Some((rows, took)) = done {
+            let rate = rows as f64 / took.as_secs_f64().max(1e-3);
+            tracing::info!(table = %job.table.id, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
+            send(
+                events,
+                SourceEvent::CopyDone { table: job.table.id.clone(), rows, consistent_at: consistent_at.clone() },
+            )
+            .await?;
+        } else if last_report.elapsed() > PROGRESS_EVERY {
+            last_report = Instant::now();
+            tracing::info!(table = %job.table.id, rows_copied = progress.rows_copied.load(std::sync::atomic::Ordering::Relaxed), "copying");
+        }
+    }
+    conn.query_drop("COMMIT").await.ctx(|| "ending the snapshot transaction".into())?;
+    Ok(total)
+}
+
+async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u64, MyError> {
+    let t = &job.table;
+    let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let filter = match (job.range, t.key.first()) {
+        (Some((from, to)), Some(&k)) => {
+            let k = quote_ident(&t.columns[k].name);
+            let lower = if from == i128::MIN { String::new() } else { format!("{k} >= {from}") };
+            let upper = to.map(|to| format!("{k} < {to}")).unwrap_or_default();
+            let both: Vec<String> = [lower, upper].into_iter().filter(|s| !s.is_empty()).collect();
+            if both.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", both.join(" AND "))
+            }
+        }
+        _ => String::new(),
+    };
+    let sql = format!("SELECT {} FROM {}{filter}", cols.join(", "), quote_table(&t.id));
+    let mut result = conn.query_iter(sql).await.ctx(|| format!("copying {}", t.id))?;
+    let mut rows: Vec<Row> = Vec::with_capacity(ROWS_PER_EVENT);
+    let mut count = 0u64;
+    while let Some(row) = result.next().await.ctx(|| format!("copying {}", t.id))? {
+        let mut out = Vec::with_capacity(t.columns.len());
+        for (col, value) in t.columns.iter().zip(row.unwrap_raw()) {
+            let value = convert(col, value.unwrap_or(mysql_async::Value::NULL), Origin::Query)
+                .map_err(|reason| MyError::Value { table: t.id.to_string(), column: col.name.clone(), reason })?;
+            out.push(value);
+        }
+        rows.push(out);
+        if rows.len() == ROWS_PER_EVENT {
+            count += rows.len() as u64;
+            let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_EVENT));
+            send(events, SourceEvent::CopyRows { table: t.id.clone(), rows: full }).await?;
+        }
+    }
+    count += rows.len() as u64;
+    if !rows.is_empty() {
+        send(events, SourceEvent::CopyRows { table: t.id.clone(), rows }).await?;
+    }
+    Ok(count)
+}
+
+pub(crate) async fn send(events: &EventSender, event: SourceEvent) -> Result<(), MyError> {
+    events.send(event).await.map_err(|_| MyError::PipelineClosed)
+}

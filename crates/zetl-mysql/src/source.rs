@@ -1,0 +1,229 @@
+//! The MySQL / MariaDB source end to end: prerequisites, the initial copy at one binlog
+//! position, then the binlog; tables that join later are copied while the stream waits.
+
+use crate::binlog_files::BinlogFiles;
+use crate::catalog::{self, TableInfo};
+use crate::columns::MyTable;
+use crate::conninfo::ConnInfo;
+use crate::error::MyError;
+use crate::position::BinlogPos;
+use crate::snapshot::{send, Snapshot};
+use crate::stream::{Pause, Streamer};
+use mysql_async::Conn;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use zetl_core::channel::EventSender;
+use zetl_core::config::MysqlSourceConfig;
+use zetl_core::filter::TableFilter;
+use zetl_core::progress::Progress;
+use zetl_core::{Checkpoint, Phase, Position, SourceEvent, TableId};
+
+pub use zetl_core::source::{ResyncRequests, StartState};
+
+/// How often metrics are refreshed and resync requests looked at.
+const TICK: Duration = Duration::from_secs(10);
+
+pub struct MySource {
+    pub integration: String,
+    pub config: MysqlSourceConfig,
+    pub filter: TableFilter,
+    info: ConnInfo,
+    progress: Arc<Progress>,
+    resync: ResyncRequests,
+}
+
+impl MySource {
+    pub fn new(integration: &str, config: MysqlSourceConfig, filter: TableFilter) -> Result<Self, MyError> {
+        let info = ConnInfo::from_url(&config.url)?;
+        Ok(Self {
+            integration: integration.to_string(),
+            config,
+            filter,
+            info,
+            progress: Arc::new(Progress::default()),
+            resync: ResyncRequests::default(),
+        })
+    }
+
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    pub fn with_resync_requests(mut self, requests: ResyncRequests) -> Self {
+        self.resync = requests;
+        self
+    }
+
+    pub fn conn_info(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    /// The replica id zetl registers with: configured, or derived from the integration name
+    /// (stable across restarts, distinct between integrations).
+    pub fn server_id(&self) -> u32 {
+        self.config.server_id.unwrap_or_else(|| {
+            let hash =
+                self.integration.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+            // Clear of the small ids people give their servers.
+            0x4000_0000 | (hash & 0x3fff_ffff)
+        })
+    }
+
+    /// Runs until `stop` turns true (at a transaction boundary) or an error.
+    pub async fn run(
+        &self,
+        start: StartState,
+        events: EventSender,
+        acks: watch::Receiver<Position>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), MyError> {
+        let mut side = self.info.connect().await?;
+        let server = catalog::server_info(&mut side).await?;
+        let problems = server.problems();
+        if !problems.is_empty() {
+            return Err(MyError::Prerequisite(problems.join("; ")));
+        }
+        let collations = catalog::collations(&mut side).await?;
+        let tables = catalog::list_tables(&mut side, &self.filter).await?;
+        let (position, copied) = match &start.checkpoint {
+            Some(Checkpoint { phase: Phase::Streaming, position }) => {
+                let pos = BinlogPos::parse(&position.0).ok_or_else(|| {
+                    MyError::Protocol(format!("stored position `{position}` is not a binlog position"))
+                })?;
+                let copied = start
+                    .copied
+                    .iter()
+                    .map(|(t, at)| (t.clone(), at.as_ref().and_then(|p| BinlogPos::parse(&p.0))))
+                    .collect::<HashMap<_, _>>();
+                (pos, copied)
+            }
+            _ => {
+                let snapshot = Snapshot::open(&self.info, server.flavor, self.config.snapshot.parallelism).await?;
+                let position = snapshot.position.clone();
+                tracing::info!(position = %position, "snapshot opened");
+                let with_columns = self.describe(&mut side, &tables).await?;
+                let rows = snapshot
+                    .copy(&with_columns, self.config.snapshot.chunk_rows, None, &events, &self.progress)
+                    .await?;
+                tracing::info!(rows, tables = tables.len(), "initial copy complete");
+                send(&events, SourceEvent::SnapshotDone { position: Position(position.to_string()) }).await?;
+                (position, tables.iter().map(|t| (t.id.clone(), None)).collect())
+            }
+        };
+        let mut streamer = Streamer::new(
+            self.info.clone(),
+            server.flavor,
+            self.server_id(),
+            self.config.heartbeat_secs,
+            server.binlog_checksum == "CRC32",
+            self.filter.clone(),
+            collations,
+            events.clone(),
+            side,
+            position.clone(),
+        );
+        for t in &tables {
+            let json = catalog::json_columns(&mut streamer.side, &t.id).await?;
+            streamer.remember_json_columns(t.id.clone(), json);
+        }
+        for (table, at) in &copied {
+            if let Some(at) = at.as_ref().filter(|at| *at > &position) {
+                streamer.copied_at.insert(table.clone(), at.clone());
+            }
+        }
+        // Tables that match but were never copied (the filters changed, or a copy made while
+        // streaming did not complete): copy them now.
+        let missing: Vec<TableId> =
+            tables.iter().filter(|t| !copied.contains_key(&t.id)).map(|t| t.id.clone()).collect();
+        if !missing.is_empty() {
+            self.copy_while_streaming(&mut streamer, &missing).await?;
+        }
+        tracing::info!(from = %position, server_id = self.server_id(), "streaming the binlog");
+        let mut files = BinlogFiles::default();
+        loop {
+            match streamer.run(&mut stop, TICK).await? {
+                Pause::Stopped => {
+                    streamer.close().await;
+                    return Ok(());
+                }
+                Pause::Copy(tables) => self.copy_while_streaming(&mut streamer, &tables).await?,
+                Pause::Tick => {
+                    files.refresh(&mut streamer.side).await;
+                    let acked = BinlogPos::parse(&acks.borrow().0);
+                    files.report(&self.progress, &streamer.position, acked.as_ref());
+                    let requested = self.take_resync_requests();
+                    if !requested.is_empty() {
+                        let now = catalog::list_tables(&mut streamer.side, &self.filter).await?;
+                        let (known, unknown): (Vec<TableId>, Vec<TableId>) =
+                            requested.into_iter().partition(|id| now.iter().any(|t| &t.id == id));
+                        for id in unknown {
+                            tracing::warn!(table = %id, "resync requested for a table this integration does not replicate");
+                        }
+                        if !known.is_empty() {
+                            self.copy_while_streaming(&mut streamer, &known).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_resync_requests(&self) -> Vec<TableId> {
+        self.resync.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+
+    async fn describe(&self, conn: &mut Conn, tables: &[TableInfo]) -> Result<Vec<(TableInfo, MyTable)>, MyError> {
+        let mut out = Vec::with_capacity(tables.len());
+        for t in tables {
+            let Some(table) = catalog::table(conn, &t.id).await? else { continue };
+            if table.key.is_empty() {
+                tracing::warn!(table = %t.id, "table has no primary key: updates and deletes match on the whole row");
+            }
+            if let Ok(mut counters) = self.progress.tables.lock() {
+                counters.entry(t.id.to_string()).or_default().rows_estimated = t.estimated_rows;
+            }
+            out.push((t.clone(), table));
+        }
+        Ok(out)
+    }
+
+    /// Copies tables at a fresh snapshot while the stream waits at a transaction boundary;
+    /// the stream then skips their changes in transactions that began before the snapshot.
+    async fn copy_while_streaming(&self, streamer: &mut Streamer, ids: &[TableId]) -> Result<(), MyError> {
+        streamer.close().await;
+        let infos: Vec<TableInfo> = ids.iter().map(|id| TableInfo { id: id.clone(), estimated_rows: 0 }).collect();
+        let with_columns = self.describe(&mut streamer.side, &infos).await?;
+        let snapshot = Snapshot::open(&self.info, streamer.flavor, 1).await?;
+        let at = BinlogPos { gtid: None, ..snapshot.position.clone() };
+        snapshot
+            .copy(&with_columns, u64::MAX, Some(Position(at.to_string())), &streamer.events, &self.progress)
+            .await?;
+        for (info, table) in with_columns {
+            tracing::info!(table = %info.id, consistent_at = %at, "table copied while streaming");
+            streamer.copied_at.insert(info.id.clone(), at.clone());
+            let json = catalog::json_columns(&mut streamer.side, &info.id).await?;
+            streamer.remember_json_columns(info.id.clone(), json);
+            streamer.schemas.insert(info.id.clone(), table);
+        }
+        Ok(())
+    }
+}
+
+impl MySource {
+    /// The server's binlog position now (file:offset and GTID state), for `zetl status`.
+    pub async fn current_position(&self) -> Result<String, MyError> {
+        use crate::error::SqlContext;
+        use mysql_async::prelude::Queryable;
+        let mut conn = self.info.connect().await?;
+        let row: Option<mysql_async::Row> =
+            conn.query_first("SHOW MASTER STATUS").await.ctx(|| "reading the binlog position".into())?;
+        let row = row.ok_or_else(|| MyError::Prerequisite("binary logging is off (log_bin)".into()))?;
+        let mut pos = BinlogPos::new(row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0));
+        let gtid: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos").await.ok().flatten();
+        pos.gtid = gtid.filter(|g| !g.is_empty());
+        Ok(pos.to_string())
+    }
+}

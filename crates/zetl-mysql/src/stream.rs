@@ -1,0 +1,543 @@
+//! Binlog events → source events: whole transactions between GTID/BEGIN and XID/COMMIT, rows
+//! decoded with the columns their own TABLE_MAP event describes (the binlog's schema history),
+//! table DDL followed from QUERY events.
+
+use crate::binlog::{kind, parse_maria_gtid, BinlogReader};
+use crate::catalog;
+use crate::columns::{self, Collations, MyTable};
+use crate::conninfo::ConnInfo;
+use crate::convert::{convert, Origin};
+use crate::ddl::{self, Ddl, TableRef};
+use crate::error::MyError;
+use crate::flavor::Flavor;
+use crate::position::{BinlogPos, MariaGtidState};
+use crate::snapshot::send;
+use mysql_async::Conn;
+use mysql_common::binlog::events::{Event, EventData, QueryEvent, RowsEventData};
+use mysql_common::binlog::row::BinlogRow;
+use mysql_common::binlog::value::BinlogValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use zetl_core::channel::EventSender;
+use zetl_core::filter::TableFilter;
+use zetl_core::{Change, ChangeKind, Position, Row, SourceEvent, TableId, Value};
+
+/// Why `Streamer::run` returned.
+#[derive(Debug)]
+pub enum Pause {
+    Stopped,
+    /// Time for periodic work (metrics, resync requests); at a transaction boundary.
+    Tick,
+    /// These tables must be copied (renamed into the filters); at a transaction boundary.
+    Copy(Vec<TableId>),
+}
+
+/// How often, at most, an idle or filtered-out stretch of binlog is reported as a heartbeat.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Streamer {
+    pub info: ConnInfo,
+    pub flavor: Flavor,
+    pub server_id: u32,
+    pub heartbeat_secs: u64,
+    pub checksums: bool,
+    pub filter: TableFilter,
+    pub collations: Collations,
+    pub events: EventSender,
+    /// A connection for catalog look-ups when DDL arrives.
+    pub side: Conn,
+    /// The last transaction boundary: where a reopened stream resumes.
+    pub position: BinlogPos,
+    gtid: MariaGtidState,
+    /// Tables copied while streaming: their changes in transactions that began before the
+    /// copy's position are in the copy already.
+    pub copied_at: HashMap<TableId, BinlogPos>,
+    /// The schema last sent per table.
+    pub schemas: HashMap<TableId, MyTable>,
+    /// MariaDB's JSON columns per table (the binlog shows them as LONGTEXT).
+    json_columns: HashMap<TableId, Vec<String>>,
+    /// Decoded TABLE_MAP events by table id, with the raw event they came from; `None` for
+    /// tables outside the filters.
+    table_maps: HashMap<u64, (Vec<u8>, Option<Arc<MyTable>>)>,
+    reader: Option<BinlogReader>,
+    txn: Option<Txn>,
+    last_heartbeat: Instant,
+}
+
+struct Txn {
+    /// Where the transaction's first event starts.
+    begin: BinlogPos,
+    /// A BEGIN was seen: the transaction ends at XID or COMMIT, not after one statement.
+    explicit: bool,
+    gtid: Option<(u32, u32, u64)>,
+    /// A Begin was sent: some of its changes concern replicated tables.
+    sent_begin: bool,
+    /// Tables renamed into the filters by this transaction: copied once it ends.
+    to_copy: Vec<TableId>,
+}
+
+impl Streamer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        info: ConnInfo,
+        flavor: Flavor,
+        server_id: u32,
+        heartbeat_secs: u64,
+        checksums: bool,
+        filter: TableFilter,
+        collations: Collations,
+        events: EventSender,
+        side: Conn,
+        position: BinlogPos,
+    ) -> Self {
+        let gtid = position.gtid.as_deref().and_then(MariaGtidState::parse).unwrap_or_default();
+        Streamer {
+            info,
+            flavor,
+            server_id,
+            heartbeat_secs,
+            checksums,
+            filter,
+            collations,
+            events,
+            side,
+            position,
+            gtid,
+            copied_at: HashMap::new(),
+            schemas: HashMap::new(),
+            json_columns: HashMap::new(),
+            table_maps: HashMap::new(),
+            reader: None,
+            txn: None,
+            last_heartbeat: Instant::now(),
+        }
+    }
+
+    pub fn remember_json_columns(&mut self, table: TableId, columns: Vec<String>) {
+        self.json_columns.insert(table, columns);
+    }
+
+    /// Closes the dump connection (before a copy); the next `run` reopens it at `position`.
+    pub async fn close(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.close().await;
+        }
+        self.table_maps.clear();
+    }
+
+    /// Reads until `stop` turns true, `every` passes, or tables need copying — each at a
+    /// transaction boundary.
+    pub async fn run(&mut self, stop: &mut watch::Receiver<bool>, every: Duration) -> Result<Pause, MyError> {
+        if self.reader.is_none() {
+            self.reader = Some(
+                BinlogReader::open(
+                    &self.info,
+                    self.flavor,
+                    self.server_id,
+                    &self.position,
+                    self.heartbeat_secs,
+                    self.checksums,
+                )
+                .await?,
+            );
+            // File and offset are learnt from the stream's first (fake) ROTATE.
+            self.txn = None;
+        }
+        let deadline = tokio::time::Instant::now() + every;
+        let mut at = self.position.clone();
+        loop {
+            if self.txn.is_none() {
+                if *stop.borrow() {
+                    return Ok(Pause::Stopped);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(Pause::Tick);
+                }
+            }
+            let reader = self.reader.as_mut().ok_or_else(|| MyError::Protocol("binlog connection closed".into()))?;
+            let event = tokio::select! {
+                e = reader.next(&at) => e?,
+                _ = tokio::time::sleep_until(deadline), if self.txn.is_none() => return Ok(Pause::Tick),
+                _ = stop.changed(), if self.txn.is_none() => return Ok(Pause::Stopped),
+            };
+            let Some(event) = event else {
+                return Err(MyError::Protocol("the server closed the binlog connection".into()));
+            };
+            if let Some(pause) = self.handle(&event, &mut at).await? {
+                return Ok(pause);
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: &Event, at: &mut BinlogPos) -> Result<Option<Pause>, MyError> {
+        let header = event.header();
+        let event_start =
+            BinlogPos::new(at.file.clone(), u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())));
+        if header.log_pos() != 0 {
+            at.pos = u64::from(header.log_pos());
+        }
+        match header.event_type_raw() {
+            kind::ROTATE => {
+                if let Some((file, pos)) = self.reader.as_ref().and_then(|r| r.rotate_target(event)) {
+                    at.file = file;
+                    at.pos = pos;
+                    if self.txn.is_none() {
+                        self.position.file = at.file.clone();
+                        self.position.pos = at.pos;
+                    }
+                }
+            }
+            kind::MARIA_GTID => {
+                let gtid = parse_maria_gtid(event.data(), header.server_id())
+                    .ok_or_else(|| MyError::Protocol(format!("malformed GTID event at {event_start}")))?;
+                self.txn = Some(Txn {
+                    begin: event_start,
+                    explicit: !gtid.standalone,
+                    gtid: Some((gtid.domain, gtid.server, gtid.seq)),
+                    sent_begin: false,
+                    to_copy: Vec::new(),
+                });
+            }
+            kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => {
+                self.txn =
+                    Some(Txn { begin: event_start, explicit: false, gtid: None, sent_begin: false, to_copy: Vec::new() });
+            }
+            kind::QUERY => {
+                let q: QueryEvent<'_> =
+                    event.read_event().map_err(|e| MyError::Protocol(format!("bad QUERY event at {event_start}: {e}")))?;
+                let sql = q.query();
+                let trimmed = sql.trim();
+                if trimmed.eq_ignore_ascii_case("BEGIN") {
+                    let txn = self.txn.get_or_insert_with(|| Txn {
+                        begin: event_start,
+                        explicit: true,
+                        gtid: None,
+                        sent_begin: false,
+                        to_copy: Vec::new(),
+                    });
+                    txn.explicit = true;
+                } else if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
+                    return self.commit(at, header.timestamp()).await;
+                } else {
+                    if self.txn.is_none() {
+                        self.txn = Some(Txn {
+                            begin: event_start.clone(),
+                            explicit: false,
+                            gtid: None,
+                            sent_begin: false,
+                            to_copy: Vec::new(),
+                        });
+                    }
+                    self.statement(&q.schema(), trimmed, &event_start, at).await?;
+                    if self.txn.as_ref().is_some_and(|t| !t.explicit) {
+                        return self.commit(at, header.timestamp()).await;
+                    }
+                }
+            }
+            kind::XID => return self.commit(at, header.timestamp()).await,
+            kind::TABLE_MAP => self.table_map(event).await?,
+            kind::WRITE_ROWS
+            | kind::UPDATE_ROWS
+            | kind::DELETE_ROWS
+            | kind::WRITE_ROWS_V1
+            | kind::UPDATE_ROWS_V1
+            | kind::DELETE_ROWS_V1
+            | kind::PARTIAL_UPDATE_ROWS => self.rows(event, &event_start).await?,
+            kind::HEARTBEAT if self.txn.is_none() => self.heartbeat(true).await?,
+            kind::INCIDENT => {
+                return Err(MyError::Protocol(format!(
+                    "the server logged an incident at {event_start}: changes may be missing from the binlog; resync the integration"
+                )))
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    async fn begin(&mut self) -> Result<(), MyError> {
+        if let Some(txn) = self.txn.as_mut() {
+            if !txn.sent_begin {
+                txn.sent_begin = true;
+                send(&self.events, SourceEvent::Begin).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a change to `table` belongs in the stream: it is replicated and not already in
+    /// a copy made after this transaction began.
+    fn wanted(&self, table: &TableId) -> bool {
+        let begin = self.txn.as_ref().map(|t| &t.begin);
+        match (self.copied_at.get(table), begin) {
+            (Some(copied), Some(begin)) => begin.partial_cmp(copied) != Some(std::cmp::Ordering::Less),
+            _ => true,
+        }
+    }
+
+    async fn commit(&mut self, at: &BinlogPos, timestamp: u32) -> Result<Option<Pause>, MyError> {
+        let Some(txn) = self.txn.take() else { return Ok(None) };
+        if let Some((d, s, n)) = txn.gtid {
+            self.gtid.set(d, s, n);
+        }
+        self.position = BinlogPos {
+            file: at.file.clone(),
+            pos: at.pos,
+            gtid: (!self.gtid.is_empty()).then(|| self.gtid.to_string()),
+        };
+        if txn.sent_begin {
+            send(
+                &self.events,
+                SourceEvent::Commit {
+                    position: Position(self.position.to_string()),
+                    commit_time_us: Some(i64::from(timestamp) * 1_000_000),
+                },
+            )
+            .await?;
+        } else {
+            self.heartbeat(false).await?;
+        }
+        if !txn.to_copy.is_empty() {
+            return Ok(Some(Pause::Copy(txn.to_copy)));
+        }
+        Ok(None)
+    }
+
+    /// Tells the pipeline nothing before `position` is left to apply, so the checkpoint and
+    /// the lag follow a source whose changes are all filtered out (or that is idle).
+    async fn heartbeat(&mut self, idle: bool) -> Result<(), MyError> {
+        if idle || self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+            self.last_heartbeat = Instant::now();
+            send(&self.events, SourceEvent::Heartbeat { position: Position(self.position.to_string()) }).await?;
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, r: &TableRef, default_schema: &str) -> TableId {
+        TableId::new(r.schema.clone().unwrap_or_else(|| default_schema.to_string()), r.name.clone())
+    }
+
+    fn replicated(&self, id: &TableId) -> bool {
+        !catalog::is_system(&id.schema) && self.filter.matches(id)
+    }
+
+    /// A statement logged as text: table DDL is followed, anything else is not ours to read
+    /// (row changes arrive as row events in ROW format).
+    async fn statement(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        event_start: &BinlogPos,
+        at: &BinlogPos,
+    ) -> Result<(), MyError> {
+        match ddl::parse(sql) {
+            Ddl::Create(t) => {
+                let id = self.resolve(&t, schema);
+                if self.replicated(&id)
+                    && self
+                        .copied_at
+                        .get(&id)
+                        .is_none_or(|c| c.partial_cmp(event_start) != Some(std::cmp::Ordering::Greater))
+                {
+                    self.created(&id, at).await?;
+                }
+            }
+            Ddl::Alter { table, renamed_to } => {
+                let id = self.resolve(&table, schema);
+                if let Some(to) = renamed_to {
+                    let to = self.resolve(&to, schema);
+                    self.renamed(&id, to);
+                } else if self.replicated(&id) {
+                    self.refresh_json_columns(&id).await?;
+                    tracing::info!(table = %id, "table altered; its next row event brings the new columns");
+                }
+            }
+            Ddl::Rename(pairs) => {
+                for (from, to) in pairs {
+                    let (from, to) = (self.resolve(&from, schema), self.resolve(&to, schema));
+                    self.renamed(&from, to);
+                }
+            }
+            Ddl::Drop(tables) => {
+                for t in tables {
+                    let id = self.resolve(&t, schema);
+                    if self.replicated(&id) {
+                        tracing::warn!(table = %id, "table dropped at the source; its copy at the target is kept");
+                        self.schemas.remove(&id);
+                    }
+                }
+            }
+            Ddl::Truncate(t) => {
+                let id = self.resolve(&t, schema);
+                if self.replicated(&id) && self.wanted(&id) {
+                    self.begin().await?;
+                    send(&self.events, SourceEvent::Truncate(vec![id])).await?;
+                }
+            }
+            Ddl::Other => {
+                if looks_like_dml(sql) {
+                    tracing::warn!(
+                        position = %event_start,
+                        "a data change was logged as a statement (a session with binlog_format other than ROW); zetl cannot apply it and the target may miss it"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A table created after the copy: it starts empty, so an empty copy stands for it and its
+    /// rows follow in the binlog.
+    async fn created(&mut self, id: &TableId, at: &BinlogPos) -> Result<(), MyError> {
+        let Some(table) = catalog::table(&mut self.side, id).await? else {
+            // Gone again already; its TABLE_MAP events (if any) bring the columns.
+            return Ok(());
+        };
+        self.refresh_json_columns(id).await?;
+        tracing::info!(table = %id, "new table matches the filters; replicating it");
+        self.begin().await?;
+        send(&self.events, SourceEvent::Schema(table.schema())).await?;
+        send(&self.events, SourceEvent::CopyStart(id.clone())).await?;
+        let at = Position(BinlogPos { gtid: None, ..at.clone() }.to_string());
+        send(&self.events, SourceEvent::CopyDone { table: id.clone(), rows: 0, consistent_at: Some(at) }).await?;
+        self.schemas.insert(id.clone(), table);
+        Ok(())
+    }
+
+    fn renamed(&mut self, from: &TableId, to: TableId) {
+        if self.replicated(from) {
+            tracing::warn!(from = %from, to = %to, "table renamed at the source; the target keeps the old name's copy");
+            self.schemas.remove(from);
+        }
+        if self.replicated(&to) {
+            tracing::info!(table = %to, "a table was renamed into the filters; copying it");
+            if let Some(txn) = self.txn.as_mut() {
+                txn.to_copy.push(to);
+            }
+        }
+    }
+
+    async fn refresh_json_columns(&mut self, id: &TableId) -> Result<(), MyError> {
+        if self.flavor == Flavor::MariaDb {
+            let cols = catalog::json_columns(&mut self.side, id).await?;
+            self.json_columns.insert(id.clone(), cols);
+        }
+        Ok(())
+    }
+
+    async fn table_map(&mut self, event: &Event) -> Result<(), MyError> {
+        let tme: mysql_common::binlog::events::TableMapEvent<'_> =
+            event.read_event().map_err(|e| MyError::Protocol(format!("bad TABLE_MAP event: {e}")))?;
+        let table_id = tme.table_id();
+        if self.table_maps.get(&table_id).is_some_and(|(raw, _)| raw.as_slice() == event.data()) {
+            return self.send_schema_if_changed(table_id).await;
+        }
+        let id = TableId::new(tme.database_name(), tme.table_name());
+        let decoded = if self.replicated(&id) {
+            let json = self.json_columns.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+            let table = columns::from_table_map(&tme, &self.collations, json)
+                .map_err(|e| MyError::Table { table: id.to_string(), reason: e.to_string() })?;
+            Some(Arc::new(table))
+        } else {
+            None
+        };
+        self.table_maps.insert(table_id, (event.data().to_vec(), decoded));
+        self.send_schema_if_changed(table_id).await
+    }
+
+    async fn send_schema_if_changed(&mut self, table_id: u64) -> Result<(), MyError> {
+        let Some((_, Some(table))) = self.table_maps.get(&table_id) else { return Ok(()) };
+        let table = table.clone();
+        if !self.wanted(&table.id) || self.schemas.get(&table.id) == Some(&*table) {
+            return Ok(());
+        }
+        self.begin().await?;
+        send(&self.events, SourceEvent::Schema(table.schema())).await?;
+        self.schemas.insert(table.id.clone(), (*table).clone());
+        Ok(())
+    }
+
+    async fn rows(&mut self, event: &Event, event_start: &BinlogPos) -> Result<(), MyError> {
+        let data = event.read_data().map_err(|e| MyError::Protocol(format!("bad rows event at {event_start}: {e}")))?;
+        let Some(EventData::RowsEvent(rows)) = data else { return Ok(()) };
+        let Some((_, Some(table))) = self.table_maps.get(&rows.table_id()) else { return Ok(()) };
+        let table = table.clone();
+        if !self.wanted(&table.id) {
+            return Ok(());
+        }
+        let reader = self.reader.as_ref().ok_or_else(|| MyError::Protocol("binlog connection closed".into()))?;
+        let tme = reader
+            .table_map(rows.table_id())
+            .ok_or_else(|| MyError::Protocol(format!("rows event at {event_start} without its TABLE_MAP")))?;
+        let mut changes = Vec::new();
+        for pair in rows.rows(tme) {
+            let (before, after) = pair.map_err(|e| MyError::Table {
+                table: table.id.to_string(),
+                reason: format!("cannot decode a row: {e}"),
+            })?;
+            let before = before.map(|r| self.row(&table, r)).transpose()?;
+            let after = after.map(|r| self.row(&table, r)).transpose()?;
+            let kind = match (&rows, before, after) {
+                (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(row)) => {
+                    ChangeKind::Insert { row }
+                }
+                (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => {
+                    ChangeKind::Delete { old }
+                }
+                (_, Some(old), Some(row)) => {
+                    // The old key only when it changed; the whole old row when it is the identity.
+                    let keep_old = table.key.is_empty() || table.key.iter().any(|&i| old[i] != row[i]);
+                    ChangeKind::Update { old: keep_old.then_some(old), row }
+                }
+                _ => continue,
+            };
+            changes.push(Change { table: table.id.clone(), kind });
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.begin().await?;
+        for change in changes {
+            send(&self.events, SourceEvent::Change(change)).await?;
+        }
+        Ok(())
+    }
+
+    fn row(&self, table: &MyTable, row: BinlogRow) -> Result<Row, MyError> {
+        let values = row.unwrap();
+        if values.len() != table.columns.len() {
+            return Err(MyError::Table {
+                table: table.id.to_string(),
+                reason: format!(
+                    "a row image has {} of {} columns: set binlog_row_image = FULL on the server",
+                    values.len(),
+                    table.columns.len()
+                ),
+            });
+        }
+        table
+            .columns
+            .iter()
+            .zip(values)
+            .map(|(col, v)| {
+                let bad =
+                    |reason: String| MyError::Value { table: table.id.to_string(), column: col.name.clone(), reason };
+                match v {
+                    BinlogValue::Value(v) => convert(col, v, Origin::Binlog).map_err(bad),
+                    BinlogValue::Jsonb(j) => serde_json::Value::try_from(j)
+                        .map(|j| Value::Json(j.to_string()))
+                        .map_err(|e| bad(format!("cannot read binary JSON: {e}"))),
+                    BinlogValue::JsonDiff(_) => Err(bad(
+                        "partial JSON update in the binlog: set binlog_row_value_options = '' on the server".into(),
+                    )),
+                }
+            })
+            .collect()
+    }
+}
+
+fn looks_like_dml(sql: &str) -> bool {
+    let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD")
+}
