@@ -19,6 +19,8 @@ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/n
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
 command -v pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# A real OLTP write workload for the MySQL recovery test and benchmark.
+command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]}"
   apt-get update -qq

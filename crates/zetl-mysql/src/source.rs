@@ -87,8 +87,7 @@ impl MySource {
             return Err(MyError::Prerequisite(problems.join("; ")));
         }
         let collations = catalog::collations(&mut side).await?;
-        let tables = catalog::list_tables(&mut side, &self.filter).await?;
-        let (position, copied) = match &start.checkpoint {
+        let (position, copied, tables) = match &start.checkpoint {
             Some(Checkpoint { phase: Phase::Streaming, position }) => {
                 let pos = BinlogPos::parse(&position.0).ok_or_else(|| {
                     MyError::Protocol(format!("stored position `{position}` is not a binlog position"))
@@ -98,19 +97,23 @@ impl MySource {
                     .iter()
                     .map(|(t, at)| (t.clone(), at.as_ref().and_then(|p| BinlogPos::parse(&p.0))))
                     .collect::<HashMap<_, _>>();
-                (pos, copied)
+                (pos, copied, catalog::list_tables(&mut side, &self.filter).await?)
             }
             _ => {
                 let snapshot = Snapshot::open(&self.info, server.flavor, self.config.snapshot.parallelism).await?;
                 let position = snapshot.position.clone();
                 tracing::info!(position = %position, "snapshot opened");
+                // Listed after the snapshot opened: a table created or renamed before that
+                // moment is in the list, anything later is in the binlog after the position.
+                let tables = catalog::list_tables(&mut side, &self.filter).await?;
                 let with_columns = self.describe(&mut side, &tables).await?;
                 let rows = snapshot
                     .copy(&with_columns, self.config.snapshot.chunk_rows, None, &events, &self.progress)
                     .await?;
                 tracing::info!(rows, tables = tables.len(), "initial copy complete");
                 send(&events, SourceEvent::SnapshotDone { position: Position(position.to_string()) }).await?;
-                (position, tables.iter().map(|t| (t.id.clone(), None)).collect())
+                let copied = tables.iter().map(|t| (t.id.clone(), None)).collect();
+                (position, copied, tables)
             }
         };
         let mut streamer = Streamer::new(
@@ -130,6 +133,7 @@ impl MySource {
             streamer.remember_json_columns(t.id.clone(), json);
         }
         for (table, at) in &copied {
+            streamer.known.insert(table.clone());
             if let Some(at) = at.as_ref().filter(|at| *at > &position) {
                 streamer.copied_at.insert(table.clone(), at.clone());
             }
@@ -149,7 +153,11 @@ impl MySource {
                     streamer.close().await;
                     return Ok(());
                 }
-                Pause::Copy(tables) => self.copy_while_streaming(&mut streamer, &tables).await?,
+                Pause::Copy(mut tables) => {
+                    tables.sort();
+                    tables.dedup();
+                    self.copy_while_streaming(&mut streamer, &tables).await?
+                }
                 Pause::Tick => {
                     files.refresh(&mut streamer.side).await;
                     let acked = BinlogPos::parse(&acks.borrow().0);
@@ -204,6 +212,7 @@ impl MySource {
         for (info, table) in with_columns {
             tracing::info!(table = %info.id, consistent_at = %at, "table copied while streaming");
             streamer.copied_at.insert(info.id.clone(), at.clone());
+            streamer.known.insert(info.id.clone());
             let json = catalog::json_columns(&mut streamer.side, &info.id).await?;
             streamer.remember_json_columns(info.id.clone(), json);
             streamer.schemas.insert(info.id.clone(), table);

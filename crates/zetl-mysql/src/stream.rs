@@ -16,7 +16,7 @@ use mysql_async::Conn;
 use mysql_common::binlog::events::{Event, EventData, QueryEvent, RowsEventData};
 use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -56,6 +56,9 @@ pub struct Streamer {
     pub copied_at: HashMap<TableId, BinlogPos>,
     /// The schema last sent per table.
     pub schemas: HashMap<TableId, MyTable>,
+    /// Tables the target has a copy of (made before or while streaming, or created empty in
+    /// the stream). Rows of any other replicated table mean a table zetl has not copied.
+    pub known: HashSet<TableId>,
     /// MariaDB's JSON columns per table (the binlog shows them as LONGTEXT).
     json_columns: HashMap<TableId, Vec<String>>,
     /// Decoded TABLE_MAP events by table id, with the raw event they came from; `None` for
@@ -107,6 +110,7 @@ impl Streamer {
             gtid,
             copied_at: HashMap::new(),
             schemas: HashMap::new(),
+            known: HashSet::new(),
             json_columns: HashMap::new(),
             table_maps: HashMap::new(),
             reader: None,
@@ -402,6 +406,7 @@ impl Streamer {
         let at = Position(BinlogPos { gtid: None, ..at.clone() }.to_string());
         send(&self.events, SourceEvent::CopyDone { table: id.clone(), rows: 0, consistent_at: Some(at) }).await?;
         self.schemas.insert(id.clone(), table);
+        self.known.insert(id.clone());
         Ok(())
     }
 
@@ -412,6 +417,8 @@ impl Streamer {
         }
         if self.replicated(&to) {
             tracing::info!(table = %to, "a table was renamed into the filters; copying it");
+            self.known.insert(to.clone());
+            self.copied_at.insert(to.clone(), BinlogPos { file: event_file_max(), pos: u64::MAX, gtid: None });
             if let Some(txn) = self.txn.as_mut() {
                 txn.to_copy.push(to);
             }
@@ -434,6 +441,17 @@ impl Streamer {
             return self.send_schema_if_changed(table_id).await;
         }
         let id = TableId::new(tme.database_name(), tme.table_name());
+        if self.replicated(&id) && !self.known.contains(&id) {
+            // A table the target has no copy of (created before the snapshot and missed, or
+            // renamed in without a statement zetl understood): copy it once this transaction
+            // ends; until then its changes are in that copy.
+            tracing::info!(table = %id, "rows of a table without a copy; copying it");
+            self.known.insert(id.clone());
+            self.copied_at.insert(id.clone(), BinlogPos { file: event_file_max(), pos: u64::MAX, gtid: None });
+            if let Some(txn) = self.txn.as_mut() {
+                txn.to_copy.push(id.clone());
+            }
+        }
         let decoded = if self.replicated(&id) {
             let json = self.json_columns.get(&id).map(Vec::as_slice).unwrap_or(&[]);
             let table = columns::from_table_map(&tme, &self.collations, json)
@@ -535,6 +553,11 @@ impl Streamer {
             })
             .collect()
     }
+}
+
+/// A file name after every real one, for "skip until copied" placeholders.
+fn event_file_max() -> String {
+    format!("~.{}", u64::MAX)
 }
 
 fn looks_like_dml(sql: &str) -> bool {

@@ -86,13 +86,7 @@ impl Comparer {
                 .map_err(|e| format!("cannot set up the source session: {e}"))?;
             Ok::<_, String>(client)
         })?;
-        let config = Config::default().access_mode(AccessMode::ReadOnly).map_err(|e| format!("duckdb config: {e}"))?;
-        let duck = Connection::open_with_flags(duckdb_path, config)
-            .map_err(|e| format!("cannot open {} read-only (is zetl still running?): {e}", duckdb_path.display()))?;
-        // Without the ICU extension there is no TimeZone setting, and TIMESTAMPTZ prints in
-        // UTC anyway.
-        let _ = duck.execute_batch("SET TimeZone = 'UTC'");
-        Ok(Comparer { runtime, pg, duck })
+        Ok(Comparer { runtime, pg, duck: open_target(duckdb_path)? })
     }
 
     /// Compares one table (`"schema.table"`); `Err` describes the first difference.
@@ -100,7 +94,7 @@ impl Comparer {
         let (schema, name) = table.split_once('.').ok_or_else(|| format!("{table}: expected `schema.table`"))?;
         let qualified = format!("{}.{}", ident(schema), ident(name));
         let columns = self.source_columns(table, &qualified)?;
-        let target_types = self.target_columns(schema, name)?;
+        let target_types = target_columns(&self.duck, schema, name)?;
         if target_types.is_empty() {
             return Err(format!("{table}: the table does not exist at the target"));
         }
@@ -114,7 +108,7 @@ impl Comparer {
             ));
         }
         let source = self.read_source(table, &qualified, &columns)?;
-        let target = self.read_target(table, &qualified, &columns, &target_types)?;
+        let target = read_target(&self.duck, table, &qualified, &columns, &target_types)?;
         diff(table, &columns, source, target)
     }
 
@@ -129,8 +123,8 @@ impl Comparer {
                             coalesce(bt.typcategory, t.typcategory)::text, \
                             coalesce(ix.indisprimary, false) \
                      FROM pg_attribute a \
-                     JOIN pg_type t ON t.oid = a.atttypid \
-                     LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
+                     JOIN source_type t ON t.oid = a.atttypid \
+                     LEFT JOIN source_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
                      LEFT JOIN pg_index ix ON ix.indrelid = a.attrelid AND ix.indisprimary \
                           AND a.attnum = ANY (ix.indkey) \
                      WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
@@ -147,26 +141,13 @@ impl Comparer {
                 .iter()
                 .map(|r| {
                     let name: String = r.get(0);
-                    let pg_type: String = r.get(1);
+                    let source_type: String = r.get(1);
                     let base: String = r.get(2);
                     let category: String = r.get(3);
-                    SourceColumn { kind: Kind::of(&base, &category), name, pg_type, key: r.get(4) }
+                    SourceColumn { kind: Kind::of(&base, &category), name, source_type, key: r.get(4) }
                 })
                 .collect())
         })
-    }
-
-    fn target_columns(&self, schema: &str, name: &str) -> Result<HashMap<String, String>, String> {
-        let err = |e: duckdb::Error| format!("{schema}.{name}: reading the target columns: {e}");
-        let mut stmt = self
-            .duck
-            .prepare(
-                "SELECT column_name, data_type FROM duckdb_columns() \
-                 WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
-            )
-            .map_err(err)?;
-        let rows = stmt.query_map([schema, name], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
-        rows.collect::<Result<HashMap<String, String>, _>>().map_err(err)
     }
 
     fn read_source(&self, table: &str, qualified: &str, columns: &[SourceColumn]) -> Result<Vec<Row>, String> {
@@ -192,61 +173,78 @@ impl Comparer {
         }
         Ok(rows)
     }
+}
 
-    fn read_target(
-        &self,
-        table: &str,
-        qualified: &str,
-        columns: &[SourceColumn],
-        target_types: &HashMap<String, String>,
-    ) -> Result<Vec<Row>, String> {
-        let exprs: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                let n = ident(&c.name);
-                let ty = target_types[&c.name].to_ascii_uppercase();
-                if ty == "BLOB" {
-                    format!("hex({n})")
-                } else if ty.ends_with(']')
-                    || ty.starts_with("STRUCT")
-                    || ty.starts_with("MAP")
-                    || ty.starts_with("LIST")
-                {
-                    format!("CAST(to_json({n}) AS VARCHAR)")
-                } else {
-                    format!("CAST({n} AS VARCHAR)")
-                }
-            })
-            .collect();
-        let sql = format!("SELECT {} FROM {qualified}", exprs.join(", "));
-        let err = |e: duckdb::Error| format!("{table}: reading the target: {e}");
-        let mut stmt = self.duck.prepare(&sql).map_err(err)?;
-        let mut result = stmt.query([]).map_err(err)?;
-        let mut rows = Vec::new();
-        while let Some(r) = result.next().map_err(err)? {
-            let raw = (0..columns.len())
-                .map(|i| r.get::<_, Option<String>>(i))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            rows.push(Row::new(columns, raw, Side::Target));
-        }
-        Ok(rows)
+/// Opens the DuckDB file read-only: zetl must be stopped.
+pub(crate) fn open_target(duckdb_path: &Path) -> Result<Connection, String> {
+    let config = Config::default().access_mode(AccessMode::ReadOnly).map_err(|e| format!("duckdb config: {e}"))?;
+    let duck = Connection::open_with_flags(duckdb_path, config)
+        .map_err(|e| format!("cannot open {} read-only (is zetl still running?): {e}", duckdb_path.display()))?;
+    // Without the ICU extension there is no TimeZone setting, and TIMESTAMPTZ prints in
+    // UTC anyway.
+    let _ = duck.execute_batch("SET TimeZone = 'UTC'");
+    Ok(duck)
+}
+
+pub(crate) fn target_columns(duck: &Connection, schema: &str, name: &str) -> Result<HashMap<String, String>, String> {
+    let err = |e: duckdb::Error| format!("{schema}.{name}: reading the target columns: {e}");
+    let mut stmt = duck
+        .prepare(
+            "SELECT column_name, data_type FROM duckdb_columns() \
+             WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+        )
+        .map_err(err)?;
+    let rows = stmt.query_map([schema, name], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+    rows.collect::<Result<HashMap<String, String>, _>>().map_err(err)
+}
+
+pub(crate) fn read_target(
+    duck: &Connection,
+    table: &str,
+    qualified: &str,
+    columns: &[SourceColumn],
+    target_types: &HashMap<String, String>,
+) -> Result<Vec<Row>, String> {
+    let exprs: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let n = ident(&c.name);
+            let ty = target_types[&c.name].to_ascii_uppercase();
+            if ty == "BLOB" {
+                format!("hex({n})")
+            } else if ty.ends_with(']') || ty.starts_with("STRUCT") || ty.starts_with("MAP") || ty.starts_with("LIST") {
+                format!("CAST(to_json({n}) AS VARCHAR)")
+            } else {
+                format!("CAST({n} AS VARCHAR)")
+            }
+        })
+        .collect();
+    let sql = format!("SELECT {} FROM {qualified}", exprs.join(", "));
+    let err = |e: duckdb::Error| format!("{table}: reading the target: {e}");
+    let mut stmt = duck.prepare(&sql).map_err(err)?;
+    let mut result = stmt.query([]).map_err(err)?;
+    let mut rows = Vec::new();
+    while let Some(r) = result.next().map_err(err)? {
+        let raw =
+            (0..columns.len()).map(|i| r.get::<_, Option<String>>(i)).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        rows.push(Row::new(columns, raw, Side::Target));
     }
+    Ok(rows)
 }
 
 #[derive(Debug)]
-struct SourceColumn {
-    name: String,
-    /// `format_type` of the source column, for reports.
-    pg_type: String,
-    kind: Kind,
+pub(crate) struct SourceColumn {
+    pub(crate) name: String,
+    /// The source column's type as the source names it, for reports.
+    pub(crate) source_type: String,
+    pub(crate) kind: Kind,
     /// Part of the source table's primary key.
-    key: bool,
+    pub(crate) key: bool,
 }
 
 /// How values of a column are normalised before they are compared.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Bool,
     Float32,
     Float64,
@@ -255,6 +253,8 @@ enum Kind {
     Interval,
     Json,
     Array,
+    /// MySQL DATETIME / TIMESTAMP: fraction digits vary with the column's precision.
+    Timestamp,
     Text,
 }
 
@@ -277,18 +277,18 @@ impl Kind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Side {
+pub(crate) enum Side {
     Source,
     Target,
 }
 
-struct Row {
+pub(crate) struct Row {
     raw: Vec<Option<String>>,
     norm: Vec<Option<String>>,
 }
 
 impl Row {
-    fn new(columns: &[SourceColumn], raw: Vec<Option<String>>, side: Side) -> Row {
+    pub(crate) fn new(columns: &[SourceColumn], raw: Vec<Option<String>>, side: Side) -> Row {
         let norm = columns.iter().zip(&raw).map(|(c, v)| v.as_deref().map(|v| normalize(c.kind, side, v))).collect();
         Row { raw, norm }
     }
@@ -299,8 +299,8 @@ impl Row {
 fn normalize(kind: Kind, side: Side, text: &str) -> String {
     match kind {
         Kind::Bool => match text {
-            "t" | "true" => "true".into(),
-            "f" | "false" => "false".into(),
+            "t" | "true" | "1" => "true".into(),
+            "f" | "false" | "0" => "false".into(),
             _ => text.into(),
         },
         Kind::Float32 => match text.parse::<f32>() {
@@ -331,6 +331,14 @@ fn normalize(kind: Kind, side: Side, text: &str) -> String {
             }
             Err(_) => text.into(),
         },
+        Kind::Timestamp => {
+            let t = text.strip_suffix("+00").unwrap_or(text);
+            match t.split_once('.') {
+                Some((whole, frac)) if frac.trim_end_matches('0').is_empty() => whole.into(),
+                Some((whole, frac)) => format!("{whole}.{}", frac.trim_end_matches('0')),
+                None => t.into(),
+            }
+        }
         Kind::Text => text.into(),
     }
 }
@@ -445,7 +453,12 @@ fn canonical_json(v: &Json, out: &mut String) {
 }
 
 /// Sorts both sides and reports the first difference.
-fn diff(table: &str, columns: &[SourceColumn], mut source: Vec<Row>, mut target: Vec<Row>) -> Result<(), String> {
+pub(crate) fn diff(
+    table: &str,
+    columns: &[SourceColumn],
+    mut source: Vec<Row>,
+    mut target: Vec<Row>,
+) -> Result<(), String> {
     let key: Vec<usize> = {
         let k: Vec<usize> = (0..columns.len()).filter(|&i| columns[i].key).collect();
         if k.is_empty() {
@@ -475,7 +488,7 @@ fn diff(table: &str, columns: &[SourceColumn], mut source: Vec<Row>, mut target:
         let i = (0..columns.len()).find(|&i| s.norm[i] != t.norm[i])?;
         let c = &columns[i];
         let mut m =
-            format!("column `{}` ({}): source {}, target {}", c.name, c.pg_type, show(&s.raw[i]), show(&t.raw[i]));
+            format!("column `{}` ({}): source {}, target {}", c.name, c.source_type, show(&s.raw[i]), show(&t.raw[i]));
         if s.norm[i] != s.raw[i] || t.norm[i] != t.raw[i] {
             let _ = write!(m, " (normalized: source {}, target {})", show(&s.norm[i]), show(&t.norm[i]));
         }
@@ -593,11 +606,11 @@ fn show(v: &Option<String>) -> String {
     }
 }
 
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn sorted_keys(map: &HashMap<String, String>) -> String {
+pub(crate) fn sorted_keys(map: &HashMap<String, String>) -> String {
     let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
     keys.sort();
     keys.join(", ")

@@ -25,6 +25,8 @@
 
 #[cfg(feature = "compare")]
 pub mod compare;
+#[cfg(feature = "compare")]
+pub mod compare_mysql;
 mod error;
 mod mariadb;
 mod moto;

@@ -173,7 +173,13 @@ impl MariaDbServer {
 
     fn client(&self, db: &str) -> Command {
         let mut cmd = Command::new(find_program(&["mariadb", "mysql"]).unwrap_or_else(|| "mariadb".into()));
-        cmd.args(["--no-defaults", "--protocol=socket", "-S"]).arg(self.socket()).args(["-u", "root", "-N", "-B"]);
+        cmd.args(["--no-defaults", "--protocol=socket", "-S"]).arg(self.socket()).args([
+            "-u",
+            "root",
+            "-N",
+            "-B",
+            "--default-character-set=utf8mb4",
+        ]);
         if !db.is_empty() {
             cmd.arg(format!("--database={db}"));
         }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod mysql;
+
 pub use zetl_testkit::compare::assert_tables_equal;
 pub use zetl_testkit::{PgOptions, PgServer};
 
