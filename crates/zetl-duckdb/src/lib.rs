@@ -57,6 +57,11 @@ impl DuckdbTarget {
         state::request_resync(&self.conn, &self.integration, table)
     }
 
+    /// Drops the stored checkpoint: the next start makes a fresh initial copy.
+    pub fn forget_position(&self) -> Result<(), DuckdbError> {
+        state::forget(&self.conn, &self.integration)
+    }
+
     pub fn connection(&self) -> &Connection {
         &self.conn
     }

@@ -204,3 +204,32 @@ pub fn quote_ident(name: &str) -> String {
 pub fn quote_table(id: &TableId) -> String {
     format!("{}.{}", quote_ident(&id.schema), quote_ident(&id.name))
 }
+
+/// Privileges the user lacks: REPLICATION SLAVE to read the binlog, REPLICATION CLIENT
+/// (MariaDB: BINLOG MONITOR) to see binlog positions, SELECT for the copy.
+pub async fn missing_grants(conn: &mut Conn) -> Result<Vec<&'static str>, MyError> {
+    let grants: Vec<String> =
+        conn.query("SHOW GRANTS FOR CURRENT_USER()").await.ctx(|| "reading the user's grants".into())?;
+    let all = grants.join("\n").to_uppercase();
+    let global =
+        grants.iter().filter(|g| g.contains(" ON *.* ")).map(|g| g.to_uppercase()).collect::<Vec<_>>().join("\n");
+    let has = |p: &str| global.contains("ALL PRIVILEGES") || global.contains(p);
+    let mut missing = Vec::new();
+    if !(has("REPLICATION SLAVE") || has("REPLICATION REPLICA")) {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !(has("REPLICATION CLIENT") || has("BINLOG MONITOR")) {
+        missing.push("REPLICATION CLIENT");
+    }
+    if !(all.contains("ALL PRIVILEGES") || all.contains("GRANT SELECT") || all.contains(", SELECT")) {
+        missing.push("SELECT");
+    }
+    Ok(missing)
+}
+
+pub fn grant_fix(missing: &[&str]) -> String {
+    format!(
+        "missing {list}: GRANT {list} ON *.* TO the zetl user (MariaDB calls REPLICATION CLIENT `BINLOG MONITOR`)",
+        list = missing.join(", ")
+    )
+}

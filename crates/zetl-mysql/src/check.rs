@@ -117,34 +117,12 @@ async fn retention(conn: &mut Conn) -> Verdict {
     }
 }
 
-/// REPLICATION SLAVE to read the binlog, REPLICATION CLIENT (MariaDB: BINLOG MONITOR) to see
-/// binlog positions, SELECT for the copy.
 async fn grants(conn: &mut Conn) -> Verdict {
-    let grants: Vec<String> = match conn.query("SHOW GRANTS FOR CURRENT_USER()").await {
-        Ok(g) => g,
-        Err(e) => return (Outcome::Fail, "grants".into(), format!("cannot read them: {e}")),
-    };
-    let all = grants.join("\n").to_uppercase();
-    let global: Vec<&str> = grants.iter().filter(|g| g.contains(" ON *.* ")).map(String::as_str).collect();
-    let global = global.join("\n").to_uppercase();
-    let has = |p: &str| global.contains("ALL PRIVILEGES") || global.contains(p);
-    let mut missing = Vec::new();
-    if !(has("REPLICATION SLAVE") || has("REPLICATION REPLICA")) {
-        missing.push("REPLICATION SLAVE");
-    }
-    if !(has("REPLICATION CLIENT") || has("BINLOG MONITOR")) {
-        missing.push("REPLICATION CLIENT (MariaDB: BINLOG MONITOR)");
-    }
-    if !(all.contains("ALL PRIVILEGES") || all.contains("GRANT SELECT") || all.contains(", SELECT")) {
-        missing.push("SELECT");
-    }
-    if missing.is_empty() {
-        (Outcome::Pass, "grants".into(), "REPLICATION SLAVE, REPLICATION CLIENT, SELECT".into())
-    } else {
-        (
-            Outcome::Fail,
-            "grants".into(),
-            format!("missing {}: GRANT {} ON *.* TO the zetl user", missing.join(", "), missing.join(", ")),
-        )
+    match catalog::missing_grants(conn).await {
+        Err(e) => (Outcome::Fail, "grants".into(), format!("cannot read them: {e}")),
+        Ok(missing) if missing.is_empty() => {
+            (Outcome::Pass, "grants".into(), "REPLICATION SLAVE, REPLICATION CLIENT, SELECT".into())
+        }
+        Ok(missing) => (Outcome::Fail, "grants".into(), catalog::grant_fix(&missing)),
     }
 }

@@ -12,7 +12,7 @@ pub enum MyError {
     Prerequisite(String),
     #[error(
         "the binlog at the stored position {position} is no longer on the server ({cause}); \
-         the integration must be copied again: run `zetl drop` and then `zetl run` to start over"
+         the integration must be copied again: run `zetl resync --all -c FILE -i NAME`, then `zetl run`"
     )]
     BinlogPurged { position: String, cause: String },
     #[error("binlog stream: {0}")]

@@ -82,7 +82,13 @@ impl MySource {
     ) -> Result<(), MyError> {
         let mut side = self.info.connect().await?;
         let server = catalog::server_info(&mut side).await?;
-        let problems = server.problems();
+        let mut problems = server.problems();
+        // An unreadable grant list is no proof of a problem: the binlog dump then tells.
+        if let Ok(missing) = catalog::missing_grants(&mut side).await {
+            if !missing.is_empty() {
+                problems.push(catalog::grant_fix(&missing));
+            }
+        }
         if !problems.is_empty() {
             return Err(MyError::Prerequisite(problems.join("; ")));
         }

@@ -46,12 +46,16 @@ enum Command {
         yes: bool,
     },
     /// Copy tables again (schema.table …): at once when `zetl run` answers on metrics.listen,
-    /// else at its next start.
+    /// else at its next start. `--all` starts the whole integration over from a new snapshot.
     Resync {
         #[command(flatten)]
         target: Target,
+        /// Copy everything again at the next start (zetl must be stopped); needed when the
+        /// source no longer has the stored position.
+        #[arg(long, conflicts_with = "tables")]
+        all: bool,
         /// The tables, as schema.table.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all")]
         tables: Vec<String>,
     },
     /// Show phase, position, lag and per-table state.
@@ -95,7 +99,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(t) => run::run(&t.config, t.integration.as_deref()).await,
             Command::Check(t) => check::check(&t.config, t.integration.as_deref()).await,
-            Command::Resync { target, tables } => {
+            Command::Resync { target, all: true, .. } => {
+                resync::resync_all(&target.config, target.integration.as_deref())
+            }
+            Command::Resync { target, tables, .. } => {
                 resync::resync(&target.config, target.integration.as_deref(), &tables).await
             }
             Command::Drop { target, yes } => drop::drop(&target.config, target.integration.as_deref(), yes).await,

@@ -47,6 +47,19 @@ pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Res
     Ok(0)
 }
 
+/// Forgets the stored position, so that the next `zetl run` copies everything again from a
+/// new snapshot (its tables stay readable until that run starts the copy).
+pub fn resync_all(config: &Path, name: Option<&str>) -> Result<u8> {
+    let config = Config::load(config)?;
+    let integration = config.integration(name)?;
+    let TargetConfig::Duckdb(duck) = &integration.target;
+    let target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))
+        .context("opening the target (stop `zetl run` first)")?;
+    target.forget_position()?;
+    println!("integration `{}` copies everything again at its next `zetl run`", integration.name);
+    Ok(0)
+}
+
 /// `POST /resync` to a running zetl; `None` when nothing answers there.
 async fn ask_running(addr: std::net::SocketAddr, tables: &[TableId]) -> Option<String> {
     let query: Vec<String> = tables.iter().map(|t| format!("table={}", encode(&t.to_string()))).collect();

@@ -22,6 +22,9 @@ pub use zetl_testkit::{PgOptions, PgServer};
 /// How long any wait in these tests may take.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// `zetl check`'s exit code when a check fails.
+pub const EXIT_CHECK_CODE: i32 = 3;
+
 /// The database every test replicates from.
 pub const DB: &str = "zetl";
 
