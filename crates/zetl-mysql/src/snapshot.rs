@@ -93,9 +93,9 @@ impl Snapshot {
                 jobs.push_back(Job { table: table.clone(), range });
             }
         }
+        tracing::info!(tables = tables.len(), jobs = jobs.len(), connections = conns.len(), "initial copy starts");
         let jobs = Arc::new(Mutex::new(jobs));
         let state = Arc::new(Mutex::new(state));
-        tracing::info!(tables = tables.len(), connections = conns.len(), "initial copy starts");
         let mut workers = tokio::task::JoinSet::new();
         for conn in conns {
             let (jobs, state, events, progress, consistent_at) =

@@ -72,3 +72,71 @@ fn a_million_row_transaction_stays_whole() {
     env.catch_up_and_stop(zetl, &config);
     env.assert_equal(&["shop.big", "shop.side"]);
 }
+
+#[test]
+fn the_stream_resumes_after_the_server_restarts() {
+    let env = MyEnv::start("my_restart");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1)");
+    let config = env.write_config("restart", None, "");
+    let mut zetl = env.run_zetl_streaming(&config);
+    env.sql("INSERT INTO t VALUES (2, 2)");
+    std::thread::sleep(Duration::from_secs(1));
+    env.db.restart().expect("restart MariaDB");
+    env.sql("INSERT INTO t VALUES (3, 3); UPDATE t SET v = 10 WHERE id = 1");
+    let reconnected = common::mysql::eventually(|| {
+        assert!(zetl.try_exit().is_none(), "zetl exited instead of reconnecting");
+        std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.matches("streaming the binlog").count() >= 2)
+    });
+    assert!(reconnected, "zetl did not resume streaming after the server restarted");
+    env.catch_up_and_stop(zetl, &config);
+    env.assert_equal(&["shop.t"]);
+}
+
+#[test]
+fn a_chunked_parallel_copy_under_writes_is_consistent() {
+    let env = MyEnv::start("my_chunks");
+    env.sql(
+        "CREATE TABLE nums (id bigint PRIMARY KEY, v int); \
+         INSERT INTO nums SELECT seq, seq FROM seq_1_to_60000; \
+         CREATE TABLE words (w varchar(20) PRIMARY KEY, n int); \
+         INSERT INTO words SELECT CONCAT('w', seq), seq FROM seq_1_to_3000; \
+         ANALYZE TABLE nums, words",
+    );
+    let config = env.write_config("chunks", None, "snapshot: { parallelism: 4, chunk_rows: 5000 }");
+    // Writes race the copy: each must land either in the copy or in the stream, once.
+    let writer = {
+        let (port, dir) = (env.db.port(), env.scratch.path.clone());
+        std::thread::spawn(move || {
+            let sql: String = (0..300)
+                .map(|i| {
+                    format!(
+                        "UPDATE nums SET v = v + 1 WHERE id = {}; DELETE FROM nums WHERE id = {}; \
+                         INSERT INTO nums VALUES ({}, 0); UPDATE words SET n = n + 1 WHERE w = 'w{}';\n",
+                        i * 97 + 1,
+                        i * 89 + 2,
+                        100_000 + i,
+                        i + 1
+                    )
+                })
+                .collect();
+            let script = dir.join("writes.sql");
+            std::fs::write(&script, sql).expect("write the script");
+            Command::new("mariadb")
+                .args(["--no-defaults", "-h", "127.0.0.1", "-u", "zetl", "-pzetl", "shop"])
+                .arg(format!("-P{port}"))
+                .stdin(std::fs::File::open(&script).expect("open the script"))
+                .output()
+                .expect("run the writes")
+        })
+    };
+    let zetl = env.run_zetl_streaming(&config);
+    let out = writer.join().expect("writer thread");
+    assert!(out.status.success(), "writes failed: {}", String::from_utf8_lossy(&out.stderr));
+    env.catch_up_and_stop(zetl, &config);
+    env.assert_equal(&["shop.nums", "shop.words"]);
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let jobs: usize =
+        log.lines().find_map(|l| l.split("jobs=").nth(1)?.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    assert!(jobs > 2, "the big table was not split into key ranges:\n{log}");
+    assert!(log.contains("connections=4") || log.contains("busy source"), "the copy was not parallel:\n{log}");
+}
