@@ -55,7 +55,7 @@ wait_applied() { until [ "$(applied)" -ge "$1" ]; do sleep 0.1; done; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ { print $2 }') GiB; $(sql 'SELECT VERSION()')"
 # sysbench's table shape: id, k, c char(120), pad char(60).
 sql "CREATE TABLE bench.items (id int PRIMARY KEY, k int NOT NULL, c char(120) NOT NULL, pad char(60) NOT NULL, KEY (k))"
-sql "INSERT INTO bench.items SELECT seq, seq % 1000, REPEAT(CHAR(97 + seq % 26), 120), REPEAT('p', 60) FROM seq_1_to_$ROWS"
+sql "USE bench; INSERT INTO bench.items SELECT seq, seq % 1000, REPEAT(CHAR(97 + seq % 26), 120), REPEAT('p', 60) FROM seq_1_to_$ROWS"
 sql "ANALYZE TABLE bench.items" >/dev/null
 t0=$(now); "${client[@]}" -B -e "SELECT * FROM bench.items" >/dev/null; t1=$(now)
 select_rate=$(rate "$ROWS" "$(echo "$t1 - $t0" | bc)")

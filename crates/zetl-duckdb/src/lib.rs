@@ -29,6 +29,9 @@ pub struct DuckdbTarget {
     next_stage: usize,
 }
 
+/// The catalog the target file is attached as.
+const CATALOG: &str = "\"zetl target\"";
+
 impl DuckdbTarget {
     pub fn open(path: &Path, integration: &str) -> Result<Self, DuckdbError> {
         Self::open_with_memory(path, integration, None)
@@ -36,8 +39,16 @@ impl DuckdbTarget {
 
     /// Opens the file with DuckDB's buffer pool capped at `memory_limit` (e.g. `256MB`).
     pub fn open_with_memory(path: &Path, integration: &str, memory_limit: Option<&str>) -> Result<Self, DuckdbError> {
-        let conn = Connection::open(path)
-            .map_err(|source| DuckdbError::Open { path: path.display().to_string(), cause: source })?;
+        let open_err = |source| DuckdbError::Open { path: path.display().to_string(), cause: source };
+        // Attached under a name no source schema has: opened directly, the file's catalog
+        // would be named after the file, and a schema of the same name (`bench.duckdb`
+        // holding schema `bench`) would make every `bench.t` ambiguous.
+        let conn = Connection::open_in_memory().map_err(open_err)?;
+        conn.execute_batch(&format!(
+            "ATTACH {file} AS {CATALOG}; USE {CATALOG}; DETACH memory",
+            file = types::literal(&path.display().to_string())
+        ))
+        .map_err(open_err)?;
         if let Some(limit) = memory_limit {
             conn.execute_batch(&format!("SET memory_limit = {}", types::literal(limit)))
                 .context(|| format!("setting memory_limit to {limit}"))?;

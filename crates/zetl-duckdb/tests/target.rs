@@ -148,3 +148,23 @@ fn key_change_keeps_unchanged_columns_from_the_old_row() {
     assert_eq!(dump(&t), vec!["5|big|['a,\"b', NULL]|1 day 02:00:00"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_file_named_like_a_schema_is_not_ambiguous() {
+    let dir = std::env::temp_dir().join(format!("zetl-duckdb-test4-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // DuckDB names a directly opened file's catalog after the file: `shop.items` would then be
+    // ambiguous between catalog `shop` and schema `shop`.
+    let path = dir.join("shop.duckdb");
+    let _ = std::fs::remove_file(&path);
+    let mut t = DuckdbTarget::open(&path, "it").expect("open");
+    let s = schema(RowIdentity::Key(vec![0]), false);
+    let mut b = Batch::default();
+    b.push(&s, change(ChangeKind::Insert { row: row(1, Value::Text("one".into()), None) }));
+    t.begin().expect("begin");
+    t.ensure_table(&s).expect("table");
+    t.apply(&b).expect("apply");
+    t.commit(&Checkpoint { position: Position("1".into()), phase: Phase::Streaming }).expect("commit");
+    assert_eq!(dump(&t).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,7 @@
 //! Read-only prerequisite checks for `zetl check`: one verdict per line, with the fix.
 
 use crate::catalog;
+use crate::position::BinlogPos;
 use crate::source::MySource;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -9,7 +10,9 @@ use zetl_core::check::{Outcome, Verdict};
 /// Below this, a stopped integration soon finds its position purged.
 const MIN_RETENTION_SECS: u64 = 24 * 3600;
 
-pub async fn check(source: &MySource) -> Vec<Verdict> {
+/// `stored`: the position the target holds, when it could be read, to tell whether the server
+/// still has the binlog from there.
+pub async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdict> {
     let mut out = Vec::new();
     let info = source.conn_info();
     let mut conn = match info.connect().await {
@@ -62,6 +65,9 @@ pub async fn check(source: &MySource) -> Vec<Verdict> {
             out.push((Outcome::Pass, "replica server id".into(), format!("{} (source.server_id)", source.server_id())));
             if server.log_bin {
                 out.push(retention(&mut conn).await);
+                if let Some(stored) = stored.and_then(BinlogPos::parse) {
+                    out.push(stored_position(&mut conn, &stored).await);
+                }
             }
         }
         Err(e) => out.push((Outcome::Fail, "server settings".into(), e.to_string())),
@@ -93,6 +99,32 @@ pub async fn check(source: &MySource) -> Vec<Verdict> {
         Err(e) => out.push((Outcome::Fail, "tables".into(), e.to_string())),
     }
     out
+}
+
+/// Whether the binlog the integration resumes from is still there, and how close it is to
+/// being purged.
+async fn stored_position(conn: &mut Conn, stored: &BinlogPos) -> Verdict {
+    let files: Vec<(String, u64)> = match conn.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await {
+        Ok(rows) => rows.into_iter().filter_map(|r| Some((r.get(0)?, r.get(1)?))).collect(),
+        Err(e) => return (Outcome::Warn, "stored position".into(), format!("cannot list binary logs: {e}")),
+    };
+    let what = "stored position".to_string();
+    match files.iter().position(|(f, _)| f == &stored.file) {
+        None => (
+            Outcome::Fail,
+            what,
+            format!("{stored} is no longer on the server: run `zetl resync --all`, then `zetl run`"),
+        ),
+        Some(i) => {
+            let behind: u64 = files[i..].iter().map(|(_, size)| size).sum::<u64>().saturating_sub(stored.pos);
+            let detail = format!("{stored}, {behind} bytes of binlog behind the server");
+            if i == 0 && files.len() > 1 {
+                (Outcome::Warn, what, format!("{detail}; it is in the oldest binlog, which expires first"))
+            } else {
+                (Outcome::Pass, what, detail)
+            }
+        }
+    }
 }
 
 async fn retention(conn: &mut Conn) -> Verdict {

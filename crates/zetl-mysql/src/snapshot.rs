@@ -208,7 +208,18 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
         _ => String::new(),
     };
     let sql = format!("SELECT {} FROM {}{filter}", cols.join(", "), quote_table(&t.id));
-    let mut result = conn.query_iter(sql).await.ctx(|| format!("copying {}", t.id))?;
+    let mut result = match conn.query_iter(sql).await {
+        Ok(r) => r,
+        // 1412: created or rebuilt after the snapshot began, so the snapshot cannot read it.
+        Err(mysql_async::Error::Server(e)) if e.code == 1412 => {
+            return Err(MyError::Table {
+                table: t.id.to_string(),
+                reason: "was created or altered while the initial copy ran; run zetl again to start the copy over"
+                    .into(),
+            });
+        }
+        Err(e) => return Err(e).ctx(|| format!("copying {}", t.id)),
+    };
     let mut rows: Vec<Row> = Vec::with_capacity(ROWS_PER_EVENT);
     let mut count = 0u64;
     while let Some(row) = result.next().await.ctx(|| format!("copying {}", t.id))? {

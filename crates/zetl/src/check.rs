@@ -4,6 +4,7 @@ use anyhow::Result;
 use std::path::Path;
 use zetl_core::check::Outcome;
 use zetl_core::config::{Config, SourceConfig, TargetConfig};
+use zetl_duckdb::status::read_status;
 use zetl_mysql::MySource;
 use zetl_postgres::PgSource;
 
@@ -37,7 +38,12 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
         },
         SourceConfig::Mysql(my) => match MySource::new(&integration.name, my.clone(), integration.tables.clone()) {
             Err(e) => Err(e.to_string()),
-            Ok(source) => Ok(zetl_mysql::check(&source).await),
+            Ok(source) => {
+                // The stored position, when the target can be read (not while zetl runs).
+                let TargetConfig::Duckdb(duck) = &integration.target;
+                let stored = read_status(&duck.path, &integration.name).ok().and_then(|s| s.position);
+                Ok(zetl_mysql::check(&source, stored.as_deref()).await)
+            }
         },
     };
     match verdicts {

@@ -89,6 +89,7 @@ fn purged_binlog_at_the_stored_position_asks_for_a_resync() {
         !env.sql("SHOW BINARY LOGS").contains("mysql-bin.000001")
     });
     assert!(purged, "the old binlog could not be purged: {}", env.sql("SHOW BINARY LOGS"));
+    check_fails_with(&config, "stored position");
     run_fails_with(&env, &config, "must be copied again");
 
     // The way out the error names: a new copy from scratch.
