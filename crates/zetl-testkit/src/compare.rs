@@ -123,8 +123,8 @@ impl Comparer {
                             coalesce(bt.typcategory, t.typcategory)::text, \
                             coalesce(ix.indisprimary, false) \
                      FROM pg_attribute a \
-                     JOIN source_type t ON t.oid = a.atttypid \
-                     LEFT JOIN source_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
+                     JOIN pg_type t ON t.oid = a.atttypid \
+                     LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
                      LEFT JOIN pg_index ix ON ix.indrelid = a.attrelid AND ix.indisprimary \
                           AND a.attnum = ANY (ix.indkey) \
                      WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \

@@ -93,7 +93,7 @@ impl Status {
             Ok(t) => {
                 out += &format!("phase        {}\n", t.phase.as_deref().unwrap_or("new (never run)"));
                 out += &format!(
-                    "target at   {} (committed {})\n",
+                    "target at    {} (committed {})\n",
                     t.position.as_deref().unwrap_or("-"),
                     t.updated_at.as_deref().unwrap_or("-")
                 );
