@@ -10,6 +10,7 @@ mod logging;
 mod resync;
 mod run;
 mod status;
+mod tty;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

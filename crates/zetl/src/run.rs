@@ -108,6 +108,7 @@ async fn run_once(
         .spawn(move || writer.run(events_rx))
         .context("starting the writer thread")?;
     let reporter = tokio::spawn(report(progress.clone()));
+    let live_line = crate::tty::active().then(|| tokio::spawn(crate::tty::show_copy_progress(progress.clone())));
 
     let start = StartState { checkpoint, copied };
     let (name, tables) = (&integration.name, integration.tables.clone());
@@ -128,6 +129,10 @@ async fn run_once(
         },
     };
     reporter.abort();
+    if let Some(line) = live_line {
+        line.abort();
+        crate::tty::clear();
+    }
     let writer_result = tokio::task::spawn_blocking(move || writer.join())
         .await
         .context("waiting for the writer")?
