@@ -150,7 +150,7 @@ mod tests {
             describe("shop.orders", 1_500_000, 3_000_000, 250_000.0),
             "shop.orders 50% 1.5M rows 250.0k/s ETA 6s"
         );
-        assert_eq!(describe("t", 10, 0_u64.max(1), 0.0), "t 100% 10 rows 0/s ETA ?");
+        assert_eq!(describe("t", 10, 1, 0.0), "t 100% 10 rows 0/s ETA ?");
         assert_eq!(short(999.0), "999");
     }
 }
