@@ -1,6 +1,7 @@
 //! The user's YAML contract (see docs/configuration.md). Parsed with `deny_unknown_fields`
 //! everywhere, then validated once into types that cannot be invalid afterwards.
 
+use crate::apply::{ApplyDoc, ApplyPolicy};
 use crate::envsubst;
 use crate::error::ConfigError;
 use crate::filter::TableFilter;
@@ -26,6 +27,8 @@ struct IntegrationDoc {
     batch: BatchConfig,
     #[serde(default)]
     metrics: MetricsConfig,
+    #[serde(default)]
+    apply: ApplyDoc,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,6 +228,8 @@ pub struct Integration {
     /// Where `/metrics` etc. are served; `None` when turned off.
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub ready_max_lag_seconds: f64,
+    /// Delete mode and truncate policy per table.
+    pub apply: ApplyPolicy,
 }
 
 #[derive(Debug)]
@@ -262,6 +267,8 @@ impl Config {
             let tables = TableFilter::new(&it.tables.include, &it.tables.exclude)
                 .map_err(|e| invalid(format!("integration `{}`: tables: {e}", it.name)))?;
             validate_source(&it.source).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
+            let apply =
+                ApplyPolicy::from_doc(it.apply).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
             let metrics_listen = match it.metrics.listen.as_str() {
                 "off" | "" => None,
                 addr => Some(addr.parse().map_err(|_| {
@@ -276,6 +283,7 @@ impl Config {
                 batch: it.batch,
                 metrics_listen,
                 ready_max_lag_seconds: it.metrics.ready_max_lag_seconds,
+                apply,
             });
         }
         Ok(Config { file: path.to_path_buf(), integrations })

@@ -2,6 +2,7 @@
 //! transactions into batches, applies them to the target with the checkpoint in the same target
 //! transaction, and only then tells the source what it may acknowledge.
 
+use crate::apply::{ApplyPolicy, TruncatePolicy};
 use crate::batch::Batch;
 use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
@@ -49,6 +50,7 @@ pub struct Writer<T: Target> {
     opened_at: Instant,
     last_commit: Instant,
     copied_since_commit: usize,
+    apply: ApplyPolicy,
 }
 
 impl<T: Target> Writer<T> {
@@ -72,7 +74,15 @@ impl<T: Target> Writer<T> {
             opened_at: Instant::now(),
             last_commit: Instant::now(),
             copied_since_commit: 0,
+            apply: ApplyPolicy::default(),
         }
+    }
+
+    /// Per-table settings: source TRUNCATEs of tables with `truncate: ignore` are dropped here
+    /// (delete modes are the target's to apply).
+    pub fn with_apply_policy(mut self, apply: ApplyPolicy) -> Self {
+        self.apply = apply;
+        self
     }
 
     /// Continues from the checkpoint the target holds: tables copied while streaming then
@@ -192,7 +202,7 @@ impl<T: Target> Writer<T> {
                 }
             }
             SourceEvent::Truncate(tables) => {
-                for table in &tables {
+                for table in tables.iter().filter(|t| self.apply.for_table(t).truncate == TruncatePolicy::Apply) {
                     self.batch.truncate(table);
                 }
             }

@@ -7,6 +7,14 @@ use crate::types::{ident, literal, target_type};
 use duckdb::{params, Connection};
 use zetl_core::{TableId, TableSchema};
 
+/// Bookkeeping columns of a table in soft-delete mode. Their defaults fill them for every
+/// inserted row; `_zetl_position` is set when the target commits.
+pub const SOFT_COLUMNS: [(&str, &str); 3] = [
+    ("_zetl_deleted", "BOOLEAN DEFAULT false"),
+    ("_zetl_synced_at", "TIMESTAMPTZ DEFAULT current_timestamp"),
+    ("_zetl_position", "VARCHAR"),
+];
+
 pub fn qualified(table: &TableId) -> String {
     format!("{}.{}", ident(&table.schema), ident(&table.name))
 }
@@ -28,15 +36,19 @@ fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(St
     Ok(if cols.is_empty() { None } else { Some(cols) })
 }
 
-pub fn ensure_table(conn: &Connection, schema: &TableSchema) -> Result<(), DuckdbError> {
+/// `soft`: the table keeps deleted rows, marked (see [`SOFT_COLUMNS`]).
+pub fn ensure_table(conn: &Connection, schema: &TableSchema, soft: bool) -> Result<(), DuckdbError> {
     let table = &schema.id;
     let name = qualified(table);
     conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)))
         .context(|| format!("creating schema {}", table.schema))?;
     match existing_columns(conn, table)? {
         None => {
-            let cols: Vec<String> =
+            let mut cols: Vec<String> =
                 schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), target_type(&c.ty))).collect();
+            if soft {
+                cols.extend(SOFT_COLUMNS.iter().map(|(n, ty)| format!("{} {ty}", ident(n))));
+            }
             let comment = format!("replicated by zetl from {table}");
             conn.execute_batch(&format!(
                 "CREATE TABLE {name} ({}); COMMENT ON TABLE {name} IS {}",
@@ -59,8 +71,15 @@ pub fn ensure_table(conn: &Connection, schema: &TableSchema) -> Result<(), Duckd
                 .context(|| format!("adding column {} to {table}", col.name))?;
                 tracing::info!(table = %table, column = %col.name, "added column");
             }
+            for (n, ty) in SOFT_COLUMNS.iter().filter(|_| soft) {
+                if !existing.iter().any(|(e, _)| e == n) {
+                    conn.execute_batch(&format!("ALTER TABLE {name} ADD COLUMN {} {ty}", ident(n)))
+                        .context(|| format!("adding soft-delete column {n} to {table}"))?;
+                    tracing::info!(table = %table, column = %n, "added soft-delete column");
+                }
+            }
             for (n, _) in &existing {
-                if schema.column_index(n).is_none() {
+                if schema.column_index(n).is_none() && !SOFT_COLUMNS.iter().any(|(s, _)| s == n) {
                     tracing::info!(table = %table, column = %n, "column no longer at the source; kept at the target");
                 }
             }

@@ -15,8 +15,9 @@ pub use error::DuckdbError;
 use duckdb::Connection;
 use error::Context;
 use stage::{Stage, OP_UPSERT};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use zetl_core::apply::{ApplyPolicy, DeleteMode};
 use zetl_core::batch::Batch;
 use zetl_core::target::Target;
 use zetl_core::{Checkpoint, Position, Row, TableId, TableSchema};
@@ -27,6 +28,10 @@ pub struct DuckdbTarget {
     stages: HashMap<TableId, Stage>,
     copied: HashMap<TableId, u64>,
     next_stage: usize,
+    apply: ApplyPolicy,
+    /// Soft-delete tables written in the open transaction: their new rows get the commit's
+    /// position.
+    soft_touched: HashSet<TableId>,
 }
 
 /// The catalog the target file is attached as.
@@ -60,6 +65,8 @@ impl DuckdbTarget {
             stages: HashMap::new(),
             copied: HashMap::new(),
             next_stage: 0,
+            apply: ApplyPolicy::default(),
+            soft_touched: HashSet::new(),
         })
     }
 
@@ -75,6 +82,16 @@ impl DuckdbTarget {
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Per-table delete mode and truncate policy (default: hard deletes, truncates applied).
+    pub fn with_apply_policy(mut self, apply: ApplyPolicy) -> Self {
+        self.apply = apply;
+        self
+    }
+
+    fn soft(&self, table: &TableId) -> bool {
+        self.apply.for_table(table).deletes == DeleteMode::Soft
     }
 
     fn stage(&self, table: &TableId) -> Result<&Stage, DuckdbError> {
@@ -98,7 +115,7 @@ impl Target for DuckdbTarget {
     }
 
     fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), DuckdbError> {
-        ddl::ensure_table(&self.conn, schema)?;
+        ddl::ensure_table(&self.conn, schema, self.soft(&schema.id))?;
         let unchanged = self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema);
         if !unchanged {
             self.next_stage += 1;
@@ -137,6 +154,9 @@ impl Target for DuckdbTarget {
             stage.clear(&self.conn)?;
         }
         *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
+        if self.soft(table) {
+            self.soft_touched.insert(table.clone());
+        }
         Ok(())
     }
 
@@ -148,7 +168,11 @@ impl Target for DuckdbTarget {
 
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {
         for (table, changes) in &batch.tables {
-            merge::apply_table(&self.conn, self.stage(table)?, changes)?;
+            let soft = self.soft(table);
+            merge::apply_table(&self.conn, self.stage(table)?, changes, soft)?;
+            if soft {
+                self.soft_touched.insert(table.clone());
+            }
         }
         Ok(())
     }
@@ -157,11 +181,20 @@ impl Target for DuckdbTarget {
         for (table, rows) in &self.copied {
             state::set_table_state(&self.conn, &self.integration, table, "copying", *rows)?;
         }
+        for table in self.soft_touched.drain() {
+            self.conn
+                .execute(
+                    &format!("UPDATE {} SET _zetl_position = ? WHERE _zetl_position IS NULL", ddl::qualified(&table)),
+                    duckdb::params![checkpoint.position.0],
+                )
+                .context(|| format!("recording the source position of {table}'s changes"))?;
+        }
         state::store_checkpoint(&self.conn, &self.integration, checkpoint)?;
         self.conn.execute_batch("COMMIT").context(|| "committing".into())
     }
 
     fn rollback(&mut self) -> Result<(), DuckdbError> {
+        self.soft_touched.clear();
         self.conn.execute_batch("ROLLBACK").context(|| "rolling back".into())
     }
 

@@ -11,21 +11,30 @@ use duckdb::Connection;
 use zetl_core::batch::{KeyedOp, TableBatch};
 use zetl_core::{ChangeKind, Row, TableSchema};
 
-pub fn apply_table(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(), DuckdbError> {
+/// Marks rows deleted in soft-delete mode (their position is set at commit).
+const MARK_DELETED: &str = "_zetl_deleted = true, _zetl_synced_at = current_timestamp, _zetl_position = NULL";
+
+/// `soft`: deletes (and a truncate) mark rows instead of removing them.
+pub fn apply_table(conn: &Connection, stage: &Stage, batch: &TableBatch, soft: bool) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let target = qualified(&schema.id);
     if batch.truncate {
-        conn.execute_batch(&format!("DELETE FROM {target}")).context(|| format!("truncating {}", schema.id))?;
+        let sql = if soft {
+            format!("UPDATE {target} SET {MARK_DELETED} WHERE NOT _zetl_deleted")
+        } else {
+            format!("DELETE FROM {target}")
+        };
+        conn.execute_batch(&sql).context(|| format!("truncating {}", schema.id))?;
     }
     if !schema.key_columns().is_empty() {
-        apply_keyed(conn, stage, batch)?;
+        apply_keyed(conn, stage, batch, soft)?;
     } else {
-        apply_in_order(conn, stage, &batch.unkeyed)?;
+        apply_in_order(conn, stage, &batch.unkeyed, soft)?;
     }
     Ok(())
 }
 
-fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(), DuckdbError> {
+fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch, soft: bool) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let ops = batch.keyed_ops().map(|op| match op {
         KeyedOp::Upsert(row) => (OP_UPSERT, row, None),
@@ -42,7 +51,17 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch) -> Result<(
         fill_unchanged(conn, stage, *i, &from_match, OP_MOVE)?;
         fill_unchanged(conn, stage, *i, &key_match, OP_UPSERT)?;
     }
-    conn.execute_batch(&format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}"))
+    let replaced = if soft {
+        // Deleted keys keep their row, marked; every other touched key gets its new row.
+        conn.execute_batch(&format!(
+            "UPDATE {target} AS t SET {MARK_DELETED} FROM {staged} AS s WHERE {key_match} AND s._zetl_op = {OP_DELETE}"
+        ))
+        .context(|| format!("marking deleted rows of {}", schema.id))?;
+        format!(" AND s._zetl_op <> {OP_DELETE}")
+    } else {
+        String::new()
+    };
+    conn.execute_batch(&format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}{replaced}"))
         .context(|| format!("deleting changed rows of {}", schema.id))?;
     insert_staged(conn, stage, &format!("WHERE _zetl_op <> {OP_DELETE}"))?;
     stage.clear(conn)
@@ -94,7 +113,7 @@ pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(
 
 /// Tables without a key: inserts in bulk, and each delete removes exactly one matching row
 /// (a keyless table may hold identical rows), in source order.
-fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind]) -> Result<(), DuckdbError> {
+fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind], soft: bool) -> Result<(), DuckdbError> {
     let mut inserts: Vec<&Row> = Vec::new();
     for change in changes {
         match change {
@@ -102,13 +121,13 @@ fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind]) -> R
             ChangeKind::Update { old, row } => {
                 flush_inserts(conn, stage, &mut inserts)?;
                 if let Some(old) = old {
-                    delete_one(conn, &stage.schema, old)?;
+                    delete_one(conn, &stage.schema, old, soft)?;
                 }
                 inserts.push(row);
             }
             ChangeKind::Delete { old } => {
                 flush_inserts(conn, stage, &mut inserts)?;
-                delete_one(conn, &stage.schema, old)?;
+                delete_one(conn, &stage.schema, old, soft)?;
             }
         }
     }
@@ -124,7 +143,7 @@ fn flush_inserts(conn: &Connection, stage: &Stage, rows: &mut Vec<&Row>) -> Resu
     stage.clear(conn)
 }
 
-fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row) -> Result<(), DuckdbError> {
+fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row, soft: bool) -> Result<(), DuckdbError> {
     let target = qualified(&schema.id);
     let cond = schema
         .columns
@@ -138,7 +157,14 @@ fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row) -> Result<(), 
     let params: Vec<duckdb::types::Value> = schema.columns.iter().zip(old).map(|(c, v)| to_db(v, &c.ty)).collect();
     let deleted = conn
         .execute(
-            &format!("DELETE FROM {target} WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} LIMIT 1)"),
+            &if soft {
+                format!(
+                    "UPDATE {target} SET {MARK_DELETED} \
+                     WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} AND NOT _zetl_deleted LIMIT 1)"
+                )
+            } else {
+                format!("DELETE FROM {target} WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} LIMIT 1)")
+            },
             duckdb::params_from_iter(params),
         )
         .context(|| format!("deleting a row of {}", schema.id))?;

@@ -39,10 +39,17 @@ const SHOW_CHARS: usize = 120;
 /// `pg_url` and the DuckDB file at `duckdb_path` (opened read-only: zetl must be stopped),
 /// and panics naming every table that differs, with its first differing row.
 pub fn assert_tables_equal(pg_url: &str, duckdb_path: &Path, tables: &[&str]) {
-    let comparer = match Comparer::open(pg_url, duckdb_path) {
+    assert_tables_equal_where(pg_url, duckdb_path, tables, "");
+}
+
+/// Like [`assert_tables_equal`], reading only the target rows that pass `target_filter` (SQL,
+/// e.g. `NOT _zetl_deleted` for soft-delete tables; empty for all).
+pub fn assert_tables_equal_where(pg_url: &str, duckdb_path: &Path, tables: &[&str], target_filter: &str) {
+    let mut comparer = match Comparer::open(pg_url, duckdb_path) {
         Ok(c) => c,
         Err(e) => panic!("cannot compare source and target: {e}"),
     };
+    comparer.target_filter = target_filter.to_string();
     let failures: Vec<String> = tables.iter().filter_map(|t| comparer.compare(t).err()).collect();
     if !failures.is_empty() {
         panic!("source and target differ ({} of {} tables):\n{}", failures.len(), tables.len(), failures.join("\n"));
@@ -59,6 +66,8 @@ pub struct Comparer {
     runtime: tokio::runtime::Runtime,
     pg: Client,
     duck: Connection,
+    /// SQL condition on target rows; empty for all.
+    pub target_filter: String,
 }
 
 impl Comparer {
@@ -86,7 +95,7 @@ impl Comparer {
                 .map_err(|e| format!("cannot set up the source session: {e}"))?;
             Ok::<_, String>(client)
         })?;
-        Ok(Comparer { runtime, pg, duck: open_target(duckdb_path)? })
+        Ok(Comparer { runtime, pg, duck: open_target(duckdb_path)?, target_filter: String::new() })
     }
 
     /// Compares one table (`"schema.table"`); `Err` describes the first difference.
@@ -108,7 +117,7 @@ impl Comparer {
             ));
         }
         let source = self.read_source(table, &qualified, &columns)?;
-        let target = read_target(&self.duck, table, &qualified, &columns, &target_types)?;
+        let target = read_target(&self.duck, table, &qualified, &columns, &target_types, &self.target_filter)?;
         diff(table, &columns, source, target)
     }
 
@@ -204,6 +213,7 @@ pub(crate) fn read_target(
     qualified: &str,
     columns: &[SourceColumn],
     target_types: &HashMap<String, String>,
+    filter: &str,
 ) -> Result<Vec<Row>, String> {
     let exprs: Vec<String> = columns
         .iter()
@@ -219,7 +229,8 @@ pub(crate) fn read_target(
             }
         })
         .collect();
-    let sql = format!("SELECT {} FROM {qualified}", exprs.join(", "));
+    let filter = if filter.is_empty() { String::new() } else { format!(" WHERE {filter}") };
+    let sql = format!("SELECT {} FROM {qualified}{filter}", exprs.join(", "));
     let err = |e: duckdb::Error| format!("{table}: reading the target: {e}");
     let mut stmt = duck.prepare(&sql).map_err(err)?;
     let mut result = stmt.query([]).map_err(err)?;

@@ -73,7 +73,7 @@ fn compare(server: &MariaDbServer, duck: &Connection, table: &str) -> Result<(),
         source.push(Row::new(&plain, raw, Side::Source));
     }
     let qualified = format!("{}.{}", ident(db), ident(name));
-    let target = read_target(duck, table, &qualified, &plain, &target_types)?;
+    let target = read_target(duck, table, &qualified, &plain, &target_types, "")?;
     diff(table, &plain, source, target)
 }
 

@@ -85,7 +85,8 @@ async fn run_once(
     resync: ResyncRequests,
 ) -> Result<()> {
     let TargetConfig::Duckdb(duck) = &integration.target;
-    let mut target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))?;
+    let mut target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))?
+        .with_apply_policy(integration.apply.clone());
     let checkpoint = target.checkpoint()?;
     if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) {
         // No completed initial copy: whatever a previous attempt left is dropped.
@@ -101,8 +102,9 @@ async fn run_once(
 
     let (events_tx, events_rx) = channel::channel(CHANNEL_BYTES);
     let (acks_tx, acks_rx) = watch::channel(start_position);
-    let writer =
-        Writer::new(target, integration.batch.clone(), acks_tx, progress.clone()).resuming_from(checkpoint.as_ref());
+    let writer = Writer::new(target, integration.batch.clone(), acks_tx, progress.clone())
+        .resuming_from(checkpoint.as_ref())
+        .with_apply_policy(integration.apply.clone());
     let writer = std::thread::Builder::new()
         .name("zetl-writer".into())
         .spawn(move || writer.run(events_rx))
