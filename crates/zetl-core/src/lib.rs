@@ -6,6 +6,7 @@ pub mod batch;
 pub mod channel;
 pub mod check;
 pub mod config;
+pub mod copy_rows;
 mod envsubst;
 pub mod error;
 pub mod event;

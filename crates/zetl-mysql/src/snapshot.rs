@@ -15,11 +15,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zetl_core::channel::EventSender;
+use zetl_core::copy_rows::CopyRowsBatcher;
 use zetl_core::progress::Progress;
-use zetl_core::{Position, Row, SourceEvent, TableId};
+use zetl_core::{Position, SourceEvent, TableId};
 
-/// Rows per event: large enough to amortise the channel, small enough to bound memory.
-const ROWS_PER_EVENT: usize = 4096;
 /// Attempts at opening extra snapshot connections at the first one's position.
 const SNAPSHOT_ATTEMPTS: usize = 5;
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -220,8 +219,7 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
         }
         Err(e) => return Err(e).ctx(|| format!("copying {}", t.id)),
     };
-    let mut rows: Vec<Row> = Vec::with_capacity(ROWS_PER_EVENT);
-    let mut count = 0u64;
+    let mut batcher = CopyRowsBatcher::new(t.id.clone());
     while let Some(row) = result.next().await.ctx(|| format!("copying {}", t.id))? {
         let mut out = Vec::with_capacity(t.columns.len());
         for (col, value) in t.columns.iter().zip(row.unwrap_raw()) {
@@ -229,16 +227,13 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
                 .map_err(|reason| MyError::Value { table: t.id.to_string(), column: col.name.clone(), reason })?;
             out.push(value);
         }
-        rows.push(out);
-        if rows.len() == ROWS_PER_EVENT {
-            count += rows.len() as u64;
-            let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_EVENT));
-            send(events, SourceEvent::CopyRows { table: t.id.clone(), rows: full }).await?;
+        if let Some(full) = batcher.push(out) {
+            send(events, full).await?;
         }
     }
-    count += rows.len() as u64;
-    if !rows.is_empty() {
-        send(events, SourceEvent::CopyRows { table: t.id.clone(), rows }).await?;
+    let (rest, count) = batcher.finish();
+    if let Some(rest) = rest {
+        send(events, rest).await?;
     }
     Ok(count)
 }

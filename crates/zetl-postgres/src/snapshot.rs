@@ -14,10 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use zetl_core::channel::EventSender;
-use zetl_core::{Position, Row, SourceEvent, TableId, TableSchema};
-
-/// Rows per event: large enough to amortise the channel, small enough to bound memory.
-const ROWS_PER_EVENT: usize = 4096;
+use zetl_core::copy_rows::{CopyRowsBatcher, ROWS_PER_EVENT};
+use zetl_core::{Position, SourceEvent, TableId, TableSchema};
 
 #[derive(Debug, Clone)]
 struct Job {
@@ -193,19 +191,15 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
     let stream = client.copy_out(&sql).await.ctx(|| format!("copying {}", job.table))?;
     futures_util::pin_mut!(stream);
     let mut buf = BytesMut::new();
-    let mut rows: Vec<Row> = Vec::with_capacity(ROWS_PER_EVENT);
-    let mut count = 0u64;
+    let mut batcher = CopyRowsBatcher::new(job.table.clone());
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.ctx(|| format!("copying {}", job.table))?;
         buf.extend_from_slice(&chunk);
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line = buf.split_to(nl + 1);
-            rows.push(decode_row(&job.schema, &line[..nl])?);
-            if rows.len() == ROWS_PER_EVENT {
-                count += rows.len() as u64;
-                job.sent.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_EVENT));
-                send(events, SourceEvent::CopyRows { table: job.table.clone(), rows: full }).await?;
+            if let Some(full) = batcher.push(decode_row(&job.schema, &line[..nl])?) {
+                job.sent.fetch_add(ROWS_PER_EVENT as u64, Ordering::Relaxed);
+                send(events, full).await?;
             }
         }
         if buf.is_empty() {
@@ -218,9 +212,9 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
     if !buf.is_empty() {
         return Err(PgError::Protocol(format!("COPY of {} ended inside a row", job.table)));
     }
-    count += rows.len() as u64;
-    if !rows.is_empty() {
-        send(events, SourceEvent::CopyRows { table: job.table.clone(), rows }).await?;
+    let (rest, count) = batcher.finish();
+    if let Some(rest) = rest {
+        send(events, rest).await?;
     }
     Ok(count)
 }
