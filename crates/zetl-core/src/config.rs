@@ -142,6 +142,27 @@ impl Default for SnapshotConfig {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TargetConfig {
     Duckdb(DuckdbTargetConfig),
+    Postgres(PostgresTargetConfig),
+}
+
+/// A PostgreSQL database as the warehouse.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresTargetConfig {
+    pub url: String,
+    /// Source schema (MySQL: database) → target schema; unlisted ones keep their name.
+    #[serde(default)]
+    pub schemas: std::collections::HashMap<String, String>,
+}
+
+impl std::fmt::Debug for PostgresTargetConfig {
+    // The URL holds the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresTargetConfig")
+            .field("url", &redact_url(&self.url))
+            .field("schemas", &self.schemas)
+            .finish()
+    }
 }
 
 impl Default for TargetConfig {
@@ -267,6 +288,14 @@ impl Config {
             let tables = TableFilter::new(&it.tables.include, &it.tables.exclude)
                 .map_err(|e| invalid(format!("integration `{}`: tables: {e}", it.name)))?;
             validate_source(&it.source).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
+            if let TargetConfig::Postgres(pg) = &it.target {
+                if !(pg.url.starts_with("postgres://") || pg.url.starts_with("postgresql://")) {
+                    return Err(invalid(format!(
+                        "integration `{}`: target.url must start with postgres:// or postgresql://",
+                        it.name
+                    )));
+                }
+            }
             let apply =
                 ApplyPolicy::from_doc(it.apply).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
             let metrics_listen = match it.metrics.listen.as_str() {

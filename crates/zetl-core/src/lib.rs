@@ -16,6 +16,7 @@ pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod source;
+pub mod status;
 pub mod target;
 
 pub use error::{ConfigError, PipelineError};

@@ -3,23 +3,7 @@
 use crate::error::{Context, DuckdbError};
 use duckdb::{params, AccessMode, Config, Connection, OptionalExt};
 use std::path::Path;
-
-#[derive(Debug, Default)]
-pub struct TableStatus {
-    pub schema: String,
-    pub name: String,
-    pub state: String,
-    pub rows_copied: i64,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Default)]
-pub struct TargetStatus {
-    pub phase: Option<String>,
-    pub position: Option<String>,
-    pub updated_at: Option<String>,
-    pub tables: Vec<TableStatus>,
-}
+pub use zetl_core::status::{TableStatus, TargetStatus};
 
 /// Opens the file read-only. DuckDB lets one process write a file, so while `zetl run` holds
 /// it this fails with a lock error the caller reports.

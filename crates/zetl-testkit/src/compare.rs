@@ -30,6 +30,7 @@ use std::path::Path;
 
 use duckdb::{AccessMode, Config, Connection};
 use serde_json::Value as Json;
+use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 /// How long a value may be in a report before it is cut.
@@ -63,7 +64,7 @@ pub fn compare_table(pg_url: &str, duckdb_path: &Path, table: &str) -> Result<()
 
 /// Open connections to both sides, for comparing several tables.
 pub struct Comparer {
-    runtime: tokio::runtime::Runtime,
+    runtime: Runtime,
     pg: Client,
     duck: Connection,
     /// SQL condition on target rows; empty for all.
@@ -78,23 +79,7 @@ impl Comparer {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
-        let pg = runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(pg_url, NoTls)
-                .await
-                .map_err(|e| format!("cannot connect to the source: {e}"))?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            client
-                .batch_execute(
-                    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; \
-                     SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; \
-                     SET bytea_output = 'hex'",
-                )
-                .await
-                .map_err(|e| format!("cannot set up the source session: {e}"))?;
-            Ok::<_, String>(client)
-        })?;
+        let pg = connect_pg(&runtime, pg_url)?;
         Ok(Comparer { runtime, pg, duck: open_target(duckdb_path)?, target_filter: String::new() })
     }
 
@@ -102,7 +87,7 @@ impl Comparer {
     pub fn compare(&self, table: &str) -> Result<(), String> {
         let (schema, name) = table.split_once('.').ok_or_else(|| format!("{table}: expected `schema.table`"))?;
         let qualified = format!("{}.{}", ident(schema), ident(name));
-        let columns = self.source_columns(table, &qualified)?;
+        let columns = pg_columns(&self.runtime, &self.pg, table, &qualified)?;
         let target_types = target_columns(&self.duck, schema, name)?;
         if target_types.is_empty() {
             return Err(format!("{table}: the table does not exist at the target"));
@@ -116,72 +101,104 @@ impl Comparer {
                 sorted_keys(&target_types)
             ));
         }
-        let source = self.read_source(table, &qualified, &columns)?;
+        let source = read_pg(&self.runtime, &self.pg, table, &qualified, &columns, "")?;
         let target = read_target(&self.duck, table, &qualified, &columns, &target_types, &self.target_filter)?;
         diff(table, &columns, source, target)
     }
+}
 
-    fn source_columns(&self, table: &str, qualified: &str) -> Result<Vec<SourceColumn>, String> {
-        let err = |e: tokio_postgres::Error| format!("{table}: reading the source columns: {e}");
-        self.runtime.block_on(async {
-            let rows = self
-                .pg
-                .query(
-                    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                            coalesce(bt.typname, t.typname)::text, \
-                            coalesce(bt.typcategory, t.typcategory)::text, \
-                            coalesce(ix.indisprimary, false) \
-                     FROM pg_attribute a \
-                     JOIN pg_type t ON t.oid = a.atttypid \
-                     LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
-                     LEFT JOIN pg_index ix ON ix.indrelid = a.attrelid AND ix.indisprimary \
-                          AND a.attnum = ANY (ix.indkey) \
-                     WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
-                       AND NOT a.attisdropped AND a.attgenerated = '' \
-                     ORDER BY a.attnum",
-                    &[&qualified],
-                )
-                .await
-                .map_err(err)?;
-            if rows.is_empty() {
-                return Err(format!("{table}: the source table has no columns"));
-            }
-            Ok(rows
-                .iter()
-                .map(|r| {
-                    let name: String = r.get(0);
-                    let source_type: String = r.get(1);
-                    let base: String = r.get(2);
-                    let category: String = r.get(3);
-                    SourceColumn { kind: Kind::of(&base, &category), name, source_type, key: r.get(4) }
-                })
-                .collect())
-        })
-    }
+/// A PostgreSQL session printing values the way the comparison expects (UTC, ISO dates,
+/// `postgres` intervals, hex bytea, exact floats).
+pub(crate) fn connect_pg(runtime: &Runtime, url: &str) -> Result<Client, String> {
+    runtime.block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(url, NoTls).await.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+            .batch_execute(
+                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; \
+                 SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; \
+                 SET bytea_output = 'hex'",
+            )
+            .await
+            .map_err(|e| format!("cannot set up the session: {e}"))?;
+        Ok(client)
+    })
+}
 
-    fn read_source(&self, table: &str, qualified: &str, columns: &[SourceColumn]) -> Result<Vec<Row>, String> {
-        let exprs: Vec<String> = columns
-            .iter()
-            .map(|c| match c.kind {
-                Kind::Array => format!("array_to_json({})::text", ident(&c.name)),
-                // The type's own output (a `::text` cast would trim char(n) padding).
-                _ => ident(&c.name),
-            })
-            .collect();
-        let sql = format!("SELECT {} FROM {qualified}", exprs.join(", "));
-        let messages = self
-            .runtime
-            .block_on(self.pg.simple_query(&sql))
-            .map_err(|e| format!("{table}: reading the source: {e}"))?;
-        let mut rows = Vec::new();
-        for m in messages {
-            if let SimpleQueryMessage::Row(r) = m {
-                let raw: Vec<Option<String>> = (0..columns.len()).map(|i| r.get(i).map(str::to_owned)).collect();
-                rows.push(Row::new(columns, raw, Side::Source));
-            }
+/// The columns of a PostgreSQL table, with how to normalise their values.
+pub(crate) fn pg_columns(
+    runtime: &Runtime,
+    pg: &Client,
+    table: &str,
+    qualified: &str,
+) -> Result<Vec<SourceColumn>, String> {
+    let err = |e: tokio_postgres::Error| format!("{table}: reading the source columns: {e}");
+    runtime.block_on(async {
+        let rows = pg
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                        coalesce(bt.typname, t.typname)::text, \
+                        coalesce(bt.typcategory, t.typcategory)::text, \
+                        coalesce(ix.indisprimary, false) \
+                 FROM pg_attribute a \
+                 JOIN pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
+                 LEFT JOIN pg_index ix ON ix.indrelid = a.attrelid AND ix.indisprimary \
+                      AND a.attnum = ANY (ix.indkey) \
+                 WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
+                   AND NOT a.attisdropped AND a.attgenerated = '' \
+                 ORDER BY a.attnum",
+                &[&qualified],
+            )
+            .await
+            .map_err(err)?;
+        if rows.is_empty() {
+            return Err(format!("{table}: the source table has no columns"));
         }
-        Ok(rows)
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let source_type: String = r.get(1);
+                let base: String = r.get(2);
+                let category: String = r.get(3);
+                SourceColumn { kind: Kind::of(&base, &category), name, source_type, key: r.get(4) }
+            })
+            .collect())
+    })
+}
+
+/// Every row of a PostgreSQL table passing `filter` (SQL; empty for all), normalised.
+pub(crate) fn read_pg(
+    runtime: &Runtime,
+    pg: &Client,
+    table: &str,
+    qualified: &str,
+    columns: &[SourceColumn],
+    filter: &str,
+) -> Result<Vec<Row>, String> {
+    let exprs: Vec<String> = columns
+        .iter()
+        .map(|c| match c.kind {
+            Kind::Array => format!("array_to_json({})::text", ident(&c.name)),
+            // The type's own output (a `::text` cast would trim char(n) padding).
+            _ => ident(&c.name),
+        })
+        .collect();
+    let filter = if filter.is_empty() { String::new() } else { format!(" WHERE {filter}") };
+    let sql = format!("SELECT {} FROM {qualified}{filter}", exprs.join(", "));
+    let messages = runtime.block_on(pg.simple_query(&sql)).map_err(|e| format!("{table}: reading the source: {e}"))?;
+    let mut rows = Vec::new();
+    for m in messages {
+        if let SimpleQueryMessage::Row(r) = m {
+            let raw: Vec<Option<String>> = (0..columns.len()).map(|i| r.get(i).map(str::to_owned)).collect();
+            rows.push(Row::new(columns, raw, Side::Source));
+        }
     }
+    Ok(rows)
 }
 
 /// Opens the DuckDB file read-only: zetl must be stopped.

@@ -27,6 +27,8 @@
 pub mod compare;
 #[cfg(feature = "compare")]
 pub mod compare_mysql;
+#[cfg(feature = "compare")]
+pub mod compare_pg;
 mod error;
 mod mariadb;
 mod moto;

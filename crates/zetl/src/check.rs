@@ -4,8 +4,8 @@ use anyhow::Result;
 use std::path::Path;
 use zetl_core::check::Outcome;
 use zetl_core::config::{Config, SourceConfig, TargetConfig};
-use zetl_duckdb::status::read_status;
 use zetl_mysql::MySource;
+use zetl_postgres::conninfo::ConnInfo;
 use zetl_postgres::PgSource;
 
 struct Report {
@@ -40,8 +40,12 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
             Err(e) => Err(e.to_string()),
             Ok(source) => {
                 // The stored position, when the target can be read (not while zetl runs).
-                let TargetConfig::Duckdb(duck) = &integration.target;
-                let stored = read_status(&duck.path, &integration.name).ok().and_then(|s| s.position);
+                let owned = integration.clone();
+                let stored = tokio::task::spawn_blocking(move || crate::target::read_status(&owned))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|s| s.position);
                 Ok(zetl_mysql::check(&source, stored.as_deref()).await)
             }
         },
@@ -54,20 +58,20 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
             }
         }
     }
-    let TargetConfig::Duckdb(duck) = &integration.target;
-    let target_ok = match duck.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) => dir.is_dir(),
-        None => true,
-    };
-    report.line(
-        target_ok,
-        "target",
-        &if target_ok {
-            format!("DuckDB file {}", duck.path.display())
-        } else {
-            format!("the directory of {} does not exist", duck.path.display())
+    let (target_ok, detail) = match &integration.target {
+        TargetConfig::Duckdb(duck) => match duck.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => (false, format!("the directory of {} does not exist", duck.path.display())),
+            _ => (true, format!("DuckDB file {}", duck.path.display())),
         },
-    );
+        TargetConfig::Postgres(pg) => match ConnInfo::from_url(&pg.url) {
+            Err(e) => (false, e.to_string()),
+            Ok(info) => match info.connect_sql().await {
+                Ok(_) => (true, format!("PostgreSQL {info:?}")),
+                Err(e) => (false, e.to_string()),
+            },
+        },
+    };
+    report.line(target_ok, "target", &detail);
     Ok(if report.failed == 0 { 0 } else { crate::EXIT_CHECK })
 }
 

@@ -10,6 +10,7 @@ mod logging;
 mod resync;
 mod run;
 mod status;
+mod target;
 mod tty;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -101,7 +102,7 @@ fn main() -> ExitCode {
             Command::Run(t) => run::run(&t.config, t.integration.as_deref()).await,
             Command::Check(t) => check::check(&t.config, t.integration.as_deref()).await,
             Command::Resync { target, all: true, .. } => {
-                resync::resync_all(&target.config, target.integration.as_deref())
+                resync::resync_all(&target.config, target.integration.as_deref()).await
             }
             Command::Resync { target, tables, .. } => {
                 resync::resync(&target.config, target.integration.as_deref(), &tables).await

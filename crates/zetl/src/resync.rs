@@ -3,13 +3,13 @@
 //! integration has them marked in the target and copies them when it next starts. Either way
 //! the new copy replaces the old one in a single target transaction.
 
+use crate::target;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zetl_core::config::{Config, TargetConfig};
+use zetl_core::config::Config;
 use zetl_core::TableId;
-use zetl_duckdb::DuckdbTarget;
 
 pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Result<u8> {
     let config = Config::load(config)?;
@@ -30,16 +30,13 @@ pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Res
             return Ok(0);
         }
     }
-    let TargetConfig::Duckdb(duck) = &integration.target;
-    let target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit)).context(
-        "zetl run seems to hold the target but does not answer on metrics.listen; stop it, or enable metrics.listen",
-    )?;
-    let mut unknown = Vec::new();
-    for id in &ids {
-        if !target.request_resync(id)? {
-            unknown.push(id.to_string());
-        }
-    }
+    let (owned, wanted) = (integration.clone(), ids.clone());
+    let unknown: Vec<String> = tokio::task::spawn_blocking(move || target::request_resync(&owned, &wanted))
+        .await
+        .context("marking tables")??
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if !unknown.is_empty() {
         bail!("integration `{}` has not copied {}; nothing to resync there", integration.name, unknown.join(", "));
     }
@@ -49,14 +46,12 @@ pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Res
 
 /// Forgets the stored position, so that the next `zetl run` copies everything again from a
 /// new snapshot (its tables stay readable until that run starts the copy).
-pub fn resync_all(config: &Path, name: Option<&str>) -> Result<u8> {
+pub async fn resync_all(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
-    let integration = config.integration(name)?;
-    let TargetConfig::Duckdb(duck) = &integration.target;
-    let target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))
-        .context("opening the target (stop `zetl run` first)")?;
-    target.forget_position()?;
-    println!("integration `{}` copies everything again at its next `zetl run`", integration.name);
+    let integration = config.integration(name)?.clone();
+    let label = integration.name.clone();
+    tokio::task::spawn_blocking(move || target::forget_position(&integration)).await.context("resetting")??;
+    println!("integration `{label}` copies everything again at its next `zetl run`");
     Ok(0)
 }
 

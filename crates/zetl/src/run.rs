@@ -18,6 +18,7 @@ use zetl_core::target::Target;
 use zetl_core::Phase;
 use zetl_duckdb::DuckdbTarget;
 use zetl_mysql::{MyError, MySource};
+use zetl_pg_target::PgTarget;
 use zetl_postgres::{PgError, PgSource};
 
 pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
@@ -84,15 +85,48 @@ async fn run_once(
     progress: Arc<Progress>,
     resync: ResyncRequests,
 ) -> Result<()> {
-    let TargetConfig::Duckdb(duck) = &integration.target;
-    let mut target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))?
-        .with_apply_policy(integration.apply.clone());
-    let checkpoint = target.checkpoint()?;
-    if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) {
-        // No completed initial copy: whatever a previous attempt left is dropped.
-        target.reset()?;
+    let (name, apply) = (integration.name.clone(), integration.apply.clone());
+    // Targets block (PostgreSQL's runs a runtime of its own): opened off the async threads.
+    match integration.target.clone() {
+        TargetConfig::Duckdb(duck) => {
+            let target = tokio::task::spawn_blocking(move || {
+                DuckdbTarget::open_with_memory(&duck.path, &name, Some(&duck.memory_limit))
+                    .map(|t| t.with_apply_policy(apply))
+            })
+            .await
+            .context("opening the target")??;
+            run_with(integration, target, stop, progress, resync).await
+        }
+        TargetConfig::Postgres(pg) => {
+            let target = tokio::task::spawn_blocking(move || {
+                PgTarget::connect(&pg.url, &name, pg.schemas).map(|t| t.with_apply_policy(apply))
+            })
+            .await
+            .context("opening the target")??;
+            run_with(integration, target, stop, progress, resync).await
+        }
     }
-    let copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
+}
+
+async fn run_with<T: Target + 'static>(
+    integration: &Integration,
+    target: T,
+    stop: watch::Receiver<bool>,
+    progress: Arc<Progress>,
+    resync: ResyncRequests,
+) -> Result<()> {
+    let (target, checkpoint, copied) = tokio::task::spawn_blocking(move || {
+        let mut target = target;
+        let checkpoint = target.checkpoint()?;
+        if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) {
+            // No completed initial copy: whatever a previous attempt left is dropped.
+            target.reset()?;
+        }
+        let copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
+        Ok::<_, T::Error>((target, checkpoint, copied))
+    })
+    .await
+    .context("reading the target's state")??;
     let start_position = checkpoint.as_ref().map(|c| c.position.clone()).unwrap_or_default();
     tracing::info!(
         phase = checkpoint.as_ref().map(|c| c.phase.as_str()).unwrap_or("new"),
@@ -135,7 +169,9 @@ async fn run_once(
         line.abort();
         crate::tty::clear();
     }
-    let writer_result = tokio::task::spawn_blocking(move || writer.join())
+    // The target is dropped on the blocking thread: a PostgreSQL target owns a runtime, which
+    // must not be dropped inside this async one.
+    let writer_result = tokio::task::spawn_blocking(move || writer.join().map(|r| r.map(drop)))
         .await
         .context("waiting for the writer")?
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;

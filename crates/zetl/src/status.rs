@@ -3,8 +3,7 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
-use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
-use zetl_duckdb::status::read_status;
+use zetl_core::config::{Config, Integration, SourceConfig};
 use zetl_mysql::MySource;
 use zetl_postgres::lsn::Lsn;
 use zetl_postgres::PgSource;
@@ -141,8 +140,11 @@ pub async fn status(config: &Path, name: Option<&str>, json: bool, watch: bool) 
 }
 
 async fn collect(integration: &Integration) -> Result<Status> {
-    let TargetConfig::Duckdb(duck) = &integration.target;
-    let target = read_status(&duck.path, &integration.name).map_err(|e| e.to_string());
+    let owned = integration.clone();
+    let target = tokio::task::spawn_blocking(move || crate::target::read_status(&owned))
+        .await
+        .context("reading the target")?
+        .map_err(|e| format!("{e:#}"));
     let (name, tables) = (&integration.name, integration.tables.clone());
     let source_position = match &integration.source {
         SourceConfig::Postgres(pg) => {

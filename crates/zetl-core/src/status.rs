@@ -1,0 +1,18 @@
+//! What `zetl status` reads from any target's `_zetl` schema.
+
+#[derive(Debug, Default)]
+pub struct TableStatus {
+    pub schema: String,
+    pub name: String,
+    pub state: String,
+    pub rows_copied: i64,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Default)]
+pub struct TargetStatus {
+    pub phase: Option<String>,
+    pub position: Option<String>,
+    pub updated_at: Option<String>,
+    pub tables: Vec<TableStatus>,
+}

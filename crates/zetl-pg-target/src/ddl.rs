@@ -1,0 +1,73 @@
+//! Target tables follow the source schema: created from it (with its primary key, which the
+//! merge's ON CONFLICT needs), added columns added, dropped columns kept.
+
+use crate::error::{PgTargetError, SqlContext};
+use crate::types::{ident, pg_type};
+use tokio_postgres::Client;
+use zetl_core::TableSchema;
+
+/// Bookkeeping columns of a table in soft-delete mode; `_zetl_position` is set at commit,
+/// through a partial index on the rows still without it.
+pub const SOFT_COLUMNS: [(&str, &str); 3] = [
+    ("_zetl_deleted", "boolean NOT NULL DEFAULT false"),
+    ("_zetl_synced_at", "timestamptz NOT NULL DEFAULT now()"),
+    ("_zetl_position", "text"),
+];
+
+/// `table`: the quoted, schema-qualified target name.
+pub async fn ensure_table(
+    c: &Client,
+    target_schema: &str,
+    table: &str,
+    schema: &TableSchema,
+    soft: bool,
+) -> Result<(), PgTargetError> {
+    c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(target_schema)))
+        .await
+        .ctx(|| format!("creating schema {target_schema}"))?;
+    let existing: Vec<String> = c
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            &[&table],
+        )
+        .await
+        .ctx(|| format!("reading the columns of {table}"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let id = &schema.id;
+    if existing.is_empty() {
+        let mut cols: Vec<String> =
+            schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), pg_type(&c.ty))).collect();
+        let keys: Vec<String> = schema.key_columns().iter().map(|&i| ident(&schema.columns[i].name)).collect();
+        if !keys.is_empty() {
+            cols.push(format!("PRIMARY KEY ({})", keys.join(", ")));
+        }
+        if soft {
+            cols.extend(SOFT_COLUMNS.iter().map(|(n, ty)| format!("{} {ty}", ident(n))));
+        }
+        c.batch_execute(&format!("CREATE TABLE {table} ({})", cols.join(", ")))
+            .await
+            .ctx(|| format!("creating table {table} for {id}"))?;
+        tracing::info!(table = %id, target = %table, "created target table");
+    } else {
+        for col in schema.columns.iter().filter(|c| !existing.contains(&c.name)) {
+            c.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN {} {}", ident(&col.name), pg_type(&col.ty)))
+                .await
+                .ctx(|| format!("adding column {} to {table}", col.name))?;
+            tracing::info!(table = %id, column = %col.name, "added column");
+        }
+        for (n, ty) in SOFT_COLUMNS.iter().filter(|(n, _)| soft && !existing.iter().any(|e| e == n)) {
+            c.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN {} {ty}", ident(n)))
+                .await
+                .ctx(|| format!("adding soft-delete column {n} to {table}"))?;
+        }
+    }
+    if soft {
+        let index = ident(&format!("{}_zetl_unpositioned", schema.id.name));
+        c.batch_execute(&format!("CREATE INDEX IF NOT EXISTS {index} ON {table} ((1)) WHERE _zetl_position IS NULL"))
+            .await
+            .ctx(|| format!("indexing {table}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! PostgreSQL target: the warehouse is a PostgreSQL database. Tables are created from the
+//! source schema (under a mapped schema name if configured), and each target transaction holds
+//! its data and the checkpoint together, as with DuckDB.
+//!
+//! The `Target` surface is blocking (the pipeline runs it on a thread of its own), so the
+//! target owns a single-threaded runtime for its connection.
+
+mod ddl;
+mod error;
+mod merge;
+mod migrate;
+mod state;
+pub mod types;
+
+pub use error::PgTargetError;
+
+use error::SqlContext;
+use merge::Stage;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use tokio_postgres::Client;
+use zetl_core::apply::{ApplyPolicy, DeleteMode};
+use zetl_core::batch::Batch;
+use zetl_core::status::{TableStatus, TargetStatus};
+use zetl_core::target::Target;
+use zetl_core::{Checkpoint, Position, Row, TableId, TableSchema};
+use zetl_postgres::conninfo::ConnInfo;
+
+pub struct PgTarget {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    integration: String,
+    /// Source schema → target schema.
+    schemas: HashMap<String, String>,
+    stages: HashMap<TableId, Stage>,
+    next_stage: usize,
+    copied: HashMap<TableId, u64>,
+    apply: ApplyPolicy,
+    soft_touched: HashSet<TableId>,
+}
+
+impl PgTarget {
+    /// Connects (TLS per `sslmode`, as for a PostgreSQL source) and brings `_zetl` up to date.
+    pub fn connect(url: &str, integration: &str, schemas: HashMap<String, String>) -> Result<Self, PgTargetError> {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(PgTargetError::Runtime)?;
+        let info = ConnInfo::from_url(url)?;
+        let client = runtime.block_on(async {
+            let client = info.connect_sql().await?;
+            migrate::migrate(&client).await?;
+            Ok::<_, PgTargetError>(client)
+        })?;
+        Ok(Self {
+            runtime,
+            client,
+            integration: integration.to_string(),
+            schemas,
+            stages: HashMap::new(),
+            next_stage: 0,
+            copied: HashMap::new(),
+            apply: ApplyPolicy::default(),
+            soft_touched: HashSet::new(),
+        })
+    }
+
+    /// Per-table delete mode and truncate policy (default: hard deletes, truncates applied).
+    pub fn with_apply_policy(mut self, apply: ApplyPolicy) -> Self {
+        self.apply = apply;
+        self
+    }
+
+    /// Marks `table` to be copied again when `zetl run` next starts; false if unknown.
+    pub fn request_resync(&mut self, table: &TableId) -> Result<bool, PgTargetError> {
+        let (client, integration) = (&self.client, &self.integration);
+        let n = self.runtime.block_on(async {
+            client
+                .execute(
+                    "UPDATE _zetl.tables SET state = 'resync-requested', updated_at = now() \
+                     WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
+                    &[integration, &table.schema, &table.name],
+                )
+                .await
+                .ctx(|| format!("marking {table} for a new copy"))
+        })?;
+        Ok(n > 0)
+    }
+
+    /// Drops the stored checkpoint: the next start makes a fresh initial copy.
+    pub fn forget_position(&mut self) -> Result<(), PgTargetError> {
+        let (client, integration) = (&self.client, &self.integration);
+        self.runtime.block_on(state::forget(client, integration))
+    }
+
+    fn target_schema(&self, table: &TableId) -> String {
+        self.schemas.get(&table.schema).cloned().unwrap_or_else(|| table.schema.clone())
+    }
+
+    fn target_name(&self, table: &TableId) -> String {
+        format!("{}.{}", types::ident(&self.target_schema(table)), types::ident(&table.name))
+    }
+
+    fn soft(&self, table: &TableId) -> bool {
+        self.apply.for_table(table).deletes == DeleteMode::Soft
+    }
+
+    fn stage(&self, table: &TableId) -> Result<&Stage, PgTargetError> {
+        self.stages
+            .get(table)
+            .ok_or_else(|| PgTargetError::State(format!("rows for {table} arrived before its schema")))
+    }
+
+    fn run<T>(&self, f: impl Future<Output = Result<T, PgTargetError>>) -> Result<T, PgTargetError> {
+        self.runtime.block_on(f)
+    }
+
+    fn sql(&self, sql: &str) -> Result<(), PgTargetError> {
+        self.run(async { self.client.batch_execute(sql).await.ctx(|| sql.to_string()) })
+    }
+}
+
+impl Target for PgTarget {
+    type Error = PgTargetError;
+
+    fn checkpoint(&mut self) -> Result<Option<Checkpoint>, PgTargetError> {
+        self.run(state::load_checkpoint(&self.client, &self.integration))
+    }
+
+    fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, PgTargetError> {
+        self.run(state::copied_tables(&self.client, &self.integration))
+    }
+
+    fn begin(&mut self) -> Result<(), PgTargetError> {
+        self.sql("BEGIN")
+    }
+
+    fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), PgTargetError> {
+        let (target_schema, target) = (self.target_schema(&schema.id), self.target_name(&schema.id));
+        let soft = self.soft(&schema.id);
+        self.run(ddl::ensure_table(&self.client, &target_schema, &target, schema, soft))?;
+        if self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema) {
+            return Ok(());
+        }
+        self.next_stage += 1;
+        let stage = self.run(Stage::create(&self.client, schema, target, self.next_stage))?;
+        if let Some(old) = self.stages.insert(schema.id.clone(), stage) {
+            self.run(old.drop(&self.client))?;
+        }
+        Ok(())
+    }
+
+    fn copy_start(&mut self, table: &TableId) -> Result<(), PgTargetError> {
+        self.sql(&format!("DELETE FROM {}", self.target_name(table)))?;
+        self.copied.insert(table.clone(), 0);
+        self.run(state::set_table_state(&self.client, &self.integration, table, "copying", 0, None))
+    }
+
+    fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), PgTargetError> {
+        self.run(merge::copy_rows(&self.client, self.stage(table)?, rows))?;
+        *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
+        if self.soft(table) {
+            self.soft_touched.insert(table.clone());
+        }
+        Ok(())
+    }
+
+    fn copy_done(&mut self, table: &TableId, rows: u64, consistent_at: Option<&Position>) -> Result<(), PgTargetError> {
+        self.copied.remove(table);
+        let rows = rows as i64;
+        self.run(state::set_table_state(&self.client, &self.integration, table, "streaming", rows, consistent_at))
+    }
+
+    fn apply(&mut self, batch: &Batch) -> Result<(), PgTargetError> {
+        for (table, changes) in &batch.tables {
+            let soft = self.soft(table);
+            self.run(merge::apply_table(&self.client, self.stage(table)?, changes, soft))?;
+            if soft {
+                self.soft_touched.insert(table.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), PgTargetError> {
+        for (table, rows) in &self.copied {
+            let rows = *rows as i64;
+            self.run(state::set_table_state(&self.client, &self.integration, table, "copying", rows, None))?;
+        }
+        for table in std::mem::take(&mut self.soft_touched) {
+            let sql =
+                format!("UPDATE {} SET _zetl_position = $1 WHERE _zetl_position IS NULL", self.target_name(&table));
+            self.run(async {
+                self.client
+                    .execute(&sql, &[&checkpoint.position.0])
+                    .await
+                    .ctx(|| format!("positioning rows of {table}"))
+            })?;
+        }
+        self.run(state::store_checkpoint(&self.client, &self.integration, checkpoint))?;
+        self.sql("COMMIT")
+    }
+
+    fn rollback(&mut self) -> Result<(), PgTargetError> {
+        self.soft_touched.clear();
+        self.sql("ROLLBACK")
+    }
+
+    fn reset(&mut self) -> Result<(), PgTargetError> {
+        let tables = self.run(state::known_tables(&self.client, &self.integration))?;
+        self.sql("BEGIN")?;
+        for table in &tables {
+            self.sql(&format!("DROP TABLE IF EXISTS {}", self.target_name(table)))?;
+        }
+        self.run(state::forget(&self.client, &self.integration))?;
+        self.sql("COMMIT")
+    }
+}
+
+/// What `zetl status` shows of a PostgreSQL target, read without changing anything (no
+/// migration): empty when `_zetl` does not exist yet.
+pub fn read_status(url: &str, integration: &str) -> Result<TargetStatus, PgTargetError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(PgTargetError::Runtime)?;
+    let info = ConnInfo::from_url(url)?;
+    runtime.block_on(async {
+        let c = info.connect_sql().await?;
+        let exists: bool = c
+            .query_one("SELECT to_regclass('_zetl.checkpoints') IS NOT NULL", &[])
+            .await
+            .ctx(|| "looking for _zetl".into())?
+            .get(0);
+        let mut status = TargetStatus::default();
+        if !exists {
+            return Ok(status);
+        }
+        if let Some(r) = c
+            .query_opt(
+                "SELECT phase, position, updated_at::text FROM _zetl.checkpoints WHERE integration = $1",
+                &[&integration],
+            )
+            .await
+            .ctx(|| "reading the checkpoint".into())?
+        {
+            status.phase = Some(r.get(0));
+            status.position = Some(r.get(1));
+            status.updated_at = Some(r.get(2));
+        }
+        let rows = c
+            .query(
+                "SELECT table_schema, table_name, state, rows_copied, updated_at::text FROM _zetl.tables \
+                 WHERE integration = $1 ORDER BY 1, 2",
+                &[&integration],
+            )
+            .await
+            .ctx(|| "reading table state".into())?;
+        status.tables = rows
+            .iter()
+            .map(|r| TableStatus {
+                schema: r.get(0),
+                name: r.get(1),
+                state: r.get(2),
+                rows_copied: r.get(3),
+                updated_at: r.get(4),
+            })
+            .collect();
+        Ok(status)
+    })
+}

@@ -1,0 +1,82 @@
+//! Checkpoints and per-table state in `_zetl`, written inside the data's own transaction.
+
+use crate::error::{PgTargetError, SqlContext};
+use tokio_postgres::Client;
+use zetl_core::{Checkpoint, Phase, Position, TableId};
+
+pub async fn load_checkpoint(c: &Client, integration: &str) -> Result<Option<Checkpoint>, PgTargetError> {
+    let row = c
+        .query_opt("SELECT position, phase FROM _zetl.checkpoints WHERE integration = $1", &[&integration])
+        .await
+        .ctx(|| "reading the checkpoint".into())?;
+    let Some(row) = row else { return Ok(None) };
+    let phase: String = row.get(1);
+    let phase = Phase::parse(&phase)
+        .ok_or_else(|| PgTargetError::State(format!("unknown phase `{phase}` in _zetl.checkpoints")))?;
+    Ok(Some(Checkpoint { position: Position(row.get(0)), phase }))
+}
+
+pub async fn store_checkpoint(c: &Client, integration: &str, cp: &Checkpoint) -> Result<(), PgTargetError> {
+    c.execute(
+        "INSERT INTO _zetl.checkpoints VALUES ($1, $2, $3, now()) ON CONFLICT (integration) \
+         DO UPDATE SET position = excluded.position, phase = excluded.phase, updated_at = excluded.updated_at",
+        &[&integration, &cp.position.0, &cp.phase.as_str()],
+    )
+    .await
+    .ctx(|| "storing the checkpoint".into())?;
+    Ok(())
+}
+
+pub async fn set_table_state(
+    c: &Client,
+    integration: &str,
+    table: &TableId,
+    state: &str,
+    rows: i64,
+    copied_at: Option<&Position>,
+) -> Result<(), PgTargetError> {
+    let at = copied_at.map(|p| p.0.as_str());
+    c.execute(
+        "INSERT INTO _zetl.tables VALUES ($1, $2, $3, $4, $5, now(), $6) \
+         ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
+         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, copied_at = excluded.copied_at",
+        &[&integration, &table.schema, &table.name, &state, &rows, &at],
+    )
+    .await
+    .ctx(|| format!("recording the state of {table}"))?;
+    Ok(())
+}
+
+pub async fn copied_tables(c: &Client, integration: &str) -> Result<Vec<(TableId, Option<Position>)>, PgTargetError> {
+    let rows = c
+        .query(
+            "SELECT table_schema, table_name, copied_at FROM _zetl.tables WHERE integration = $1 AND state = 'streaming'",
+            &[&integration],
+        )
+        .await
+        .ctx(|| "listing copied tables".into())?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (TableId::new(r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, Option<String>>(2).map(Position))
+        })
+        .collect())
+}
+
+pub async fn known_tables(c: &Client, integration: &str) -> Result<Vec<TableId>, PgTargetError> {
+    let rows = c
+        .query("SELECT table_schema, table_name FROM _zetl.tables WHERE integration = $1", &[&integration])
+        .await
+        .ctx(|| "listing tables".into())?;
+    Ok(rows.iter().map(|r| TableId::new(r.get::<_, String>(0), r.get::<_, String>(1))).collect())
+}
+
+pub async fn forget(c: &Client, integration: &str) -> Result<(), PgTargetError> {
+    c.execute("DELETE FROM _zetl.checkpoints WHERE integration = $1", &[&integration])
+        .await
+        .ctx(|| "forgetting the checkpoint".into())?;
+    c.execute("DELETE FROM _zetl.tables WHERE integration = $1", &[&integration])
+        .await
+        .ctx(|| "forgetting table state".into())?;
+    Ok(())
+}

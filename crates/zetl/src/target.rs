@@ -1,0 +1,60 @@
+//! The target of an integration, for the verbs that look at or mark its `_zetl` state
+//! (`status`, `resync`, `check`). Targets block: call these off the async threads.
+
+use anyhow::{Context, Result};
+use zetl_core::config::{Integration, TargetConfig};
+use zetl_core::status::TargetStatus;
+use zetl_core::TableId;
+use zetl_duckdb::DuckdbTarget;
+use zetl_pg_target::PgTarget;
+
+/// `_zetl` as it is now, read-only.
+pub fn read_status(integration: &Integration) -> Result<TargetStatus> {
+    Ok(match &integration.target {
+        TargetConfig::Duckdb(duck) => zetl_duckdb::status::read_status(&duck.path, &integration.name)?,
+        TargetConfig::Postgres(pg) => zetl_pg_target::read_status(&pg.url, &integration.name)?,
+    })
+}
+
+/// Marks tables for a new copy at the next start; returns the ones the target never copied.
+pub fn request_resync(integration: &Integration, tables: &[TableId]) -> Result<Vec<TableId>> {
+    let mut unknown = Vec::new();
+    match &integration.target {
+        TargetConfig::Duckdb(duck) => {
+            let target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))
+                .context(HELD)?;
+            for t in tables {
+                if !target.request_resync(t)? {
+                    unknown.push(t.clone());
+                }
+            }
+        }
+        TargetConfig::Postgres(pg) => {
+            let mut target = PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?;
+            for t in tables {
+                if !target.request_resync(t)? {
+                    unknown.push(t.clone());
+                }
+            }
+        }
+    }
+    Ok(unknown)
+}
+
+/// Forgets the stored position: the next start copies everything again.
+pub fn forget_position(integration: &Integration) -> Result<()> {
+    match &integration.target {
+        TargetConfig::Duckdb(duck) => {
+            DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))
+                .context("opening the target (stop `zetl run` first)")?
+                .forget_position()?;
+        }
+        TargetConfig::Postgres(pg) => {
+            PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?.forget_position()?;
+        }
+    }
+    Ok(())
+}
+
+const HELD: &str =
+    "zetl run seems to hold the target but does not answer on metrics.listen; stop it, or enable metrics.listen";

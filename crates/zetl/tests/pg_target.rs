@@ -1,0 +1,97 @@
+//! PostgreSQL → PostgreSQL: the initial copy and the stream into a second server, compared
+//! whole; schema mapping; soft deletes; the `_zetl` migrations.
+
+mod common;
+
+use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
+use zetl_testkit::compare_pg::assert_pg_tables_equal;
+
+fn config(env: &TestEnv, target: &PgServer, extra: &str) -> std::path::PathBuf {
+    let path = env.scratch.path.join("pg.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "integrations:\n  - name: topg\n    source: {{ kind: postgres, url: \"{src}\" }}\n    \
+             target: {{ kind: postgres, url: \"{dst}\", schemas: {{ public: mirror }} }}\n    \
+             tables: {{ include: [\"public.*\"] }}\n    batch: {{ max_wait_ms: 100 }}\n    \
+             metrics: {{ listen: \"off\" }}\n{extra}",
+            src = env.url(),
+            dst = target.url(DB),
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+#[test]
+fn snapshot_and_stream_into_postgres_with_every_type() {
+    let env = TestEnv::start("pg_target");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+         CREATE TABLE zoo (id bigint PRIMARY KEY, b bool, i2 int2, i4 int4, f4 real, f8 float8, \
+            n numeric(12,3), nn numeric, t text, by bytea, d date, tm time, ts timestamp(3), tz timestamptz, \
+            iv interval, u uuid, j jsonb, m mood, arr int4[], tarr text[]); \
+         CREATE TABLE events (at timestamptz, what text); \
+         ALTER TABLE events REPLICA IDENTITY FULL; \
+         INSERT INTO zoo SELECT g, g % 2 = 0, g, g * 10, g / 3.0, g / 7.0, g * 1.5, 10^30 + g, \
+            'row ' || g || E'\\ttab\\nline \\\\ back', decode('00ff' || lpad(to_hex(g), 4, '0'), 'hex'), \
+            '2024-01-01'::date + g, '12:00'::time + g * interval '1 s', '2024-01-01'::timestamp + g * interval '1.5 s', \
+            '2024-01-01 00:00+02'::timestamptz + g * interval '1 h', g * interval '1 day 2 s', \
+            md5(g::text)::uuid, jsonb_build_object('g', g, 'tags', jsonb_build_array('a', g)), \
+            (ARRAY['sad','ok','happy'])[1 + g % 3]::mood, ARRAY[g, NULL, -g], ARRAY['x,y', NULL, '\"q\"'] \
+         FROM generate_series(1, 500) g; \
+         INSERT INTO events VALUES ('2024-01-01', 'a'), ('2024-01-01', 'a'), ('2024-01-02', 'b')",
+    );
+    let cfg = config(&env, &target, "");
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "topg");
+    env.sql(
+        "UPDATE zoo SET t = 'changed', j = '{\"x\": null}', arr = '{}' WHERE id <= 50; \
+         DELETE FROM zoo WHERE id BETWEEN 51 AND 60; \
+         UPDATE zoo SET id = id + 1000 WHERE id BETWEEN 61 AND 65; \
+         INSERT INTO zoo (id, t) VALUES (2000, NULL); \
+         BEGIN; INSERT INTO events VALUES ('2024-01-03', 'c'); DELETE FROM events WHERE what = 'a' AND ctid = \
+            (SELECT min(ctid) FROM events WHERE what = 'a'); COMMIT",
+    );
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    assert_pg_tables_equal(
+        &env.url(),
+        &target.url(DB),
+        &[("public.zoo", "mirror.zoo"), ("public.events", "mirror.events")],
+        "",
+    );
+
+    // Migrations applied twice are a no-op; a newer schema is refused.
+    let version = target.psql(DB, "SELECT count(*) FROM _zetl.schema_version").expect("version");
+    let zetl = env.run_zetl(&cfg);
+    env.sql("INSERT INTO zoo (id) VALUES (3000)");
+    let mut zetl = zetl;
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    assert_eq!(target.psql(DB, "SELECT count(*) FROM _zetl.schema_version").expect("version"), version);
+    target.psql(DB, "INSERT INTO _zetl.schema_version VALUES (99, now())").expect("pretend a newer zetl");
+    let out = zetl_command(&["run", "-c", cfg.to_str().expect("utf-8")]);
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("version 99, newer than this zetl knows"), "{text}");
+}
+
+#[test]
+fn soft_deletes_in_a_postgres_target() {
+    let env = TestEnv::start("pg_target_soft");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql("CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders SELECT g, 'v' FROM generate_series(1, 10) g");
+    let cfg = config(&env, &target, "    apply: { deletes: soft }\n");
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "topg");
+    env.sql("DELETE FROM orders WHERE id <= 3; UPDATE orders SET v = 'w' WHERE id = 4; INSERT INTO orders VALUES (1, 'back')");
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.orders", "mirror.orders")], "NOT _zetl_deleted");
+    let marked = target
+        .psql(DB, "SELECT count(*) FROM mirror.orders WHERE _zetl_deleted AND _zetl_position IS NOT NULL")
+        .expect("count");
+    assert_eq!(marked.trim(), "2");
+}
