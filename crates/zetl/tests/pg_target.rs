@@ -82,11 +82,19 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
 fn soft_deletes_in_a_postgres_target() {
     let env = TestEnv::start("pg_target_soft");
     let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
-    env.sql("CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders SELECT g, 'v' FROM generate_series(1, 10) g");
-    let cfg = config(&env, &target, "    apply: { deletes: soft }\n");
+    env.sql(
+        "CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders SELECT g, 'v' FROM generate_series(1, 10) g; \
+         CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1), (2)",
+    );
+    let cfg = config(
+        &env,
+        &target,
+        "    apply: { deletes: soft, tables: { public.scratch: { deletes: hard, truncate: ignore } } }\n",
+    );
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "topg");
     env.sql("DELETE FROM orders WHERE id <= 3; UPDATE orders SET v = 'w' WHERE id = 4; INSERT INTO orders VALUES (1, 'back')");
+    env.sql("DELETE FROM scratch WHERE id = 1; TRUNCATE scratch; INSERT INTO scratch VALUES (5)");
     env.wait_caught_up(&mut zetl, "topg");
     zetl.stop();
     assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.orders", "mirror.orders")], "NOT _zetl_deleted");
@@ -94,4 +102,41 @@ fn soft_deletes_in_a_postgres_target() {
         .psql(DB, "SELECT count(*) FROM mirror.orders WHERE _zetl_deleted AND _zetl_position IS NOT NULL")
         .expect("count");
     assert_eq!(marked.trim(), "2");
+    // Hard deletes there, and the TRUNCATE ignored: 2 survives at the target only.
+    assert_eq!(
+        target.psql(DB, "SELECT string_agg(id::text, ',' ORDER BY id) FROM mirror.scratch").expect("rows").trim(),
+        "2,5"
+    );
+}
+
+#[test]
+fn kill_9_under_pgbench_into_postgres() {
+    let env = TestEnv::start("pg_target_kill9");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    let init =
+        std::process::Command::new("pgbench").args(["-i", "-q", "-s", "1"]).arg(env.url()).output().expect("pgbench");
+    assert!(init.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+    let cfg = config(&env, &target, "");
+    let mut zetl = env.run_zetl(&cfg);
+    let mut load = std::process::Command::new("pgbench")
+        .args(["-n", "-c", "4", "-j", "2", "-T", "10"])
+        .arg(env.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pgbench");
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        zetl.kill9();
+        zetl = env.run_zetl(&cfg);
+    }
+    assert!(load.wait().expect("pgbench").success(), "pgbench failed");
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    let pairs: Vec<(String, String)> = ["accounts", "branches", "tellers", "history"]
+        .iter()
+        .map(|t| (format!("public.pgbench_{t}"), format!("mirror.pgbench_{t}")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &pairs, "");
 }
