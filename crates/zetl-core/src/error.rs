@@ -15,8 +15,10 @@ pub enum ConfigError {
 /// Errors of the pipeline that moves events from a source to a target.
 #[derive(Debug, Error)]
 pub enum PipelineError {
-    #[error("target: {0}")]
-    Target(Box<dyn std::error::Error + Send + Sync>),
+    /// The target's own error is the source, so callers can tell what kind of failure it was
+    /// (a lost connection is retried).
+    #[error("target")]
+    Target(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the source stopped sending events before the pipeline was told to stop")]
     SourceGone,
     #[error("event out of order: {0}")]

@@ -2,15 +2,15 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum PgTargetError {
-    #[error("target: {0}")]
+    #[error("{0}")]
     Connect(#[from] zetl_postgres::PgError),
-    #[error("target: PostgreSQL {what}: {}", chain(cause))]
+    #[error("PostgreSQL {what}: {}", chain(cause))]
     Sql { what: String, cause: tokio_postgres::Error },
-    #[error("target: the _zetl schema is at version {found}, newer than this zetl knows ({known}); upgrade zetl")]
+    #[error("the _zetl schema is at version {found}, newer than this zetl knows ({known}); upgrade zetl")]
     NewerSchema { found: i64, known: i64 },
-    #[error("target: cannot start its runtime: {0}")]
+    #[error("cannot start its runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("target: {0}")]
+    #[error("{0}")]
     State(String),
 }
 
@@ -26,6 +26,17 @@ fn chain(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     text
+}
+
+impl PgTargetError {
+    /// A lost connection or a server going away: a reconnect may cure it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PgTargetError::Connect(e) => e.is_transient(),
+            PgTargetError::Sql { cause, .. } => zetl_postgres::transient_sql(cause),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) trait SqlContext<T> {

@@ -70,11 +70,7 @@ impl PgError {
     pub fn is_transient(&self) -> bool {
         match self {
             PgError::Connect { .. } | PgError::Io(_) => true,
-            PgError::Sql { cause, .. } => {
-                cause.is_closed()
-                    || io_transient(cause)
-                    || matches!(cause.code().map(|c| c.code()), Some("57P01" | "57P02" | "57P03"))
-            }
+            PgError::Sql { cause, .. } => transient_sql(cause),
             // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 55006 object in use (slot still held by a dying walsender)
             PgError::Server { code, .. } => {
                 matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "55006")
@@ -82,6 +78,14 @@ impl PgError {
             _ => false,
         }
     }
+}
+
+/// A SQL error a reconnect may cure: the connection closed or broke, or the server is shutting
+/// down or starting (57P01-03).
+pub fn transient_sql(cause: &tokio_postgres::Error) -> bool {
+    cause.is_closed()
+        || io_transient(cause)
+        || matches!(cause.code().map(|c| c.code()), Some("57P01" | "57P02" | "57P03"))
 }
 
 pub(crate) trait SqlContext<T> {

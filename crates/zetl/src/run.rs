@@ -18,7 +18,7 @@ use zetl_core::target::Target;
 use zetl_core::Phase;
 use zetl_duckdb::DuckdbTarget;
 use zetl_mysql::{MyError, MySource};
-use zetl_pg_target::PgTarget;
+use zetl_pg_target::{PgTarget, PgTargetError};
 use zetl_postgres::{PgError, PgSource};
 
 pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
@@ -76,6 +76,7 @@ fn is_transient(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<PgError>().is_some_and(PgError::is_transient)
             || c.downcast_ref::<MyError>().is_some_and(MyError::is_transient)
+            || c.downcast_ref::<PgTargetError>().is_some_and(PgTargetError::is_transient)
     })
 }
 

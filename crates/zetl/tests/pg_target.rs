@@ -140,3 +140,20 @@ fn kill_9_under_pgbench_into_postgres() {
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_pg_tables_equal(&env.url(), &target.url(DB), &pairs, "");
 }
+
+#[test]
+fn the_target_restarting_is_survived() {
+    let env = TestEnv::start("pg_target_restart");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 100) g");
+    let cfg = config(&env, &target, "");
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "topg");
+    target.restart().expect("restart the target");
+    env.sql("UPDATE t SET v = v + 1; INSERT INTO t VALUES (1000, 0)");
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.t", "mirror.t")], "");
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("resuming from the target's checkpoint"), "zetl did not reconnect:\n{log}");
+}
