@@ -107,3 +107,50 @@ fn ddl_mid_stream_new_tables_and_restarts() {
     env.catch_up_and_stop(zetl, &config);
     env.assert_equal(&["shop.orders", "shop.later", "shop.emptied", "shop.moved"]);
 }
+
+#[test]
+fn mariadb_into_a_postgres_target() {
+    let env = MyEnv::start("my_to_pg");
+    let target = zetl_testkit::PgServer::start(zetl_testkit::PgOptions::default()).expect("start PostgreSQL");
+    env.sql(ZOO);
+    env.sql(&format!("INSERT INTO zoo VALUES {}", zoo_row(1)));
+    let config = env.scratch.path.join("topg.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "integrations:\n  - name: topg\n    source: {{ kind: mysql, url: \"{}\" }}\n    \
+             target: {{ kind: postgres, url: \"{}\" }}\n    tables: {{ include: [\"shop.zoo\"] }}\n    \
+             batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n",
+            env.url(),
+            target.url("zetl")
+        ),
+    )
+    .expect("write config");
+    let zetl = env.run_zetl_streaming(&config);
+    env.sql(&format!("INSERT INTO zoo VALUES {}", zoo_row(2)));
+    env.sql("UPDATE zoo SET vc = 'changed', biu = 1 WHERE id = 1; INSERT INTO zoo (id) VALUES (3)");
+    let zetl = {
+        let mut zetl = zetl;
+        let done = common::mysql::eventually(|| {
+            assert!(zetl.try_exit().is_none(), "zetl exited");
+            target.psql("zetl", "SELECT count(*) FROM shop.zoo").is_ok_and(|n| n.trim() == "3")
+                && target.psql("zetl", "SELECT vc FROM shop.zoo WHERE id = 1").is_ok_and(|v| v.trim() == "changed")
+        });
+        assert!(done, "the PostgreSQL target did not receive the changes");
+        zetl
+    };
+    zetl.stop();
+    let pg = |sql: &str| target.psql("zetl", sql).expect("query the target").trim().to_string();
+    assert_eq!(
+        pg("SELECT biu::text || '|' || ti || '|' || dec2::text FROM shop.zoo WHERE id = 2"),
+        "18446744073709551615|-128|12345678901234567890123456789012345.123456789012345678901234567891"
+    );
+    assert_eq!(
+        pg("SELECT vc || '|' || lat || '|' || encode(bin, 'hex') || '|' || js::text FROM shop.zoo WHERE id = 2"),
+        "héllo wörld ✓ 🚀|café|61620000|{\"a\": [1, 2.5, null, true], \"b\": {\"c\": \"d\"}}"
+    );
+    assert_eq!(
+        pg("SELECT tm::text || '|' || dtm::text || '|' || ts::text FROM shop.zoo WHERE id = 2"),
+        "-838:59:59.999|9999-12-31 23:59:59.999999|2038-01-19 03:14:07.123+00"
+    );
+}
