@@ -1,4 +1,5 @@
 use thiserror::Error;
+use zetl_postgres::chain;
 
 #[derive(Debug, Error)]
 pub enum PgTargetError {
@@ -12,20 +13,6 @@ pub enum PgTargetError {
     Runtime(std::io::Error),
     #[error("{0}")]
     State(String),
-}
-
-/// tokio-postgres' own text omits the server's message ("db error").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        next = cause.source();
-    }
-    text
 }
 
 impl PgTargetError {

@@ -29,7 +29,7 @@ pub enum PgError {
 
 /// An error with its causes: tokio-postgres' own text omits them ("error performing TLS
 /// handshake" without saying why).
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {

@@ -18,6 +18,6 @@ mod stream;
 pub mod tls;
 pub mod types;
 pub use check::{Outcome, Verdict};
-pub use error::{transient_sql, PgError};
+pub use error::{chain, transient_sql, PgError};
 pub use retire::Retirement;
 pub use source::{PgSource, ResyncRequests, StartState};
