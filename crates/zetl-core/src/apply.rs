@@ -22,11 +22,23 @@ pub enum TruncatePolicy {
     Ignore,
 }
 
+/// What a change the target rejects does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Stop, naming table, key and cause; nothing after it is applied.
+    #[default]
+    Fail,
+    /// Keep the change and its error in `_zetl.dead_letters` and go on.
+    DeadLetter,
+}
+
 /// The settings of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TableApply {
     pub deletes: DeleteMode,
     pub truncate: TruncatePolicy,
+    pub on_error: OnError,
 }
 
 /// The `apply` block of an integration, as written.
@@ -37,6 +49,8 @@ pub struct ApplyDoc {
     deletes: DeleteMode,
     #[serde(default)]
     truncate: TruncatePolicy,
+    #[serde(default)]
+    on_error: OnError,
     /// `schema.table` → overrides.
     #[serde(default)]
     tables: BTreeMap<String, TableApplyDoc>,
@@ -47,6 +61,7 @@ pub struct ApplyDoc {
 struct TableApplyDoc {
     deletes: Option<DeleteMode>,
     truncate: Option<TruncatePolicy>,
+    on_error: Option<OnError>,
 }
 
 /// Settings for every table of an integration.
@@ -58,7 +73,7 @@ pub struct ApplyPolicy {
 
 impl ApplyPolicy {
     pub fn from_doc(doc: ApplyDoc) -> Result<Self, String> {
-        let default = TableApply { deletes: doc.deletes, truncate: doc.truncate };
+        let default = TableApply { deletes: doc.deletes, truncate: doc.truncate, on_error: doc.on_error };
         let mut tables = HashMap::new();
         for (name, t) in doc.tables {
             let Some((schema, table)) = name.split_once('.').filter(|(s, t)| !s.is_empty() && !t.is_empty()) else {
@@ -67,6 +82,7 @@ impl ApplyPolicy {
             let settings = TableApply {
                 deletes: t.deletes.unwrap_or(default.deletes),
                 truncate: t.truncate.unwrap_or(default.truncate),
+                on_error: t.on_error.unwrap_or(default.on_error),
             };
             tables.insert(TableId::new(schema, table), settings);
         }
@@ -75,6 +91,11 @@ impl ApplyPolicy {
 
     pub fn for_table(&self, table: &TableId) -> TableApply {
         self.tables.get(table).copied().unwrap_or(self.default)
+    }
+
+    /// Whether any table sends rejected changes to dead letters.
+    pub fn uses_dead_letters(&self) -> bool {
+        std::iter::once(&self.default).chain(self.tables.values()).any(|t| t.on_error == OnError::DeadLetter)
     }
 }
 
@@ -95,5 +116,8 @@ mod tests {
         let bad: ApplyDoc = serde_yaml::from_str("tables: { audit: { deletes: soft } }").expect("parse");
         assert!(ApplyPolicy::from_doc(bad).unwrap_err().contains("`audit` is not schema.table"));
         assert!(serde_yaml::from_str::<ApplyDoc>("deletes: gentle").is_err());
+        let dl: ApplyDoc = serde_yaml::from_str("on_error: dead_letter").expect("parse");
+        let dl = ApplyPolicy::from_doc(dl).expect("valid");
+        assert!(dl.uses_dead_letters() && !p.uses_dead_letters());
     }
 }

@@ -18,6 +18,7 @@ pub const APPLY_DURATION: &str = "zetl_apply_duration_seconds";
 pub const LAST_TARGET_COMMIT: &str = "zetl_last_target_commit_timestamp_seconds";
 pub const RECONNECTS: &str = "zetl_reconnects_total";
 pub const ERRORS: &str = "zetl_errors_total";
+pub const DEAD_LETTERS: &str = "zetl_dead_letters_total";
 
 /// Renders every metric of one integration.
 pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
@@ -73,6 +74,12 @@ pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
         "Errors that stopped the pipeline (retried or fatal).",
         "counter",
         p.errors.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        DEAD_LETTERS,
+        "Changes the target rejected, kept in _zetl.dead_letters (apply.on_error: dead_letter).",
+        "counter",
+        p.dead_letters.load(Ordering::Relaxed).to_string(),
     );
 
     let phase = p.phase.load(Ordering::Relaxed);

@@ -101,6 +101,39 @@ impl TableSchema {
             _ => &[],
         }
     }
+
+    /// `(id=42, region=eu)` for messages: the key columns, or the first three of a keyless table.
+    pub fn describe_key(&self, row: &[Value]) -> String {
+        let cols: Vec<usize> = match self.key_columns() {
+            [] => (0..self.columns.len().min(3)).collect(),
+            k => k.to_vec(),
+        };
+        let parts: Vec<String> = cols
+            .iter()
+            .map(|&i| format!("{}={}", self.columns[i].name, row.get(i).map(short).unwrap_or_else(|| "?".into())))
+            .collect();
+        format!("({})", parts.join(", "))
+    }
+}
+
+/// A value for a message, cut at 64 characters.
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "NULL".into(),
+        Value::Unchanged => "(unchanged)".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bytes(b) => format!("<{} bytes>", b.len()),
+        Value::Array(a) => format!("<array of {}>", a.len()),
+        text => text.as_text().unwrap_or_default().to_string(),
+    };
+    if s.chars().count() > 64 {
+        format!("{}…", s.chars().take(64).collect::<String>())
+    } else {
+        s
+    }
 }
 
 /// One typed value. See the module comment for the canonical text forms.

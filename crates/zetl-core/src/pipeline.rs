@@ -286,6 +286,7 @@ impl<T: Target> Writer<T> {
         p.transactions_applied.fetch_add(self.pending_txns, Ordering::Relaxed);
         p.batches_committed.fetch_add(1, Ordering::Relaxed);
         p.last_target_commit_us.store(now_us(), Ordering::Relaxed);
+        p.dead_letters.store(self.target.dead_letters(), Ordering::Relaxed);
         p.observe_apply(started.elapsed().as_secs_f64());
         if let Some(t) = self.pending_commit_time.take() {
             p.last_commit_time_us.store(t, Ordering::Relaxed);

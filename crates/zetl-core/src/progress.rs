@@ -35,6 +35,8 @@ pub struct Progress {
     pub retained_log_bytes: AtomicU64,
     pub reconnects: AtomicU64,
     pub errors: AtomicU64,
+    /// Changes the target set aside as dead letters (committed).
+    pub dead_letters: AtomicU64,
     pub tables: Mutex<BTreeMap<String, TableCounters>>,
     pub apply_latency: Mutex<Histogram>,
 }

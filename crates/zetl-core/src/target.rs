@@ -44,6 +44,11 @@ pub trait Target: Send {
     /// Abandons the open transaction.
     fn rollback(&mut self) -> Result<(), Self::Error>;
 
+    /// Changes this target has set aside as dead letters and committed, since it was opened.
+    fn dead_letters(&self) -> u64 {
+        0
+    }
+
     /// Forgets the stored state of this integration and empties its tables, before a fresh
     /// initial copy.
     fn reset(&mut self) -> Result<(), Self::Error>;

@@ -121,35 +121,5 @@ pub fn append_directly(conn: &Connection, schema: &TableSchema, rows: &[Row]) ->
 
 /// The key of a row for error messages: `(id=42)`, or the first columns of a keyless row.
 pub fn describe_key(schema: &TableSchema, row: &Row) -> String {
-    let cols: Vec<usize> = match schema.key_columns() {
-        [] => (0..schema.columns.len().min(3)).collect(),
-        k => k.to_vec(),
-    };
-    let parts: Vec<String> = cols
-        .iter()
-        .map(|&i| {
-            let v = row.get(i).map(short).unwrap_or_else(|| "?".into());
-            format!("{}={v}", schema.columns[i].name)
-        })
-        .collect();
-    format!("({})", parts.join(", "))
-}
-
-fn short(v: &Value) -> String {
-    let s = match v {
-        Value::Null => "NULL".into(),
-        Value::Unchanged => "(unchanged)".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Bytes(b) => format!("<{} bytes>", b.len()),
-        Value::Array(a) => format!("<array of {}>", a.len()),
-        text => text.as_text().unwrap_or_default().to_string(),
-    };
-    if s.chars().count() > 64 {
-        format!("{}…", s.chars().take(64).collect::<String>())
-    } else {
-        s
-    }
+    schema.describe_key(row)
 }

@@ -6,6 +6,7 @@
 //! target owns a single-threaded runtime for its connection.
 
 mod ddl;
+pub mod dead_letters;
 mod error;
 mod merge;
 mod migrate;
@@ -37,6 +38,9 @@ pub struct PgTarget {
     copied: HashMap<TableId, u64>,
     apply: ApplyPolicy,
     soft_touched: HashSet<TableId>,
+    /// Dead letters written in the open transaction, and committed ones since opening.
+    dead_pending: u64,
+    dead_committed: u64,
 }
 
 impl PgTarget {
@@ -60,6 +64,8 @@ impl PgTarget {
             copied: HashMap::new(),
             apply: ApplyPolicy::default(),
             soft_touched: HashSet::new(),
+            dead_pending: 0,
+            dead_committed: 0,
         })
     }
 
@@ -89,6 +95,17 @@ impl PgTarget {
     pub fn forget_position(&mut self) -> Result<(), PgTargetError> {
         let (client, integration) = (&self.client, &self.integration);
         self.runtime.block_on(state::forget(client, integration))
+    }
+
+    pub fn list_dead_letters(&self) -> Result<Vec<dead_letters::DeadLetter>, PgTargetError> {
+        self.run(dead_letters::list(&self.client, &self.integration))
+    }
+
+    /// Applies the dead letters not yet replayed (all, or `ids`); returns how many were
+    /// applied and (id, error) of those that failed again.
+    pub fn replay_dead_letters(&self, ids: &[i64]) -> Result<(u64, Vec<(i64, String)>), PgTargetError> {
+        let name = |schema: &str, table: &str| self.target_name(&TableId::new(schema, table));
+        self.run(dead_letters::replay(&self.client, &self.integration, ids, name))
     }
 
     fn target_schema(&self, table: &TableId) -> String {
@@ -171,8 +188,13 @@ impl Target for PgTarget {
 
     fn apply(&mut self, batch: &Batch) -> Result<(), PgTargetError> {
         for (table, changes) in &batch.tables {
-            let soft = self.soft(table);
-            self.run(merge::apply_table(&self.client, self.stage(table)?, changes, soft))?;
+            let settings = self.apply.for_table(table);
+            let soft = settings.deletes == DeleteMode::Soft;
+            let stage = self.stage(table)?;
+            let (client, integration) = (&self.client, &self.integration);
+            let dead =
+                self.run(dead_letters::apply_guarded(client, integration, stage, changes, soft, settings.on_error))?;
+            self.dead_pending += dead;
             if soft {
                 self.soft_touched.insert(table.clone());
             }
@@ -195,12 +217,30 @@ impl Target for PgTarget {
                     .ctx(|| format!("positioning rows of {table}"))
             })?;
         }
+        if self.dead_pending > 0 {
+            self.run(async {
+                self.client
+                    .execute(
+                        "UPDATE _zetl.dead_letters SET position = $1 WHERE position IS NULL AND integration = $2",
+                        &[&checkpoint.position.0, &self.integration],
+                    )
+                    .await
+                    .ctx(|| "positioning dead letters".into())
+            })?;
+        }
         self.run(state::store_checkpoint(&self.client, &self.integration, checkpoint))?;
-        self.sql("COMMIT")
+        self.sql("COMMIT")?;
+        self.dead_committed += std::mem::take(&mut self.dead_pending);
+        Ok(())
+    }
+
+    fn dead_letters(&self) -> u64 {
+        self.dead_committed
     }
 
     fn rollback(&mut self) -> Result<(), PgTargetError> {
         self.soft_touched.clear();
+        self.dead_pending = 0;
         self.sql("ROLLBACK")
     }
 

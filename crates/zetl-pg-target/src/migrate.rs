@@ -6,7 +6,10 @@
 use crate::error::{PgTargetError, SqlContext};
 use tokio_postgres::Client;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_state.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_state.sql"),
+    include_str!("../../../migrations/postgres/0002_dead_letters.sql"),
+];
 
 /// An arbitrary constant: the advisory lock zetl takes while migrating.
 const LOCK: i64 = 0x7a65_746c_5f6d_6967;

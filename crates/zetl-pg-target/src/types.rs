@@ -48,7 +48,7 @@ pub fn copy_field(out: &mut String, value: &Value) {
 }
 
 /// A value as PostgreSQL's input syntax for its type.
-fn literal(value: &Value) -> String {
+pub(crate) fn literal(value: &Value) -> String {
     match value {
         Value::Null | Value::Unchanged => "NULL".into(),
         Value::Bool(b) => if *b { "t" } else { "f" }.into(),

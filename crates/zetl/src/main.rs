@@ -4,6 +4,7 @@
 //! 2 configuration error, 3 a `check` failed.
 
 mod check;
+mod dead_letters;
 mod drop;
 mod http;
 mod logging;
@@ -18,7 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "zetl", version, about = "Zero-ETL replication: PostgreSQL into DuckDB, exactly once")]
+#[command(
+    name = "zetl",
+    version,
+    about = "Zero-ETL replication: PostgreSQL and MySQL into DuckDB or PostgreSQL, exactly once"
+)]
 struct Cli {
     /// Log format: text for people, json for machines. Levels come from RUST_LOG.
     #[arg(long, value_enum, default_value = "text", global = true)]
@@ -60,6 +65,11 @@ enum Command {
         #[arg(required_unless_present = "all")]
         tables: Vec<String>,
     },
+    /// Changes the target rejected (apply.on_error: dead_letter): list them, or apply them again.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
     /// Show phase, position, lag and per-table state.
     Status {
         #[command(flatten)]
@@ -70,6 +80,19 @@ enum Command {
         /// Refresh every two seconds.
         #[arg(long)]
         watch: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// One line each: id, table, key, operation, when, error.
+    List(Target),
+    /// Apply them again, after fixing what made the target reject them.
+    Replay {
+        #[command(flatten)]
+        target: Target,
+        /// Only these (ids from `list`); default: every one not yet replayed.
+        ids: Vec<i64>,
     },
 }
 
@@ -106,6 +129,12 @@ fn main() -> ExitCode {
             }
             Command::Resync { target, tables, .. } => {
                 resync::resync(&target.config, target.integration.as_deref(), &tables).await
+            }
+            Command::DeadLetters { action: DeadLetterAction::List(t) } => {
+                dead_letters::list(&t.config, t.integration.as_deref()).await
+            }
+            Command::DeadLetters { action: DeadLetterAction::Replay { target, ids } } => {
+                dead_letters::replay(&target.config, target.integration.as_deref(), ids).await
             }
             Command::Drop { target, yes } => drop::drop(&target.config, target.integration.as_deref(), yes).await,
             Command::Status { target, json, watch } => {

@@ -157,3 +157,47 @@ fn the_target_restarting_is_survived() {
     let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
     assert!(log.contains("resuming from the target's checkpoint"), "zetl did not reconnect:\n{log}");
 }
+
+#[test]
+fn rejected_changes_become_dead_letters_and_replay_after_the_fix() {
+    let env = TestEnv::start("pg_target_dead");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 10) g");
+    let dead_cfg = config(&env, &target, "    apply: { on_error: dead_letter }\n");
+    let cfg = dead_cfg.to_str().expect("utf-8");
+    let mut zetl = env.run_zetl(&dead_cfg);
+    env.wait_caught_up(&mut zetl, "topg");
+    // Something at the target now rejects some rows.
+    target.psql(DB, "ALTER TABLE mirror.t ADD CONSTRAINT positive CHECK (v >= 0)").expect("constraint");
+    env.sql("INSERT INTO t VALUES (100, 5), (101, -1), (102, 7); UPDATE t SET v = -5 WHERE id = 1; DELETE FROM t WHERE id = 2");
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    let q = |sql: &str| target.psql(DB, sql).expect("query the target").trim().to_string();
+    assert_eq!(
+        q("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM mirror.t WHERE id IN (1, 2, 100, 101, 102)"),
+        "1:1,100:5,102:7"
+    );
+    let listed = zetl_command(&["dead-letters", "list", "-c", cfg]);
+    let text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert_eq!(text.lines().filter(|l| l.contains("pending")).count(), 2, "{text}");
+    assert!(
+        text.contains("(id=101)") && text.contains("(id=1)") && text.contains("violates check constraint"),
+        "{text}"
+    );
+
+    // The cause fixed, a replay brings the target level with the source.
+    target.psql(DB, "ALTER TABLE mirror.t DROP CONSTRAINT positive").expect("drop constraint");
+    let replayed = zetl_command(&["dead-letters", "replay", "-c", cfg]);
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stdout));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("replayed 2"));
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.t", "mirror.t")], "");
+
+    // on_error: fail (the default) stops at the first rejected change, naming it.
+    target.psql(DB, "ALTER TABLE mirror.t ADD CONSTRAINT positive CHECK (v >= 0) NOT VALID").expect("constraint");
+    env.sql("INSERT INTO t VALUES (103, -3)");
+    let strict = config(&env, &target, "");
+    let out = zetl_command(&["run", "-c", strict.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("table public.t, key (id=103)") && err.contains("positive"), "{err}");
+}
