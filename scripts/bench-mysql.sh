@@ -11,12 +11,9 @@ BACKLOG_TXNS="${BACKLOG_TXNS:-500}"      # of 1000 updated rows each
 STREAM_SECONDS="${STREAM_SECONDS:-30}"
 THREADS="${THREADS:-4}"
 RUN_DIR="$PWD/.zetl-run/bench-mysql"
-HARNESS=target/release/zetl-harness
-ZETL=target/release/zetl
 METRICS_PORT="${METRICS_PORT:-19188}"
 
-./scripts/setup.sh
-cargo build --release --locked -p zetl -p zetl-testkit 2>&1 | tail -n 1
+. scripts/bench-common.sh
 rm -rf "$RUN_DIR"; mkdir -p "$RUN_DIR"
 eval "$("$HARNESS" mariadb start "$RUN_DIR/db")"
 ZETL_PID=
@@ -27,8 +24,6 @@ cleanup() {
 trap cleanup EXIT
 client=(mariadb --no-defaults -h 127.0.0.1 -P "$ZETL_MYSQL_PORT" -u zetl -pzetl)
 sql() { "${client[@]}" -N -B -e "$1"; }
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 # zetl's count of applied changes, from its metrics endpoint.
 applied() {
   curl -s "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |

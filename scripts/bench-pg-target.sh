@@ -11,11 +11,8 @@ SCALE="${SCALE:-10}"
 BACKLOG_SECONDS="${BACKLOG_SECONDS:-30}"
 CLIENTS="${CLIENTS:-4}"
 RUN_DIR="$PWD/.zetl-run/bench-pg-target"
-HARNESS=target/release/zetl-harness
-ZETL=target/release/zetl
 
-./scripts/setup.sh
-cargo build --release --locked -p zetl -p zetl-testkit 2>&1 | tail -n 1
+. scripts/bench-common.sh
 rm -rf "$RUN_DIR"; mkdir -p "$RUN_DIR"
 eval "$("$HARNESS" pg start "$RUN_DIR/src")"; SRC_URL=$ZETL_PG_URL; SRC_PORT=$ZETL_PG_PORT
 eval "$("$HARNESS" pg start "$RUN_DIR/dst")"; DST_URL=$ZETL_PG_URL
@@ -28,8 +25,6 @@ cleanup() {
 trap cleanup EXIT
 src() { psql -X -At "$SRC_URL" -c "$1"; }
 dst() { psql -X -At "$DST_URL" -c "$1"; }
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 caught_up() { # slot, lsn
   until [ "$(src "SELECT coalesce(confirmed_flush_lsn >= '$2', false) FROM pg_replication_slots WHERE slot_name = '$1'")" = t ]; do
     sleep 0.1

@@ -10,11 +10,8 @@ SCALES="${SCALES:-10 100}"
 STREAM_SECONDS="${STREAM_SECONDS:-30}"
 CLIENTS="${CLIENTS:-4}"
 RUN_DIR="$PWD/.zetl-run/bench"
-HARNESS=target/release/zetl-harness
-ZETL=target/release/zetl
 
-./scripts/setup.sh
-cargo build --release --locked -p zetl -p zetl-testkit 2>&1 | tail -n 1
+. scripts/bench-common.sh
 rm -rf "$RUN_DIR"; mkdir -p "$RUN_DIR"
 eval "$("$HARNESS" pg start "$RUN_DIR/pg")"
 export ZETL_PG_URL
@@ -25,8 +22,6 @@ cleanup() {
 }
 trap cleanup EXIT
 sql() { psql -X -At "$ZETL_PG_URL" -c "$1"; }
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 
 cat > "$RUN_DIR/zetl.yaml" <<YAML
 integrations:

@@ -24,63 +24,52 @@ pub const DEAD_LETTERS: &str = "zetl_dead_letters_total";
 pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
     let mut out = String::with_capacity(4096);
     let it = escape(integration);
-    let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
+    // (name, help, type, value) of the integration-wide series.
+    let series: [(&str, &str, &str, String); 9] = [
+        (
+            LAG_SECONDS,
+            "Seconds since the source commit of the oldest change not yet committed at the target (0 when caught up).",
+            "gauge",
+            format!("{}", p.lag_seconds(now_us)),
+        ),
+        (
+            LAG_BYTES,
+            "Bytes of source log received or announced but not yet committed at the target.",
+            "gauge",
+            p.lag_bytes().to_string(),
+        ),
+        (
+            RETAINED_BYTES,
+            "Source log the server retains for this integration (PostgreSQL: WAL held by the slot).",
+            "gauge",
+            load(&p.retained_log_bytes),
+        ),
+        (
+            TRANSACTIONS_APPLIED,
+            "Source transactions committed at the target.",
+            "counter",
+            load(&p.transactions_applied),
+        ),
+        (BATCHES_COMMITTED, "Target transactions committed.", "counter", load(&p.batches_committed)),
+        (
+            LAST_TARGET_COMMIT,
+            "Unix time of the last target commit.",
+            "gauge",
+            format!("{}", p.last_target_commit_us.load(Ordering::Relaxed) as f64 / 1e6),
+        ),
+        (RECONNECTS, "Restarts of the pipeline after a lost connection.", "counter", load(&p.reconnects)),
+        (ERRORS, "Errors that stopped the pipeline (retried or fatal).", "counter", load(&p.errors)),
+        (
+            DEAD_LETTERS,
+            "Changes the target rejected, kept in _zetl.dead_letters (apply.on_error: dead_letter).",
+            "counter",
+            load(&p.dead_letters),
+        ),
+    ];
+    for (name, help, kind, value) in series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{integration=\"{it}\"}} {value}");
-    };
-    gauge(
-        LAG_SECONDS,
-        "Seconds since the source commit of the oldest change not yet committed at the target (0 when caught up).",
-        "gauge",
-        format!("{}", p.lag_seconds(now_us)),
-    );
-    gauge(
-        LAG_BYTES,
-        "Bytes of source log received or announced but not yet committed at the target.",
-        "gauge",
-        p.lag_bytes().to_string(),
-    );
-    gauge(
-        RETAINED_BYTES,
-        "Source log the server retains for this integration (PostgreSQL: WAL held by the slot).",
-        "gauge",
-        p.retained_log_bytes.load(Ordering::Relaxed).to_string(),
-    );
-    gauge(
-        TRANSACTIONS_APPLIED,
-        "Source transactions committed at the target.",
-        "counter",
-        p.transactions_applied.load(Ordering::Relaxed).to_string(),
-    );
-    gauge(
-        BATCHES_COMMITTED,
-        "Target transactions committed.",
-        "counter",
-        p.batches_committed.load(Ordering::Relaxed).to_string(),
-    );
-    gauge(
-        LAST_TARGET_COMMIT,
-        "Unix time of the last target commit.",
-        "gauge",
-        format!("{}", p.last_target_commit_us.load(Ordering::Relaxed) as f64 / 1e6),
-    );
-    gauge(
-        RECONNECTS,
-        "Restarts of the pipeline after a lost connection.",
-        "counter",
-        p.reconnects.load(Ordering::Relaxed).to_string(),
-    );
-    gauge(
-        ERRORS,
-        "Errors that stopped the pipeline (retried or fatal).",
-        "counter",
-        p.errors.load(Ordering::Relaxed).to_string(),
-    );
-    gauge(
-        DEAD_LETTERS,
-        "Changes the target rejected, kept in _zetl.dead_letters (apply.on_error: dead_letter).",
-        "counter",
-        p.dead_letters.load(Ordering::Relaxed).to_string(),
-    );
+    }
 
     let phase = p.phase.load(Ordering::Relaxed);
     let _ = writeln!(out, "# HELP {PHASE} 1 for the phase the integration is in.\n# TYPE {PHASE} gauge");

@@ -53,16 +53,22 @@ fn dump(t: &DuckdbTarget) -> Vec<String> {
     out
 }
 
+/// A directory of its own for a test, and a DuckDB file path in it that does not exist yet.
+fn fresh_file(test: &str, file: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join(file);
+    let _ = std::fs::remove_file(&path);
+    (dir, path)
+}
+
 fn change(kind: ChangeKind) -> Change {
     Change { table: TableId::new("shop", "items"), kind }
 }
 
 #[test]
 fn copy_then_collapsed_changes_with_unchanged_and_new_column() {
-    let dir = std::env::temp_dir().join(format!("zetl-duckdb-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("a.duckdb");
-    let _ = std::fs::remove_file(&path);
+    let (dir, path) = fresh_file("zetl-duckdb-test", "a.duckdb");
     let mut t = DuckdbTarget::open(&path, "it").expect("open");
     assert_eq!(t.checkpoint().expect("cp"), None);
     let s = schema(RowIdentity::Key(vec![0]), false);
@@ -106,10 +112,7 @@ fn copy_then_collapsed_changes_with_unchanged_and_new_column() {
 
 #[test]
 fn keyless_full_row_deletes_exactly_one_duplicate() {
-    let dir = std::env::temp_dir().join(format!("zetl-duckdb-test2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("b.duckdb");
-    let _ = std::fs::remove_file(&path);
+    let (dir, path) = fresh_file("zetl-duckdb-test2", "b.duckdb");
     let mut t = DuckdbTarget::open(&path, "it").expect("open");
     let s = schema(RowIdentity::FullRow, false);
     let r = row(7, Value::Text("dup".into()), None);
@@ -127,10 +130,7 @@ fn keyless_full_row_deletes_exactly_one_duplicate() {
 
 #[test]
 fn key_change_keeps_unchanged_columns_from_the_old_row() {
-    let dir = std::env::temp_dir().join(format!("zetl-duckdb-test3-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("c.duckdb");
-    let _ = std::fs::remove_file(&path);
+    let (dir, path) = fresh_file("zetl-duckdb-test3", "c.duckdb");
     let mut t = DuckdbTarget::open(&path, "it").expect("open");
     let s = schema(RowIdentity::Key(vec![0]), false);
     t.begin().expect("begin");
@@ -151,12 +151,9 @@ fn key_change_keeps_unchanged_columns_from_the_old_row() {
 
 #[test]
 fn a_file_named_like_a_schema_is_not_ambiguous() {
-    let dir = std::env::temp_dir().join(format!("zetl-duckdb-test4-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
     // DuckDB names a directly opened file's catalog after the file: `shop.items` would then be
     // ambiguous between catalog `shop` and schema `shop`.
-    let path = dir.join("shop.duckdb");
-    let _ = std::fs::remove_file(&path);
+    let (dir, path) = fresh_file("zetl-duckdb-test4", "shop.duckdb");
     let mut t = DuckdbTarget::open(&path, "it").expect("open");
     let s = schema(RowIdentity::Key(vec![0]), false);
     let mut b = Batch::default();

@@ -17,6 +17,8 @@ pub enum MyError {
     BinlogPurged { position: String, cause: String },
     #[error("binlog stream: {0}")]
     Protocol(String),
+    #[error("binlog stream: {0}")]
+    Disconnected(String),
     #[error("binlog event at {position}: checksum mismatch (the event is corrupt)")]
     Checksum { position: String },
     #[error("table {table}, column {column}: {reason}")]
@@ -49,7 +51,7 @@ impl MyError {
                 mysql_async::Error::Server(s) => matches!(s.code, 1053 | 2006 | 2013 | 1927),
                 _ => false,
             },
-            MyError::Protocol(m) => m.contains("connection"),
+            MyError::Disconnected(_) => true,
             _ => false,
         }
     }

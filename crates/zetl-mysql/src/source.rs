@@ -93,7 +93,8 @@ impl MySource {
             return Err(MyError::Prerequisite(problems.join("; ")));
         }
         let collations = catalog::collations(&mut side).await?;
-        let (position, copied, tables) = match &start.checkpoint {
+        // `described`: the tables whose columns the initial copy read (none when resuming).
+        let (position, copied, tables, described) = match &start.checkpoint {
             Some(Checkpoint { phase: Phase::Streaming, position }) => {
                 let pos = BinlogPos::parse(&position.0).ok_or_else(|| {
                     MyError::Protocol(format!("stored position `{position}` is not a binlog position"))
@@ -103,7 +104,7 @@ impl MySource {
                     .iter()
                     .map(|(t, at)| (t.clone(), at.as_ref().and_then(|p| BinlogPos::parse(&p.0))))
                     .collect::<HashMap<_, _>>();
-                (pos, copied, catalog::list_tables(&mut side, &self.filter).await?)
+                (pos, copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
             }
             _ => {
                 let snapshot = Snapshot::open(&self.info, server.flavor, self.config.snapshot.parallelism).await?;
@@ -119,7 +120,7 @@ impl MySource {
                 tracing::info!(rows, tables = tables.len(), "initial copy complete");
                 send(&events, SourceEvent::SnapshotDone { position: Position(position.to_string()) }).await?;
                 let copied = tables.iter().map(|t| (t.id.clone(), None)).collect();
-                (position, copied, tables)
+                (position, copied, tables, with_columns)
             }
         };
         let mut streamer = Streamer::new(
@@ -134,9 +135,14 @@ impl MySource {
             side,
             position.clone(),
         );
-        for t in &tables {
-            let json = catalog::json_columns(&mut streamer.side, &t.id).await?;
-            streamer.remember_json_columns(t.id.clone(), json);
+        for (_, table) in &described {
+            streamer.remember_json_columns(table);
+        }
+        if described.is_empty() {
+            for t in &tables {
+                let json = catalog::json_columns(&mut streamer.side, &t.id).await?;
+                streamer.set_json_columns(t.id.clone(), json);
+            }
         }
         for (table, at) in &copied {
             streamer.known.insert(table.clone());
@@ -219,8 +225,7 @@ impl MySource {
             tracing::info!(table = %info.id, consistent_at = %at, "table copied while streaming");
             streamer.copied_at.insert(info.id.clone(), at.clone());
             streamer.known.insert(info.id.clone());
-            let json = catalog::json_columns(&mut streamer.side, &info.id).await?;
-            streamer.remember_json_columns(info.id.clone(), json);
+            streamer.remember_json_columns(&table);
             streamer.schemas.insert(info.id.clone(), table);
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use crate::binlog::{kind, parse_maria_gtid, BinlogReader};
 use crate::catalog;
-use crate::columns::{self, Collations, MyTable};
+use crate::columns::{self, Collations, MyKind, MyTable};
 use crate::conninfo::ConnInfo;
 use crate::convert::{convert, Origin};
 use crate::ddl::{self, Ddl, TableRef};
@@ -119,8 +119,14 @@ impl Streamer {
         }
     }
 
-    pub fn remember_json_columns(&mut self, table: TableId, columns: Vec<String>) {
+    pub fn set_json_columns(&mut self, table: TableId, columns: Vec<String>) {
         self.json_columns.insert(table, columns);
+    }
+
+    /// The JSON columns of a table as the catalog described it.
+    pub fn remember_json_columns(&mut self, table: &MyTable) {
+        let json = table.columns.iter().filter(|c| c.kind == MyKind::Json).map(|c| c.name.clone()).collect();
+        self.json_columns.insert(table.id.clone(), json);
     }
 
     /// Closes the dump connection (before a copy); the next `run` reopens it at `position`.
@@ -160,14 +166,15 @@ impl Streamer {
                     return Ok(Pause::Tick);
                 }
             }
-            let reader = self.reader.as_mut().ok_or_else(|| MyError::Protocol("binlog connection closed".into()))?;
+            let reader =
+                self.reader.as_mut().ok_or_else(|| MyError::Disconnected("the binlog connection is closed".into()))?;
             let event = tokio::select! {
                 e = reader.next(&at) => e?,
                 _ = tokio::time::sleep_until(deadline), if self.txn.is_none() => return Ok(Pause::Tick),
                 _ = stop.changed(), if self.txn.is_none() => return Ok(Pause::Stopped),
             };
             let Some(event) = event else {
-                return Err(MyError::Protocol("the server closed the binlog connection".into()));
+                return Err(MyError::Disconnected("the server closed the binlog connection".into()));
             };
             if let Some(pause) = self.handle(&event, &mut at).await? {
                 return Ok(pause);
@@ -398,7 +405,7 @@ impl Streamer {
             // Gone again already; its TABLE_MAP events (if any) bring the columns.
             return Ok(());
         };
-        self.refresh_json_columns(id).await?;
+        self.remember_json_columns(&table);
         tracing::info!(table = %id, "new table matches the filters; replicating it");
         self.begin().await?;
         send(&self.events, SourceEvent::Schema(table.schema())).await?;
@@ -484,7 +491,8 @@ impl Streamer {
         if !self.wanted(&table.id) {
             return Ok(());
         }
-        let reader = self.reader.as_ref().ok_or_else(|| MyError::Protocol("binlog connection closed".into()))?;
+        let reader =
+            self.reader.as_ref().ok_or_else(|| MyError::Disconnected("the binlog connection is closed".into()))?;
         let tme = reader
             .table_map(rows.table_id())
             .ok_or_else(|| MyError::Protocol(format!("rows event at {event_start} without its TABLE_MAP")))?;

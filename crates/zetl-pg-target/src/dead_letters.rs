@@ -8,6 +8,7 @@
 use crate::error::{PgTargetError, SqlContext};
 use crate::merge::{self, Stage};
 use crate::types::{ident, literal};
+use std::collections::HashMap;
 use tokio_postgres::Client;
 use zetl_core::apply::OnError;
 use zetl_core::batch::{Batch, KeyedOp, TableBatch};
@@ -22,17 +23,27 @@ pub async fn apply_guarded(
     soft: bool,
     on_error: OnError,
 ) -> Result<u64, PgTargetError> {
-    c.batch_execute("SAVEPOINT zetl_table").await.ctx(|| "setting a savepoint".into())?;
-    match merge::apply_table(c, stage, batch, soft).await {
-        Ok(()) => {
-            c.batch_execute("RELEASE SAVEPOINT zetl_table").await.ctx(|| "releasing a savepoint".into())?;
-            Ok(0)
-        }
+    match under_savepoint(c, "zetl_table", merge::apply_table(c, stage, batch, soft)).await? {
+        Ok(()) => Ok(0),
         Err(batch_error) => {
-            c.batch_execute("ROLLBACK TO SAVEPOINT zetl_table").await.ctx(|| "rolling back to a savepoint".into())?;
             tracing::debug!(table = %stage.schema.id, error = %batch_error, "batch rejected; applying its changes one by one");
             one_by_one(c, integration, stage, batch, soft, on_error).await
         }
+    }
+}
+
+/// Runs `work` under a savepoint: kept when it succeeds, undone (leaving the transaction
+/// usable) when it fails. The outer error is the savepoint's own failure.
+async fn under_savepoint(
+    c: &Client,
+    name: &str,
+    work: impl std::future::Future<Output = Result<(), PgTargetError>>,
+) -> Result<Result<(), PgTargetError>, PgTargetError> {
+    let step = |sql: String| async move { c.batch_execute(&sql).await.ctx(|| sql.clone()) };
+    step(format!("SAVEPOINT {name}")).await?;
+    match work.await {
+        Ok(()) => step(format!("RELEASE SAVEPOINT {name}")).await.map(|()| Ok(())),
+        Err(e) => step(format!("ROLLBACK TO SAVEPOINT {name}")).await.map(|()| Err(e)),
     }
 }
 
@@ -69,28 +80,21 @@ async fn one_by_one(
         let mut single = Batch::default();
         single.push(schema, Change { table: schema.id.clone(), kind: kind.clone() });
         let Some(one) = single.tables.get(&schema.id) else { continue };
-        c.batch_execute("SAVEPOINT zetl_change").await.ctx(|| "setting a savepoint".into())?;
-        match merge::apply_table(c, stage, one, soft).await {
-            Ok(()) => c.batch_execute("RELEASE SAVEPOINT zetl_change").await.ctx(|| "releasing a savepoint".into())?,
-            Err(e) => {
-                c.batch_execute("ROLLBACK TO SAVEPOINT zetl_change")
-                    .await
-                    .ctx(|| "rolling back to a savepoint".into())?;
-                let (op, row) = match &kind {
-                    ChangeKind::Insert { row } | ChangeKind::Update { row, .. } => ("upsert", row),
-                    ChangeKind::Delete { old } => ("delete", old),
-                };
-                let key = schema.describe_key(row);
-                if on_error == OnError::Fail {
-                    return Err(PgTargetError::State(format!(
-                        "integration {integration}, table {}, key {key}: the target rejected the change: {e}",
-                        schema.id
-                    )));
-                }
-                record(c, integration, stage, op, &key, row, &e.to_string()).await?;
-                tracing::warn!(table = %schema.id, key = %key, error = %e, "change rejected by the target; kept in _zetl.dead_letters");
-                dead += 1;
+        if let Err(e) = under_savepoint(c, "zetl_change", merge::apply_table(c, stage, one, soft)).await? {
+            let (op, row) = match &kind {
+                ChangeKind::Insert { row } | ChangeKind::Update { row, .. } => ("upsert", row),
+                ChangeKind::Delete { old } => ("delete", old),
+            };
+            let key = schema.describe_key(row);
+            if on_error == OnError::Fail {
+                return Err(PgTargetError::State(format!(
+                    "integration {integration}, table {}, key {key}: the target rejected the change: {e}",
+                    schema.id
+                )));
             }
+            record(c, integration, stage, op, &key, row, &e.to_string()).await?;
+            tracing::warn!(table = %schema.id, key = %key, error = %e, "change rejected by the target; kept in _zetl.dead_letters");
+            dead += 1;
         }
     }
     Ok(dead)
@@ -206,10 +210,17 @@ pub async fn replay(
         .await
         .ctx(|| "reading _zetl.dead_letters".into())?;
     let (mut done, mut failed) = (0, Vec::new());
+    let mut keys_of: HashMap<String, Vec<String>> = HashMap::new();
     for r in rows {
         let (id, schema, name, op, data): (i64, String, String, String, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-        match replay_one(c, &target_table(&schema, &name), &op, &data, id).await {
+        let target = target_table(&schema, &name);
+        if !keys_of.contains_key(&target) {
+            let keys = primary_key(c, &target).await?;
+            keys_of.insert(target.clone(), keys);
+        }
+        let keys = keys_of.get(&target).map(Vec::as_slice).unwrap_or_default();
+        match replay_one(c, &target, keys, &op, &data, id).await {
             Ok(()) => done += 1,
             Err(e) => {
                 let _ = c.batch_execute("ROLLBACK").await;
@@ -220,19 +231,30 @@ pub async fn replay(
     Ok((done, failed))
 }
 
-async fn replay_one(c: &Client, target: &str, op: &str, data: &str, id: i64) -> Result<(), PgTargetError> {
-    let what = || format!("replaying dead letter {id} into {target}");
-    let keys: Vec<String> = c
+/// The primary-key columns of a (quoted) target table.
+async fn primary_key(c: &Client, target: &str) -> Result<Vec<String>, PgTargetError> {
+    Ok(c
         .query(
             "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
              WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
             &[&target],
         )
         .await
-        .ctx(what)?
+        .ctx(|| format!("reading the primary key of {target}"))?
         .iter()
         .map(|r| r.get(0))
-        .collect();
+        .collect())
+}
+
+async fn replay_one(
+    c: &Client,
+    target: &str,
+    keys: &[String],
+    op: &str,
+    data: &str,
+    id: i64,
+) -> Result<(), PgTargetError> {
+    let what = || format!("replaying dead letter {id} into {target}");
     let present: Vec<String> = c
         .query("SELECT jsonb_object_keys($1::text::jsonb)", &[&data])
         .await

@@ -142,8 +142,8 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
     let unchanged = stage.load(c, ops).await?;
     let staged = ident(&stage.name);
     let schema = &stage.schema;
-    let key_match = key_match_with(schema, |_, name| format!("s.{name}"));
-    let from_match = key_match_with(schema, |i, _| format!("s._zetl_from_{i}"));
+    let from_match = key_match(schema, |i, _| format!("s._zetl_from_{i}"));
+    let key_match = key_match(schema, |_, name| format!("s.{name}"));
     for i in &unchanged {
         let col = ident(&schema.columns[*i].name);
         for (matches, op) in [(&from_match, OP_MOVE), (&key_match, OP_UPSERT)] {
@@ -181,7 +181,7 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
 }
 
 /// `t.k = <staged k> AND …` over the key columns.
-fn key_match_with(schema: &TableSchema, staged: impl Fn(usize, &str) -> String) -> String {
+fn key_match(schema: &TableSchema, staged: impl Fn(usize, &str) -> String) -> String {
     schema
         .key_columns()
         .iter()
