@@ -2,6 +2,7 @@
 //! then per table one fill of each unchanged column, one DELETE (or soft-delete UPDATE) of the
 //! deleted keys and one INSERT … ON CONFLICT of the final rows.
 
+use crate::copy_binary::{self, BinaryCopy};
 use crate::error::{PgTargetError, SqlContext};
 use crate::types::{copy_field, ident, pg_type};
 use bytes::Bytes;
@@ -23,7 +24,15 @@ pub struct Stage {
     /// The quoted target table.
     pub target: String,
     name: String,
+    /// Rows go into the stage in COPY's binary format (every column type has one here).
+    binary: bool,
+    /// Copied rows go straight into the target in binary: its columns have the types zetl
+    /// gives them (a user may have changed one; binary data must match the type exactly).
+    direct_binary: bool,
 }
+
+/// One row to stage: its op, the row, and for a move the row holding the old key.
+type Staged<'a> = (i16, &'a Row, Option<&'a Row>);
 
 impl Stage {
     pub async fn create(c: &Client, schema: &TableSchema, target: String, n: usize) -> Result<Stage, PgTargetError> {
@@ -38,7 +47,19 @@ impl Stage {
         c.batch_execute(&format!("CREATE TEMP TABLE {} ({})", ident(&name), cols.join(", ")))
             .await
             .ctx(|| format!("creating the staging table for {}", schema.id))?;
-        Ok(Stage { schema: schema.clone(), target, name })
+        let binary = copy_binary::supported(&schema.columns.iter().map(|c| &c.ty).collect::<Vec<_>>());
+        let differing: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_attribute s \
+                 LEFT JOIN pg_attribute t ON t.attrelid = $2::text::regclass AND t.attname = s.attname AND NOT t.attisdropped \
+                 WHERE s.attrelid = $1::text::regclass AND s.attnum > 0 AND s.attname NOT LIKE '\\_zetl\\_%' \
+                 AND t.atttypid IS DISTINCT FROM s.atttypid",
+                &[&ident(&name), &target],
+            )
+            .await
+            .ctx(|| format!("comparing the column types of {target} with zetl's"))?
+            .get(0);
+        Ok(Stage { schema: schema.clone(), target, name, binary, direct_binary: binary && differing == 0 })
     }
 
     pub async fn drop(&self, c: &Client) -> Result<(), PgTargetError> {
@@ -51,17 +72,48 @@ impl Stage {
     async fn load<'a>(
         &self,
         c: &Client,
-        rows: impl Iterator<Item = (i16, &'a Row, Option<&'a Row>)>,
+        rows: impl Iterator<Item = Staged<'a>>,
     ) -> Result<BTreeSet<usize>, PgTargetError> {
+        let rows: Vec<Staged> = rows.collect();
         let mut unchanged = BTreeSet::new();
+        for (_, row, _) in &rows {
+            unchanged.extend(row.iter().enumerate().filter(|(_, v)| matches!(v, Value::Unchanged)).map(|(i, _)| i));
+        }
+        let staged = ident(&self.name);
+        let binary = if self.binary { self.binary_rows(&rows) } else { None };
+        let (sql, data) = match binary {
+            Some(data) => (format!("COPY {staged} FROM STDIN (FORMAT binary)"), data),
+            None => (format!("COPY {staged} FROM STDIN"), self.text_rows(&rows).into_bytes()),
+        };
+        copy_in(c, &sql, data, &self.schema.id.to_string()).await?;
+        Ok(unchanged)
+    }
+
+    fn binary_rows(&self, rows: &[Staged]) -> Option<Vec<u8>> {
+        let schema = &self.schema;
+        let keys = schema.key_columns();
+        let mut out = BinaryCopy::new();
+        for (op, row, from) in rows {
+            out.start_row(schema.columns.len() + keys.len() + 2);
+            for (col, v) in schema.columns.iter().zip(row.iter()) {
+                out.value(v, &col.ty)?;
+            }
+            for &k in keys {
+                out.value(from.and_then(|f| f.get(k)).unwrap_or(&Value::Null), &schema.columns[k].ty)?;
+            }
+            out.int16(*op);
+            match unchanged_mask(row) {
+                Some(mask) => out.text(&mask),
+                None => out.null(),
+            }
+        }
+        Some(out.finish())
+    }
+
+    fn text_rows(&self, rows: &[Staged]) -> String {
         let mut text = String::new();
         for (op, row, from) in rows {
-            let mut mask = String::new();
-            for (i, v) in row.iter().enumerate() {
-                if matches!(v, Value::Unchanged) {
-                    unchanged.insert(i);
-                    mask.push_str(&format!(",{i}"));
-                }
+            for v in row.iter() {
                 copy_field(&mut text, v);
                 text.push('\t');
             }
@@ -71,16 +123,10 @@ impl Stage {
             }
             text.push_str(&op.to_string());
             text.push('\t');
-            if mask.is_empty() {
-                text.push_str("\\N");
-            } else {
-                text.push_str(&mask);
-                text.push(',');
-            }
+            text.push_str(&unchanged_mask(row).unwrap_or_else(|| "\\N".into()));
             text.push('\n');
         }
-        copy_in(c, &format!("COPY {} FROM STDIN", ident(&self.name)), text, &self.schema.id.to_string()).await?;
-        Ok(unchanged)
+        text
     }
 
     async fn clear(&self, c: &Client) -> Result<(), PgTargetError> {
@@ -94,17 +140,36 @@ impl Stage {
     }
 }
 
-/// COPY text into `sql`'s table.
-pub async fn copy_in(c: &Client, sql: &str, text: String, table: &str) -> Result<(), PgTargetError> {
+/// `,2,5,` for a row that left columns 2 and 5 unchanged; `None` when it sent them all.
+fn unchanged_mask(row: &Row) -> Option<String> {
+    let mut mask = String::new();
+    for (i, v) in row.iter().enumerate() {
+        if matches!(v, Value::Unchanged) {
+            mask.push_str(&format!(",{i}"));
+        }
+    }
+    (!mask.is_empty()).then(|| mask + ",")
+}
+
+/// COPY `data` into `sql`'s table.
+pub async fn copy_in(c: &Client, sql: &str, data: Vec<u8>, table: &str) -> Result<(), PgTargetError> {
     let sink = c.copy_in::<_, Bytes>(sql).await.ctx(|| format!("copying into {table}"))?;
     futures_util::pin_mut!(sink);
-    sink.send(Bytes::from(text)).await.ctx(|| format!("copying into {table}"))?;
+    sink.send(Bytes::from(data)).await.ctx(|| format!("copying into {table}"))?;
     sink.finish().await.ctx(|| format!("copying into {table}"))?;
     Ok(())
 }
 
 /// Copied rows straight into the table.
 pub async fn copy_rows(c: &Client, stage: &Stage, rows: &[Row]) -> Result<(), PgTargetError> {
+    let table = stage.schema.id.to_string();
+    let columns = stage.columns();
+    if stage.direct_binary {
+        if let Some(data) = copy_rows_binary(&stage.schema, rows) {
+            let sql = format!("COPY {} ({columns}) FROM STDIN (FORMAT binary)", stage.target);
+            return copy_in(c, &sql, data, &table).await;
+        }
+    }
     let mut text = String::new();
     for row in rows {
         for (i, v) in row.iter().enumerate() {
@@ -115,8 +180,19 @@ pub async fn copy_rows(c: &Client, stage: &Stage, rows: &[Row]) -> Result<(), Pg
         }
         text.push('\n');
     }
-    let sql = format!("COPY {} ({}) FROM STDIN", stage.target, stage.columns());
-    copy_in(c, &sql, text, &stage.schema.id.to_string()).await
+    let sql = format!("COPY {} ({columns}) FROM STDIN", stage.target);
+    copy_in(c, &sql, text.into_bytes(), &table).await
+}
+
+fn copy_rows_binary(schema: &TableSchema, rows: &[Row]) -> Option<Vec<u8>> {
+    let mut out = BinaryCopy::new();
+    for row in rows {
+        out.start_row(schema.columns.len());
+        for (col, v) in schema.columns.iter().zip(row.iter()) {
+            out.value(v, &col.ty)?;
+        }
+    }
+    Some(out.finish())
 }
 
 /// `soft`: deletes (and a truncate) mark rows instead of removing them.

@@ -41,8 +41,14 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
             md5(g::text)::uuid, jsonb_build_object('g', g, 'tags', jsonb_build_array('a', g)), \
             (ARRAY['sad','ok','happy'])[1 + g % 3]::mood, ARRAY[g, NULL, -g], ARRAY['x,y', NULL, '\"q\"'] \
          FROM generate_series(1, 500) g; \
-         INSERT INTO events VALUES ('2024-01-01', 'a'), ('2024-01-01', 'a'), ('2024-01-02', 'b')",
+         INSERT INTO events VALUES ('2024-01-01', 'a'), ('2024-01-01', 'a'), ('2024-01-02', 'b'); \
+         CREATE TABLE flat AS SELECT id, b, i2, i4, f4, f8, n, nn, t, by, d, tm, ts, tz, iv, u, j, m FROM zoo; \
+         ALTER TABLE flat ADD PRIMARY KEY (id); \
+         INSERT INTO flat (id, n, nn, d, ts, tz, iv) VALUES (-1, -0.001, 'NaN', 'infinity', '-infinity', 'infinity', \
+            '-1 mon -2 days -00:00:00.000001'), (-2, 0, -123456789012345678901234567890.0000000001, '1900-02-28', \
+            '1900-03-01 23:59:59.999999', '1969-12-31 23:59:59.5+00', '0')",
     );
+    // `flat` has no arrays: it goes to the target in COPY's binary format (zoo's arrays as text).
     let cfg = config(&env, &target, "");
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "topg");
@@ -50,6 +56,8 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
         "UPDATE zoo SET t = 'changed', j = '{\"x\": null}', arr = '{}' WHERE id <= 50; \
          DELETE FROM zoo WHERE id BETWEEN 51 AND 60; \
          UPDATE zoo SET id = id + 1000 WHERE id BETWEEN 61 AND 65; \
+         UPDATE flat SET t = 'changed', n = -n, iv = -iv, tz = tz - interval '30 years' WHERE id <= 50; \
+         DELETE FROM flat WHERE id BETWEEN 51 AND 60; \
          INSERT INTO zoo (id, t) VALUES (2000, NULL); \
          BEGIN; INSERT INTO events VALUES ('2024-01-03', 'c'); DELETE FROM events WHERE what = 'a' AND ctid = \
             (SELECT min(ctid) FROM events WHERE what = 'a'); COMMIT",
@@ -59,7 +67,7 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
     assert_pg_tables_equal(
         &env.url(),
         &target.url(DB),
-        &[("public.zoo", "mirror.zoo"), ("public.events", "mirror.events")],
+        &[("public.zoo", "mirror.zoo"), ("public.events", "mirror.events"), ("public.flat", "mirror.flat")],
         "",
     );
 
