@@ -92,11 +92,17 @@ impl ApplyPolicy {
     pub fn for_table(&self, table: &TableId) -> TableApply {
         self.tables.get(table).copied().unwrap_or(self.default)
     }
+}
 
-    /// Whether any table sends rejected changes to dead letters.
-    pub fn uses_dead_letters(&self) -> bool {
-        std::iter::once(&self.default).chain(self.tables.values()).any(|t| t.on_error == OnError::DeadLetter)
-    }
+/// One dead letter as `zetl dead-letters list` shows it.
+pub struct DeadLetter {
+    pub id: i64,
+    pub table: String,
+    pub key: String,
+    pub op: String,
+    pub error: String,
+    pub created_at: String,
+    pub replayed_at: Option<String>,
 }
 
 #[cfg(test)]
@@ -118,6 +124,7 @@ mod tests {
         assert!(serde_yaml::from_str::<ApplyDoc>("deletes: gentle").is_err());
         let dl: ApplyDoc = serde_yaml::from_str("on_error: dead_letter").expect("parse");
         let dl = ApplyPolicy::from_doc(dl).expect("valid");
-        assert!(dl.uses_dead_letters() && !p.uses_dead_letters());
+        assert_eq!(dl.for_table(&TableId::new("a", "b")).on_error, OnError::DeadLetter);
+        assert_eq!(p.for_table(&TableId::new("a", "b")).on_error, OnError::Fail);
     }
 }

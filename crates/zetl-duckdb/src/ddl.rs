@@ -3,6 +3,7 @@
 //! source dropped simply stays NULL from then on).
 
 use crate::error::{Context, DuckdbError};
+use crate::screen::TableColumn;
 use crate::types::{ident, literal, target_type};
 use duckdb::{params, Connection};
 use zetl_core::{TableId, TableSchema};
@@ -21,19 +22,27 @@ pub fn qualified(table: &TableId) -> String {
 
 /// Columns the target table has now, `None` when it does not exist.
 fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(String, String)>>, DuckdbError> {
+    let cols = table_columns(conn, "current_database()", table)?;
+    Ok(if cols.is_empty() { None } else { Some(cols.into_iter().map(|c| (c.name, c.data_type)).collect()) })
+}
+
+/// The columns of `table` in the database `database` (SQL: `current_database()`, `'temp'`),
+/// in order; empty when there is no such table.
+pub fn table_columns(conn: &Connection, database: &str, table: &TableId) -> Result<Vec<TableColumn>, DuckdbError> {
     let mut stmt = conn
-        .prepare(
-            "SELECT column_name, data_type FROM duckdb_columns() \
-             WHERE database_name = current_database() AND schema_name = ? AND table_name = ? \
-             ORDER BY column_index",
-        )
+        .prepare(&format!(
+            "SELECT column_name, data_type, is_nullable FROM duckdb_columns() \
+             WHERE database_name = {database} AND schema_name = ? AND table_name = ? ORDER BY column_index"
+        ))
         .context(|| format!("reading the columns of {table}"))?;
     let cols = stmt
-        .query_map(params![table.schema, table.name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map(params![table.schema, table.name], |r| {
+            Ok(TableColumn { name: r.get(0)?, data_type: r.get(1)?, nullable: r.get(2)? })
+        })
         .context(|| format!("reading the columns of {table}"))?
-        .collect::<Result<Vec<(String, String)>, _>>()
+        .collect::<Result<Vec<_>, _>>()
         .context(|| format!("reading the columns of {table}"))?;
-    Ok(if cols.is_empty() { None } else { Some(cols) })
+    Ok(cols)
 }
 
 /// `soft`: the table keeps deleted rows, marked (see [`SOFT_COLUMNS`]).

@@ -8,6 +8,8 @@ pub enum DuckdbError {
     Sql { context: String, cause: duckdb::Error },
     #[error("table {table}, key {key}: cannot write the row: {cause}")]
     Row { table: String, key: String, cause: String },
+    #[error("integration {integration}, table {table}, key {key}: the target rejected the change: {problem}")]
+    Rejected { integration: String, table: String, key: String, problem: String },
     #[error("the target's _zetl schema is at version {found}, newer than this zetl knows ({known}); upgrade zetl")]
     NewerSchema { found: i64, known: i64 },
     #[error("{0}")]

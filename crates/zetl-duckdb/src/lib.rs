@@ -3,8 +3,10 @@
 //! One DuckDB transaction holds whole source transactions and the checkpoint that covers them.
 
 mod ddl;
+pub mod dead_letters;
 mod error;
 mod merge;
+mod screen;
 mod stage;
 mod state;
 pub mod status;
@@ -14,10 +16,11 @@ pub use error::DuckdbError;
 
 use duckdb::Connection;
 use error::Context;
-use stage::{Stage, OP_UPSERT};
+use screen::Guard;
+use stage::Stage;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use zetl_core::apply::{ApplyPolicy, DeleteMode};
+use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode};
 use zetl_core::batch::Batch;
 use zetl_core::target::Target;
 use zetl_core::{Checkpoint, Position, Row, TableId, TableSchema};
@@ -32,6 +35,9 @@ pub struct DuckdbTarget {
     /// Soft-delete tables written in the open transaction: their new rows get the commit's
     /// position.
     soft_touched: HashSet<TableId>,
+    /// Dead letters written in the open transaction, and committed ones since opening.
+    dead_pending: u64,
+    dead_committed: u64,
 }
 
 /// The catalog the target file is attached as.
@@ -67,6 +73,8 @@ impl DuckdbTarget {
             next_stage: 0,
             apply: ApplyPolicy::default(),
             soft_touched: HashSet::new(),
+            dead_pending: 0,
+            dead_committed: 0,
         })
     }
 
@@ -78,6 +86,16 @@ impl DuckdbTarget {
     /// Drops the stored checkpoint: the next start makes a fresh initial copy.
     pub fn forget_position(&self) -> Result<(), DuckdbError> {
         state::forget(&self.conn, &self.integration)
+    }
+
+    pub fn list_dead_letters(&self) -> Result<Vec<DeadLetter>, DuckdbError> {
+        dead_letters::list(&self.conn, &self.integration)
+    }
+
+    /// Applies the dead letters not yet replayed (all, or `ids`); returns how many were
+    /// applied and (id, error) of those that failed again.
+    pub fn replay_dead_letters(&self, ids: &[i64]) -> Result<(u64, Vec<(i64, String)>), DuckdbError> {
+        dead_letters::replay(&self.conn, &self.integration, ids)
     }
 
     pub fn connection(&self) -> &Connection {
@@ -92,6 +110,10 @@ impl DuckdbTarget {
 
     fn soft(&self, table: &TableId) -> bool {
         self.apply.for_table(table).deletes == DeleteMode::Soft
+    }
+
+    fn guard(&self, table: &TableId) -> Guard<'_> {
+        Guard { integration: &self.integration, on_error: self.apply.for_table(table).on_error }
     }
 
     fn stage(&self, table: &TableId) -> Result<&Stage, DuckdbError> {
@@ -146,12 +168,11 @@ impl Target for DuckdbTarget {
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), DuckdbError> {
         let stage = self.stage(table)?;
-        if stage::can_append_directly(&stage.schema) {
+        if stage::can_append_directly(stage) {
             stage::append_directly(&self.conn, &stage.schema, rows)?;
         } else {
-            stage.load(&self.conn, rows.iter().map(|r| (OP_UPSERT, r, None)))?;
-            merge::insert_staged(&self.conn, stage, "")?;
-            stage.clear(&self.conn)?;
+            let dead = merge::flush_inserts(&self.conn, stage, &mut rows.iter().collect(), &self.guard(table))?;
+            self.dead_pending += dead;
         }
         *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
         if self.soft(table) {
@@ -169,7 +190,7 @@ impl Target for DuckdbTarget {
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {
         for (table, changes) in &batch.tables {
             let soft = self.soft(table);
-            merge::apply_table(&self.conn, self.stage(table)?, changes, soft)?;
+            self.dead_pending += merge::apply_table(&self.conn, self.stage(table)?, changes, soft, &self.guard(table))?;
             if soft {
                 self.soft_touched.insert(table.clone());
             }
@@ -189,12 +210,22 @@ impl Target for DuckdbTarget {
                 )
                 .context(|| format!("recording the source position of {table}'s changes"))?;
         }
+        if self.dead_pending > 0 {
+            dead_letters::set_position(&self.conn, &self.integration, &checkpoint.position)?;
+        }
         state::store_checkpoint(&self.conn, &self.integration, checkpoint)?;
-        self.conn.execute_batch("COMMIT").context(|| "committing".into())
+        self.conn.execute_batch("COMMIT").context(|| "committing".into())?;
+        self.dead_committed += std::mem::take(&mut self.dead_pending);
+        Ok(())
+    }
+
+    fn dead_letters(&self) -> u64 {
+        self.dead_committed
     }
 
     fn rollback(&mut self) -> Result<(), DuckdbError> {
         self.soft_touched.clear();
+        self.dead_pending = 0;
         self.conn.execute_batch("ROLLBACK").context(|| "rolling back".into())
     }
 

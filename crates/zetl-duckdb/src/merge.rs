@@ -5,6 +5,7 @@
 
 use crate::ddl::qualified;
 use crate::error::{Context, DuckdbError};
+use crate::screen::{screen, Guard};
 use crate::stage::{describe_key, Stage, OP_DELETE, OP_MOVE, OP_UPSERT};
 use crate::types::{from_wire, ident, to_db, to_wire, wire_type};
 use duckdb::Connection;
@@ -14,8 +15,15 @@ use zetl_core::{ChangeKind, Row, TableSchema};
 /// Marks rows deleted in soft-delete mode (their position is set at commit).
 const MARK_DELETED: &str = "_zetl_deleted = true, _zetl_synced_at = current_timestamp, _zetl_position = NULL";
 
-/// `soft`: deletes (and a truncate) mark rows instead of removing them.
-pub fn apply_table(conn: &Connection, stage: &Stage, batch: &TableBatch, soft: bool) -> Result<(), DuckdbError> {
+/// `soft`: deletes (and a truncate) mark rows instead of removing them. Returns how many
+/// changes went to dead letters.
+pub fn apply_table(
+    conn: &Connection,
+    stage: &Stage,
+    batch: &TableBatch,
+    soft: bool,
+    guard: &Guard,
+) -> Result<u64, DuckdbError> {
     let schema = &stage.schema;
     let target = qualified(&schema.id);
     if batch.truncate {
@@ -27,14 +35,19 @@ pub fn apply_table(conn: &Connection, stage: &Stage, batch: &TableBatch, soft: b
         conn.execute_batch(&sql).context(|| format!("truncating {}", schema.id))?;
     }
     if !schema.key_columns().is_empty() {
-        apply_keyed(conn, stage, batch, soft)?;
+        apply_keyed(conn, stage, batch, soft, guard)
     } else {
-        apply_in_order(conn, stage, &batch.unkeyed, soft)?;
+        apply_in_order(conn, stage, &batch.unkeyed, soft, guard)
     }
-    Ok(())
 }
 
-fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch, soft: bool) -> Result<(), DuckdbError> {
+fn apply_keyed(
+    conn: &Connection,
+    stage: &Stage,
+    batch: &TableBatch,
+    soft: bool,
+    guard: &Guard,
+) -> Result<u64, DuckdbError> {
     let schema = &stage.schema;
     let ops = batch.keyed_ops().map(|op| match op {
         KeyedOp::Upsert(row) => (OP_UPSERT, row, None),
@@ -51,6 +64,8 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch, soft: bool)
         fill_unchanged(conn, stage, *i, &from_match, OP_MOVE)?;
         fill_unchanged(conn, stage, *i, &key_match, OP_UPSERT)?;
     }
+    // A rejected row leaves the stage before anything is deleted: its key keeps its old row.
+    let dead = screen(conn, stage, guard)?;
     let replaced = if soft {
         // Deleted keys keep their row, marked; every other touched key gets its new row.
         conn.execute_batch(&format!(
@@ -64,7 +79,8 @@ fn apply_keyed(conn: &Connection, stage: &Stage, batch: &TableBatch, soft: bool)
     conn.execute_batch(&format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}{replaced}"))
         .context(|| format!("deleting changed rows of {}", schema.id))?;
     insert_staged(conn, stage, &format!("WHERE _zetl_op <> {OP_DELETE}"))?;
-    stage.clear(conn)
+    stage.clear(conn)?;
+    Ok(dead)
 }
 
 /// `t.k = s.k AND …` over the key columns; `staged(index, quoted name)` names the staged
@@ -97,7 +113,7 @@ fn fill_unchanged(conn: &Connection, stage: &Stage, i: usize, matches: &str, op:
 }
 
 /// Inserts staged rows into the table, converting from the staged form.
-pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(), DuckdbError> {
+fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let names: Vec<String> = schema.columns.iter().map(|c| ident(&c.name)).collect();
     let exprs: Vec<String> = schema.columns.iter().map(|c| from_wire(&c.ty, &ident(&c.name))).collect();
@@ -113,34 +129,49 @@ pub fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(
 
 /// Tables without a key: inserts in bulk, and each delete removes exactly one matching row
 /// (a keyless table may hold identical rows), in source order.
-fn apply_in_order(conn: &Connection, stage: &Stage, changes: &[ChangeKind], soft: bool) -> Result<(), DuckdbError> {
+fn apply_in_order(
+    conn: &Connection,
+    stage: &Stage,
+    changes: &[ChangeKind],
+    soft: bool,
+    guard: &Guard,
+) -> Result<u64, DuckdbError> {
     let mut inserts: Vec<&Row> = Vec::new();
+    let mut dead = 0;
     for change in changes {
         match change {
             ChangeKind::Insert { row } => inserts.push(row),
             ChangeKind::Update { old, row } => {
-                flush_inserts(conn, stage, &mut inserts)?;
+                dead += flush_inserts(conn, stage, &mut inserts, guard)?;
                 if let Some(old) = old {
                     delete_one(conn, &stage.schema, old, soft)?;
                 }
                 inserts.push(row);
             }
             ChangeKind::Delete { old } => {
-                flush_inserts(conn, stage, &mut inserts)?;
+                dead += flush_inserts(conn, stage, &mut inserts, guard)?;
                 delete_one(conn, &stage.schema, old, soft)?;
             }
         }
     }
-    flush_inserts(conn, stage, &mut inserts)
+    Ok(dead + flush_inserts(conn, stage, &mut inserts, guard)?)
 }
 
-fn flush_inserts(conn: &Connection, stage: &Stage, rows: &mut Vec<&Row>) -> Result<(), DuckdbError> {
+/// Rows into the table through the stage, screened; returns how many went to dead letters.
+pub fn flush_inserts(
+    conn: &Connection,
+    stage: &Stage,
+    rows: &mut Vec<&Row>,
+    guard: &Guard,
+) -> Result<u64, DuckdbError> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     stage.load(conn, rows.drain(..).map(|r| (OP_UPSERT, r, None)))?;
+    let dead = screen(conn, stage, guard)?;
     insert_staged(conn, stage, "")?;
-    stage.clear(conn)
+    stage.clear(conn)?;
+    Ok(dead)
 }
 
 fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row, soft: bool) -> Result<(), DuckdbError> {

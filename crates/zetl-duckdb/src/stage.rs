@@ -2,12 +2,14 @@
 //! same shape, then one set-based statement per step moves them (see `merge`). Temporary tables
 //! are not written to DuckDB's WAL, so staging costs no disk writes.
 
+use crate::ddl::table_columns;
 use crate::error::{Context, DuckdbError};
+use crate::screen::{self, Check};
 use crate::types::{ident, to_db, wire_type};
 use duckdb::types::Value as Db;
 use duckdb::Connection;
 use std::collections::BTreeSet;
-use zetl_core::{Row, TableSchema, Value};
+use zetl_core::{Row, TableId, TableSchema, Value};
 
 pub const OP_UPSERT: u8 = 0;
 pub const OP_DELETE: u8 = 1;
@@ -20,6 +22,8 @@ pub type Staged<'a> = (u8, &'a Row, Option<&'a Row>);
 pub struct Stage {
     pub name: String,
     pub schema: TableSchema,
+    /// What a staged row must pass before it reaches the table (see `screen`).
+    pub checks: Vec<Check>,
 }
 
 impl Stage {
@@ -36,7 +40,10 @@ impl Stage {
             n = ident(&name)
         ))
         .context(|| format!("creating staging table for {}", schema.id))?;
-        Ok(Stage { name, schema: schema.clone() })
+        let staged: Vec<String> =
+            table_columns(conn, "'temp'", &TableId::new("main", &name))?.into_iter().map(|c| c.data_type).collect();
+        let checks = screen::plan(schema, &staged, &table_columns(conn, "current_database()", &schema.id)?);
+        Ok(Stage { name, schema: schema.clone(), checks })
     }
 
     pub fn sql_name(&self) -> String {
@@ -92,10 +99,10 @@ impl Stage {
     }
 }
 
-/// Copied rows go straight into the table when no column needs converting on the way
-/// (saves a second pass through a staging table).
-pub fn can_append_directly(schema: &TableSchema) -> bool {
-    !schema.columns.iter().any(|c| crate::types::staged_as_text(&c.ty))
+/// Copied rows go straight into the table when no column needs converting or checking on the
+/// way (saves a second pass through a staging table).
+pub fn can_append_directly(stage: &Stage) -> bool {
+    stage.checks.is_empty()
 }
 
 pub fn append_directly(conn: &Connection, schema: &TableSchema, rows: &[Row]) -> Result<(), DuckdbError> {

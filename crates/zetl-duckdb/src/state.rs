@@ -9,6 +9,7 @@ use zetl_core::{Checkpoint, Phase, Position, TableId};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/duckdb/0001_state.sql"),
     include_str!("../../../migrations/duckdb/0002_copy_position.sql"),
+    include_str!("../../../migrations/duckdb/0003_dead_letters.sql"),
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {

@@ -53,6 +53,11 @@ pub fn from_wire(ty: &ColumnType, expr: &str) -> String {
     }
 }
 
+/// Like [`from_wire`], NULL instead of an error where the staged text does not parse.
+pub fn try_from_wire(ty: &ColumnType, expr: &str) -> String {
+    from_wire(ty, expr).replace("CAST(", "TRY_CAST(")
+}
+
 /// SQL turning target column `expr` into its staged form (to fill unchanged values).
 pub fn to_wire(ty: &ColumnType, expr: &str) -> String {
     match ty {
@@ -171,6 +176,7 @@ mod tests {
         assert_eq!(wire_type(&arr), "VARCHAR");
         assert_eq!(target_type(&ColumnType::Decimal { precision: 12, scale: 2 }), "DECIMAL(12,2)");
         assert_eq!(from_wire(&ColumnType::Interval, "x"), "CAST(x AS INTERVAL)");
+        assert_eq!(try_from_wire(&arr, "x"), "TRY_CAST(TRY_CAST(x AS JSON) AS INTEGER[])");
         assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
     }
 }

@@ -10,7 +10,7 @@ use crate::merge::{self, Stage};
 use crate::types::{ident, literal};
 use std::collections::HashMap;
 use tokio_postgres::Client;
-use zetl_core::apply::OnError;
+use zetl_core::apply::{DeadLetter, OnError};
 use zetl_core::batch::{Batch, KeyedOp, TableBatch};
 use zetl_core::{Change, ChangeKind, Row, Value};
 
@@ -156,17 +156,6 @@ fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// One dead letter as `zetl dead-letters list` shows it.
-pub struct DeadLetter {
-    pub id: i64,
-    pub table: String,
-    pub key: String,
-    pub op: String,
-    pub error: String,
-    pub created_at: String,
-    pub replayed_at: Option<String>,
 }
 
 pub async fn list(c: &Client, integration: &str) -> Result<Vec<DeadLetter>, PgTargetError> {

@@ -5,6 +5,7 @@
 //! The `Target` surface is blocking (the pipeline runs it on a thread of its own), so the
 //! target owns a single-threaded runtime for its connection.
 
+mod copy_binary;
 mod ddl;
 pub mod dead_letters;
 mod error;
@@ -97,7 +98,7 @@ impl PgTarget {
         self.runtime.block_on(state::forget(client, integration))
     }
 
-    pub fn list_dead_letters(&self) -> Result<Vec<dead_letters::DeadLetter>, PgTargetError> {
+    pub fn list_dead_letters(&self) -> Result<Vec<zetl_core::apply::DeadLetter>, PgTargetError> {
         self.run(dead_letters::list(&self.client, &self.integration))
     }
 

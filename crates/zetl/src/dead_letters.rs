@@ -1,24 +1,16 @@
 //! `zetl dead-letters list|replay`: the changes a target set aside (apply.on_error:
 //! dead_letter), and applying them again once their cause is fixed.
 
-use anyhow::{bail, Context, Result};
+use crate::target::{list_dead_letters, replay_dead_letters};
+use anyhow::{Context, Result};
 use std::path::Path;
-use zetl_core::config::{Config, Integration, TargetConfig};
-use zetl_pg_target::PgTarget;
-
-fn open(integration: &Integration) -> Result<PgTarget> {
-    match &integration.target {
-        TargetConfig::Postgres(pg) => Ok(PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?),
-        TargetConfig::Duckdb(_) => bail!("dead letters are kept by the PostgreSQL target only (so far)"),
-    }
-}
+use zetl_core::config::Config;
 
 pub async fn list(config: &Path, name: Option<&str>) -> Result<u8> {
     let integration = Config::load(config)?.integration(name)?.clone();
-    let letters =
-        tokio::task::spawn_blocking(move || open(&integration)?.list_dead_letters().map_err(anyhow::Error::from))
-            .await
-            .context("reading dead letters")??;
+    let letters = tokio::task::spawn_blocking(move || list_dead_letters(&integration))
+        .await
+        .context("reading dead letters")??;
     if letters.is_empty() {
         println!("no dead letters");
     }
@@ -31,10 +23,9 @@ pub async fn list(config: &Path, name: Option<&str>) -> Result<u8> {
 
 pub async fn replay(config: &Path, name: Option<&str>, ids: Vec<i64>) -> Result<u8> {
     let integration = Config::load(config)?.integration(name)?.clone();
-    let (done, failed) =
-        tokio::task::spawn_blocking(move || open(&integration)?.replay_dead_letters(&ids).map_err(anyhow::Error::from))
-            .await
-            .context("replaying dead letters")??;
+    let (done, failed) = tokio::task::spawn_blocking(move || replay_dead_letters(&integration, &ids))
+        .await
+        .context("replaying dead letters")??;
     println!("replayed {done}");
     for (id, error) in &failed {
         println!("dead letter {id} failed again: {error}");

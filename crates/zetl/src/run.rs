@@ -89,9 +89,6 @@ async fn run_once(
     let (name, apply) = (integration.name.clone(), integration.apply.clone());
     // Targets block (PostgreSQL's runs a runtime of its own): opened off the async threads.
     match integration.target.clone() {
-        TargetConfig::Duckdb(_) if apply.uses_dead_letters() => {
-            anyhow::bail!("apply.on_error: dead_letter is supported by the PostgreSQL target only (so far)")
-        }
         TargetConfig::Duckdb(duck) => {
             let target = tokio::task::spawn_blocking(move || {
                 DuckdbTarget::open_with_memory(&duck.path, &name, Some(&duck.memory_limit))

@@ -2,7 +2,8 @@
 //! (`status`, `resync`, `check`). Targets block: call these off the async threads.
 
 use anyhow::{Context, Result};
-use zetl_core::config::{Integration, TargetConfig};
+use zetl_core::apply::DeadLetter;
+use zetl_core::config::{DuckdbTargetConfig, Integration, TargetConfig};
 use zetl_core::status::TargetStatus;
 use zetl_core::TableId;
 use zetl_duckdb::DuckdbTarget;
@@ -21,8 +22,7 @@ pub fn request_resync(integration: &Integration, tables: &[TableId]) -> Result<V
     let mut unknown = Vec::new();
     match &integration.target {
         TargetConfig::Duckdb(duck) => {
-            let target = DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))
-                .context(HELD)?;
+            let target = open_duckdb(integration, duck).context(HELD)?;
             for t in tables {
                 if !target.request_resync(t)? {
                     unknown.push(t.clone());
@@ -45,9 +45,7 @@ pub fn request_resync(integration: &Integration, tables: &[TableId]) -> Result<V
 pub fn forget_position(integration: &Integration) -> Result<()> {
     match &integration.target {
         TargetConfig::Duckdb(duck) => {
-            DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))
-                .context("opening the target (stop `zetl run` first)")?
-                .forget_position()?;
+            open_duckdb(integration, duck).context(STOP_FIRST)?.forget_position()?;
         }
         TargetConfig::Postgres(pg) => {
             PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?.forget_position()?;
@@ -55,6 +53,33 @@ pub fn forget_position(integration: &Integration) -> Result<()> {
     }
     Ok(())
 }
+
+/// The changes the target set aside (apply.on_error: dead_letter).
+pub fn list_dead_letters(integration: &Integration) -> Result<Vec<DeadLetter>> {
+    Ok(match &integration.target {
+        TargetConfig::Duckdb(duck) => open_duckdb(integration, duck).context(STOP_FIRST)?.list_dead_letters()?,
+        TargetConfig::Postgres(pg) => {
+            PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?.list_dead_letters()?
+        }
+    })
+}
+
+/// Applies dead letters again (all pending, or `ids`): how many were, and (id, error) of the rest.
+pub fn replay_dead_letters(integration: &Integration, ids: &[i64]) -> Result<(u64, Vec<(i64, String)>)> {
+    Ok(match &integration.target {
+        TargetConfig::Duckdb(duck) => open_duckdb(integration, duck).context(STOP_FIRST)?.replay_dead_letters(ids)?,
+        TargetConfig::Postgres(pg) => {
+            PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?.replay_dead_letters(ids)?
+        }
+    })
+}
+
+fn open_duckdb(integration: &Integration, duck: &DuckdbTargetConfig) -> Result<DuckdbTarget, zetl_duckdb::DuckdbError> {
+    DuckdbTarget::open_with_memory(&duck.path, &integration.name, Some(&duck.memory_limit))
+}
+
+/// A DuckDB file is open to one process at a time.
+const STOP_FIRST: &str = "opening the target (stop `zetl run` first)";
 
 const HELD: &str =
     "zetl run seems to hold the target but does not answer on metrics.listen; stop it, or enable metrics.listen";

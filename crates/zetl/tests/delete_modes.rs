@@ -1,10 +1,11 @@
-//! Delete modes and truncate policies: soft-deleted rows stay at the target, marked, with the
-//! time and source position of their last change; ignored truncates leave the target as it was.
+//! How changes are applied at a DuckDB target: soft-deleted rows stay, marked, with the time
+//! and source position of their last change; ignored truncates leave the target as it was;
+//! rows the target rejects stop the run or become dead letters.
 
 mod common;
 
-use common::{TestEnv, DB};
-use zetl_testkit::compare::assert_tables_equal_where;
+use common::{zetl_command, TestEnv, DB};
+use zetl_testkit::compare::{assert_tables_equal, assert_tables_equal_where};
 
 #[test]
 fn soft_deletes_hard_overrides_and_ignored_truncates() {
@@ -63,4 +64,79 @@ fn soft_deletes_hard_overrides_and_ignored_truncates() {
         "SELECT CAST(count(*) AS VARCHAR) FROM duckdb_columns() WHERE table_name = 'scratch' AND column_name LIKE '_zetl_%'",
     );
     assert_eq!(columns, "0", "hard-delete tables get no bookkeeping columns");
+}
+
+#[test]
+fn rejected_rows_become_dead_letters_and_replay_after_the_fix() {
+    let env = TestEnv::start("duck_dead");
+    env.sql(
+        "CREATE TABLE t (id int PRIMARY KEY, v int, note text, iv interval); \
+         INSERT INTO t SELECT g, g, 'n' || g, g * interval '1 s' FROM generate_series(1, 10) g",
+    );
+    let write = |file: &str, apply: &str| {
+        let path = env.scratch.path.join(file);
+        let yaml = format!(
+            "integrations:\n  - name: dead\n    source: {{ kind: postgres, url: \"{url}\" }}\n    \
+             target: {{ kind: duckdb, path: \"{path}\" }}\n    tables: {{ include: [\"public.*\"] }}\n    \
+             batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n{apply}",
+            url = env.pg.url(DB),
+            path = env.duckdb_path().display()
+        );
+        std::fs::write(&path, yaml).expect("write config");
+        path
+    };
+    let dead_cfg = write("dead.yaml", "    apply: { on_error: dead_letter }\n");
+    let cfg = dead_cfg.to_str().expect("utf-8");
+    let mut zetl = env.run_zetl(&dead_cfg);
+    env.wait_caught_up(&mut zetl, "dead");
+    zetl.stop();
+
+    // The user narrows a column and forbids NULLs at the target; some new rows no longer fit.
+    env.target_sql("ALTER TABLE public.t ALTER v TYPE SMALLINT; ALTER TABLE public.t ALTER note SET NOT NULL");
+    env.sql(
+        "INSERT INTO t VALUES (100, 5, 'a', '1 day'), (101, 100000, 'b', '2 days'), (102, 7, NULL, NULL); \
+         UPDATE t SET v = 70000 WHERE id = 1; DELETE FROM t WHERE id = 2; UPDATE t SET note = 'ok' WHERE id = 3",
+    );
+    let mut zetl = env.run_zetl(&dead_cfg);
+    env.wait_caught_up(&mut zetl, "dead");
+    zetl.stop();
+    let rows = env.target_value(
+        "SELECT string_agg(id || ':' || v || ':' || note, ',' ORDER BY id) FROM public.t WHERE id IN (1, 2, 3, 100, 101, 102)",
+    );
+    assert_eq!(rows.as_deref(), Some("1:1:n1,3:3:ok,100:5:a"), "rejected rows keep the target's old row");
+    let listed = zetl_command(&["dead-letters", "list", "-c", cfg]);
+    let text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert_eq!(text.lines().filter(|l| l.contains("pending")).count(), 3, "{text}");
+    assert!(
+        text.contains("(id=101)") && text.contains("value 100000 cannot be stored in column v (SMALLINT)"),
+        "{text}"
+    );
+    assert!(text.contains("(id=102)") && text.contains("NULL in column note"), "{text}");
+    assert!(text.contains("(id=1)"), "{text}");
+
+    // The cause fixed, a replay brings the target level with the source.
+    env.target_sql("ALTER TABLE public.t ALTER v TYPE INTEGER; ALTER TABLE public.t ALTER note DROP NOT NULL");
+    let replayed = zetl_command(&["dead-letters", "replay", "-c", cfg]);
+    let out = String::from_utf8_lossy(&replayed.stdout).to_string();
+    assert!(replayed.status.success() && out.contains("replayed 3"), "{out}");
+    assert_tables_equal(&env.url(), &env.duckdb_path(), &["public.t"]);
+    let again = zetl_command(&["dead-letters", "list", "-c", cfg]);
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("pending"));
+
+    // on_error: fail (the default) stops at the first rejected row, naming it.
+    env.target_sql("ALTER TABLE public.t ALTER id TYPE TINYINT");
+    env.sql("INSERT INTO t VALUES (203, 1, 'x', NULL)");
+    let strict = write("strict.yaml", "");
+    let out = zetl_command(&["run", "-c", strict.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("integration dead, table public.t, key (id=203)")
+            && err.contains("value 203 cannot be stored in column id"),
+        "{err}"
+    );
+    assert_eq!(
+        env.target_value("SELECT CAST(count(*) AS VARCHAR) FROM public.t WHERE v = 1 AND note = 'x'").as_deref(),
+        Some("0")
+    );
 }

@@ -206,6 +206,13 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("open {}: {e}", self.duckdb_path().display()))
     }
 
+    /// Changes the target as a user would between runs (zetl must not be running).
+    pub fn target_sql(&self, sql: &str) {
+        let conn = duckdb::Connection::open(self.duckdb_path())
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.duckdb_path().display()));
+        conn.execute_batch(sql).unwrap_or_else(|e| panic!("target SQL failed: {e}\n{sql}"));
+    }
+
     /// `schema.table` of every table at the target outside `_zetl`, sorted.
     pub fn target_tables(&self) -> Vec<String> {
         let conn = self.duckdb();

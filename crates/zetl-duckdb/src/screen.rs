@@ -1,0 +1,202 @@
+//! Rows the target table would reject, found before they are applied. DuckDB has no savepoints
+//! and a failed statement aborts the whole transaction, so a bad row cannot be tried and undone
+//! as on PostgreSQL. Instead each staged batch is checked against the table as it is now — a
+//! column type the user narrowed, a NOT NULL the user added, a staged text (interval, array)
+//! that must still parse — and the rows that would fail are reported (`on_error: fail`) or moved
+//! to `_zetl.dead_letters` (`dead_letter`), the rest going on as usual.
+
+use crate::error::{Context, DuckdbError};
+use crate::stage::{Stage, OP_DELETE};
+use crate::types::{ident, literal, try_from_wire};
+use duckdb::Connection;
+use zetl_core::apply::OnError;
+use zetl_core::TableSchema;
+
+/// One way a staged column can be rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// The staged value must convert to the table column's type.
+    Converts { column: usize, to: String },
+    /// The table column is NOT NULL.
+    NotNull { column: usize },
+}
+
+/// A table column as the target has it now.
+pub struct TableColumn {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// The checks a staged batch needs before it reaches a table with `table` columns; a stage's
+/// own column types are `staged` (same order as the schema's columns). Empty when every staged
+/// value goes in as it is, the common case.
+pub fn plan(schema: &TableSchema, staged: &[String], table: &[TableColumn]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (column, col) in schema.columns.iter().enumerate() {
+        let Some(t) = table.iter().find(|t| t.name == col.name) else { continue };
+        let as_text = crate::types::staged_as_text(&col.ty);
+        if as_text || staged.get(column) != Some(&t.data_type) {
+            checks.push(Check::Converts { column, to: t.data_type.clone() });
+        }
+        if !t.nullable {
+            checks.push(Check::NotNull { column });
+        }
+    }
+    checks
+}
+
+/// What the checks of a stage rejected: (row id in the stage, key, what is wrong).
+struct Rejected {
+    row: i64,
+    key: String,
+    problem: String,
+}
+
+/// Who is applying, and what a rejected row does.
+pub struct Guard<'a> {
+    pub integration: &'a str,
+    pub on_error: OnError,
+}
+
+/// Checks the staged upserts; returns how many went to dead letters (`fail`: the first
+/// rejected row is the error).
+pub fn screen(conn: &Connection, stage: &Stage, guard: &Guard) -> Result<u64, DuckdbError> {
+    if stage.checks.is_empty() {
+        return Ok(0);
+    }
+    let rejected = find(conn, stage)?;
+    if let (Some(first), OnError::Fail) = (rejected.first(), guard.on_error) {
+        return Err(DuckdbError::Rejected {
+            integration: guard.integration.to_string(),
+            table: stage.schema.id.to_string(),
+            key: first.key.clone(),
+            problem: first.problem.clone(),
+        });
+    }
+    for r in &rejected {
+        keep(conn, stage, guard.integration, r)?;
+        tracing::warn!(table = %stage.schema.id, key = %r.key, error = %r.problem, "change rejected by the target; kept in _zetl.dead_letters");
+    }
+    if !rejected.is_empty() {
+        let rows: Vec<String> = rejected.iter().map(|r| r.row.to_string()).collect();
+        conn.execute_batch(&format!("DELETE FROM {} WHERE rowid IN ({})", stage.sql_name(), rows.join(", ")))
+            .context(|| format!("setting rejected rows of {} aside", stage.schema.id))?;
+    }
+    Ok(rejected.len() as u64)
+}
+
+fn find(conn: &Connection, stage: &Stage) -> Result<Vec<Rejected>, DuckdbError> {
+    let schema = &stage.schema;
+    let (mut conds, mut problems) = (Vec::new(), Vec::new());
+    for check in &stage.checks {
+        let (cond, problem) = match check {
+            Check::Converts { column, to } => {
+                let c = &schema.columns[*column];
+                let n = format!("s.{}", ident(&c.name));
+                let cond = format!("({n} IS NOT NULL AND TRY_CAST({} AS {to}) IS NULL)", try_from_wire(&c.ty, &n));
+                let why = format!(" cannot be stored in column {} ({to})", c.name);
+                (cond, format!("'value ' || left(CAST({n} AS VARCHAR), 64) || {}", literal(&why)))
+            }
+            Check::NotNull { column } => {
+                let c = &schema.columns[*column];
+                let why = format!("NULL in column {}, which is NOT NULL at the target", c.name);
+                (format!("s.{} IS NULL", ident(&c.name)), literal(&why))
+            }
+        };
+        problems.push(format!("WHEN {cond} THEN {problem}"));
+        conds.push(cond);
+    }
+    let sql = format!(
+        "SELECT s.rowid, {key}, CASE {} END FROM {} AS s WHERE s._zetl_op <> {OP_DELETE} AND ({}) ORDER BY s.rowid",
+        problems.join(" "),
+        stage.sql_name(),
+        conds.join(" OR "),
+        key = key_sql(schema),
+    );
+    let mut stmt = conn.prepare(&sql).context(|| format!("checking staged rows of {}", schema.id))?;
+    let rows = stmt
+        .query_map([], |r| Ok(Rejected { row: r.get(0)?, key: r.get(1)?, problem: r.get(2)? }))
+        .context(|| format!("checking staged rows of {}", schema.id))?;
+    rows.collect::<Result<Vec<_>, _>>().context(|| format!("checking staged rows of {}", schema.id))
+}
+
+/// `(id=42)` for a staged row, as `TableSchema::describe_key` writes it.
+fn key_sql(schema: &TableSchema) -> String {
+    let cols: Vec<usize> = match schema.key_columns() {
+        [] => (0..schema.columns.len().min(3)).collect(),
+        k => k.to_vec(),
+    };
+    let parts: Vec<String> = cols
+        .iter()
+        .map(|&i| {
+            let name = &schema.columns[i].name;
+            format!(
+                "{} || coalesce(left(CAST(s.{} AS VARCHAR), 64), 'NULL')",
+                literal(&format!("{name}=")),
+                ident(name)
+            )
+        })
+        .collect();
+    format!("'(' || concat_ws(', ', {}) || ')'", parts.join(", "))
+}
+
+/// Copies a staged row into `_zetl.dead_letters`: every column as DuckDB text, under its name.
+fn keep(conn: &Connection, stage: &Stage, integration: &str, r: &Rejected) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
+    let fields: Vec<String> =
+        schema.columns.iter().map(|c| format!("{}, CAST(s.{} AS VARCHAR)", literal(&c.name), ident(&c.name))).collect();
+    let keys: Vec<String> = schema.key_columns().iter().map(|&k| literal(&schema.columns[k].name)).collect();
+    conn.execute(
+        &format!(
+            "INSERT INTO _zetl.dead_letters (integration, table_schema, table_name, key, key_columns, op, row_data, error) \
+             SELECT ?, ?, ?, ?, CAST([{}] AS VARCHAR[]), 'upsert', json_object({}), ? FROM {} AS s WHERE s.rowid = ?",
+            keys.join(", "),
+            fields.join(", "),
+            stage.sql_name()
+        ),
+        duckdb::params![integration, schema.id.schema, schema.id.name, r.key, r.problem, r.row],
+    )
+    .context(|| format!("keeping a dead letter of {}", schema.id))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zetl_core::{Column, ColumnType, RowIdentity, TableId};
+
+    fn column(name: &str, ty: ColumnType) -> Column {
+        Column { name: name.into(), ty, source_type: String::new(), nullable: true }
+    }
+
+    #[test]
+    fn only_what_can_fail_is_checked() {
+        let schema = TableSchema {
+            id: TableId::new("s", "t"),
+            columns: vec![
+                column("id", ColumnType::Int32),
+                column("v", ColumnType::Int32),
+                column("iv", ColumnType::Interval),
+            ],
+            identity: RowIdentity::Key(vec![0]),
+        };
+        let staged = vec!["INTEGER".to_string(), "INTEGER".to_string(), "VARCHAR".to_string()];
+        let table = |v: &str, nullable: bool| {
+            vec![
+                TableColumn { name: "id".into(), data_type: "INTEGER".into(), nullable: true },
+                TableColumn { name: "v".into(), data_type: v.into(), nullable },
+                TableColumn { name: "iv".into(), data_type: "INTERVAL".into(), nullable: true },
+            ]
+        };
+        // As zetl made it: only the staged interval text must still parse.
+        assert_eq!(
+            plan(&schema, &staged, &table("INTEGER", true)),
+            vec![Check::Converts { column: 2, to: "INTERVAL".into() }]
+        );
+        // Narrowed and NOT NULL by the user.
+        let narrowed = plan(&schema, &staged, &table("SMALLINT", false));
+        assert!(narrowed.contains(&Check::Converts { column: 1, to: "SMALLINT".into() }));
+        assert!(narrowed.contains(&Check::NotNull { column: 1 }));
+    }
+}
