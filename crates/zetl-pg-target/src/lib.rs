@@ -52,7 +52,7 @@ impl PgTarget {
         let info = ConnInfo::from_url(url)?;
         let client = runtime.block_on(async {
             let client = info.connect_sql().await?;
-            migrate::migrate(&client).await?;
+            migrate::migrate(url).await?;
             Ok::<_, PgTargetError>(client)
         })?;
         Ok(Self {

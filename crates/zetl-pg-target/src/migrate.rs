@@ -1,54 +1,45 @@
-//! The `_zetl` schema, created and upgraded from the versioned files in
+//! The `_zetl` schema, created and upgraded by sqlx's migrator from the versioned files in
 //! `migrations/postgres/` (embedded in the binary): each applied once, in its own transaction,
-//! under an advisory lock so that two zetl processes never race; a schema newer than this
-//! binary knows is refused.
+//! under sqlx's advisory lock so that two zetl processes never race. The applied versions are
+//! kept in `_zetl._sqlx_migrations`; one this binary does not know means a newer zetl has
+//! migrated the target, and is refused.
 
-use crate::error::{PgTargetError, SqlContext};
-use tokio_postgres::Client;
+use crate::error::PgTargetError;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, SqlSafeStr};
+use std::borrow::Cow;
+use std::str::FromStr;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/postgres/0001_state.sql"),
-    include_str!("../../../migrations/postgres/0002_dead_letters.sql"),
+/// Version, description, SQL. A file is never changed once released: sqlx checks each applied
+/// one against its checksum.
+const FILES: &[(i64, &str, &str)] = &[
+    (1, "state", include_str!("../../../migrations/postgres/0001_state.sql")),
+    (2, "dead letters", include_str!("../../../migrations/postgres/0002_dead_letters.sql")),
 ];
 
-/// An arbitrary constant: the advisory lock zetl takes while migrating.
-const LOCK: i64 = 0x7a65_746c_5f6d_6967;
-
-pub async fn migrate(client: &Client) -> Result<(), PgTargetError> {
-    client
-        .batch_execute(
-            "CREATE SCHEMA IF NOT EXISTS _zetl; \
-             CREATE TABLE IF NOT EXISTS _zetl.schema_version (version integer NOT NULL, applied_at timestamptz NOT NULL)",
-        )
-        .await
-        .ctx(|| "creating the _zetl schema".into())?;
-    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK]).await.ctx(|| "locking for migrations".into())?;
-    let result = apply(client).await;
-    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]).await;
-    result?;
-    unlocked.ctx(|| "unlocking after migrations".into())?;
-    Ok(())
-}
-
-async fn apply(client: &Client) -> Result<(), PgTargetError> {
-    let found: i64 = client
-        .query_one("SELECT coalesce(max(version), 0)::int8 FROM _zetl.schema_version", &[])
-        .await
-        .ctx(|| "reading _zetl.schema_version".into())?
-        .get(0);
-    let known = MIGRATIONS.len() as i64;
-    if found > known {
-        return Err(PgTargetError::NewerSchema { found, known });
+pub async fn migrate(url: &str) -> Result<(), PgTargetError> {
+    // sqlx's own parse errors may quote the URL, password included: say only what failed.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| PgTargetError::State("the target URL is not one sqlx can read for migrations".into()))?
+        .application_name("zetl migrations");
+    let mut conn = sqlx::PgConnection::connect_with(&options).await.map_err(PgTargetError::Migrate)?;
+    let migrations = FILES
+        .iter()
+        .map(|(version, about, sql)| {
+            Migration::new(*version, Cow::Borrowed(*about), MigrationType::Simple, sql.into_sql_str(), false)
+        })
+        .collect();
+    let mut migrator = Migrator::with_migrations(migrations);
+    migrator.create_schema("_zetl");
+    migrator.dangerous_set_table_name("_zetl._sqlx_migrations");
+    let result = migrator.run(&mut conn).await;
+    let _ = conn.close().await;
+    match result {
+        Err(MigrateError::VersionMissing(found)) => {
+            Err(PgTargetError::NewerSchema { found, known: FILES.len() as i64 })
+        }
+        Err(e) => Err(PgTargetError::Migrate(e.into())),
+        Ok(()) => Ok(()),
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let version = i as i64 + 1;
-        client
-            .batch_execute(&format!(
-                "BEGIN; {sql}; INSERT INTO _zetl.schema_version VALUES ({version}, now()); COMMIT;"
-            ))
-            .await
-            .ctx(|| format!("applying migration {version}"))?;
-        tracing::info!(version, "target schema _zetl migrated");
-    }
-    Ok(())
 }

@@ -72,14 +72,20 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
     );
 
     // Migrations applied twice are a no-op; a newer schema is refused.
-    let version = target.psql(DB, "SELECT count(*) FROM _zetl.schema_version").expect("version");
+    let version = target.psql(DB, "SELECT count(*) FROM _zetl._sqlx_migrations").expect("version");
     let zetl = env.run_zetl(&cfg);
     env.sql("INSERT INTO zoo (id) VALUES (3000)");
     let mut zetl = zetl;
     env.wait_caught_up(&mut zetl, "topg");
     zetl.stop();
-    assert_eq!(target.psql(DB, "SELECT count(*) FROM _zetl.schema_version").expect("version"), version);
-    target.psql(DB, "INSERT INTO _zetl.schema_version VALUES (99, now())").expect("pretend a newer zetl");
+    assert_eq!(target.psql(DB, "SELECT count(*) FROM _zetl._sqlx_migrations").expect("version"), version);
+    target
+        .psql(
+            DB,
+            "INSERT INTO _zetl._sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99, 'from a newer zetl', true, '\\x00', 0)",
+        )
+        .expect("pretend a newer zetl");
     let out = zetl_command(&["run", "-c", cfg.to_str().expect("utf-8")]);
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{text}");
