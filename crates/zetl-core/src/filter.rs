@@ -42,6 +42,16 @@ impl TableFilter {
         Ok(Self { include: parse(include)?, exclude: parse(exclude)? })
     }
 
+    /// Include patterns that name one table (no `*`): `(schema if given, name)`. A source can
+    /// say that such a table does not exist instead of replicating nothing.
+    pub fn literal_includes(&self) -> Vec<(Option<&str>, &str)> {
+        self.include
+            .iter()
+            .filter(|p| !p.name.contains('*') && !p.schema.as_deref().is_some_and(|s| s.contains('*')))
+            .map(|p| (p.schema.as_deref(), p.name.as_str()))
+            .collect()
+    }
+
     pub fn matches(&self, table: &TableId) -> bool {
         (self.include.is_empty() || self.include.iter().any(|p| p.matches(table)))
             && !self.exclude.iter().any(|p| p.matches(table))
@@ -96,6 +106,11 @@ mod tests {
     #[test]
     fn exclude_wins_and_empty_include_means_all() {
         let filter = f(&["public.*"], &["public.audit_*"]);
+        assert!(filter.literal_includes().is_empty());
+        assert_eq!(
+            f(&["orders", "d.items", "a*"], &[]).literal_includes(),
+            vec![(None, "orders"), (Some("d"), "items")]
+        );
         assert!(filter.matches(&TableId::new("public", "orders")));
         assert!(!filter.matches(&TableId::new("public", "audit_log")));
         assert!(!filter.matches(&TableId::new("other", "orders")));

@@ -11,6 +11,7 @@ mod envsubst;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod json;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

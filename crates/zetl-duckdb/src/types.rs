@@ -6,6 +6,7 @@
 //! by SQL on the way from staging into the table.
 
 use duckdb::types::Value as Db;
+use zetl_core::json::push_string;
 use zetl_core::{ColumnType, Value};
 
 pub fn target_type(ty: &ColumnType) -> String {
@@ -105,14 +106,14 @@ fn write_json(value: &Value, out: &mut String) {
         Value::Float(f) if f.is_finite() => {
             let _ = write!(out, "{f:?}");
         }
-        Value::Float(f) => json_string(&f.to_string(), out),
+        Value::Float(f) => push_string(out, &f.to_string()),
         Value::Json(s) => out.push_str(s),
         Value::Bytes(b) => {
             let mut s = String::with_capacity(b.len() * 4);
             for byte in b {
                 let _ = write!(s, "\\x{byte:02X}");
             }
-            json_string(&s, out)
+            push_string(out, &s)
         }
         Value::Array(items) => {
             out.push('[');
@@ -124,27 +125,8 @@ fn write_json(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
-        text => json_string(text.as_text().unwrap_or_default(), out),
+        text => push_string(out, text.as_text().unwrap_or_default()),
     }
-}
-
-fn json_string(s: &str, out: &mut String) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A double-quoted SQL identifier.

@@ -26,6 +26,8 @@
 #[cfg(feature = "compare")]
 pub mod compare;
 #[cfg(feature = "compare")]
+pub mod compare_dynamo;
+#[cfg(feature = "compare")]
 pub mod compare_mysql;
 #[cfg(feature = "compare")]
 pub mod compare_pg;

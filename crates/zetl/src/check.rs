@@ -3,7 +3,7 @@
 use anyhow::Result;
 use std::path::Path;
 use zetl_core::check::Outcome;
-use zetl_core::config::{Config, SourceConfig, TargetConfig};
+use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
 use zetl_mysql::MySource;
 use zetl_postgres::conninfo::ConnInfo;
 use zetl_postgres::PgSource;
@@ -38,17 +38,12 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
         },
         SourceConfig::Mysql(my) => match MySource::new(&integration.name, my.clone(), integration.tables.clone()) {
             Err(e) => Err(e.to_string()),
-            Ok(source) => {
-                // The stored position, when the target can be read (not while zetl runs).
-                let owned = integration.clone();
-                let stored = tokio::task::spawn_blocking(move || crate::target::read_status(&owned))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .and_then(|s| s.position);
-                Ok(zetl_mysql::check(&source, stored.as_deref()).await)
-            }
+            Ok(source) => Ok(zetl_mysql::check(&source, stored_position(integration).await.as_deref()).await),
         },
+        SourceConfig::Dynamodb(dynamo) => {
+            let source = zetl_dynamodb::DynSource::new(dynamo.clone(), integration.tables.clone());
+            Ok(zetl_dynamodb::check(&source, stored_position(integration).await.as_deref()).await)
+        }
     };
     match verdicts {
         Err(e) => report.line(false, "source url", &e),
@@ -75,6 +70,12 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
     Ok(if report.failed == 0 { 0 } else { crate::EXIT_CHECK })
 }
 
+/// The position stored at the target, when the target can be read (not while zetl runs).
+async fn stored_position(integration: &Integration) -> Option<String> {
+    let owned = integration.clone();
+    tokio::task::spawn_blocking(move || crate::target::read_status(&owned)).await.ok().and_then(Result::ok)?.position
+}
+
 /// The slot of every integration in the file.
 fn slots_of(config: &Config) -> Vec<String> {
     config
@@ -84,7 +85,7 @@ fn slots_of(config: &Config) -> Vec<String> {
             SourceConfig::Postgres(pg) => {
                 PgSource::new(&i.name, pg.clone(), i.tables.clone()).ok().map(|s| s.slot_name())
             }
-            SourceConfig::Mysql(_) => None,
+            SourceConfig::Mysql(_) | SourceConfig::Dynamodb(_) => None,
         })
         .collect()
 }

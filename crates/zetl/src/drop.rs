@@ -21,6 +21,14 @@ pub async fn drop(config: &Path, name: Option<&str>, yes: bool) -> Result<u8> {
             );
             return Ok(0);
         }
+        SourceConfig::Dynamodb(_) => {
+            // A stream reader holds nothing: DynamoDB keeps 24 hours of stream whoever reads it.
+            println!(
+                "nothing to drop: integration `{}` reads DynamoDB Streams and holds nothing on the source",
+                integration.name
+            );
+            return Ok(0);
+        }
     };
     let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?;
     let plan = source.retirement().await.context("looking up the integration's slot and publications")?;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod dynamo;
 pub mod mysql;
 
 pub use zetl_testkit::compare::assert_tables_equal;
@@ -268,18 +269,24 @@ pub struct Zetl {
 
 impl Zetl {
     pub fn spawn(config: &Path, log: &Path) -> Zetl {
+        Self::spawn_with(config, log, &[])
+    }
+
+    /// With extra environment variables (`(name, value)`; an empty value removes it).
+    pub fn spawn_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Zetl {
         let mut file = OpenOptions::new().create(true).append(true).open(log).expect("open zetl.log");
         let _ = writeln!(file, "===== zetl run -c {} =====", config.display());
-        let child = Command::new(zetl_bin())
+        let mut command = Command::new(zetl_bin());
+        command
             .args(["run", "-c"])
             .arg(config)
             .env("RUST_LOG", std::env::var("ZETL_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("clone log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn zetl");
+            .stderr(file);
+        with_env(&mut command, env);
+        let child = command.spawn().expect("spawn zetl");
         Zetl { child, log: log.to_path_buf(), exited: None }
     }
 
@@ -352,16 +359,22 @@ pub fn zetl_command(args: &[&str]) -> Output {
 
 /// Runs `zetl ARGS`; `Err` holds what it printed when it had to be killed after `timeout`.
 pub fn zetl_command_timeout(args: &[&str], timeout: Duration) -> Result<Output, Output> {
+    zetl_command_with(args, timeout, &[])
+}
+
+/// `zetl ARGS` with extra environment variables (an empty value removes one).
+pub fn zetl_command_with(args: &[&str], timeout: Duration, env: &[(&str, &str)]) -> Result<Output, Output> {
     let dir = Scratch::new("cmd");
     let (out_path, err_path) = (dir.path.join("stdout"), dir.path.join("stderr"));
-    let mut child = Command::new(zetl_bin())
+    let mut command = Command::new(zetl_bin());
+    command
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).expect("create stdout file"))
-        .stderr(File::create(&err_path).expect("create stderr file"))
-        .spawn()
-        .expect("spawn zetl");
+        .stderr(File::create(&err_path).expect("create stderr file"));
+    with_env(&mut command, env);
+    let mut child = command.spawn().expect("spawn zetl");
     let mut status = None;
     poll(timeout, || {
         status = child.try_wait().expect("try_wait");
@@ -386,6 +399,16 @@ pub fn zetl_command_timeout(args: &[&str], timeout: Duration) -> Result<Output, 
 
 /// A small deterministic PRNG (xorshift64*), seeded from the clock unless `ZETL_TEST_SEED` is
 /// set; tests print the seed so that a failure can be replayed.
+fn with_env(command: &mut Command, env: &[(&str, &str)]) {
+    for (name, value) in env {
+        if value.is_empty() {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
+    }
+}
+
 pub struct Rng(u64);
 
 impl Rng {

@@ -1,0 +1,65 @@
+//! `zetl check` for a DynamoDB source: the endpoint answers, each selected table has a stream
+//! with new and old images, and the stored position is still in the streams.
+
+use crate::position::{ShardPos, StreamPos};
+use crate::source::DynSource;
+use crate::stream::list_shards;
+use crate::table;
+use zetl_core::check::{Outcome, Verdict};
+
+pub async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let clients = match crate::client::connect(source.config()).await {
+        Ok(c) => c,
+        Err(e) => return vec![(Outcome::Fail, "source".into(), e.to_string())],
+    };
+    let names = match table::list(&clients, source.filter()).await {
+        Ok(names) => {
+            out.push((
+                Outcome::Pass,
+                "source".into(),
+                format!("DynamoDB at {}, {} tables selected", clients.place, names.len()),
+            ));
+            names
+        }
+        Err(e) => {
+            out.push((Outcome::Fail, "source".into(), e.to_string()));
+            return out;
+        }
+    };
+    let stored = stored.and_then(|s| StreamPos::parse(s).ok());
+    for name in names {
+        let what = format!("table {name}");
+        let info = match table::describe(&clients, &name, source.config()).await {
+            Ok(info) => info,
+            Err(e) => {
+                out.push((Outcome::Fail, what, e.to_string()));
+                continue;
+            }
+        };
+        out.push((Outcome::Pass, what.clone(), "stream with NEW_AND_OLD_IMAGES".into()));
+        let Some(pos) = stored.as_ref().and_then(|p| p.tables.get(&name)) else { continue };
+        let verdict = if pos.stream != info.stream_arn {
+            (Outcome::Fail, "the stream changed since zetl last applied it; run `zetl resync --all`".to_string())
+        } else {
+            match list_shards(&clients, &info.stream_arn).await {
+                Err(e) => (Outcome::Fail, e.to_string()),
+                Ok(listed) => {
+                    let lost: Vec<&String> = pos
+                        .shards
+                        .iter()
+                        .filter(|(id, at)| matches!(at, ShardPos::After(_)) && !listed.iter().any(|s| &s.id == *id))
+                        .map(|(id, _)| id)
+                        .collect();
+                    if lost.is_empty() {
+                        (Outcome::Pass, format!("{} shards, the stored position is still in the stream", listed.len()))
+                    } else {
+                        (Outcome::Fail, format!("shards {lost:?} are no longer in the stream; run `zetl resync --all`"))
+                    }
+                }
+            }
+        };
+        out.push((verdict.0, format!("{what} stored position"), verdict.1));
+    }
+    out
+}

@@ -1,0 +1,35 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DynError {
+    #[error("{0}")]
+    Config(String),
+    /// Something about a table or its stream that the user must change first.
+    #[error("DynamoDB table {table}: {problem}")]
+    Prerequisite { table: String, problem: String },
+    #[error("DynamoDB {what}: {cause}")]
+    Api { what: String, cause: String, transient: bool },
+    /// The stream no longer holds changes zetl has not applied.
+    #[error("{0}; the changes in between are lost to the stream: run `zetl resync --all` for a new copy")]
+    Gap(String),
+    #[error("the pipeline stopped")]
+    Closed,
+}
+
+impl DynError {
+    /// A lost connection or a throttled service: a reconnect may cure it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DynError::Api { transient: true, .. })
+    }
+}
+
+/// An SDK error with what was being done; failures to reach the service (no response,
+/// timeout) count as transient.
+pub(crate) fn api<E, R>(what: impl Into<String>, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> DynError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = e.as_service_error().is_none();
+    DynError::Api { what: what.into(), cause: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(), transient }
+}

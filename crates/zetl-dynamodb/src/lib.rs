@@ -1,0 +1,19 @@
+//! zetl's DynamoDB source: the selected tables are seeded by a parallel Scan, then followed
+//! through DynamoDB Streams (new and old images), shard lineage respected, per-shard sequence
+//! numbers stored in the target with the data.
+
+mod attr;
+mod check;
+mod client;
+mod error;
+mod position;
+mod scan;
+mod shards;
+mod source;
+mod stream;
+mod table;
+
+pub use check::check;
+pub use error::DynError;
+pub use source::DynSource;
+pub use table::SCHEMA;

@@ -1,0 +1,57 @@
+//! Where the stream of each table has been applied up to: per table its stream and, per shard,
+//! the last applied sequence number or that the shard is finished. Stored in the target with
+//! the data (as JSON), so a restart or a kill -9 resumes after exactly what was applied.
+//! A shard of the stream that is not listed has not been read yet: it starts at its oldest
+//! record once its parent is finished.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamPos {
+    pub tables: BTreeMap<String, TablePos>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TablePos {
+    /// The stream ARN: a table whose stream was disabled and enabled again has a new one, and
+    /// the changes in between are lost to the stream.
+    pub stream: String,
+    #[serde(default)]
+    pub shards: BTreeMap<String, ShardPos>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardPos {
+    /// Applied up to and including this sequence number.
+    After(String),
+    /// Read to its end (a closed shard).
+    Done,
+}
+
+impl StreamPos {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("stored position is not a DynamoDB stream position: {e}"))
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut pos = StreamPos::default();
+        let mut shards = BTreeMap::new();
+        shards.insert("shardId-1".to_string(), ShardPos::After("1100000000017454423009".into()));
+        shards.insert("shardId-0".to_string(), ShardPos::Done);
+        pos.tables.insert("orders".into(), TablePos { stream: "arn:s".into(), shards });
+        assert_eq!(StreamPos::parse(&pos.to_text()), Ok(pos));
+        assert!(StreamPos::parse("0/16B3748").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! Shard lineage: which shards of a stream may be read now, and from where. An item's changes
+//! are ordered only along its shard's lineage, so a child shard is read only after its parent
+//! is finished; shards of different lineages are read at the same time.
+
+use crate::position::{ShardPos, TablePos};
+use std::collections::HashSet;
+
+/// A shard as DescribeStream lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub id: String,
+    pub parent: Option<String>,
+}
+
+/// Where a shard's reading starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// Its oldest record still in the stream.
+    TrimHorizon,
+    /// After the last applied record.
+    After(String),
+}
+
+/// The shards to start reading now (not finished, not being read, parent finished), or the
+/// shard whose unread records the stream no longer holds.
+pub fn ready(listed: &[Listed], pos: &TablePos, reading: &HashSet<String>) -> Result<Vec<(String, Start)>, String> {
+    let is_listed = |id: &str| listed.iter().any(|s| s.id == id);
+    for (id, at) in &pos.shards {
+        if let (ShardPos::After(seq), false) = (at, is_listed(id)) {
+            return Err(format!("shard {id} (applied up to sequence number {seq}) is no longer in the stream"));
+        }
+    }
+    let mut out = Vec::new();
+    for shard in listed {
+        if reading.contains(&shard.id) {
+            continue;
+        }
+        match pos.shards.get(&shard.id) {
+            Some(ShardPos::Done) => continue,
+            Some(ShardPos::After(seq)) => out.push((shard.id.clone(), Start::After(seq.clone()))),
+            None => {
+                let parent_finished = match &shard.parent {
+                    None => true,
+                    Some(p) => match pos.shards.get(p) {
+                        Some(ShardPos::Done) => true,
+                        Some(ShardPos::After(_)) => false,
+                        // A parent trimmed from the stream before zetl saw it.
+                        None => !is_listed(p),
+                    },
+                };
+                if parent_finished {
+                    out.push((shard.id.clone(), Start::TrimHorizon));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn shard(id: &str, parent: Option<&str>) -> Listed {
+        Listed { id: id.into(), parent: parent.map(str::to_string) }
+    }
+
+    fn pos(entries: &[(&str, ShardPos)]) -> TablePos {
+        TablePos {
+            stream: "arn".into(),
+            shards: entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn children_wait_for_their_parent() {
+        let listed = vec![shard("a", None), shard("b", Some("a")), shard("c", Some("a")), shard("x", Some("gone"))];
+        let none = HashSet::new();
+        // Fresh: the root and the shard whose parent was trimmed long ago.
+        let start = ready(&listed, &pos(&[]), &none).expect("plan");
+        assert_eq!(start, vec![("a".into(), Start::TrimHorizon), ("x".into(), Start::TrimHorizon)]);
+        // Parent half read: resume it, children wait.
+        let half = ready(&listed, &pos(&[("a", ShardPos::After("7".into()))]), &none).expect("plan");
+        assert_eq!(half[0], ("a".into(), Start::After("7".into())));
+        assert!(!half.iter().any(|(id, _)| id == "b"));
+        // Parent done: both children start at their oldest record.
+        let done = ready(&listed, &pos(&[("a", ShardPos::Done)]), &none).expect("plan");
+        assert!(done.contains(&("b".into(), Start::TrimHorizon)) && done.contains(&("c".into(), Start::TrimHorizon)));
+        // Being read already: not started twice.
+        let reading: HashSet<String> = ["x".to_string()].into();
+        assert!(!ready(&listed, &pos(&[]), &reading).expect("plan").iter().any(|(id, _)| id == "x"));
+    }
+
+    #[test]
+    fn a_trimmed_shard_with_unread_records_is_a_gap() {
+        let listed = vec![shard("b", Some("a"))];
+        let err = ready(&listed, &pos(&[("a", ShardPos::After("9".into()))]), &HashSet::new()).unwrap_err();
+        assert!(err.contains("shard a"), "{err}");
+    }
+}

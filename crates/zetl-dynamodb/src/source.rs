@@ -1,0 +1,125 @@
+//! The DynamoDB source end to end: check the tables and their streams, seed the ones the
+//! target has no copy of (the stream position noted first), then follow the streams.
+
+use crate::client::{self, Clients};
+use crate::error::DynError;
+use crate::position::{StreamPos, TablePos};
+use crate::scan::{self, send};
+use crate::stream::Streamer;
+use crate::table::{self, TableInfo};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+use zetl_core::channel::EventSender;
+use zetl_core::config::DynamodbSourceConfig;
+use zetl_core::filter::TableFilter;
+use zetl_core::pipeline::Progress;
+use zetl_core::source::StartState;
+use zetl_core::{Checkpoint, Phase, Position, SourceEvent};
+
+pub struct DynSource {
+    config: DynamodbSourceConfig,
+    filter: TableFilter,
+    progress: Arc<Progress>,
+}
+
+impl DynSource {
+    pub fn new(config: DynamodbSourceConfig, filter: TableFilter) -> Self {
+        Self { config, filter, progress: Arc::default() }
+    }
+
+    pub fn config(&self) -> &DynamodbSourceConfig {
+        &self.config
+    }
+
+    pub fn filter(&self) -> &TableFilter {
+        &self.filter
+    }
+
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The clients and every selected table, checked.
+    pub async fn tables(&self) -> Result<(Clients, Vec<TableInfo>), DynError> {
+        let clients = client::connect(&self.config).await?;
+        let mut tables = Vec::new();
+        for name in table::list(&clients, &self.filter).await? {
+            tables.push(table::describe(&clients, &name, &self.config).await?);
+        }
+        if tables.is_empty() {
+            tracing::warn!(place = %clients.place, "no DynamoDB table matches tables.include / exclude");
+        }
+        Ok((clients, tables))
+    }
+
+    /// The selected tables' streams as they are now (`zetl status`): shards per table.
+    pub async fn current_position(&self) -> Result<String, DynError> {
+        let (clients, tables) = self.tables().await?;
+        let mut parts = Vec::new();
+        for t in &tables {
+            let shards = crate::stream::list_shards(&clients, &t.stream_arn).await?;
+            parts.push(format!("{}: {} shards", t.name, shards.len()));
+        }
+        Ok(parts.join(", "))
+    }
+
+    /// Runs until `stop` turns true (between stream pages) or an error.
+    pub async fn run(
+        &self,
+        start: StartState,
+        events: EventSender,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), DynError> {
+        let (clients, tables) = self.tables().await?;
+        let mut pos = match &start.checkpoint {
+            Some(Checkpoint { phase: Phase::Streaming, position }) => {
+                StreamPos::parse(&position.0).map_err(DynError::Config)?
+            }
+            _ => StreamPos::default(),
+        };
+        for t in &tables {
+            if let Some(stored) = pos.tables.get(&t.name) {
+                if stored.stream != t.stream_arn {
+                    return Err(DynError::Gap(format!(
+                        "table {}: its stream changed (was {}, now {}); the stream was disabled at some point",
+                        t.name, stored.stream, t.stream_arn
+                    )));
+                }
+            }
+        }
+        for t in &tables {
+            send(&events, SourceEvent::Schema(t.schema.clone())).await?;
+        }
+        let fresh = start.checkpoint.as_ref().is_none_or(|c| c.phase != Phase::Streaming);
+        // Tables without a committed copy (all of them at first; later ones new to the filters
+        // or marked by `zetl resync`) are seeded. Their stream is read from its oldest record.
+        let to_seed: Vec<&TableInfo> = tables.iter().filter(|t| fresh || !start.copied.contains_key(&t.id())).collect();
+        for t in &to_seed {
+            pos.tables.insert(t.name.clone(), TablePos { stream: t.stream_arn.clone(), shards: BTreeMap::new() });
+            self.seed(&clients, t, &events).await?;
+        }
+        if fresh {
+            send(&events, SourceEvent::SnapshotDone { position: Position(pos.to_text()) }).await?;
+            tracing::info!(tables = tables.len(), "initial copy complete");
+        }
+        let tables: BTreeMap<String, Arc<TableInfo>> =
+            tables.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect();
+        pos.tables.retain(|name, _| tables.contains_key(name));
+        tracing::info!(tables = tables.len(), "following the streams");
+        let mut streamer = Streamer::new(clients, tables, pos, events);
+        streamer.run(&mut stop).await
+    }
+
+    async fn seed(&self, clients: &Clients, t: &TableInfo, events: &EventSender) -> Result<(), DynError> {
+        if let Ok(mut counters) = self.progress.tables.lock() {
+            counters.entry(t.id().to_string()).or_default().rows_estimated = t.item_count.max(0) as u64;
+        }
+        send(events, SourceEvent::CopyStart(t.id())).await?;
+        let rows = scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, events).await?;
+        send(events, SourceEvent::CopyDone { table: t.id(), rows, consistent_at: None }).await?;
+        tracing::info!(table = %t.name, rows, "table seeded");
+        Ok(())
+    }
+}
