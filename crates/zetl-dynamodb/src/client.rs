@@ -2,8 +2,10 @@
 //! SDK's default would bring aws-lc, a long C build) and the standard AWS credential chain.
 
 use crate::error::DynError;
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use std::time::Duration;
 use zetl_core::config::DynamodbSourceConfig;
 
 #[derive(Clone)]
@@ -18,7 +20,9 @@ pub async fn connect(config: &DynamodbSourceConfig) -> Result<Clients, DynError>
     // Serves http:// (a local server) as well as https://.
     let http =
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    // Throttled calls back off and retry longer than the SDK's default three attempts.
+    let retry = RetryConfig::standard().with_max_attempts(5).with_max_backoff(Duration::from_secs(5));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http).retry_config(retry);
     if let Some(region) = &config.region {
         loader = loader.region(Region::new(region.clone()));
     }

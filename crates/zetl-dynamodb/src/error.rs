@@ -1,3 +1,4 @@
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -23,13 +24,27 @@ impl DynError {
     }
 }
 
+/// Error codes the service answers when it is busy: worth a retry from the checkpoint once the
+/// SDK's own retries are spent.
+const BUSY: [&str; 6] = [
+    "ThrottlingException",
+    "LimitExceededException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+];
+
 /// An SDK error with what was being done; failures to reach the service (no response,
-/// timeout) count as transient.
+/// timeout) and a busy service count as transient.
 pub(crate) fn api<E, R>(what: impl Into<String>, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> DynError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let transient = e.as_service_error().is_none();
+    let transient = match e.as_service_error() {
+        None => true,
+        Some(service) => service.code().is_some_and(|code| BUSY.contains(&code)),
+    };
     DynError::Api { what: what.into(), cause: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(), transient }
 }

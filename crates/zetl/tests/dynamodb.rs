@@ -82,6 +82,24 @@ fn restarts_and_kill_9_under_load_resume_from_the_stored_sequence_numbers() {
     env.assert_equal("t");
     let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
     assert!(log.contains("following the streams"), "{log}");
+
+    // A stored shard the stream no longer has (trimmed after 24 hours): a clear stop, never a
+    // silent gap; `zetl resync --all` makes a new copy.
+    env.target_sql("UPDATE _zetl.checkpoints SET position = replace(position, '\"shardId-', '\"shardId-gone-')");
+    let path = cfg.to_str().expect("utf-8");
+    let out = zetl_command_with(&["run", "-c", path], TIMEOUT, &CREDENTIALS).expect("run finished");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is no longer in the stream") && err.contains("run `zetl resync --all`"), "{err}");
+    let out = zetl_command_with(&["check", "-c", path], TIMEOUT, &CREDENTIALS).expect("check finished");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("✗ table t stored position"), "{text}");
+    let out = zetl_command_with(&["resync", "--all", "-c", path], TIMEOUT, &CREDENTIALS).expect("resync finished");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.driver(&["mutate", "t"]);
+    let zetl = env.run_zetl(&cfg);
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    env.assert_equal("t");
 }
 
 #[test]

@@ -99,6 +99,12 @@ impl DynEnv {
         duck.query_row(&format!("SELECT CAST(({sql}) AS VARCHAR)"), [], |r| r.get::<_, Option<String>>(0)).ok()?
     }
 
+    /// Changes the target as a user would between runs (zetl must be stopped).
+    pub fn target_sql(&self, sql: &str) {
+        let conn = duckdb::Connection::open(self.duckdb_path()).expect("open the target");
+        conn.execute_batch(sql).unwrap_or_else(|e| panic!("target SQL failed: {e}\n{sql}"));
+    }
+
     pub fn assert_equal(&self, table: &str) {
         assert_dynamo_equal(&self.endpoint(), table, &self.duckdb_path());
     }
