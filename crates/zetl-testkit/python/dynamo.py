@@ -7,6 +7,8 @@ load, and a dump of a whole table as DynamoDB typed JSON (one item per line) for
     python3 dynamo.py ENDPOINT churn TABLE SECONDS SEED
     python3 dynamo.py ENDPOINT dump TABLE
     python3 dynamo.py ENDPOINT sync TABLE N      (the sentinel item pk=sync, sk=N)
+    python3 dynamo.py ENDPOINT load TABLE FROM TO VERSION   (BatchWriteItem, 25 a call)
+    python3 dynamo.py ENDPOINT read-stream TABLE (every record from the oldest; prints the count)
 """
 import base64
 import json
@@ -65,6 +67,34 @@ def item(i, version=0):
 def fill(db, table, start, end):
     for i in range(start, end):
         db.put_item(TableName=table, Item=item(i))
+
+
+def load(db, table, start, end, version):
+    batch = []
+    for i in range(start, end):
+        batch.append({"PutRequest": {"Item": item(i, version)}})
+        if len(batch) == 25 or i == end - 1:
+            pending = {table: batch}
+            while pending:
+                pending = db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
+            batch = []
+
+
+def read_stream(endpoint, table):
+    """Reads the table's stream from its oldest record until a page comes back empty."""
+    kwargs = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    streams = boto3.client("dynamodbstreams", **kwargs)
+    arn = client(endpoint).describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    n = 0
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            page = streams.get_records(ShardIterator=it, Limit=1000)
+            n += len(page["Records"])
+            if not page["Records"]:
+                break
+            it = page.get("NextShardIterator")
+    print(n)
 
 
 def key(i):
@@ -146,6 +176,10 @@ def main():
         churn(db, table, float(rest[0]), int(rest[1]))
     elif command == "dump":
         dump(db, table)
+    elif command == "load":
+        load(db, table, int(rest[0]), int(rest[1]), int(rest[2]))
+    elif command == "read-stream":
+        read_stream(endpoint, table)
     elif command == "sync":
         db.put_item(TableName=table, Item={"pk": {"S": "sync"}, "sk": {"N": rest[0]}})
     else:
