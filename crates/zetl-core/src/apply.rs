@@ -89,6 +89,11 @@ impl ApplyPolicy {
         Ok(Self { default, tables })
     }
 
+    /// The same settings for every table.
+    pub fn uniform(settings: TableApply) -> Self {
+        Self { default: settings, tables: HashMap::new() }
+    }
+
     pub fn for_table(&self, table: &TableId) -> TableApply {
         self.tables.get(table).copied().unwrap_or(self.default)
     }

@@ -11,6 +11,8 @@ pub enum KeyedOp {
     Upsert(Row),
     /// Delete the row whose key columns equal those of this (old) row.
     Delete(Row),
+    /// A delete by the source's time to live (see [`ChangeKind::Expire`]).
+    Expire(Row),
     /// An upsert whose key changed from `from`'s while some columns were left unchanged: the
     /// target takes those from the row it holds under the old key.
     Move { row: Row, from: Row },
@@ -99,7 +101,7 @@ impl Batch {
         match change.kind {
             ChangeKind::Insert { .. } => counts.inserts += 1,
             ChangeKind::Update { .. } => counts.updates += 1,
-            ChangeKind::Delete { .. } => counts.deletes += 1,
+            ChangeKind::Delete { .. } | ChangeKind::Expire { .. } => counts.deletes += 1,
         }
         let table = self.tables.entry(change.table).or_default();
         let key_cols = match &schema.identity {
@@ -147,6 +149,7 @@ impl Batch {
                 table.set(new_key, op);
             }
             ChangeKind::Delete { old } => table.set(key_bytes(&old, key_cols), KeyedOp::Delete(old)),
+            ChangeKind::Expire { old } => table.set(key_bytes(&old, key_cols), KeyedOp::Expire(old)),
         }
     }
 }

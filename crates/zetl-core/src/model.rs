@@ -214,6 +214,11 @@ pub enum ChangeKind {
     Delete {
         old: Row,
     },
+    /// The source removed the row because its time to live passed (DynamoDB TTL): applied as a
+    /// delete; in soft-delete mode the kept row is marked `_zetl_expired` as well.
+    Expire {
+        old: Row,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,7 +232,7 @@ impl Change {
         let rows: usize = match &self.kind {
             ChangeKind::Insert { row } => row.iter().map(Value::weight).sum(),
             ChangeKind::Update { old, row } => row.iter().chain(old.iter().flatten()).map(Value::weight).sum(),
-            ChangeKind::Delete { old } => old.iter().map(Value::weight).sum(),
+            ChangeKind::Delete { old } | ChangeKind::Expire { old } => old.iter().map(Value::weight).sum(),
         };
         64 + rows
     }

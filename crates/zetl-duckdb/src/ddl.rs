@@ -10,8 +10,9 @@ use zetl_core::{TableId, TableSchema};
 
 /// Bookkeeping columns of a table in soft-delete mode. Their defaults fill them for every
 /// inserted row; `_zetl_position` is set when the target commits.
-pub const SOFT_COLUMNS: [(&str, &str); 3] = [
+pub const SOFT_COLUMNS: [(&str, &str); 4] = [
     ("_zetl_deleted", "BOOLEAN DEFAULT false"),
+    ("_zetl_expired", "BOOLEAN DEFAULT false"),
     ("_zetl_synced_at", "TIMESTAMPTZ DEFAULT current_timestamp"),
     ("_zetl_position", "VARCHAR"),
 ];

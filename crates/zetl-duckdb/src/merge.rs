@@ -6,7 +6,7 @@
 use crate::ddl::qualified;
 use crate::error::{Context, DuckdbError};
 use crate::screen::{screen, Guard};
-use crate::stage::{describe_key, Stage, OP_DELETE, OP_MOVE, OP_UPSERT};
+use crate::stage::{describe_key, Stage, OP_DELETE, OP_EXPIRE, OP_MOVE, OP_UPSERT, REMOVES};
 use crate::types::{from_wire, ident, to_db, to_wire, wire_type};
 use duckdb::Connection;
 use zetl_core::batch::{KeyedOp, TableBatch};
@@ -52,6 +52,7 @@ fn apply_keyed(
     let ops = batch.keyed_ops().map(|op| match op {
         KeyedOp::Upsert(row) => (OP_UPSERT, row, None),
         KeyedOp::Delete(row) => (OP_DELETE, row, None),
+        KeyedOp::Expire(row) => (OP_EXPIRE, row, None),
         KeyedOp::Move { row, from } => (OP_MOVE, row, Some(from)),
     });
     let unchanged = stage.load(conn, ops)?;
@@ -69,16 +70,17 @@ fn apply_keyed(
     let replaced = if soft {
         // Deleted keys keep their row, marked; every other touched key gets its new row.
         conn.execute_batch(&format!(
-            "UPDATE {target} AS t SET {MARK_DELETED} FROM {staged} AS s WHERE {key_match} AND s._zetl_op = {OP_DELETE}"
+            "UPDATE {target} AS t SET {MARK_DELETED}, _zetl_expired = (s._zetl_op = {OP_EXPIRE}) \
+             FROM {staged} AS s WHERE {key_match} AND {REMOVES}"
         ))
         .context(|| format!("marking deleted rows of {}", schema.id))?;
-        format!(" AND s._zetl_op <> {OP_DELETE}")
+        format!(" AND NOT {REMOVES}")
     } else {
         String::new()
     };
     conn.execute_batch(&format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match}{replaced}"))
         .context(|| format!("deleting changed rows of {}", schema.id))?;
-    insert_staged(conn, stage, &format!("WHERE _zetl_op <> {OP_DELETE}"))?;
+    insert_staged(conn, stage, &format!("AS s WHERE NOT {REMOVES}"))?;
     stage.clear(conn)?;
     Ok(dead)
 }
@@ -148,7 +150,7 @@ fn apply_in_order(
                 }
                 inserts.push(row);
             }
-            ChangeKind::Delete { old } => {
+            ChangeKind::Delete { old } | ChangeKind::Expire { old } => {
                 dead += flush_inserts(conn, stage, &mut inserts, guard)?;
                 delete_one(conn, &stage.schema, old, soft)?;
             }

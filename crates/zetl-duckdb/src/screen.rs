@@ -6,7 +6,7 @@
 //! to `_zetl.dead_letters` (`dead_letter`), the rest going on as usual.
 
 use crate::error::{Context, DuckdbError};
-use crate::stage::{Stage, OP_DELETE};
+use crate::stage::{Stage, REMOVES};
 use crate::types::{ident, literal, try_from_wire};
 use duckdb::Connection;
 use zetl_core::apply::OnError;
@@ -108,7 +108,7 @@ fn find(conn: &Connection, stage: &Stage) -> Result<Vec<Rejected>, DuckdbError> 
         conds.push(cond);
     }
     let sql = format!(
-        "SELECT s.rowid, {key}, CASE {} END FROM {} AS s WHERE s._zetl_op <> {OP_DELETE} AND ({}) ORDER BY s.rowid",
+        "SELECT s.rowid, {key}, CASE {} END FROM {} AS s WHERE NOT {REMOVES} AND ({}) ORDER BY s.rowid",
         problems.join(" "),
         stage.sql_name(),
         conds.join(" OR "),

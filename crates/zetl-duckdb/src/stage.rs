@@ -15,6 +15,10 @@ pub const OP_UPSERT: u8 = 0;
 pub const OP_DELETE: u8 = 1;
 /// An upsert whose unchanged columns come from the row under the old key (`_zetl_from_*`).
 pub const OP_MOVE: u8 = 2;
+/// A delete by the source's time to live.
+pub const OP_EXPIRE: u8 = 3;
+/// SQL: the staged row (alias `s`) removes its key.
+pub const REMOVES: &str = "s._zetl_op IN (1, 3)";
 
 /// One row to stage: its op, the row, and for a move the row holding the old key.
 pub type Staged<'a> = (u8, &'a Row, Option<&'a Row>);

@@ -165,3 +165,33 @@ fn a_file_named_like_a_schema_is_not_ambiguous() {
     assert_eq!(dump(&t).len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn soft_mode_tells_ttl_expiries_from_deletes() {
+    let (dir, path) = fresh_file("zetl-duckdb-test-ttl", "e.duckdb");
+    use zetl_core::apply::{ApplyPolicy, DeleteMode, TableApply};
+    let policy = ApplyPolicy::uniform(TableApply { deletes: DeleteMode::Soft, ..TableApply::default() });
+    let mut t = DuckdbTarget::open(&path, "it").expect("open").with_apply_policy(policy);
+    let s = schema(RowIdentity::Key(vec![0]), false);
+    let mut b = Batch::default();
+    for id in 1..=3 {
+        b.push(&s, change(ChangeKind::Insert { row: row(id, Value::Text(format!("n{id}")), None) }));
+    }
+    t.begin().expect("begin");
+    t.ensure_table(&s).expect("table");
+    t.apply(&b).expect("apply");
+    t.commit(&Checkpoint { position: Position("1".into()), phase: Phase::Streaming }).expect("commit");
+    let mut b = Batch::default();
+    b.push(&s, change(ChangeKind::Delete { old: row(1, Value::Null, None) }));
+    b.push(&s, change(ChangeKind::Expire { old: row(2, Value::Null, None) }));
+    t.begin().expect("begin");
+    t.apply(&b).expect("apply");
+    t.commit(&Checkpoint { position: Position("2".into()), phase: Phase::Streaming }).expect("commit");
+    let flags: Vec<(i64, bool, bool)> = t
+        .connection()
+        .prepare("SELECT id, _zetl_deleted, _zetl_expired FROM shop.items ORDER BY id")
+        .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+        .expect("flags");
+    assert_eq!(flags, vec![(1, true, false), (2, true, true), (3, false, false)]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

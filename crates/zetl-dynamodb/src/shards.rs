@@ -57,6 +57,12 @@ pub fn ready(listed: &[Listed], pos: &TablePos, reading: &HashSet<String>) -> Re
     Ok(out)
 }
 
+/// Forgets finished shards the stream no longer lists, so the position stays small as shards
+/// roll over; their children then count as having a finished parent, as before.
+pub fn forget_trimmed(pos: &mut TablePos, listed: &[Listed]) {
+    pos.shards.retain(|id, at| *at != ShardPos::Done || listed.iter().any(|s| &s.id == id));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +96,16 @@ mod tests {
         // Being read already: not started twice.
         let reading: HashSet<String> = ["x".to_string()].into();
         assert!(!ready(&listed, &pos(&[]), &reading).expect("plan").iter().any(|(id, _)| id == "x"));
+    }
+
+    #[test]
+    fn trimmed_finished_shards_are_forgotten_without_changing_what_is_ready() {
+        let listed = vec![shard("b", Some("a"))];
+        let mut p = pos(&[("a", ShardPos::Done), ("old", ShardPos::Done)]);
+        let before = ready(&listed, &p, &HashSet::new()).expect("plan");
+        forget_trimmed(&mut p, &listed);
+        assert!(p.shards.is_empty());
+        assert_eq!(ready(&listed, &p, &HashSet::new()).expect("plan"), before);
     }
 
     #[test]

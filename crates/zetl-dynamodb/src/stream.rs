@@ -114,6 +114,9 @@ impl Streamer {
     ) -> Result<(), DynError> {
         for (name, table) in &self.tables {
             let listed = list_shards(&self.clients, &table.stream_arn).await?;
+            if let Some(pos) = self.pos.tables.get_mut(name) {
+                shards::forget_trimmed(pos, &listed);
+            }
             let empty = TablePos { stream: table.stream_arn.clone(), shards: BTreeMap::new() };
             let pos = self.pos.tables.get(name).unwrap_or(&empty);
             let busy: HashSet<String> = reading.iter().filter(|(t, _)| t == name).map(|(_, s)| s.clone()).collect();
@@ -183,6 +186,13 @@ pub async fn list_shards(clients: &Clients, arn: &str) -> Result<Vec<Listed>, Dy
         }
     }
     Ok(out)
+}
+
+/// A REMOVE made by DynamoDB's time to live, not by a client: the service is its identity.
+fn expired_by_ttl(record: &Record) -> bool {
+    record
+        .user_identity()
+        .is_some_and(|id| id.r#type() == Some("Service") && id.principal_id() == Some("dynamodb.amazonaws.com"))
 }
 
 struct Reader {
@@ -302,7 +312,11 @@ impl Reader {
                     (None, Some(keys)) => table.key_row(keys),
                     (None, None) => return Err(self.bad("a REMOVE record without keys")),
                 };
-                ChangeKind::Delete { old: old_row }
+                if expired_by_ttl(record) {
+                    ChangeKind::Expire { old: old_row }
+                } else {
+                    ChangeKind::Delete { old: old_row }
+                }
             }
             other => return Err(self.bad(&format!("a record of unknown kind {other:?}"))),
         };
@@ -317,5 +331,23 @@ impl Reader {
             cause: format!("the stream sent {what}"),
             transient: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodbstreams::types::Identity;
+
+    #[test]
+    fn ttl_removals_are_told_apart() {
+        let remove = |identity: Option<Identity>| {
+            Record::builder().event_name(OperationType::Remove).set_user_identity(identity).build()
+        };
+        let ttl = Identity::builder().r#type("Service").principal_id("dynamodb.amazonaws.com").build();
+        let user = Identity::builder().r#type("Service").principal_id("someone.else").build();
+        assert!(expired_by_ttl(&remove(Some(ttl))));
+        assert!(!expired_by_ttl(&remove(Some(user))));
+        assert!(!expired_by_ttl(&remove(None)));
     }
 }

@@ -8,8 +8,9 @@ use zetl_core::TableSchema;
 
 /// Bookkeeping columns of a table in soft-delete mode; `_zetl_position` is set at commit,
 /// through a partial index on the rows still without it.
-pub const SOFT_COLUMNS: [(&str, &str); 3] = [
+pub const SOFT_COLUMNS: [(&str, &str); 4] = [
     ("_zetl_deleted", "boolean NOT NULL DEFAULT false"),
+    ("_zetl_expired", "boolean NOT NULL DEFAULT false"),
     ("_zetl_synced_at", "timestamptz NOT NULL DEFAULT now()"),
     ("_zetl_position", "text"),
 ];

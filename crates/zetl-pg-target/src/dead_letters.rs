@@ -71,6 +71,7 @@ async fn one_by_one(
             .map(|op| match op {
                 KeyedOp::Upsert(row) => ChangeKind::Insert { row: row.clone() },
                 KeyedOp::Delete(old) => ChangeKind::Delete { old: old.clone() },
+                KeyedOp::Expire(old) => ChangeKind::Expire { old: old.clone() },
                 KeyedOp::Move { row, from } => ChangeKind::Update { old: Some(from.clone()), row: row.clone() },
             })
             .collect()
@@ -83,7 +84,7 @@ async fn one_by_one(
         if let Err(e) = under_savepoint(c, "zetl_change", merge::apply_table(c, stage, one, soft)).await? {
             let (op, row) = match &kind {
                 ChangeKind::Insert { row } | ChangeKind::Update { row, .. } => ("upsert", row),
-                ChangeKind::Delete { old } => ("delete", old),
+                ChangeKind::Delete { old } | ChangeKind::Expire { old } => ("delete", old),
             };
             let key = schema.describe_key(row);
             if on_error == OnError::Fail {

@@ -15,6 +15,10 @@ use zetl_core::{ChangeKind, Row, TableSchema, Value};
 const OP_UPSERT: i16 = 0;
 const OP_DELETE: i16 = 1;
 const OP_MOVE: i16 = 2;
+/// A delete by the source's time to live.
+const OP_EXPIRE: i16 = 3;
+/// SQL: the staged row (alias `s`) removes its key.
+const REMOVES: &str = "s._zetl_op IN (1, 3)";
 
 /// Marks rows deleted in soft-delete mode (their position is set at commit).
 const MARK_DELETED: &str = "_zetl_deleted = true, _zetl_synced_at = now(), _zetl_position = NULL";
@@ -213,6 +217,7 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
     let ops = batch.keyed_ops().map(|op| match op {
         KeyedOp::Upsert(row) => (OP_UPSERT, row, None),
         KeyedOp::Delete(row) => (OP_DELETE, row, None),
+        KeyedOp::Expire(row) => (OP_EXPIRE, row, None),
         KeyedOp::Move { row, from } => (OP_MOVE, row, Some(from)),
     });
     let unchanged = stage.load(c, ops).await?;
@@ -233,19 +238,22 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
     }
     let delete = if soft {
         format!(
-            "UPDATE {target} AS t SET {MARK_DELETED} FROM {staged} AS s WHERE {key_match} AND s._zetl_op = {OP_DELETE}"
+            "UPDATE {target} AS t SET {MARK_DELETED}, _zetl_expired = (s._zetl_op = {OP_EXPIRE}) \
+             FROM {staged} AS s WHERE {key_match} AND {REMOVES}"
         )
     } else {
-        format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match} AND s._zetl_op = {OP_DELETE}")
+        format!("DELETE FROM {target} AS t USING {staged} AS s WHERE {key_match} AND {REMOVES}")
     };
     c.batch_execute(&delete).await.ctx(|| format!("deleting rows of {id}"))?;
     let keys: Vec<String> = schema.key_columns().iter().map(|&i| ident(&schema.columns[i].name)).collect();
     let mut sets: Vec<String> = schema.columns.iter().map(|c| format!("{0} = excluded.{0}", ident(&c.name))).collect();
     if soft {
-        sets.push("_zetl_deleted = false, _zetl_synced_at = now(), _zetl_position = NULL".into());
+        sets.push(
+            "_zetl_deleted = false, _zetl_expired = false, _zetl_synced_at = now(), _zetl_position = NULL".into(),
+        );
     }
     c.batch_execute(&format!(
-        "INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged} WHERE _zetl_op <> {OP_DELETE} \
+        "INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged} AS s WHERE NOT {REMOVES} \
          ON CONFLICT ({}) DO UPDATE SET {}",
         keys.join(", "),
         sets.join(", "),
@@ -287,7 +295,7 @@ async fn apply_in_order(c: &Client, stage: &Stage, changes: &[ChangeKind], soft:
                 inserts.push(row);
                 continue;
             }
-            ChangeKind::Delete { old } => old,
+            ChangeKind::Delete { old } | ChangeKind::Expire { old } => old,
         };
         flush_inserts(c, stage, &mut inserts).await?;
         delete_one(c, stage, old, soft).await?;

@@ -215,3 +215,45 @@ fn rejected_changes_become_dead_letters_and_replay_after_the_fix() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("table public.t, key (id=103)") && err.contains("positive"), "{err}");
 }
+
+#[test]
+fn soft_mode_tells_ttl_expiries_from_deletes_in_postgres() {
+    use zetl_core::apply::{ApplyPolicy, DeleteMode, TableApply};
+    use zetl_core::batch::Batch;
+    use zetl_core::target::Target;
+    use zetl_core::{Change, ChangeKind, Checkpoint, Column, ColumnType, Phase, Position, RowIdentity, TableId};
+    use zetl_core::{TableSchema, Value};
+
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    let policy = ApplyPolicy::uniform(TableApply { deletes: DeleteMode::Soft, ..TableApply::default() });
+    let mut t = zetl_pg_target::PgTarget::connect(&target.url(DB), "ttl", Default::default())
+        .expect("connect")
+        .with_apply_policy(policy);
+    let col = |name: &str, ty| Column { name: name.into(), ty, source_type: String::new(), nullable: true };
+    let schema = TableSchema {
+        id: TableId::new("dynamodb", "items"),
+        columns: vec![col("id", ColumnType::Int64), col("item", ColumnType::Json)],
+        identity: RowIdentity::Key(vec![0]),
+    };
+    let row = |id: i64, item: Value| vec![Value::Int(id), item];
+    let change = |kind| Change { table: schema.id.clone(), kind };
+    let commit = |t: &mut zetl_pg_target::PgTarget, batch: &Batch, at: &str| {
+        t.begin().expect("begin");
+        t.ensure_table(&schema).expect("table");
+        t.apply(batch).expect("apply");
+        t.commit(&Checkpoint { position: Position(at.into()), phase: Phase::Streaming }).expect("commit");
+    };
+    let mut b = Batch::default();
+    for id in 1..=3 {
+        b.push(&schema, change(ChangeKind::Insert { row: row(id, Value::Json(format!("{{\"n\":{id}}}"))) }));
+    }
+    commit(&mut t, &b, "1");
+    let mut b = Batch::default();
+    b.push(&schema, change(ChangeKind::Delete { old: row(1, Value::Null) }));
+    b.push(&schema, change(ChangeKind::Expire { old: row(2, Value::Null) }));
+    commit(&mut t, &b, "2");
+    let flags = target
+        .psql(DB, "SELECT string_agg(id || ':' || _zetl_deleted || ':' || _zetl_expired, ',' ORDER BY id) FROM dynamodb.items")
+        .expect("query");
+    assert_eq!(flags.trim(), "1:true:false,2:true:true,3:false:false");
+}
