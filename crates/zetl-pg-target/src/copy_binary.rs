@@ -1,7 +1,8 @@
 //! Values in COPY's binary format: the server stores them without parsing text, and no value
 //! needs escaping. Each value is encoded for the column type zetl created; a value this encoder
-//! does not take (a BC date, a timestamp with an offset, a value of an unexpected kind) makes the
-//! caller send that batch as text instead, so the server stays the one judge of bad values.
+//! does not take (a BC date, a timestamp with an offset, a multi-dimensional array, a value of
+//! an unexpected kind) makes the caller send that batch as text instead, so the server stays
+//! the one judge of bad values.
 
 use zetl_core::{ColumnType, Value};
 
@@ -11,11 +12,6 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// Microseconds and days between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_DAYS: i64 = 10_957;
 const DAY_MICROS: i64 = 86_400_000_000;
-
-/// Whether every column of these types can go in binary (arrays cannot, so far).
-pub fn supported(types: &[&ColumnType]) -> bool {
-    !types.iter().any(|t| matches!(t, ColumnType::Array(_)))
-}
 
 /// A binary COPY stream under construction.
 pub struct BinaryCopy {
@@ -106,9 +102,64 @@ fn encode(value: &Value, ty: &ColumnType, out: &mut Vec<u8>) -> Option<bool> {
             out.push(1); // jsonb's binary format version
             out.extend_from_slice(j.as_bytes());
         }
+        (Value::Array(items), T::Array(inner)) => array(items, inner, out)?,
         _ => return None,
     }
     Some(true)
+}
+
+/// A one-dimensional array: dimensions, a NULL flag, the element type's OID, then each element
+/// as a field of its own.
+fn array(items: &[Value], inner: &ColumnType, out: &mut Vec<u8>) -> Option<()> {
+    let oid = element_oid(inner)?;
+    let has_null = items.iter().any(|v| matches!(v, Value::Null));
+    let dims: i32 = if items.is_empty() { 0 } else { 1 };
+    out.extend_from_slice(&dims.to_be_bytes());
+    out.extend_from_slice(&i32::from(has_null).to_be_bytes());
+    out.extend_from_slice(&oid.to_be_bytes());
+    if dims == 1 {
+        out.extend_from_slice(&i32::try_from(items.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes()); // lower bound
+    }
+    for item in items {
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        match encode(item, inner, out)? {
+            true => {
+                let len = i32::try_from(out.len() - start - 4).ok()?;
+                out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            false => {
+                out.truncate(start);
+                out.extend_from_slice(&(-1i32).to_be_bytes());
+            }
+        }
+    }
+    Some(())
+}
+
+/// The OID of an array element's type, as `pg_type` names it (arrays of arrays: none).
+fn element_oid(ty: &ColumnType) -> Option<u32> {
+    use ColumnType as T;
+    Some(match ty {
+        T::Bool => 16,
+        T::Int16 => 21,
+        T::Int32 => 23,
+        T::Int64 => 20,
+        T::UInt64 | T::Decimal { .. } | T::DecimalText => 1700,
+        T::Float32 => 700,
+        T::Float64 => 701,
+        T::Text | T::Enum { .. } | T::Other(_) => 25,
+        T::Bytes => 17,
+        T::Date => 1082,
+        T::Time => 1083,
+        T::Timestamp => 1114,
+        T::TimestampTz => 1184,
+        T::Interval => 1186,
+        T::Uuid => 2950,
+        T::Json => 3802,
+        T::Array(_) => return None,
+    })
 }
 
 /// numeric: base-10000 digits with a weight, sign and display scale.
@@ -304,5 +355,21 @@ mod tests {
         assert!(copy.value(&Value::TimestampTz("2024-01-01 00:00:00+02".into()), &ColumnType::TimestampTz).is_none());
         assert!(copy.value(&Value::Null, &ColumnType::Int32).is_some());
         assert!(copy.value(&Value::TimestampTz("-infinity".into()), &ColumnType::TimestampTz).is_some());
+        let nested = Value::Array(vec![Value::Array(vec![Value::Int(1)])]);
+        let matrix = ColumnType::Array(Box::new(ColumnType::Array(Box::new(ColumnType::Int32))));
+        assert!(copy.value(&nested, &matrix).is_none());
+    }
+
+    #[test]
+    fn arrays_carry_their_element_type_and_nulls() {
+        let mut out = Vec::new();
+        let items = [Value::Int(7), Value::Null];
+        array(&items, &ColumnType::Int32, &mut out).expect("array");
+        let words: Vec<i32> = out.chunks(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+        // 1 dimension, has NULLs, int4; 2 elements from 1; (4 bytes: 7); NULL.
+        assert_eq!(words, vec![1, 1, 23, 2, 1, 4, 7, -1]);
+        let mut empty = Vec::new();
+        array(&[], &ColumnType::Text, &mut empty).expect("empty");
+        assert_eq!(empty, [0i32.to_be_bytes(), 0i32.to_be_bytes(), 25i32.to_be_bytes()].concat());
     }
 }

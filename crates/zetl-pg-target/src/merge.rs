@@ -2,7 +2,7 @@
 //! then per table one fill of each unchanged column, one DELETE (or soft-delete UPDATE) of the
 //! deleted keys and one INSERT … ON CONFLICT of the final rows.
 
-use crate::copy_binary::{self, BinaryCopy};
+use crate::copy_binary::BinaryCopy;
 use crate::error::{PgTargetError, SqlContext};
 use crate::types::{copy_field, ident, pg_type};
 use bytes::Bytes;
@@ -28,8 +28,6 @@ pub struct Stage {
     /// The quoted target table.
     pub target: String,
     name: String,
-    /// Rows go into the stage in COPY's binary format (every column type has one here).
-    binary: bool,
     /// Copied rows go straight into the target in binary: its columns have the types zetl
     /// gives them (a user may have changed one; binary data must match the type exactly).
     direct_binary: bool,
@@ -51,7 +49,6 @@ impl Stage {
         c.batch_execute(&format!("CREATE TEMP TABLE {} ({})", ident(&name), cols.join(", ")))
             .await
             .ctx(|| format!("creating the staging table for {}", schema.id))?;
-        let binary = copy_binary::supported(&schema.columns.iter().map(|c| &c.ty).collect::<Vec<_>>());
         let differing: i64 = c
             .query_one(
                 "SELECT count(*) FROM pg_attribute s \
@@ -63,7 +60,7 @@ impl Stage {
             .await
             .ctx(|| format!("comparing the column types of {target} with zetl's"))?
             .get(0);
-        Ok(Stage { schema: schema.clone(), target, name, binary, direct_binary: binary && differing == 0 })
+        Ok(Stage { schema: schema.clone(), target, name, direct_binary: differing == 0 })
     }
 
     pub async fn drop(&self, c: &Client) -> Result<(), PgTargetError> {
@@ -84,8 +81,7 @@ impl Stage {
             unchanged.extend(row.iter().enumerate().filter(|(_, v)| matches!(v, Value::Unchanged)).map(|(i, _)| i));
         }
         let staged = ident(&self.name);
-        let binary = if self.binary { self.binary_rows(&rows) } else { None };
-        let (sql, data) = match binary {
+        let (sql, data) = match self.binary_rows(&rows) {
             Some(data) => (format!("COPY {staged} FROM STDIN (FORMAT binary)"), data),
             None => (format!("COPY {staged} FROM STDIN"), self.text_rows(&rows).into_bytes()),
         };
