@@ -19,7 +19,8 @@ fi
 
 ./scripts/setup.sh
 say "building zetl (release; the first build takes a few minutes)"
-cargo build --release --locked -p zetl -p zetl-testkit
+# The demo replicates PostgreSQL: the DynamoDB source (the AWS SDK, half the build) is left out.
+cargo build --release --locked -p zetl -p zetl-testkit --no-default-features
 
 say "starting a sample PostgreSQL with wal_level=logical"
 mkdir -p "$RUN_DIR"

@@ -41,8 +41,8 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
             Ok(source) => Ok(zetl_mysql::check(&source, stored_position(integration).await.as_deref()).await),
         },
         SourceConfig::Dynamodb(dynamo) => {
-            let source = zetl_dynamodb::DynSource::new(dynamo.clone(), integration.tables.clone());
-            Ok(zetl_dynamodb::check(&source, stored_position(integration).await.as_deref()).await)
+            let stored = stored_position(integration).await;
+            Ok(crate::dynamo::check(dynamo, integration.tables.clone(), stored.as_deref()).await)
         }
     };
     match verdicts {

@@ -6,6 +6,7 @@
 mod check;
 mod dead_letters;
 mod drop;
+mod dynamo;
 mod http;
 mod logging;
 mod resync;

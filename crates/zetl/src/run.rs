@@ -17,7 +17,6 @@ use zetl_core::source::{ResyncRequests, StartState};
 use zetl_core::target::Target;
 use zetl_core::Phase;
 use zetl_duckdb::DuckdbTarget;
-use zetl_dynamodb::{DynError, DynSource};
 use zetl_mysql::{MyError, MySource};
 use zetl_pg_target::{PgTarget, PgTargetError};
 use zetl_postgres::{PgError, PgSource};
@@ -78,7 +77,7 @@ fn is_transient(e: &anyhow::Error) -> bool {
         c.downcast_ref::<PgError>().is_some_and(PgError::is_transient)
             || c.downcast_ref::<MyError>().is_some_and(MyError::is_transient)
             || c.downcast_ref::<PgTargetError>().is_some_and(PgTargetError::is_transient)
-            || c.downcast_ref::<DynError>().is_some_and(DynError::is_transient)
+            || crate::dynamo::is_transient(c)
     })
 }
 
@@ -167,8 +166,7 @@ async fn run_with<T: Target + 'static>(
             Err(e) => Err(e.into()),
         },
         SourceConfig::Dynamodb(dynamo) => {
-            let source = DynSource::new(dynamo.clone(), tables).with_progress(progress.clone());
-            source.run(start, events_tx, stop).await.map_err(Into::into)
+            crate::dynamo::run(dynamo, tables, progress.clone(), start, events_tx, stop).await
         }
     };
     reporter.abort();

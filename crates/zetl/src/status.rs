@@ -155,9 +155,7 @@ async fn collect(integration: &Integration) -> Result<Status> {
             let source = MySource::new(name, my.clone(), tables).context("source config")?;
             source.current_position().await.map_err(|e| e.to_string())
         }
-        SourceConfig::Dynamodb(dynamo) => {
-            zetl_dynamodb::DynSource::new(dynamo.clone(), tables).current_position().await.map_err(|e| e.to_string())
-        }
+        SourceConfig::Dynamodb(dynamo) => crate::dynamo::current_position(dynamo, tables).await,
     };
     let running = match (&target, integration.metrics_listen) {
         (Err(_), Some(addr)) => scrape(addr, &integration.name).await,

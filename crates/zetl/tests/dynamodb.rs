@@ -2,6 +2,7 @@
 //! stream with every attribute type, restarts and kill -9 under load, and the clear refusals
 //! (no stream, KEYS_ONLY, missing table, unreachable endpoint, no credentials). Every test
 //! compares the whole target with the whole table.
+#![cfg(feature = "dynamodb")]
 
 mod common;
 
