@@ -289,17 +289,15 @@ impl Reader {
             return Err(self.bad("a record without its data"));
         };
         let seq = data.sequence_number().unwrap_or_default().to_string();
-        let image = |map: Option<
-            &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
-        >| { map.map(attr::item) };
-        let (new, old, keys) = (image(data.new_image()), image(data.old_image()), image(data.keys()));
+        // Only what the change needs is converted: the new image for a write, the key for a
+        // delete (the target finds the row by its key; the old image would be thrown away).
         let kind = match record.event_name() {
             Some(op @ (OperationType::Insert | OperationType::Modify)) => {
-                let Some(new) = new else {
+                let Some(new) = data.new_image() else {
                     return Err(self.bad("an INSERT/MODIFY record without its new image (stream view type?)"));
                 };
                 // Keys never change in DynamoDB: a MODIFY replaces the item under its key.
-                let row = table.row(&new);
+                let row = table.row(&attr::item(new));
                 if op == &OperationType::Insert {
                     ChangeKind::Insert { row }
                 } else {
@@ -307,15 +305,15 @@ impl Reader {
                 }
             }
             Some(OperationType::Remove) => {
-                let old_row = match (&old, &keys) {
-                    (Some(old), _) => table.row(old),
-                    (None, Some(keys)) => table.key_row(keys),
-                    (None, None) => return Err(self.bad("a REMOVE record without keys")),
+                // The old image first: its binary keys are exact where some servers garble `Keys`.
+                let Some(keys) = data.old_image().or(data.keys()) else {
+                    return Err(self.bad("a REMOVE record without keys"));
                 };
+                let old = table.key_row(&attr::item(keys));
                 if expired_by_ttl(record) {
-                    ChangeKind::Expire { old: old_row }
+                    ChangeKind::Expire { old }
                 } else {
-                    ChangeKind::Delete { old: old_row }
+                    ChangeKind::Delete { old }
                 }
             }
             other => return Err(self.bad(&format!("a record of unknown kind {other:?}"))),

@@ -39,7 +39,7 @@ impl TableInfo {
         row
     }
 
-    /// A row that only identifies the item (for a delete when no old image came).
+    /// A row that only identifies the item (for a delete).
     pub fn key_row(&self, keys: &Item) -> Row {
         let mut row: Row = self.keys.iter().map(|k| keys.get(k).map(attr::key_value).unwrap_or(Value::Null)).collect();
         row.extend(std::iter::repeat_n(Value::Null, self.declared.len() + 1));
