@@ -47,6 +47,46 @@ pub struct Checkpoint {
     pub phase: Phase,
 }
 
+/// A table's state in the target's `_zetl.tables`, one encoding for every target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableState {
+    /// A copy is under way (initial, or again); not committed as a whole yet.
+    Copying,
+    /// Copied; its changes stream (the managed services' "synced").
+    Streaming,
+    /// An operator asked for a new copy (`zetl resync`), made at the next start.
+    ResyncRequested,
+    /// The stream cannot carry what happened to the table (renamed away and back, …): zetl
+    /// copies it again by itself, at the next table discovery or the next start.
+    ResyncRequired,
+    /// The table left the integration's filters; coming back copies it again.
+    Excluded,
+}
+
+impl TableState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableState::Copying => "copying",
+            TableState::Streaming => "streaming",
+            TableState::ResyncRequested => "resync-requested",
+            TableState::ResyncRequired => "resync-required",
+            TableState::Excluded => "excluded",
+        }
+    }
+}
+
+/// What the target keeps about a table's committed copy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CopiedTable {
+    /// Set for a table copied while streaming: the copy holds every transaction that committed
+    /// before this position, so the stream skips the table's changes in those.
+    pub consistent_at: Option<Position>,
+    /// The source's own identity of the table the copy was made from (PostgreSQL: its OID).
+    /// A name whose identity changed since (dropped and created again, swapped by renames)
+    /// holds another table now, which has to be copied again.
+    pub source_id: Option<String>,
+}
+
 /// One event from a source, in source order.
 #[derive(Debug, Clone)]
 pub enum SourceEvent {
@@ -58,12 +98,11 @@ pub enum SourceEvent {
         table: TableId,
         rows: Vec<Row>,
     },
-    /// The copy is complete. `consistent_at` is set for a table copied while streaming: the
-    /// copy holds every transaction that committed before that position.
+    /// The copy is complete.
     CopyDone {
         table: TableId,
         rows: u64,
-        consistent_at: Option<Position>,
+        copied: CopiedTable,
     },
     /// The initial copy of all tables is complete and consistent at `position`.
     SnapshotDone {
@@ -77,6 +116,13 @@ pub enum SourceEvent {
     Commit {
         position: Position,
         commit_time_us: Option<i64>,
+    },
+    /// The stream cannot carry what happened to the table: its copy stops counting, in the
+    /// target transaction of the source transaction that showed it, so that a restart copies
+    /// it again even when the source does not get to it before then.
+    ResyncRequired {
+        table: TableId,
+        reason: String,
     },
     /// The source is idle at `position`: nothing before it remains to be applied.
     Heartbeat {

@@ -21,5 +21,5 @@ pub mod status;
 pub mod target;
 
 pub use error::{ConfigError, PipelineError};
-pub use event::{Checkpoint, Phase, Position, SourceEvent};
+pub use event::{Checkpoint, CopiedTable, Phase, Position, SourceEvent, TableState};
 pub use model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, TableId, TableSchema, Value};

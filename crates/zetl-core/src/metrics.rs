@@ -17,6 +17,7 @@ pub const SNAPSHOT_ROWS_ESTIMATED: &str = "zetl_snapshot_rows_estimated";
 pub const APPLY_DURATION: &str = "zetl_apply_duration_seconds";
 pub const LAST_TARGET_COMMIT: &str = "zetl_last_target_commit_timestamp_seconds";
 pub const RECONNECTS: &str = "zetl_reconnects_total";
+pub const RESYNCS: &str = "zetl_table_resyncs_required_total";
 pub const ERRORS: &str = "zetl_errors_total";
 pub const DEAD_LETTERS: &str = "zetl_dead_letters_total";
 
@@ -26,7 +27,7 @@ pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
     let it = escape(integration);
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
     // (name, help, type, value) of the integration-wide series.
-    let series: [(&str, &str, &str, String); 9] = [
+    let series: [(&str, &str, &str, String); 10] = [
         (
             LAG_SECONDS,
             "Seconds since the source commit of the oldest change not yet committed at the target (0 when caught up).",
@@ -59,6 +60,12 @@ pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
             format!("{}", p.last_target_commit_us.load(Ordering::Relaxed) as f64 / 1e6),
         ),
         (RECONNECTS, "Restarts of the pipeline after a lost connection.", "counter", load(&p.reconnects)),
+        (
+            RESYNCS,
+            "Tables zetl marked to copy again by itself because the stream could not carry a change (see the log for which and why).",
+            "counter",
+            load(&p.resyncs_required),
+        ),
         (ERRORS, "Errors that stopped the pipeline (retried or fatal).", "counter", load(&p.errors)),
         (
             DEAD_LETTERS,

@@ -7,7 +7,7 @@ use crate::batch::Batch;
 use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
 use crate::error::PipelineError;
-use crate::event::{Checkpoint, Phase, Position, SourceEvent};
+use crate::event::{Checkpoint, Phase, Position, SourceEvent, TableState};
 use crate::model::{TableId, TableSchema};
 use crate::target::Target;
 use std::collections::HashMap;
@@ -170,9 +170,9 @@ impl<T: Target> Writer<T> {
                     self.commit()?;
                 }
             }
-            SourceEvent::CopyDone { table, rows, consistent_at } => {
+            SourceEvent::CopyDone { table, rows, copied } => {
                 self.ensure_open()?;
-                self.target.copy_done(&table, rows, consistent_at.as_ref()).map_err(target_err)?;
+                self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
                 self.copying = self.copying.saturating_sub(1);
             }
             SourceEvent::SnapshotDone { position } => {
@@ -226,6 +226,14 @@ impl<T: Target> Writer<T> {
                 {
                     self.commit()?;
                 }
+            }
+            SourceEvent::ResyncRequired { table, reason } => {
+                tracing::warn!(table = %table, reason, "the table will be copied again");
+                self.ensure_open()?;
+                self.target
+                    .mark_tables(std::slice::from_ref(&table), TableState::ResyncRequired)
+                    .map_err(target_err)?;
+                self.progress.resyncs_required.fetch_add(1, Ordering::Relaxed);
             }
             SourceEvent::Heartbeat { position } => {
                 if self.open {
@@ -317,6 +325,7 @@ pub fn now_us() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{CopiedTable, TableState};
     use crate::model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, Value};
 
     /// Records what the writer asks of a target (our own trait, not a server).
@@ -335,8 +344,11 @@ mod tests {
         fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Never> {
             Ok(None)
         }
-        fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, Never> {
+        fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, Never> {
             Ok(vec![])
+        }
+        fn mark_tables(&mut self, _: &[TableId], _: TableState) -> Result<(), Never> {
+            Ok(())
         }
         fn begin(&mut self) -> Result<(), Never> {
             self.log.push("begin".into());
@@ -356,7 +368,7 @@ mod tests {
             self.log.push(format!("copy {}", rows.len()));
             Ok(())
         }
-        fn copy_done(&mut self, _: &TableId, _: u64, _: Option<&Position>) -> Result<(), Never> {
+        fn copy_done(&mut self, _: &TableId, _: u64, _: &CopiedTable) -> Result<(), Never> {
             Ok(())
         }
         fn apply(&mut self, b: &Batch) -> Result<(), Never> {

@@ -34,6 +34,8 @@ pub struct Progress {
     /// Source log the server keeps for this integration (PostgreSQL: WAL retained by the slot).
     pub retained_log_bytes: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Tables zetl found it had to copy again by itself (the stream could not carry a change).
+    pub resyncs_required: AtomicU64,
     pub errors: AtomicU64,
     /// Changes the target set aside as dead letters (committed).
     pub dead_letters: AtomicU64,

@@ -1,6 +1,6 @@
 //! What every source is given when it starts.
 
-use crate::event::{Checkpoint, Position};
+use crate::event::{Checkpoint, CopiedTable};
 use crate::model::TableId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,6 @@ pub type ResyncRequests = Arc<Mutex<Vec<TableId>>>;
 /// What the target knows when the source starts.
 pub struct StartState {
     pub checkpoint: Option<Checkpoint>,
-    /// Tables whose copy the target has committed, with the position a copy made while
-    /// streaming is consistent at.
-    pub copied: HashMap<TableId, Option<Position>>,
+    /// Tables whose copy the target has committed and that stream since.
+    pub copied: HashMap<TableId, CopiedTable>,
 }

@@ -3,7 +3,7 @@
 //! channel in between (backpressure) instead of filling memory.
 
 use crate::batch::Batch;
-use crate::event::{Checkpoint, Position};
+use crate::event::{Checkpoint, CopiedTable, TableState};
 use crate::model::{Row, TableId, TableSchema};
 
 pub trait Target: Send {
@@ -12,9 +12,13 @@ pub trait Target: Send {
     /// The checkpoint stored for this integration, if any.
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Self::Error>;
 
-    /// Tables whose copy this target has committed, with the position a copy made while
-    /// streaming is consistent at.
-    fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, Self::Error>;
+    /// Tables whose copy this target has committed and that stream since.
+    fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, Self::Error>;
+
+    /// Sets the state of tables the target knows (others are left alone), inside the open
+    /// transaction if there is one. Excluded (out of the filters) and resync-required tables
+    /// no longer count as copied, so they are copied again instead of resuming a stale copy.
+    fn mark_tables(&mut self, tables: &[TableId], state: TableState) -> Result<(), Self::Error>;
 
     /// Opens a target transaction; everything until `commit` becomes visible at once.
     fn begin(&mut self) -> Result<(), Self::Error>;
@@ -33,7 +37,7 @@ pub trait Target: Send {
     /// An initial copy of the table starts: empty it and mark it as being copied.
     fn copy_start(&mut self, table: &TableId) -> Result<(), Self::Error>;
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Self::Error>;
-    fn copy_done(&mut self, table: &TableId, rows: u64, consistent_at: Option<&Position>) -> Result<(), Self::Error>;
+    fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), Self::Error>;
 
     /// Applies collapsed changes inside the open transaction.
     fn apply(&mut self, batch: &Batch) -> Result<(), Self::Error>;

@@ -23,7 +23,7 @@ use std::path::Path;
 use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode};
 use zetl_core::batch::Batch;
 use zetl_core::target::Target;
-use zetl_core::{Checkpoint, Position, Row, TableId, TableSchema};
+use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState};
 
 pub struct DuckdbTarget {
     conn: Connection,
@@ -80,7 +80,7 @@ impl DuckdbTarget {
 
     /// Marks `table` to be copied again when `zetl run` next starts; false if unknown.
     pub fn request_resync(&self, table: &TableId) -> Result<bool, DuckdbError> {
-        state::request_resync(&self.conn, &self.integration, table)
+        state::mark_table(&self.conn, &self.integration, table, TableState::ResyncRequested)
     }
 
     /// Drops the stored checkpoint: the next start makes a fresh initial copy.
@@ -128,8 +128,15 @@ impl Target for DuckdbTarget {
         state::load_checkpoint(&self.conn, &self.integration)
     }
 
-    fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, DuckdbError> {
+    fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, DuckdbError> {
         state::copied_tables(&self.conn, &self.integration)
+    }
+
+    fn mark_tables(&mut self, tables: &[TableId], state: TableState) -> Result<(), DuckdbError> {
+        for table in tables {
+            state::mark_table(&self.conn, &self.integration, table, state)?;
+        }
+        Ok(())
     }
 
     fn begin(&mut self) -> Result<(), DuckdbError> {
@@ -163,7 +170,7 @@ impl Target for DuckdbTarget {
             .execute_batch(&format!("DELETE FROM {}", ddl::qualified(table)))
             .context(|| format!("emptying {table} before the copy"))?;
         self.copied.insert(table.clone(), 0);
-        state::set_table_state(&self.conn, &self.integration, table, "copying", 0)
+        state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, 0)
     }
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), DuckdbError> {
@@ -181,10 +188,10 @@ impl Target for DuckdbTarget {
         Ok(())
     }
 
-    fn copy_done(&mut self, table: &TableId, rows: u64, consistent_at: Option<&Position>) -> Result<(), DuckdbError> {
+    fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), DuckdbError> {
         self.copied.remove(table);
-        state::set_table_state(&self.conn, &self.integration, table, "streaming", rows)?;
-        state::set_copied_at(&self.conn, &self.integration, table, consistent_at)
+        state::set_table_state(&self.conn, &self.integration, table, TableState::Streaming, rows)?;
+        state::set_copied(&self.conn, &self.integration, table, copied)
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {
@@ -200,7 +207,7 @@ impl Target for DuckdbTarget {
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), DuckdbError> {
         for (table, rows) in &self.copied {
-            state::set_table_state(&self.conn, &self.integration, table, "copying", *rows)?;
+            state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, *rows)?;
         }
         for table in self.soft_touched.drain() {
             self.conn

@@ -3,13 +3,14 @@
 
 use crate::error::{Context, DuckdbError};
 use duckdb::{params, Connection, OptionalExt};
-use zetl_core::{Checkpoint, Phase, Position, TableId};
+use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableState};
 
 /// Migrations in order; the index + 1 is the version they bring the schema to.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/duckdb/0001_state.sql"),
     include_str!("../../../migrations/duckdb/0002_copy_position.sql"),
     include_str!("../../../migrations/duckdb/0003_dead_letters.sql"),
+    include_str!("../../../migrations/duckdb/0004_source_id.sql"),
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {
@@ -61,7 +62,7 @@ pub fn set_table_state(
     conn: &Connection,
     integration: &str,
     table: &TableId,
-    state: &str,
+    state: TableState,
     rows: u64,
 ) -> Result<(), DuckdbError> {
     conn.execute(
@@ -69,55 +70,61 @@ pub fn set_table_state(
          VALUES (?, ?, ?, ?, ?, now()) \
          ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
          rows_copied = excluded.rows_copied, updated_at = excluded.updated_at",
-        params![integration, table.schema, table.name, state, rows as i64],
+        params![integration, table.schema, table.name, state.as_str(), rows as i64],
     )
     .context(|| format!("recording the state of {table}"))?;
     Ok(())
 }
 
-pub fn set_copied_at(
+pub fn set_copied(
     conn: &Connection,
     integration: &str,
     table: &TableId,
-    at: Option<&Position>,
+    copied: &CopiedTable,
 ) -> Result<(), DuckdbError> {
+    let at = copied.consistent_at.as_ref().map(|p| p.0.as_str());
     conn.execute(
-        "UPDATE _zetl.tables SET copied_at = ? WHERE integration = ? AND table_schema = ? AND table_name = ?",
-        params![at.map(|p| p.0.as_str()), integration, table.schema, table.name],
+        "UPDATE _zetl.tables SET copied_at = ?, source_id = ? \
+         WHERE integration = ? AND table_schema = ? AND table_name = ?",
+        params![at, copied.source_id, integration, table.schema, table.name],
     )
     .context(|| format!("recording where the copy of {table} is consistent"))?;
     Ok(())
 }
 
-/// Tables whose copy is committed, with the position a copy made while streaming is
-/// consistent at.
-pub fn copied_tables(conn: &Connection, integration: &str) -> Result<Vec<(TableId, Option<Position>)>, DuckdbError> {
+/// Tables whose copy is committed and that stream since.
+pub fn copied_tables(conn: &Connection, integration: &str) -> Result<Vec<(TableId, CopiedTable)>, DuckdbError> {
     let mut stmt = conn
         .prepare(
-            "SELECT table_schema, table_name, copied_at FROM _zetl.tables WHERE integration = ? AND state = 'streaming'",
+            "SELECT table_schema, table_name, copied_at, source_id FROM _zetl.tables \
+             WHERE integration = ? AND state = ?",
         )
         .context(|| "listing copied tables".into())?;
     let rows = stmt
-        .query_map(params![integration], |r| {
-            Ok((
-                TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                r.get::<_, Option<String>>(2)?.map(Position),
-            ))
+        .query_map(params![integration, TableState::Streaming.as_str()], |r| {
+            let copied =
+                CopiedTable { consistent_at: r.get::<_, Option<String>>(2)?.map(Position), source_id: r.get(3)? };
+            Ok((TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?), copied))
         })
         .context(|| "listing copied tables".into())?;
     rows.collect::<Result<Vec<_>, _>>().context(|| "listing copied tables".into())
 }
 
-/// Marks a table to be copied again at the next start (its committed copy no longer counts).
-/// Returns false when the integration has no such table.
-pub fn request_resync(conn: &Connection, integration: &str, table: &TableId) -> Result<bool, DuckdbError> {
+/// Sets `state` on a table of this integration (a resync request: its committed copy no
+/// longer counts). Returns false when the integration has no such table.
+pub fn mark_table(
+    conn: &Connection,
+    integration: &str,
+    table: &TableId,
+    state: TableState,
+) -> Result<bool, DuckdbError> {
     let n = conn
         .execute(
-            "UPDATE _zetl.tables SET state = 'resync-requested', updated_at = now() \
+            "UPDATE _zetl.tables SET state = ?, updated_at = now() \
              WHERE integration = ? AND table_schema = ? AND table_name = ?",
-            params![integration, table.schema, table.name],
+            params![state.as_str(), integration, table.schema, table.name],
         )
-        .context(|| format!("requesting a resync of {table}"))?;
+        .context(|| format!("marking {table} {}", state.as_str()))?;
     Ok(n > 0)
 }
 

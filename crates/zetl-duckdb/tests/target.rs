@@ -76,7 +76,7 @@ fn copy_then_collapsed_changes_with_unchanged_and_new_column() {
     t.ensure_table(&s).expect("table");
     t.copy_start(&s.id).expect("copy start");
     t.copy_rows(&s.id, &[row(1, Value::Text("one".into()), None), row(2, Value::Null, None)]).expect("rows");
-    t.copy_done(&s.id, 2, None).expect("done");
+    t.copy_done(&s.id, 2, &Default::default()).expect("done");
     t.commit(&Checkpoint { position: Position("0/10".into()), phase: Phase::Streaming }).expect("commit");
 
     let mut b = Batch::default();
@@ -137,7 +137,7 @@ fn key_change_keeps_unchanged_columns_from_the_old_row() {
     t.ensure_table(&s).expect("table");
     t.copy_start(&s.id).expect("copy start");
     t.copy_rows(&s.id, &[row(1, Value::Text("big".into()), None)]).expect("rows");
-    t.copy_done(&s.id, 1, None).expect("done");
+    t.copy_done(&s.id, 1, &Default::default()).expect("done");
     t.commit(&Checkpoint { position: Position("1".into()), phase: Phase::Streaming }).expect("commit");
     let mut b = Batch::default();
     let old = vec![Value::Int(1), Value::Null, Value::Null, Value::Null];

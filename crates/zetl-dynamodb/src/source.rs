@@ -15,7 +15,7 @@ use zetl_core::config::DynamodbSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::pipeline::Progress;
 use zetl_core::source::StartState;
-use zetl_core::{Checkpoint, Phase, Position, SourceEvent};
+use zetl_core::{Checkpoint, CopiedTable, Phase, Position, SourceEvent};
 
 pub struct DynSource {
     config: DynamodbSourceConfig,
@@ -118,7 +118,7 @@ impl DynSource {
         }
         send(events, SourceEvent::CopyStart(t.id())).await?;
         let rows = scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, events).await?;
-        send(events, SourceEvent::CopyDone { table: t.id(), rows, consistent_at: None }).await?;
+        send(events, SourceEvent::CopyDone { table: t.id(), rows, copied: CopiedTable::default() }).await?;
         tracing::info!(table = %t.name, rows, "table seeded");
         Ok(())
     }

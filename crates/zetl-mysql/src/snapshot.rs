@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use zetl_core::channel::EventSender;
 use zetl_core::copy_rows::CopyRowsBatcher;
 use zetl_core::progress::Progress;
-use zetl_core::{Position, SourceEvent, TableId};
+use zetl_core::{CopiedTable, Position, SourceEvent, TableId};
 
 /// Attempts at opening extra snapshot connections at the first one's position.
 const SNAPSHOT_ATTEMPTS: usize = 5;
@@ -177,7 +177,11 @@ async fn worker(
             tracing::info!(table = %job.table.id, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
             send(
                 events,
-                SourceEvent::CopyDone { table: job.table.id.clone(), rows, consistent_at: consistent_at.clone() },
+                SourceEvent::CopyDone {
+                    table: job.table.id.clone(),
+                    rows,
+                    copied: CopiedTable { consistent_at: consistent_at.clone(), source_id: None },
+                },
             )
             .await?;
         } else if last_report.elapsed() > PROGRESS_EVERY {

@@ -102,7 +102,7 @@ impl MySource {
                 let copied = start
                     .copied
                     .iter()
-                    .map(|(t, at)| (t.clone(), at.as_ref().and_then(|p| BinlogPos::parse(&p.0))))
+                    .map(|(t, c)| (t.clone(), c.consistent_at.as_ref().and_then(|p| BinlogPos::parse(&p.0))))
                     .collect::<HashMap<_, _>>();
                 (pos, copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
             }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use zetl_core::channel::EventSender;
 use zetl_core::filter::TableFilter;
-use zetl_core::{Change, ChangeKind, Position, Row, SourceEvent, TableId, Value};
+use zetl_core::{Change, ChangeKind, CopiedTable, Position, Row, SourceEvent, TableId, Value};
 
 /// Why `Streamer::run` returned.
 #[derive(Debug)]
@@ -411,7 +411,15 @@ impl Streamer {
         send(&self.events, SourceEvent::Schema(table.schema())).await?;
         send(&self.events, SourceEvent::CopyStart(id.clone())).await?;
         let at = Position(BinlogPos { gtid: None, ..at.clone() }.to_string());
-        send(&self.events, SourceEvent::CopyDone { table: id.clone(), rows: 0, consistent_at: Some(at) }).await?;
+        send(
+            &self.events,
+            SourceEvent::CopyDone {
+                table: id.clone(),
+                rows: 0,
+                copied: CopiedTable { consistent_at: Some(at), source_id: None },
+            },
+        )
+        .await?;
         self.schemas.insert(id.clone(), table);
         self.known.insert(id.clone());
         Ok(())

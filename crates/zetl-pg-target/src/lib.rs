@@ -25,7 +25,7 @@ use zetl_core::apply::{ApplyPolicy, DeleteMode};
 use zetl_core::batch::Batch;
 use zetl_core::status::{TableStatus, TargetStatus};
 use zetl_core::target::Target;
-use zetl_core::{Checkpoint, Position, Row, TableId, TableSchema};
+use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState};
 use zetl_postgres::conninfo::ConnInfo;
 
 pub struct PgTarget {
@@ -82,9 +82,9 @@ impl PgTarget {
         let n = self.runtime.block_on(async {
             client
                 .execute(
-                    "UPDATE _zetl.tables SET state = 'resync-requested', updated_at = now() \
+                    "UPDATE _zetl.tables SET state = $4, updated_at = now() \
                      WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
-                    &[integration, &table.schema, &table.name],
+                    &[integration, &table.schema, &table.name, &TableState::ResyncRequested.as_str()],
                 )
                 .await
                 .ctx(|| format!("marking {table} for a new copy"))
@@ -143,8 +143,12 @@ impl Target for PgTarget {
         self.run(state::load_checkpoint(&self.client, &self.integration))
     }
 
-    fn copied_tables(&mut self) -> Result<Vec<(TableId, Option<Position>)>, PgTargetError> {
+    fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, PgTargetError> {
         self.run(state::copied_tables(&self.client, &self.integration))
+    }
+
+    fn mark_tables(&mut self, tables: &[TableId], state: TableState) -> Result<(), PgTargetError> {
+        self.run(state::mark_tables(&self.client, &self.integration, tables, state))
     }
 
     fn begin(&mut self) -> Result<(), PgTargetError> {
@@ -169,7 +173,8 @@ impl Target for PgTarget {
     fn copy_start(&mut self, table: &TableId) -> Result<(), PgTargetError> {
         self.sql(&format!("DELETE FROM {}", self.target_name(table)))?;
         self.copied.insert(table.clone(), 0);
-        self.run(state::set_table_state(&self.client, &self.integration, table, "copying", 0, None))
+        let copying = TableState::Copying;
+        self.run(state::set_table_state(&self.client, &self.integration, table, copying, 0, &CopiedTable::default()))
     }
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), PgTargetError> {
@@ -181,10 +186,10 @@ impl Target for PgTarget {
         Ok(())
     }
 
-    fn copy_done(&mut self, table: &TableId, rows: u64, consistent_at: Option<&Position>) -> Result<(), PgTargetError> {
+    fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), PgTargetError> {
         self.copied.remove(table);
-        let rows = rows as i64;
-        self.run(state::set_table_state(&self.client, &self.integration, table, "streaming", rows, consistent_at))
+        let (rows, streaming) = (rows as i64, TableState::Streaming);
+        self.run(state::set_table_state(&self.client, &self.integration, table, streaming, rows, copied))
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), PgTargetError> {
@@ -206,7 +211,8 @@ impl Target for PgTarget {
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), PgTargetError> {
         for (table, rows) in &self.copied {
             let rows = *rows as i64;
-            self.run(state::set_table_state(&self.client, &self.integration, table, "copying", rows, None))?;
+            let (copying, none) = (TableState::Copying, &CopiedTable::default());
+            self.run(state::set_table_state(&self.client, &self.integration, table, copying, rows, none))?;
         }
         for table in std::mem::take(&mut self.soft_touched) {
             let sql =

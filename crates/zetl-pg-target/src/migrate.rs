@@ -16,6 +16,7 @@ use std::str::FromStr;
 const FILES: &[(i64, &str, &str)] = &[
     (1, "state", include_str!("../../../migrations/postgres/0001_state.sql")),
     (2, "dead letters", include_str!("../../../migrations/postgres/0002_dead_letters.sql")),
+    (3, "source id", include_str!("../../../migrations/postgres/0003_source_id.sql")),
 ];
 
 pub async fn migrate(url: &str) -> Result<(), PgTargetError> {

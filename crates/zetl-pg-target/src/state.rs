@@ -2,7 +2,7 @@
 
 use crate::error::{PgTargetError, SqlContext};
 use tokio_postgres::Client;
-use zetl_core::{Checkpoint, Phase, Position, TableId};
+use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableState};
 
 pub async fn load_checkpoint(c: &Client, integration: &str) -> Result<Option<Checkpoint>, PgTargetError> {
     let row = c
@@ -31,36 +31,60 @@ pub async fn set_table_state(
     c: &Client,
     integration: &str,
     table: &TableId,
-    state: &str,
+    state: TableState,
     rows: i64,
-    copied_at: Option<&Position>,
+    copied: &CopiedTable,
 ) -> Result<(), PgTargetError> {
-    let at = copied_at.map(|p| p.0.as_str());
+    let at = copied.consistent_at.as_ref().map(|p| p.0.as_str());
     c.execute(
-        "INSERT INTO _zetl.tables VALUES ($1, $2, $3, $4, $5, now(), $6) \
+        "INSERT INTO _zetl.tables (integration, table_schema, table_name, state, rows_copied, updated_at, \
+                                   copied_at, source_id) VALUES ($1, $2, $3, $4, $5, now(), $6, $7) \
          ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
-         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, copied_at = excluded.copied_at",
-        &[&integration, &table.schema, &table.name, &state, &rows, &at],
+         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, copied_at = excluded.copied_at, \
+         source_id = excluded.source_id",
+        &[&integration, &table.schema, &table.name, &state.as_str(), &rows, &at, &copied.source_id],
     )
     .await
     .ctx(|| format!("recording the state of {table}"))?;
     Ok(())
 }
 
-pub async fn copied_tables(c: &Client, integration: &str) -> Result<Vec<(TableId, Option<Position>)>, PgTargetError> {
+pub async fn copied_tables(c: &Client, integration: &str) -> Result<Vec<(TableId, CopiedTable)>, PgTargetError> {
     let rows = c
         .query(
-            "SELECT table_schema, table_name, copied_at FROM _zetl.tables WHERE integration = $1 AND state = 'streaming'",
-            &[&integration],
+            "SELECT table_schema, table_name, copied_at, source_id FROM _zetl.tables \
+             WHERE integration = $1 AND state = $2",
+            &[&integration, &TableState::Streaming.as_str()],
         )
         .await
         .ctx(|| "listing copied tables".into())?;
     Ok(rows
         .iter()
         .map(|r| {
-            (TableId::new(r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, Option<String>>(2).map(Position))
+            let copied =
+                CopiedTable { consistent_at: r.get::<_, Option<String>>(2).map(Position), source_id: r.get(3) };
+            (TableId::new(r.get::<_, String>(0), r.get::<_, String>(1)), copied)
         })
         .collect())
+}
+
+/// Sets `state` on the listed tables of this integration.
+pub async fn mark_tables(
+    c: &Client,
+    integration: &str,
+    tables: &[TableId],
+    state: TableState,
+) -> Result<(), PgTargetError> {
+    for table in tables {
+        c.execute(
+            "UPDATE _zetl.tables SET state = $4, updated_at = now() \
+             WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
+            &[&integration, &table.schema, &table.name, &state.as_str()],
+        )
+        .await
+        .ctx(|| format!("marking {table} {}", state.as_str()))?;
+    }
+    Ok(())
 }
 
 pub async fn known_tables(c: &Client, integration: &str) -> Result<Vec<TableId>, PgTargetError> {

@@ -7,7 +7,7 @@
 use crate::catalog::{quote_ident, quote_table, TableInfo};
 use crate::error::{PgError, SqlContext};
 use crate::lsn::Lsn;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use tokio_postgres::Client;
 use zetl_core::TableId;
 
@@ -15,28 +15,92 @@ pub fn append_name(publication: &str) -> String {
     format!("{publication}_append")
 }
 
-/// Makes the two publications hold exactly `tables` (split by identity).
-pub async fn sync_publications(client: &Client, publication: &str, tables: &[TableInfo]) -> Result<(), PgError> {
-    let (full, append): (Vec<&TableInfo>, Vec<&TableInfo>) = tables.iter().partition(|t| t.has_identity());
-    sync_one(client, publication, "insert, update, delete, truncate", &full).await?;
-    sync_one(client, &append_name(publication), "insert, truncate", &append).await
+/// What each of the two publications must publish.
+const PUBLISH_ALL: Publish = Publish { insert: true, update: true, delete: true, truncate: true };
+const PUBLISH_APPEND: Publish = Publish { insert: true, update: false, delete: false, truncate: true };
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Publish {
+    insert: bool,
+    update: bool,
+    delete: bool,
+    truncate: bool,
 }
 
-async fn sync_one(client: &Client, name: &str, publish: &str, tables: &[&TableInfo]) -> Result<(), PgError> {
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+impl Publish {
+    fn option(self) -> String {
+        let kinds =
+            [("insert", self.insert), ("update", self.update), ("delete", self.delete), ("truncate", self.truncate)];
+        kinds.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Makes the two publications hold exactly `tables` (split by identity), with the options
+/// zetl needs.
+pub async fn sync_publications(client: &Client, publication: &str, tables: &[TableInfo]) -> Result<(), PgError> {
+    let (full, append): (Vec<&TableInfo>, Vec<&TableInfo>) = tables.iter().partition(|t| t.has_identity());
+    sync_one(client, publication, PUBLISH_ALL, &full).await?;
+    sync_one(client, &append_name(publication), PUBLISH_APPEND, &append).await
+}
+
+/// The OIDs of the tables the integration's publications hold now. A table zetl streams that
+/// is not among them has lost changes: dropped and created again (a publication holds the
+/// OID, not the name), or removed from the publication by hand.
+pub async fn published_oids(client: &Client, publication: &str) -> Result<HashSet<u32>, PgError> {
+    let names = vec![publication.to_string(), append_name(publication)];
+    let rows = client
+        .query(
+            "SELECT pr.prrelid FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid \
+             WHERE p.pubname = ANY($1)",
+            &[&names],
+        )
         .await
-        .ctx(|| format!("looking up publication {name}"))?
-        .is_some();
-    if !exists {
-        client
-            .batch_execute(&format!(
-                "CREATE PUBLICATION {} WITH (publish = '{publish}', publish_via_partition_root = true)",
+        .ctx(|| format!("reading the tables of publication {publication}"))?;
+    Ok(rows.iter().map(|r| r.get::<_, u32>(0)).collect())
+}
+
+async fn sync_one(client: &Client, name: &str, publish: Publish, tables: &[&TableInfo]) -> Result<(), PgError> {
+    let found = client
+        .query_opt(
+            "SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot \
+             FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .ctx(|| format!("looking up publication {name}"))?;
+    let options = format!("publish = '{}', publish_via_partition_root = true", publish.option());
+    match found {
+        None => {
+            client
+                .batch_execute(&format!("CREATE PUBLICATION {} WITH ({options})", quote_ident(name)))
+                .await
+                .ctx(|| format!("creating publication {name}"))?;
+            tracing::info!(publication = name, "created publication");
+        }
+        Some(row) if row.get::<_, bool>(0) => {
+            return Err(PgError::Prerequisite(format!(
+                "publication `{name}` publishes ALL TABLES, so zetl cannot keep it to the tables of its \
+                 filters: drop it (`DROP PUBLICATION {}`) and let zetl create its own, or name another one \
+                 with source.publication",
                 quote_ident(name)
-            ))
-            .await
-            .ctx(|| format!("creating publication {name}"))?;
-        tracing::info!(publication = name, "created publication");
+            )));
+        }
+        Some(row) => {
+            let has = Publish { insert: row.get(1), update: row.get(2), delete: row.get(3), truncate: row.get(4) };
+            if has != publish || !row.get::<_, bool>(5) {
+                // Anything less loses changes without a word (no deletes, or partitions' changes
+                // under their own names that zetl does not stream).
+                tracing::warn!(
+                    publication = name,
+                    found = %format!("publish = '{}', publish_via_partition_root = {}", has.option(), row.get::<_, bool>(5)),
+                    "publication options differ from what zetl needs; setting {options}"
+                );
+                client
+                    .batch_execute(&format!("ALTER PUBLICATION {} SET ({options})", quote_ident(name)))
+                    .await
+                    .ctx(|| format!("setting the options of publication {name}"))?;
+            }
+        }
     }
     let current: BTreeSet<TableId> = client
         .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&name])

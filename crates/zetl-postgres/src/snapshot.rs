@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use zetl_core::channel::EventSender;
 use zetl_core::copy_rows::{CopyRowsBatcher, ROWS_PER_EVENT};
-use zetl_core::{Position, SourceEvent, TableId, TableSchema};
+use zetl_core::{CopiedTable, Position, SourceEvent, TableId, TableSchema};
 
 #[derive(Debug, Clone)]
 struct Job {
@@ -32,7 +32,7 @@ struct TableProgress {
     jobs_left: usize,
     rows: u64,
     started: Instant,
-    consistent_at: Option<Position>,
+    copied: CopiedTable,
     sent: Arc<AtomicU64>,
     /// The planner's estimate (`reltuples`), for the ETA.
     estimated: f64,
@@ -67,7 +67,10 @@ impl SnapshotCopy<'_> {
                     jobs_left: parts.len(),
                     rows: 0,
                     started: Instant::now(),
-                    consistent_at: self.consistent_at.clone(),
+                    copied: CopiedTable {
+                        consistent_at: self.consistent_at.clone(),
+                        source_id: Some(info.oid.to_string()),
+                    },
                     sent: sent.clone(),
                     estimated: info.estimated_rows,
                 },
@@ -145,13 +148,13 @@ async fn worker(
             p.get_mut(&job.table).and_then(|t| {
                 t.rows += rows;
                 t.jobs_left -= 1;
-                (t.jobs_left == 0).then(|| (t.rows, t.started.elapsed(), t.consistent_at.clone()))
+                (t.jobs_left == 0).then(|| (t.rows, t.started.elapsed(), t.copied.clone()))
             })
         };
-        if let Some((rows, took, consistent_at)) = done {
+        if let Some((rows, took, copied)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            send(events, SourceEvent::CopyDone { table: job.table.clone(), rows, consistent_at }).await?;
+            send(events, SourceEvent::CopyDone { table: job.table.clone(), rows, copied }).await?;
         }
     }
     client.batch_execute("COMMIT").await.ctx(|| "ending the snapshot transaction".into())?;

@@ -10,6 +10,7 @@ use crate::replication::ReplicationConn;
 use crate::snapshot::{send, SnapshotCopy};
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -18,7 +19,7 @@ use zetl_core::channel::EventSender;
 use zetl_core::config::PostgresSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
-use zetl_core::{Checkpoint, Phase, Position, SourceEvent, TableId, TableSchema};
+use zetl_core::{Checkpoint, CopiedTable, Phase, Position, SourceEvent, TableId, TableSchema};
 
 pub struct PgSource {
     pub integration: String,
@@ -88,6 +89,9 @@ impl PgSource {
         warn_without_identity(&tables);
         let slot = self.slot_name();
         let publication = self.publication_name();
+        // Read before the sync adds them back: a copied table missing from the publication
+        // lost changes meanwhile.
+        let published = publication::published_oids(&sql, &publication).await?;
         publication::sync_publications(&sql, &publication, &tables).await?;
 
         let mut repl = ReplicationConn::connect(&self.info).await?;
@@ -96,7 +100,11 @@ impl PgSource {
                 let lsn = Lsn::parse(&position.0)
                     .ok_or_else(|| PgError::Protocol(format!("stored position `{position}` is not an LSN")))?;
                 self.check_slot(&sql, &slot, lsn).await?;
-                (lsn, start.copied.clone())
+                let (valid, stale) = still_valid_copies(&start.copied, &tables, &published);
+                for (table, reason) in stale {
+                    send(&events, SourceEvent::ResyncRequired { table, reason: reason.into() }).await?;
+                }
+                (lsn, valid)
             }
             _ => {
                 // No initial copy was completed: start it over with a fresh slot.
@@ -130,7 +138,7 @@ impl PgSource {
                 let rows = copy.run(&with_schemas, &events).await?;
                 tracing::info!(rows, tables = tables.len(), "initial copy complete");
                 send(&events, SourceEvent::SnapshotDone { position: Position(lsn.to_string()) }).await?;
-                (lsn, tables.iter().map(|t| (t.id.clone(), None)).collect())
+                (lsn, tables.iter().map(|t| (t.id.clone(), CopiedTable::default())).collect())
             }
         };
 
@@ -146,7 +154,7 @@ impl PgSource {
         // Copies made while streaming hold the transactions before their position: the
         // replay from the checkpoint skips those again.
         for (table, at) in &copied {
-            if let Some(lsn) = at.as_ref().and_then(|p| Lsn::parse(&p.0)).filter(|lsn| *lsn > start_lsn) {
+            if let Some(lsn) = at.consistent_at.as_ref().and_then(|p| Lsn::parse(&p.0)).filter(|lsn| *lsn > start_lsn) {
                 streamer.copied_at.insert(table.clone(), lsn);
             }
         }
@@ -175,15 +183,18 @@ impl PgSource {
                 Pause::Discover => {
                     self.note_retained_wal(&sql, &slot).await;
                     let now = self.matching_tables(&sql).await?;
-                    let mut new: Vec<TableInfo> =
-                        now.iter().filter(|t| !streamer.tables.contains_key(&t.id)).cloned().collect();
-                    if !new.is_empty() {
-                        warn_without_identity(&new);
-                        publication::sync_publications(&sql, &publication, &now).await?;
-                        for t in &new {
-                            streamer.tables.insert(t.id.clone(), t.clone());
-                        }
+                    let published = publication::published_oids(&sql, &publication).await?;
+                    let (mut new, stale) = reconcile(&mut streamer, &now, &published);
+                    for (table, reason) in stale {
+                        streamer
+                            .send_between_transactions(
+                                SourceEvent::ResyncRequired { table, reason: reason.into() },
+                                &mut stream,
+                            )
+                            .await?;
                     }
+                    warn_without_identity(&new);
+                    publication::sync_publications(&sql, &publication, &now).await?;
                     // Tables the operator asked to copy again (`zetl resync`) take the same path.
                     for id in self.take_resync_requests() {
                         match now.iter().find(|t| t.id == id) {
@@ -306,6 +317,76 @@ impl PgSource {
             }
         }
     }
+}
+
+/// The target's copies that still hold the table the name stands for now. A copy is made again
+/// when the name holds another table than the one copied (dropped and created again, or
+/// swapped by renames, while zetl was stopped: a stored OID that differs), or when the table
+/// was not in the publication (its changes since were never sent).
+fn still_valid_copies(
+    copied: &HashMap<TableId, CopiedTable>,
+    tables: &[TableInfo],
+    published: &HashSet<u32>,
+) -> (HashMap<TableId, CopiedTable>, Vec<(TableId, &'static str)>) {
+    let (mut valid, mut stale) = (HashMap::new(), Vec::new());
+    for t in tables {
+        let Some(copy) = copied.get(&t.id) else { continue };
+        let oid = t.oid.to_string();
+        if copy.source_id.as_ref().is_some_and(|id| *id != oid) {
+            stale.push((t.id.clone(), REPLACED));
+        } else if !published.contains(&t.oid) {
+            stale.push((t.id.clone(), UNPUBLISHED));
+        } else {
+            valid.insert(t.id.clone(), copy.clone());
+        }
+    }
+    (valid, stale)
+}
+
+const REPLACED: &str =
+    "the name holds another table than the one copied (dropped and created again, or swapped by a rename)";
+const UNPUBLISHED: &str = "the table had left the publication, so its changes were not sent";
+
+/// Brings the stream's tables in line with the catalog now; returns the tables to copy: new
+/// names, names that hold another table than the one copied (a new OID: dropped and created
+/// again, swapped by renames), tables the stream saw renamed (their changes under the other
+/// name were not applied), and tables missing from the publication. Names gone from the
+/// catalog or the filters are forgotten; their target tables are kept as they are.
+fn reconcile(
+    streamer: &mut Streamer<'_>,
+    now: &[TableInfo],
+    published: &HashSet<u32>,
+) -> (Vec<TableInfo>, Vec<(TableId, &'static str)>) {
+    let renamed = streamer.take_renamed();
+    let (mut copy, mut stale) = (Vec::new(), Vec::new());
+    for t in now {
+        let why = match streamer.tables.get(&t.id) {
+            None => {
+                tracing::info!(table = %t.id, "new table matches the filters; copying it");
+                copy.push(t.clone());
+                None
+            }
+            Some(known) if known.oid != t.oid => Some(REPLACED),
+            // Marked by the stream already.
+            Some(_) if renamed.contains(&t.id) => {
+                copy.push(t.clone());
+                None
+            }
+            Some(_) if !published.contains(&t.oid) => Some(UNPUBLISHED),
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            stale.push((t.id.clone(), why));
+            copy.push(t.clone());
+        }
+        streamer.tables.insert(t.id.clone(), t.clone());
+    }
+    let gone: Vec<TableId> = streamer.tables.keys().filter(|id| !now.iter().any(|t| &t.id == *id)).cloned().collect();
+    for id in gone {
+        streamer.tables.remove(&id);
+        tracing::warn!(table = %id, "the table is no longer at the source under this name (dropped, renamed, or out of the filters): its target table is kept as it was and no longer updated");
+    }
+    (copy, stale)
 }
 
 fn warn_without_identity(tables: &[TableInfo]) {

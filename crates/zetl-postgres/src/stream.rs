@@ -9,7 +9,7 @@ use crate::pgoutput::{self, Message, OldTuple, Relation, TupleValue};
 use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
 use crate::spill::Spill;
 use crate::types::{map_type, TypeCatalog};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +38,9 @@ pub struct Streamer<'a> {
     pub copied_at: HashMap<TableId, Lsn>,
     pub events: EventSender,
     relations: HashMap<u32, RelationState>,
+    /// Replicated tables whose relation the stream saw under another name: changes made
+    /// under that name were skipped, so the table is copied again at the next discovery.
+    renamed: HashSet<TableId>,
     emitted: HashMap<TableId, TableSchema>,
     received: Lsn,
     acked: Lsn,
@@ -77,6 +80,7 @@ impl<'a> Streamer<'a> {
             copied_at: HashMap::new(),
             events,
             relations: HashMap::new(),
+            renamed: HashSet::new(),
             emitted: HashMap::new(),
             received: start,
             acked: start,
@@ -87,6 +91,11 @@ impl<'a> Streamer<'a> {
 
     pub fn acked(&self) -> Lsn {
         self.acked
+    }
+
+    /// Tables seen renamed since the last call (see `renamed`).
+    pub fn take_renamed(&mut self) -> HashSet<TableId> {
+        std::mem::take(&mut self.renamed)
     }
 
     /// Streams until stopped, or until `discover_every` has passed (between transactions).
@@ -249,10 +258,13 @@ impl<'a> Streamer<'a> {
             .relations
             .get(&oid)
             .ok_or_else(|| PgError::Protocol(format!("change for relation {oid} before its Relation message")))?;
+        // The name may hold another table now (dropped and created again, swapped by a
+        // rename): only the relation that is the replicated table counts.
+        let current = self.tables.get(&state.schema.id).is_some_and(|t| t.oid == oid);
         // By table, not by relation: a copy made while streaming (new table, resync) comes
         // after the table's Relation message, which the server does not send again.
         Ok(match self.copied_at.get(&state.schema.id) {
-            _ if state.ignored.is_some() => None,
+            _ if state.ignored.is_some() || !current => None,
             Some(at) if self.txn_final_lsn < *at => None,
             _ => Some(state),
         })
@@ -263,10 +275,25 @@ impl<'a> Streamer<'a> {
         if rel.columns.iter().any(|c| !self.types.names.contains_key(&c.type_oid)) {
             self.types = catalog::type_catalog(self.sql).await?;
         }
-        if !self.tables.contains_key(&id) {
+        // Tables are known by OID: a replicated table under another name was renamed (its
+        // changes under the new name are skipped, so it is copied again), and a name that
+        // holds another OID is another table (dropped and created again, swapped by renames).
+        if let Some(old) = self.tables.iter().find(|(name, t)| t.oid == rel.oid && **name != id).map(|(n, _)| n.clone())
+        {
+            let reason = format!("renamed to {id} while streaming; changes under that name are not applied");
+            self.send(SourceEvent::ResyncRequired { table: old.clone(), reason }, stream).await?;
+            self.renamed.insert(old);
+        }
+        let replaced = self.tables.get(&id).is_some_and(|t| t.oid != rel.oid);
+        if replaced {
+            let reason = "the name holds another table now (dropped and created again, or swapped by a rename)".into();
+            self.send(SourceEvent::ResyncRequired { table: id.clone(), reason }, stream).await?;
+        }
+        if replaced || !self.tables.contains_key(&id) {
             // Not a table this integration copied: a partition (its changes arrive as the
-            // partitioned table's, `publish_via_partition_root`), or a table renamed since
-            // (table discovery picks the new name up and copies it). Its changes are skipped.
+            // partitioned table's, `publish_via_partition_root`), a table renamed since, or a
+            // new table under a replicated name (table discovery copies those). Its changes are
+            // skipped.
             tracing::debug!(relation = %id, "ignoring a relation that is not a replicated table");
             let schema = TableSchema { id, columns: Vec::new(), identity: zetl_core::RowIdentity::None };
             self.relations.insert(rel.oid, RelationState { schema, ignored: Some(rel) });
@@ -306,7 +333,10 @@ impl<'a> Streamer<'a> {
             .relations
             .values()
             .filter_map(|r| r.ignored.clone())
-            .filter(|rel| self.tables.contains_key(&TableId::new(rel.namespace.clone(), rel.name.clone())))
+            .filter(|rel| {
+                let id = TableId::new(rel.namespace.clone(), rel.name.clone());
+                self.tables.get(&id).is_some_and(|t| t.oid == rel.oid)
+            })
             .collect();
         for rel in adoptable {
             self.relation(rel, stream).await?;
@@ -317,6 +347,15 @@ impl<'a> Streamer<'a> {
     /// Schemas already sent by the snapshot, so the stream does not send them again.
     pub fn remember_schema(&mut self, schema: TableSchema) {
         self.emitted.insert(schema.id.clone(), schema);
+    }
+
+    /// Sends an event from outside the stream loop (table discovery).
+    pub async fn send_between_transactions(
+        &mut self,
+        event: SourceEvent,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
+        self.send(event, stream).await
     }
 
     /// Sends an event, still answering the server while the pipeline pushes back.

@@ -15,7 +15,7 @@ use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
 use zetl_core::pipeline::{Progress, Writer, CHANNEL_BYTES};
 use zetl_core::source::{ResyncRequests, StartState};
 use zetl_core::target::Target;
-use zetl_core::Phase;
+use zetl_core::{Phase, TableId, TableState};
 use zetl_duckdb::DuckdbTarget;
 use zetl_mysql::{MyError, MySource};
 use zetl_pg_target::{PgTarget, PgTargetError};
@@ -117,6 +117,7 @@ async fn run_with<T: Target + 'static>(
     progress: Arc<Progress>,
     resync: ResyncRequests,
 ) -> Result<()> {
+    let filter = integration.tables.clone();
     let (target, checkpoint, copied) = tokio::task::spawn_blocking(move || {
         let mut target = target;
         let checkpoint = target.checkpoint()?;
@@ -124,7 +125,17 @@ async fn run_with<T: Target + 'static>(
             // No completed initial copy: whatever a previous attempt left is dropped.
             target.reset()?;
         }
-        let copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
+        let mut copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
+        // Tables the filters no longer select stop counting as copied: their changes are not
+        // followed from now on, so coming back into the filters must copy them again.
+        let excluded: Vec<TableId> = copied.keys().filter(|t| !filter.matches(t)).cloned().collect();
+        if !excluded.is_empty() {
+            for t in &excluded {
+                tracing::info!(table = %t, "the table is out of the filters now: no longer replicated; its target table is kept as it was");
+                copied.remove(t);
+            }
+            target.mark_tables(&excluded, TableState::Excluded)?;
+        }
         Ok::<_, T::Error>((target, checkpoint, copied))
     })
     .await

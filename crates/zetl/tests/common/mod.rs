@@ -124,13 +124,17 @@ impl TestEnv {
         self.write_config_with(name, tables, "")
     }
 
-    /// Like [`TestEnv::write_config`], with more `source` settings (`key: value, ...`).
+    /// Like [`TestEnv::write_config`], with more `source` settings (`key: value, ...`; one of
+    /// them may be another `table_discovery_secs`).
     pub fn write_config_with(&self, name: &str, tables: &str, source_extra: &str) -> PathBuf {
-        let extra = if source_extra.is_empty() { String::new() } else { format!(", {source_extra}") };
+        let mut extra = if source_extra.is_empty() { String::new() } else { format!(", {source_extra}") };
+        if !source_extra.contains("table_discovery_secs") {
+            extra.insert_str(0, ", table_discovery_secs: 1");
+        }
         let yaml = format!(
             "integrations:\n  \
                - name: {name}\n    \
-                 source: {{ kind: postgres, url: \"{url}\", table_discovery_secs: 1{extra} }}\n    \
+                 source: {{ kind: postgres, url: \"{url}\"{extra} }}\n    \
                  target: {{ kind: duckdb, path: \"{path}\" }}\n    \
                  tables: {tables}\n    \
                  batch: {{ max_wait_ms: 100 }}\n",
