@@ -10,7 +10,12 @@ pub struct TableRef {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ddl {
-    Create(TableRef),
+    /// `if_not_exists`: the server logs the statement also when the table existed, and then
+    /// it changed nothing.
+    Create {
+        table: TableRef,
+        if_not_exists: bool,
+    },
     Alter {
         table: TableRef,
         renamed_to: Option<TableRef>,
@@ -167,8 +172,8 @@ pub fn parse(sql: &str) -> Ddl {
         if p.keyword("TEMPORARY") || !p.keyword("TABLE") {
             return Ddl::Other;
         }
-        p.keywords(&["IF", "NOT", "EXISTS"]);
-        return p.table().map_or(Ddl::Other, Ddl::Create);
+        let if_not_exists = p.keywords(&["IF", "NOT", "EXISTS"]);
+        return p.table().map_or(Ddl::Other, |table| Ddl::Create { table, if_not_exists });
     }
     if p.keyword("ALTER") {
         p.keyword("ONLINE");
@@ -241,7 +246,14 @@ mod tests {
 
     #[test]
     fn recognises_table_ddl() {
-        assert_eq!(parse("create table if not exists `shop`.`a``b` (id int)"), Ddl::Create(t(Some("shop"), "a`b")));
+        assert_eq!(
+            parse("create table if not exists `shop`.`a``b` (id int)"),
+            Ddl::Create { table: t(Some("shop"), "a`b"), if_not_exists: true }
+        );
+        assert_eq!(
+            parse("CREATE OR REPLACE TABLE t (id int)"),
+            Ddl::Create { table: t(None, "t"), if_not_exists: false }
+        );
         assert_eq!(parse("/* c */ CREATE TEMPORARY TABLE x (i int)"), Ddl::Other);
         assert_eq!(
             parse("ALTER TABLE orders ADD COLUMN note text, RENAME COLUMN a TO b"),

@@ -343,9 +343,13 @@ impl Streamer {
         at: &BinlogPos,
     ) -> Result<(), MyError> {
         match ddl::parse(sql) {
-            Ddl::Create(t) => {
-                let id = self.resolve(&t, schema);
-                if self.replicated(&id)
+            Ddl::Create { table, if_not_exists } => {
+                let id = self.resolve(&table, schema);
+                if if_not_exists && self.known.contains(&id) {
+                    // The table existed (it was not dropped since it became known): the
+                    // statement changed nothing, and an empty copy would lose its rows.
+                    tracing::debug!(table = %id, "CREATE TABLE IF NOT EXISTS on an existing table; nothing to do");
+                } else if self.replicated(&id)
                     && self
                         .copied_at
                         .get(&id)
@@ -376,6 +380,7 @@ impl Streamer {
                     if self.replicated(&id) {
                         tracing::warn!(table = %id, "table dropped at the source; its copy at the target is kept");
                         self.schemas.remove(&id);
+                        self.known.remove(&id);
                     }
                 }
             }
@@ -429,6 +434,7 @@ impl Streamer {
         if self.replicated(from) {
             tracing::warn!(from = %from, to = %to, "table renamed at the source; the target keeps the old name's copy");
             self.schemas.remove(from);
+            self.known.remove(from);
         }
         if self.replicated(&to) {
             tracing::info!(table = %to, "a table was renamed into the filters; copying it");
