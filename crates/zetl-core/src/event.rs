@@ -1,6 +1,6 @@
 //! What flows from a source to the pipeline, and what flows back.
 
-use crate::model::{Change, Row, TableId, TableSchema};
+use crate::model::{Change, Row, TableId, TableSchema, Value};
 use std::fmt;
 
 /// A source position, opaque to everything but the source that made it (an LSN, a GTID set,
@@ -92,6 +92,14 @@ pub struct CopiedTable {
 pub enum SourceEvent {
     /// The schema of a table, sent before its first rows and again whenever it changes.
     Schema(TableSchema),
+    /// The next `Schema` of `table` adds `column`, which holds `value` in every row that
+    /// existed before (PostgreSQL 11+ adds a column with a constant DEFAULT without writing a
+    /// row change). The target fills it in when that Schema makes it add the column.
+    AddedColumnValue {
+        table: TableId,
+        column: String,
+        value: Value,
+    },
     /// An initial (or re-) copy of a table begins: the target empties it.
     CopyStart(TableId),
     CopyRows {

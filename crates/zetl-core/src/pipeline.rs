@@ -8,7 +8,7 @@ use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
 use crate::error::PipelineError;
 use crate::event::{Checkpoint, Phase, Position, SourceEvent, TableState};
-use crate::model::{TableId, TableSchema};
+use crate::model::{TableId, TableSchema, Value};
 use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -51,6 +51,8 @@ pub struct Writer<T: Target> {
     last_commit: Instant,
     copied_since_commit: usize,
     apply: ApplyPolicy,
+    /// Values of columns the next Schema of a table adds, for the rows before them.
+    fills: HashMap<TableId, Vec<(String, Value)>>,
 }
 
 impl<T: Target> Writer<T> {
@@ -75,6 +77,7 @@ impl<T: Target> Writer<T> {
             last_commit: Instant::now(),
             copied_since_commit: 0,
             apply: ApplyPolicy::default(),
+            fills: HashMap::new(),
         }
     }
 
@@ -149,8 +152,19 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 // Staged changes were captured with the old column list: write them first.
                 self.flush()?;
-                self.target.ensure_table(&schema).map_err(target_err)?;
+                let added = self.target.ensure_table(&schema).map_err(target_err)?;
+                for (column, value) in self.fills.remove(&schema.id).unwrap_or_default() {
+                    // A column the target had already (a restart replaying the schema change)
+                    // keeps its values: rows written since may hold others.
+                    if let (true, Some(i)) = (added.contains(&column), schema.column_index(&column)) {
+                        self.target.fill_column(&schema, i, &value).map_err(target_err)?;
+                        tracing::info!(table = %schema.id, column, "filled the added column of the existing rows");
+                    }
+                }
                 self.schemas.insert(schema.id.clone(), schema);
+            }
+            SourceEvent::AddedColumnValue { table, column, value } => {
+                self.fills.entry(table).or_default().push((column, value));
             }
             SourceEvent::CopyStart(table) => {
                 self.ensure_open()?;
@@ -354,8 +368,11 @@ mod tests {
             self.log.push("begin".into());
             Ok(())
         }
-        fn ensure_table(&mut self, s: &TableSchema) -> Result<(), Never> {
+        fn ensure_table(&mut self, s: &TableSchema) -> Result<Vec<String>, Never> {
             self.log.push(format!("table {}", s.columns.len()));
+            Ok(vec![])
+        }
+        fn fill_column(&mut self, _: &TableSchema, _: usize, _: &Value) -> Result<(), Never> {
             Ok(())
         }
         fn alter_needs_commit(&mut self, _: &TableSchema) -> Result<bool, Never> {

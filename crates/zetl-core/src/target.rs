@@ -4,7 +4,7 @@
 
 use crate::batch::Batch;
 use crate::event::{Checkpoint, CopiedTable, TableState};
-use crate::model::{Row, TableId, TableSchema};
+use crate::model::{Row, TableId, TableSchema, Value};
 
 pub trait Target: Send {
     type Error: std::error::Error + Send + Sync + 'static;
@@ -24,8 +24,14 @@ pub trait Target: Send {
     fn begin(&mut self) -> Result<(), Self::Error>;
 
     /// Creates the table from the source schema, or brings an existing one up to it (added
-    /// columns are added; dropped ones stay, nullable).
-    fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), Self::Error>;
+    /// columns are added; dropped ones stay, nullable; a column whose type changed takes the
+    /// new type, its values cast where they can be). Returns the columns it added to an
+    /// existing table.
+    fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, Self::Error>;
+
+    /// Sets column `column` of every row to `value` (a column just added, whose rows existed
+    /// before it), inside the open transaction.
+    fn fill_column(&mut self, schema: &TableSchema, column: usize, value: &Value) -> Result<(), Self::Error>;
 
     /// Whether `ensure_table` must alter an existing table in a way this target can only do at
     /// the start of a transaction (DuckDB cannot alter a table it deleted from in the same

@@ -46,8 +46,17 @@ pub fn table_columns(conn: &Connection, database: &str, table: &TableId) -> Resu
     Ok(cols)
 }
 
-/// `soft`: the table keeps deleted rows, marked (see [`SOFT_COLUMNS`]).
-pub fn ensure_table(conn: &Connection, schema: &TableSchema, soft: bool) -> Result<(), DuckdbError> {
+/// `soft`: the table keeps deleted rows, marked (see [`SOFT_COLUMNS`]). `previous`: the schema
+/// the table followed so far in this run; a column whose source type changed since takes the
+/// new type (a type the user gave a column at the target is left alone otherwise). Returns the
+/// columns added to an existing table.
+pub fn ensure_table(
+    conn: &Connection,
+    schema: &TableSchema,
+    soft: bool,
+    previous: Option<&TableSchema>,
+) -> Result<Vec<String>, DuckdbError> {
+    let mut added = Vec::new();
     let table = &schema.id;
     let name = qualified(table);
     conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)))
@@ -70,7 +79,22 @@ pub fn ensure_table(conn: &Connection, schema: &TableSchema, soft: bool) -> Resu
         }
         Some(existing) => {
             for col in &schema.columns {
-                if existing.iter().any(|(n, _)| n == &col.name) {
+                if let Some((_, now)) = existing.iter().find(|(n, _)| n == &col.name) {
+                    let retyped = previous
+                        .and_then(|p| p.column_index(&col.name).map(|i| &p.columns[i]))
+                        .is_some_and(|old| old.ty != col.ty);
+                    if retyped {
+                        let wanted = target_type(&col.ty);
+                        // The source changed the column's type; the source table is copied
+                        // again (the change rewrote it), so values that do not cast become NULL
+                        // only until that copy lands.
+                        conn.execute_batch(&format!(
+                            "ALTER TABLE {name} ALTER COLUMN {c} SET DATA TYPE {wanted} USING TRY_CAST({c} AS {wanted})",
+                            c = ident(&col.name)
+                        ))
+                        .context(|| format!("changing the type of column {} of {table} to {wanted}", col.name))?;
+                        tracing::info!(table = %table, column = %col.name, from = %now, to = %wanted, "changed column type");
+                    }
                     continue;
                 }
                 conn.execute_batch(&format!(
@@ -80,6 +104,7 @@ pub fn ensure_table(conn: &Connection, schema: &TableSchema, soft: bool) -> Resu
                 ))
                 .context(|| format!("adding column {} to {table}", col.name))?;
                 tracing::info!(table = %table, column = %col.name, "added column");
+                added.push(col.name.clone());
             }
             for (n, ty) in SOFT_COLUMNS.iter().filter(|_| soft) {
                 if !existing.iter().any(|(e, _)| e == n) {
@@ -95,5 +120,5 @@ pub fn ensure_table(conn: &Connection, schema: &TableSchema, soft: bool) -> Resu
             }
         }
     }
-    Ok(())
+    Ok(added)
 }

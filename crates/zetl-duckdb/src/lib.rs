@@ -23,7 +23,7 @@ use std::path::Path;
 use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode};
 use zetl_core::batch::Batch;
 use zetl_core::target::Target;
-use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState};
+use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState, Value};
 
 pub struct DuckdbTarget {
     conn: Connection,
@@ -143,8 +143,9 @@ impl Target for DuckdbTarget {
         self.conn.execute_batch("BEGIN TRANSACTION").context(|| "beginning a transaction".into())
     }
 
-    fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), DuckdbError> {
-        ddl::ensure_table(&self.conn, schema, self.soft(&schema.id))?;
+    fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, DuckdbError> {
+        let previous = self.stages.get(&schema.id).map(|s| &s.schema);
+        let added = ddl::ensure_table(&self.conn, schema, self.soft(&schema.id), previous)?;
         let unchanged = self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema);
         if !unchanged {
             self.next_stage += 1;
@@ -155,14 +156,30 @@ impl Target for DuckdbTarget {
                     .context(|| format!("dropping old staging table of {}", schema.id))?;
             }
         }
+        Ok(added)
+    }
+
+    fn fill_column(&mut self, schema: &TableSchema, column: usize, value: &Value) -> Result<(), DuckdbError> {
+        let col = &schema.columns[column];
+        self.conn
+            .execute(
+                &format!(
+                    "UPDATE {} SET {} = {}",
+                    ddl::qualified(&schema.id),
+                    types::ident(&col.name),
+                    types::from_wire(&col.ty, "?")
+                ),
+                [types::to_db(value, &col.ty)],
+            )
+            .context(|| format!("filling the added column {} of {}", col.name, schema.id))?;
         Ok(())
     }
 
     fn alter_needs_commit(&mut self, schema: &TableSchema) -> Result<bool, DuckdbError> {
-        Ok(self
-            .stages
-            .get(&schema.id)
-            .is_some_and(|s| schema.columns.iter().any(|c| s.schema.column_index(&c.name).is_none())))
+        // Added columns and changed types alike.
+        Ok(self.stages.get(&schema.id).is_some_and(|s| {
+            schema.columns.iter().any(|c| s.schema.columns.iter().all(|old| old.name != c.name || old.ty != c.ty))
+        }))
     }
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), DuckdbError> {

@@ -15,14 +15,19 @@ pub const SOFT_COLUMNS: [(&str, &str); 4] = [
     ("_zetl_position", "text"),
 ];
 
-/// `table`: the quoted, schema-qualified target name.
+/// `table`: the quoted, schema-qualified target name. `previous`: the schema the table followed
+/// so far in this run; a column whose source type changed since takes the new type (a type the
+/// user gave a column at the target is left alone otherwise). Returns the columns added to an
+/// existing table.
 pub async fn ensure_table(
     c: &Client,
     target_schema: &str,
     table: &str,
     schema: &TableSchema,
     soft: bool,
-) -> Result<(), PgTargetError> {
+    previous: Option<&TableSchema>,
+) -> Result<Vec<String>, PgTargetError> {
+    let mut added = Vec::new();
     c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(target_schema)))
         .await
         .ctx(|| format!("creating schema {target_schema}"))?;
@@ -57,6 +62,13 @@ pub async fn ensure_table(
                 .await
                 .ctx(|| format!("adding column {} to {table}", col.name))?;
             tracing::info!(table = %id, column = %col.name, "added column");
+            added.push(col.name.clone());
+        }
+        for col in schema.columns.iter().filter(|c| {
+            previous.and_then(|p| p.column_index(&c.name).map(|i| &p.columns[i])).is_some_and(|old| old.ty != c.ty)
+        }) {
+            retype(c, table, &col.name, &pg_type(&col.ty)).await?;
+            tracing::info!(table = %id, column = %col.name, to = %pg_type(&col.ty), "changed column type");
         }
         for (n, ty) in SOFT_COLUMNS.iter().filter(|(n, _)| soft && !existing.iter().any(|e| e == n)) {
             c.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN {} {ty}", ident(n)))
@@ -70,5 +82,21 @@ pub async fn ensure_table(
             .await
             .ctx(|| format!("indexing {table}"))?;
     }
-    Ok(())
+    Ok(added)
+}
+
+/// Gives a column a new type, casting its values; where they do not cast, NULL. The source
+/// table is copied again after such a change (it rewrote the table), so the NULLs last only
+/// until that copy lands.
+async fn retype(c: &Client, table: &str, column: &str, ty: &str) -> Result<(), PgTargetError> {
+    let col = ident(column);
+    c.batch_execute("SAVEPOINT zetl_retype").await.ctx(|| "setting a savepoint".into())?;
+    let cast = format!("ALTER TABLE {table} ALTER COLUMN {col} TYPE {ty} USING {col}::text::{ty}");
+    if c.batch_execute(&cast).await.is_ok() {
+        return c.batch_execute("RELEASE SAVEPOINT zetl_retype").await.ctx(|| "releasing a savepoint".into());
+    }
+    c.batch_execute("ROLLBACK TO SAVEPOINT zetl_retype").await.ctx(|| "rolling back to a savepoint".into())?;
+    c.batch_execute(&format!("ALTER TABLE {table} ALTER COLUMN {col} TYPE {ty} USING NULL"))
+        .await
+        .ctx(|| format!("changing the type of column {column} of {table} to {ty}"))
 }

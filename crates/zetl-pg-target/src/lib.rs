@@ -25,7 +25,7 @@ use zetl_core::apply::{ApplyPolicy, DeleteMode};
 use zetl_core::batch::Batch;
 use zetl_core::status::{TableStatus, TargetStatus};
 use zetl_core::target::Target;
-use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState};
+use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState, Value};
 use zetl_postgres::conninfo::ConnInfo;
 
 pub struct PgTarget {
@@ -155,18 +155,37 @@ impl Target for PgTarget {
         self.sql("BEGIN")
     }
 
-    fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), PgTargetError> {
+    fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, PgTargetError> {
         let (target_schema, target) = (self.target_schema(&schema.id), self.target_name(&schema.id));
         let soft = self.soft(&schema.id);
-        self.run(ddl::ensure_table(&self.client, &target_schema, &target, schema, soft))?;
+        let previous = self.stages.get(&schema.id).map(|s| &s.schema);
+        let added = self.run(ddl::ensure_table(&self.client, &target_schema, &target, schema, soft, previous))?;
         if self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema) {
-            return Ok(());
+            return Ok(added);
         }
         self.next_stage += 1;
         let stage = self.run(Stage::create(&self.client, schema, target, self.next_stage))?;
         if let Some(old) = self.stages.insert(schema.id.clone(), stage) {
             self.run(old.drop(&self.client))?;
         }
+        Ok(added)
+    }
+
+    fn fill_column(&mut self, schema: &TableSchema, column: usize, value: &Value) -> Result<(), PgTargetError> {
+        let col = &schema.columns[column];
+        let sql = format!(
+            "UPDATE {} SET {c} = $1::text::{ty}",
+            self.target_name(&schema.id),
+            c = types::ident(&col.name),
+            ty = types::pg_type(&col.ty)
+        );
+        let text = (!value.is_null()).then(|| types::literal(value));
+        self.run(async {
+            self.client
+                .execute(&sql, &[&text])
+                .await
+                .ctx(|| format!("filling the added column {} of {}", col.name, schema.id))
+        })?;
         Ok(())
     }
 

@@ -2,10 +2,10 @@
 //! columns, keys and replica identity, and the types that have no fixed OID.
 
 use crate::error::{PgError, SqlContext};
-use crate::types::{map_type, TypeCatalog};
+use crate::types::{map_type, parse_text, TypeCatalog};
 use tokio_postgres::Client;
 use zetl_core::filter::TableFilter;
-use zetl_core::{Column, RowIdentity, TableId, TableSchema};
+use zetl_core::{Column, ColumnType, RowIdentity, TableId, TableSchema, Value};
 
 /// A source table as the catalog describes it.
 #[derive(Debug, Clone)]
@@ -153,6 +153,40 @@ pub async fn table_schema(client: &Client, table: &TableInfo, types: &TypeCatalo
         .collect();
     let identity = table.identity(&columns);
     Ok(TableSchema { id: table.id.clone(), columns, identity })
+}
+
+/// What the rows that existed before a column was added hold in it.
+pub enum AddedColumn {
+    /// NULL (no DEFAULT), or the column is gone again.
+    Null,
+    /// A constant DEFAULT, kept by PostgreSQL 11+ as the column's missing value.
+    Value(Value),
+    /// A DEFAULT with no missing value: volatile (the table was rewritten with a value per row),
+    /// or set after the column was added; the rows' values are not known here.
+    Unknown,
+}
+
+pub async fn added_column_value(client: &Client, oid: u32, column: &Column) -> Result<AddedColumn, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT a.atthasmissing, a.attmissingval::text, \
+                    EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) \
+             FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
+            &[&oid, &column.name],
+        )
+        .await
+        .ctx(|| format!("reading the default of the added column {}", column.name))?;
+    let Some(row) = row else { return Ok(AddedColumn::Null) };
+    let (missing, value, has_default): (bool, Option<String>, bool) = (row.get(0), row.get(1), row.get(2));
+    match (missing, value) {
+        // One-element array of the column's type.
+        (true, Some(text)) => match parse_text(&ColumnType::Array(Box::new(column.ty.clone())), &text) {
+            Ok(Value::Array(mut items)) if items.len() == 1 => Ok(AddedColumn::Value(items.remove(0))),
+            _ => Err(PgError::Protocol(format!("cannot read the missing value {text} of column {}", column.name))),
+        },
+        _ if has_default => Ok(AddedColumn::Unknown),
+        _ => Ok(AddedColumn::Null),
+    }
 }
 
 pub fn quote_ident(name: &str) -> String {

@@ -95,7 +95,9 @@ impl PgSource {
         publication::sync_publications(&sql, &publication, &tables).await?;
 
         let mut repl = ReplicationConn::connect(&self.info).await?;
-        let (start_lsn, copied) = match &start.checkpoint {
+        // `described`: the schemas the initial copy sent (none when resuming), the baseline the
+        // stream's Relation messages are compared with.
+        let (start_lsn, copied, described) = match &start.checkpoint {
             Some(Checkpoint { phase: Phase::Streaming, position }) => {
                 let lsn = Lsn::parse(&position.0)
                     .ok_or_else(|| PgError::Protocol(format!("stored position `{position}` is not an LSN")))?;
@@ -104,7 +106,7 @@ impl PgSource {
                 for (table, reason) in stale {
                     send(&events, SourceEvent::ResyncRequired { table, reason: reason.into() }).await?;
                 }
-                (lsn, valid)
+                (lsn, valid, Vec::new())
             }
             _ => {
                 // No initial copy was completed: start it over with a fresh slot.
@@ -138,7 +140,7 @@ impl PgSource {
                 let rows = copy.run(&with_schemas, &events).await?;
                 tracing::info!(rows, tables = tables.len(), "initial copy complete");
                 send(&events, SourceEvent::SnapshotDone { position: Position(lsn.to_string()) }).await?;
-                (lsn, tables.iter().map(|t| (t.id.clone(), CopiedTable::default())).collect())
+                (lsn, tables.iter().map(|t| (t.id.clone(), CopiedTable::default())).collect(), with_schemas)
             }
         };
 
@@ -151,6 +153,9 @@ impl PgSource {
         let tables_by_id = tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
         let mut streamer = Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
         streamer.progress = self.progress.clone();
+        for (_, schema) in described {
+            streamer.remember_schema(schema);
+        }
         // Copies made while streaming hold the transactions before their position: the
         // replay from the checkpoint skips those again.
         for (table, at) in &copied {
@@ -289,7 +294,7 @@ impl PgSource {
         };
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {
-            tracing::info!(table = %t.id, consistent_at = %lsn, "new table copied");
+            tracing::info!(table = %t.id, consistent_at = %lsn, "table copied while streaming");
             streamer.copied_at.insert(t.id.clone(), lsn);
             streamer.remember_schema(schema);
         }
@@ -357,7 +362,7 @@ fn reconcile(
     now: &[TableInfo],
     published: &HashSet<u32>,
 ) -> (Vec<TableInfo>, Vec<(TableId, &'static str)>) {
-    let renamed = streamer.take_renamed();
+    let recopy = streamer.take_recopy();
     let (mut copy, mut stale) = (Vec::new(), Vec::new());
     for t in now {
         let why = match streamer.tables.get(&t.id) {
@@ -368,7 +373,7 @@ fn reconcile(
             }
             Some(known) if known.oid != t.oid => Some(REPLACED),
             // Marked by the stream already.
-            Some(_) if renamed.contains(&t.id) => {
+            Some(_) if recopy.contains(&t.id) => {
                 copy.push(t.clone());
                 None
             }

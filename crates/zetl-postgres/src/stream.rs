@@ -1,7 +1,7 @@
 //! Following the slot: pgoutput messages become change events, whole transactions in commit
 //! order; the position the target has committed is acknowledged back to the server.
 
-use crate::catalog::{self, TableInfo};
+use crate::catalog::{self, AddedColumn, TableInfo};
 use crate::copy_text::parse_value;
 use crate::error::PgError;
 use crate::lsn::Lsn;
@@ -38,9 +38,10 @@ pub struct Streamer<'a> {
     pub copied_at: HashMap<TableId, Lsn>,
     pub events: EventSender,
     relations: HashMap<u32, RelationState>,
-    /// Replicated tables whose relation the stream saw under another name: changes made
-    /// under that name were skipped, so the table is copied again at the next discovery.
-    renamed: HashSet<TableId>,
+    /// Replicated tables the stream cannot carry on with (seen under another name, so changes
+    /// made under that name were skipped; a column type changed, which rewrote the table):
+    /// copied again at the next discovery.
+    recopy: HashSet<TableId>,
     emitted: HashMap<TableId, TableSchema>,
     received: Lsn,
     acked: Lsn,
@@ -80,7 +81,7 @@ impl<'a> Streamer<'a> {
             copied_at: HashMap::new(),
             events,
             relations: HashMap::new(),
-            renamed: HashSet::new(),
+            recopy: HashSet::new(),
             emitted: HashMap::new(),
             received: start,
             acked: start,
@@ -93,9 +94,9 @@ impl<'a> Streamer<'a> {
         self.acked
     }
 
-    /// Tables seen renamed since the last call (see `renamed`).
-    pub fn take_renamed(&mut self) -> HashSet<TableId> {
-        std::mem::take(&mut self.renamed)
+    /// Tables to copy again, marked since the last call (see `recopy`).
+    pub fn take_recopy(&mut self) -> HashSet<TableId> {
+        std::mem::take(&mut self.recopy)
     }
 
     /// Streams until stopped, or until `discover_every` has passed (between transactions).
@@ -281,8 +282,7 @@ impl<'a> Streamer<'a> {
         if let Some(old) = self.tables.iter().find(|(name, t)| t.oid == rel.oid && **name != id).map(|(n, _)| n.clone())
         {
             let reason = format!("renamed to {id} while streaming; changes under that name are not applied");
-            self.send(SourceEvent::ResyncRequired { table: old.clone(), reason }, stream).await?;
-            self.renamed.insert(old);
+            self.require_recopy(&old, reason, stream).await?;
         }
         let replaced = self.tables.get(&id).is_some_and(|t| t.oid != rel.oid);
         if replaced {
@@ -310,19 +310,66 @@ impl<'a> Streamer<'a> {
         let primary_key = self.tables.get(&id).map(|t| t.primary_key.as_slice()).unwrap_or_default();
         let identity = identity_of(&rel, primary_key);
         let mut schema = TableSchema { id: id.clone(), columns, identity };
-        if let Some(prev) = self.emitted.get(&id) {
+        if let Some(prev) = self.emitted.get(&id).cloned() {
             // Keep NOT NULL knowledge from the catalog for unchanged columns.
             for c in &mut schema.columns {
                 if let Some(p) = prev.columns.iter().find(|p| p.name == c.name && p.ty == c.ty) {
                     c.nullable = p.nullable;
                 }
             }
+            self.schema_changed(&prev, &schema, rel.oid, stream).await?;
         }
         if self.emitted.get(&id) != Some(&schema) {
             self.emitted.insert(id.clone(), schema.clone());
             self.send(SourceEvent::Schema(schema.clone()), stream).await?;
         }
         self.relations.insert(rel.oid, RelationState { schema, ignored: None });
+        Ok(())
+    }
+
+    /// What the stream does not carry of a change to a table's columns. A changed type was
+    /// made by a table rewrite, which logical decoding does not send: the table is copied
+    /// again. An added column's value in the rows that existed before is not sent either: a
+    /// constant DEFAULT is in `pg_attribute.attmissingval` (PostgreSQL 11+, no rewrite) and
+    /// the target fills it in; any other DEFAULT (volatile: a rewrite) means a copy again.
+    async fn schema_changed(
+        &mut self,
+        prev: &TableSchema,
+        now: &TableSchema,
+        oid: u32,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
+        let id = &now.id;
+        let retyped = now.columns.iter().find(|c| prev.columns.iter().any(|p| p.name == c.name && p.ty != c.ty));
+        if let Some(col) = retyped {
+            let reason =
+                format!("column {} changed its type to {}, which rewrote the table", col.name, col.source_type);
+            return self.require_recopy(id, reason, stream).await;
+        }
+        for col in now.columns.iter().filter(|c| prev.column_index(&c.name).is_none()) {
+            match catalog::added_column_value(self.sql, oid, col).await? {
+                AddedColumn::Null => {}
+                AddedColumn::Value(value) => {
+                    let event = SourceEvent::AddedColumnValue { table: id.clone(), column: col.name.clone(), value };
+                    self.send(event, stream).await?;
+                }
+                AddedColumn::Unknown => {
+                    let reason = format!("column {} was added with a DEFAULT that is not a constant", col.name);
+                    return self.require_recopy(id, reason, stream).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn require_recopy(
+        &mut self,
+        id: &TableId,
+        reason: String,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
+        self.send(SourceEvent::ResyncRequired { table: id.clone(), reason }, stream).await?;
+        self.recopy.insert(id.clone());
         Ok(())
     }
 

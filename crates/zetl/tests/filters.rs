@@ -146,7 +146,7 @@ fn idle_source_after_a_new_table_copy_is_confirmed() {
     env.wait_caught_up(&mut zetl, "idlecopy");
     env.sql("CREATE TABLE second (id int PRIMARY KEY); INSERT INTO second VALUES (1), (2);");
     wait_for("the new table to be copied", &mut zetl, || {
-        std::fs::read_to_string(env.log_path()).unwrap_or_default().contains("new table copied")
+        std::fs::read_to_string(env.log_path()).unwrap_or_default().contains("table copied while streaming")
     });
     // No source transaction from here on: only idle keepalives reach zetl.
     env.wait_caught_up_within(&mut zetl, "idlecopy", Duration::from_secs(20));

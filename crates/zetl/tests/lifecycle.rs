@@ -5,68 +5,8 @@
 
 mod common;
 
-use common::{wait_for, PgOptions, PgServer, TestEnv, Zetl, DB};
-use std::path::PathBuf;
-use zetl_testkit::compare_pg::assert_pg_tables_equal;
-
-/// Where a test replicates to.
-enum Warehouse {
-    Duckdb,
-    Postgres(PgServer),
-}
-
-impl Warehouse {
-    fn postgres() -> Warehouse {
-        Warehouse::Postgres(PgServer::start(PgOptions::default()).expect("start the target PostgreSQL"))
-    }
-
-    fn config(&self, env: &TestEnv, name: &str, tables: &str) -> PathBuf {
-        self.config_discovering(env, name, tables, 1)
-    }
-
-    /// With table discovery every `discovery_secs`.
-    fn config_discovering(&self, env: &TestEnv, name: &str, tables: &str, discovery_secs: u64) -> PathBuf {
-        match self {
-            Warehouse::Duckdb => {
-                env.write_config_with(name, tables, &format!("table_discovery_secs: {discovery_secs}"))
-            }
-            Warehouse::Postgres(target) => {
-                let path = env.scratch.path.join(format!("{name}.yaml"));
-                let yaml = format!(
-                    "integrations:\n  - name: {name}\n    \
-                     source: {{ kind: postgres, url: \"{src}\", table_discovery_secs: {discovery_secs} }}\n    \
-                     target: {{ kind: postgres, url: \"{dst}\" }}\n    \
-                     tables: {tables}\n    batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n",
-                    src = env.url(),
-                    dst = target.url(DB),
-                );
-                std::fs::write(&path, yaml).expect("write the config");
-                path
-            }
-        }
-    }
-
-    fn assert_equal(&self, env: &TestEnv, tables: &[&str]) {
-        match self {
-            Warehouse::Duckdb => env.assert_equal(tables),
-            Warehouse::Postgres(target) => {
-                let pairs: Vec<(&str, &str)> = tables.iter().map(|t| (*t, *t)).collect();
-                assert_pg_tables_equal(&env.url(), &target.url(DB), &pairs, "");
-            }
-        }
-    }
-}
-
-/// How many times the log says `table` was copied while streaming.
-fn copies_of(env: &TestEnv, table: &str) -> usize {
-    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
-    let needle = format!("table={table} ");
-    log.lines().filter(|l| l.contains("new table copied") && l.contains(&needle)).count()
-}
-
-fn wait_copied(env: &TestEnv, zetl: &mut Zetl, table: &str, times: usize) {
-    wait_for(&format!("{table} to be copied {times} time(s) while streaming"), zetl, || copies_of(env, table) >= times);
-}
+use common::warehouse::{copies_of, wait_copied, Warehouse};
+use common::TestEnv;
 
 const SETUP: &str = "CREATE TABLE dropped (id int PRIMARY KEY, v text);\n\
      INSERT INTO dropped SELECT g, 'old ' || g FROM generate_series(1, 100) g;\n\

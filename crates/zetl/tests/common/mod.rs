@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod dynamo;
 pub mod mysql;
+pub mod warehouse;
 
 pub use zetl_testkit::compare::assert_tables_equal;
 pub use zetl_testkit::{PgOptions, PgServer};

@@ -1,0 +1,65 @@
+//! The two targets a PostgreSQL-source test can run against, with one config writer and one
+//! whole-table comparison for both; and how to see copies made while streaming in the log.
+
+use super::{wait_for, PgOptions, PgServer, TestEnv, Zetl, DB};
+use std::path::PathBuf;
+use zetl_testkit::compare_pg::assert_pg_tables_equal;
+
+/// Where a test replicates to.
+pub enum Warehouse {
+    Duckdb,
+    Postgres(PgServer),
+}
+
+impl Warehouse {
+    pub fn postgres() -> Warehouse {
+        Warehouse::Postgres(PgServer::start(PgOptions::default()).expect("start the target PostgreSQL"))
+    }
+
+    pub fn config(&self, env: &TestEnv, name: &str, tables: &str) -> PathBuf {
+        self.config_discovering(env, name, tables, 1)
+    }
+
+    /// With table discovery every `discovery_secs`.
+    pub fn config_discovering(&self, env: &TestEnv, name: &str, tables: &str, discovery_secs: u64) -> PathBuf {
+        match self {
+            Warehouse::Duckdb => {
+                env.write_config_with(name, tables, &format!("table_discovery_secs: {discovery_secs}"))
+            }
+            Warehouse::Postgres(target) => {
+                let path = env.scratch.path.join(format!("{name}.yaml"));
+                let yaml = format!(
+                    "integrations:\n  - name: {name}\n    \
+                     source: {{ kind: postgres, url: \"{src}\", table_discovery_secs: {discovery_secs} }}\n    \
+                     target: {{ kind: postgres, url: \"{dst}\" }}\n    \
+                     tables: {tables}\n    batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n",
+                    src = env.url(),
+                    dst = target.url(DB),
+                );
+                std::fs::write(&path, yaml).expect("write the config");
+                path
+            }
+        }
+    }
+
+    pub fn assert_equal(&self, env: &TestEnv, tables: &[&str]) {
+        match self {
+            Warehouse::Duckdb => env.assert_equal(tables),
+            Warehouse::Postgres(target) => {
+                let pairs: Vec<(&str, &str)> = tables.iter().map(|t| (*t, *t)).collect();
+                assert_pg_tables_equal(&env.url(), &target.url(DB), &pairs, "");
+            }
+        }
+    }
+}
+
+/// How many times the log says `table` was copied while streaming.
+pub fn copies_of(env: &TestEnv, table: &str) -> usize {
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let needle = format!("table={table} ");
+    log.lines().filter(|l| l.contains("table copied while streaming") && l.contains(&needle)).count()
+}
+
+pub fn wait_copied(env: &TestEnv, zetl: &mut Zetl, table: &str, times: usize) {
+    wait_for(&format!("{table} to be copied {times} time(s) while streaming"), zetl, || copies_of(env, table) >= times);
+}
