@@ -2,6 +2,7 @@
 //! columns, keys and replica identity, and the types that have no fixed OID.
 
 use crate::error::{PgError, SqlContext};
+use crate::partitions::{self, Leaf};
 use crate::types::{map_type, parse_text, TypeCatalog};
 use tokio_postgres::Client;
 use zetl_core::filter::TableFilter;
@@ -17,11 +18,18 @@ pub struct TableInfo {
     pub primary_key: Vec<String>,
     pub identity_index: Vec<String>,
     pub partitioned: bool,
+    /// The leaf partitions of a partitioned table (see `partitions`).
+    pub leaves: Vec<Leaf>,
     pub pages: i64,
     pub estimated_rows: f64,
 }
 
 impl TableInfo {
+    /// The identity a copy of this table is stored with (see `partitions`).
+    pub fn source_id(&self) -> String {
+        partitions::source_id(self.oid, &self.leaves)
+    }
+
     /// Publishing a table with no replica identity makes the source reject its UPDATEs and
     /// DELETEs, so such tables are published for inserts only (see `publication`).
     pub fn has_identity(&self) -> bool {
@@ -97,11 +105,45 @@ pub async fn list_tables(client: &Client, filter: &TableFilter) -> Result<Vec<Ta
             primary_key: row.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
             identity_index: row.get::<_, Option<Vec<String>>>(8).unwrap_or_default(),
             partitioned: kind == "p",
+            leaves: Vec::new(),
             pages: row.get(5),
             estimated_rows: row.get(6),
         });
     }
+    for t in tables.iter_mut().filter(|t| t.partitioned) {
+        t.leaves = leaves(client, t).await?;
+    }
     Ok(tables)
+}
+
+async fn leaves(client: &Client, table: &TableInfo) -> Result<Vec<Leaf>, PgError> {
+    let rows = client
+        .query(
+            // The leaf's row type is created with the table and not touched by ATTACH (which
+            // updates its pg_class row): same transaction as its pg_inherits row means it was
+            // created as a partition.
+            "SELECT c.oid, c.relfilenode, c.oid::regclass::text, coalesce(ty.xmin = i.xmin, false) \
+             FROM pg_partition_tree($1::oid::regclass) t JOIN pg_class c ON c.oid = t.relid \
+             JOIN pg_type ty ON ty.oid = c.reltype \
+             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid WHERE t.isleaf AND c.relkind = 'r'",
+            &[&table.oid],
+        )
+        .await
+        .ctx(|| format!("listing the partitions of {}", table.id))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (oid, filenode, name, created_as_partition): (u32, u32, String, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let new_is_harmless = created_as_partition || {
+            let empty = client
+                .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM ONLY {name})"), &[])
+                .await
+                .ctx(|| format!("looking into partition {name}"))?;
+            empty.get(0)
+        };
+        out.push(Leaf { oid, filenode, name, new_is_harmless });
+    }
+    Ok(out)
 }
 
 pub async fn type_catalog(client: &Client) -> Result<TypeCatalog, PgError> {

@@ -6,6 +6,7 @@ mod copy_text;
 mod error;
 mod interval;
 pub mod lsn;
+mod partitions;
 pub mod pgoutput;
 mod publication;
 pub mod replication;

@@ -69,7 +69,7 @@ impl SnapshotCopy<'_> {
                     started: Instant::now(),
                     copied: CopiedTable {
                         consistent_at: self.consistent_at.clone(),
-                        source_id: Some(info.oid.to_string()),
+                        source_id: Some(info.source_id()),
                     },
                     sent: sent.clone(),
                     estimated: info.estimated_rows,

@@ -5,6 +5,7 @@ use crate::catalog::{self, quote_ident, TableInfo};
 use crate::conninfo::ConnInfo;
 use crate::error::PgError;
 use crate::lsn::Lsn;
+use crate::partitions;
 use crate::publication::{self, append_name};
 use crate::replication::ReplicationConn;
 use crate::snapshot::{send, SnapshotCopy};
@@ -104,7 +105,7 @@ impl PgSource {
                 self.check_slot(&sql, &slot, lsn).await?;
                 let (valid, stale) = still_valid_copies(&start.copied, &tables, &published);
                 for (table, reason) in stale {
-                    send(&events, SourceEvent::ResyncRequired { table, reason: reason.into() }).await?;
+                    send(&events, SourceEvent::ResyncRequired { table, reason }).await?;
                 }
                 (lsn, valid, Vec::new())
             }
@@ -192,10 +193,7 @@ impl PgSource {
                     let (mut new, stale) = reconcile(&mut streamer, &now, &published);
                     for (table, reason) in stale {
                         streamer
-                            .send_between_transactions(
-                                SourceEvent::ResyncRequired { table, reason: reason.into() },
-                                &mut stream,
-                            )
+                            .send_between_transactions(SourceEvent::ResyncRequired { table, reason }, &mut stream)
                             .await?;
                     }
                     warn_without_identity(&new);
@@ -332,17 +330,23 @@ fn still_valid_copies(
     copied: &HashMap<TableId, CopiedTable>,
     tables: &[TableInfo],
     published: &HashSet<u32>,
-) -> (HashMap<TableId, CopiedTable>, Vec<(TableId, &'static str)>) {
+) -> (HashMap<TableId, CopiedTable>, Vec<(TableId, String)>) {
     let (mut valid, mut stale) = (HashMap::new(), Vec::new());
     for t in tables {
         let Some(copy) = copied.get(&t.id) else { continue };
-        let oid = t.oid.to_string();
-        if copy.source_id.as_ref().is_some_and(|id| *id != oid) {
-            stale.push((t.id.clone(), REPLACED));
+        let stored = copy.source_id.as_deref();
+        let why = if stored.is_some_and(|id| partitions::root_oid(id) != Some(t.oid)) {
+            Some(REPLACED.to_string())
         } else if !published.contains(&t.oid) {
-            stale.push((t.id.clone(), UNPUBLISHED));
+            Some(UNPUBLISHED.to_string())
         } else {
-            valid.insert(t.id.clone(), copy.clone());
+            stored.and_then(|id| partitions::unstreamed_change(id, &t.leaves))
+        };
+        match why {
+            Some(why) => stale.push((t.id.clone(), why)),
+            None => {
+                valid.insert(t.id.clone(), copy.clone());
+            }
         }
     }
     (valid, stale)
@@ -361,7 +365,7 @@ fn reconcile(
     streamer: &mut Streamer<'_>,
     now: &[TableInfo],
     published: &HashSet<u32>,
-) -> (Vec<TableInfo>, Vec<(TableId, &'static str)>) {
+) -> (Vec<TableInfo>, Vec<(TableId, String)>) {
     let recopy = streamer.take_recopy();
     let (mut copy, mut stale) = (Vec::new(), Vec::new());
     for t in now {
@@ -371,14 +375,14 @@ fn reconcile(
                 copy.push(t.clone());
                 None
             }
-            Some(known) if known.oid != t.oid => Some(REPLACED),
+            Some(known) if known.oid != t.oid => Some(REPLACED.to_string()),
             // Marked by the stream already.
             Some(_) if recopy.contains(&t.id) => {
                 copy.push(t.clone());
                 None
             }
-            Some(_) if !published.contains(&t.oid) => Some(UNPUBLISHED),
-            Some(_) => None,
+            Some(_) if !published.contains(&t.oid) => Some(UNPUBLISHED.to_string()),
+            Some(known) => partitions::unstreamed_change(&known.source_id(), &t.leaves),
         };
         if let Some(why) = why {
             stale.push((t.id.clone(), why));
