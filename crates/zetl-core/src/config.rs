@@ -8,6 +8,9 @@ use crate::filter::TableFilter;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+mod secret;
+pub use secret::{redact_url, Secret};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileDoc {
@@ -40,11 +43,19 @@ pub struct MetricsConfig {
     /// `/readyz` answers 503 when lag grows past this.
     #[serde(default = "defaults::ready_max_lag_seconds")]
     pub ready_max_lag_seconds: f64,
+    /// When set, requests that change something (`POST /resync`) must carry it as
+    /// `Authorization: Bearer …`.
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { listen: defaults::metrics_listen(), ready_max_lag_seconds: defaults::ready_max_lag_seconds() }
+        Self {
+            listen: defaults::metrics_listen(),
+            ready_max_lag_seconds: defaults::ready_max_lag_seconds(),
+            token: None,
+        }
     }
 }
 
@@ -326,6 +337,8 @@ pub struct Integration {
     /// Where `/metrics` etc. are served; `None` when turned off.
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub ready_max_lag_seconds: f64,
+    /// The shared token `POST /resync` requires, if any.
+    pub metrics_token: Option<Secret>,
     /// Delete mode and truncate policy per table.
     pub apply: ApplyPolicy,
 }
@@ -381,6 +394,16 @@ impl Config {
                     invalid(format!("integration `{}`: metrics.listen `{addr}` is not HOST:PORT or `off`", it.name))
                 })?),
             };
+            if let Some(token) = &it.metrics.token {
+                // Never quote the value: it is a secret.
+                if token.is_empty() || !token.is_header_safe() {
+                    return Err(invalid(format!(
+                        "integration `{}`: metrics.token must be non-empty, visible ASCII without spaces \
+                         (it travels in an HTTP header)",
+                        it.name
+                    )));
+                }
+            }
             integrations.push(Integration {
                 name: it.name,
                 source: it.source,
@@ -389,6 +412,7 @@ impl Config {
                 batch: it.batch,
                 metrics_listen,
                 ready_max_lag_seconds: it.metrics.ready_max_lag_seconds,
+                metrics_token: it.metrics.token,
                 apply,
             });
         }
@@ -504,23 +528,6 @@ fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
     })
 }
 
-/// A URL with its password replaced, fit for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let user = authority[..at].split(':').next().unwrap_or("");
-            format!("{}{}:***@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +563,36 @@ mod tests {
         assert!(!msg.contains("pw"), "{msg}");
         let c = parse(GOOD).expect("valid");
         assert!(!format!("{:?}", c.integrations).contains(":pw@"));
+    }
+
+    #[test]
+    fn metrics_token_is_kept_secret() {
+        let with = |token: &str| format!("{GOOD}    metrics:\n      token: \"{token}\"\n");
+        let c = Config::parse(Path::new("z.yaml"), &with("${TOKEN}"), |n| match n {
+            "TOKEN" => Some("s3cr3t".into()),
+            _ => Some("pw".into()),
+        })
+        .expect("valid");
+        let it = c.integration(None).expect("one integration");
+        assert!(it.metrics_token.as_ref().is_some_and(|t| t.matches(b"s3cr3t")));
+        assert!(!format!("{it:?}").contains("s3cr3t"));
+        assert_eq!(c.integrations[0].metrics_listen, Some("127.0.0.1:9187".parse().expect("addr")));
+        for bad in ["", "with space"] {
+            let msg = parse(&with(bad)).expect_err("bad token").to_string();
+            assert!(msg.contains("metrics.token must be"), "{msg}");
+            assert!(bad.is_empty() || !msg.contains(bad), "{msg}");
+        }
+    }
+
+    #[test]
+    fn urls_with_awkward_passwords_never_reach_debug_output() {
+        let text = "integrations:\n  - name: a\n    source:\n      kind: postgres\n      \
+                    url: \"postgres://u:p%2Fa%3Ass%40w%3Frd%231@h/db?password=secret\"\n";
+        let c = parse(text).expect("valid");
+        let shown = format!("{:?}", c.integrations);
+        for s in ["p%2Fa", "%40w", "secret"] {
+            assert!(!shown.contains(s), "`{s}` in {shown}");
+        }
     }
 
     #[test]
