@@ -23,4 +23,7 @@ pub enum PipelineError {
     SourceGone,
     #[error("event out of order: {0}")]
     Protocol(String),
+    /// A source table zetl cannot represent at the target as it is.
+    #[error("table {table}: {problem}")]
+    Schema { table: String, problem: String },
 }

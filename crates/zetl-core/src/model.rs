@@ -102,6 +102,12 @@ impl TableSchema {
         }
     }
 
+    /// A column whose name zetl keeps for its own bookkeeping at the target (soft-delete
+    /// markers, staging columns: all start with `_zetl_`), if the table has one.
+    pub fn reserved_column(&self) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name.to_ascii_lowercase().starts_with(RESERVED_PREFIX))
+    }
+
     /// `(id=42, region=eu)` for messages: the key columns, or the first three of a keyless table.
     pub fn describe_key(&self, row: &[Value]) -> String {
         let cols: Vec<usize> = match self.key_columns() {
@@ -115,6 +121,9 @@ impl TableSchema {
         format!("({})", parts.join(", "))
     }
 }
+
+/// Column names zetl uses at the target for itself start with this.
+pub const RESERVED_PREFIX: &str = "_zetl_";
 
 /// A value for a message, cut at 64 characters.
 fn short(v: &Value) -> String {

@@ -143,6 +143,16 @@ impl<T: Target> Writer<T> {
     fn handle(&mut self, event: SourceEvent) -> Result<(), PipelineError> {
         match event {
             SourceEvent::Schema(schema) => {
+                if let Some(col) = schema.reserved_column() {
+                    return Err(PipelineError::Schema {
+                        table: schema.id.to_string(),
+                        problem: format!(
+                            "column `{}`: names starting with `{}` are zetl's own at the target; rename the column at the source or exclude the table",
+                            col.name,
+                            crate::model::RESERVED_PREFIX
+                        ),
+                    });
+                }
                 if self.open && self.target.alter_needs_commit(&schema).map_err(target_err)? {
                     if self.txn_changes > 0 {
                         tracing::warn!(table = %schema.id, "a source transaction changed the table's columns after changing its rows; its first part is committed separately");

@@ -46,6 +46,45 @@ pub fn table_columns(conn: &Connection, database: &str, table: &TableId) -> Resu
     Ok(cols)
 }
 
+/// DuckDB folds identifiers to one case when it compares them: `"Orders"` and `orders` are one
+/// table, `ID` and `id` one column. Two source names that fold together would merge two tables'
+/// rows, or fail a CREATE, so they stop the integration before anything is written.
+fn check_case_collisions(conn: &Connection, schema: &TableSchema) -> Result<(), DuckdbError> {
+    for (i, a) in schema.columns.iter().enumerate() {
+        if let Some(b) = schema.columns[..i].iter().find(|b| b.name.eq_ignore_ascii_case(&a.name)) {
+            return Err(DuckdbError::CaseCollision {
+                what: "columns",
+                a: format!("{}.{}", schema.id, b.name),
+                b: format!("{}.{}", schema.id, a.name),
+                fix: "rename one of them at the source, or exclude the table",
+            });
+        }
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() \
+             AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?) \
+             AND (schema_name <> ? OR table_name <> ?)",
+        )
+        .context(|| format!("looking for tables named like {}", schema.id))?;
+    let id = &schema.id;
+    let other: Option<(String, String)> = stmt
+        .query_map(params![id.schema, id.name, id.schema, id.name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .context(|| format!("looking for tables named like {id}"))?
+        .next()
+        .transpose()
+        .context(|| format!("looking for tables named like {id}"))?;
+    if let Some((s, n)) = other {
+        return Err(DuckdbError::CaseCollision {
+            what: "tables",
+            a: format!("{s}.{n}"),
+            b: id.to_string(),
+            fix: "exclude one of them in tables.exclude, or rename it at the source",
+        });
+    }
+    Ok(())
+}
+
 /// `soft`: the table keeps deleted rows, marked (see [`SOFT_COLUMNS`]). `previous`: the schema
 /// the table followed so far in this run; a column whose source type changed since takes the
 /// new type (a type the user gave a column at the target is left alone otherwise). Returns the
@@ -58,6 +97,7 @@ pub fn ensure_table(
 ) -> Result<Vec<String>, DuckdbError> {
     let mut added = Vec::new();
     let table = &schema.id;
+    check_case_collisions(conn, schema)?;
     let name = qualified(table);
     conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&table.schema)))
         .context(|| format!("creating schema {}", table.schema))?;

@@ -14,6 +14,9 @@ pub enum DuckdbError {
     NewerSchema { found: i64, known: i64 },
     #[error("{0}")]
     State(String),
+    /// Two source names that DuckDB, whose identifiers are case-insensitive, takes as one.
+    #[error("{what} `{a}` and `{b}` are one name in DuckDB (identifiers are case-insensitive there): {fix}")]
+    CaseCollision { what: &'static str, a: String, b: String, fix: &'static str },
 }
 
 /// Attaches what was being done to a DuckDB error.
