@@ -8,7 +8,9 @@
 //! - `time` as an interval;
 //! - `datetime` / `timestamp` as text with trailing fraction zeros dropped (the source
 //!   session runs in UTC); zero dates count as NULL, which is how zetl stores them;
-//! - binary types as bytes, `json` as parsed JSON, `decimal` without trailing zeros.
+//! - binary types as bytes, `json` as parsed JSON, `decimal` without trailing zeros;
+//! - `float` / `double` as the exact f32 / f64 each side holds (the source's FLOAT is read as
+//!   a DOUBLE: its own text has only 6 significant digits and would hide a lossy copy).
 
 use crate::compare::{
     diff, ident, open_target, read_target, sorted_keys, target_columns, Kind, Row, Side, SourceColumn,
@@ -111,7 +113,10 @@ fn source_columns(server: &MariaDbServer, db: &str, name: &str) -> Result<Vec<My
         let (kind, expr) = match data_type {
             "bit" if column_type == "bit(1)" => (Kind::Bool, format!("CAST({c} + 0 AS CHAR)")),
             "bit" | "year" => (Kind::Text, format!("CAST({c} + 0 AS CHAR)")),
-            "float" => (Kind::Float32, format!("CAST({c} AS CHAR)")),
+            // A FLOAT as text has 6 significant digits; as a DOUBLE it is the float's exact
+            // value, whose shortest text parses back to it. Both sides are then compared as
+            // the f32 / f64 they parse to, bit for bit.
+            "float" => (Kind::Float32, format!("CAST({c} + 0e0 AS CHAR)")),
             "double" => (Kind::Float64, format!("CAST({c} AS CHAR)")),
             "decimal" => (Kind::Numeric, format!("CAST({c} AS CHAR)")),
             "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry" | "point" => {
