@@ -9,15 +9,32 @@ use mysql_async::Conn;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
     MariaDb,
-    MySql,
+    /// `binary_log_status`: the server has `SHOW BINARY LOG STATUS` (MySQL 8.2 and later;
+    /// 8.4 removed `SHOW MASTER STATUS`).
+    MySql {
+        binary_log_status: bool,
+    },
 }
 
 impl Flavor {
+    /// From `@@version` (`10.11.19-MariaDB-log`, `8.4.3`, `8.0.36-0ubuntu0.22.04.1`).
     pub fn of(version: &str) -> Flavor {
         if version.to_ascii_lowercase().contains("mariadb") {
-            Flavor::MariaDb
-        } else {
-            Flavor::MySql
+            return Flavor::MariaDb;
+        }
+        let mut parts = version.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        Flavor::MySql { binary_log_status: (major, minor) >= (8, 2) }
+    }
+
+    /// The statement that tells the current binlog file and offset (and, on MySQL, the
+    /// executed GTID set in its fifth column). MySQL 8.2 renamed `SHOW MASTER STATUS` to
+    /// `SHOW BINARY LOG STATUS` and 8.4 removed the old name (MySQL 8.4 Reference Manual,
+    /// "SHOW BINARY LOG STATUS Statement"); MariaDB keeps the old one.
+    pub fn binlog_status_sql(self) -> &'static str {
+        match self {
+            Flavor::MySql { binary_log_status: true } => "SHOW BINARY LOG STATUS",
+            Flavor::MariaDb | Flavor::MySql { binary_log_status: false } => "SHOW MASTER STATUS",
         }
     }
 
@@ -57,14 +74,16 @@ impl Flavor {
                 let same = positions.iter().map(|p| p.file == first.file && p.pos == first.pos).collect();
                 Ok((first, same))
             }
-            Flavor::MySql => {
+            Flavor::MySql { .. } => {
                 conns[0].query_drop("FLUSH TABLES WITH READ LOCK").await.ctx(|| "locking for the snapshot".into())?;
                 for conn in conns.iter_mut() {
                     conn.query_drop(iso).await.ctx(|| "setting the isolation level".into())?;
                     conn.query_drop(START).await.ctx(|| "starting the snapshot transaction".into())?;
                 }
-                let status: Option<mysql_async::Row> =
-                    conns[0].query_first("SHOW MASTER STATUS").await.ctx(|| "reading the binlog position".into())?;
+                let status: Option<mysql_async::Row> = conns[0]
+                    .query_first(self.binlog_status_sql())
+                    .await
+                    .ctx(|| "reading the binlog position".into())?;
                 conns[0].query_drop("UNLOCK TABLES").await.ctx(|| "unlocking".into())?;
                 let status = status.ok_or_else(|| MyError::Prerequisite("binary logging is off (log_bin)".into()))?;
                 let file: Option<String> = status.get(0);
@@ -93,7 +112,26 @@ impl Flavor {
                     None => (sql, false),
                 }
             }
-            Flavor::MySql => (sql, false),
+            Flavor::MySql { .. } => (sql, false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binlog_status_statement_follows_the_version() {
+        let sql = |v: &str| Flavor::of(v).binlog_status_sql();
+        assert_eq!(sql("10.11.19-MariaDB-0+deb12u1-log"), "SHOW MASTER STATUS");
+        assert_eq!(sql("11.4.2-MariaDB"), "SHOW MASTER STATUS");
+        assert_eq!(sql("5.7.44-log"), "SHOW MASTER STATUS");
+        assert_eq!(sql("8.0.36-0ubuntu0.22.04.1"), "SHOW MASTER STATUS");
+        assert_eq!(sql("8.1.0"), "SHOW MASTER STATUS");
+        assert_eq!(sql("8.2.0"), "SHOW BINARY LOG STATUS");
+        assert_eq!(sql("8.4.3"), "SHOW BINARY LOG STATUS");
+        assert_eq!(sql("9.1.0-commercial"), "SHOW BINARY LOG STATUS");
+        assert_eq!(Flavor::of("8.0.36"), Flavor::MySql { binary_log_status: false });
     }
 }
