@@ -30,6 +30,27 @@ pub mod kind {
     pub const MYSQL_ANONYMOUS_GTID: u8 = 34;
     pub const PARTIAL_UPDATE_ROWS: u8 = 39;
     pub const MARIA_GTID: u8 = 162;
+    /// LOAD DATA logged as a statement (its file travels in BEGIN_LOAD_QUERY events).
+    pub const EXECUTE_LOAD_QUERY: u8 = 18;
+    /// Ends an XA transaction's prepared part (see `xa.rs`).
+    pub const XA_PREPARE: u8 = 38;
+    /// MariaDB's compressed events (`log_bin_compress=ON`), 165 … 171.
+    pub const QUERY_COMPRESSED: u8 = 165;
+    pub const DELETE_ROWS_COMPRESSED: u8 = 171;
+
+    /// The server's name of a compressed event type (MariaDB `log_event.h`).
+    pub fn compressed_name(code: u8) -> &'static str {
+        match code {
+            165 => "QUERY_COMPRESSED_EVENT",
+            166 => "WRITE_ROWS_COMPRESSED_EVENT_V1",
+            167 => "UPDATE_ROWS_COMPRESSED_EVENT_V1",
+            168 => "DELETE_ROWS_COMPRESSED_EVENT_V1",
+            169 => "WRITE_ROWS_COMPRESSED_EVENT",
+            170 => "UPDATE_ROWS_COMPRESSED_EVENT",
+            171 => "DELETE_ROWS_COMPRESSED_EVENT",
+            _ => "a compressed event",
+        }
+    }
 }
 
 /// A MariaDB GTID event: the start of a transaction (or of a standalone DDL statement).
@@ -40,14 +61,17 @@ pub struct MariaGtid {
     pub seq: u64,
     /// No BEGIN follows: the next statement is the whole transaction (DDL).
     pub standalone: bool,
+    /// The transaction is the prepared part of an XA transaction (see `xa.rs`).
+    pub prepared_xa: bool,
 }
 
-/// Layout: seq_no u64, domain_id u32, flags2 u8 (FL_STANDALONE = 1), … (little-endian).
+/// Layout: seq_no u64, domain_id u32, flags2 u8 (FL_STANDALONE = 1, FL_PREPARED_XA = 64), …
+/// (little-endian; MariaDB `log_event.h`, Gtid_log_event).
 pub fn parse_maria_gtid(data: &[u8], server: u32) -> Option<MariaGtid> {
     let seq = u64::from_le_bytes(data.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
     let flags = *data.get(12)?;
-    Some(MariaGtid { domain, server, seq, standalone: flags & 1 != 0 })
+    Some(MariaGtid { domain, server, seq, standalone: flags & 1 != 0, prepared_xa: flags & 64 != 0 })
 }
 
 pub struct BinlogReader {
@@ -137,7 +161,12 @@ mod tests {
         data.extend_from_slice(&57u64.to_le_bytes());
         data.extend_from_slice(&3u32.to_le_bytes());
         data.push(1);
-        assert_eq!(parse_maria_gtid(&data, 9), Some(MariaGtid { domain: 3, server: 9, seq: 57, standalone: true }));
+        assert_eq!(
+            parse_maria_gtid(&data, 9),
+            Some(MariaGtid { domain: 3, server: 9, seq: 57, standalone: true, prepared_xa: false })
+        );
+        data[12] = 64 | 4;
+        assert!(parse_maria_gtid(&data, 9).is_some_and(|g| g.prepared_xa && !g.standalone));
         assert_eq!(parse_maria_gtid(&data[..10], 9), None);
     }
 }

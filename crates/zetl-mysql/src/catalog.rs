@@ -28,13 +28,15 @@ pub struct ServerInfo {
     pub binlog_row_metadata: String,
     pub binlog_checksum: String,
     pub server_id: u64,
+    /// MariaDB's `log_bin_compress` (compressed binlog events zetl cannot read).
+    pub log_bin_compress: bool,
 }
 
 pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo, MyError> {
     let vars: Vec<(String, String)> = conn
         .query(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('version', 'log_bin', 'binlog_format', \
-             'binlog_row_image', 'binlog_row_metadata', 'binlog_checksum', 'server_id')",
+             'binlog_row_image', 'binlog_row_metadata', 'binlog_checksum', 'server_id', 'log_bin_compress')",
         )
         .await
         .ctx(|| "reading the server's settings".into())?;
@@ -50,6 +52,7 @@ pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo, MyError> {
         binlog_row_metadata: get("binlog_row_metadata").to_uppercase(),
         binlog_checksum: get("binlog_checksum").to_uppercase(),
         server_id: get("server_id").parse().unwrap_or(0),
+        log_bin_compress: get("log_bin_compress").eq_ignore_ascii_case("ON"),
     })
 }
 
@@ -85,12 +88,21 @@ impl ServerInfo {
                 }
             ));
         }
+        if self.log_bin_compress {
+            out.push(LOG_BIN_COMPRESS_FIX.into());
+        }
         if self.server_id == 0 {
             out.push("server_id is 0: set a non-zero server_id in my.cnf".into());
         }
         out
     }
 }
+
+/// Why `log_bin_compress=ON` is refused, and the fix.
+pub const LOG_BIN_COMPRESS_FIX: &str =
+    "log_bin_compress is ON: zetl cannot read MariaDB's compressed binlog events; SET GLOBAL \
+     log_bin_compress = OFF (and in my.cnf); if compressed events were already written since the \
+     stored position, run `zetl resync --all` too";
 
 pub async fn collations(conn: &mut Conn) -> Result<Collations, MyError> {
     let rows: Vec<(u64, String)> = conn

@@ -56,6 +56,14 @@ pub async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdict> {
                 server.binlog_row_metadata == "FULL",
                 "SET GLOBAL binlog_row_metadata = 'FULL' and set it in my.cnf (zetl reads column names from the binlog)",
             ));
+            if server.flavor == crate::flavor::Flavor::MariaDb {
+                out.push(setting(
+                    "log_bin_compress",
+                    if server.log_bin_compress { "ON" } else { "OFF" },
+                    !server.log_bin_compress,
+                    "SET GLOBAL log_bin_compress = OFF and set it in my.cnf (zetl cannot read compressed binlog events)",
+                ));
+            }
             out.push(setting(
                 "server_id",
                 &server.server_id.to_string(),

@@ -40,7 +40,11 @@ pub enum MyKind {
     },
     Enum(Vec<String>),
     Set(Vec<String>),
-    Json,
+    /// `binary`: MySQL's JSON type (binary JSON in the binlog, the server's rendering in a
+    /// query); MariaDB's JSON is LONGTEXT with a `json_valid()` check and arrives as its text.
+    Json {
+        binary: bool,
+    },
     Geometry,
 }
 
@@ -102,7 +106,7 @@ pub fn column_type(kind: &MyKind) -> ColumnType {
         MyKind::Timestamp => ColumnType::TimestampTz,
         MyKind::Bit { bits: 1 } => ColumnType::Bool,
         MyKind::Bit { .. } => ColumnType::UInt64,
-        MyKind::Json => ColumnType::Json,
+        MyKind::Json { .. } => ColumnType::Json,
     }
 }
 
@@ -216,7 +220,7 @@ pub fn from_table_map(
             },
             MyType::MYSQL_TYPE_ENUM => MyKind::Enum(enums.next().unwrap_or_default()),
             MyType::MYSQL_TYPE_SET => MyKind::Set(sets.next().unwrap_or_default()),
-            MyType::MYSQL_TYPE_JSON => MyKind::Json,
+            MyType::MYSQL_TYPE_JSON => MyKind::Json { binary: true },
             MyType::MYSQL_TYPE_GEOMETRY => MyKind::Geometry,
             MyType::MYSQL_TYPE_VARCHAR
             | MyType::MYSQL_TYPE_VAR_STRING
@@ -227,7 +231,7 @@ pub fn from_table_map(
             | MyType::MYSQL_TYPE_BLOB => {
                 let collation = charset();
                 if json_columns.contains(&name) {
-                    MyKind::Json
+                    MyKind::Json { binary: false }
                 } else if collation == BINARY_COLLATION {
                     MyKind::Bytes { pad_to: if ty == MyType::MYSQL_TYPE_STRING { fixed_width(meta) } else { 0 } }
                 } else {
@@ -311,8 +315,8 @@ pub fn from_schema(c: &SchemaColumn<'_>) -> Option<MyKind> {
         "bit" => MyKind::Bit { bits: c.precision.unwrap_or(1) as u16 },
         "enum" => MyKind::Enum(labels(c.column_type)),
         "set" => MyKind::Set(labels(c.column_type)),
-        "json" => MyKind::Json,
-        _ if c.is_json => MyKind::Json,
+        "json" => MyKind::Json { binary: true },
+        _ if c.is_json => MyKind::Json { binary: false },
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !binary => {
             MyKind::Text { latin1: c.charset == Some("latin1") }
         }

@@ -26,7 +26,7 @@ pub fn convert(col: &MyColumn, value: My, origin: Origin) -> Result<Value, Strin
         (MyKind::Decimal { .. }, My::Bytes(b)) => Value::Decimal(text(&b)?.to_string()),
         (MyKind::Text { latin1 }, My::Bytes(b)) => {
             if *latin1 && origin == Origin::Binlog {
-                Value::Text(b.iter().map(|&c| c as char).collect())
+                Value::Text(latin1_text(&b))
             } else {
                 Value::Text(
                     String::from_utf8(b).map_err(|_| "not valid UTF-8 (unsupported column charset)".to_string())?,
@@ -40,7 +40,19 @@ pub fn convert(col: &MyColumn, value: My, origin: Origin) -> Result<Value, Strin
             Value::Bytes(b)
         }
         (MyKind::Geometry, My::Bytes(b)) => Value::Bytes(b),
-        (MyKind::Json, My::Bytes(b)) => Value::Json(String::from_utf8(b).map_err(|_| "JSON is not valid UTF-8")?),
+        (MyKind::Json { binary }, My::Bytes(b)) => {
+            let text = String::from_utf8(b).map_err(|_| "JSON is not valid UTF-8")?;
+            if *binary {
+                // MySQL renders a JSON value in a query its own way (`{"a": [100.0, "x"], "b":
+                // 1.5}`) and sends binary JSON to the binlog: both become the same compact text.
+                let parsed: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| format!("the server sent invalid JSON: {e}"))?;
+                Value::Json(json_text(&parsed))
+            } else {
+                // MariaDB: the document's own text, in the copy and in the binlog alike.
+                Value::Json(text)
+            }
+        }
         (MyKind::Date, My::Date(y, m, d, ..)) => date(y, m, d).map_or(Value::Null, Value::Date),
         (MyKind::Date, My::Bytes(b)) => parse_date_text(text(&b)?).map_or(Value::Null, Value::Date),
         (MyKind::DateTime, My::Date(y, mo, d, h, mi, s, us)) => {
@@ -89,6 +101,27 @@ pub fn convert(col: &MyColumn, value: My, origin: Origin) -> Result<Value, Strin
         (MyKind::Set(_), My::Bytes(b)) => Value::Text(String::from_utf8(b).map_err(|_| "set value is not UTF-8")?),
         (_, v) => return Err(unexpected(&v)),
     })
+}
+
+/// A MySQL JSON document's text at the target: compact, keys in order, numbers as serde_json
+/// prints them. The copy's rendering and the binlog's binary JSON both end here.
+pub fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+/// MySQL's `latin1` is Windows-1252, not ISO-8859-1: bytes 0x80–0x9F are € ‚ ƒ „ … † ‡ ˆ ‰ Š
+/// ‹ Œ Ž ‘ ’ “ ” • – — ˜ ™ š › œ ž Ÿ, and the five bytes cp1252 leaves undefined map to the
+/// control characters of the same number (MySQL Reference Manual, "West European Character
+/// Sets"; `strings/ctype-latin1.c`). The copy reads through the server's own conversion, so
+/// the binlog must decode the same way.
+pub fn latin1_text(bytes: &[u8]) -> String {
+    const HIGH: [char; 32] = [
+        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{02C6}',
+        '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}',
+        '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}',
+        '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
+    ];
+    bytes.iter().map(|&b| if (0x80..0xA0).contains(&b) { HIGH[usize::from(b - 0x80)] } else { char::from(b) }).collect()
 }
 
 fn text(b: &[u8]) -> Result<&str, String> {
@@ -269,5 +302,42 @@ mod tests {
             convert(&col(MyKind::Text { latin1: true }), My::Bytes(vec![0xE9]), Origin::Binlog),
             Ok(Value::Text("é".into()))
         );
+    }
+
+    #[test]
+    fn json_is_the_same_text_from_the_copy_and_the_binlog() {
+        // MySQL: the query renders `{"b": 1.50, "a": [1e2, "x"]}` as below, the binlog
+        // carries binary JSON that decodes to the same document.
+        let from_binlog = json_text(&serde_json::json!({"b": 1.5, "a": [100.0, "x"]}));
+        let mysql = col(MyKind::Json { binary: true });
+        let copied = convert(&mysql, My::Bytes(br#"{"a": [100.0, "x"], "b": 1.5}"#.to_vec()), Origin::Query);
+        assert_eq!(copied, Ok(Value::Json(from_binlog.clone())));
+        assert_eq!(from_binlog, r#"{"a":[100.0,"x"],"b":1.5}"#);
+        // MariaDB: the text as written, whichever way it came.
+        let maria = col(MyKind::Json { binary: false });
+        let raw = r#"{"b": 1.50, "a": [1e2, "x"]}"#;
+        assert_eq!(convert(&maria, My::Bytes(raw.into()), Origin::Query), Ok(Value::Json(raw.into())));
+        assert_eq!(convert(&maria, My::Bytes(raw.into()), Origin::Binlog), Ok(Value::Json(raw.into())));
+    }
+
+    #[test]
+    fn latin1_is_cp1252() {
+        // '€ “quoted” – ™' as a latin1 column holds it.
+        let bytes = [0x80, b' ', 0x93, b'q', 0x94, b' ', 0x96, b' ', 0x99, 0x81, 0xA0, 0xFF];
+        assert_eq!(latin1_text(&bytes), "€ “q” – ™\u{81}\u{A0}ÿ");
+    }
+
+    #[test]
+    fn a_float_reads_the_same_from_the_copy_and_the_binlog() {
+        // The copy selects FLOAT columns as `c + 0e0`: the float's exact value as a double.
+        let f = col(MyKind::Float);
+        for x in [1.234_567_9_f32, f32::MAX, -1.175_494_4e-38, 0.1, 16_777_216.0] {
+            let exact = format!("{:?}", f64::from(x));
+            assert_eq!(
+                convert(&f, My::Bytes(exact.into_bytes()), Origin::Query),
+                convert(&f, My::Float(x), Origin::Binlog),
+                "{x}"
+            );
+        }
     }
 }

@@ -21,6 +21,34 @@ pub enum MyError {
     Disconnected(String),
     #[error("binlog event at {position}: checksum mismatch (the event is corrupt)")]
     Checksum { position: String },
+    #[error(
+        "{what} was logged as a statement, not as rows, at {position} (a session with binlog_format \
+         STATEMENT or MIXED); zetl reads only row events, so the target would miss it. Set \
+         binlog_format=ROW for every session (SET GLOBAL binlog_format = 'ROW', in my.cnf, and in \
+         any client that sets it per session), then run {fix} and `zetl run` again"
+    )]
+    StatementDml {
+        /// `a data change to shop.t`, or `a data change to a table zetl cannot tell`.
+        what: String,
+        position: String,
+        /// `zetl resync -c FILE -i NAME shop.t`, or `--all` when the table is unknown.
+        fix: String,
+    },
+    #[error(
+        "compressed binlog event {event_type} at {position}: zetl cannot read compressed binlog \
+         events. Turn compression off (SET GLOBAL log_bin_compress = OFF, and in my.cnf); events \
+         already written compressed cannot be read, so then run `zetl resync --all -c FILE -i NAME` \
+         and `zetl run`"
+    )]
+    CompressedEvent { event_type: String, position: String },
+    #[error(
+        "XA COMMIT of transaction {xid} at {position}, but zetl did not see that transaction \
+         prepared: it was prepared before the position this run started from (zetl was restarted, \
+         or the initial copy was taken, between its XA PREPARE and its XA COMMIT), so its rows are \
+         not at the target. Run `zetl resync --all -c FILE -i NAME` (or `zetl resync` the tables it \
+         wrote), then `zetl run`"
+    )]
+    XaUnknown { xid: String, position: String },
     #[error("table {table}, column {column}: {reason}")]
     Value { table: String, column: String, reason: String },
     #[error("table {table}: {reason}")]

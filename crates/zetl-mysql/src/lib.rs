@@ -13,6 +13,7 @@ pub mod position;
 mod snapshot;
 mod source;
 mod stream;
+mod xa;
 pub use check::check;
 pub use error::MyError;
 pub use source::{MySource, ResyncRequests, StartState};

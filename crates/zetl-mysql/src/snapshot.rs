@@ -195,7 +195,7 @@ async fn worker(
 
 async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u64, MyError> {
     let t = &job.table;
-    let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let cols: Vec<String> = t.columns.iter().map(select_expr).collect();
     let filter = match (job.range, t.key.first()) {
         (Some((from, to)), Some(&k)) => {
             let k = quote_ident(&t.columns[k].name);
@@ -240,6 +240,17 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
         send(events, rest).await?;
     }
     Ok(count)
+}
+
+/// What the copy selects for a column. The text protocol renders a FLOAT with 6 significant
+/// digits (1.2345679 arrives as 1.23457), while the binlog carries the float's 4 bytes: as a
+/// DOUBLE (`+ 0e0`, exact for every float) the text holds the float's exact value in digits
+/// that parse back to it, the same number the binlog gives. DOUBLE text is already exact.
+fn select_expr(c: &crate::columns::MyColumn) -> String {
+    match c.kind {
+        MyKind::Float => format!("({} + 0e0)", quote_ident(&c.name)),
+        _ => quote_ident(&c.name),
+    }
 }
 
 pub(crate) async fn send(events: &EventSender, event: SourceEvent) -> Result<(), MyError> {

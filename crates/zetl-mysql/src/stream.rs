@@ -6,14 +6,15 @@ use crate::binlog::{kind, parse_maria_gtid, BinlogReader};
 use crate::catalog;
 use crate::columns::{self, Collations, MyKind, MyTable};
 use crate::conninfo::ConnInfo;
-use crate::convert::{convert, Origin};
-use crate::ddl::{self, Ddl, TableRef};
+use crate::convert::{convert, json_text, Origin};
+use crate::ddl::{self, Ddl, Dml, TableRef};
 use crate::error::MyError;
 use crate::flavor::Flavor;
 use crate::position::{BinlogPos, MariaGtidState};
 use crate::snapshot::send;
+use crate::xa::{self, XaStatement};
 use mysql_async::Conn;
-use mysql_common::binlog::events::{Event, EventData, QueryEvent, RowsEventData};
+use mysql_common::binlog::events::{Event, EventData, ExecuteLoadQueryEvent, QueryEvent, RowsEventData};
 use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
 use std::collections::{HashMap, HashSet};
@@ -66,6 +67,8 @@ pub struct Streamer {
     table_maps: HashMap<u64, (Vec<u8>, Option<Arc<MyTable>>)>,
     reader: Option<BinlogReader>,
     txn: Option<Txn>,
+    /// XA transactions prepared in the stream, waiting for their XA COMMIT or ROLLBACK.
+    prepared: xa::Prepared,
     last_heartbeat: Instant,
 }
 
@@ -79,6 +82,15 @@ struct Txn {
     sent_begin: bool,
     /// Tables renamed into the filters by this transaction: copied once it ends.
     to_copy: Vec<TableId>,
+    /// An XA transaction: its events are kept here until it is prepared, then until its XA
+    /// COMMIT (see `xa.rs`), instead of being sent.
+    xa: Option<Vec<SourceEvent>>,
+}
+
+impl Txn {
+    fn new(begin: BinlogPos, explicit: bool, gtid: Option<(u32, u32, u64)>) -> Txn {
+        Txn { begin, explicit, gtid, sent_begin: false, to_copy: Vec::new(), xa: None }
+    }
 }
 
 impl Streamer {
@@ -115,6 +127,7 @@ impl Streamer {
             table_maps: HashMap::new(),
             reader: None,
             txn: None,
+            prepared: xa::Prepared::default(),
             last_heartbeat: Instant::now(),
         }
     }
@@ -125,7 +138,8 @@ impl Streamer {
 
     /// The JSON columns of a table as the catalog described it.
     pub fn remember_json_columns(&mut self, table: &MyTable) {
-        let json = table.columns.iter().filter(|c| c.kind == MyKind::Json).map(|c| c.name.clone()).collect();
+        let json =
+            table.columns.iter().filter(|c| matches!(c.kind, MyKind::Json { .. })).map(|c| c.name.clone()).collect();
         self.json_columns.insert(table.id.clone(), json);
     }
 
@@ -203,17 +217,14 @@ impl Streamer {
             kind::MARIA_GTID => {
                 let gtid = parse_maria_gtid(event.data(), header.server_id())
                     .ok_or_else(|| MyError::Protocol(format!("malformed GTID event at {event_start}")))?;
-                self.txn = Some(Txn {
-                    begin: event_start,
-                    explicit: !gtid.standalone,
-                    gtid: Some((gtid.domain, gtid.server, gtid.seq)),
-                    sent_begin: false,
-                    to_copy: Vec::new(),
-                });
+                let mut txn = Txn::new(event_start, !gtid.standalone, Some((gtid.domain, gtid.server, gtid.seq)));
+                if gtid.prepared_xa {
+                    txn.xa = Some(Vec::new());
+                }
+                self.txn = Some(txn);
             }
             kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => {
-                self.txn =
-                    Some(Txn { begin: event_start, explicit: false, gtid: None, sent_begin: false, to_copy: Vec::new() });
+                self.txn = Some(Txn::new(event_start, false, None));
             }
             kind::QUERY => {
                 let q: QueryEvent<'_> =
@@ -221,25 +232,15 @@ impl Streamer {
                 let sql = q.query();
                 let trimmed = sql.trim();
                 if trimmed.eq_ignore_ascii_case("BEGIN") {
-                    let txn = self.txn.get_or_insert_with(|| Txn {
-                        begin: event_start,
-                        explicit: true,
-                        gtid: None,
-                        sent_begin: false,
-                        to_copy: Vec::new(),
-                    });
+                    let txn = self.txn.get_or_insert_with(|| Txn::new(event_start, true, None));
                     txn.explicit = true;
                 } else if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
                     return self.commit(at, header.timestamp()).await;
+                } else if let Some(statement) = xa::statement(trimmed) {
+                    return self.xa_statement(statement, &event_start, at, header.timestamp()).await;
                 } else {
                     if self.txn.is_none() {
-                        self.txn = Some(Txn {
-                            begin: event_start.clone(),
-                            explicit: false,
-                            gtid: None,
-                            sent_begin: false,
-                            to_copy: Vec::new(),
-                        });
+                        self.txn = Some(Txn::new(event_start.clone(), false, None));
                     }
                     self.statement(&q.schema(), trimmed, &event_start, at).await?;
                     if self.txn.as_ref().is_some_and(|t| !t.explicit) {
@@ -248,6 +249,19 @@ impl Streamer {
                 }
             }
             kind::XID => return self.commit(at, header.timestamp()).await,
+            kind::XA_PREPARE => return self.xa_prepared(event.data(), &event_start, at, header.timestamp()).await,
+            kind::EXECUTE_LOAD_QUERY => {
+                let q: ExecuteLoadQueryEvent<'_> = event
+                    .read_event()
+                    .map_err(|e| MyError::Protocol(format!("bad EXECUTE_LOAD_QUERY event at {event_start}: {e}")))?;
+                self.statement_dml(&q.schema(), &q.query(), &event_start)?;
+            }
+            kind::QUERY_COMPRESSED..=kind::DELETE_ROWS_COMPRESSED => {
+                return Err(MyError::CompressedEvent {
+                    event_type: kind::compressed_name(header.event_type_raw()).to_string(),
+                    position: event_start.to_string(),
+                })
+            }
             kind::TABLE_MAP => self.table_map(event).await?,
             kind::WRITE_ROWS
             | kind::UPDATE_ROWS
@@ -269,7 +283,7 @@ impl Streamer {
 
     async fn begin(&mut self) -> Result<(), MyError> {
         if let Some(txn) = self.txn.as_mut() {
-            if !txn.sent_begin {
+            if !txn.sent_begin && txn.xa.is_none() {
                 txn.sent_begin = true;
                 send(&self.events, SourceEvent::Begin).await?;
             }
@@ -391,14 +405,117 @@ impl Streamer {
                     send(&self.events, SourceEvent::Truncate(vec![id])).await?;
                 }
             }
-            Ddl::Other => {
-                if looks_like_dml(sql) {
-                    tracing::warn!(
-                        position = %event_start,
-                        "a data change was logged as a statement (a session with binlog_format other than ROW); zetl cannot apply it and the target may miss it"
-                    );
-                }
+            Ddl::Other => self.statement_dml(schema, sql, event_start)?,
+        }
+        Ok(())
+    }
+
+    /// DML logged as a statement (a session with binlog_format STATEMENT or MIXED): zetl
+    /// cannot apply SQL text, so a change to a replicated table (or to one it cannot tell)
+    /// stops the integration before anything after it is acknowledged. A table copied after
+    /// the statement (the fix: `zetl resync`) already holds its effect.
+    fn statement_dml(&self, schema: &str, sql: &str, event_start: &BinlogPos) -> Result<(), MyError> {
+        let table = match ddl::dml(sql) {
+            Dml::NotDml => return Ok(()),
+            Dml::Table(t) if t.schema.is_some() || !schema.is_empty() => self.resolve(&t, schema),
+            Dml::Table(_) | Dml::Unknown => {
+                return Err(MyError::StatementDml {
+                    what: "a data change to a table zetl cannot tell".into(),
+                    position: event_start.to_string(),
+                    fix: "`zetl resync --all -c FILE -i NAME`".into(),
+                })
             }
+        };
+        if !self.replicated(&table) || !self.wanted(&table) {
+            tracing::debug!(table = %table, position = %event_start, "statement-logged change to a table not replicated here");
+            return Ok(());
+        }
+        Err(MyError::StatementDml {
+            what: format!("a data change to {table}"),
+            position: event_start.to_string(),
+            fix: format!("`zetl resync -c FILE -i NAME {table}`"),
+        })
+    }
+
+    /// Sends an event of the current transaction, or keeps it while the transaction is XA.
+    async fn emit(&mut self, event: SourceEvent) -> Result<(), MyError> {
+        if let Some(kept) = self.txn.as_mut().and_then(|t| t.xa.as_mut()) {
+            kept.push(event);
+            return Ok(());
+        }
+        self.begin().await?;
+        send(&self.events, event).await
+    }
+
+    async fn xa_statement(
+        &mut self,
+        statement: XaStatement,
+        event_start: &BinlogPos,
+        at: &BinlogPos,
+        timestamp: u32,
+    ) -> Result<Option<Pause>, MyError> {
+        match statement {
+            XaStatement::Start => {
+                // MySQL: the QUERY follows the transaction's GTID event.
+                let txn = self.txn.get_or_insert_with(|| Txn::new(event_start.clone(), true, None));
+                txn.explicit = true;
+                txn.xa.get_or_insert_with(Vec::new);
+                Ok(None)
+            }
+            XaStatement::End => Ok(None),
+            XaStatement::Rollback(xid) => {
+                let dropped = self.prepared.take(&xid).map_or(0, |e| e.len());
+                tracing::info!(xid = %xid, position = %event_start, events = dropped, "XA transaction rolled back; its rows are not applied");
+                if let Some(txn) = self.txn.as_mut() {
+                    txn.xa = None;
+                }
+                self.commit(at, timestamp).await
+            }
+            XaStatement::Commit(xid) => {
+                let Some(kept) = self.prepared.take(&xid) else {
+                    return Err(MyError::XaUnknown { xid, position: event_start.to_string() });
+                };
+                let txn = self.txn.get_or_insert_with(|| Txn::new(event_start.clone(), false, None));
+                txn.xa = None;
+                tracing::debug!(xid = %xid, position = %event_start, "XA transaction committed");
+                self.replay(kept).await?;
+                self.commit(at, timestamp).await
+            }
+        }
+    }
+
+    /// The XA_PREPARE event ends the prepared transaction's part of the binlog: its events wait
+    /// for the XA COMMIT (or, for MySQL's one-phase commit, count at once).
+    async fn xa_prepared(
+        &mut self,
+        data: &[u8],
+        event_start: &BinlogPos,
+        at: &BinlogPos,
+        timestamp: u32,
+    ) -> Result<Option<Pause>, MyError> {
+        let (one_phase, xid) = xa::parse_prepare(data)
+            .ok_or_else(|| MyError::Protocol(format!("malformed XA_PREPARE event at {event_start}")))?;
+        let kept = self.txn.as_mut().and_then(|t| t.xa.take()).unwrap_or_default();
+        if one_phase {
+            self.replay(kept).await?;
+        } else {
+            tracing::debug!(xid = %xid, position = %event_start, events = kept.len(), "XA transaction prepared; waiting for its XA COMMIT");
+            self.prepared.insert(xid, kept);
+        }
+        self.commit(at, timestamp).await
+    }
+
+    /// Sends the kept events of a committed XA transaction as part of the current one. Their
+    /// tables are judged at the commit: a table copied after the prepare does not hold them.
+    async fn replay(&mut self, kept: Vec<SourceEvent>) -> Result<(), MyError> {
+        for event in kept {
+            // A kept Schema is sent as it is; `schemas` keeps the last one sent outside XA, so
+            // the next TABLE_MAP at worst sends the same schema again.
+            if matches!(&event, SourceEvent::Change(c) if !self.wanted(&c.table)) {
+                continue;
+            }
+            self.begin().await?;
+            send(&self.events, event).await?;
         }
         Ok(())
     }
@@ -488,12 +605,15 @@ impl Streamer {
     async fn send_schema_if_changed(&mut self, table_id: u64) -> Result<(), MyError> {
         let Some((_, Some(table))) = self.table_maps.get(&table_id) else { return Ok(()) };
         let table = table.clone();
-        if !self.wanted(&table.id) || self.schemas.get(&table.id) == Some(&*table) {
+        let xa = self.txn.as_ref().is_some_and(|t| t.xa.is_some());
+        if (!xa && !self.wanted(&table.id)) || self.schemas.get(&table.id) == Some(&*table) {
             return Ok(());
         }
-        self.begin().await?;
-        send(&self.events, SourceEvent::Schema(table.schema())).await?;
-        self.schemas.insert(table.id.clone(), (*table).clone());
+        self.emit(SourceEvent::Schema(table.schema())).await?;
+        if !xa {
+            // An XA transaction's schema counts once it commits (`replay`).
+            self.schemas.insert(table.id.clone(), (*table).clone());
+        }
         Ok(())
     }
 
@@ -502,7 +622,8 @@ impl Streamer {
         let Some(EventData::RowsEvent(rows)) = data else { return Ok(()) };
         let Some((_, Some(table))) = self.table_maps.get(&rows.table_id()) else { return Ok(()) };
         let table = table.clone();
-        if !self.wanted(&table.id) {
+        let xa = self.txn.as_ref().is_some_and(|t| t.xa.is_some());
+        if !xa && !self.wanted(&table.id) {
             return Ok(());
         }
         let reader =
@@ -534,12 +655,8 @@ impl Streamer {
             };
             changes.push(Change { table: table.id.clone(), kind });
         }
-        if changes.is_empty() {
-            return Ok(());
-        }
-        self.begin().await?;
         for change in changes {
-            send(&self.events, SourceEvent::Change(change)).await?;
+            self.emit(SourceEvent::Change(change)).await?;
         }
         Ok(())
     }
@@ -566,7 +683,7 @@ impl Streamer {
                 match v {
                     BinlogValue::Value(v) => convert(col, v, Origin::Binlog).map_err(bad),
                     BinlogValue::Jsonb(j) => serde_json::Value::try_from(j)
-                        .map(|j| Value::Json(j.to_string()))
+                        .map(|j| Value::Json(json_text(&j)))
                         .map_err(|e| bad(format!("cannot read binary JSON: {e}"))),
                     BinlogValue::JsonDiff(_) => Err(bad(
                         "partial JSON update in the binlog: set binlog_row_value_options = '' on the server".into(),
@@ -580,9 +697,4 @@ impl Streamer {
 /// A file name after every real one, for "skip until copied" placeholders.
 fn event_file_max() -> String {
     format!("~.{}", u64::MAX)
-}
-
-fn looks_like_dml(sql: &str) -> bool {
-    let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-    matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD")
 }
