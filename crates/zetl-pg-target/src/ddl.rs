@@ -70,6 +70,7 @@ pub async fn ensure_table(
             retype(c, table, &col.name, &pg_type(&col.ty)).await?;
             tracing::info!(table = %id, column = %col.name, to = %pg_type(&col.ty), "changed column type");
         }
+        follow_key(c, table, schema).await?;
         for (n, ty) in SOFT_COLUMNS.iter().filter(|(n, _)| soft && !existing.iter().any(|e| e == n)) {
             c.batch_execute(&format!("ALTER TABLE {table} ADD COLUMN {} {ty}", ident(n)))
                 .await
@@ -83,6 +84,43 @@ pub async fn ensure_table(
             .ctx(|| format!("indexing {table}"))?;
     }
     Ok(added)
+}
+
+/// Gives the table the source's key as its primary key: the merge's `ON CONFLICT` names it, so
+/// a key the source changed (a new primary key, another replica identity index, a keyless
+/// table that gained one) must change here too.
+async fn follow_key(c: &Client, table: &str, schema: &TableSchema) -> Result<(), PgTargetError> {
+    let wanted: Vec<&str> = schema.key_columns().iter().map(|&i| schema.columns[i].name.as_str()).collect();
+    let row = c
+        .query_opt(
+            "SELECT con.conname::text, array_agg(a.attname::text ORDER BY k.ord) \
+             FROM pg_constraint con CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) \
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
+             WHERE con.conrelid = to_regclass($1) AND con.contype = 'p' GROUP BY 1",
+            &[&table],
+        )
+        .await
+        .ctx(|| format!("reading the primary key of {table}"))?;
+    let (name, current): (Option<String>, Vec<String>) = match row {
+        Some(r) => (Some(r.get(0)), r.get(1)),
+        None => (None, Vec::new()),
+    };
+    if current.iter().map(String::as_str).eq(wanted.iter().copied()) {
+        return Ok(());
+    }
+    if let Some(name) = name {
+        c.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {}", ident(&name)))
+            .await
+            .ctx(|| format!("dropping the old primary key of {table}"))?;
+    }
+    if !wanted.is_empty() {
+        let cols: Vec<String> = wanted.iter().map(|n| ident(n)).collect();
+        c.batch_execute(&format!("ALTER TABLE {table} ADD PRIMARY KEY ({})", cols.join(", ")))
+            .await
+            .ctx(|| format!("giving {table} the source's key ({})", wanted.join(", ")))?;
+    }
+    tracing::info!(table = %schema.id, from = ?current, to = ?wanted, "primary key follows the source's key");
+    Ok(())
 }
 
 /// Gives a column a new type, casting its values; where they do not cast, NULL. The source

@@ -146,6 +146,13 @@ async fn leaves(client: &Client, table: &TableInfo) -> Result<Vec<Leaf>, PgError
     Ok(out)
 }
 
+/// The table's primary key columns now, in key order (empty without one).
+pub async fn primary_key(client: &Client, oid: u32) -> Result<Vec<String>, PgError> {
+    let sql = format!("SELECT ({KEY_COLUMNS} i.indisprimary) FROM pg_class c WHERE c.oid = $1");
+    let row = client.query_opt(&sql, &[&oid]).await.ctx(|| format!("reading the primary key of relation {oid}"))?;
+    Ok(row.and_then(|r| r.get::<_, Option<Vec<String>>>(0)).unwrap_or_default())
+}
+
 pub async fn type_catalog(client: &Client) -> Result<TypeCatalog, PgError> {
     let mut catalog = TypeCatalog::default();
     let rows = client

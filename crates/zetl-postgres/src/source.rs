@@ -145,12 +145,9 @@ impl PgSource {
             }
         };
 
-        // One process per integration (the slot allows one reader), so the name needs no pid
-        // and a crashed process's files are cleared by the next start.
-        let spill_dir = std::env::temp_dir().join(format!("zetl-spill-{}", self.integration));
-        let spill = Spill::new(spill_dir.clone()).map_err(|e| {
-            PgError::Protocol(format!("cannot use {} for large transactions: {e}", spill_dir.display()))
-        })?;
+        // A private directory with a random name; one process per integration (the slot allows
+        // one reader), so a crashed process's files are cleared by the next start.
+        let spill = Spill::create(&std::env::temp_dir(), &self.integration)?;
         let tables_by_id = tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
         let mut streamer = Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
         streamer.progress = self.progress.clone();
@@ -355,6 +352,8 @@ fn still_valid_copies(
 const REPLACED: &str =
     "the name holds another table than the one copied (dropped and created again, or swapped by a rename)";
 const UNPUBLISHED: &str = "the table had left the publication, so its changes were not sent";
+const GAINED_IDENTITY: &str =
+    "the table has a primary key or replica identity now; its updates and deletes before were not published";
 
 /// Brings the stream's tables in line with the catalog now; returns the tables to copy: new
 /// names, names that hold another table than the one copied (a new OID: dropped and created
@@ -382,6 +381,8 @@ fn reconcile(
                 None
             }
             Some(_) if !published.contains(&t.oid) => Some(UNPUBLISHED.to_string()),
+            // Until now it was published for inserts only (see `publication`).
+            Some(known) if t.has_identity() && !known.has_identity() => Some(GAINED_IDENTITY.to_string()),
             Some(known) => partitions::unstreamed_change(&known.source_id(), &t.leaves),
         };
         if let Some(why) = why {

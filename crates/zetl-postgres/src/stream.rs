@@ -307,6 +307,15 @@ impl<'a> Streamer<'a> {
                 Column { name: c.name.clone(), ty, source_type, nullable: true }
             })
             .collect();
+        if rel.replica_identity == b'f' {
+            // REPLICA IDENTITY FULL rows are keyed by the primary key; one added or changed
+            // since the table was listed must count from here on, or distinct rows would
+            // collapse on the old key.
+            let pk = catalog::primary_key(self.sql, rel.oid).await?;
+            if let Some(t) = self.tables.get_mut(&id) {
+                t.primary_key = pk;
+            }
+        }
         let primary_key = self.tables.get(&id).map(|t| t.primary_key.as_slice()).unwrap_or_default();
         let identity = identity_of(&rel, primary_key);
         let mut schema = TableSchema { id: id.clone(), columns, identity };

@@ -49,3 +49,47 @@ fn added_and_retyped_columns_duckdb() {
 fn added_and_retyped_columns_postgres() {
     column_changes(Warehouse::postgres(), "cols_pg");
 }
+
+/// A key that changes at the source: a new primary key, a keyless table that gains one (its
+/// earlier updates were not published: copied again), and a REPLICA IDENTITY FULL table whose
+/// primary key widens (distinct rows must not collapse on the old key).
+fn key_changes(warehouse: Warehouse, test: &str) {
+    let env = TestEnv::start(test);
+    env.sql(
+        "CREATE TABLE rekeyed (a int PRIMARY KEY, b int NOT NULL, v text);\n\
+         INSERT INTO rekeyed SELECT g, g + 100, 'row ' || g FROM generate_series(1, 50) g;\n\
+         CREATE TABLE gains (a int, v text); INSERT INTO gains VALUES (1, 'x'), (2, 'y');\n\
+         CREATE TABLE fullpk (a int PRIMARY KEY, b int NOT NULL, v text);\n\
+         ALTER TABLE fullpk REPLICA IDENTITY FULL;\n\
+         INSERT INTO fullpk SELECT g, g % 5, 'row ' || g FROM generate_series(1, 20) g;",
+    );
+    let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, test);
+    env.sql(
+        "ALTER TABLE rekeyed DROP CONSTRAINT rekeyed_pkey, ADD PRIMARY KEY (b);\n\
+         UPDATE rekeyed SET v = 'after the new key' WHERE b % 3 = 0;\n\
+         INSERT INTO rekeyed VALUES (1, 1000, 'same a, other b');\n\
+         DELETE FROM rekeyed WHERE b = 105;\n\
+         UPDATE gains SET v = 'before the key' WHERE a = 1;\n\
+         ALTER TABLE gains ADD PRIMARY KEY (a);\n\
+         ALTER TABLE fullpk DROP CONSTRAINT fullpk_pkey, ADD PRIMARY KEY (a, b);\n\
+         INSERT INTO fullpk VALUES (1, 99, 'same a, other b');\n\
+         UPDATE fullpk SET v = 'updated' WHERE a = 2;",
+    );
+    wait_copied(&env, &mut zetl, "public.gains", 1);
+    env.sql("UPDATE gains SET v = 'after the key' WHERE a = 2; DELETE FROM fullpk WHERE a = 1 AND b = 1;");
+    env.wait_caught_up(&mut zetl, test);
+    zetl.stop();
+    warehouse.assert_equal(&env, &["public.rekeyed", "public.gains", "public.fullpk"]);
+}
+
+#[test]
+fn key_changes_duckdb() {
+    key_changes(Warehouse::Duckdb, "keys_duck");
+}
+
+#[test]
+fn key_changes_postgres() {
+    key_changes(Warehouse::postgres(), "keys_pg");
+}
