@@ -3,12 +3,17 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum PgError {
-    #[error("invalid source url: {0}")]
+    /// Also for a PostgreSQL target's URL, which shares this connection code.
+    #[error("invalid PostgreSQL url: {0}")]
     Url(String),
     #[error("cannot connect to PostgreSQL at {addr}: {cause}")]
     Connect { addr: String, cause: std::io::Error },
     #[error("authentication as `{user}` failed: {reason}")]
     Auth { user: String, reason: String },
+    /// The server asked for a password exchange the URL's `require_auth` (or its default for
+    /// an unverified server) does not allow; nothing was sent.
+    #[error("refusing to authenticate as `{user}` by {method}: {reason}")]
+    AuthRefused { user: String, method: &'static str, reason: String },
     #[error("PostgreSQL refused {what}: {message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
     Server { what: String, code: String, message: String, hint: Option<String> },
     #[error("PostgreSQL {what}: {}", chain(cause))]
@@ -23,6 +28,9 @@ pub enum PgError {
     Value { table: String, column: String, reason: String },
     #[error("the source is not ready for replication: {0}")]
     Prerequisite(String),
+    /// The private directory for spilled transactions could not be made or was not private.
+    #[error("cannot keep large transactions on disk in {dir}: {reason}")]
+    SpillDir { dir: String, reason: String },
     #[error("the pipeline stopped")]
     PipelineClosed,
 }
