@@ -1,7 +1,12 @@
 //! TLS per the URL's `sslmode` (libpq's meanings, docs: "SSL Support" → "SSL Mode
 //! Descriptions"): `disable`; `allow`/`prefer` (the default) use TLS when the server offers it
 //! without verifying; `require` insists on TLS without verifying; `verify-ca` checks the chain
-//! against `sslrootcert` (or the system's roots); `verify-full` also checks the host name.
+//! against `sslrootcert`; `verify-full` also checks the host name, against `sslrootcert` or
+//! the system's roots.
+//!
+//! `verify-ca` needs its own root file, as in libpq: a chain to a public authority proves
+//! nothing when the name is not checked, since anyone can get such a certificate for some
+//! name of theirs. libpq refuses `sslrootcert=system` with `verify-ca` for that reason.
 
 use crate::error::PgError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -39,9 +44,44 @@ impl SslMode {
     pub fn requires_tls(self) -> bool {
         matches!(self, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
     }
+
+    /// Whether the server is known by its certificate: only then is it safe to let it ask for
+    /// a password in a form it could reuse (see `conninfo::auth`).
+    pub fn verifies_server(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
+    }
+
+    /// As written in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
+impl std::fmt::Display for SslMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `sslrootcert=system`: the system's trusted roots (libpq 16), allowed with `verify-full` only.
+const SYSTEM_ROOTS: &str = "system";
+
 pub fn client_config(mode: SslMode, root_cert: Option<&Path>) -> Result<Arc<ClientConfig>, PgError> {
+    let system_roots = root_cert.is_none_or(|p| p == Path::new(SYSTEM_ROOTS));
+    if mode == SslMode::VerifyCa && system_roots {
+        return Err(PgError::Url(
+            "sslmode=verify-ca needs the authority's certificate: add sslrootcert=/path/to/ca.crt to the url \
+             (the system's roots would accept any public certificate for any host; use sslmode=verify-full \
+             to check the host name against them)"
+                .into(),
+        ));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -65,7 +105,7 @@ pub fn client_config(mode: SslMode, root_cert: Option<&Path>) -> Result<Arc<Clie
 
 fn roots(root_cert: Option<&Path>) -> Result<RootCertStore, PgError> {
     let mut store = RootCertStore::empty();
-    match root_cert {
+    match root_cert.filter(|p| *p != Path::new(SYSTEM_ROOTS)) {
         Some(path) => {
             let pem = std::fs::read(path)
                 .map_err(|e| PgError::Url(format!("cannot read sslrootcert {}: {e}", path.display())))?;
@@ -168,5 +208,24 @@ impl ServerCertVerifier for ChainOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_ca_needs_its_own_root_file() {
+        for root in [None, Some(Path::new("system"))] {
+            let msg = client_config(SslMode::VerifyCa, root).expect_err("no root file").to_string();
+            assert!(msg.contains("add sslrootcert=/path/to/ca.crt to the url"), "{msg}");
+        }
+        let msg = client_config(SslMode::VerifyCa, Some(Path::new("/nonexistent/ca.crt"))).expect_err("missing");
+        assert!(msg.to_string().contains("cannot read sslrootcert /nonexistent/ca.crt"), "{msg}");
+        for mode in [SslMode::Disable, SslMode::Prefer, SslMode::Require] {
+            assert!(client_config(mode, None).is_ok(), "{mode}");
+        }
+        assert!(SslMode::VerifyCa.verifies_server() && !SslMode::Require.verifies_server());
     }
 }
