@@ -1,12 +1,19 @@
 //! Connection settings from the source URL, shared by the SQL connections (tokio-postgres) and
 //! the replication connection (our own protocol layer).
 
+pub mod auth;
+
 use crate::error::PgError;
 use crate::tls::{client_config, SslMode};
+use auth::{AuthPolicy, AuthWatch, WatchedTls};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio_postgres::config::Host;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_postgres::config::{Host, SslNegotiation};
+use tokio_postgres::tls::MakeTlsConnect;
 
 #[derive(Clone)]
 pub struct ConnInfo {
@@ -17,7 +24,11 @@ pub struct ConnInfo {
     pub dbname: String,
     pub ssl_mode: SslMode,
     pub tls: Arc<rustls::ClientConfig>,
+    /// Which password exchanges the server may ask for (`require_auth`).
+    pub auth: AuthPolicy,
     pub config: tokio_postgres::Config,
+    /// Whether the fall back to plaintext under `sslmode=prefer` was logged (once per URL).
+    warned_plaintext: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ConnInfo {
@@ -41,8 +52,9 @@ pub const SESSION_SETTINGS: &[(&str, &str)] = &[
 
 impl ConnInfo {
     pub fn from_url(url: &str) -> Result<ConnInfo, PgError> {
-        // tokio-postgres knows only disable/prefer/require: the TLS parameters are ours.
-        let (url, ssl_mode, root_cert) = take_tls_params(url)?;
+        // tokio-postgres knows only disable/prefer/require and no require_auth: those are ours.
+        let ZetlParams { url, ssl_mode, root_cert, require_auth } = take_zetl_params(url)?;
+        let auth = AuthPolicy::new(require_auth.as_deref(), ssl_mode)?;
         // tokio-postgres' error text does not echo the URL, so it is safe to show.
         let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| PgError::Url(e.to_string()))?;
         let host = match config.get_hosts() {
@@ -66,25 +78,82 @@ impl ConnInfo {
         });
         let tls = client_config(ssl_mode, root_cert.as_deref())?;
         let password = config.get_password().map(<[u8]>::to_vec);
-        Ok(ConnInfo { host, port, password, user, dbname, ssl_mode, tls, config })
+        let warned_plaintext = Arc::default();
+        Ok(ConnInfo { host, port, password, user, dbname, ssl_mode, tls, auth, config, warned_plaintext })
     }
 
+    /// A SQL connection. tokio-postgres speaks the protocol; the socket is ours, so that the
+    /// server's authentication request can be checked against `require_auth` before
+    /// tokio-postgres answers it (see `auth`).
     pub async fn connect_sql(&self) -> Result<tokio_postgres::Client, PgError> {
-        let what = || format!("connecting to {}:{}", self.host, self.port);
-        if self.ssl_mode == SslMode::Disable {
-            let (client, connection) = self
-                .config
-                .connect(tokio_postgres::NoTls)
+        let tcp = self.connect_tcp().await?;
+        let plaintext = Arc::new(AtomicBool::new(false));
+        let direct = self.config.get_ssl_negotiation() == SslNegotiation::Direct;
+        let raw = match (self.ssl_mode, direct) {
+            (SslMode::Disable, _) => AuthWatch::raw(tcp, self.auth, false, plaintext.clone()),
+            (_, true) => AuthWatch::transparent(tcp, self.auth),
+            (_, false) => AuthWatch::raw(tcp, self.auth, true, plaintext.clone()),
+        };
+        let mut make = tokio_postgres_rustls::MakeRustlsConnect::new((*self.tls).clone());
+        let Ok(inner) = MakeTlsConnect::<AuthWatch<TcpStream>>::make_tls_connect(&mut make, &self.host);
+        let connected = self.config.connect_raw(raw, WatchedTls { inner, policy: self.auth }).await;
+        if plaintext.load(Ordering::Relaxed) {
+            self.warn_plaintext();
+        }
+        let (client, connection) = connected.map_err(|cause| match auth::refusal_in(&cause) {
+            Some(method) => self.auth.check(method, &self.user).err().unwrap_or_else(|| self.sql_error(cause)),
+            None => self.sql_error(cause),
+        })?;
+        tokio::spawn(drive(connection));
+        Ok(client)
+    }
+
+    fn sql_error(&self, cause: tokio_postgres::Error) -> PgError {
+        PgError::Sql { what: format!("connecting to {}:{}", self.host, self.port), cause }
+    }
+
+    /// TCP as tokio-postgres would open it: `hostaddr` if given, `connect_timeout`, keepalives
+    /// (the system's timing), no Nagle.
+    async fn connect_tcp(&self) -> Result<TcpStream, PgError> {
+        let addr = format!("{}:{}", self.host, self.port);
+        let fail = |cause: std::io::Error| PgError::Connect { addr: addr.clone(), cause };
+        let attempt = async {
+            let targets: Vec<SocketAddr> = match self.config.get_hostaddrs().first() {
+                Some(ip) => vec![SocketAddr::new(*ip, self.port)],
+                None => tokio::net::lookup_host((self.host.as_str(), self.port)).await?.collect(),
+            };
+            let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the host name resolves to no address");
+            for target in targets {
+                let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                socket.set_keepalive(self.config.get_keepalives())?;
+                match socket.connect(target).await {
+                    Ok(stream) => {
+                        stream.set_nodelay(true)?;
+                        return Ok(stream);
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        };
+        match self.config.get_connect_timeout() {
+            Some(limit) => tokio::time::timeout(*limit, attempt)
                 .await
-                .map_err(|source| PgError::Sql { what: what(), cause: source })?;
-            tokio::spawn(drive(connection));
-            Ok(client)
-        } else {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*self.tls).clone());
-            let (client, connection) =
-                self.config.connect(tls).await.map_err(|source| PgError::Sql { what: what(), cause: source })?;
-            tokio::spawn(drive(connection));
-            Ok(client)
+                .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"))),
+            None => attempt.await,
+        }
+        .map_err(fail)
+    }
+
+    /// `sslmode=prefer` and the server has TLS off: said once, since every later connection
+    /// to it is the same.
+    pub(crate) fn warn_plaintext(&self) {
+        if !self.warned_plaintext.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                server = %format!("{}:{}", self.host, self.port),
+                "the server does not accept TLS, so sslmode=prefer connects without encryption; \
+                 turn ssl on at the server and use sslmode=verify-full, or say sslmode=disable"
+            );
         }
     }
 }
@@ -95,24 +164,55 @@ async fn drive<C: std::future::Future<Output = Result<(), tokio_postgres::Error>
     }
 }
 
-/// Removes `sslmode` and `sslrootcert` from the URL's query and returns them parsed.
-fn take_tls_params(url: &str) -> Result<(String, SslMode, Option<PathBuf>), PgError> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, q),
+/// The URL parameters zetl reads itself, and the URL without them for tokio-postgres.
+struct ZetlParams {
+    url: String,
+    ssl_mode: SslMode,
+    root_cert: Option<PathBuf>,
+    require_auth: Option<String>,
+}
+
+/// Removes `sslmode`, `sslrootcert` and `require_auth` from the URL's query and returns them
+/// decoded.
+fn take_zetl_params(url: &str) -> Result<ZetlParams, PgError> {
+    // The query starts at the first `?` after the credentials, which end at the first `@`
+    // (as tokio-postgres reads them): a password may hold a `?`.
+    let after_credentials = url.find('@').map_or(0, |at| at + 1);
+    let (base, query) = match url[after_credentials..].find('?') {
+        Some(q) => (&url[..after_credentials + q], &url[after_credentials + q + 1..]),
         None => (url, ""),
     };
-    let mut mode = SslMode::Prefer;
-    let mut root = None;
+    let mut params = ZetlParams { url: String::new(), ssl_mode: SslMode::Prefer, root_cert: None, require_auth: None };
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("sslmode", v)) => mode = SslMode::parse(v)?,
-            Some(("sslrootcert", v)) => root = Some(PathBuf::from(v)),
+            Some(("sslmode", v)) => params.ssl_mode = SslMode::parse(&decode(v)?)?,
+            Some(("sslrootcert", v)) => params.root_cert = Some(PathBuf::from(decode(v)?)),
+            Some(("require_auth", v)) => params.require_auth = Some(decode(v)?),
             _ => kept.push(pair),
         }
     }
-    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
-    Ok((url, mode, root))
+    params.url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    Ok(params)
+}
+
+/// A URL parameter's value with `%XX` decoded.
+fn decode(value: &str) -> Result<String, PgError> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(byte.ok_or_else(|| PgError::Url(format!("`{value}`: a `%` must be followed by two hex digits")))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| PgError::Url(format!("`{value}` is not UTF-8 once decoded")))
 }
 
 #[cfg(test)]
@@ -137,5 +237,40 @@ mod tests {
         assert_eq!(ConnInfo::from_url("postgres://u@h/db").expect("valid").ssl_mode, SslMode::Prefer);
         assert!(ConnInfo::from_url("postgres://u@h/db?sslmode=sometimes").is_err());
         assert!(ConnInfo::from_url("postgres://h/db").is_err());
+    }
+
+    #[test]
+    fn require_auth_defaults_to_scram_unless_the_server_is_verified() {
+        use auth::AuthMethod::{Md5, Password, ScramSha256};
+        let prefer = ConnInfo::from_url("postgres://u@h/db").expect("valid");
+        assert!(prefer.auth.allows(ScramSha256) && !prefer.auth.allows(Md5) && !prefer.auth.allows(Password));
+        let opted = ConnInfo::from_url("postgres://u@h/db?require_auth=password%2Cmd5,scram-sha-256").expect("valid");
+        assert!(opted.auth.allows(Password) && opted.auth.allows(Md5));
+        let msg = ConnInfo::from_url("postgres://u@h/db?require_auth=kerberos").expect_err("refused").to_string();
+        assert!(msg.contains("require_auth `kerberos`"), "{msg}");
+        let msg = ConnInfo::from_url("postgres://u@h/db?sslmode=verify-ca").expect_err("no root").to_string();
+        assert!(msg.contains("add sslrootcert=/path/to/ca.crt to the url"), "{msg}");
+    }
+
+    /// Passwords with URL delimiters in them, percent-encoded where a URL needs it.
+    #[test]
+    fn awkward_passwords_parse_and_stay_hidden() {
+        let urls = [
+            ("postgres://rep:p%2Fa%3Ass%40w%3Frd%231@db:5432/shop?sslmode=disable", "p/a:ss@w?rd#1"),
+            ("postgres://rep:p/a:ss%40w?rd#1@db:5432/shop?sslmode=disable", "p/a:ss@w?rd#1"),
+            ("postgres://rep@db:5432/shop?sslmode=disable&password=secret", "secret"),
+        ];
+        for (url, password) in urls {
+            let info = ConnInfo::from_url(url).expect("valid");
+            assert_eq!(info.password.as_deref(), Some(password.as_bytes()), "{url}");
+            assert_eq!((info.host.as_str(), info.dbname.as_str(), info.ssl_mode), ("db", "shop", SslMode::Disable));
+            let shown = format!("{info:?} {}", zetl_core::config::redact_url(url));
+            for part in ["p/a", "p%2F", "ss%40w", "rd#1", "secret"] {
+                assert!(!shown.contains(part), "`{part}` in {shown}");
+            }
+        }
+        // An error about the rest of the URL does not quote the password either.
+        let msg = ConnInfo::from_url("postgres://rep:p%2Fa%3Ass@db:notaport/shop").expect_err("bad port");
+        assert!(!msg.to_string().contains("p%2Fa") && !msg.to_string().contains("p/a"), "{msg}");
     }
 }

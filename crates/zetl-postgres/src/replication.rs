@@ -3,10 +3,12 @@
 //! queries for the replication commands, then CopyBoth with XLogData, keepalives and standby
 //! status updates. tokio-postgres cannot start such a session, so this is ours.
 
+use crate::conninfo::auth::AuthMethod;
 use crate::conninfo::{ConnInfo, SESSION_SETTINGS};
 use crate::error::PgError;
 use crate::lsn::Lsn;
 use crate::socket::{self, Socket};
+use crate::tls::SslMode;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::frontend;
@@ -44,6 +46,9 @@ pub enum ReplMessage {
 impl ReplicationConn {
     pub async fn connect(info: &ConnInfo) -> Result<ReplicationConn, PgError> {
         let stream = socket::connect(info).await?;
+        if info.ssl_mode == SslMode::Prefer && matches!(stream, Socket::Plain(_)) {
+            info.warn_plaintext();
+        }
         let mut conn = ReplicationConn { stream, buf: BytesMut::with_capacity(READ_CHUNK), out: BytesMut::new() };
         let mut params: Vec<(&str, &str)> = vec![
             ("user", &info.user),
@@ -58,16 +63,25 @@ impl ReplicationConn {
         Ok(conn)
     }
 
+    /// Answers the server's authentication requests, each checked against `require_auth`
+    /// before anything of the password is sent.
     async fn authenticate(&mut self, info: &ConnInfo) -> Result<(), PgError> {
         let auth_err = |reason: &str| PgError::Auth { user: info.user.clone(), reason: reason.to_string() };
         let password =
             || info.password.clone().ok_or_else(|| auth_err("the server asks for a password and the url has none"));
         let mut scram: Option<sasl::ScramSha256> = None;
+        let mut asked = false;
         loop {
             let (tag, mut body) = self.read_frame().await?;
             match tag {
                 b'R' => {
                     let kind = take_i32(&mut body)?;
+                    match AuthMethod::requested_by(kind) {
+                        Some(method) => info.auth.check(method, &info.user)?,
+                        None if kind == 0 && !asked => info.auth.check(AuthMethod::None, &info.user)?,
+                        None => {}
+                    }
+                    asked |= kind != 0;
                     match kind {
                         0 => {}
                         3 => frontend::password_message(&password()?, &mut self.out)?,
