@@ -210,3 +210,19 @@ fn xa_transactions_count_only_when_committed() {
     assert_eq!(env.target_value("SELECT CAST(bal AS VARCHAR) FROM shop.acct WHERE id = 2").as_deref(), Some("205"));
     assert_eq!(env.target_value("SELECT CAST(count(*) AS VARCHAR) FROM shop.log").as_deref(), Some("3"));
 }
+
+#[test]
+fn xa_committed_after_a_restart_stops_instead_of_losing_rows() {
+    let env = MyEnv::start("my_xa_restart");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    let config = env.write_config("xarestart", None, "");
+    let zetl = env.run_zetl_streaming(&config);
+    // Prepared while zetl runs; zetl restarts from a position after the prepare.
+    env.db.sql("shop", "XA START 'late'; INSERT INTO t VALUES (1); XA END 'late'; XA PREPARE 'late'").expect("prepare");
+    env.catch_up_and_stop(zetl, &config);
+    env.sql("XA COMMIT 'late'");
+    let out = zetl_command(&["run", "-c", config.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("XA COMMIT of transaction X'6C617465',X'',1"), "{}", text(&out));
+    assert!(text(&out).contains("zetl resync"), "{}", text(&out));
+}
