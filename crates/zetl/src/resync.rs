@@ -3,12 +3,13 @@
 //! integration has them marked in the target and copies them when it next starts. Either way
 //! the new copy replaces the old one in a single target transaction.
 
+use crate::http::REQUEST_HEADER;
 use crate::target;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zetl_core::config::Config;
+use zetl_core::config::{Config, Secret};
 use zetl_core::TableId;
 
 pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Result<u8> {
@@ -22,12 +23,18 @@ pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Res
         }
     }
     if let Some(addr) = integration.metrics_listen {
-        if let Some(answer) = ask_running(addr, &ids).await {
-            println!("{}", answer.trim_end());
-            println!(
-                "zetl run copies them within source.table_discovery_secs; follow it in its log or with `zetl status`"
-            );
-            return Ok(0);
+        match ask_running(addr, &ids, integration.metrics_token.as_ref()).await {
+            Answer::Accepted(body) => {
+                println!("{}", body.trim_end());
+                println!(
+                    "zetl run copies them within source.table_discovery_secs; follow it in its log or with `zetl status`"
+                );
+                return Ok(0);
+            }
+            Answer::Refused(status, body) => {
+                bail!("the zetl run answering on {addr} refused the resync ({status}): {}", body.trim_end())
+            }
+            Answer::Nobody => {}
         }
     }
     let (owned, wanted) = (integration.clone(), ids.clone());
@@ -55,10 +62,23 @@ pub async fn resync_all(config: &Path, name: Option<&str>) -> Result<u8> {
     Ok(0)
 }
 
-/// `POST /resync` to a running zetl; `None` when nothing answers there.
-async fn ask_running(addr: std::net::SocketAddr, tables: &[TableId]) -> Option<String> {
+enum Answer {
+    /// Nothing answers there: zetl is not running.
+    Nobody,
+    Accepted(String),
+    /// Status line and body.
+    Refused(String, String),
+}
+
+/// `POST /resync` to a running zetl, with the header (and token) the endpoint requires.
+async fn ask_running(addr: std::net::SocketAddr, tables: &[TableId], token: Option<&Secret>) -> Answer {
     let query: Vec<String> = tables.iter().map(|t| format!("table={}", encode(&t.to_string()))).collect();
-    let request = format!("POST /resync?{} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n", query.join("&"));
+    let authorization = token.map(|t| format!("Authorization: Bearer {}\r\n", t.expose())).unwrap_or_default();
+    let request = format!(
+        "POST /resync?{} HTTP/1.1\r\nHost: localhost\r\n{REQUEST_HEADER}: resync\r\n{authorization}\
+         Content-Length: 0\r\n\r\n",
+        query.join("&")
+    );
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
         stream.write_all(request.as_bytes()).await.ok()?;
@@ -66,10 +86,16 @@ async fn ask_running(addr: std::net::SocketAddr, tables: &[TableId]) -> Option<S
         stream.read_to_string(&mut response).await.ok()?;
         Some(response)
     };
-    let response = tokio::time::timeout(Duration::from_secs(5), exchange).await.ok()??;
-    let accepted = response.starts_with("HTTP/1.1 202");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    accepted.then_some(body)
+    let Some(response) = tokio::time::timeout(Duration::from_secs(5), exchange).await.ok().flatten() else {
+        return Answer::Nobody;
+    };
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or("").trim_start_matches("HTTP/1.1 ").to_string();
+    if status.starts_with("202") {
+        Answer::Accepted(body.to_string())
+    } else {
+        Answer::Refused(status, body.to_string())
+    }
 }
 
 fn encode(text: &str) -> String {

@@ -41,6 +41,7 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
             progress: progress.clone(),
             ready_max_lag_seconds: integration.ready_max_lag_seconds,
             resync: resync.clone(),
+            token: integration.metrics_token.clone(),
         };
         tokio::spawn(http::serve(listen, endpoint));
     }
