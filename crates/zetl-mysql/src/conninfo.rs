@@ -37,3 +37,27 @@ impl ConnInfo {
         Conn::new(self.opts.clone()).await.map_err(|cause| MyError::Connect { addr: self.addr.clone(), cause })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A URL the driver cannot read is quoted in the error, with its passwords hidden: raw or
+    /// percent-encoded, with URL delimiters in them, or as a `password=` parameter.
+    #[test]
+    fn errors_never_show_the_password() {
+        let urls = [
+            ("mysql://rep:p/a:ss@w?rd#1@db:3306/shop", &["p/a", "rd#1"][..]),
+            ("mariadb://rep:p%2Fa%3Ass%40w%3Frd%231@db:notaport/shop", &["p%2Fa", "%40w"][..]),
+            ("mysql://rep@db:3306/shop?password=secret", &["secret"][..]),
+        ];
+        for (url, secrets) in urls {
+            let Err(e) = ConnInfo::from_url(url) else { panic!("{url} was accepted") };
+            let msg = e.to_string();
+            assert!(msg.contains("rep") && msg.contains("***"), "{msg}");
+            for s in secrets {
+                assert!(!msg.contains(s), "`{s}` in {msg}");
+            }
+        }
+    }
+}
