@@ -1,10 +1,12 @@
 //! `zetl check` for a DynamoDB source: the endpoint answers, each selected table has a stream
 //! with new and old images, and the stored position is still in the streams.
 
-use crate::position::{ShardPos, StreamPos};
+use crate::position::StreamPos;
+use crate::shards;
 use crate::source::DynSource;
 use crate::stream::list_shards;
 use crate::table;
+use std::collections::HashSet;
 use zetl_core::check::{Outcome, Verdict};
 
 pub async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdict> {
@@ -45,16 +47,15 @@ pub async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdict> {
             match list_shards(&clients, &info.stream_arn).await {
                 Err(e) => (Outcome::Fail, e.to_string()),
                 Ok(listed) => {
-                    let lost: Vec<&String> = pos
-                        .shards
-                        .iter()
-                        .filter(|(id, at)| matches!(at, ShardPos::After(_)) && !listed.iter().any(|s| &s.id == *id))
-                        .map(|(id, _)| id)
-                        .collect();
-                    if lost.is_empty() {
-                        (Outcome::Pass, format!("{} shards, the stored position is still in the stream", listed.len()))
-                    } else {
-                        (Outcome::Fail, format!("shards {lost:?} are no longer in the stream; run `zetl resync --all`"))
+                    // The same judgement as `zetl run` makes before it reads.
+                    let gap = shards::check_retention(pos, zetl_core::pipeline::now_us())
+                        .and_then(|()| shards::ready(&listed, pos, &HashSet::new()).map(drop));
+                    match gap {
+                        Ok(()) => (
+                            Outcome::Pass,
+                            format!("{} shards, the stored position is still in the stream", listed.len()),
+                        ),
+                        Err(gap) => (Outcome::Fail, format!("{gap}; run `zetl resync --all`")),
                     }
                 }
             }

@@ -19,6 +19,11 @@ pub struct TablePos {
     pub stream: String,
     #[serde(default)]
     pub shards: BTreeMap<String, ShardPos>,
+    /// When the table's copy (Scan) began, µs since the epoch, while shards that were open then
+    /// are still unread ([`ShardPos::Open`]): their records since then must all still be in the
+    /// stream, which keeps them 24 hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_began_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +33,9 @@ pub enum ShardPos {
     After(String),
     /// Read to its end (a closed shard).
     Done,
+    /// Open when the table's copy began and not read yet: read from its oldest record, which
+    /// must still be there (changes since the copy began are in it).
+    Open,
 }
 
 impl StreamPos {
@@ -50,8 +58,10 @@ mod tests {
         let mut shards = BTreeMap::new();
         shards.insert("shardId-1".to_string(), ShardPos::After("1100000000017454423009".into()));
         shards.insert("shardId-0".to_string(), ShardPos::Done);
-        pos.tables.insert("orders".into(), TablePos { stream: "arn:s".into(), shards });
+        pos.tables.insert("orders".into(), TablePos { stream: "arn:s".into(), shards, copy_began_us: None });
         assert_eq!(StreamPos::parse(&pos.to_text()), Ok(pos));
         assert!(StreamPos::parse("0/16B3748").is_err());
+        let open = StreamPos::parse(r#"{"tables":{"t":{"stream":"a","copy_began_us":5,"shards":{"s":"open"}}}}"#);
+        assert_eq!(open.map(|p| p.tables["t"].shards["s"].clone()), Ok(ShardPos::Open));
     }
 }

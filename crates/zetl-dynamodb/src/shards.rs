@@ -10,6 +10,32 @@ use std::collections::HashSet;
 pub struct Listed {
     pub id: String,
     pub parent: Option<String>,
+    /// Still written to (no ending sequence number).
+    pub open: bool,
+}
+
+/// How long DynamoDB Streams keeps a record.
+const RETENTION_US: i64 = 24 * 3600 * 1_000_000;
+/// Time kept in hand before the retention runs out: a copy that began longer ago than the
+/// retention less this margin may have lost records to the stream's trimming.
+const MARGIN_US: i64 = 3600 * 1_000_000;
+
+/// The shards open when a table's copy began, for its position ([`ShardPos::Open`]).
+pub fn open_at_copy(listed: &[Listed]) -> std::collections::BTreeMap<String, ShardPos> {
+    listed.iter().filter(|s| s.open).map(|s| (s.id.clone(), ShardPos::Open)).collect()
+}
+
+/// Whether shards open when the table's copy began may have lost records to the stream's
+/// 24-hour retention before zetl read them (a copy and catch-up that took about a day).
+pub fn check_retention(pos: &TablePos, now_us: i64) -> Result<(), String> {
+    let unread = pos.shards.values().any(|s| *s == ShardPos::Open);
+    match pos.copy_began_us {
+        Some(began) if unread && now_us - began >= RETENTION_US - MARGIN_US => Err(format!(
+            "the copy began {:.1} hours ago and its changes since are still unread; the stream keeps records 24 hours, so some may be gone",
+            (now_us - began) as f64 / 3.6e9
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Where a shard's reading starts.
@@ -26,8 +52,16 @@ pub enum Start {
 pub fn ready(listed: &[Listed], pos: &TablePos, reading: &HashSet<String>) -> Result<Vec<(String, Start)>, String> {
     let is_listed = |id: &str| listed.iter().any(|s| s.id == id);
     for (id, at) in &pos.shards {
-        if let (ShardPos::After(seq), false) = (at, is_listed(id)) {
-            return Err(format!("shard {id} (applied up to sequence number {seq}) is no longer in the stream"));
+        match (at, is_listed(id)) {
+            (ShardPos::After(seq), false) => {
+                return Err(format!("shard {id} (applied up to sequence number {seq}) is no longer in the stream"));
+            }
+            (ShardPos::Open, false) => {
+                return Err(format!(
+                    "shard {id} (open when the table's copy began, not read yet) is no longer in the stream"
+                ));
+            }
+            _ => {}
         }
     }
     let mut out = Vec::new();
@@ -38,12 +72,12 @@ pub fn ready(listed: &[Listed], pos: &TablePos, reading: &HashSet<String>) -> Re
         match pos.shards.get(&shard.id) {
             Some(ShardPos::Done) => continue,
             Some(ShardPos::After(seq)) => out.push((shard.id.clone(), Start::After(seq.clone()))),
-            None => {
+            None | Some(ShardPos::Open) => {
                 let parent_finished = match &shard.parent {
                     None => true,
                     Some(p) => match pos.shards.get(p) {
                         Some(ShardPos::Done) => true,
-                        Some(ShardPos::After(_)) => false,
+                        Some(ShardPos::After(_) | ShardPos::Open) => false,
                         // A parent trimmed from the stream before zetl saw it.
                         None => !is_listed(p),
                     },
@@ -69,14 +103,37 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn shard(id: &str, parent: Option<&str>) -> Listed {
-        Listed { id: id.into(), parent: parent.map(str::to_string) }
+        Listed { id: id.into(), parent: parent.map(str::to_string), open: false }
     }
 
     fn pos(entries: &[(&str, ShardPos)]) -> TablePos {
         TablePos {
             stream: "arn".into(),
             shards: entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
+            copy_began_us: None,
         }
+    }
+
+    #[test]
+    fn shards_open_at_the_copy_must_still_be_there_within_the_retention() {
+        let listed = vec![shard("old", None), Listed { open: true, ..shard("live", Some("old")) }];
+        let at_copy = open_at_copy(&listed);
+        assert_eq!(at_copy.keys().collect::<Vec<_>>(), ["live"]);
+        let mut p = TablePos { stream: "arn".into(), shards: at_copy, copy_began_us: Some(0) };
+        // Read from its oldest record once its parent is done; the closed parent first.
+        let plan = ready(&listed, &p, &HashSet::new()).expect("plan");
+        assert_eq!(plan, vec![("old".into(), Start::TrimHorizon)]);
+        p.shards.insert("old".into(), ShardPos::Done);
+        assert_eq!(ready(&listed, &p, &HashSet::new()).expect("plan"), vec![("live".into(), Start::TrimHorizon)]);
+        // Gone from the stream: a gap.
+        let err = ready(&listed[..1], &p, &HashSet::new()).unwrap_err();
+        assert!(err.contains("shard live (open when the table's copy began"), "{err}");
+        // Unread for 23 hours or more: a gap; once read, time no longer matters.
+        assert!(check_retention(&p, 22 * 3600 * 1_000_000).is_ok());
+        let err = check_retention(&p, 23 * 3600 * 1_000_000).unwrap_err();
+        assert!(err.contains("the copy began 23.0 hours ago"), "{err}");
+        p.shards.insert("live".into(), ShardPos::After("5".into()));
+        assert!(check_retention(&p, 48 * 3600 * 1_000_000).is_ok());
     }
 
     #[test]

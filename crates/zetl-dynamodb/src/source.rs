@@ -5,6 +5,7 @@ use crate::client::{self, Clients};
 use crate::error::DynError;
 use crate::position::{StreamPos, TablePos};
 use crate::scan::{self, send};
+use crate::shards;
 use crate::stream::Streamer;
 use crate::table::{self, TableInfo};
 use std::collections::BTreeMap;
@@ -97,7 +98,16 @@ impl DynSource {
         // or marked by `zetl resync`) are seeded. Their stream is read from its oldest record.
         let to_seed: Vec<&TableInfo> = tables.iter().filter(|t| fresh || !start.copied.contains_key(&t.id())).collect();
         for t in &to_seed {
-            pos.tables.insert(t.name.clone(), TablePos { stream: t.stream_arn.clone(), shards: BTreeMap::new() });
+            // The shards open now hold every change made from here on: noted before the scan,
+            // so that a gap (trimmed before zetl reads them) is an error, not a silent loss.
+            let listed = crate::stream::list_shards(&clients, &t.stream_arn).await?;
+            let began = zetl_core::pipeline::now_us();
+            let table_pos = TablePos {
+                stream: t.stream_arn.clone(),
+                shards: shards::open_at_copy(&listed),
+                copy_began_us: Some(began),
+            };
+            pos.tables.insert(t.name.clone(), table_pos);
             self.seed(&clients, t, &events).await?;
         }
         if fresh {

@@ -117,8 +117,10 @@ impl Streamer {
             if let Some(pos) = self.pos.tables.get_mut(name) {
                 shards::forget_trimmed(pos, &listed);
             }
-            let empty = TablePos { stream: table.stream_arn.clone(), shards: BTreeMap::new() };
+            let empty = TablePos { stream: table.stream_arn.clone(), shards: BTreeMap::new(), copy_began_us: None };
             let pos = self.pos.tables.get(name).unwrap_or(&empty);
+            shards::check_retention(pos, zetl_core::pipeline::now_us())
+                .map_err(|gap| DynError::Gap(format!("table {name}: {gap}")))?;
             let busy: HashSet<String> = reading.iter().filter(|(t, _)| t == name).map(|(_, s)| s.clone()).collect();
             let ready =
                 shards::ready(&listed, pos, &busy).map_err(|gap| DynError::Gap(format!("table {name}: {gap}")))?;
@@ -134,16 +136,19 @@ impl Streamer {
 
     async fn apply(&mut self, table: &str, shard: &str, records: Vec<Decoded>, finished: bool) -> Result<(), DynError> {
         let Some(info) = self.tables.get(table) else { return Ok(()) };
-        let entry = self
-            .pos
-            .tables
-            .entry(table.to_string())
-            .or_insert_with(|| TablePos { stream: info.stream_arn.clone(), shards: BTreeMap::new() });
+        let entry = self.pos.tables.entry(table.to_string()).or_insert_with(|| TablePos {
+            stream: info.stream_arn.clone(),
+            shards: BTreeMap::new(),
+            copy_began_us: None,
+        });
         let last = records.last().map(|r| (r.seq.clone(), r.at_us));
         if finished {
             entry.shards.insert(shard.to_string(), ShardPos::Done);
         } else if let Some((seq, _)) = &last {
             entry.shards.insert(shard.to_string(), ShardPos::After(seq.clone()));
+        }
+        if !entry.shards.values().any(|s| *s == ShardPos::Open) {
+            entry.copy_began_us = None;
         }
         if records.is_empty() {
             return send(&self.events, SourceEvent::Heartbeat { position: self.position() }).await;
@@ -173,7 +178,8 @@ pub async fn list_shards(clients: &Clients, arn: &str) -> Result<Vec<Listed>, Dy
         let Some(desc) = page.stream_description() else { break };
         for s in desc.shards() {
             if let Some(id) = s.shard_id() {
-                out.push(Listed { id: id.to_string(), parent: s.parent_shard_id().map(str::to_string) });
+                let open = s.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_none();
+                out.push(Listed { id: id.to_string(), parent: s.parent_shard_id().map(str::to_string), open });
             }
         }
         // A server that ignores paging would repeat its last shard: stop there.

@@ -156,3 +156,40 @@ fn tables_and_endpoints_zetl_cannot_use_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(common::EXIT_CHECK_CODE), "{text}");
     assert!(text.contains("✗ table nostream") && text.contains("✗ table keysonly"), "{text}");
 }
+
+/// The shards open when the seed began are noted in the position before the Scan: if they are
+/// still unread about a day later (the stream keeps records 24 hours), or gone from the
+/// stream, zetl stops asking for a resync instead of reading a trimmed stream as if whole.
+#[test]
+fn a_stream_that_may_have_trimmed_changes_since_the_seed_is_a_clear_stop() {
+    let env = DynEnv::start("dyn_retention");
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "20"]);
+    let cfg = env.write_config("dyn", "{ include: [\"t\"] }", "");
+    let zetl = env.run_zetl(&cfg);
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    env.assert_equal("t");
+    let position = env.target_value("SELECT position FROM _zetl.checkpoints").expect("a position");
+    assert!(!position.contains("\"open\""), "the shard was read, so none is still open: {position}");
+
+    // As if the seed had ended 25 hours ago and its shard had not been read since.
+    let began = zetl_core::pipeline::now_us() - 25 * 3600 * 1_000_000;
+    env.target_sql(&format!(
+        "UPDATE _zetl.checkpoints SET position = replace(regexp_replace(position, '\\{{\"after\":\"[0-9]+\"\\}}', '\"open\"', 'g'), \
+         '\"shards\":', '\"copy_began_us\":{began},\"shards\":')"
+    ));
+    let path = cfg.to_str().expect("utf-8");
+    let out = zetl_command_with(&["run", "-c", path], TIMEOUT, &CREDENTIALS).expect("run finished");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the copy began 25.0 hours ago") && err.contains("zetl resync"), "{err}");
+    let out = zetl_command_with(&["check", "-c", path], TIMEOUT, &CREDENTIALS).expect("check finished");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("✗ table t stored position") && text.contains("25.0 hours"), "{text}");
+    let out = zetl_command_with(&["resync", "--all", "-c", path], TIMEOUT, &CREDENTIALS).expect("resync finished");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.driver(&["mutate", "t"]);
+    let zetl = env.run_zetl(&cfg);
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    env.assert_equal("t");
+}
