@@ -25,6 +25,8 @@ pub async fn apply_guarded(
 ) -> Result<u64, PgTargetError> {
     match under_savepoint(c, "zetl_table", merge::apply_table(c, stage, batch, soft)).await? {
         Ok(()) => Ok(0),
+        // A lock or statement timeout, a deadlock, a lost connection: no verdict on the rows.
+        Err(e) if !e.is_data_error() => Err(e),
         Err(batch_error) => {
             tracing::debug!(table = %stage.schema.id, error = %batch_error, "batch rejected; applying its changes one by one");
             one_by_one(c, integration, stage, batch, soft, on_error).await
@@ -82,6 +84,9 @@ async fn one_by_one(
         single.push(schema, Change { table: schema.id.clone(), kind: kind.clone() });
         let Some(one) = single.tables.get(&schema.id) else { continue };
         if let Err(e) = under_savepoint(c, "zetl_change", merge::apply_table(c, stage, one, soft)).await? {
+            if !e.is_data_error() {
+                return Err(e);
+            }
             let (op, row) = match &kind {
                 ChangeKind::Insert { row } | ChangeKind::Update { row, .. } => ("upsert", row),
                 ChangeKind::Delete { old } | ChangeKind::Expire { old } => ("delete", old),

@@ -18,14 +18,35 @@ pub enum PgTargetError {
 }
 
 impl PgTargetError {
-    /// A lost connection or a server going away: a reconnect may cure it.
+    /// A lost connection, a server going away, or a conflict with other sessions (deadlock,
+    /// serialization failure, lock or statement timeout): trying again from the checkpoint
+    /// may cure it.
     pub fn is_transient(&self) -> bool {
         match self {
             PgTargetError::Connect(e) => e.is_transient(),
-            PgTargetError::Sql { cause, .. } => zetl_postgres::transient_sql(cause),
+            PgTargetError::Sql { cause, .. } => {
+                zetl_postgres::transient_sql(cause)
+                    || matches!(sqlstate(cause), Some("40001" | "40P01" | "55P03" | "57014"))
+            }
             _ => false,
         }
     }
+
+    /// The target refused the row itself: a data exception (SQLSTATE class 22), an integrity
+    /// constraint (class 23) or a datatype mismatch (42804). Only such a change can be a dead
+    /// letter; any other failure says nothing about the row and must not set it aside.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            PgTargetError::Sql { cause, .. } => {
+                sqlstate(cause).is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c == "42804")
+            }
+            _ => false,
+        }
+    }
+}
+
+fn sqlstate(cause: &tokio_postgres::Error) -> Option<&str> {
+    cause.code().map(|c| c.code())
 }
 
 pub(crate) trait SqlContext<T> {

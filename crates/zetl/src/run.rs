@@ -53,7 +53,7 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
             Err(e) if is_transient(&e) && !*stop_rx.borrow() && made_progress(&progress) => {
                 progress.errors.fetch_add(1, Ordering::Relaxed);
                 progress.reconnects.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %format!("{e:#}"), retry_in_s = backoff.as_secs_f64(), "connection lost; resuming from the target's checkpoint");
+                tracing::warn!(error = %format!("{e:#}"), retry_in_s = backoff.as_secs_f64(), "transient failure (connection lost, server restarting, lock or statement timeout, deadlock); resuming from the target's checkpoint");
                 let mut stop = stop_rx.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}

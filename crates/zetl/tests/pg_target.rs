@@ -257,3 +257,45 @@ fn soft_mode_tells_ttl_expiries_from_deletes_in_postgres() {
         .expect("query");
     assert_eq!(flags.trim(), "1:true:false,2:true:true,3:false:false");
 }
+
+/// With `on_error: dead_letter`, only the target's verdict on a row (a data error) sets a
+/// change aside. A lock timeout says nothing about the rows: zetl tries again from the
+/// checkpoint and applies them once the lock is gone, with no dead letter.
+#[test]
+fn a_lock_timeout_is_retried_never_a_dead_letter() {
+    let env = TestEnv::start("pg_target_lock");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 10) g");
+    let cfg = config(&env, &target, "    apply: { on_error: dead_letter }\n");
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "topg");
+    target.psql(DB, "ALTER DATABASE zetl SET lock_timeout = '200ms'").expect("lock_timeout");
+    // New sessions get the setting: make zetl reconnect to the target.
+    target
+        .psql(DB, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'zetl%' AND datname = 'zetl'")
+        .expect("end zetl's target sessions");
+    let holder = {
+        let url = target.url(DB);
+        std::thread::spawn(move || {
+            std::process::Command::new("psql")
+                .arg(url)
+                .args([
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    "BEGIN; LOCK TABLE mirror.t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;",
+                ])
+                .output()
+                .expect("run psql")
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.sql("INSERT INTO t VALUES (100, 100); UPDATE t SET v = -1 WHERE id = 1; DELETE FROM t WHERE id = 2");
+    let held = holder.join().expect("the lock holder");
+    assert!(held.status.success(), "{}", String::from_utf8_lossy(&held.stderr));
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.t", "mirror.t")], "");
+    let letters = target.psql(DB, "SELECT count(*) FROM _zetl.dead_letters").expect("count dead letters");
+    assert_eq!(letters.trim(), "0", "a lock timeout must not make dead letters");
+}
