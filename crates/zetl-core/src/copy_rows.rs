@@ -1,28 +1,35 @@
-//! Copied rows travel in events of a fixed number of rows: large enough to amortise the
-//! channel, small enough to bound memory. Every source's copy gathers them the same way.
+//! Copied rows travel in events of at most a number of rows and of bytes: large enough to
+//! amortise the channel, small enough to bound memory also for wide rows (a 1 MB `bytea` per
+//! row would make 4096 rows 4 GB). Every source's copy gathers them the same way.
 
 use crate::event::SourceEvent;
 use crate::model::{Row, TableId};
 
-/// Rows per `CopyRows` event.
+/// Rows per `CopyRows` event, at most.
 pub const ROWS_PER_EVENT: usize = 4096;
+/// Estimated bytes (`Value::weight`) per `CopyRows` event, at most (a single larger row travels
+/// alone).
+pub const BYTES_PER_EVENT: usize = 4 << 20;
 
 pub struct CopyRowsBatcher {
     table: TableId,
     rows: Vec<Row>,
+    bytes: usize,
     gathered: u64,
 }
 
 impl CopyRowsBatcher {
     pub fn new(table: TableId) -> Self {
-        Self { table, rows: Vec::with_capacity(ROWS_PER_EVENT), gathered: 0 }
+        Self { table, rows: Vec::with_capacity(ROWS_PER_EVENT), bytes: 0, gathered: 0 }
     }
 
-    /// Adds a row; a full event to send once [`ROWS_PER_EVENT`] rows are gathered.
+    /// Adds a row; a full event to send once [`ROWS_PER_EVENT`] rows or [`BYTES_PER_EVENT`]
+    /// bytes are gathered.
     pub fn push(&mut self, row: Row) -> Option<SourceEvent> {
+        self.bytes += row_weight(&row);
         self.rows.push(row);
         self.gathered += 1;
-        (self.rows.len() == ROWS_PER_EVENT).then(|| self.take())
+        (self.rows.len() == ROWS_PER_EVENT || self.bytes >= BYTES_PER_EVENT).then(|| self.take())
     }
 
     /// The rows not yet sent (if any), and how many rows were gathered in all.
@@ -32,14 +39,35 @@ impl CopyRowsBatcher {
     }
 
     fn take(&mut self) -> SourceEvent {
+        self.bytes = 0;
         let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(ROWS_PER_EVENT));
         SourceEvent::CopyRows { table: self.table.clone(), rows }
     }
 }
 
+/// The estimated memory of one row, as `SourceEvent::weight` counts it.
+pub fn row_weight(row: &Row) -> usize {
+    24 + row.iter().map(|v| v.weight()).sum::<usize>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Value;
+
+    #[test]
+    fn wide_rows_make_smaller_events() {
+        let mut b = CopyRowsBatcher::new(TableId::new("s", "t"));
+        let wide = || vec![Value::Bytes(vec![0; 1 << 20])];
+        let sizes: Vec<usize> = (0..10)
+            .filter_map(|_| b.push(wide()))
+            .map(|e| match e {
+                SourceEvent::CopyRows { rows, .. } => rows.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, vec![4, 4], "1 MiB rows travel four to an event");
+    }
 
     #[test]
     fn full_events_then_the_rest() {

@@ -143,9 +143,7 @@ impl SourceEvent {
     pub fn weight(&self) -> usize {
         match self {
             SourceEvent::Change(c) => c.weight(),
-            SourceEvent::CopyRows { rows, .. } => {
-                rows.iter().map(|r| 24 + r.iter().map(|v| v.weight()).sum::<usize>()).sum()
-            }
+            SourceEvent::CopyRows { rows, .. } => rows.iter().map(crate::copy_rows::row_weight).sum(),
             _ => 64,
         }
     }

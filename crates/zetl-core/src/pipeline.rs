@@ -184,8 +184,7 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::CopyRows { table, rows } => {
                 self.ensure_open()?;
-                self.copied_since_commit +=
-                    rows.iter().map(|r| 24 + r.iter().map(|v| v.weight()).sum::<usize>()).sum::<usize>();
+                self.copied_since_commit += rows.iter().map(crate::copy_rows::row_weight).sum::<usize>();
                 self.target.copy_rows(&table, &rows).map_err(target_err)?;
                 self.progress.add_copied(&table.to_string(), rows.len() as u64);
                 // A snapshot restarts from scratch after a crash, so its rows may be committed
