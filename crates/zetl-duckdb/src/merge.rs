@@ -8,7 +8,7 @@ use crate::error::{Context, DuckdbError};
 use crate::screen::{screen, Guard};
 use crate::stage::{describe_key, Stage, OP_DELETE, OP_EXPIRE, OP_MOVE, OP_UPSERT, REMOVES};
 use crate::types::{from_wire, ident, to_db, to_wire, wire_type};
-use duckdb::Connection;
+use duckdb::{Connection, OptionalExt};
 use zetl_core::batch::{KeyedOp, TableBatch};
 use zetl_core::{ChangeKind, Row, TableSchema};
 
@@ -61,6 +61,9 @@ fn apply_keyed(
     // Moves first: their unchanged columns live under the old key, deleted just below.
     let from_match = key_match(schema, |i, _| format!("s._zetl_from_{i}"));
     let key_match = key_match(schema, |_, name| format!("s.{name}"));
+    if !unchanged.is_empty() {
+        unchanged_without_row(conn, stage, guard, &from_match, &key_match)?;
+    }
     for i in &unchanged {
         fill_unchanged(conn, stage, *i, &from_match, OP_MOVE)?;
         fill_unchanged(conn, stage, *i, &key_match, OP_UPSERT)?;
@@ -98,6 +101,44 @@ fn key_match(schema: &TableSchema, staged: impl Fn(usize, &str) -> String) -> St
         })
         .collect::<Vec<_>>()
         .join(" AND ")
+}
+
+/// An update that left columns unchanged (PostgreSQL sends no value for an unchanged TOASTed
+/// column) takes them from the row under its key; with no such row at the target they would
+/// become NULL without a word. The target already differs from the source there: stop, naming
+/// the key and the fix.
+fn unchanged_without_row(
+    conn: &Connection,
+    stage: &Stage,
+    guard: &Guard,
+    from_match: &str,
+    key_match: &str,
+) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
+    let target = qualified(&schema.id);
+    let sql = format!(
+        "SELECT {key} FROM {staged} AS s WHERE s._zetl_u IS NOT NULL AND ( \
+           (s._zetl_op = {OP_MOVE} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {from_match})) OR \
+           (s._zetl_op = {OP_UPSERT} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match}))) LIMIT 1",
+        key = crate::screen::key_sql(schema),
+        staged = stage.sql_name(),
+    );
+    let missing: Option<String> = conn
+        .query_row(&sql, [], |r| r.get(0))
+        .optional()
+        .context(|| format!("looking for the rows of {}'s unchanged columns", schema.id))?;
+    match missing {
+        None => Ok(()),
+        Some(key) => Err(DuckdbError::Rejected {
+            integration: guard.integration.to_string(),
+            table: schema.id.to_string(),
+            key,
+            problem: format!(
+                "an update left columns unchanged (not sent by the source) but the target has no row under that key to keep them from: the target differs from the source here; run `zetl resync {}`",
+                schema.id
+            ),
+        }),
+    }
 }
 
 /// Takes column `i` from the target's row for staged rows of `op` that left it unchanged.

@@ -122,7 +122,7 @@ fn find(conn: &Connection, stage: &Stage) -> Result<Vec<Rejected>, DuckdbError> 
 }
 
 /// `(id=42)` for a staged row, as `TableSchema::describe_key` writes it.
-fn key_sql(schema: &TableSchema) -> String {
+pub fn key_sql(schema: &TableSchema) -> String {
     let cols: Vec<usize> = match schema.key_columns() {
         [] => (0..schema.columns.len().min(3)).collect(),
         k => k.to_vec(),

@@ -195,6 +195,44 @@ fn copy_rows_binary(schema: &TableSchema, rows: &[Row]) -> Option<Vec<u8>> {
     Some(out.finish())
 }
 
+/// An update that left columns unchanged (PostgreSQL sends no value for an unchanged TOASTed
+/// column) takes them from the row under its key; with no such row at the target they would
+/// become NULL without a word. The target already differs from the source there: stop, naming
+/// the key and the fix.
+async fn unchanged_without_row(
+    c: &Client,
+    stage: &Stage,
+    from_match: &str,
+    key_match: &str,
+) -> Result<(), PgTargetError> {
+    let (schema, target, staged) = (&stage.schema, &stage.target, ident(&stage.name));
+    let key: Vec<String> = schema
+        .key_columns()
+        .iter()
+        .map(|&i| {
+            let name = &schema.columns[i].name;
+            let label = format!("'{}='", name.replace('\'', "''"));
+            format!("{label} || coalesce(left(s.{}::text, 64), 'NULL')", ident(name))
+        })
+        .collect();
+    let sql = format!(
+        "SELECT '(' || concat_ws(', ', {}) || ')' FROM {staged} AS s WHERE s._zetl_u IS NOT NULL AND ( \
+           (s._zetl_op = {OP_MOVE} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {from_match})) OR \
+           (s._zetl_op = {OP_UPSERT} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match}))) LIMIT 1",
+        key.join(", ")
+    );
+    let row =
+        c.query_opt(&sql, &[]).await.ctx(|| format!("looking for the rows of {}'s unchanged columns", schema.id))?;
+    match row {
+        None => Ok(()),
+        Some(r) => Err(PgTargetError::State(format!(
+            "table {id}, key {key}: an update left columns unchanged (not sent by the source) but the target has no row under that key to keep them from: the target differs from the source here; run `zetl resync {id}`",
+            id = schema.id,
+            key = r.get::<_, String>(0)
+        ))),
+    }
+}
+
 /// `soft`: deletes (and a truncate) mark rows instead of removing them.
 pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bool) -> Result<(), PgTargetError> {
     let target = &stage.target;
@@ -221,6 +259,9 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
     let schema = &stage.schema;
     let from_match = key_match(schema, |i, _| format!("s._zetl_from_{i}"));
     let key_match = key_match(schema, |_, name| format!("s.{name}"));
+    if !unchanged.is_empty() {
+        unchanged_without_row(c, stage, &from_match, &key_match).await?;
+    }
     for i in &unchanged {
         let col = ident(&schema.columns[*i].name);
         for (matches, op) in [(&from_match, OP_MOVE), (&key_match, OP_UPSERT)] {
