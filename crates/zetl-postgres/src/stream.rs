@@ -28,6 +28,10 @@ struct RelationState {
     /// Not a replicated table (yet): its changes are skipped. The message is kept in case the
     /// table is adopted later (`adopt_ignored`).
     ignored: Option<Relation>,
+    /// The pipeline has this schema. A Relation message changes nothing at the target by
+    /// itself: the schema is sent before the first change that uses it, inside that change's
+    /// transaction, so DDL in a transaction that aborts leaves no trace (no phantom column).
+    sent: bool,
 }
 
 pub struct Streamer<'a> {
@@ -173,10 +177,13 @@ impl<'a> Streamer<'a> {
             }
             message => match self.stream_xid {
                 Some(xid) => {
-                    // Schemas and types take effect at once: the server does not repeat them
-                    // for later transactions. They are kept in the file too, so the replay
-                    // sees the schema each change was written with.
-                    if matches!(message, Message::Relation(_) | Message::Type { .. }) {
+                    // A streamed transaction's Relation messages take effect when it commits
+                    // (the replay of its file), as in PostgreSQL's own apply worker: one that
+                    // aborts must not change the schema. A relation seen for the first time is
+                    // known at once (nothing to undo), and types are reloaded at once.
+                    let first_sighting =
+                        matches!(&message, Message::Relation(rel) if !self.relations.contains_key(&rel.oid));
+                    if first_sighting || matches!(message, Message::Type { .. }) {
                         self.apply(message, stream).await?;
                     }
                     self.spill.append(xid, decoded.xid.unwrap_or(xid), data).map_err(spill_err)?;
@@ -210,14 +217,14 @@ impl<'a> Streamer<'a> {
                 self.types = catalog::type_catalog(self.sql).await?;
             }
             Message::Insert { oid, new } => {
-                if let Some(state) = self.live(oid)? {
+                if let Some(state) = self.live_with_schema(oid, stream).await? {
                     let row = to_row(&state.schema, &new)?;
                     let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Insert { row } };
                     self.send(SourceEvent::Change(change), stream).await?;
                 }
             }
             Message::Update { oid, old, new } => {
-                if let Some(state) = self.live(oid)? {
+                if let Some(state) = self.live_with_schema(oid, stream).await? {
                     let row = to_row(&state.schema, &new)?;
                     let old = old.map(|o| to_row(&state.schema, old_values(&o))).transpose()?;
                     let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Update { old, row } };
@@ -225,7 +232,7 @@ impl<'a> Streamer<'a> {
                 }
             }
             Message::Delete { oid, old } => {
-                if let Some(state) = self.live(oid)? {
+                if let Some(state) = self.live_with_schema(oid, stream).await? {
                     let old = to_row(&state.schema, old_values(&old))?;
                     let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Delete { old } };
                     self.send(SourceEvent::Change(change), stream).await?;
@@ -234,7 +241,7 @@ impl<'a> Streamer<'a> {
             Message::Truncate { oids, .. } => {
                 let mut tables = Vec::new();
                 for oid in oids {
-                    if let Some(state) = self.live(oid)? {
+                    if let Some(state) = self.live_with_schema(oid, stream).await? {
                         tables.push(state.schema.id.clone());
                     }
                 }
@@ -251,6 +258,32 @@ impl<'a> Streamer<'a> {
             }
         }
         Ok(())
+    }
+
+    /// [`Streamer::live`], with the relation's schema sent to the pipeline first if it has
+    /// not got it yet (see `RelationState::sent`).
+    async fn live_with_schema(
+        &mut self,
+        oid: u32,
+        stream: &mut ReplicationStream,
+    ) -> Result<Option<&RelationState>, PgError> {
+        let unsent = match self.live(oid)? {
+            None => return Ok(None),
+            Some(state) => (!state.sent).then(|| state.schema.clone()),
+        };
+        if let Some(schema) = unsent {
+            if self.emitted.get(&schema.id) != Some(&schema) {
+                if let Some(prev) = self.emitted.get(&schema.id).cloned() {
+                    self.schema_changed(&prev, &schema, oid, stream).await?;
+                }
+                self.emitted.insert(schema.id.clone(), schema.clone());
+                self.send(SourceEvent::Schema(schema), stream).await?;
+            }
+            if let Some(state) = self.relations.get_mut(&oid) {
+                state.sent = true;
+            }
+        }
+        Ok(self.relations.get(&oid))
     }
 
     /// The relation's state if its changes in the current transaction are to be applied.
@@ -296,7 +329,7 @@ impl<'a> Streamer<'a> {
             // skipped.
             tracing::debug!(relation = %id, "ignoring a relation that is not a replicated table");
             let schema = TableSchema { id, columns: Vec::new(), identity: zetl_core::RowIdentity::None };
-            self.relations.insert(rel.oid, RelationState { schema, ignored: Some(rel) });
+            self.relations.insert(rel.oid, RelationState { schema, ignored: Some(rel), sent: false });
             return Ok(());
         }
         let columns: Vec<Column> = rel
@@ -319,20 +352,16 @@ impl<'a> Streamer<'a> {
         let primary_key = self.tables.get(&id).map(|t| t.primary_key.as_slice()).unwrap_or_default();
         let identity = identity_of(&rel, primary_key);
         let mut schema = TableSchema { id: id.clone(), columns, identity };
-        if let Some(prev) = self.emitted.get(&id).cloned() {
+        if let Some(prev) = self.emitted.get(&id) {
             // Keep NOT NULL knowledge from the catalog for unchanged columns.
             for c in &mut schema.columns {
                 if let Some(p) = prev.columns.iter().find(|p| p.name == c.name && p.ty == c.ty) {
                     c.nullable = p.nullable;
                 }
             }
-            self.schema_changed(&prev, &schema, rel.oid, stream).await?;
         }
-        if self.emitted.get(&id) != Some(&schema) {
-            self.emitted.insert(id.clone(), schema.clone());
-            self.send(SourceEvent::Schema(schema.clone()), stream).await?;
-        }
-        self.relations.insert(rel.oid, RelationState { schema, ignored: None });
+        let sent = self.emitted.get(&id) == Some(&schema);
+        self.relations.insert(rel.oid, RelationState { schema, ignored: None, sent });
         Ok(())
     }
 
@@ -402,6 +431,9 @@ impl<'a> Streamer<'a> {
 
     /// Schemas already sent by the snapshot, so the stream does not send them again.
     pub fn remember_schema(&mut self, schema: TableSchema) {
+        for state in self.relations.values_mut().filter(|r| r.schema.id == schema.id) {
+            state.sent = state.schema == schema;
+        }
         self.emitted.insert(schema.id.clone(), schema);
     }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use common::warehouse::{wait_copied, Warehouse};
-use common::TestEnv;
+use common::{PgOptions, TestEnv};
 
 fn column_changes(warehouse: Warehouse, test: &str) {
     let env = TestEnv::start(test);
@@ -92,4 +92,51 @@ fn key_changes_duckdb() {
 #[test]
 fn key_changes_postgres() {
     key_changes(Warehouse::postgres(), "keys_pg");
+}
+
+/// DDL inside transactions the server streams before they commit (pgoutput v2): one that
+/// aborts, and a subtransaction that rolls back inside one that commits, leave no column at
+/// the target.
+fn ddl_in_streamed_transactions(warehouse: Warehouse, test: &str) {
+    let small_memory = vec![("logical_decoding_work_mem".into(), "64kB".into())];
+    let env = TestEnv::start_with(test, PgOptions { extra_conf: small_memory, ..PgOptions::default() });
+    env.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, v text);\n\
+         INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 100) g;",
+    );
+    let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, test);
+    env.sql(
+        "BEGIN;\n\
+         ALTER TABLE big ADD COLUMN phantom int DEFAULT 1;\n\
+         INSERT INTO big SELECT g, md5(g::text), g FROM generate_series(1000, 20000) g;\n\
+         ROLLBACK;\n\
+         BEGIN;\n\
+         INSERT INTO big SELECT g, md5(g::text) FROM generate_series(30000, 45000) g;\n\
+         SAVEPOINT s;\n\
+         ALTER TABLE big ADD COLUMN ghost text;\n\
+         INSERT INTO big (id, v, ghost) VALUES (60000, 'in the subtransaction', 'g');\n\
+         ROLLBACK TO SAVEPOINT s;\n\
+         UPDATE big SET v = 'kept' WHERE id < 50;\n\
+         COMMIT;\n\
+         INSERT INTO big VALUES (70000, 'after');",
+    );
+    env.wait_caught_up(&mut zetl, test);
+    zetl.stop();
+    let streamed =
+        env.sql_value(&format!("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = 'zetl_{test}'"));
+    assert!(streamed.parse::<i64>().is_ok_and(|n| n >= 2), "the server streamed {streamed} transactions, not both");
+    warehouse.assert_equal(&env, &["public.big"]);
+    assert_eq!(warehouse.columns(&env, "public.big"), ["id", "v"], "no column of a rolled-back ALTER at the target");
+}
+
+#[test]
+fn ddl_in_streamed_transactions_duckdb() {
+    ddl_in_streamed_transactions(Warehouse::Duckdb, "streamddl_duck");
+}
+
+#[test]
+fn ddl_in_streamed_transactions_postgres() {
+    ddl_in_streamed_transactions(Warehouse::postgres(), "streamddl_pg");
 }

@@ -42,6 +42,27 @@ impl Warehouse {
         }
     }
 
+    /// The target table's columns in order (`schema.table` as at the source).
+    pub fn columns(&self, env: &TestEnv, table: &str) -> Vec<String> {
+        let (schema, name) = table.split_once('.').expect("schema.table");
+        let sql = format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = '{schema}' \
+             AND table_name = '{name}' ORDER BY ordinal_position"
+        );
+        match self {
+            Warehouse::Duckdb => {
+                let duck = env.duckdb();
+                let mut stmt = duck.prepare(&sql).expect("prepare");
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("query the target");
+                rows.map(|r| r.expect("a column name")).collect()
+            }
+            Warehouse::Postgres(target) => {
+                let out = target.psql(DB, &sql).expect("query the target");
+                out.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+            }
+        }
+    }
+
     pub fn assert_equal(&self, env: &TestEnv, tables: &[&str]) {
         match self {
             Warehouse::Duckdb => env.assert_equal(tables),
