@@ -144,6 +144,10 @@ impl SourceEvent {
         match self {
             SourceEvent::Change(c) => c.weight(),
             SourceEvent::CopyRows { rows, .. } => rows.iter().map(crate::copy_rows::row_weight).sum(),
+            // A position can be large (DynamoDB's holds every shard's sequence number).
+            SourceEvent::Commit { position, .. }
+            | SourceEvent::Heartbeat { position }
+            | SourceEvent::SnapshotDone { position } => 64 + position.0.len(),
             _ => 64,
         }
     }

@@ -16,7 +16,7 @@ use aws_sdk_dynamodbstreams::types::{OperationType, Record, ShardIteratorType};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use zetl_core::channel::EventSender;
 use zetl_core::{Change, ChangeKind, Position, SourceEvent};
@@ -36,9 +36,21 @@ struct Decoded {
 }
 
 enum Msg {
-    Page { table: String, shard: String, records: Vec<Decoded>, finished: bool },
+    /// `room`: the page's share of [`PAGES_BYTES`], given back once it is applied.
+    Page {
+        table: String,
+        shard: String,
+        records: Vec<Decoded>,
+        finished: bool,
+        room: OwnedSemaphorePermit,
+    },
     Failed(DynError),
 }
+
+/// Memory the decoded pages waiting to be applied may hold, all shards together (a page may be
+/// up to 1 MB of records, and many shards are read at once). A page larger than this waits
+/// until it is alone.
+const PAGES_BYTES: usize = 16 << 20;
 
 pub struct Streamer {
     clients: Clients,
@@ -60,9 +72,10 @@ impl Streamer {
     /// Applies the streams until `stop` turns true (between pages) or an error.
     pub async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), DynError> {
         let (tx, mut rx) = mpsc::channel::<Msg>(16);
+        let room = Arc::new(Semaphore::new(PAGES_BYTES));
         let mut readers = JoinSet::new();
         let mut reading: HashSet<(String, String)> = HashSet::new();
-        self.start_ready(&tx, &mut readers, &mut reading).await?;
+        self.start_ready(&tx, &room, &mut readers, &mut reading).await?;
         let mut discover = tokio::time::interval(DISCOVER_EVERY);
         discover.tick().await;
         let mut idle = tokio::time::interval(Duration::from_secs(1));
@@ -76,12 +89,12 @@ impl Streamer {
                     }
                 }
                 msg = rx.recv() => match msg {
-                    Some(Msg::Page { table, shard, records, finished }) => {
+                    Some(Msg::Page { table, shard, records, finished, room: _room }) => {
                         busy = true;
                         self.apply(&table, &shard, records, finished).await?;
                         if finished {
                             reading.remove(&(table, shard));
-                            self.start_ready(&tx, &mut readers, &mut reading).await?;
+                            self.start_ready(&tx, &room, &mut readers, &mut reading).await?;
                         }
                     }
                     Some(Msg::Failed(e)) => {
@@ -90,7 +103,7 @@ impl Streamer {
                     }
                     None => return Err(DynError::Closed),
                 },
-                _ = discover.tick() => self.start_ready(&tx, &mut readers, &mut reading).await?,
+                _ = discover.tick() => self.start_ready(&tx, &room, &mut readers, &mut reading).await?,
                 _ = idle.tick() => {
                     // Nothing arrived for a while: the target's checkpoint and lag catch up.
                     if !std::mem::take(&mut busy) {
@@ -109,6 +122,7 @@ impl Streamer {
     async fn start_ready(
         &mut self,
         tx: &mpsc::Sender<Msg>,
+        room: &Arc<Semaphore>,
         readers: &mut JoinSet<()>,
         reading: &mut HashSet<(String, String)>,
     ) -> Result<(), DynError> {
@@ -127,7 +141,13 @@ impl Streamer {
             for (shard, start) in ready {
                 tracing::debug!(table = %name, shard = %shard, ?start, "reading shard");
                 reading.insert((name.clone(), shard.clone()));
-                let reader = Reader { clients: self.clients.clone(), table: table.clone(), shard, tx: tx.clone() };
+                let reader = Reader {
+                    clients: self.clients.clone(),
+                    table: table.clone(),
+                    shard,
+                    tx: tx.clone(),
+                    room: room.clone(),
+                };
                 readers.spawn(reader.run(start));
             }
         }
@@ -206,6 +226,7 @@ struct Reader {
     table: Arc<TableInfo>,
     shard: String,
     tx: mpsc::Sender<Msg>,
+    room: Arc<Semaphore>,
 }
 
 impl Reader {
@@ -244,7 +265,11 @@ impl Reader {
             let finished = page.next_shard_iterator().is_none();
             let empty = records.is_empty();
             if !empty || finished {
-                let msg = Msg::Page { table: self.table.name.clone(), shard: self.shard.clone(), records, finished };
+                let weight: usize = records.iter().map(|r| r.change.weight() + r.seq.len()).sum();
+                let permits = u32::try_from(weight.clamp(1, PAGES_BYTES)).unwrap_or(u32::MAX);
+                let Ok(room) = self.room.clone().acquire_many_owned(permits).await else { return Ok(()) };
+                let (table, shard) = (self.table.name.clone(), self.shard.clone());
+                let msg = Msg::Page { table, shard, records, finished, room };
                 if self.tx.send(msg).await.is_err() {
                     return Ok(());
                 }
