@@ -193,3 +193,28 @@ fn a_stream_that_may_have_trimmed_changes_since_the_seed_is_a_clear_stop() {
     env.catch_up_and_stop(zetl, &cfg, &["t"]);
     env.assert_equal("t");
 }
+
+/// A table that leaves the filters is no longer followed; when it comes back it is seeded again
+/// instead of resuming a copy that missed every change in between.
+#[test]
+fn a_table_excluded_then_included_again_is_seeded_again() {
+    let env = DynEnv::start("dyn_toggle");
+    env.driver(&["create", "t"]);
+    env.driver(&["create", "u"]);
+    env.driver(&["fill", "t", "0", "10"]);
+    env.driver(&["fill", "u", "0", "10"]);
+    let both = env.write_config("toggle", "{ include: [\"t\", \"u\"] }", "");
+    let zetl = env.run_zetl(&both);
+    env.catch_up_and_stop(zetl, &both, &["t", "u"]);
+
+    let only_t = env.write_config("toggle", "{ include: [\"t\"] }", "");
+    let zetl = env.run_zetl(&only_t);
+    env.driver(&["mutate", "u"]);
+    env.catch_up_and_stop(zetl, &only_t, &["t"]);
+
+    let both = env.write_config("toggle", "{ include: [\"t\", \"u\"] }", "");
+    let zetl = env.run_zetl(&both);
+    env.catch_up_and_stop(zetl, &both, &["t", "u"]);
+    env.assert_equal("t");
+    env.assert_equal("u");
+}
