@@ -87,19 +87,25 @@ fn restarts_and_kill_9_under_load_resume_from_the_stored_sequence_numbers() {
     // A stored shard the stream no longer has (trimmed after 24 hours): a clear stop, never a
     // silent gap; `zetl resync --all` makes a new copy.
     env.target_sql("UPDATE _zetl.checkpoints SET position = replace(position, '\"shardId-', '\"shardId-gone-')");
+    gap_stops_then_resync_recovers(&env, &cfg, &["is no longer in the stream", "run `zetl resync --all`"]);
+}
+
+/// `zetl run` stops with `needles` in its error, `zetl check` marks table t's stored position,
+/// and `zetl resync --all` then brings table t level with the source again.
+fn gap_stops_then_resync_recovers(env: &DynEnv, cfg: &std::path::Path, needles: &[&str]) {
     let path = cfg.to_str().expect("utf-8");
     let out = zetl_command_with(&["run", "-c", path], TIMEOUT, &CREDENTIALS).expect("run finished");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("is no longer in the stream") && err.contains("run `zetl resync --all`"), "{err}");
+    assert!(needles.iter().all(|n| err.contains(n)), "expected {needles:?} in:\n{err}");
     let out = zetl_command_with(&["check", "-c", path], TIMEOUT, &CREDENTIALS).expect("check finished");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("✗ table t stored position"), "{text}");
     let out = zetl_command_with(&["resync", "--all", "-c", path], TIMEOUT, &CREDENTIALS).expect("resync finished");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     env.driver(&["mutate", "t"]);
-    let zetl = env.run_zetl(&cfg);
-    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    let zetl = env.run_zetl(cfg);
+    env.catch_up_and_stop(zetl, cfg, &["t"]);
     env.assert_equal("t");
 }
 
@@ -178,20 +184,7 @@ fn a_stream_that_may_have_trimmed_changes_since_the_seed_is_a_clear_stop() {
         "UPDATE _zetl.checkpoints SET position = replace(regexp_replace(position, '\\{{\"after\":\"[0-9]+\"\\}}', '\"open\"', 'g'), \
          '\"shards\":', '\"copy_began_us\":{began},\"shards\":')"
     ));
-    let path = cfg.to_str().expect("utf-8");
-    let out = zetl_command_with(&["run", "-c", path], TIMEOUT, &CREDENTIALS).expect("run finished");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("the copy began 25.0 hours ago") && err.contains("zetl resync"), "{err}");
-    let out = zetl_command_with(&["check", "-c", path], TIMEOUT, &CREDENTIALS).expect("check finished");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.contains("✗ table t stored position") && text.contains("25.0 hours"), "{text}");
-    let out = zetl_command_with(&["resync", "--all", "-c", path], TIMEOUT, &CREDENTIALS).expect("resync finished");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    env.driver(&["mutate", "t"]);
-    let zetl = env.run_zetl(&cfg);
-    env.catch_up_and_stop(zetl, &cfg, &["t"]);
-    env.assert_equal("t");
+    gap_stops_then_resync_recovers(&env, &cfg, &["the copy began 25.0 hours ago", "zetl resync"]);
 }
 
 /// A table that leaves the filters is no longer followed; when it comes back it is seeded again
