@@ -108,6 +108,9 @@ pub struct DeadLetter {
     pub error: String,
     pub created_at: String,
     pub replayed_at: Option<String>,
+    /// When and why a later change to its key made it stale: it is not replayed.
+    pub superseded_at: Option<String>,
+    pub superseded_by: Option<String>,
 }
 
 #[cfg(test)]

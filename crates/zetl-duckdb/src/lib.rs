@@ -38,6 +38,11 @@ pub struct DuckdbTarget {
     /// Dead letters written in the open transaction, and committed ones since opening.
     dead_pending: u64,
     dead_committed: u64,
+    /// Tables with dead letters neither replayed nor superseded (a superset after a letter is
+    /// superseded, exact again after a rollback): only their batches pay for superseding.
+    letters_pending: HashSet<TableId>,
+    /// The open transaction superseded letters (their position is set at commit).
+    superseding: bool,
 }
 
 /// The catalog the target file is attached as.
@@ -65,6 +70,7 @@ impl DuckdbTarget {
                 .context(|| format!("setting memory_limit to {limit}"))?;
         }
         state::migrate(&conn)?;
+        let letters_pending = dead_letters::pending_tables(&conn, integration)?;
         Ok(Self {
             conn,
             integration: integration.to_string(),
@@ -75,6 +81,8 @@ impl DuckdbTarget {
             soft_touched: HashSet::new(),
             dead_pending: 0,
             dead_committed: 0,
+            letters_pending,
+            superseding: false,
         })
     }
 
@@ -113,7 +121,11 @@ impl DuckdbTarget {
     }
 
     fn guard(&self, table: &TableId) -> Guard<'_> {
-        Guard { integration: &self.integration, on_error: self.apply.for_table(table).on_error }
+        Guard {
+            integration: &self.integration,
+            on_error: self.apply.for_table(table).on_error,
+            letters_pending: self.letters_pending.contains(table),
+        }
     }
 
     fn stage(&self, table: &TableId) -> Result<&Stage, DuckdbError> {
@@ -187,6 +199,10 @@ impl Target for DuckdbTarget {
             .execute_batch(&format!("DELETE FROM {}", ddl::qualified(table)))
             .context(|| format!("emptying {table} before the copy"))?;
         self.copied.insert(table.clone(), 0);
+        if self.letters_pending.contains(table) {
+            dead_letters::supersede_table(&self.conn, &self.integration, table, dead_letters::COPIED)?;
+            self.superseding = true;
+        }
         state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, 0)
     }
 
@@ -197,6 +213,9 @@ impl Target for DuckdbTarget {
         } else {
             let dead = merge::flush_inserts(&self.conn, stage, &mut rows.iter().collect(), &self.guard(table))?;
             self.dead_pending += dead;
+            if dead > 0 {
+                self.letters_pending.insert(table.clone());
+            }
         }
         *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
         if self.soft(table) {
@@ -214,7 +233,13 @@ impl Target for DuckdbTarget {
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {
         for (table, changes) in &batch.tables {
             let soft = self.soft(table);
-            self.dead_pending += merge::apply_table(&self.conn, self.stage(table)?, changes, soft, &self.guard(table))?;
+            self.superseding |= self.letters_pending.contains(table);
+            let guard = self.guard(table);
+            let dead = merge::apply_table(&self.conn, self.stage(table)?, changes, soft, &guard)?;
+            self.dead_pending += dead;
+            if dead > 0 {
+                self.letters_pending.insert(table.clone());
+            }
             if soft {
                 self.soft_touched.insert(table.clone());
             }
@@ -234,12 +259,13 @@ impl Target for DuckdbTarget {
                 )
                 .context(|| format!("recording the source position of {table}'s changes"))?;
         }
-        if self.dead_pending > 0 {
+        if self.dead_pending > 0 || self.superseding {
             dead_letters::set_position(&self.conn, &self.integration, &checkpoint.position)?;
         }
         state::store_checkpoint(&self.conn, &self.integration, checkpoint)?;
         self.conn.execute_batch("COMMIT").context(|| "committing".into())?;
         self.dead_committed += std::mem::take(&mut self.dead_pending);
+        self.superseding = false;
         Ok(())
     }
 
@@ -250,7 +276,11 @@ impl Target for DuckdbTarget {
     fn rollback(&mut self) -> Result<(), DuckdbError> {
         self.soft_touched.clear();
         self.dead_pending = 0;
-        self.conn.execute_batch("ROLLBACK").context(|| "rolling back".into())
+        self.superseding = false;
+        self.conn.execute_batch("ROLLBACK").context(|| "rolling back".into())?;
+        // Letters superseded in the undone transaction are pending again.
+        self.letters_pending = dead_letters::pending_tables(&self.conn, &self.integration)?;
+        Ok(())
     }
 
     fn reset(&mut self) -> Result<(), DuckdbError> {

@@ -4,6 +4,7 @@
 //! reject a delete and re-insert of one key in one transaction), so "upsert" is delete + insert.
 
 use crate::ddl::qualified;
+use crate::dead_letters;
 use crate::error::{Context, DuckdbError};
 use crate::screen::{screen, Guard};
 use crate::stage::{describe_key, Stage, OP_DELETE, OP_EXPIRE, OP_MOVE, OP_UPSERT, REMOVES};
@@ -33,6 +34,9 @@ pub fn apply_table(
             format!("DELETE FROM {target}")
         };
         conn.execute_batch(&sql).context(|| format!("truncating {}", schema.id))?;
+        if guard.letters_pending {
+            dead_letters::supersede_table(conn, guard.integration, &schema.id, dead_letters::TRUNCATED)?;
+        }
     }
     if !schema.key_columns().is_empty() {
         apply_keyed(conn, stage, batch, soft, guard)
@@ -70,6 +74,10 @@ fn apply_keyed(
     }
     // A rejected row leaves the stage before anything is deleted: its key keeps its old row.
     let dead = screen(conn, stage, guard)?;
+    // What is left in the stage is applied now, after any dead letter of its keys.
+    if guard.letters_pending {
+        dead_letters::supersede_staged(conn, guard.integration, stage)?;
+    }
     let replaced = if soft {
         // Deleted keys keep their row, marked; every other touched key gets its new row.
         conn.execute_batch(&format!(

@@ -4,6 +4,12 @@
 //! column type the user narrowed, a NOT NULL the user added, a staged text (interval, array)
 //! that must still parse — and the rows that would fail are reported (`on_error: fail`) or moved
 //! to `_zetl.dead_letters` (`dead_letter`), the rest going on as usual.
+//!
+//! A narrowed column rejects more than what does not convert: DuckDB's casts round
+//! (`CAST(123.456 AS DECIMAL(5,1))` is 123.5, a DOUBLE cast to REAL loses digits, a TIMESTAMP
+//! cast to TIMESTAMP_S loses its fraction) without an error. Where the table's type differs
+//! from the staged one, a value whose cast to the table's type and back is not the value it was
+//! is rejected too, so the target never holds a value the source does not have.
 
 use crate::error::{Context, DuckdbError};
 use crate::stage::{Stage, REMOVES};
@@ -15,8 +21,9 @@ use zetl_core::TableSchema;
 /// One way a staged column can be rejected.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
-    /// The staged value must convert to the table column's type.
-    Converts { column: usize, to: String },
+    /// The staged value must convert to the table column's type; `exactly`: without changing
+    /// (the table's type is not the one zetl gives the column, so the cast may round).
+    Converts { column: usize, to: String, exactly: bool },
     /// The table column is NOT NULL.
     NotNull { column: usize },
 }
@@ -36,8 +43,10 @@ pub fn plan(schema: &TableSchema, staged: &[String], table: &[TableColumn]) -> V
     for (column, col) in schema.columns.iter().enumerate() {
         let Some(t) = table.iter().find(|t| t.name == col.name) else { continue };
         let as_text = crate::types::staged_as_text(&col.ty);
-        if as_text || staged.get(column) != Some(&t.data_type) {
-            checks.push(Check::Converts { column, to: t.data_type.clone() });
+        let differs = staged.get(column) != Some(&t.data_type);
+        if as_text || differs {
+            let exactly = if as_text { t.data_type != crate::types::target_type(&col.ty) } else { differs };
+            checks.push(Check::Converts { column, to: t.data_type.clone(), exactly });
         }
         if !t.nullable {
             checks.push(Check::NotNull { column });
@@ -57,6 +66,8 @@ struct Rejected {
 pub struct Guard<'a> {
     pub integration: &'a str,
     pub on_error: OnError,
+    /// The table has dead letters still to replay: the keys a batch changes supersede them.
+    pub letters_pending: bool,
 }
 
 /// Checks the staged upserts; returns how many went to dead letters (`fail`: the first
@@ -90,22 +101,10 @@ fn find(conn: &Connection, stage: &Stage) -> Result<Vec<Rejected>, DuckdbError> 
     let schema = &stage.schema;
     let (mut conds, mut problems) = (Vec::new(), Vec::new());
     for check in &stage.checks {
-        let (cond, problem) = match check {
-            Check::Converts { column, to } => {
-                let c = &schema.columns[*column];
-                let n = format!("s.{}", ident(&c.name));
-                let cond = format!("({n} IS NOT NULL AND TRY_CAST({} AS {to}) IS NULL)", try_from_wire(&c.ty, &n));
-                let why = format!(" cannot be stored in column {} ({to})", c.name);
-                (cond, format!("'value ' || left(CAST({n} AS VARCHAR), 64) || {}", literal(&why)))
-            }
-            Check::NotNull { column } => {
-                let c = &schema.columns[*column];
-                let why = format!("NULL in column {}, which is NOT NULL at the target", c.name);
-                (format!("s.{} IS NULL", ident(&c.name)), literal(&why))
-            }
-        };
-        problems.push(format!("WHEN {cond} THEN {problem}"));
-        conds.push(cond);
+        for (cond, problem) in conditions(schema, check) {
+            problems.push(format!("WHEN {cond} THEN {problem}"));
+            conds.push(cond);
+        }
     }
     let sql = format!(
         "SELECT s.rowid, {key}, CASE {} END FROM {} AS s WHERE NOT {REMOVES} AND ({}) ORDER BY s.rowid",
@@ -119,6 +118,41 @@ fn find(conn: &Connection, stage: &Stage) -> Result<Vec<Rejected>, DuckdbError> 
         .query_map([], |r| Ok(Rejected { row: r.get(0)?, key: r.get(1)?, problem: r.get(2)? }))
         .context(|| format!("checking staged rows of {}", schema.id))?;
     rows.collect::<Result<Vec<_>, _>>().context(|| format!("checking staged rows of {}", schema.id))
+}
+
+/// The SQL conditions under which a staged row (alias `s`) fails `check`, each with the SQL of
+/// the message saying why (naming the column and the value).
+fn conditions(schema: &TableSchema, check: &Check) -> Vec<(String, String)> {
+    match check {
+        Check::Converts { column, to, exactly } => {
+            let c = &schema.columns[*column];
+            let n = format!("s.{}", ident(&c.name));
+            let value = try_from_wire(&c.ty, &n);
+            let shown = |e: &str| format!("left(CAST({e} AS VARCHAR), 64)");
+            let why = format!(" cannot be stored in column {} ({to})", c.name);
+            let mut out = vec![(
+                format!("({n} IS NOT NULL AND TRY_CAST({value} AS {to}) IS NULL)"),
+                format!("'value ' || {} || {}", shown(&n), literal(&why)),
+            )];
+            if *exactly {
+                // Cast to the table's type and back to the staged one: a value that does not
+                // come back as it was would be stored changed.
+                let staged = crate::types::target_type(&c.ty);
+                let stored = format!("TRY_CAST({value} AS {to})");
+                let why = format!(" cannot be stored exactly in column {} ({to}): it would become ", c.name);
+                out.push((
+                    format!("({n} IS NOT NULL AND TRY_CAST({stored} AS {staged}) IS DISTINCT FROM {value})"),
+                    format!("'value ' || {} || {} || {}", shown(&n), literal(&why), shown(&stored)),
+                ));
+            }
+            out
+        }
+        Check::NotNull { column } => {
+            let c = &schema.columns[*column];
+            let why = format!("NULL in column {}, which is NOT NULL at the target", c.name);
+            vec![(format!("s.{} IS NULL", ident(&c.name)), literal(&why))]
+        }
+    }
 }
 
 /// `(id=42)` for a staged row, as `TableSchema::describe_key` writes it.
@@ -147,12 +181,22 @@ fn keep(conn: &Connection, stage: &Stage, integration: &str, r: &Rejected) -> Re
     let fields: Vec<String> =
         schema.columns.iter().map(|c| format!("{}, CAST(s.{} AS VARCHAR)", literal(&c.name), ident(&c.name))).collect();
     let keys: Vec<String> = schema.key_columns().iter().map(|&k| literal(&schema.columns[k].name)).collect();
+    // The type each value had, for a replay into a column that is still narrower.
+    let types: Vec<String> = schema
+        .columns
+        .iter()
+        .filter(|c| !crate::types::staged_as_text(&c.ty))
+        .map(|c| format!("{}, {}", literal(&c.name), literal(&crate::types::target_type(&c.ty))))
+        .collect();
     conn.execute(
         &format!(
-            "INSERT INTO _zetl.dead_letters (integration, table_schema, table_name, key, key_columns, op, row_data, error) \
-             SELECT ?, ?, ?, ?, CAST([{}] AS VARCHAR[]), 'upsert', json_object({}), ? FROM {} AS s WHERE s.rowid = ?",
+            "INSERT INTO _zetl.dead_letters (integration, table_schema, table_name, key, key_columns, op, row_data, \
+             column_types, error) \
+             SELECT ?, ?, ?, ?, CAST([{}] AS VARCHAR[]), 'upsert', json_object({}), json_object({}), ? \
+             FROM {} AS s WHERE s.rowid = ?",
             keys.join(", "),
             fields.join(", "),
+            types.join(", "),
             stage.sql_name()
         ),
         duckdb::params![integration, schema.id.schema, schema.id.name, r.key, r.problem, r.row],
@@ -192,11 +236,11 @@ mod tests {
         // As zetl made it: only the staged interval text must still parse.
         assert_eq!(
             plan(&schema, &staged, &table("INTEGER", true)),
-            vec![Check::Converts { column: 2, to: "INTERVAL".into() }]
+            vec![Check::Converts { column: 2, to: "INTERVAL".into(), exactly: false }]
         );
         // Narrowed and NOT NULL by the user.
         let narrowed = plan(&schema, &staged, &table("SMALLINT", false));
-        assert!(narrowed.contains(&Check::Converts { column: 1, to: "SMALLINT".into() }));
+        assert!(narrowed.contains(&Check::Converts { column: 1, to: "SMALLINT".into(), exactly: true }));
         assert!(narrowed.contains(&Check::NotNull { column: 1 }));
     }
 }

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/duckdb/0002_copy_position.sql"),
     include_str!("../../../migrations/duckdb/0003_dead_letters.sql"),
     include_str!("../../../migrations/duckdb/0004_source_id.sql"),
+    include_str!("../../../migrations/duckdb/0005_superseded_letters.sql"),
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {

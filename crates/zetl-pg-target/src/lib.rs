@@ -42,6 +42,11 @@ pub struct PgTarget {
     /// Dead letters written in the open transaction, and committed ones since opening.
     dead_pending: u64,
     dead_committed: u64,
+    /// Tables with dead letters neither replayed nor superseded (a superset after a letter is
+    /// superseded, exact again after a rollback): only their batches pay for superseding.
+    letters_pending: HashSet<TableId>,
+    /// The open transaction superseded letters (their position is set at commit).
+    superseding: bool,
 }
 
 impl PgTarget {
@@ -53,8 +58,10 @@ impl PgTarget {
         let client = runtime.block_on(async {
             let client = info.connect_sql().await?;
             migrate::migrate(url).await?;
-            Ok::<_, PgTargetError>(client)
+            let pending = dead_letters::pending_tables(&client, integration).await?;
+            Ok::<_, PgTargetError>((client, pending))
         })?;
+        let (client, letters_pending) = client;
         Ok(Self {
             runtime,
             client,
@@ -67,6 +74,8 @@ impl PgTarget {
             soft_touched: HashSet::new(),
             dead_pending: 0,
             dead_committed: 0,
+            letters_pending,
+            superseding: false,
         })
     }
 
@@ -192,6 +201,11 @@ impl Target for PgTarget {
     fn copy_start(&mut self, table: &TableId) -> Result<(), PgTargetError> {
         self.sql(&format!("DELETE FROM {}", self.target_name(table)))?;
         self.copied.insert(table.clone(), 0);
+        if self.letters_pending.contains(table) {
+            let why = dead_letters::COPIED;
+            self.run(dead_letters::supersede_table(&self.client, &self.integration, table, why))?;
+            self.superseding = true;
+        }
         let copying = TableState::Copying;
         self.run(state::set_table_state(&self.client, &self.integration, table, copying, 0, &CopiedTable::default()))
     }
@@ -217,9 +231,21 @@ impl Target for PgTarget {
             let soft = settings.deletes == DeleteMode::Soft;
             let stage = self.stage(table)?;
             let (client, integration) = (&self.client, &self.integration);
-            let dead =
-                self.run(dead_letters::apply_guarded(client, integration, stage, changes, soft, settings.on_error))?;
+            let pending = self.letters_pending.contains(table);
+            let dead = self.run(dead_letters::apply_guarded(
+                client,
+                integration,
+                stage,
+                changes,
+                soft,
+                settings.on_error,
+                pending,
+            ))?;
+            self.superseding |= pending;
             self.dead_pending += dead;
+            if dead > 0 {
+                self.letters_pending.insert(table.clone());
+            }
             if soft {
                 self.soft_touched.insert(table.clone());
             }
@@ -243,20 +269,13 @@ impl Target for PgTarget {
                     .ctx(|| format!("positioning rows of {table}"))
             })?;
         }
-        if self.dead_pending > 0 {
-            self.run(async {
-                self.client
-                    .execute(
-                        "UPDATE _zetl.dead_letters SET position = $1 WHERE position IS NULL AND integration = $2",
-                        &[&checkpoint.position.0, &self.integration],
-                    )
-                    .await
-                    .ctx(|| "positioning dead letters".into())
-            })?;
+        if self.dead_pending > 0 || self.superseding {
+            self.run(dead_letters::set_position(&self.client, &self.integration, &checkpoint.position.0))?;
         }
         self.run(state::store_checkpoint(&self.client, &self.integration, checkpoint))?;
         self.sql("COMMIT")?;
         self.dead_committed += std::mem::take(&mut self.dead_pending);
+        self.superseding = false;
         Ok(())
     }
 
@@ -267,7 +286,11 @@ impl Target for PgTarget {
     fn rollback(&mut self) -> Result<(), PgTargetError> {
         self.soft_touched.clear();
         self.dead_pending = 0;
-        self.sql("ROLLBACK")
+        self.superseding = false;
+        self.sql("ROLLBACK")?;
+        // Letters superseded in the undone transaction are pending again.
+        self.letters_pending = self.run(dead_letters::pending_tables(&self.client, &self.integration))?;
+        Ok(())
     }
 
     fn reset(&mut self) -> Result<(), PgTargetError> {

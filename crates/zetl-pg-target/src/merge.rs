@@ -1,8 +1,15 @@
 //! A batch into its table, set-based: the changes are COPYed into a temporary staging table,
 //! then per table one fill of each unchanged column, one DELETE (or soft-delete UPDATE) of the
 //! deleted keys and one INSERT … ON CONFLICT of the final rows.
+//!
+//! PostgreSQL rounds a value on assignment to a narrower column (numeric(5,1), real, timestamp(0))
+//! without an error. So where the user gave a target column another type (or type modifier)
+//! than zetl's, the INSERT's SELECT casts the staged value to it and back, and a value that
+//! does not come back unchanged raises a data error naming key, column and value
+//! (`_zetl.refuse_changed_value`, migration 0004) instead of being stored.
 
 use crate::copy_binary::BinaryCopy;
+use crate::dead_letters;
 use crate::error::{PgTargetError, SqlContext};
 use crate::types::{copy_field, ident, pg_type};
 use bytes::Bytes;
@@ -31,6 +38,8 @@ pub struct Stage {
     /// Copied rows go straight into the target in binary: its columns have the types zetl
     /// gives them (a user may have changed one; binary data must match the type exactly).
     direct_binary: bool,
+    /// Columns whose target type differs from zetl's: (index, target type, staged type).
+    narrowed: Vec<(usize, String, String)>,
 }
 
 /// One row to stage: its op, the row, and for a move the row holding the old key.
@@ -49,18 +58,28 @@ impl Stage {
         c.batch_execute(&format!("CREATE TEMP TABLE {} ({})", ident(&name), cols.join(", ")))
             .await
             .ctx(|| format!("creating the staging table for {}", schema.id))?;
-        let differing: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_attribute s \
+        // Columns whose type (or modifier: numeric(5,1) against numeric(12,3)) differs at the
+        // target; the target's type is NULL for a column it lacks.
+        let differing = c
+            .query(
+                "SELECT s.attname::text, format_type(t.atttypid, t.atttypmod), format_type(s.atttypid, s.atttypmod) \
+                 FROM pg_attribute s \
                  LEFT JOIN pg_attribute t ON t.attrelid = $2::text::regclass AND t.attname = s.attname AND NOT t.attisdropped \
                  WHERE s.attrelid = $1::text::regclass AND s.attnum > 0 AND s.attname NOT LIKE '\\_zetl\\_%' \
-                 AND t.atttypid IS DISTINCT FROM s.atttypid",
+                 AND (t.atttypid, t.atttypmod) IS DISTINCT FROM (s.atttypid, s.atttypmod)",
                 &[&ident(&name), &target],
             )
             .await
-            .ctx(|| format!("comparing the column types of {target} with zetl's"))?
-            .get(0);
-        Ok(Stage { schema: schema.clone(), target, name, direct_binary: differing == 0 })
+            .ctx(|| format!("comparing the column types of {target} with zetl's"))?;
+        let narrowed = differing
+            .iter()
+            .filter_map(|r| {
+                let (column, to): (String, Option<String>) = (r.get(0), r.get(1));
+                let index = schema.columns.iter().position(|c| c.name == column)?;
+                Some((index, to?, r.get(2)))
+            })
+            .collect();
+        Ok(Stage { schema: schema.clone(), target, name, direct_binary: differing.is_empty(), narrowed })
     }
 
     pub async fn drop(&self, c: &Client) -> Result<(), PgTargetError> {
@@ -70,7 +89,7 @@ impl Stage {
     }
 
     /// COPYs rows in; returns the indexes of columns that some row left unchanged.
-    async fn load<'a>(
+    pub(crate) async fn load<'a>(
         &self,
         c: &Client,
         rows: impl Iterator<Item = Staged<'a>>,
@@ -129,7 +148,7 @@ impl Stage {
         text
     }
 
-    async fn clear(&self, c: &Client) -> Result<(), PgTargetError> {
+    pub(crate) async fn clear(&self, c: &Client) -> Result<(), PgTargetError> {
         c.batch_execute(&format!("TRUNCATE {}", ident(&self.name)))
             .await
             .ctx(|| format!("clearing the staging table of {}", self.schema.id))
@@ -138,6 +157,58 @@ impl Stage {
     fn columns(&self) -> String {
         self.schema.columns.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ")
     }
+
+    /// The staging table, quoted.
+    pub(crate) fn staged(&self) -> String {
+        ident(&self.name)
+    }
+
+    /// The SELECT list moving staged rows (alias `s`) into the target: the columns as they
+    /// are, a narrowed one through the exactness check.
+    fn select_list(&self) -> String {
+        let key = key_sql(&self.schema);
+        let list: Vec<String> = self
+            .schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, col)| {
+                let n = format!("s.{}", ident(&col.name));
+                let Some((_, to, from)) = self.narrowed.iter().find(|(c, _, _)| *c == i) else { return n };
+                let stored = format!("CAST({n} AS {to})");
+                format!(
+                    "CASE WHEN {n} IS NULL OR CAST({stored} AS {from}) IS NOT DISTINCT FROM {n} THEN {stored} \
+                     ELSE CAST(_zetl.refuse_changed_value({key}, {name}, {ty}, {n}::text, {stored}::text) AS {to}) END",
+                    name = quote(&col.name),
+                    ty = quote(to),
+                )
+            })
+            .collect();
+        list.join(", ")
+    }
+}
+
+/// A single-quoted SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1).
+pub(crate) fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// SQL for `(id=42)` of a staged row (alias `s`), as `TableSchema::describe_key` writes it (the
+/// first columns of a keyless row).
+fn key_sql(schema: &TableSchema) -> String {
+    let cols: Vec<usize> = match schema.key_columns() {
+        [] => (0..schema.columns.len().min(3)).collect(),
+        k => k.to_vec(),
+    };
+    let parts: Vec<String> = cols
+        .iter()
+        .map(|&i| {
+            let name = &schema.columns[i].name;
+            let label = quote(&format!("{name}="));
+            format!("{label} || coalesce(left(s.{}::text, 64), 'NULL')", ident(name))
+        })
+        .collect();
+    format!("'(' || concat_ws(', ', {}) || ')'", parts.join(", "))
 }
 
 /// `,2,5,` for a row that left columns 2 and 5 unchanged; `None` when it sent them all.
@@ -162,6 +233,11 @@ pub async fn copy_in(c: &Client, sql: &str, data: Vec<u8>, table: &str) -> Resul
 
 /// Copied rows straight into the table.
 pub async fn copy_rows(c: &Client, stage: &Stage, rows: &[Row]) -> Result<(), PgTargetError> {
+    if !stage.narrowed.is_empty() {
+        // Through the stage, so that a value the narrowed column would change is refused.
+        let mut rows: Vec<&Row> = rows.iter().collect();
+        return flush_inserts(c, stage, &mut rows).await;
+    }
     let table = stage.schema.id.to_string();
     let columns = stage.columns();
     if stage.direct_binary {
@@ -206,20 +282,11 @@ async fn unchanged_without_row(
     key_match: &str,
 ) -> Result<(), PgTargetError> {
     let (schema, target, staged) = (&stage.schema, &stage.target, ident(&stage.name));
-    let key: Vec<String> = schema
-        .key_columns()
-        .iter()
-        .map(|&i| {
-            let name = &schema.columns[i].name;
-            let label = format!("'{}='", name.replace('\'', "''"));
-            format!("{label} || coalesce(left(s.{}::text, 64), 'NULL')", ident(name))
-        })
-        .collect();
     let sql = format!(
-        "SELECT '(' || concat_ws(', ', {}) || ')' FROM {staged} AS s WHERE s._zetl_u IS NOT NULL AND ( \
+        "SELECT {} FROM {staged} AS s WHERE s._zetl_u IS NOT NULL AND ( \
            (s._zetl_op = {OP_MOVE} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {from_match})) OR \
            (s._zetl_op = {OP_UPSERT} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match}))) LIMIT 1",
-        key.join(", ")
+        key_sql(schema)
     );
     let row =
         c.query_opt(&sql, &[]).await.ctx(|| format!("looking for the rows of {}'s unchanged columns", schema.id))?;
@@ -233,8 +300,16 @@ async fn unchanged_without_row(
     }
 }
 
-/// `soft`: deletes (and a truncate) mark rows instead of removing them.
-pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bool) -> Result<(), PgTargetError> {
+/// `soft`: deletes (and a truncate) mark rows instead of removing them. `letters`: the
+/// integration, when the table has dead letters still to replay (the changes applied here
+/// supersede those of their keys).
+pub async fn apply_table(
+    c: &Client,
+    stage: &Stage,
+    batch: &TableBatch,
+    soft: bool,
+    letters: Option<&str>,
+) -> Result<(), PgTargetError> {
     let target = &stage.target;
     let id = &stage.schema.id;
     if batch.truncate {
@@ -244,6 +319,9 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
             format!("TRUNCATE {target}")
         };
         c.batch_execute(&sql).await.ctx(|| format!("truncating {id}"))?;
+        if let Some(integration) = letters {
+            dead_letters::supersede_table(c, integration, id, dead_letters::TRUNCATED).await?;
+        }
     }
     if stage.schema.key_columns().is_empty() {
         return apply_in_order(c, stage, &batch.unkeyed, soft).await;
@@ -273,6 +351,11 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
             .ctx(|| format!("keeping unchanged column {} of {id}", schema.columns[*i].name))?;
         }
     }
+    // Before any row is written, so that the letter rows are locked first (as a replay locks
+    // them) and a replay running meanwhile cannot deadlock with this.
+    if let Some(integration) = letters {
+        dead_letters::supersede_staged(c, integration, stage).await?;
+    }
     let delete = if soft {
         format!(
             "UPDATE {target} AS t SET {MARK_DELETED}, _zetl_expired = (s._zetl_op = {OP_EXPIRE}) \
@@ -290,11 +373,12 @@ pub async fn apply_table(c: &Client, stage: &Stage, batch: &TableBatch, soft: bo
         );
     }
     c.batch_execute(&format!(
-        "INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged} AS s WHERE NOT {REMOVES} \
+        "INSERT INTO {target} ({}) SELECT {} FROM {staged} AS s WHERE NOT {REMOVES} \
          ON CONFLICT ({}) DO UPDATE SET {}",
+        stage.columns(),
+        stage.select_list(),
         keys.join(", "),
         sets.join(", "),
-        cols = stage.columns()
     ))
     .await
     .ctx(|| format!("writing rows of {id}"))?;
@@ -346,10 +430,11 @@ async fn flush_inserts(c: &Client, stage: &Stage, rows: &mut Vec<&Row>) -> Resul
     }
     stage.load(c, rows.drain(..).map(|r| (OP_UPSERT, r, None))).await?;
     c.batch_execute(&format!(
-        "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
+        "INSERT INTO {} ({}) SELECT {} FROM {} AS s",
         stage.target,
+        stage.columns(),
+        stage.select_list(),
         ident(&stage.name),
-        cols = stage.columns()
     ))
     .await
     .ctx(|| format!("inserting into {}", stage.schema.id))?;

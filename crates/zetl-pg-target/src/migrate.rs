@@ -17,6 +17,7 @@ const FILES: &[(i64, &str, &str)] = &[
     (1, "state", include_str!("../../../migrations/postgres/0001_state.sql")),
     (2, "dead letters", include_str!("../../../migrations/postgres/0002_dead_letters.sql")),
     (3, "source id", include_str!("../../../migrations/postgres/0003_source_id.sql")),
+    (4, "superseded letters", include_str!("../../../migrations/postgres/0004_superseded_letters.sql")),
 ];
 
 pub async fn migrate(url: &str) -> Result<(), PgTargetError> {
