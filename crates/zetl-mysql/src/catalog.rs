@@ -245,3 +245,26 @@ pub fn grant_fix(missing: &[&str]) -> String {
         list = missing.join(", ")
     )
 }
+
+/// A table's columns now, with their DEFAULT and EXTRA, for filling added columns.
+pub async fn column_defaults(
+    conn: &mut Conn,
+    id: &TableId,
+) -> Result<HashMap<String, crate::column_changes::CatalogColumn>, MyError> {
+    let Some(table) = table(conn, id).await? else { return Ok(HashMap::new()) };
+    let rows: Vec<(String, Option<String>, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&id.schema, &id.name),
+        )
+        .await
+        .ctx(|| format!("reading the column defaults of {id}"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, default, extra)| {
+            let kind = table.columns.iter().find(|c| c.name == name)?.kind.clone();
+            Some((name, crate::column_changes::CatalogColumn { kind, default, extra }))
+        })
+        .collect())
+}

@@ -137,6 +137,8 @@ impl MySource {
         );
         for (_, table) in &described {
             streamer.remember_json_columns(table);
+            // What the target has now: the stream compares the next TABLE_MAP with it.
+            streamer.copied_schema(table.clone());
         }
         if described.is_empty() {
             for t in &tables {
@@ -221,12 +223,19 @@ impl MySource {
         snapshot
             .copy(&with_columns, u64::MAX, Some(Position(at.to_string())), &streamer.events, &self.progress)
             .await?;
+        for id in ids.iter().filter(|id| !with_columns.iter().any(|(info, _)| &info.id == *id)) {
+            // Gone by now (dropped or renamed away further on in the binlog): nothing to copy,
+            // and nothing it did before the snapshot matters any more.
+            tracing::warn!(table = %id, at = %at, "table to copy no longer exists; its copy at the target is kept");
+            streamer.copied_at.insert(id.clone(), at.clone());
+            streamer.forget(id);
+        }
         for (info, table) in with_columns {
             tracing::info!(table = %info.id, consistent_at = %at, "table copied while streaming");
             streamer.copied_at.insert(info.id.clone(), at.clone());
             streamer.known.insert(info.id.clone());
             streamer.remember_json_columns(&table);
-            streamer.schemas.insert(info.id.clone(), table);
+            streamer.copied_schema(table);
         }
         Ok(())
     }

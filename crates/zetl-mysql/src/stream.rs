@@ -7,7 +7,7 @@ use crate::catalog;
 use crate::columns::{self, Collations, MyKind, MyTable};
 use crate::conninfo::ConnInfo;
 use crate::convert::{convert, json_text, Origin};
-use crate::ddl::{self, Ddl, Dml, TableRef};
+use crate::ddl::{self, AddedColumn, Ddl, Dml, TableRef};
 use crate::error::MyError;
 use crate::flavor::Flavor;
 use crate::position::{BinlogPos, MariaGtidState};
@@ -62,33 +62,37 @@ pub struct Streamer {
     pub known: HashSet<TableId>,
     /// MariaDB's JSON columns per table (the binlog shows them as LONGTEXT).
     json_columns: HashMap<TableId, Vec<String>>,
+    /// Every column sent to the target per table in this run: the target keeps them all.
+    pub(crate) sent_columns: HashMap<TableId, HashSet<String>>,
+    /// The ADD COLUMN clauses of ALTER statements read since the table's last schema was sent.
+    pub(crate) alters: HashMap<TableId, Vec<AddedColumn>>,
     /// Decoded TABLE_MAP events by table id, with the raw event they came from; `None` for
     /// tables outside the filters.
     table_maps: HashMap<u64, (Vec<u8>, Option<Arc<MyTable>>)>,
     reader: Option<BinlogReader>,
-    txn: Option<Txn>,
+    pub(crate) txn: Option<Txn>,
     /// XA transactions prepared in the stream, waiting for their XA COMMIT or ROLLBACK.
     prepared: xa::Prepared,
     last_heartbeat: Instant,
 }
 
-struct Txn {
+pub(crate) struct Txn {
     /// Where the transaction's first event starts.
-    begin: BinlogPos,
+    pub(crate) begin: BinlogPos,
     /// A BEGIN was seen: the transaction ends at XID or COMMIT, not after one statement.
-    explicit: bool,
+    pub(crate) explicit: bool,
     gtid: Option<(u32, u32, u64)>,
     /// A Begin was sent: some of its changes concern replicated tables.
     sent_begin: bool,
     /// Tables renamed into the filters by this transaction: copied once it ends.
-    to_copy: Vec<TableId>,
+    pub(crate) to_copy: Vec<TableId>,
     /// An XA transaction: its events are kept here until it is prepared, then until its XA
     /// COMMIT (see `xa.rs`), instead of being sent.
-    xa: Option<Vec<SourceEvent>>,
+    pub(crate) xa: Option<Vec<SourceEvent>>,
 }
 
 impl Txn {
-    fn new(begin: BinlogPos, explicit: bool, gtid: Option<(u32, u32, u64)>) -> Txn {
+    pub(crate) fn new(begin: BinlogPos, explicit: bool, gtid: Option<(u32, u32, u64)>) -> Txn {
         Txn { begin, explicit, gtid, sent_begin: false, to_copy: Vec::new(), xa: None }
     }
 }
@@ -124,6 +128,8 @@ impl Streamer {
             schemas: HashMap::new(),
             known: HashSet::new(),
             json_columns: HashMap::new(),
+            sent_columns: HashMap::new(),
+            alters: HashMap::new(),
             table_maps: HashMap::new(),
             reader: None,
             txn: None,
@@ -239,11 +245,10 @@ impl Streamer {
                 } else if let Some(statement) = xa::statement(trimmed) {
                     return self.xa_statement(statement, &event_start, at, header.timestamp()).await;
                 } else {
-                    if self.txn.is_none() {
-                        self.txn = Some(Txn::new(event_start.clone(), false, None));
-                    }
-                    self.statement(&q.schema(), trimmed, &event_start, at).await?;
-                    if self.txn.as_ref().is_some_and(|t| !t.explicit) {
+                    let ddl = ddl::parse(trimmed);
+                    let ends = statement_ends_transaction(&mut self.txn, &ddl, &event_start);
+                    self.statement(&q.schema(), trimmed, ddl, &event_start, at).await?;
+                    if ends {
                         return self.commit(at, header.timestamp()).await;
                     }
                 }
@@ -262,14 +267,20 @@ impl Streamer {
                     position: event_start.to_string(),
                 })
             }
-            kind::TABLE_MAP => self.table_map(event).await?,
+            kind::TABLE_MAP => {
+                open_for_rows(&mut self.txn, &event_start);
+                self.table_map(event).await?
+            }
             kind::WRITE_ROWS
             | kind::UPDATE_ROWS
             | kind::DELETE_ROWS
             | kind::WRITE_ROWS_V1
             | kind::UPDATE_ROWS_V1
             | kind::DELETE_ROWS_V1
-            | kind::PARTIAL_UPDATE_ROWS => self.rows(event, &event_start).await?,
+            | kind::PARTIAL_UPDATE_ROWS => {
+                open_for_rows(&mut self.txn, &event_start);
+                self.rows(event, &event_start).await?
+            }
             kind::HEARTBEAT if self.txn.is_none() => self.heartbeat(true).await?,
             kind::INCIDENT => {
                 return Err(MyError::Protocol(format!(
@@ -281,7 +292,7 @@ impl Streamer {
         Ok(None)
     }
 
-    async fn begin(&mut self) -> Result<(), MyError> {
+    pub(crate) async fn begin(&mut self) -> Result<(), MyError> {
         if let Some(txn) = self.txn.as_mut() {
             if !txn.sent_begin && txn.xa.is_none() {
                 txn.sent_begin = true;
@@ -293,7 +304,7 @@ impl Streamer {
 
     /// Whether a change to `table` belongs in the stream: it is replicated and not already in
     /// a copy made after this transaction began.
-    fn wanted(&self, table: &TableId) -> bool {
+    pub(crate) fn wanted(&self, table: &TableId) -> bool {
         let begin = self.txn.as_ref().map(|t| &t.begin);
         match (self.copied_at.get(table), begin) {
             (Some(copied), Some(begin)) => begin.partial_cmp(copied) != Some(std::cmp::Ordering::Less),
@@ -339,11 +350,11 @@ impl Streamer {
         Ok(())
     }
 
-    fn resolve(&self, r: &TableRef, default_schema: &str) -> TableId {
+    pub(crate) fn resolve(&self, r: &TableRef, default_schema: &str) -> TableId {
         TableId::new(r.schema.clone().unwrap_or_else(|| default_schema.to_string()), r.name.clone())
     }
 
-    fn replicated(&self, id: &TableId) -> bool {
+    pub(crate) fn replicated(&self, id: &TableId) -> bool {
         !catalog::is_system(&id.schema) && self.filter.matches(id)
     }
 
@@ -353,13 +364,21 @@ impl Streamer {
         &mut self,
         schema: &str,
         sql: &str,
+        ddl: Ddl,
         event_start: &BinlogPos,
         at: &BinlogPos,
     ) -> Result<(), MyError> {
-        match ddl::parse(sql) {
-            Ddl::Create { table, if_not_exists } => {
+        match ddl {
+            Ddl::Create { table, if_not_exists, select, start_transaction } => {
                 let id = self.resolve(&table, schema);
-                if if_not_exists && self.known.contains(&id) {
+                if !self.replicated(&id) || !self.wanted(&id) {
+                    // Outside the filters, or before a copy of the table that holds its effect.
+                } else if select && !start_transaction {
+                    // Logged as a statement (STATEMENT or MIXED format): the rows are in the
+                    // SELECT, not in row events. The copy at the end of this transaction has them.
+                    self.resync(&id, "CREATE TABLE … SELECT was logged as a statement, without its rows".into())
+                        .await?;
+                } else if if_not_exists && self.known.contains(&id) {
                     // The table existed (it was not dropped since it became known): the
                     // statement changed nothing, and an empty copy would lose its rows.
                     tracing::debug!(table = %id, "CREATE TABLE IF NOT EXISTS on an existing table; nothing to do");
@@ -372,13 +391,17 @@ impl Streamer {
                     self.created(&id, at).await?;
                 }
             }
-            Ddl::Alter { table, renamed_to } => {
+            Ddl::Alter { table, renamed_to, partition, added } => {
                 let id = self.resolve(&table, schema);
+                if let Some(change) = partition {
+                    self.partition_changed(&id, change, schema).await?;
+                }
                 if let Some(to) = renamed_to {
                     let to = self.resolve(&to, schema);
                     self.renamed(&id, to);
-                } else if self.replicated(&id) {
+                } else if self.replicated(&id) && self.wanted(&id) {
                     self.refresh_json_columns(&id).await?;
+                    self.alters.entry(id.clone()).or_default().extend(added);
                     tracing::info!(table = %id, "table altered; its next row event brings the new columns");
                 }
             }
@@ -391,11 +414,7 @@ impl Streamer {
             Ddl::Drop(tables) => {
                 for t in tables {
                     let id = self.resolve(&t, schema);
-                    if self.replicated(&id) {
-                        tracing::warn!(table = %id, "table dropped at the source; its copy at the target is kept");
-                        self.schemas.remove(&id);
-                        self.known.remove(&id);
-                    }
+                    self.dropped(&id);
                 }
             }
             Ddl::Truncate(t) => {
@@ -438,7 +457,7 @@ impl Streamer {
     }
 
     /// Sends an event of the current transaction, or keeps it while the transaction is XA.
-    async fn emit(&mut self, event: SourceEvent) -> Result<(), MyError> {
+    pub(crate) async fn emit(&mut self, event: SourceEvent) -> Result<(), MyError> {
         if let Some(kept) = self.txn.as_mut().and_then(|t| t.xa.as_mut()) {
             kept.push(event);
             return Ok(());
@@ -531,6 +550,7 @@ impl Streamer {
         tracing::info!(table = %id, "new table matches the filters; replicating it");
         self.begin().await?;
         send(&self.events, SourceEvent::Schema(table.schema())).await?;
+        self.sent_columns.entry(id.clone()).or_default().extend(table.columns.iter().map(|c| c.name.clone()));
         send(&self.events, SourceEvent::CopyStart(id.clone())).await?;
         let at = Position(BinlogPos { gtid: None, ..at.clone() }.to_string());
         send(
@@ -548,18 +568,13 @@ impl Streamer {
     }
 
     fn renamed(&mut self, from: &TableId, to: TableId) {
-        if self.replicated(from) {
+        if self.replicated(from) && self.wanted(from) {
             tracing::warn!(from = %from, to = %to, "table renamed at the source; the target keeps the old name's copy");
-            self.schemas.remove(from);
-            self.known.remove(from);
+            self.forget(from);
         }
-        if self.replicated(&to) {
+        if self.replicated(&to) && self.wanted(&to) {
             tracing::info!(table = %to, "a table was renamed into the filters; copying it");
-            self.known.insert(to.clone());
-            self.copied_at.insert(to.clone(), BinlogPos { file: event_file_max(), pos: u64::MAX, gtid: None });
-            if let Some(txn) = self.txn.as_mut() {
-                txn.to_copy.push(to);
-            }
+            self.copy_at_end(&to);
         }
     }
 
@@ -579,16 +594,12 @@ impl Streamer {
             return self.send_schema_if_changed(table_id).await;
         }
         let id = TableId::new(tme.database_name(), tme.table_name());
-        if self.replicated(&id) && !self.known.contains(&id) {
+        if self.replicated(&id) && !self.known.contains(&id) && self.wanted(&id) {
             // A table the target has no copy of (created before the snapshot and missed, or
             // renamed in without a statement zetl understood): copy it once this transaction
             // ends; until then its changes are in that copy.
             tracing::info!(table = %id, "rows of a table without a copy; copying it");
-            self.known.insert(id.clone());
-            self.copied_at.insert(id.clone(), BinlogPos { file: event_file_max(), pos: u64::MAX, gtid: None });
-            if let Some(txn) = self.txn.as_mut() {
-                txn.to_copy.push(id.clone());
-            }
+            self.copy_at_end(&id);
         }
         let decoded = if self.replicated(&id) {
             let json = self.json_columns.get(&id).map(Vec::as_slice).unwrap_or(&[]);
@@ -609,10 +620,17 @@ impl Streamer {
         if (!xa && !self.wanted(&table.id)) || self.schemas.get(&table.id) == Some(&*table) {
             return Ok(());
         }
+        let resync = self.before_schema(&table).await?;
         self.emit(SourceEvent::Schema(table.schema())).await?;
+        self.sent_columns.entry(table.id.clone()).or_default().extend(table.columns.iter().map(|c| c.name.clone()));
+        self.alters.remove(&table.id);
         if !xa {
             // An XA transaction's schema counts once it commits (`replay`).
             self.schemas.insert(table.id.clone(), (*table).clone());
+        }
+        if resync {
+            // The rest of this transaction's changes to it are in the copy made at its end.
+            self.copy_at_end(&table.id);
         }
         Ok(())
     }
@@ -695,6 +713,69 @@ impl Streamer {
 }
 
 /// A file name after every real one, for "skip until copied" placeholders.
-fn event_file_max() -> String {
+pub(crate) fn event_file_max() -> String {
     format!("~.{}", u64::MAX)
+}
+
+/// A QUERY event other than BEGIN, COMMIT or XA: whether the transaction ends with it. DDL is
+/// a transaction of its own, except MySQL 8's atomic `CREATE TABLE … SELECT`, logged as
+/// `CREATE TABLE … START TRANSACTION` followed by its rows and an XID in the same GTID group.
+pub(crate) fn statement_ends_transaction(txn: &mut Option<Txn>, ddl: &Ddl, event_start: &BinlogPos) -> bool {
+    let txn = txn.get_or_insert_with(|| Txn::new(event_start.clone(), false, None));
+    if matches!(ddl, Ddl::Create { start_transaction: true, .. }) {
+        txn.explicit = true;
+    }
+    !txn.explicit
+}
+
+/// Row events belong to a transaction even when no BEGIN opened one: MySQL 8 logs an atomic
+/// `CREATE TABLE … SELECT` as a GTID, the CREATE, then rows and an XID. Such a transaction
+/// ends at its XID or COMMIT, so the group is applied whole.
+pub(crate) fn open_for_rows(txn: &mut Option<Txn>, event_start: &BinlogPos) {
+    match txn {
+        Some(t) => t.explicit = true,
+        None => *txn = Some(Txn::new(event_start.clone(), true, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The transaction boundaries `handle` draws, on synthetic event sequences (there is no
+    //! MySQL 8 server in the test harness).
+    use super::*;
+
+    fn at(pos: u64) -> BinlogPos {
+        BinlogPos::new("binlog.000001", pos)
+    }
+
+    #[test]
+    fn mysql_atomic_create_select_is_one_transaction() {
+        // GTID, QUERY `CREATE TABLE … START TRANSACTION`, TABLE_MAP, WRITE_ROWS, XID.
+        let mut txn = Some(Txn::new(at(100), false, None));
+        let create = ddl::parse("CREATE TABLE `t2` (`id` int NOT NULL) START TRANSACTION");
+        assert!(!statement_ends_transaction(&mut txn, &create, &at(180)), "the CREATE must not end the group");
+        open_for_rows(&mut txn, &at(300));
+        open_for_rows(&mut txn, &at(360));
+        let t = txn.take().expect("still open at the XID");
+        assert_eq!(t.begin, at(100), "one transaction from the GTID event on");
+        assert!(t.explicit, "ends at the XID");
+    }
+
+    #[test]
+    fn rows_without_begin_open_a_transaction_that_ends_at_xid() {
+        // MySQL before 8.0.21: GTID, CREATE (a transaction of its own), then rows without a
+        // BEGIN, then XID.
+        let mut txn = Some(Txn::new(at(100), false, None));
+        let create = ddl::parse("CREATE TABLE t2 (id int)");
+        assert!(statement_ends_transaction(&mut txn, &create, &at(180)));
+        txn = None; // committed after the CREATE
+        open_for_rows(&mut txn, &at(300));
+        open_for_rows(&mut txn, &at(360));
+        let t = txn.as_ref().expect("rows open a transaction");
+        assert_eq!(t.begin, at(300));
+        assert!(t.explicit, "it ends at the XID, not after one event");
+        // A DDL statement on its own still ends its transaction.
+        let mut txn = None;
+        assert!(statement_ends_transaction(&mut txn, &ddl::parse("DROP TABLE x"), &at(400)));
+    }
 }
