@@ -126,6 +126,20 @@ impl MyEnv {
         }
     }
 
+    /// Like [`MyEnv::catch_up_and_stop`], but zetl is not started again: the target must hold
+    /// every change written before when zetl is stopped after a few seconds of catching up.
+    pub fn catch_up_once_and_stop(&self, mut zetl: Zetl) {
+        let n = self.sync.get() + 1;
+        self.sync.set(n);
+        self.sql(&format!("INSERT INTO {MY_DB}.{SYNC_TABLE} VALUES ({n})"));
+        std::thread::sleep(std::time::Duration::from_secs(6));
+        if let Some(status) = zetl.try_exit() {
+            panic!("zetl exited ({status}) while the test waited for it to catch up");
+        }
+        zetl.stop();
+        assert!(self.target_has_sync(n), "zetl did not catch up within one run of 6 s");
+    }
+
     fn target_has_sync(&self, n: u64) -> bool {
         let Ok(duck) = duckdb::Connection::open_with_flags(
             self.duckdb_path(),
