@@ -7,7 +7,7 @@
 mod common;
 
 use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use zetl_testkit::compare::assert_tables_equal;
 use zetl_testkit::compare_pg::assert_pg_tables_equal;
 
@@ -51,7 +51,7 @@ fn assert_two_letters(cfg: &str, amount_type: &str, ratio_type: &str) -> String 
 }
 
 /// `fail` stops at row 6 (amount 9.99 into one decimal), naming it; nothing of it is applied.
-fn assert_fail_mode_stops(env: &TestEnv, strict: &PathBuf, table: &str) {
+fn assert_fail_mode_stops(env: &TestEnv, strict: &Path, table: &str) {
     env.sql("INSERT INTO n VALUES (6, 9.99, 1)");
     let out = zetl_command(&["run", "-c", strict.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
