@@ -171,6 +171,37 @@ fn fill_unchanged(row: &mut Row, earlier: Option<&KeyedOp>) -> Option<Row> {
     from
 }
 
+/// The net effect of a keyless table's changes (in source order) as rows to remove from the
+/// target and rows to add. A removal cancels an identical row added earlier in the batch, or
+/// else removes one identical row of the target; identical rows cannot be told apart, so
+/// applying the removals first and then the additions ends as applying the changes one by one
+/// would, with one statement each instead of one per change.
+pub fn net_unkeyed(changes: &[ChangeKind]) -> (Vec<&Row>, Vec<&Row>) {
+    let whole = |row: &Row| key_bytes(row, &(0..row.len()).collect::<Vec<_>>());
+    let mut removed = Vec::new();
+    let mut added: Vec<Option<&Row>> = Vec::new();
+    // Rows added so far and not cancelled, by content: their places in `added`.
+    let mut pending: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+    for change in changes {
+        let (old, new) = match change {
+            ChangeKind::Insert { row } => (None, Some(row)),
+            ChangeKind::Update { old, row } => (old.as_ref(), Some(row)),
+            ChangeKind::Delete { old } | ChangeKind::Expire { old } => (Some(old), None),
+        };
+        if let Some(old) = old {
+            match pending.get_mut(&whole(old)).and_then(Vec::pop) {
+                Some(i) => added[i] = None,
+                None => removed.push(old),
+            }
+        }
+        if let Some(row) = new {
+            pending.entry(whole(row)).or_default().push(added.len());
+            added.push(Some(row));
+        }
+    }
+    (removed, added.into_iter().flatten().collect())
+}
+
 /// A canonical byte string of the key columns, for hashing (values hold floats, so `Value` is
 /// not `Hash`).
 pub fn key_bytes(row: &Row, key_cols: &[usize]) -> Vec<u8> {
@@ -211,6 +242,32 @@ fn encode(v: &Value, out: &mut Vec<u8>) {
                 encode(item, out);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::*;
+
+    fn row(a: i64, b: &str) -> Row {
+        vec![Value::Int(a), Value::Text(b.into())]
+    }
+
+    #[test]
+    fn removals_cancel_rows_added_earlier_in_the_batch_only() {
+        let changes = vec![
+            ChangeKind::Delete { old: row(1, "x") },
+            ChangeKind::Insert { row: row(1, "x") },
+            ChangeKind::Insert { row: row(2, "y") },
+            ChangeKind::Insert { row: row(2, "y") },
+            ChangeKind::Update { old: Some(row(2, "y")), row: row(3, "z") },
+            ChangeKind::Delete { old: row(3, "z") },
+            ChangeKind::Update { old: Some(row(4, "w")), row: row(4, "v") },
+        ];
+        let (removed, added) = net_unkeyed(&changes);
+        // The first delete came before the identical insert: it removes a target row.
+        assert_eq!(removed, vec![&row(1, "x"), &row(4, "w")]);
+        assert_eq!(added, vec![&row(1, "x"), &row(2, "y"), &row(4, "v")]);
     }
 }
 

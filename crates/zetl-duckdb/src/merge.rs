@@ -7,10 +7,10 @@ use crate::ddl::qualified;
 use crate::dead_letters;
 use crate::error::{Context, DuckdbError};
 use crate::screen::{screen, Guard};
-use crate::stage::{describe_key, Stage, OP_DELETE, OP_EXPIRE, OP_MOVE, OP_UPSERT, REMOVES};
-use crate::types::{from_wire, ident, to_db, to_wire, wire_type};
+use crate::stage::{Stage, OP_DELETE, OP_EXPIRE, OP_MOVE, OP_UPSERT, REMOVES};
+use crate::types::{from_wire, ident, to_wire};
 use duckdb::{Connection, OptionalExt};
-use zetl_core::batch::{KeyedOp, TableBatch};
+use zetl_core::batch::{net_unkeyed, KeyedOp, TableBatch};
 use zetl_core::{ChangeKind, Row, TableSchema};
 
 /// Marks rows deleted in soft-delete mode (their position is set at commit).
@@ -178,8 +178,8 @@ fn insert_staged(conn: &Connection, stage: &Stage, filter: &str) -> Result<(), D
     .context(|| format!("inserting into {}", schema.id))
 }
 
-/// Tables without a key: inserts in bulk, and each delete removes exactly one matching row
-/// (a keyless table may hold identical rows), in source order.
+/// Tables without a key: the batch's net removals (each takes exactly one identical row: a
+/// keyless table may hold identical rows) in one statement, then its additions in bulk.
 fn apply_in_order(
     conn: &Connection,
     stage: &Stage,
@@ -187,25 +187,9 @@ fn apply_in_order(
     soft: bool,
     guard: &Guard,
 ) -> Result<u64, DuckdbError> {
-    let mut inserts: Vec<&Row> = Vec::new();
-    let mut dead = 0;
-    for change in changes {
-        match change {
-            ChangeKind::Insert { row } => inserts.push(row),
-            ChangeKind::Update { old, row } => {
-                dead += flush_inserts(conn, stage, &mut inserts, guard)?;
-                if let Some(old) = old {
-                    delete_one(conn, &stage.schema, old, soft)?;
-                }
-                inserts.push(row);
-            }
-            ChangeKind::Delete { old } | ChangeKind::Expire { old } => {
-                dead += flush_inserts(conn, stage, &mut inserts, guard)?;
-                delete_one(conn, &stage.schema, old, soft)?;
-            }
-        }
-    }
-    Ok(dead + flush_inserts(conn, stage, &mut inserts, guard)?)
+    let (removed, mut added) = net_unkeyed(changes);
+    remove_rows(conn, stage, &removed, soft)?;
+    flush_inserts(conn, stage, &mut added, guard)
 }
 
 /// Rows into the table through the stage, screened; returns how many went to dead letters.
@@ -225,33 +209,47 @@ pub fn flush_inserts(
     Ok(dead)
 }
 
-fn delete_one(conn: &Connection, schema: &TableSchema, old: &Row, soft: bool) -> Result<(), DuckdbError> {
+/// Removes one target row identical to each of `rows` (or marks it, `soft`), with one
+/// statement: the staged rows are counted by content and matched with as many target rows.
+fn remove_rows(conn: &Connection, stage: &Stage, rows: &[&Row], soft: bool) -> Result<(), DuckdbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let schema = &stage.schema;
+    stage.load(conn, rows.iter().map(|r| (OP_DELETE, *r, None)))?;
     let target = qualified(&schema.id);
-    let cond = schema
+    let cols: Vec<String> = schema
         .columns
         .iter()
-        .map(|c| {
-            let param = from_wire(&c.ty, &format!("CAST(? AS {})", wire_type(&c.ty)));
-            format!("{} IS NOT DISTINCT FROM {param}", ident(&c.name))
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let params: Vec<duckdb::types::Value> = schema.columns.iter().zip(old).map(|(c, v)| to_db(v, &c.ty)).collect();
-    let deleted = conn
-        .execute(
-            &if soft {
-                format!(
-                    "UPDATE {target} SET {MARK_DELETED} \
-                     WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} AND NOT _zetl_deleted LIMIT 1)"
-                )
-            } else {
-                format!("DELETE FROM {target} WHERE rowid = (SELECT rowid FROM {target} WHERE {cond} LIMIT 1)")
-            },
-            duckdb::params_from_iter(params),
-        )
-        .context(|| format!("deleting a row of {}", schema.id))?;
-    if deleted == 0 {
-        tracing::warn!(table = %schema.id, row = %describe_key(schema, old), "row to delete not found at the target");
+        .enumerate()
+        .map(|(i, c)| format!("{} AS c{i}", from_wire(&c.ty, &ident(&c.name))))
+        .collect();
+    let same: Vec<String> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("t.{} IS NOT DISTINCT FROM w.c{i}", ident(&c.name)))
+        .collect();
+    let groups: Vec<String> = (0..schema.columns.len()).map(|i| format!("w.c{i}")).collect();
+    let live = if soft { " AND NOT t._zetl_deleted" } else { "" };
+    let hits = format!(
+        "SELECT rid FROM (SELECT t.rowid AS rid, w.cnt, row_number() OVER (PARTITION BY {groups} ORDER BY t.rowid) AS n \
+         FROM {target} AS t JOIN (SELECT {cols}, count(*) AS cnt FROM {staged} GROUP BY ALL) AS w ON {same}{live}) \
+         WHERE n <= cnt",
+        groups = groups.join(", "),
+        cols = cols.join(", "),
+        staged = stage.sql_name(),
+        same = same.join(" AND "),
+    );
+    let sql = if soft {
+        format!("UPDATE {target} SET {MARK_DELETED} WHERE rowid IN ({hits})")
+    } else {
+        format!("DELETE FROM {target} WHERE rowid IN ({hits})")
+    };
+    let done = conn.execute(&sql, []).context(|| format!("deleting rows of {}", schema.id))?;
+    stage.clear(conn)?;
+    if done < rows.len() {
+        tracing::warn!(table = %schema.id, missing = rows.len() - done, "rows to delete not found at the target");
     }
     Ok(())
 }

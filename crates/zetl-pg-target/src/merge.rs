@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use std::collections::BTreeSet;
 use tokio_postgres::Client;
-use zetl_core::batch::{KeyedOp, TableBatch};
+use zetl_core::batch::{net_unkeyed, KeyedOp, TableBatch};
 use zetl_core::{ChangeKind, Row, TableSchema, Value};
 
 const OP_UPSERT: i16 = 0;
@@ -398,30 +398,12 @@ fn key_match(schema: &TableSchema, staged: impl Fn(usize, &str) -> String) -> St
         .join(" AND ")
 }
 
-/// Tables without a key: inserts in bulk, and each delete removes (or marks) exactly one
-/// matching row, in source order.
+/// Tables without a key: the batch's net removals (each takes exactly one identical row: a
+/// keyless table may hold identical rows) in one statement, then its additions in bulk.
 async fn apply_in_order(c: &Client, stage: &Stage, changes: &[ChangeKind], soft: bool) -> Result<(), PgTargetError> {
-    let mut inserts: Vec<&Row> = Vec::new();
-    for change in changes {
-        let old = match change {
-            ChangeKind::Insert { row } => {
-                inserts.push(row);
-                continue;
-            }
-            ChangeKind::Update { old, row } => {
-                flush_inserts(c, stage, &mut inserts).await?;
-                if let Some(old) = old {
-                    delete_one(c, stage, old, soft).await?;
-                }
-                inserts.push(row);
-                continue;
-            }
-            ChangeKind::Delete { old } | ChangeKind::Expire { old } => old,
-        };
-        flush_inserts(c, stage, &mut inserts).await?;
-        delete_one(c, stage, old, soft).await?;
-    }
-    flush_inserts(c, stage, &mut inserts).await
+    let (removed, mut added) = net_unkeyed(changes);
+    remove_rows(c, stage, &removed, soft).await?;
+    flush_inserts(c, stage, &mut added).await
 }
 
 async fn flush_inserts(c: &Client, stage: &Stage, rows: &mut Vec<&Row>) -> Result<(), PgTargetError> {
@@ -441,26 +423,42 @@ async fn flush_inserts(c: &Client, stage: &Stage, rows: &mut Vec<&Row>) -> Resul
     stage.clear(c).await
 }
 
-async fn delete_one(c: &Client, stage: &Stage, old: &Row, soft: bool) -> Result<(), PgTargetError> {
-    stage.load(c, std::iter::once((OP_DELETE, old, None))).await?;
-    let cond = stage
-        .schema
-        .columns
+/// Removes one target row identical to each of `rows` (or marks it, `soft`), with one
+/// statement: the staged rows are counted by content and matched with as many target rows.
+async fn remove_rows(c: &Client, stage: &Stage, rows: &[&Row], soft: bool) -> Result<(), PgTargetError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    stage.load(c, rows.iter().map(|r| (OP_DELETE, *r, None))).await?;
+    let columns = &stage.schema.columns;
+    let cols: Vec<String> =
+        columns.iter().enumerate().map(|(i, col)| format!("s.{} AS c{i}", ident(&col.name))).collect();
+    let same: Vec<String> = columns
         .iter()
-        .map(|col| format!("t.{0} IS NOT DISTINCT FROM s.{0}", ident(&col.name)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+        .enumerate()
+        .map(|(i, col)| format!("t.{} IS NOT DISTINCT FROM w.c{i}", ident(&col.name)))
+        .collect();
+    let groups: Vec<String> = (0..columns.len()).map(|i| format!("w.c{i}")).collect();
+    let by: Vec<String> = (1..=columns.len()).map(|i| i.to_string()).collect();
     let (target, staged) = (&stage.target, ident(&stage.name));
     let live = if soft { " AND NOT t._zetl_deleted" } else { "" };
-    let pick = format!("(SELECT t.ctid FROM {target} AS t, {staged} AS s WHERE {cond}{live} LIMIT 1)");
+    let hits = format!(
+        "SELECT rid FROM (SELECT t.ctid AS rid, w.cnt, row_number() OVER (PARTITION BY {groups} ORDER BY t.ctid) AS n \
+         FROM {target} AS t JOIN (SELECT {cols}, count(*) AS cnt FROM {staged} AS s GROUP BY {by}) AS w \
+         ON {same}{live}) AS x WHERE n <= cnt",
+        groups = groups.join(", "),
+        cols = cols.join(", "),
+        by = by.join(", "),
+        same = same.join(" AND "),
+    );
     let sql = if soft {
-        format!("UPDATE {target} SET {MARK_DELETED} WHERE ctid = {pick}")
+        format!("UPDATE {target} SET {MARK_DELETED} WHERE ctid IN ({hits})")
     } else {
-        format!("DELETE FROM {target} WHERE ctid = {pick}")
+        format!("DELETE FROM {target} WHERE ctid IN ({hits})")
     };
-    let n = c.execute(&sql, &[]).await.ctx(|| format!("deleting a row of {}", stage.schema.id))?;
-    if n == 0 {
-        tracing::warn!(table = %stage.schema.id, "row to delete not found at the target");
+    let done = c.execute(&sql, &[]).await.ctx(|| format!("deleting rows of {}", stage.schema.id))?;
+    if (done as usize) < rows.len() {
+        tracing::warn!(table = %stage.schema.id, missing = rows.len() - done as usize, "rows to delete not found at the target");
     }
     stage.clear(c).await
 }
