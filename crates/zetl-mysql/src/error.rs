@@ -75,8 +75,10 @@ impl MyError {
             MyError::Sql { cause, .. } | MyError::Connect { cause, .. } => match cause {
                 mysql_async::Error::Io(_) => true,
                 mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => true,
-                // 1053 server shutdown, 2006 gone away, 2013 lost connection, 1927 killed.
-                mysql_async::Error::Server(s) => matches!(s.code, 1053 | 2006 | 2013 | 1927),
+                // 1053 server shutdown, 2006 gone away, 2013 lost connection, 1927 killed;
+                // 1412 the table's definition changed after the copy's consistent snapshot
+                // began (a copy right after DDL): a new snapshot from the checkpoint sees it.
+                mysql_async::Error::Server(s) => matches!(s.code, 1053 | 2006 | 2013 | 1927 | 1412),
                 _ => false,
             },
             MyError::Disconnected(_) => true,
