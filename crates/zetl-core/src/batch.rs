@@ -177,7 +177,11 @@ fn fill_unchanged(row: &mut Row, earlier: Option<&KeyedOp>) -> Option<Row> {
 /// applying the removals first and then the additions ends as applying the changes one by one
 /// would, with one statement each instead of one per change.
 pub fn net_unkeyed(changes: &[ChangeKind]) -> (Vec<&Row>, Vec<&Row>) {
-    let whole = |row: &Row| key_bytes(row, &(0..row.len()).collect::<Vec<_>>());
+    let whole = |row: &Row| {
+        let mut out = Vec::new();
+        row.iter().for_each(|v| encode(v, &mut out));
+        out
+    };
     let mut removed = Vec::new();
     let mut added: Vec<Option<&Row>> = Vec::new();
     // Rows added so far and not cancelled, by content: their places in `added`.

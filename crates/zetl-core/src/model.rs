@@ -108,17 +108,37 @@ impl TableSchema {
         self.columns.iter().find(|c| c.name.to_ascii_lowercase().starts_with(RESERVED_PREFIX))
     }
 
-    /// `(id=42, region=eu)` for messages: the key columns, or the first three of a keyless table.
-    pub fn describe_key(&self, row: &[Value]) -> String {
-        let cols: Vec<usize> = match self.key_columns() {
+    /// The columns that name a row in messages: the key, or the first three of a keyless table.
+    fn described_columns(&self) -> Vec<usize> {
+        match self.key_columns() {
             [] => (0..self.columns.len().min(3)).collect(),
             k => k.to_vec(),
-        };
-        let parts: Vec<String> = cols
+        }
+    }
+
+    /// `(id=42, region=eu)` for messages: the key columns, or the first three of a keyless table.
+    pub fn describe_key(&self, row: &[Value]) -> String {
+        let parts: Vec<String> = self
+            .described_columns()
             .iter()
             .map(|&i| format!("{}={}", self.columns[i].name, row.get(i).map(short).unwrap_or_else(|| "?".into())))
             .collect();
         format!("({})", parts.join(", "))
+    }
+
+    /// SQL writing [`TableSchema::describe_key`]'s text for a row a target holds in SQL (a
+    /// staged row, say); `as_text(column name)` is the target's SQL for that column as text,
+    /// cut at 64 characters.
+    pub fn describe_key_sql(&self, as_text: impl Fn(&str) -> String) -> String {
+        let parts: Vec<String> = self
+            .described_columns()
+            .iter()
+            .map(|&i| {
+                let name = &self.columns[i].name;
+                format!("'{}=' || coalesce({}, 'NULL')", name.replace('\'', "''"), as_text(name))
+            })
+            .collect();
+        format!("'(' || concat_ws(', ', {}) || ')'", parts.join(", "))
     }
 }
 

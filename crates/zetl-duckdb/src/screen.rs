@@ -155,24 +155,9 @@ fn conditions(schema: &TableSchema, check: &Check) -> Vec<(String, String)> {
     }
 }
 
-/// `(id=42)` for a staged row, as `TableSchema::describe_key` writes it.
+/// `(id=42)` for a staged row (alias `s`), as `TableSchema::describe_key` writes it.
 pub fn key_sql(schema: &TableSchema) -> String {
-    let cols: Vec<usize> = match schema.key_columns() {
-        [] => (0..schema.columns.len().min(3)).collect(),
-        k => k.to_vec(),
-    };
-    let parts: Vec<String> = cols
-        .iter()
-        .map(|&i| {
-            let name = &schema.columns[i].name;
-            format!(
-                "{} || coalesce(left(CAST(s.{} AS VARCHAR), 64), 'NULL')",
-                literal(&format!("{name}=")),
-                ident(name)
-            )
-        })
-        .collect();
-    format!("'(' || concat_ws(', ', {}) || ')'", parts.join(", "))
+    schema.describe_key_sql(|name| format!("left(CAST(s.{} AS VARCHAR), 64)", ident(name)))
 }
 
 /// Copies a staged row into `_zetl.dead_letters`: every column as DuckDB text, under its name.

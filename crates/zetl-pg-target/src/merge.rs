@@ -196,19 +196,7 @@ pub(crate) fn quote(text: &str) -> String {
 /// SQL for `(id=42)` of a staged row (alias `s`), as `TableSchema::describe_key` writes it (the
 /// first columns of a keyless row).
 fn key_sql(schema: &TableSchema) -> String {
-    let cols: Vec<usize> = match schema.key_columns() {
-        [] => (0..schema.columns.len().min(3)).collect(),
-        k => k.to_vec(),
-    };
-    let parts: Vec<String> = cols
-        .iter()
-        .map(|&i| {
-            let name = &schema.columns[i].name;
-            let label = quote(&format!("{name}="));
-            format!("{label} || coalesce(left(s.{}::text, 64), 'NULL')", ident(name))
-        })
-        .collect();
-    format!("'(' || concat_ws(', ', {}) || ')'", parts.join(", "))
+    schema.describe_key_sql(|name| format!("left(s.{}::text, 64)", ident(name)))
 }
 
 /// `,2,5,` for a row that left columns 2 and 5 unchanged; `None` when it sent them all.

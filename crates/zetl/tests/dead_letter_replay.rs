@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::warehouse::pg_target_config;
 use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
 use zetl_testkit::compare::assert_tables_equal;
 use zetl_testkit::compare_pg::assert_pg_tables_equal;
@@ -100,19 +101,7 @@ fn postgres_replay_skips_letters_whose_key_changed_since() {
     let env = TestEnv::start("dl_replay_pg");
     let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 6) g");
-    let path = env.scratch.path.join("pg.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "integrations:\n  - name: topg\n    source: {{ kind: postgres, url: \"{src}\" }}\n    \
-             target: {{ kind: postgres, url: \"{dst}\", schemas: {{ public: mirror }} }}\n    \
-             tables: {{ include: [\"public.*\"] }}\n    batch: {{ max_wait_ms: 100 }}\n    \
-             metrics: {{ listen: \"off\" }}\n    apply: {{ on_error: dead_letter }}\n",
-            src = env.url(),
-            dst = target.url(DB),
-        ),
-    )
-    .expect("write config");
+    let path = pg_target_config(&env, &target, "    apply: { on_error: dead_letter }\n");
     let cfg = path.to_str().expect("utf-8");
     let mut zetl = env.run_zetl(&path);
     env.wait_caught_up(&mut zetl, "topg");

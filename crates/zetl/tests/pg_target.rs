@@ -3,25 +3,9 @@
 
 mod common;
 
+use common::warehouse::pg_target_config as config;
 use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
 use zetl_testkit::compare_pg::assert_pg_tables_equal;
-
-fn config(env: &TestEnv, target: &PgServer, extra: &str) -> std::path::PathBuf {
-    let path = env.scratch.path.join("pg.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "integrations:\n  - name: topg\n    source: {{ kind: postgres, url: \"{src}\" }}\n    \
-             target: {{ kind: postgres, url: \"{dst}\", schemas: {{ public: mirror }} }}\n    \
-             tables: {{ include: [\"public.*\"] }}\n    batch: {{ max_wait_ms: 100 }}\n    \
-             metrics: {{ listen: \"off\" }}\n{extra}",
-            src = env.url(),
-            dst = target.url(DB),
-        ),
-    )
-    .expect("write config");
-    path
-}
 
 #[test]
 fn snapshot_and_stream_into_postgres_with_every_type() {

@@ -84,3 +84,22 @@ pub fn copies_of(env: &TestEnv, table: &str) -> usize {
 pub fn wait_copied(env: &TestEnv, zetl: &mut Zetl, table: &str, times: usize) {
     wait_for(&format!("{table} to be copied {times} time(s) while streaming"), zetl, || copies_of(env, table) >= times);
 }
+
+/// A config replicating `public.*` into the PostgreSQL `target` (schema `public` → `mirror`),
+/// integration `topg`; `extra` adds integration keys (YAML lines, indented four spaces).
+pub fn pg_target_config(env: &TestEnv, target: &PgServer, extra: &str) -> std::path::PathBuf {
+    let path = env.scratch.path.join("pg.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "integrations:\n  - name: topg\n    source: {{ kind: postgres, url: \"{src}\" }}\n    \
+             target: {{ kind: postgres, url: \"{dst}\", schemas: {{ public: mirror }} }}\n    \
+             tables: {{ include: [\"public.*\"] }}\n    batch: {{ max_wait_ms: 100 }}\n    \
+             metrics: {{ listen: \"off\" }}\n{extra}",
+            src = env.url(),
+            dst = target.url(DB),
+        ),
+    )
+    .expect("write config");
+    path
+}
