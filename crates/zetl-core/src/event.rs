@@ -85,6 +85,11 @@ pub struct CopiedTable {
     /// A name whose identity changed since (dropped and created again, swapped by renames)
     /// holds another table now, which has to be copied again.
     pub source_id: Option<String>,
+    /// The source schema the target holds for the table as of its checkpoint (stored with
+    /// every change of it). A restarted stream compares the first schema it sees with this
+    /// one, so a column added with a DEFAULT or retyped while zetl was stopped is filled or
+    /// copied again. Filled by targets; sources leave it `None`.
+    pub schema: Option<TableSchema>,
 }
 
 /// One event from a source, in source order.

@@ -4,10 +4,11 @@
 //! (ISO 8601, plain decimal digits, JSON text) so that no precision is lost between a source's
 //! own representation and the target's; see docs/type-mapping.md.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// `schema.table` at the source (MySQL: `database.table`; DynamoDB: schema `dynamodb`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableId {
     pub schema: String,
     pub name: String,
@@ -26,7 +27,7 @@ impl fmt::Display for TableId {
 }
 
 /// The logical column types of the event model. Targets map each to their own type.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ColumnType {
     Bool,
     Int16,
@@ -63,7 +64,7 @@ pub enum ColumnType {
     Other(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     pub ty: ColumnType,
@@ -73,7 +74,7 @@ pub struct Column {
 }
 
 /// How rows of a table are identified when updated or deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RowIdentity {
     /// Indexes of the key columns (a primary key or a unique replica-identity index).
     Key(Vec<usize>),
@@ -83,7 +84,7 @@ pub enum RowIdentity {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSchema {
     pub id: TableId,
     pub columns: Vec<Column>,
@@ -264,5 +265,18 @@ impl Change {
             ChangeKind::Delete { old } | ChangeKind::Expire { old } => old.iter().map(Value::weight).sum(),
         };
         64 + rows
+    }
+}
+
+impl TableSchema {
+    /// The form targets store the schema in (`_zetl.tables.source_schema`).
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A schema stored by [`TableSchema::to_stored`]; `None` if it is not one (written by
+    /// another version), which only costs the comparison it would have allowed.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
     }
 }

@@ -254,7 +254,7 @@ impl<T: Target> Writer<T> {
                 tracing::warn!(table = %table, reason, "the table will be copied again");
                 self.ensure_open()?;
                 self.target
-                    .mark_tables(std::slice::from_ref(&table), TableState::ResyncRequired)
+                    .mark_tables(std::slice::from_ref(&table), TableState::ResyncRequired, Some(&reason))
                     .map_err(target_err)?;
                 self.progress.resyncs_required.fetch_add(1, Ordering::Relaxed);
             }
@@ -370,7 +370,7 @@ mod tests {
         fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, Never> {
             Ok(vec![])
         }
-        fn mark_tables(&mut self, _: &[TableId], _: TableState) -> Result<(), Never> {
+        fn mark_tables(&mut self, _: &[TableId], _: TableState, _: Option<&str>) -> Result<(), Never> {
             Ok(())
         }
         fn begin(&mut self) -> Result<(), Never> {

@@ -7,6 +7,8 @@ pub struct TableStatus {
     pub state: String,
     pub rows_copied: i64,
     pub updated_at: String,
+    /// Why the table waits for a copy (resync-required, excluded), when zetl said.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Default)]

@@ -18,7 +18,8 @@ pub trait Target: Send {
     /// Sets the state of tables the target knows (others are left alone), inside the open
     /// transaction if there is one. Excluded (out of the filters) and resync-required tables
     /// no longer count as copied, so they are copied again instead of resuming a stale copy.
-    fn mark_tables(&mut self, tables: &[TableId], state: TableState) -> Result<(), Self::Error>;
+    /// `reason` is shown by `zetl status` until the table's state changes again.
+    fn mark_tables(&mut self, tables: &[TableId], state: TableState, reason: Option<&str>) -> Result<(), Self::Error>;
 
     /// Opens a target transaction; everything until `commit` becomes visible at once.
     fn begin(&mut self) -> Result<(), Self::Error>;

@@ -29,6 +29,9 @@ pub struct DuckdbTarget {
     conn: Connection,
     integration: String,
     stages: HashMap<TableId, Stage>,
+    /// The source schemas stored when the target was opened: what an existing table was
+    /// last brought up to, until this run brings it up again (`stages`).
+    stored: HashMap<TableId, TableSchema>,
     copied: HashMap<TableId, u64>,
     next_stage: usize,
     apply: ApplyPolicy,
@@ -71,7 +74,9 @@ impl DuckdbTarget {
         }
         state::migrate(&conn)?;
         let letters_pending = dead_letters::pending_tables(&conn, integration)?;
+        let stored = state::stored_schemas(&conn, integration)?;
         Ok(Self {
+            stored,
             conn,
             integration: integration.to_string(),
             stages: HashMap::new(),
@@ -86,9 +91,14 @@ impl DuckdbTarget {
         })
     }
 
+    /// The source schema `table` was last brought up to: in this run, or as stored.
+    fn known_schema(&self, table: &TableId) -> Option<&TableSchema> {
+        self.stages.get(table).map(|s| &s.schema).or_else(|| self.stored.get(table))
+    }
+
     /// Marks `table` to be copied again when `zetl run` next starts; false if unknown.
     pub fn request_resync(&self, table: &TableId) -> Result<bool, DuckdbError> {
-        state::mark_table(&self.conn, &self.integration, table, TableState::ResyncRequested)
+        state::mark_table(&self.conn, &self.integration, table, TableState::ResyncRequested, None)
     }
 
     /// Drops the stored checkpoint: the next start makes a fresh initial copy.
@@ -144,9 +154,9 @@ impl Target for DuckdbTarget {
         state::copied_tables(&self.conn, &self.integration)
     }
 
-    fn mark_tables(&mut self, tables: &[TableId], state: TableState) -> Result<(), DuckdbError> {
+    fn mark_tables(&mut self, tables: &[TableId], state: TableState, reason: Option<&str>) -> Result<(), DuckdbError> {
         for table in tables {
-            state::mark_table(&self.conn, &self.integration, table, state)?;
+            state::mark_table(&self.conn, &self.integration, table, state, reason)?;
         }
         Ok(())
     }
@@ -156,8 +166,8 @@ impl Target for DuckdbTarget {
     }
 
     fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, DuckdbError> {
-        let previous = self.stages.get(&schema.id).map(|s| &s.schema);
-        let added = ddl::ensure_table(&self.conn, schema, self.soft(&schema.id), previous)?;
+        let added = ddl::ensure_table(&self.conn, schema, self.soft(&schema.id), self.known_schema(&schema.id))?;
+        state::store_schema(&self.conn, &self.integration, schema)?;
         let unchanged = self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema);
         if !unchanged {
             self.next_stage += 1;
@@ -189,8 +199,8 @@ impl Target for DuckdbTarget {
 
     fn alter_needs_commit(&mut self, schema: &TableSchema) -> Result<bool, DuckdbError> {
         // Added columns and changed types alike.
-        Ok(self.stages.get(&schema.id).is_some_and(|s| {
-            schema.columns.iter().any(|c| s.schema.columns.iter().all(|old| old.name != c.name || old.ty != c.ty))
+        Ok(self.known_schema(&schema.id).is_some_and(|known| {
+            schema.columns.iter().any(|c| known.columns.iter().all(|old| old.name != c.name || old.ty != c.ty))
         }))
     }
 
@@ -227,7 +237,11 @@ impl Target for DuckdbTarget {
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), DuckdbError> {
         self.copied.remove(table);
         state::set_table_state(&self.conn, &self.integration, table, TableState::Streaming, rows)?;
-        state::set_copied(&self.conn, &self.integration, table, copied)
+        state::set_copied(&self.conn, &self.integration, table, copied)?;
+        match self.stages.get(table) {
+            Some(stage) => state::store_schema(&self.conn, &self.integration, &stage.schema),
+            None => Ok(()),
+        }
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {

@@ -3,7 +3,8 @@
 
 use crate::error::{Context, DuckdbError};
 use duckdb::{params, Connection, OptionalExt};
-use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableState};
+use std::collections::HashMap;
+use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableSchema, TableState};
 
 /// Migrations in order; the index + 1 is the version they bring the schema to.
 const MIGRATIONS: &[&str] = &[
@@ -12,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/duckdb/0003_dead_letters.sql"),
     include_str!("../../../migrations/duckdb/0004_source_id.sql"),
     include_str!("../../../migrations/duckdb/0005_superseded_letters.sql"),
+    include_str!("../../../migrations/duckdb/0006_stored_schema.sql"),
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {
@@ -70,7 +72,7 @@ pub fn set_table_state(
         "INSERT INTO _zetl.tables (integration, table_schema, table_name, state, rows_copied, updated_at) \
          VALUES (?, ?, ?, ?, ?, now()) \
          ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
-         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at",
+         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, state_reason = NULL",
         params![integration, table.schema, table.name, state.as_str(), rows as i64],
     )
     .context(|| format!("recording the state of {table}"))?;
@@ -97,18 +99,43 @@ pub fn set_copied(
 pub fn copied_tables(conn: &Connection, integration: &str) -> Result<Vec<(TableId, CopiedTable)>, DuckdbError> {
     let mut stmt = conn
         .prepare(
-            "SELECT table_schema, table_name, copied_at, source_id FROM _zetl.tables \
+            "SELECT table_schema, table_name, copied_at, source_id, source_schema FROM _zetl.tables \
              WHERE integration = ? AND state = ?",
         )
         .context(|| "listing copied tables".into())?;
     let rows = stmt
         .query_map(params![integration, TableState::Streaming.as_str()], |r| {
-            let copied =
-                CopiedTable { consistent_at: r.get::<_, Option<String>>(2)?.map(Position), source_id: r.get(3)? };
+            let copied = CopiedTable {
+                consistent_at: r.get::<_, Option<String>>(2)?.map(Position),
+                source_id: r.get(3)?,
+                schema: r.get::<_, Option<String>>(4)?.as_deref().and_then(TableSchema::from_stored),
+            };
             Ok((TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?), copied))
         })
         .context(|| "listing copied tables".into())?;
     rows.collect::<Result<Vec<_>, _>>().context(|| "listing copied tables".into())
+}
+
+/// The source schema stored for each table of this integration, whatever its state.
+pub fn stored_schemas(conn: &Connection, integration: &str) -> Result<HashMap<TableId, TableSchema>, DuckdbError> {
+    let mut stmt = conn
+        .prepare("SELECT source_schema FROM _zetl.tables WHERE integration = ? AND source_schema IS NOT NULL")
+        .context(|| "reading stored schemas".into())?;
+    let rows =
+        stmt.query_map(params![integration], |r| r.get::<_, String>(0)).context(|| "reading stored schemas".into())?;
+    let texts = rows.collect::<Result<Vec<_>, _>>().context(|| "reading stored schemas".into())?;
+    Ok(texts.iter().filter_map(|t| TableSchema::from_stored(t)).map(|s| (s.id.clone(), s)).collect())
+}
+
+/// Stores the schema `table` was brought up to, in the open transaction (a table with no row
+/// yet gets it with its copy: `set_copied`).
+pub fn store_schema(conn: &Connection, integration: &str, schema: &TableSchema) -> Result<(), DuckdbError> {
+    conn.execute(
+        "UPDATE _zetl.tables SET source_schema = ? WHERE integration = ? AND table_schema = ? AND table_name = ?",
+        params![schema.to_stored(), integration, schema.id.schema, schema.id.name],
+    )
+    .context(|| format!("storing the schema of {}", schema.id))?;
+    Ok(())
 }
 
 /// Sets `state` on a table of this integration (a resync request: its committed copy no
@@ -118,12 +145,13 @@ pub fn mark_table(
     integration: &str,
     table: &TableId,
     state: TableState,
+    reason: Option<&str>,
 ) -> Result<bool, DuckdbError> {
     let n = conn
         .execute(
-            "UPDATE _zetl.tables SET state = ?, updated_at = now() \
+            "UPDATE _zetl.tables SET state = ?, state_reason = ?, updated_at = now() \
              WHERE integration = ? AND table_schema = ? AND table_name = ?",
-            params![state.as_str(), integration, table.schema, table.name],
+            params![state.as_str(), reason, integration, table.schema, table.name],
         )
         .context(|| format!("marking {table} {}", state.as_str()))?;
     Ok(n > 0)

@@ -42,7 +42,8 @@ pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, Duckd
     }
     let mut stmt = conn
         .prepare(
-            "SELECT table_schema, table_name, state, rows_copied, CAST(updated_at AS VARCHAR) FROM _zetl.tables \
+            "SELECT table_schema, table_name, state, rows_copied, CAST(updated_at AS VARCHAR), state_reason \
+             FROM _zetl.tables \
              WHERE integration = ? ORDER BY 1, 2",
         )
         .context(|| "reading table state".into())?;
@@ -54,6 +55,7 @@ pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, Duckd
                 state: r.get(2)?,
                 rows_copied: r.get(3)?,
                 updated_at: r.get(4)?,
+                reason: r.get(5)?,
             })
         })
         .context(|| "reading table state".into())?;

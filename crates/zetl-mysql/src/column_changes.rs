@@ -8,7 +8,7 @@ use crate::convert::{convert, Origin};
 use crate::ddl::{AddedColumn, ColumnDefault};
 use mysql_common::value::Value as My;
 use std::collections::{HashMap, HashSet};
-use zetl_core::Value;
+use zetl_core::{TableSchema, Value};
 
 /// A column as information_schema.COLUMNS shows it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum Verdict {
 }
 
 /// The columns `new` has and `prev` had not.
-pub fn added<'a>(prev: &MyTable, new: &'a MyTable) -> Vec<&'a MyColumn> {
+pub fn added<'a>(prev: &TableSchema, new: &'a MyTable) -> Vec<&'a MyColumn> {
     new.columns.iter().filter(|c| !prev.columns.iter().any(|p| p.name == c.name)).collect()
 }
 
@@ -41,7 +41,7 @@ pub fn added<'a>(prev: &MyTable, new: &'a MyTable) -> Vec<&'a MyColumn> {
 /// `clauses`: the ADD COLUMN clauses of the ALTER statements read since `prev`; `catalog`:
 /// the table's columns now, when some clause has a literal default.
 pub fn judge(
-    prev: &MyTable,
+    prev: &TableSchema,
     new: &MyTable,
     sent: &HashSet<String>,
     clauses: &[AddedColumn],
@@ -49,7 +49,7 @@ pub fn judge(
 ) -> Verdict {
     for c in &new.columns {
         if let Some(p) = prev.columns.iter().find(|p| p.name == c.name) {
-            if column_type(&p.kind) != column_type(&c.kind) {
+            if p.ty != column_type(&c.kind) {
                 return Verdict::Resync(format!(
                     "column {} changed type ({} to {}): the table was rebuilt without row events",
                     c.name, p.source_type, c.source_type
@@ -207,25 +207,25 @@ mod tests {
         let sent = HashSet::from(["id".to_string()]);
         let lit = [clause("n", ColumnDefault::Literal("7".into()))];
         assert_eq!(
-            judge(&prev, &new, &sent, &lit, Some(&now(INT, "7"))),
+            judge(&prev.schema(), &new, &sent, &lit, Some(&now(INT, "7"))),
             Verdict::Fill(vec![("n".into(), Value::Int(7))])
         );
         // The default changed after the ALTER the stream is at: copy instead.
-        assert!(matches!(judge(&prev, &new, &sent, &lit, Some(&now(INT, "8"))), Verdict::Resync(_)));
+        assert!(matches!(judge(&prev.schema(), &new, &sent, &lit, Some(&now(INT, "8"))), Verdict::Resync(_)));
         // Gone from the catalog.
-        assert!(matches!(judge(&prev, &new, &sent, &lit, Some(&HashMap::new())), Verdict::Resync(_)));
+        assert!(matches!(judge(&prev.schema(), &new, &sent, &lit, Some(&HashMap::new())), Verdict::Resync(_)));
         // Added before in this run: the target keeps its old values, so no fill would happen.
         let again = HashSet::from(["id".to_string(), "n".to_string()]);
-        assert!(matches!(judge(&prev, &new, &again, &lit, Some(&now(INT, "7"))), Verdict::Resync(_)));
+        assert!(matches!(judge(&prev.schema(), &new, &again, &lit, Some(&now(INT, "7"))), Verdict::Resync(_)));
         // No default, nullable: NULL is right. NOT NULL: the implicit 0 is not in the stream.
-        assert_eq!(judge(&prev, &new, &sent, &[clause("n", ColumnDefault::None)], None), Verdict::Nothing);
+        assert_eq!(judge(&prev.schema(), &new, &sent, &[clause("n", ColumnDefault::None)], None), Verdict::Nothing);
         let not_null = AddedColumn { not_null: true, ..clause("n", ColumnDefault::None) };
-        assert!(matches!(judge(&prev, &new, &sent, &[not_null], None), Verdict::Resync(_)));
+        assert!(matches!(judge(&prev.schema(), &new, &sent, &[not_null], None), Verdict::Resync(_)));
         assert!(matches!(
-            judge(&prev, &new, &sent, &[clause("n", ColumnDefault::Expression)], None),
+            judge(&prev.schema(), &new, &sent, &[clause("n", ColumnDefault::Expression)], None),
             Verdict::Resync(_)
         ));
-        assert!(matches!(judge(&prev, &new, &sent, &[], None), Verdict::Resync(_)));
+        assert!(matches!(judge(&prev.schema(), &new, &sent, &[], None), Verdict::Resync(_)));
     }
 
     #[test]
@@ -253,8 +253,8 @@ mod tests {
     fn a_type_change_copies_the_table_but_enum_labels_do_not() {
         let prev = table(vec![col("id", INT), col("e", MyKind::Enum(vec!["a".into()]))]);
         let labels = table(vec![col("id", INT), col("e", MyKind::Enum(vec!["a".into(), "b".into()]))]);
-        assert_eq!(judge(&prev, &labels, &HashSet::new(), &[], None), Verdict::Nothing);
+        assert_eq!(judge(&prev.schema(), &labels, &HashSet::new(), &[], None), Verdict::Nothing);
         let wider = table(vec![col("id", MyKind::Int { bytes: 8, unsigned: false }), col("e", MyKind::Double)]);
-        assert!(matches!(judge(&prev, &wider, &HashSet::new(), &[], None), Verdict::Resync(_)));
+        assert!(matches!(judge(&prev.schema(), &wider, &HashSet::new(), &[], None), Verdict::Resync(_)));
     }
 }

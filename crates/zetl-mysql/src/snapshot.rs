@@ -180,7 +180,7 @@ async fn worker(
                 SourceEvent::CopyDone {
                     table: job.table.id.clone(),
                     rows,
-                    copied: CopiedTable { consistent_at: consistent_at.clone(), source_id: None },
+                    copied: CopiedTable { consistent_at: consistent_at.clone(), ..CopiedTable::default() },
                 },
             )
             .await?;

@@ -146,6 +146,7 @@ impl MySource {
                 streamer.set_json_columns(t.id.clone(), json);
             }
         }
+        streamer.baseline = start.copied.iter().filter_map(|(t, c)| Some((t.clone(), c.schema.clone()?))).collect();
         for (table, at) in &copied {
             streamer.known.insert(table.clone());
             if let Some(at) = at.as_ref().filter(|at| *at > &position) {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use zetl_core::channel::EventSender;
 use zetl_core::filter::TableFilter;
-use zetl_core::{Change, ChangeKind, CopiedTable, Position, Row, SourceEvent, TableId, Value};
+use zetl_core::{Change, ChangeKind, CopiedTable, Position, Row, SourceEvent, TableId, TableSchema, Value};
 
 /// Why `Streamer::run` returned.
 #[derive(Debug)]
@@ -57,6 +57,10 @@ pub struct Streamer {
     pub copied_at: HashMap<TableId, BinlogPos>,
     /// The schema last sent per table.
     pub schemas: HashMap<TableId, MyTable>,
+    /// The schemas the target holds (stored with its checkpoint), for tables resumed after a
+    /// restart: the first TABLE_MAP of each is judged against it (`before_schema`), so that
+    /// a column added or retyped while zetl was stopped is seen. `schemas` takes over.
+    pub baseline: HashMap<TableId, TableSchema>,
     /// Tables the target has a copy of (made before or while streaming, or created empty in
     /// the stream). Rows of any other replicated table mean a table zetl has not copied.
     pub known: HashSet<TableId>,
@@ -126,6 +130,7 @@ impl Streamer {
             gtid,
             copied_at: HashMap::new(),
             schemas: HashMap::new(),
+            baseline: HashMap::new(),
             known: HashSet::new(),
             json_columns: HashMap::new(),
             sent_columns: HashMap::new(),
@@ -558,7 +563,7 @@ impl Streamer {
             SourceEvent::CopyDone {
                 table: id.clone(),
                 rows: 0,
-                copied: CopiedTable { consistent_at: Some(at), source_id: None },
+                copied: CopiedTable { consistent_at: Some(at), ..CopiedTable::default() },
             },
         )
         .await?;

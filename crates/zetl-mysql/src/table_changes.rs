@@ -45,6 +45,7 @@ impl Streamer {
     /// The name no longer holds the table the target has a copy of.
     pub(crate) fn forget(&mut self, id: &TableId) {
         self.schemas.remove(id);
+        self.baseline.remove(id);
         self.known.remove(id);
         self.alters.remove(id);
     }
@@ -85,8 +86,15 @@ impl Streamer {
     /// (`AddedColumnValue`), or marks the table for a copy. `true`: copy it at the end of the
     /// transaction.
     pub(crate) async fn before_schema(&mut self, table: &MyTable) -> Result<bool, MyError> {
-        let Some(prev) = self.schemas.get(&table.id) else { return Ok(false) };
-        let added = column_changes::added(prev, table);
+        // The last schema sent in this run, or the one the target stored before a restart.
+        let prev = match self.schemas.get(&table.id) {
+            Some(sent) => sent.schema(),
+            None => match self.baseline.get(&table.id) {
+                Some(stored) => stored.clone(),
+                None => return Ok(false),
+            },
+        };
+        let added = column_changes::added(&prev, table);
         let clauses = self.alters.get(&table.id).cloned().unwrap_or_default();
         let needs_catalog = added.iter().any(|c| {
             clauses
@@ -98,7 +106,7 @@ impl Streamer {
         let catalog =
             if needs_catalog { Some(catalog::column_defaults(&mut self.side, &table.id).await?) } else { None };
         let sent = self.sent_columns.get(&table.id).cloned().unwrap_or_default();
-        match column_changes::judge(prev, table, &sent, &clauses, catalog.as_ref()) {
+        match column_changes::judge(&prev, table, &sent, &clauses, catalog.as_ref()) {
             Verdict::Nothing => Ok(false),
             Verdict::Fill(fills) => {
                 for (column, value) in fills {

@@ -35,6 +35,9 @@ pub struct PgTarget {
     /// Source schema → target schema.
     schemas: HashMap<String, String>,
     stages: HashMap<TableId, Stage>,
+    /// The source schemas stored when the target was opened: what an existing table was
+    /// last brought up to, until this run brings it up again (`stages`).
+    stored: HashMap<TableId, TableSchema>,
     next_stage: usize,
     copied: HashMap<TableId, u64>,
     apply: ApplyPolicy,
@@ -59,15 +62,17 @@ impl PgTarget {
             let client = info.connect_sql().await?;
             migrate::migrate(url).await?;
             let pending = dead_letters::pending_tables(&client, integration).await?;
-            Ok::<_, PgTargetError>((client, pending))
+            let stored = state::stored_schemas(&client, integration).await?;
+            Ok::<_, PgTargetError>((client, pending, stored))
         })?;
-        let (client, letters_pending) = client;
+        let (client, letters_pending, stored) = client;
         Ok(Self {
             runtime,
             client,
             integration: integration.to_string(),
             schemas,
             stages: HashMap::new(),
+            stored,
             next_stage: 0,
             copied: HashMap::new(),
             apply: ApplyPolicy::default(),
@@ -156,8 +161,13 @@ impl Target for PgTarget {
         self.run(state::copied_tables(&self.client, &self.integration))
     }
 
-    fn mark_tables(&mut self, tables: &[TableId], state: TableState) -> Result<(), PgTargetError> {
-        self.run(state::mark_tables(&self.client, &self.integration, tables, state))
+    fn mark_tables(
+        &mut self,
+        tables: &[TableId],
+        state: TableState,
+        reason: Option<&str>,
+    ) -> Result<(), PgTargetError> {
+        self.run(state::mark_tables(&self.client, &self.integration, tables, state, reason))
     }
 
     fn begin(&mut self) -> Result<(), PgTargetError> {
@@ -167,8 +177,9 @@ impl Target for PgTarget {
     fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, PgTargetError> {
         let (target_schema, target) = (self.target_schema(&schema.id), self.target_name(&schema.id));
         let soft = self.soft(&schema.id);
-        let previous = self.stages.get(&schema.id).map(|s| &s.schema);
+        let previous = self.stages.get(&schema.id).map(|s| &s.schema).or_else(|| self.stored.get(&schema.id));
         let added = self.run(ddl::ensure_table(&self.client, &target_schema, &target, schema, soft, previous))?;
+        self.run(state::store_schema(&self.client, &self.integration, schema))?;
         if self.stages.get(&schema.id).is_some_and(|s| s.schema == *schema) {
             return Ok(added);
         }
@@ -222,7 +233,8 @@ impl Target for PgTarget {
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), PgTargetError> {
         self.copied.remove(table);
         let (rows, streaming) = (rows as i64, TableState::Streaming);
-        self.run(state::set_table_state(&self.client, &self.integration, table, streaming, rows, copied))
+        let copied = CopiedTable { schema: self.stages.get(table).map(|s| s.schema.clone()), ..copied.clone() };
+        self.run(state::set_table_state(&self.client, &self.integration, table, streaming, rows, &copied))
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), PgTargetError> {
@@ -334,7 +346,7 @@ pub fn read_status(url: &str, integration: &str) -> Result<TargetStatus, PgTarge
         }
         let rows = c
             .query(
-                "SELECT table_schema, table_name, state, rows_copied, updated_at::text FROM _zetl.tables \
+                "SELECT table_schema, table_name, state, rows_copied, updated_at::text, state_reason FROM _zetl.tables \
                  WHERE integration = $1 ORDER BY 1, 2",
                 &[&integration],
             )
@@ -348,6 +360,7 @@ pub fn read_status(url: &str, integration: &str) -> Result<TargetStatus, PgTarge
                 state: r.get(2),
                 rows_copied: r.get(3),
                 updated_at: r.get(4),
+                reason: r.get(5),
             })
             .collect();
         Ok(status)

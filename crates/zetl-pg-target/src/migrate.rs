@@ -18,6 +18,7 @@ const FILES: &[(i64, &str, &str)] = &[
     (2, "dead letters", include_str!("../../../migrations/postgres/0002_dead_letters.sql")),
     (3, "source id", include_str!("../../../migrations/postgres/0003_source_id.sql")),
     (4, "superseded letters", include_str!("../../../migrations/postgres/0004_superseded_letters.sql")),
+    (5, "stored schema", include_str!("../../../migrations/postgres/0005_stored_schema.sql")),
 ];
 
 pub async fn migrate(url: &str) -> Result<(), PgTargetError> {

@@ -1,8 +1,9 @@
 //! Checkpoints and per-table state in `_zetl`, written inside the data's own transaction.
 
 use crate::error::{PgTargetError, SqlContext};
+use std::collections::HashMap;
 use tokio_postgres::Client;
-use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableState};
+use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableSchema, TableState};
 
 pub async fn load_checkpoint(c: &Client, integration: &str) -> Result<Option<Checkpoint>, PgTargetError> {
     let row = c
@@ -36,13 +37,15 @@ pub async fn set_table_state(
     copied: &CopiedTable,
 ) -> Result<(), PgTargetError> {
     let at = copied.consistent_at.as_ref().map(|p| p.0.as_str());
+    let schema = copied.schema.as_ref().map(TableSchema::to_stored);
     c.execute(
         "INSERT INTO _zetl.tables (integration, table_schema, table_name, state, rows_copied, updated_at, \
-                                   copied_at, source_id) VALUES ($1, $2, $3, $4, $5, now(), $6, $7) \
+                                   copied_at, source_id, source_schema) VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8) \
          ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
          rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, copied_at = excluded.copied_at, \
-         source_id = excluded.source_id",
-        &[&integration, &table.schema, &table.name, &state.as_str(), &rows, &at, &copied.source_id],
+         source_id = excluded.source_id, state_reason = NULL, \
+         source_schema = coalesce(excluded.source_schema, _zetl.tables.source_schema)",
+        &[&integration, &table.schema, &table.name, &state.as_str(), &rows, &at, &copied.source_id, &schema],
     )
     .await
     .ctx(|| format!("recording the state of {table}"))?;
@@ -52,7 +55,7 @@ pub async fn set_table_state(
 pub async fn copied_tables(c: &Client, integration: &str) -> Result<Vec<(TableId, CopiedTable)>, PgTargetError> {
     let rows = c
         .query(
-            "SELECT table_schema, table_name, copied_at, source_id FROM _zetl.tables \
+            "SELECT table_schema, table_name, copied_at, source_id, source_schema FROM _zetl.tables \
              WHERE integration = $1 AND state = $2",
             &[&integration, &TableState::Streaming.as_str()],
         )
@@ -61,25 +64,53 @@ pub async fn copied_tables(c: &Client, integration: &str) -> Result<Vec<(TableId
     Ok(rows
         .iter()
         .map(|r| {
-            let copied =
-                CopiedTable { consistent_at: r.get::<_, Option<String>>(2).map(Position), source_id: r.get(3) };
+            let copied = CopiedTable {
+                consistent_at: r.get::<_, Option<String>>(2).map(Position),
+                source_id: r.get(3),
+                schema: r.get::<_, Option<&str>>(4).and_then(TableSchema::from_stored),
+            };
             (TableId::new(r.get::<_, String>(0), r.get::<_, String>(1)), copied)
         })
         .collect())
 }
 
-/// Sets `state` on the listed tables of this integration.
+/// The source schema stored for each table of this integration, whatever its state.
+pub async fn stored_schemas(c: &Client, integration: &str) -> Result<HashMap<TableId, TableSchema>, PgTargetError> {
+    let rows = c
+        .query(
+            "SELECT source_schema FROM _zetl.tables WHERE integration = $1 AND source_schema IS NOT NULL",
+            &[&integration],
+        )
+        .await
+        .ctx(|| "reading stored schemas".into())?;
+    Ok(rows.iter().filter_map(|r| TableSchema::from_stored(r.get(0))).map(|s| (s.id.clone(), s)).collect())
+}
+
+/// Stores the schema a table was brought up to, in the open transaction (a table with no row
+/// yet gets it with its copy).
+pub async fn store_schema(c: &Client, integration: &str, schema: &TableSchema) -> Result<(), PgTargetError> {
+    c.execute(
+        "UPDATE _zetl.tables SET source_schema = $4 WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
+        &[&integration, &schema.id.schema, &schema.id.name, &schema.to_stored()],
+    )
+    .await
+    .ctx(|| format!("storing the schema of {}", schema.id))?;
+    Ok(())
+}
+
+/// Sets `state` (and why, for `zetl status`) on the listed tables of this integration.
 pub async fn mark_tables(
     c: &Client,
     integration: &str,
     tables: &[TableId],
     state: TableState,
+    reason: Option<&str>,
 ) -> Result<(), PgTargetError> {
     for table in tables {
         c.execute(
-            "UPDATE _zetl.tables SET state = $4, updated_at = now() \
+            "UPDATE _zetl.tables SET state = $4, state_reason = $5, updated_at = now() \
              WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
-            &[&integration, &table.schema, &table.name, &state.as_str()],
+            &[&integration, &table.schema, &table.name, &state.as_str(), &reason],
         )
         .await
         .ctx(|| format!("marking {table} {}", state.as_str()))?;

@@ -70,6 +70,7 @@ impl SnapshotCopy<'_> {
                     copied: CopiedTable {
                         consistent_at: self.consistent_at.clone(),
                         source_id: Some(info.source_id()),
+                        schema: None,
                     },
                     sent: sent.clone(),
                     estimated: info.estimated_rows,

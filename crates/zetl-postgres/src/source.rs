@@ -20,7 +20,7 @@ use zetl_core::channel::EventSender;
 use zetl_core::config::PostgresSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
-use zetl_core::{Checkpoint, CopiedTable, Phase, Position, SourceEvent, TableId, TableSchema};
+use zetl_core::{Checkpoint, CopiedTable, Phase, Position, RowIdentity, SourceEvent, TableId, TableSchema};
 
 pub struct PgSource {
     pub integration: String,
@@ -154,6 +154,7 @@ impl PgSource {
         for (_, schema) in described {
             streamer.remember_schema(schema);
         }
+        streamer.baseline = copied.iter().filter_map(|(t, c)| Some((t.clone(), c.schema.clone()?))).collect();
         // Copies made while streaming hold the transactions before their position: the
         // replay from the checkpoint skips those again.
         for (table, at) in &copied {
@@ -336,6 +337,9 @@ fn still_valid_copies(
             Some(REPLACED.to_string())
         } else if !published.contains(&t.oid) {
             Some(UNPUBLISHED.to_string())
+        } else if t.has_identity() && copy.schema.as_ref().is_some_and(|s| s.identity == RowIdentity::None) {
+            // While zetl was stopped; `reconcile` sees it happen while streaming.
+            Some(GAINED_IDENTITY.to_string())
         } else {
             stored.and_then(|id| partitions::unstreamed_change(id, &t.leaves))
         };

@@ -47,6 +47,10 @@ pub struct Streamer<'a> {
     /// copied again at the next discovery.
     recopy: HashSet<TableId>,
     emitted: HashMap<TableId, TableSchema>,
+    /// The schemas the target holds (stored with its checkpoint), for tables resumed after a
+    /// restart: what the first Relation message of each is compared with, so that a change
+    /// made while zetl was stopped is seen. `emitted` takes over once a schema is sent.
+    pub baseline: HashMap<TableId, TableSchema>,
     received: Lsn,
     acked: Lsn,
     in_txn: bool,
@@ -87,6 +91,7 @@ impl<'a> Streamer<'a> {
             relations: HashMap::new(),
             recopy: HashSet::new(),
             emitted: HashMap::new(),
+            baseline: HashMap::new(),
             received: start,
             acked: start,
             in_txn: false,
@@ -273,7 +278,7 @@ impl<'a> Streamer<'a> {
         };
         if let Some(schema) = unsent {
             if self.emitted.get(&schema.id) != Some(&schema) {
-                if let Some(prev) = self.emitted.get(&schema.id).cloned() {
+                if let Some(prev) = self.known_schema(&schema.id).cloned() {
                     self.schema_changed(&prev, &schema, oid, stream).await?;
                 }
                 self.emitted.insert(schema.id.clone(), schema.clone());
@@ -284,6 +289,11 @@ impl<'a> Streamer<'a> {
             }
         }
         Ok(self.relations.get(&oid))
+    }
+
+    /// The schema the target has for `id`: sent in this run, or stored with the checkpoint.
+    fn known_schema(&self, id: &TableId) -> Option<&TableSchema> {
+        self.emitted.get(id).or_else(|| self.baseline.get(id))
     }
 
     /// The relation's state if its changes in the current transaction are to be applied.
@@ -352,7 +362,7 @@ impl<'a> Streamer<'a> {
         let primary_key = self.tables.get(&id).map(|t| t.primary_key.as_slice()).unwrap_or_default();
         let identity = identity_of(&rel, primary_key);
         let mut schema = TableSchema { id: id.clone(), columns, identity };
-        if let Some(prev) = self.emitted.get(&id) {
+        if let Some(prev) = self.known_schema(&id) {
             // Keep NOT NULL knowledge from the catalog for unchanged columns.
             for c in &mut schema.columns {
                 if let Some(p) = prev.columns.iter().find(|p| p.name == c.name && p.ty == c.ty) {

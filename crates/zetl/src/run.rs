@@ -135,7 +135,7 @@ async fn run_with<T: Target + 'static>(
                 tracing::info!(table = %t, "the table is out of the filters now: no longer replicated; its target table is kept as it was");
                 copied.remove(t);
             }
-            target.mark_tables(&excluded, TableState::Excluded)?;
+            target.mark_tables(&excluded, TableState::Excluded, Some("out of the integration's table filters"))?;
         }
         Ok::<_, T::Error>((target, checkpoint, copied))
     })

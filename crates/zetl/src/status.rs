@@ -46,7 +46,7 @@ impl Status {
                         .map(|x| {
                             json!({
                                 "schema": x.schema, "table": x.name, "state": x.state,
-                                "rows_copied": x.rows_copied, "updated_at": x.updated_at,
+                                "rows_copied": x.rows_copied, "updated_at": x.updated_at, "reason": x.reason,
                             })
                         })
                         .collect(),
@@ -108,10 +108,10 @@ impl Status {
         }
         if let Ok(t) = &self.target {
             if !t.tables.is_empty() {
-                out += &format!("\n{:<40} {:<10} {:>12}\n", "TABLE", "STATE", "ROWS COPIED");
+                out += &format!("\n{:<40} {:<16} {:>12}  {}\n", "TABLE", "STATE", "ROWS COPIED", "WHY");
                 for x in &t.tables {
-                    out +=
-                        &format!("{:<40} {:<10} {:>12}\n", format!("{}.{}", x.schema, x.name), x.state, x.rows_copied);
+                    let (table, why) = (format!("{}.{}", x.schema, x.name), x.reason.as_deref().unwrap_or(""));
+                    out += &format!("{table:<40} {:<16} {:>12}  {why}\n", x.state, x.rows_copied);
                 }
             }
         }

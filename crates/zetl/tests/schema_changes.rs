@@ -1,14 +1,18 @@
 //! Column changes at a PostgreSQL source that write no row changes: `ADD COLUMN … DEFAULT`
 //! with a constant (the target fills the existing rows) or a volatile default (a rewrite: the
-//! table is copied again), and `ALTER COLUMN … TYPE … USING` (a rewrite: copied again). Each
-//! ends with the whole target compared with the whole source, on DuckDB and PostgreSQL.
+//! table is copied again), `ALTER COLUMN … TYPE … USING` (a rewrite: copied again) and a
+//! keyless table gaining a key (its earlier updates were not published: copied again), made
+//! while zetl streams and while it is stopped. Each ends with the whole target compared with
+//! the whole source, on DuckDB and PostgreSQL.
 
 mod common;
 
 use common::warehouse::{wait_copied, Warehouse};
 use common::{PgOptions, TestEnv};
 
-fn column_changes(warehouse: Warehouse, test: &str) {
+/// `stopped`: the changes are made while zetl is stopped, and seen when it starts again (the
+/// target's stored schema is the baseline of the first Relation message).
+fn column_changes(warehouse: Warehouse, test: &str, stopped: bool) {
     let env = TestEnv::start(test);
     env.sql(
         "CREATE TABLE items (id int PRIMARY KEY, v text);\n\
@@ -16,13 +20,13 @@ fn column_changes(warehouse: Warehouse, test: &str) {
          CREATE TABLE prices (id int PRIMARY KEY, amount int);\n\
          INSERT INTO prices SELECT g, g * 10 FROM generate_series(1, 100) g;\n\
          CREATE TABLE stamps (id int PRIMARY KEY);\n\
-         INSERT INTO stamps SELECT g FROM generate_series(1, 100) g;",
+         INSERT INTO stamps SELECT g FROM generate_series(1, 100) g;\n\
+         CREATE TABLE gains (a int, v text); INSERT INTO gains VALUES (1, 'x'), (2, 'y');",
     );
     let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
-    env.sql(
-        "ALTER TABLE items ADD COLUMN status text NOT NULL DEFAULT 'new';\n\
+    let changes = "ALTER TABLE items ADD COLUMN status text NOT NULL DEFAULT 'new';\n\
          ALTER TABLE items ADD COLUMN qty int DEFAULT 7, ADD COLUMN seen date DEFAULT '2024-02-29';\n\
          ALTER TABLE items ADD COLUMN note text;\n\
          INSERT INTO items (id, v) VALUES (1000, 'after the columns');\n\
@@ -30,24 +34,45 @@ fn column_changes(warehouse: Warehouse, test: &str) {
          ALTER TABLE prices ALTER COLUMN amount TYPE numeric(12,2) USING amount / 3.0;\n\
          UPDATE prices SET amount = amount + 0.25 WHERE id = 1;\n\
          ALTER TABLE stamps ADD COLUMN r float8 DEFAULT random();\n\
-         INSERT INTO stamps VALUES (1000, 0.5);",
-    );
-    wait_copied(&env, &mut zetl, "public.prices", 1);
-    wait_copied(&env, &mut zetl, "public.stamps", 1);
+         INSERT INTO stamps VALUES (1000, 0.5);\n\
+         UPDATE gains SET v = 'before the key' WHERE a = 1;\n\
+         ALTER TABLE gains ADD PRIMARY KEY (a);\n\
+         INSERT INTO gains VALUES (3, 'z');";
+    let mut zetl = if stopped {
+        zetl.stop();
+        env.sql(changes);
+        env.run_zetl(&config)
+    } else {
+        env.sql(changes);
+        zetl
+    };
+    for table in ["public.prices", "public.stamps", "public.gains"] {
+        wait_copied(&env, &mut zetl, table, 1);
+    }
     env.sql("UPDATE prices SET amount = 0.01 WHERE id = 2; UPDATE items SET status = 'done' WHERE id = 3;");
     env.wait_caught_up(&mut zetl, test);
     zetl.stop();
-    warehouse.assert_equal(&env, &["public.items", "public.prices", "public.stamps"]);
+    warehouse.assert_equal(&env, &["public.items", "public.prices", "public.stamps", "public.gains"]);
 }
 
 #[test]
 fn added_and_retyped_columns_duckdb() {
-    column_changes(Warehouse::Duckdb, "cols_duck");
+    column_changes(Warehouse::Duckdb, "cols_duck", false);
 }
 
 #[test]
 fn added_and_retyped_columns_postgres() {
-    column_changes(Warehouse::postgres(), "cols_pg");
+    column_changes(Warehouse::postgres(), "cols_pg", false);
+}
+
+#[test]
+fn columns_changed_while_stopped_duckdb() {
+    column_changes(Warehouse::Duckdb, "cols_stopped_duck", true);
+}
+
+#[test]
+fn columns_changed_while_stopped_postgres() {
+    column_changes(Warehouse::postgres(), "cols_stopped_pg", true);
 }
 
 /// A key that changes at the source: a new primary key, a keyless table that gains one (its
