@@ -127,6 +127,13 @@ fn excluded_then_included(warehouse: Warehouse, test: &str) {
     env.sql("INSERT INTO kept VALUES (2, 'b')");
     env.wait_caught_up(&mut zetl, test);
     zetl.stop();
+    // `status` shows the table's state and why.
+    let out = common::zetl_command(&["status", "-c", without.to_str().expect("utf-8 path"), "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    let toggled = status["tables"].as_array().and_then(|t| t.iter().find(|t| t["table"] == "toggled"));
+    let toggled = toggled.unwrap_or_else(|| panic!("no toggled in {status}"));
+    assert_eq!(toggled["state"], "excluded", "{status}");
+    assert_eq!(toggled["reason"], "out of the integration's table filters", "{status}");
 
     let all = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
     let mut zetl = env.run_zetl(&all);
