@@ -3,6 +3,12 @@
 //! Column types are not parsed here (the next TABLE_MAP event describes them exactly); only
 //! what an `ADD COLUMN` gives the rows that exist already, which the binlog does not carry.
 
+mod dml;
+mod lex;
+
+pub use dml::{dml, Dml};
+use lex::{lex, Tok};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRef {
     /// `None`: the statement's default database.
@@ -88,107 +94,6 @@ pub enum ColumnDefault {
     Literal(String),
     /// Anything else: CURRENT_TIMESTAMP, a function, an expression, NEXTVAL(…).
     Expression,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Word(String),
-    Quoted(String),
-    /// A '…' string literal, unescaped.
-    Str(String),
-    Punct(char),
-}
-
-fn lex(sql: &str) -> Vec<Tok> {
-    let mut out = Vec::new();
-    let mut chars = sql.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '/' {
-            chars.next();
-            if chars.peek() == Some(&'*') {
-                // Comments, including `/*!50100 … */` version comments (skipped whole: they
-                // only carry options).
-                chars.next();
-                let mut prev = ' ';
-                for c in chars.by_ref() {
-                    if prev == '*' && c == '/' {
-                        break;
-                    }
-                    prev = c;
-                }
-            } else {
-                out.push(Tok::Punct('/'));
-            }
-        } else if c == '#' || (c == '-' && sql_line_comment(&chars)) {
-            for c in chars.by_ref() {
-                if c == '\n' {
-                    break;
-                }
-            }
-        } else if c == '\'' {
-            chars.next();
-            let mut s = String::new();
-            while let Some(x) = chars.next() {
-                match x {
-                    '\'' if chars.peek() == Some(&'\'') => {
-                        chars.next();
-                        s.push('\'');
-                    }
-                    '\'' => break,
-                    '\\' => match chars.next() {
-                        Some('n') => s.push('\n'),
-                        Some('t') => s.push('\t'),
-                        Some('r') => s.push('\r'),
-                        Some('0') => s.push('\0'),
-                        Some('Z') => s.push('\u{1a}'),
-                        Some(n) => s.push(n),
-                        None => {}
-                    },
-                    x => s.push(x),
-                }
-            }
-            out.push(Tok::Str(s));
-        } else if c == '`' || c == '"' {
-            chars.next();
-            let mut s = String::new();
-            while let Some(x) = chars.next() {
-                if x == c {
-                    if chars.peek() == Some(&c) {
-                        chars.next();
-                        s.push(c);
-                    } else {
-                        break;
-                    }
-                } else {
-                    s.push(x);
-                }
-            }
-            out.push(Tok::Quoted(s));
-        } else if c.is_alphanumeric() || c == '_' || c == '$' {
-            let mut s = String::new();
-            while let Some(&x) = chars.peek() {
-                if x.is_alphanumeric() || x == '_' || x == '$' {
-                    s.push(x);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            out.push(Tok::Word(s));
-        } else {
-            chars.next();
-            out.push(Tok::Punct(c));
-        }
-    }
-    out
-}
-
-fn sql_line_comment(chars: &std::iter::Peekable<std::str::Chars<'_>>) -> bool {
-    let mut ahead = chars.clone();
-    ahead.next();
-    ahead.next() == Some('-')
 }
 
 struct Parser {
@@ -509,107 +414,9 @@ impl Parser {
     }
 }
 
-/// Which table a data-changing statement writes, for DML logged as a statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dml {
-    /// Not INSERT, REPLACE, UPDATE, DELETE or LOAD DATA.
-    NotDml,
-    /// The one table it writes.
-    Table(TableRef),
-    /// A data change whose table this parser cannot tell (multi-table UPDATE/DELETE, a CTE, …).
-    Unknown,
-}
-
-/// The table an `INSERT`/`REPLACE`/`UPDATE`/`DELETE`/`LOAD DATA` statement writes
-/// (MariaDB Knowledge Base, the syntax of each statement).
-pub fn dml(sql: &str) -> Dml {
-    let mut p = Parser { toks: lex(sql), at: 0 };
-    let modifiers = ["LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "QUICK", "IGNORE", "CONCURRENT", "LOCAL"];
-    let skip_modifiers = |p: &mut Parser| while modifiers.iter().any(|m| p.keyword(m)) {};
-    if p.keyword("INSERT") || p.keyword("REPLACE") {
-        skip_modifiers(&mut p);
-        p.keyword("INTO");
-        return p.table().map_or(Dml::Unknown, Dml::Table);
-    }
-    if p.keyword("UPDATE") {
-        skip_modifiers(&mut p);
-        let Some(table) = p.table() else { return Dml::Unknown };
-        // `UPDATE t [[AS] alias] SET …`: anything else (a join, a list) writes several tables.
-        if !p.keyword("AS") {
-            if p.keyword("SET") {
-                return Dml::Table(table);
-            }
-            if matches!(p.toks.get(p.at), Some(Tok::Word(_) | Tok::Quoted(_))) {
-                p.at += 1;
-            }
-        } else {
-            p.ident();
-        }
-        return if p.keyword("SET") { Dml::Table(table) } else { Dml::Unknown };
-    }
-    if p.keyword("DELETE") {
-        skip_modifiers(&mut p);
-        if !p.keyword("FROM") {
-            return Dml::Unknown; // `DELETE t1, t2 FROM …`
-        }
-        let Some(table) = p.table() else { return Dml::Unknown };
-        // Single-table form: then WHERE / ORDER BY / LIMIT / PARTITION / RETURNING or the end.
-        let single = match p.toks.get(p.at) {
-            None | Some(Tok::Punct(';')) => true,
-            Some(Tok::Word(w)) => ["WHERE", "ORDER", "LIMIT", "PARTITION", "RETURNING", "FOR", "AS"]
-                .iter()
-                .any(|k| w.eq_ignore_ascii_case(k)),
-            _ => false,
-        };
-        return if single { Dml::Table(table) } else { Dml::Unknown };
-    }
-    if p.keyword("LOAD") {
-        if !(p.keyword("DATA") || p.keyword("XML")) {
-            return Dml::NotDml; // LOAD INDEX INTO CACHE
-        }
-        while p.at < p.toks.len() {
-            if p.keywords(&["INTO", "TABLE"]) {
-                return p.table().map_or(Dml::Unknown, Dml::Table);
-            }
-            p.at += 1;
-        }
-        return Dml::Unknown;
-    }
-    if p.keyword("WITH") {
-        // A CTE in front of UPDATE / DELETE / INSERT … SELECT.
-        let writes = p.toks.iter().any(|t| {
-            matches!(t, Tok::Word(w) if ["INSERT", "REPLACE", "UPDATE", "DELETE"].iter().any(|k| w.eq_ignore_ascii_case(k)))
-        });
-        return if writes { Dml::Unknown } else { Dml::NotDml };
-    }
-    Dml::NotDml
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_table_a_statement_writes() {
-        let table = |s: Option<&str>, n: &str| Dml::Table(t(s, n));
-        assert_eq!(dml("INSERT INTO t VALUES (1)"), table(None, "t"));
-        assert_eq!(dml("/* x */ insert ignore `shop`.`a b` (id) select 1"), table(Some("shop"), "a b"));
-        assert_eq!(dml("REPLACE LOW_PRIORITY INTO s.t SET a = 1"), table(Some("s"), "t"));
-        assert_eq!(dml("UPDATE t SET a = 1 WHERE b = 2"), table(None, "t"));
-        assert_eq!(dml("update ignore s.t AS x set x.a = 1"), table(Some("s"), "t"));
-        assert_eq!(dml("UPDATE t x SET x.a = 1"), table(None, "t"));
-        assert_eq!(dml("UPDATE a JOIN b ON a.id = b.id SET a.v = b.v"), Dml::Unknown);
-        assert_eq!(dml("UPDATE a, b SET a.v = b.v"), Dml::Unknown);
-        assert_eq!(dml("DELETE FROM t WHERE id = 1"), table(None, "t"));
-        assert_eq!(dml("delete quick from s.t"), table(Some("s"), "t"));
-        assert_eq!(dml("DELETE a FROM a JOIN b ON a.id = b.id"), Dml::Unknown);
-        assert_eq!(dml("DELETE FROM a USING a JOIN b"), Dml::Unknown);
-        assert_eq!(dml("LOAD DATA LOCAL INFILE '/tmp/x' IGNORE INTO TABLE s.t"), table(Some("s"), "t"));
-        assert_eq!(dml("WITH c AS (SELECT 1) UPDATE t JOIN c SET t.a = 1"), Dml::Unknown);
-        assert_eq!(dml("CREATE TABLE t (id int)"), Dml::NotDml);
-        assert_eq!(dml("XA END X'61',X'',1"), Dml::NotDml);
-        assert_eq!(dml("SELECT 1"), Dml::NotDml);
-    }
 
     fn t(schema: Option<&str>, name: &str) -> TableRef {
         TableRef { schema: schema.map(String::from), name: name.into() }

@@ -43,9 +43,8 @@ pub enum MyError {
     CompressedEvent { event_type: String, position: String },
     #[error(
         "XA COMMIT of transaction {xid} at {position}, but zetl did not see that transaction \
-         prepared: it was prepared before the position this run started from (zetl was restarted, \
-         or the initial copy was taken, between its XA PREPARE and its XA COMMIT), so its rows are \
-         not at the target. Run `zetl resync --all -c FILE -i NAME` (or `zetl resync` the tables it \
+         prepared: it was prepared before the initial copy was taken, so its rows are not at the \
+         target. Run `zetl resync --all -c FILE -i NAME` (or `zetl resync` the tables it \
          wrote), then `zetl run`"
     )]
     XaUnknown { xid: String, position: String },

@@ -1,5 +1,7 @@
 //! Binlog positions: a file and an offset, plus the GTID state where the server keeps one.
-//! Stored in the target as text: `mysql-bin.000003:1234` or `mysql-bin.000003:1234 gtid=0-1-57`.
+//! Stored in the target as text: `mysql-bin.000003:1234` or `mysql-bin.000003:1234 gtid=0-1-57`,
+//! followed by ` xa_from=<position>` while XA transactions prepared before it wait for their
+//! commit (see `xa.rs`): a restart reads the binlog again from there to find their rows.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -20,6 +22,7 @@ impl BinlogPos {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
+        let text = text.split_once(XA_FROM).map_or(text, |(applied, _)| applied);
         let (coords, gtid) = match text.split_once(" gtid=") {
             Some((c, g)) => (c, Some(g.to_string())),
             None => (text, None),
@@ -31,12 +34,28 @@ impl BinlogPos {
         Some(Self { file: file.to_string(), pos: pos.parse().ok()?, gtid })
     }
 
+    /// The `xa_from` part of a stored position: where the oldest XA transaction still
+    /// prepared at that position began.
+    pub fn parse_xa_from(text: &str) -> Option<Self> {
+        text.split_once(XA_FROM).and_then(|(_, from)| Self::parse(from))
+    }
+
+    /// This position as stored, with where the oldest waiting XA transaction began.
+    pub fn with_xa_from(&self, xa_from: Option<&BinlogPos>) -> String {
+        match xa_from {
+            Some(from) => format!("{self}{XA_FROM}{from}"),
+            None => self.to_string(),
+        }
+    }
+
     /// The numeric suffix of the file name (`mysql-bin.000003` → 3): binlog files are
     /// numbered in order.
     pub fn file_seq(&self) -> u64 {
         file_seq(&self.file)
     }
 }
+
+const XA_FROM: &str = " xa_from=";
 
 pub fn file_seq(file: &str) -> u64 {
     file.rsplit('.').next().and_then(|s| s.parse().ok()).unwrap_or(0)
@@ -119,6 +138,17 @@ mod tests {
         assert!(a < b);
         assert!(BinlogPos::parse("nofile").is_none());
         assert!(BinlogPos::parse(":5").is_none());
+    }
+
+    #[test]
+    fn a_stored_position_names_where_a_waiting_xa_transaction_began() {
+        let applied = BinlogPos::parse("mysql-bin.000010:4 gtid=0-1-5").unwrap();
+        let began = BinlogPos::parse("mysql-bin.000009:900 gtid=0-1-3").unwrap();
+        let stored = applied.with_xa_from(Some(&began));
+        assert_eq!(BinlogPos::parse(&stored), Some(applied.clone()));
+        assert_eq!(BinlogPos::parse_xa_from(&stored), Some(began));
+        assert_eq!(applied.with_xa_from(None), applied.to_string());
+        assert_eq!(BinlogPos::parse_xa_from(&applied.to_string()), None);
     }
 
     #[test]

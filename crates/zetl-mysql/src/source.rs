@@ -123,6 +123,12 @@ impl MySource {
                 (position, copied, tables, with_columns)
             }
         };
+        // XA transactions prepared before the checkpoint and not yet committed: their rows
+        // are read again from where the oldest began (see xa.rs).
+        let xa_from = match &start.checkpoint {
+            Some(Checkpoint { phase: Phase::Streaming, position }) => BinlogPos::parse_xa_from(&position.0),
+            _ => None,
+        };
         let mut streamer = Streamer::new(
             self.info.clone(),
             server.flavor,
@@ -133,8 +139,12 @@ impl MySource {
             collations,
             events.clone(),
             side,
-            position.clone(),
+            xa_from.clone().unwrap_or_else(|| position.clone()),
         );
+        if let Some(from) = &xa_from {
+            tracing::info!(from = %from, until = %position, "reading the binlog again from where an XA transaction still prepared at the checkpoint began");
+            streamer.recover_until = Some(position.clone());
+        }
         for (_, table) in &described {
             streamer.remember_json_columns(table);
             // What the target has now: the stream compares the next TABLE_MAP with it.

@@ -6,24 +6,21 @@ use crate::binlog::{kind, parse_maria_gtid, BinlogReader};
 use crate::catalog;
 use crate::columns::{self, Collations, MyKind, MyTable};
 use crate::conninfo::ConnInfo;
-use crate::convert::{convert, json_text, Origin};
-use crate::ddl::{self, AddedColumn, Ddl, Dml, TableRef};
+use crate::ddl::{self, AddedColumn, Ddl, TableRef};
 use crate::error::MyError;
 use crate::flavor::Flavor;
 use crate::position::{BinlogPos, MariaGtidState};
 use crate::snapshot::send;
 use crate::xa::{self, XaStatement};
 use mysql_async::Conn;
-use mysql_common::binlog::events::{Event, EventData, ExecuteLoadQueryEvent, QueryEvent, RowsEventData};
-use mysql_common::binlog::row::BinlogRow;
-use mysql_common::binlog::value::BinlogValue;
+use mysql_common::binlog::events::{Event, ExecuteLoadQueryEvent, QueryEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use zetl_core::channel::EventSender;
 use zetl_core::filter::TableFilter;
-use zetl_core::{Change, ChangeKind, CopiedTable, Position, Row, SourceEvent, TableId, TableSchema, Value};
+use zetl_core::{Position, SourceEvent, TableId, TableSchema};
 
 /// Why `Streamer::run` returned.
 #[derive(Debug)]
@@ -65,18 +62,24 @@ pub struct Streamer {
     /// the stream). Rows of any other replicated table mean a table zetl has not copied.
     pub known: HashSet<TableId>,
     /// MariaDB's JSON columns per table (the binlog shows them as LONGTEXT).
-    json_columns: HashMap<TableId, Vec<String>>,
+    pub(crate) json_columns: HashMap<TableId, Vec<String>>,
     /// Every column sent to the target per table in this run: the target keeps them all.
     pub(crate) sent_columns: HashMap<TableId, HashSet<String>>,
     /// The ADD COLUMN clauses of ALTER statements read since the table's last schema was sent.
     pub(crate) alters: HashMap<TableId, Vec<AddedColumn>>,
     /// Decoded TABLE_MAP events by table id, with the raw event they came from; `None` for
     /// tables outside the filters.
-    table_maps: HashMap<u64, (Vec<u8>, Option<Arc<MyTable>>)>,
-    reader: Option<BinlogReader>,
+    pub(crate) table_maps: HashMap<u64, (Vec<u8>, Option<Arc<MyTable>>)>,
+    pub(crate) reader: Option<BinlogReader>,
     pub(crate) txn: Option<Txn>,
     /// XA transactions prepared in the stream, waiting for their XA COMMIT or ROLLBACK.
     prepared: xa::Prepared,
+    /// Set when a restart reads the binlog again from where a waiting XA transaction began
+    /// (`xa.rs`): up to this stored position everything else is applied already.
+    pub recover_until: Option<BinlogPos>,
+    /// The current event lies before `recover_until`: only XA transactions are collected;
+    /// nothing is sent.
+    pub(crate) recovering: bool,
     last_heartbeat: Instant,
 }
 
@@ -139,6 +142,8 @@ impl Streamer {
             reader: None,
             txn: None,
             prepared: xa::Prepared::default(),
+            recover_until: None,
+            recovering: false,
             last_heartbeat: Instant::now(),
         }
     }
@@ -214,6 +219,16 @@ impl Streamer {
         if header.log_pos() != 0 {
             at.pos = u64::from(header.log_pos());
         }
+        self.recovering = match &self.recover_until {
+            Some(until) if event_start.partial_cmp(until) == Some(std::cmp::Ordering::Less) => true,
+            Some(until) => {
+                tracing::info!(at = %until, waiting = self.prepared.len(), "collected the XA transactions prepared before the checkpoint; streaming");
+                self.recover_until = None;
+                false
+            }
+            None => false,
+        };
+        let in_xa = self.txn.as_ref().is_some_and(|t| t.xa.is_some());
         match header.event_type_raw() {
             kind::ROTATE => {
                 if let Some((file, pos)) = self.reader.as_ref().and_then(|r| r.rotate_target(event)) {
@@ -252,7 +267,9 @@ impl Streamer {
                 } else {
                     let ddl = ddl::parse(trimmed);
                     let ends = statement_ends_transaction(&mut self.txn, &ddl, &event_start);
-                    self.statement(&q.schema(), trimmed, ddl, &event_start, at).await?;
+                    if !self.recovering {
+                        self.statement(&q.schema(), trimmed, ddl, &event_start, at).await?;
+                    }
                     if ends {
                         return self.commit(at, header.timestamp()).await;
                     }
@@ -260,6 +277,7 @@ impl Streamer {
             }
             kind::XID => return self.commit(at, header.timestamp()).await,
             kind::XA_PREPARE => return self.xa_prepared(event.data(), &event_start, at, header.timestamp()).await,
+            kind::EXECUTE_LOAD_QUERY if self.recovering => {}
             kind::EXECUTE_LOAD_QUERY => {
                 let q: ExecuteLoadQueryEvent<'_> = event
                     .read_event()
@@ -274,7 +292,9 @@ impl Streamer {
             }
             kind::TABLE_MAP => {
                 open_for_rows(&mut self.txn, &event_start);
-                self.table_map(event).await?
+                if in_xa || !self.recovering {
+                    self.table_map(event).await?
+                }
             }
             kind::WRITE_ROWS
             | kind::UPDATE_ROWS
@@ -284,7 +304,9 @@ impl Streamer {
             | kind::DELETE_ROWS_V1
             | kind::PARTIAL_UPDATE_ROWS => {
                 open_for_rows(&mut self.txn, &event_start);
-                self.rows(event, &event_start).await?
+                if in_xa || !self.recovering {
+                    self.rows(event, &event_start).await?
+                }
             }
             kind::HEARTBEAT if self.txn.is_none() => self.heartbeat(true).await?,
             kind::INCIDENT => {
@@ -327,11 +349,15 @@ impl Streamer {
             pos: at.pos,
             gtid: (!self.gtid.is_empty()).then(|| self.gtid.to_string()),
         };
+        if self.recovering {
+            // Applied before the checkpoint (an XA transaction is only collected).
+            return Ok(None);
+        }
         if txn.sent_begin {
             send(
                 &self.events,
                 SourceEvent::Commit {
-                    position: Position(self.position.to_string()),
+                    position: self.stored_position(),
                     commit_time_us: Some(i64::from(timestamp) * 1_000_000),
                 },
             )
@@ -348,11 +374,18 @@ impl Streamer {
     /// Tells the pipeline nothing before `position` is left to apply, so the checkpoint and
     /// the lag follow a source whose changes are all filtered out (or that is idle).
     async fn heartbeat(&mut self, idle: bool) -> Result<(), MyError> {
-        if idle || self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+        // While recovering, the position is behind the checkpoint.
+        if self.recover_until.is_none() && (idle || self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY) {
             self.last_heartbeat = Instant::now();
-            send(&self.events, SourceEvent::Heartbeat { position: Position(self.position.to_string()) }).await?;
+            send(&self.events, SourceEvent::Heartbeat { position: self.stored_position() }).await?;
         }
         Ok(())
+    }
+
+    /// The position as the target stores it: with where the oldest XA transaction still
+    /// waiting for its commit began, so that a restart finds its rows.
+    fn stored_position(&self) -> Position {
+        Position(self.position.with_xa_from(self.prepared.oldest()))
     }
 
     pub(crate) fn resolve(&self, r: &TableRef, default_schema: &str) -> TableId {
@@ -361,104 +394,6 @@ impl Streamer {
 
     pub(crate) fn replicated(&self, id: &TableId) -> bool {
         !catalog::is_system(&id.schema) && self.filter.matches(id)
-    }
-
-    /// A statement logged as text: table DDL is followed, anything else is not ours to read
-    /// (row changes arrive as row events in ROW format).
-    async fn statement(
-        &mut self,
-        schema: &str,
-        sql: &str,
-        ddl: Ddl,
-        event_start: &BinlogPos,
-        at: &BinlogPos,
-    ) -> Result<(), MyError> {
-        match ddl {
-            Ddl::Create { table, if_not_exists, select, start_transaction } => {
-                let id = self.resolve(&table, schema);
-                if !self.replicated(&id) || !self.wanted(&id) {
-                    // Outside the filters, or before a copy of the table that holds its effect.
-                } else if select && !start_transaction {
-                    // Logged as a statement (STATEMENT or MIXED format): the rows are in the
-                    // SELECT, not in row events. The copy at the end of this transaction has them.
-                    self.resync(&id, "CREATE TABLE … SELECT was logged as a statement, without its rows".into())
-                        .await?;
-                } else if if_not_exists && self.known.contains(&id) {
-                    // The table existed (it was not dropped since it became known): the
-                    // statement changed nothing, and an empty copy would lose its rows.
-                    tracing::debug!(table = %id, "CREATE TABLE IF NOT EXISTS on an existing table; nothing to do");
-                } else if self.replicated(&id)
-                    && self
-                        .copied_at
-                        .get(&id)
-                        .is_none_or(|c| c.partial_cmp(event_start) != Some(std::cmp::Ordering::Greater))
-                {
-                    self.created(&id, at).await?;
-                }
-            }
-            Ddl::Alter { table, renamed_to, partition, added } => {
-                let id = self.resolve(&table, schema);
-                if let Some(change) = partition {
-                    self.partition_changed(&id, change, schema).await?;
-                }
-                if let Some(to) = renamed_to {
-                    let to = self.resolve(&to, schema);
-                    self.renamed(&id, to);
-                } else if self.replicated(&id) && self.wanted(&id) {
-                    self.refresh_json_columns(&id).await?;
-                    self.alters.entry(id.clone()).or_default().extend(added);
-                    tracing::info!(table = %id, "table altered; its next row event brings the new columns");
-                }
-            }
-            Ddl::Rename(pairs) => {
-                for (from, to) in pairs {
-                    let (from, to) = (self.resolve(&from, schema), self.resolve(&to, schema));
-                    self.renamed(&from, to);
-                }
-            }
-            Ddl::Drop(tables) => {
-                for t in tables {
-                    let id = self.resolve(&t, schema);
-                    self.dropped(&id);
-                }
-            }
-            Ddl::Truncate(t) => {
-                let id = self.resolve(&t, schema);
-                if self.replicated(&id) && self.wanted(&id) {
-                    self.begin().await?;
-                    send(&self.events, SourceEvent::Truncate(vec![id])).await?;
-                }
-            }
-            Ddl::Other => self.statement_dml(schema, sql, event_start)?,
-        }
-        Ok(())
-    }
-
-    /// DML logged as a statement (a session with binlog_format STATEMENT or MIXED): zetl
-    /// cannot apply SQL text, so a change to a replicated table (or to one it cannot tell)
-    /// stops the integration before anything after it is acknowledged. A table copied after
-    /// the statement (the fix: `zetl resync`) already holds its effect.
-    fn statement_dml(&self, schema: &str, sql: &str, event_start: &BinlogPos) -> Result<(), MyError> {
-        let table = match ddl::dml(sql) {
-            Dml::NotDml => return Ok(()),
-            Dml::Table(t) if t.schema.is_some() || !schema.is_empty() => self.resolve(&t, schema),
-            Dml::Table(_) | Dml::Unknown => {
-                return Err(MyError::StatementDml {
-                    what: "a data change to a table zetl cannot tell".into(),
-                    position: event_start.to_string(),
-                    fix: "`zetl resync --all -c FILE -i NAME`".into(),
-                })
-            }
-        };
-        if !self.replicated(&table) || !self.wanted(&table) {
-            tracing::debug!(table = %table, position = %event_start, "statement-logged change to a table not replicated here");
-            return Ok(());
-        }
-        Err(MyError::StatementDml {
-            what: format!("a data change to {table}"),
-            position: event_start.to_string(),
-            fix: format!("`zetl resync -c FILE -i NAME {table}`"),
-        })
     }
 
     /// Sends an event of the current transaction, or keeps it while the transaction is XA.
@@ -496,13 +431,16 @@ impl Streamer {
                 self.commit(at, timestamp).await
             }
             XaStatement::Commit(xid) => {
-                let Some(kept) = self.prepared.take(&xid) else {
-                    return Err(MyError::XaUnknown { xid, position: event_start.to_string() });
-                };
+                let kept = self.prepared.take(&xid);
                 let txn = self.txn.get_or_insert_with(|| Txn::new(event_start.clone(), false, None));
                 txn.xa = None;
-                tracing::debug!(xid = %xid, position = %event_start, "XA transaction committed");
-                self.replay(kept).await?;
+                if !self.recovering {
+                    // Applied before the checkpoint when recovering.
+                    let kept =
+                        kept.ok_or_else(|| MyError::XaUnknown { xid: xid.clone(), position: event_start.to_string() })?;
+                    tracing::debug!(xid = %xid, position = %event_start, "XA transaction committed");
+                    self.replay(kept).await?;
+                }
                 self.commit(at, timestamp).await
             }
         }
@@ -521,10 +459,13 @@ impl Streamer {
             .ok_or_else(|| MyError::Protocol(format!("malformed XA_PREPARE event at {event_start}")))?;
         let kept = self.txn.as_mut().and_then(|t| t.xa.take()).unwrap_or_default();
         if one_phase {
-            self.replay(kept).await?;
+            if !self.recovering {
+                self.replay(kept).await?;
+            }
         } else {
             tracing::debug!(xid = %xid, position = %event_start, events = kept.len(), "XA transaction prepared; waiting for its XA COMMIT");
-            self.prepared.insert(xid, kept);
+            // The boundary before the transaction (`position` moves past it at `commit`).
+            self.prepared.insert(xid, self.position.clone(), kept);
         }
         self.commit(at, timestamp).await
     }
@@ -540,53 +481,6 @@ impl Streamer {
             }
             self.begin().await?;
             send(&self.events, event).await?;
-        }
-        Ok(())
-    }
-
-    /// A table created after the copy: it starts empty, so an empty copy stands for it and its
-    /// rows follow in the binlog.
-    async fn created(&mut self, id: &TableId, at: &BinlogPos) -> Result<(), MyError> {
-        let Some(table) = catalog::table(&mut self.side, id).await? else {
-            // Gone again already; its TABLE_MAP events (if any) bring the columns.
-            return Ok(());
-        };
-        self.remember_json_columns(&table);
-        tracing::info!(table = %id, "new table matches the filters; replicating it");
-        self.begin().await?;
-        send(&self.events, SourceEvent::Schema(table.schema())).await?;
-        self.sent_columns.entry(id.clone()).or_default().extend(table.columns.iter().map(|c| c.name.clone()));
-        send(&self.events, SourceEvent::CopyStart(id.clone())).await?;
-        let at = Position(BinlogPos { gtid: None, ..at.clone() }.to_string());
-        send(
-            &self.events,
-            SourceEvent::CopyDone {
-                table: id.clone(),
-                rows: 0,
-                copied: CopiedTable { consistent_at: Some(at), ..CopiedTable::default() },
-            },
-        )
-        .await?;
-        self.schemas.insert(id.clone(), table);
-        self.known.insert(id.clone());
-        Ok(())
-    }
-
-    fn renamed(&mut self, from: &TableId, to: TableId) {
-        if self.replicated(from) && self.wanted(from) {
-            tracing::warn!(from = %from, to = %to, "table renamed at the source; the target keeps the old name's copy");
-            self.forget(from);
-        }
-        if self.replicated(&to) && self.wanted(&to) {
-            tracing::info!(table = %to, "a table was renamed into the filters; copying it");
-            self.copy_at_end(&to);
-        }
-    }
-
-    async fn refresh_json_columns(&mut self, id: &TableId) -> Result<(), MyError> {
-        if self.flavor == Flavor::MariaDb {
-            let cols = catalog::json_columns(&mut self.side, id).await?;
-            self.json_columns.insert(id.clone(), cols);
         }
         Ok(())
     }
@@ -638,82 +532,6 @@ impl Streamer {
             self.copy_at_end(&table.id);
         }
         Ok(())
-    }
-
-    async fn rows(&mut self, event: &Event, event_start: &BinlogPos) -> Result<(), MyError> {
-        let data = event.read_data().map_err(|e| MyError::Protocol(format!("bad rows event at {event_start}: {e}")))?;
-        let Some(EventData::RowsEvent(rows)) = data else { return Ok(()) };
-        let Some((_, Some(table))) = self.table_maps.get(&rows.table_id()) else { return Ok(()) };
-        let table = table.clone();
-        let xa = self.txn.as_ref().is_some_and(|t| t.xa.is_some());
-        if !xa && !self.wanted(&table.id) {
-            return Ok(());
-        }
-        let reader =
-            self.reader.as_ref().ok_or_else(|| MyError::Disconnected("the binlog connection is closed".into()))?;
-        let tme = reader
-            .table_map(rows.table_id())
-            .ok_or_else(|| MyError::Protocol(format!("rows event at {event_start} without its TABLE_MAP")))?;
-        let mut changes = Vec::new();
-        for pair in rows.rows(tme) {
-            let (before, after) = pair.map_err(|e| MyError::Table {
-                table: table.id.to_string(),
-                reason: format!("cannot decode a row: {e}"),
-            })?;
-            let before = before.map(|r| self.row(&table, r)).transpose()?;
-            let after = after.map(|r| self.row(&table, r)).transpose()?;
-            let kind = match (&rows, before, after) {
-                (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(row)) => {
-                    ChangeKind::Insert { row }
-                }
-                (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => {
-                    ChangeKind::Delete { old }
-                }
-                (_, Some(old), Some(row)) => {
-                    // The old key only when it changed; the whole old row when it is the identity.
-                    let keep_old = table.key.is_empty() || table.key.iter().any(|&i| old[i] != row[i]);
-                    ChangeKind::Update { old: keep_old.then_some(old), row }
-                }
-                _ => continue,
-            };
-            changes.push(Change { table: table.id.clone(), kind });
-        }
-        for change in changes {
-            self.emit(SourceEvent::Change(change)).await?;
-        }
-        Ok(())
-    }
-
-    fn row(&self, table: &MyTable, row: BinlogRow) -> Result<Row, MyError> {
-        let values = row.unwrap();
-        if values.len() != table.columns.len() {
-            return Err(MyError::Table {
-                table: table.id.to_string(),
-                reason: format!(
-                    "a row image has {} of {} columns: set binlog_row_image = FULL on the server",
-                    values.len(),
-                    table.columns.len()
-                ),
-            });
-        }
-        table
-            .columns
-            .iter()
-            .zip(values)
-            .map(|(col, v)| {
-                let bad =
-                    |reason: String| MyError::Value { table: table.id.to_string(), column: col.name.clone(), reason };
-                match v {
-                    BinlogValue::Value(v) => convert(col, v, Origin::Binlog).map_err(bad),
-                    BinlogValue::Jsonb(j) => serde_json::Value::try_from(j)
-                        .map(|j| Value::Json(json_text(&j)))
-                        .map_err(|e| bad(format!("cannot read binary JSON: {e}"))),
-                    BinlogValue::JsonDiff(_) => Err(bad(
-                        "partial JSON update in the binlog: set binlog_row_value_options = '' on the server".into(),
-                    )),
-                }
-            })
-            .collect()
     }
 }
 

@@ -16,7 +16,15 @@
 //! as an XA_PREPARE event with its one-phase flag set; MariaDB logs a one-phase commit as an
 //! ordinary transaction. The reader keeps a prepared transaction's events aside and sends them
 //! only at its `XA COMMIT`, as a transaction of that position.
+//!
+//! The kept events live in memory, and the checkpoint moves on past the prepare. So that a
+//! restart between a prepare and its commit loses nothing, every stored position also names
+//! where the oldest waiting transaction began (`xa_from`); a restart reads the binlog again
+//! from there, up to the stored position, only to collect the transactions still prepared
+//! (everything else there is applied already: `Streamer::recovering`).
 
+use crate::position::BinlogPos;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use zetl_core::SourceEvent;
@@ -74,20 +82,30 @@ pub fn parse_prepare(data: &[u8]) -> Option<(bool, String)> {
     Some((one_phase, format!("X'{}',X'{}',{format}", hex(&ids[..gtrid]), hex(&ids[gtrid..]))))
 }
 
-/// Prepared XA transactions waiting for their `XA COMMIT` / `XA ROLLBACK`, by xid.
+/// Prepared XA transactions waiting for their `XA COMMIT` / `XA ROLLBACK`, by xid, with the
+/// transaction boundary before each began.
 #[derive(Default)]
 pub struct Prepared {
-    waiting: HashMap<String, Vec<SourceEvent>>,
+    waiting: HashMap<String, (BinlogPos, Vec<SourceEvent>)>,
 }
 
 impl Prepared {
-    pub fn insert(&mut self, xid: String, events: Vec<SourceEvent>) {
-        self.waiting.insert(xid, events);
+    pub fn insert(&mut self, xid: String, began: BinlogPos, events: Vec<SourceEvent>) {
+        self.waiting.insert(xid, (began, events));
     }
 
     /// The events of `xid`; `None` when this reader did not see it prepared.
     pub fn take(&mut self, xid: &str) -> Option<Vec<SourceEvent>> {
-        self.waiting.remove(xid)
+        self.waiting.remove(xid).map(|(_, events)| events)
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Where the oldest waiting transaction began: a restart reads the binlog from there.
+    pub fn oldest(&self) -> Option<&BinlogPos> {
+        self.waiting.values().map(|(began, _)| began).min_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal))
     }
 }
 
