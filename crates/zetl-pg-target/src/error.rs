@@ -7,8 +7,6 @@ pub enum PgTargetError {
     Connect(#[from] zetl_postgres::PgError),
     #[error("PostgreSQL {what}: {}", chain(cause))]
     Sql { what: String, cause: tokio_postgres::Error },
-    #[error("migrating the _zetl schema: {0}")]
-    Migrate(#[source] sqlx::Error),
     #[error("the _zetl schema is at version {found}, newer than this zetl knows ({known}); upgrade zetl")]
     NewerSchema { found: i64, known: i64 },
     #[error("cannot start its runtime: {0}")]

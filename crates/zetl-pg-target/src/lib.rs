@@ -60,7 +60,7 @@ impl PgTarget {
         let info = ConnInfo::from_url(url)?;
         let client = runtime.block_on(async {
             let client = info.connect_sql().await?;
-            migrate::migrate(url).await?;
+            migrate::migrate(&client).await?;
             let pending = dead_letters::pending_tables(&client, integration).await?;
             let stored = state::stored_schemas(&client, integration).await?;
             Ok::<_, PgTargetError>((client, pending, stored))

@@ -32,6 +32,13 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
             '-1 mon -2 days -00:00:00.000001'), (-2, 0, -123456789012345678901234567890.0000000001, '1900-02-28', \
             '1900-03-01 23:59:59.999999', '1969-12-31 23:59:59.5+00', '0')",
     );
+    // A target migrated (to version 1) by an earlier zetl, which kept its versions in sqlx's table.
+    let legacy = "CREATE TABLE _zetl._sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL, \
+         installed_on timestamptz NOT NULL DEFAULT now(), success boolean NOT NULL, checksum bytea NOT NULL, \
+         execution_time bigint NOT NULL); \
+         INSERT INTO _zetl._sqlx_migrations VALUES (1, 'state, by sqlx', now(), true, '\\x00', 0)";
+    let v1 = include_str!("../../../migrations/postgres/0001_state.sql");
+    target.psql(DB, &format!("{v1};\n{legacy}")).expect("an earlier zetl's migrations");
     // `flat` has no arrays: it goes to the target in COPY's binary format (zoo's arrays as text).
     let cfg = config(&env, &target, "");
     let mut zetl = env.run_zetl(&cfg);
@@ -55,20 +62,18 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
         "",
     );
 
+    let taken_over = target.psql(DB, "SELECT description FROM _zetl.schema_version WHERE version = 1").expect("v1");
+    assert_eq!(taken_over.trim(), "state, by sqlx");
     // Migrations applied twice are a no-op; a newer schema is refused.
-    let version = target.psql(DB, "SELECT count(*) FROM _zetl._sqlx_migrations").expect("version");
+    let version = target.psql(DB, "SELECT count(*) FROM _zetl.schema_version").expect("version");
     let zetl = env.run_zetl(&cfg);
     env.sql("INSERT INTO zoo (id) VALUES (3000)");
     let mut zetl = zetl;
     env.wait_caught_up(&mut zetl, "topg");
     zetl.stop();
-    assert_eq!(target.psql(DB, "SELECT count(*) FROM _zetl._sqlx_migrations").expect("version"), version);
+    assert_eq!(target.psql(DB, "SELECT count(*) FROM _zetl.schema_version").expect("version"), version);
     target
-        .psql(
-            DB,
-            "INSERT INTO _zetl._sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES (99, 'from a newer zetl', true, '\\x00', 0)",
-        )
+        .psql(DB, "INSERT INTO _zetl.schema_version (version, description) VALUES (99, 'from a newer zetl')")
         .expect("pretend a newer zetl");
     let out = zetl_command(&["run", "-c", cfg.to_str().expect("utf-8")]);
     let text = String::from_utf8_lossy(&out.stderr).to_string();

@@ -58,7 +58,7 @@ const SECRET_PARAMS: &[&str] = &["password", "sslpassword"];
 ///
 /// Generated passwords often hold `/`, `?`, `#` or `@`, and the URL parsers in use read such
 /// a URL differently: tokio-postgres ends the credentials at the first `@` anywhere, WHATWG
-/// parsers (sqlx, mysql_async) at the last `@` before the first `/`, `?` or `#`, and an `@`
+/// parsers (mysql_async) at the last `@` before the first `/`, `?` or `#`, and an `@`
 /// left unencoded in a password moves both. The password is taken to reach the latest of
 /// these (and of the `@`s before the query), so that it is hidden under any reading;
 /// `password=` query parameters are hidden as well.
