@@ -17,6 +17,7 @@ pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod source;
+pub mod sql;
 pub mod status;
 pub mod target;
 

@@ -17,9 +17,7 @@ pub const SOFT_COLUMNS: [(&str, &str); 4] = [
     ("_zetl_position", "VARCHAR"),
 ];
 
-pub fn qualified(table: &TableId) -> String {
-    format!("{}.{}", ident(&table.schema), ident(&table.name))
-}
+pub use zetl_core::sql::quote_table as qualified;
 
 /// Columns the target table has now, `None` when it does not exist.
 fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(String, String)>>, DuckdbError> {

@@ -129,15 +129,7 @@ fn write_json(value: &Value, out: &mut String) {
     }
 }
 
-/// A double-quoted SQL identifier.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A single-quoted SQL string literal.
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub use zetl_core::sql::{quote_ident as ident, quote_literal as literal};
 
 #[cfg(test)]
 mod tests {

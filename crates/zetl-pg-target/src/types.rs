@@ -28,9 +28,7 @@ pub fn pg_type(ty: &ColumnType) -> String {
     }
 }
 
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use zetl_core::sql::quote_ident as ident;
 
 /// Appends one value as a COPY text field (without the separator).
 pub fn copy_field(out: &mut String, value: &Value) {

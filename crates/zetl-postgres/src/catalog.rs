@@ -238,14 +238,4 @@ pub async fn added_column_value(client: &Client, oid: u32, column: &Column) -> R
     }
 }
 
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-pub fn quote_table(id: &TableId) -> String {
-    format!("{}.{}", quote_ident(&id.schema), quote_ident(&id.name))
-}
-
-pub fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub use zetl_core::sql::{quote_ident, quote_literal, quote_table};

@@ -634,9 +634,7 @@ fn show(v: &Option<String>) -> String {
     }
 }
 
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub(crate) use crate::pg::quote_ident as ident;
 
 pub(crate) fn sorted_keys(map: &HashMap<String, String>) -> String {
     let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
