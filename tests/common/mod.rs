@@ -1,0 +1,457 @@
+//! Shared support for the end-to-end tests: a PostgreSQL server and a scratch directory per
+//! test, the YAML config, the real `zetl` binary as a child process, waiting until the target
+//! has committed everything the source wrote, and the whole-table comparison.
+//!
+//! Every wait is bounded ([`TIMEOUT`]) and panics with what it waited for. zetl's output goes
+//! to `zetl.log` in the test's scratch directory; when a test fails, the directory is kept and
+//! the log's tail is printed (by [`Scratch`]'s drop, after the panic message).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
+pub mod mysql;
+pub mod warehouse;
+
+pub use zetl_testkit::compare::assert_tables_equal;
+pub use zetl_testkit::{PgOptions, PgServer};
+
+/// How long any wait in these tests may take.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `zetl check`'s exit code when a check fails.
+pub const EXIT_CHECK_CODE: i32 = 3;
+
+/// The database every test replicates from.
+pub const DB: &str = "zetl";
+
+/// The `zetl` binary built for these tests.
+pub fn zetl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_zetl")
+}
+
+/// A directory of its own for one test; removed when the test passes (unless `ZETL_TEST_KEEP`
+/// is set), kept (with the tail of every `*.log` in it printed) when it fails.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("zetl-it-{test}-{}-{nanos:09}", std::process::id()));
+        fs::create_dir_all(&path).expect("create the test's scratch directory");
+        Scratch { path }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut logs: Vec<PathBuf> = fs::read_dir(&self.path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect();
+            logs.sort();
+            for log in logs {
+                eprintln!("{}", tail(&log, 60));
+            }
+            eprintln!("(test files kept in {})", self.path.display());
+        } else if std::env::var_os("ZETL_TEST_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The last `lines` lines of a file, with a header naming it.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    format!("----- last {} lines of {} -----\n{}\n-----", all.len() - start, path.display(), all[start..].join("\n"))
+}
+
+/// One test's world: its PostgreSQL server and scratch directory. Field order matters: the
+/// server stops before the directory (and its log report) goes.
+pub struct TestEnv {
+    pub pg: PgServer,
+    pub scratch: Scratch,
+}
+
+impl TestEnv {
+    pub fn start(test: &str) -> TestEnv {
+        Self::start_with(test, PgOptions::default())
+    }
+
+    pub fn start_with(test: &str, opts: PgOptions) -> TestEnv {
+        let scratch = Scratch::new(test);
+        let pg = PgServer::start(opts).unwrap_or_else(|e| panic!("start PostgreSQL: {e}"));
+        TestEnv { pg, scratch }
+    }
+
+    pub fn url(&self) -> String {
+        self.pg.url(DB)
+    }
+
+    /// Runs SQL at the source (psql as superuser) and returns its output; panics on errors.
+    pub fn sql(&self, sql: &str) -> String {
+        self.pg.psql(DB, sql).unwrap_or_else(|e| panic!("SQL at the source failed: {e}\n--- SQL ---\n{sql}"))
+    }
+
+    /// One value from the source.
+    pub fn sql_value(&self, sql: &str) -> String {
+        self.sql(sql).trim().to_string()
+    }
+
+    pub fn duckdb_path(&self) -> PathBuf {
+        self.scratch.path.join("warehouse.duckdb")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.scratch.path.join("zetl.log")
+    }
+
+    /// Writes a config for integration `name` with `tables` as the YAML of the `tables` key
+    /// (e.g. `{ include: ["public.*"] }`), table discovery every second and 100 ms batches.
+    pub fn write_config(&self, name: &str, tables: &str) -> PathBuf {
+        self.write_config_with(name, tables, "")
+    }
+
+    /// Like [`TestEnv::write_config`], with more `source` settings (`key: value, ...`; one of
+    /// them may be another `table_discovery_secs`).
+    pub fn write_config_with(&self, name: &str, tables: &str, source_extra: &str) -> PathBuf {
+        let mut extra = if source_extra.is_empty() { String::new() } else { format!(", {source_extra}") };
+        if !source_extra.contains("table_discovery_secs") {
+            extra.insert_str(0, ", table_discovery_secs: 1");
+        }
+        let yaml = format!(
+            "integrations:\n  \
+               - name: {name}\n    \
+                 source: {{ kind: postgres, url: \"{url}\"{extra} }}\n    \
+                 target: {{ kind: duckdb, path: \"{path}\" }}\n    \
+                 tables: {tables}\n    \
+                 batch: {{ max_wait_ms: 100 }}\n",
+            url = self.url(),
+            path = self.duckdb_path().display(),
+        );
+        let path = self.scratch.path.join(format!("{name}.yaml"));
+        fs::write(&path, yaml).expect("write the config");
+        path
+    }
+
+    /// Starts `zetl run -c config`, its output appended to the test's `zetl.log`.
+    pub fn run_zetl(&self, config: &Path) -> Zetl {
+        Zetl::spawn(config, &self.log_path())
+    }
+
+    /// The name zetl gives the integration's replication slot.
+    pub fn slot_name(integration: &str) -> String {
+        format!("zetl_{}", integration.replace('-', "_"))
+    }
+
+    /// Waits until the target has committed everything the source wrote so far: the slot's
+    /// `confirmed_flush_lsn` (which zetl only advances for what the target committed, in the
+    /// streaming phase) reaches a WAL position written after this call started. Works as well
+    /// right after zetl started (it then also waits for the initial copy).
+    pub fn wait_caught_up(&self, zetl: &mut Zetl, integration: &str) {
+        self.wait_caught_up_within(zetl, integration, TIMEOUT)
+    }
+
+    /// [`TestEnv::wait_caught_up`] with another timeout.
+    pub fn wait_caught_up_within(&self, zetl: &mut Zetl, integration: &str, timeout: Duration) {
+        let slot = Self::slot_name(integration);
+        let exists = format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'");
+        wait_for(&format!("replication slot {slot} to exist"), zetl, || self.sql_value(&exists) == "1");
+        // A WAL record after everything so far (and after the slot's consistent point). The
+        // harness runs with synchronous_commit=off, so pg_current_wal_lsn() (the *write*
+        // position) can still be before the last commits: the insert position is what counts.
+        let lsn = self.sql_value(
+            "SELECT pg_logical_emit_message(false, 'zetl-test', 'sync');\n\
+             SELECT pg_current_wal_insert_lsn()",
+        );
+        let lsn = lsn.lines().last().unwrap_or_default().to_string();
+        let query = format!(
+            "SELECT coalesce(confirmed_flush_lsn >= '{lsn}'::pg_lsn, false) || '|' || \
+                    coalesce(confirmed_flush_lsn::text, '-') \
+             FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        );
+        let mut last = String::new();
+        let done = poll(timeout, || {
+            if let Some(status) = zetl.try_exit() {
+                panic!("zetl exited ({status}) while the test waited for it to catch up with {lsn}");
+            }
+            last = self.sql_value(&query);
+            last.starts_with("true|")
+        });
+        if !done {
+            panic!(
+                "zetl did not catch up with source LSN {lsn} within {timeout:?}: slot {slot} is at {}",
+                last.split('|').nth(1).unwrap_or("(no slot)")
+            );
+        }
+    }
+
+    /// Compares the listed tables (`schema.table`) between the source and the target; zetl must
+    /// be stopped.
+    pub fn assert_equal(&self, tables: &[&str]) {
+        assert_tables_equal(&self.url(), &self.duckdb_path(), tables);
+    }
+
+    /// Opens the target read-only (zetl must be stopped).
+    pub fn duckdb(&self) -> duckdb::Connection {
+        duckdb_read_only(&self.duckdb_path())
+    }
+
+    /// Changes the target as a user would between runs (zetl must not be running).
+    pub fn target_sql(&self, sql: &str) {
+        duckdb_exec(&self.duckdb_path(), sql);
+    }
+
+    /// `schema.table` of every table at the target outside `_zetl`, sorted.
+    pub fn target_tables(&self) -> Vec<String> {
+        let conn = self.duckdb();
+        let mut stmt = conn
+            .prepare(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables() \
+                 WHERE schema_name <> '_zetl' AND NOT temporary ORDER BY 1",
+            )
+            .expect("prepare");
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("list target tables");
+        rows.collect::<Result<Vec<_>, _>>().expect("list target tables")
+    }
+
+    /// One value from the target as text (NULL as `None`).
+    pub fn target_value(&self, sql: &str) -> Option<String> {
+        duckdb_value(&self.duckdb_path(), sql)
+    }
+}
+
+/// The DuckDB target file opened read-only (zetl may hold it for writing).
+pub fn duckdb_read_only(path: &Path) -> duckdb::Connection {
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).expect("duckdb config");
+    duckdb::Connection::open_with_flags(path, config).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// The one value `sql` selects from the DuckDB target, as text; `None` for NULL.
+pub fn duckdb_value(path: &Path, sql: &str) -> Option<String> {
+    duckdb_read_only(path)
+        .query_row(&format!("SELECT CAST(({sql}) AS VARCHAR)"), [], |r| r.get::<_, Option<String>>(0))
+        .unwrap_or_else(|e| panic!("target query failed: {e}\n{sql}"))
+}
+
+/// Runs `sql` on the DuckDB target as a user would between runs (zetl must not be running).
+pub fn duckdb_exec(path: &Path, sql: &str) {
+    let conn = duckdb::Connection::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    conn.execute_batch(sql).unwrap_or_else(|e| panic!("target SQL failed: {e}\n{sql}"));
+}
+
+/// Polls `ready` every 100 ms until it holds or `timeout` passes.
+pub fn poll(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits up to [`TIMEOUT`] for `ready`, failing early if zetl exits meanwhile.
+pub fn wait_for(what: &str, zetl: &mut Zetl, mut ready: impl FnMut() -> bool) {
+    let done = poll(TIMEOUT, || {
+        if let Some(status) = zetl.try_exit() {
+            panic!("zetl exited ({status}) while the test waited for {what}");
+        }
+        ready()
+    });
+    assert!(done, "timed out after {TIMEOUT:?} waiting for {what}");
+}
+
+/// A running `zetl run`. Dropping it kills the process (SIGKILL) if it still runs.
+pub struct Zetl {
+    child: Child,
+    exited: Option<ExitStatus>,
+}
+
+impl Zetl {
+    pub fn spawn(config: &Path, log: &Path) -> Zetl {
+        Self::spawn_with(config, log, &[])
+    }
+
+    /// With extra environment variables (`(name, value)`; an empty value removes it).
+    pub fn spawn_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Zetl {
+        let mut file = OpenOptions::new().create(true).append(true).open(log).expect("open zetl.log");
+        let _ = writeln!(file, "===== zetl run -c {} =====", config.display());
+        let mut command = Command::new(zetl_bin());
+        command
+            .args(["run", "-c"])
+            .arg(config)
+            .env("RUST_LOG", std::env::var("ZETL_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone log handle"))
+            .stderr(file);
+        with_env(&mut command, env);
+        let child = command.spawn().expect("spawn zetl");
+        Zetl { child, exited: None }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the process has ended.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().expect("try_wait on zetl");
+        }
+        self.exited
+    }
+
+    /// SIGTERM, then waits for a clean exit (status 0); panics with the log's tail otherwise.
+    pub fn stop(mut self) {
+        if let Some(status) = self.try_exit() {
+            panic!("zetl had already exited ({status}) when the test stopped it");
+        }
+        signal(self.pid(), "TERM");
+        let exited = poll(TIMEOUT, || self.try_exit().is_some());
+        if !exited {
+            panic!("zetl did not exit within {TIMEOUT:?} of SIGTERM");
+        }
+        let status = self.exited.expect("exited");
+        assert!(status.success(), "zetl exited with {status} after SIGTERM (expected 0)");
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn send_term(&self) {
+        signal(self.pid(), "TERM");
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill9(mut self) {
+        if let Some(status) = self.try_exit() {
+            panic!("zetl had already exited ({status}) when the test killed it");
+        }
+        signal(self.pid(), "KILL");
+        self.exited = Some(self.child.wait().expect("wait for zetl"));
+    }
+}
+
+impl Drop for Zetl {
+    fn drop(&mut self) {
+        if self.exited.is_none() && self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// Runs `zetl ARGS` to completion (bounded by [`TIMEOUT`]) and returns its output.
+pub fn zetl_command(args: &[&str]) -> Output {
+    zetl_command_timeout(args, TIMEOUT).unwrap_or_else(|out| {
+        panic!(
+            "`zetl {}` did not finish within {TIMEOUT:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs `zetl ARGS`; `Err` holds what it printed when it had to be killed after `timeout`.
+pub fn zetl_command_timeout(args: &[&str], timeout: Duration) -> Result<Output, Output> {
+    zetl_command_with(args, timeout, &[])
+}
+
+/// `zetl ARGS` with extra environment variables (an empty value removes one).
+pub fn zetl_command_with(args: &[&str], timeout: Duration, env: &[(&str, &str)]) -> Result<Output, Output> {
+    let dir = Scratch::new("cmd");
+    let (out_path, err_path) = (dir.path.join("stdout"), dir.path.join("stderr"));
+    let mut command = Command::new(zetl_bin());
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create stdout file"))
+        .stderr(File::create(&err_path).expect("create stderr file"));
+    with_env(&mut command, env);
+    let mut child = command.spawn().expect("spawn zetl");
+    let mut status = None;
+    poll(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    let killed = status.is_none();
+    if killed {
+        let _ = child.kill();
+        status = Some(child.wait().expect("wait"));
+    }
+    let out = Output {
+        status: status.expect("status"),
+        stdout: fs::read(&out_path).unwrap_or_default(),
+        stderr: fs::read(&err_path).unwrap_or_default(),
+    };
+    if killed {
+        Err(out)
+    } else {
+        Ok(out)
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), seeded from the clock unless `ZETL_TEST_SEED` is
+/// set; tests print the seed so that a failure can be replayed.
+fn with_env(command: &mut Command, env: &[(&str, &str)]) {
+    for (name, value) in env {
+        if value.is_empty() {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
+    }
+}
+
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env_or_clock() -> Rng {
+        let seed = std::env::var("ZETL_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(42));
+        eprintln!("random seed: ZETL_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}

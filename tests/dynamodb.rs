@@ -1,0 +1,212 @@
+//! DynamoDB → DuckDB against moto's server: the parallel Scan seed with writes racing it, the
+//! stream with every attribute type, restarts and kill -9 under load, and the clear refusals
+//! (no stream, KEYS_ONLY, missing table, unreachable endpoint, no credentials). Every test
+//! compares the whole target with the whole table.
+
+use crate::common;
+
+use common::dynamo::{DynEnv, CREDENTIALS};
+use common::{zetl_command_with, TIMEOUT};
+use std::process::{Child, Command};
+
+fn churn(env: &DynEnv, table: &str, seconds: u32, seed: u32) -> Child {
+    Command::new("python3")
+        .arg(zetl_testkit::compare_dynamo::script())
+        .args([&env.endpoint(), "churn", table, &seconds.to_string(), &seed.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the load")
+}
+
+#[test]
+fn seed_with_racing_writes_then_stream_every_attribute_type() {
+    let env = DynEnv::start("dyn_types");
+    env.driver(&["create", "t"]);
+    env.driver(&["create", "other"]);
+    env.driver(&["fill", "t", "0", "400"]);
+    env.driver(&["fill", "other", "0", "5"]);
+    let cfg = env.write_config(
+        "dyn",
+        "{ include: [\"t\", \"other\"] }",
+        "scan: { segments: 3, page_items: 50 }, columns: { t: { small: integer, s: text, ok: bool } }",
+    );
+    // Writes race the scan: the stream, read from its oldest record after the seed, converges.
+    let mut load = churn(&env, "t", 3, 7);
+    let zetl = env.run_zetl(&cfg);
+    load.wait().expect("load finished");
+    env.driver(&["mutate", "t"]);
+    env.catch_up_and_stop(zetl, &cfg, &["t", "other"]);
+    env.assert_equal("t");
+    env.assert_equal("other");
+
+    // Declared attributes are typed columns beside the item.
+    let mismatched = env.target_value(
+        "SELECT count(*) FROM dynamodb.t WHERE pk <> 'sync' AND (small IS DISTINCT FROM \
+         CAST(json_extract_string(item, '$.small.N') AS BIGINT) OR ok IS DISTINCT FROM \
+         CAST(json_extract_string(item, '$.ok.BOOL') AS BOOLEAN) OR s IS DISTINCT FROM json_extract_string(item, '$.s.S'))",
+    );
+    assert_eq!(mismatched.as_deref(), Some("0"));
+    let types = env.target_value(
+        "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns() \
+         WHERE schema_name = 'dynamodb' AND table_name = 't'",
+    );
+    assert_eq!(types.as_deref(), Some("pk VARCHAR, sk VARCHAR, ok BOOLEAN, s VARCHAR, small BIGINT, item JSON"));
+}
+
+#[test]
+fn restarts_and_kill_9_under_load_resume_from_the_stored_sequence_numbers() {
+    let env = DynEnv::start("dyn_kill");
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "100"]);
+    let cfg = env.write_config("dynkill", "{ include: [\"t\"] }", "");
+    let zetl = env.run_zetl(&cfg);
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    env.assert_equal("t");
+
+    // Changes while zetl is stopped arrive after a restart.
+    env.driver(&["mutate", "t"]);
+    let zetl = env.run_zetl(&cfg);
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    env.assert_equal("t");
+
+    // kill -9 twice while the table churns.
+    let mut load = churn(&env, "t", 8, 11);
+    for pause in [2, 3] {
+        let zetl = env.run_zetl(&cfg);
+        std::thread::sleep(std::time::Duration::from_secs(pause));
+        zetl.kill9();
+    }
+    let zetl = env.run_zetl(&cfg);
+    load.wait().expect("load finished");
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    env.assert_equal("t");
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("following the streams"), "{log}");
+
+    // A stored shard the stream no longer has (trimmed after 24 hours): a clear stop, never a
+    // silent gap; `zetl resync --all` makes a new copy.
+    env.target_sql("UPDATE _zetl.checkpoints SET position = replace(position, '\"shardId-', '\"shardId-gone-')");
+    gap_stops_then_resync_recovers(&env, &cfg, &["is no longer in the stream", "run `zetl resync --all`"]);
+}
+
+/// `zetl run` stops with `needles` in its error, `zetl check` marks table t's stored position,
+/// and `zetl resync --all` then brings table t level with the source again.
+fn gap_stops_then_resync_recovers(env: &DynEnv, cfg: &std::path::Path, needles: &[&str]) {
+    let path = cfg.to_str().expect("utf-8");
+    let out = zetl_command_with(&["run", "-c", path], TIMEOUT, &CREDENTIALS).expect("run finished");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(needles.iter().all(|n| err.contains(n)), "expected {needles:?} in:\n{err}");
+    let out = zetl_command_with(&["check", "-c", path], TIMEOUT, &CREDENTIALS).expect("check finished");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("✗ table t stored position"), "{text}");
+    let out = zetl_command_with(&["resync", "--all", "-c", path], TIMEOUT, &CREDENTIALS).expect("resync finished");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.driver(&["mutate", "t"]);
+    let zetl = env.run_zetl(cfg);
+    env.catch_up_and_stop(zetl, cfg, &["t"]);
+    env.assert_equal("t");
+}
+
+#[test]
+fn tables_and_endpoints_zetl_cannot_use_are_refused_clearly() {
+    let env = DynEnv::start("dyn_errors");
+    env.driver(&["create", "nostream", "none"]);
+    env.driver(&["create", "keysonly", "KEYS_ONLY"]);
+    let run = |table: &str, extra: &str, environment: &[(&str, &str)]| {
+        let cfg = env.write_config("dynerr", &format!("{{ include: [\"{table}\"] }}"), extra);
+        let out = zetl_command_with(&["run", "-c", cfg.to_str().expect("utf-8")], TIMEOUT, environment)
+            .unwrap_or_else(|_| panic!("zetl run did not finish for {table}"));
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run("nostream", "", &CREDENTIALS);
+    assert!(
+        err.contains("DynamoDB table nostream: has no stream")
+            && err.contains("--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"),
+        "{err}"
+    );
+    let err = run("keysonly", "", &CREDENTIALS);
+    assert!(err.contains("its stream has view type KEYS_ONLY; zetl needs NEW_AND_OLD_IMAGES"), "{err}");
+    let err = run("missing", "", &CREDENTIALS);
+    assert!(err.contains("DynamoDB table missing: no such table at http://127.0.0.1"), "{err}");
+
+    // Nothing listens on the endpoint.
+    let closed = format!("http://127.0.0.1:{}", zetl_testkit::free_port());
+    let cfg = env.scratch.path.join("closed.yaml");
+    let yaml = std::fs::read_to_string(env.write_config("dynerr", "{ include: [\"t\"] }", "")).expect("read config");
+    std::fs::write(&cfg, yaml.replace(&env.endpoint(), &closed)).expect("write config");
+    let out = zetl_command_with(&["run", "-c", cfg.to_str().expect("utf-8")], TIMEOUT, &CREDENTIALS).expect("finished");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("listing tables at {closed}")), "{err}");
+
+    // No credentials anywhere in the chain.
+    let none = [
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_SESSION_TOKEN", ""),
+        ("AWS_PROFILE", ""),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        ("AWS_CONFIG_FILE", "/nonexistent/config"),
+    ];
+    let err = run("keysonly", "", &none);
+    assert!(err.contains("credentials"), "{err}");
+
+    // `zetl check` says the same, one line per table, and fails.
+    let cfg = env.write_config("dyncheck", "{ include: [\"nostream\", \"keysonly\"] }", "");
+    let out = zetl_command_with(&["check", "-c", cfg.to_str().expect("utf-8")], TIMEOUT, &CREDENTIALS).expect("check");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(common::EXIT_CHECK_CODE), "{text}");
+    assert!(text.contains("✗ table nostream") && text.contains("✗ table keysonly"), "{text}");
+}
+
+/// The shards open when the seed began are noted in the position before the Scan: if they are
+/// still unread about a day later (the stream keeps records 24 hours), or gone from the
+/// stream, zetl stops asking for a resync instead of reading a trimmed stream as if whole.
+#[test]
+fn a_stream_that_may_have_trimmed_changes_since_the_seed_is_a_clear_stop() {
+    let env = DynEnv::start("dyn_retention");
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "20"]);
+    let cfg = env.write_config("dyn", "{ include: [\"t\"] }", "");
+    let zetl = env.run_zetl(&cfg);
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    env.assert_equal("t");
+    let position = env.target_value("SELECT position FROM _zetl.checkpoints").expect("a position");
+    assert!(!position.contains("\"open\""), "the shard was read, so none is still open: {position}");
+
+    // As if the seed had ended 25 hours ago and its shard had not been read since.
+    let began = zetl_core::pipeline::now_us() - 25 * 3600 * 1_000_000;
+    env.target_sql(&format!(
+        "UPDATE _zetl.checkpoints SET position = replace(regexp_replace(position, '\\{{\"after\":\"[0-9]+\"\\}}', '\"open\"', 'g'), \
+         '\"shards\":', '\"copy_began_us\":{began},\"shards\":')"
+    ));
+    gap_stops_then_resync_recovers(&env, &cfg, &["the copy began 25.0 hours ago", "zetl resync"]);
+}
+
+/// A table that leaves the filters is no longer followed; when it comes back it is seeded again
+/// instead of resuming a copy that missed every change in between.
+#[test]
+fn a_table_excluded_then_included_again_is_seeded_again() {
+    let env = DynEnv::start("dyn_toggle");
+    env.driver(&["create", "t"]);
+    env.driver(&["create", "u"]);
+    env.driver(&["fill", "t", "0", "10"]);
+    env.driver(&["fill", "u", "0", "10"]);
+    let both = env.write_config("toggle", "{ include: [\"t\", \"u\"] }", "");
+    let zetl = env.run_zetl(&both);
+    env.catch_up_and_stop(zetl, &both, &["t", "u"]);
+
+    let only_t = env.write_config("toggle", "{ include: [\"t\"] }", "");
+    let zetl = env.run_zetl(&only_t);
+    env.driver(&["mutate", "u"]);
+    env.catch_up_and_stop(zetl, &only_t, &["t"]);
+
+    let both = env.write_config("toggle", "{ include: [\"t\", \"u\"] }", "");
+    let zetl = env.run_zetl(&both);
+    env.catch_up_and_stop(zetl, &both, &["t", "u"]);
+    env.assert_equal("t");
+    env.assert_equal("u");
+}

@@ -1,0 +1,38 @@
+//! zetl's end-to-end tests, one binary: each module is an area, run against real servers
+//! (PostgreSQL and MariaDB started from the installed binaries, moto for DynamoDB) through the
+//! shared harness in `common`, with the real `zetl` binary as a child process.
+//!
+//! `cargo test -p zetl --test e2e AREA::` runs one area (e.g. `schema_changes::`).
+
+mod common;
+
+mod auth;
+mod changes;
+mod config_errors;
+mod dead_letter_replay;
+mod delete_modes;
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
+mod filters;
+mod identifiers;
+mod identity;
+mod keyless;
+mod lifecycle;
+mod metrics;
+mod mysql_changes;
+mod mysql_errors;
+mod mysql_fidelity;
+mod mysql_lifecycle;
+mod mysql_recovery;
+mod narrowing;
+mod operate;
+mod pg_target;
+mod recovery;
+mod resync;
+mod resync_guard;
+mod schema_changes;
+mod snapshot;
+mod terminal;
+mod tls;
+mod toast;
+mod types;

@@ -1,0 +1,85 @@
+//! The HTTP endpoint: Prometheus metrics during a real replication, health and readiness.
+
+use crate::common;
+
+use common::{poll, TestEnv, TIMEOUT};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics endpoint");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_move_with_the_replication_and_lag_returns_to_zero() {
+    let env = TestEnv::start("metrics");
+    env.sql("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' FROM generate_series(1, 300) g");
+    let port = zetl_testkit::free_port();
+    let yaml = format!(
+        "integrations:\n  - name: metrics\n    source: {{ kind: postgres, url: \"{}\" }}\n    \
+         target: {{ kind: duckdb, path: \"{}\" }}\n    tables: {{ include: [\"public.*\"] }}\n    \
+         batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"127.0.0.1:{port}\", ready_max_lag_seconds: 30 }}\n",
+        env.url(),
+        env.duckdb_path().display()
+    );
+    let cfg = env.scratch.path.join("metrics.yaml");
+    std::fs::write(&cfg, yaml).expect("write config");
+    let mut zetl = env.run_zetl(&cfg);
+    assert!(poll(TIMEOUT, || TcpStream::connect(("127.0.0.1", port)).is_ok()), "the endpoint never listened");
+    assert_eq!(get(port, "/healthz").0, 200);
+
+    env.wait_caught_up(&mut zetl, "metrics");
+    let (_, before) = get(port, "/metrics");
+    let copied = sample(&before, "zetl_snapshot_rows_total{integration=\"metrics\",table=\"public.items\"}");
+    assert_eq!(copied, Some(300.0), "{before}");
+    assert_eq!(sample(&before, "zetl_phase{integration=\"metrics\",phase=\"streaming\"}"), Some(1.0), "{before}");
+
+    env.sql("INSERT INTO items SELECT g, 'w' FROM generate_series(301, 350) g; UPDATE items SET v = 'u' WHERE id <= 10; DELETE FROM items WHERE id = 11");
+    env.wait_caught_up(&mut zetl, "metrics");
+    let (status, after) = get(port, "/metrics");
+    assert_eq!(status, 200);
+    let series =
+        |op: &str| format!("zetl_changes_applied_total{{integration=\"metrics\",table=\"public.items\",op=\"{op}\"}}");
+    assert_eq!(sample(&after, &series("insert")), Some(50.0), "{after}");
+    assert_eq!(sample(&after, &series("update")), Some(10.0), "{after}");
+    assert_eq!(sample(&after, &series("delete")), Some(1.0), "{after}");
+    assert!(
+        sample(&after, "zetl_transactions_applied_total{integration=\"metrics\"}").unwrap_or(0.0) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "zetl_apply_duration_seconds_count{integration=\"metrics\"}").unwrap_or(0.0) >= 1.0,
+        "{after}"
+    );
+    assert!(sample(&after, "zetl_source_retained_bytes{integration=\"metrics\"}").is_some(), "{after}");
+    // Caught up, and idle: no lag, and ready.
+    assert_eq!(sample(&after, "zetl_lag_seconds{integration=\"metrics\"}"), Some(0.0), "{after}");
+    let (ready, body) = get(port, "/readyz");
+    assert_eq!(ready, 200, "{body}");
+    assert_eq!(get(port, "/nope").0, 404);
+    // While zetl holds the DuckDB file, `status` reads the running process's endpoint.
+    let out = common::zetl_command(&["status", "-c", cfg.to_str().expect("utf-8 path"), "--json"]);
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(json.contains("\"running\":{") && json.contains("\"phase\":\"streaming\""), "{json}");
+    zetl.stop();
+    env.assert_equal(&["public.items"]);
+    // Stopped: `status` reads the target's _zetl schema and the source's position.
+    let out = common::zetl_command(&["status", "-c", cfg.to_str().expect("utf-8 path"), "--json"]);
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{json}");
+    for field in ["\"phase\":\"streaming\"", "\"running\":null", "\"table\":\"items\"", "\"lag_bytes\":"] {
+        assert!(json.contains(field), "{field} missing in {json}");
+    }
+    assert!(!json.contains("\"target_position\":null"), "{json}");
+}

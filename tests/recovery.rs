@@ -1,0 +1,216 @@
+//! Stopping, crashing and reconnecting: whatever happens to zetl or the source, the target ends
+//! equal to the source, with nothing lost and nothing applied twice.
+
+use crate::common;
+
+use common::{poll, Rng, TestEnv, Zetl};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const SCHEMA: &str = "CREATE TABLE acct (id int PRIMARY KEY, v text, n int);\n\
+     CREATE TABLE ledger (k int, note text);\n\
+     INSERT INTO acct SELECT g, 'init', 0 FROM generate_series(1, 2000) g;\n\
+     INSERT INTO ledger SELECT g % 10, 'init' FROM generate_series(1, 2000) g;";
+
+const TABLES: &[&str] = &["public.acct", "public.ledger"];
+
+/// One explicit multi-statement transaction of random inserts, updates (also of the key) and
+/// deletes on `acct`, and (duplicate) inserts into the keyless `ledger`.
+fn random_transaction(rng: &mut Rng, i: u64) -> String {
+    let mut sql = String::from("BEGIN;\n");
+    for _ in 0..rng.range(1, 6) {
+        let k = rng.range(1, 2500);
+        let stmt = match rng.range(0, 10) {
+            0..=3 => format!(
+                "INSERT INTO acct VALUES ({k}, 'ins {i}', 1) \
+                 ON CONFLICT (id) DO UPDATE SET v = 'upsert {i}', n = acct.n + 1;\n"
+            ),
+            4..=6 => format!("UPDATE acct SET n = n + 1, v = 'upd {i}' WHERE id = {k};\n"),
+            7 => format!("DELETE FROM acct WHERE id = {k};\n"),
+            8 => format!(
+                "UPDATE acct SET id = id + 10000 WHERE id = {k} \
+                 AND NOT EXISTS (SELECT 1 FROM acct WHERE id = {k} + 10000);\n"
+            ),
+            _ => format!("INSERT INTO ledger VALUES ({}, 'dup {i}'), ({0}, 'dup {i}');\n", k % 10),
+        };
+        sql.push_str(&stmt);
+    }
+    sql.push_str(&format!("INSERT INTO ledger VALUES ({}, 'txn {i}');\nCOMMIT;\n", i % 10));
+    sql
+}
+
+/// Runs random transactions (three per psql call) until `stop` or `max` transactions; returns
+/// how many psql calls failed (e.g. while the source restarts) when `tolerate_errors`.
+fn workload(env: &TestEnv, seed: u64, max: u64, stop: &AtomicBool, done: &AtomicU64, tolerate_errors: bool) -> u64 {
+    let mut rng = Rng::seeded(seed);
+    let mut failed = 0;
+    let mut i = 0;
+    while i < max && !stop.load(Ordering::Relaxed) {
+        let script: String = (0..3).map(|j| random_transaction(&mut rng, i + j)).collect();
+        i += 3;
+        match env.pg.psql(common::DB, &script) {
+            Ok(_) => {
+                done.fetch_add(3, Ordering::Relaxed);
+            }
+            Err(e) if tolerate_errors => {
+                failed += 1;
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = e;
+            }
+            Err(e) => panic!("workload transaction failed: {e}"),
+        }
+    }
+    failed
+}
+
+fn count_in_log(env: &TestEnv, needle: &str) -> usize {
+    std::fs::read_to_string(env.log_path()).unwrap_or_default().matches(needle).count()
+}
+
+#[test]
+fn stop_change_source_and_resume() {
+    let env = TestEnv::start("resume");
+    env.sql(SCHEMA);
+    let config = env.write_config("resume", r#"{ include: ["public.*"] }"#);
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "resume");
+    workload(&env, 1, 60, &stop, &done, false);
+    env.wait_caught_up(&mut zetl, "resume");
+    zetl.stop();
+    env.assert_equal(TABLES);
+
+    // Changes while zetl is stopped.
+    workload(&env, 2, 90, &stop, &done, false);
+    env.sql("INSERT INTO ledger SELECT 1, 'while stopped' FROM generate_series(1, 100)");
+    env.sql("TRUNCATE acct; INSERT INTO acct VALUES (1, 'after truncate', 1);");
+    workload(&env, 3, 30, &stop, &done, false);
+
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "resume");
+    zetl.stop();
+    env.assert_equal(TABLES);
+
+    // A restart with nothing new must not apply anything twice either.
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "resume");
+    zetl.stop();
+    env.assert_equal(TABLES);
+    assert_eq!(
+        count_in_log(&env, "initial copy starts"),
+        1,
+        "zetl resumed from its checkpoint each time (no new initial copy)"
+    );
+}
+
+#[test]
+fn kill_9_during_a_concurrent_workload() {
+    let env = TestEnv::start("kill9");
+    env.sql(SCHEMA);
+    let config = env.write_config("kill9", r#"{ include: ["public.*"] }"#);
+    let mut rng = Rng::from_env_or_clock();
+    let seed = rng.next();
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| workload(&env, seed, 3000, &stop, &done, false));
+        let mut zetl = env.run_zetl(&config);
+        for round in 1..=3 {
+            let pause = Duration::from_millis(rng.range(300, 2000));
+            std::thread::sleep(pause);
+            eprintln!("kill -9 #{round} after {pause:?} ({} transactions so far)", done.load(Ordering::Relaxed));
+            zetl.kill9();
+            zetl = env.run_zetl(&config);
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(300, 1500)));
+        stop.store(true, Ordering::Relaxed);
+        worker.join().expect("workload thread panicked");
+        eprintln!("workload: {} transactions", done.load(Ordering::Relaxed));
+        env.wait_caught_up(&mut zetl, "kill9");
+        zetl.stop();
+    });
+    env.assert_equal(TABLES);
+    assert_eq!(
+        env.target_value("SELECT phase FROM _zetl.checkpoints WHERE integration = 'kill9'"),
+        Some("streaming".into())
+    );
+}
+
+#[test]
+fn source_restart_while_streaming() {
+    let env = TestEnv::start("pgrestart");
+    env.sql(SCHEMA);
+    let config = env.write_config("pgrestart", r#"{ include: ["public.*"] }"#);
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+
+    let mut zetl: Zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "pgrestart");
+    let failed = std::thread::scope(|s| {
+        let worker = s.spawn(|| workload(&env, 7, 600, &stop, &done, true));
+        std::thread::sleep(Duration::from_millis(800));
+        env.pg.restart().unwrap_or_else(|e| panic!("restart PostgreSQL: {e}"));
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        worker.join().expect("workload thread panicked")
+    });
+    eprintln!("workload: {} transactions, {failed} psql calls failed around the restart", done.load(Ordering::Relaxed));
+    env.sql("INSERT INTO ledger VALUES (42, 'after the restart')");
+    env.wait_caught_up(&mut zetl, "pgrestart");
+    zetl.stop();
+    env.assert_equal(TABLES);
+}
+
+/// SIGTERM while the source is down (zetl waiting to reconnect) stops zetl promptly.
+#[test]
+fn sigterm_while_the_source_is_down() {
+    let env = TestEnv::start("termdown");
+    env.sql(SCHEMA);
+    let config = env.write_config("termdown", r#"{ include: ["public.*"] }"#);
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "termdown");
+    env.pg.stop().unwrap_or_else(|e| panic!("stop PostgreSQL: {e}"));
+    // Long enough for a few failed reconnects (0.5 s, 1 s, 2 s, 4 s, 8 s backoff).
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(zetl.try_exit().is_none(), "zetl keeps trying while the source is down");
+    let asked = Instant::now();
+    zetl.send_term();
+    let limit = Duration::from_secs(5);
+    let exited = poll(limit, || zetl.try_exit().is_some());
+    let status = zetl.try_exit();
+    env.pg.restart().unwrap_or_else(|e| panic!("start PostgreSQL again: {e}"));
+    assert!(
+        exited,
+        "zetl did not exit within {limit:?} of SIGTERM while the source was down \
+         (waited {:?})",
+        asked.elapsed()
+    );
+    eprintln!("zetl exited with {status:?} {:?} after SIGTERM", asked.elapsed());
+}
+
+/// The server ends zetl's SQL session (what a restart, a failover or `pg_terminate_backend`
+/// does): zetl reconnects by itself, as it does when the replication connection is ended.
+#[test]
+fn sql_session_terminated_by_the_server() {
+    let env = TestEnv::start("terminated");
+    env.sql(SCHEMA);
+    let config = env.write_config("terminated", r#"{ include: ["public.*"] }"#);
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "terminated");
+    let ended = env.sql_value(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'zetl' AND backend_type = 'client backend'",
+    );
+    assert_ne!(ended, "0", "zetl has an SQL session to end");
+    // Table discovery (every second) uses that session next.
+    std::thread::sleep(Duration::from_secs(3));
+    workload(&env, 11, 60, &stop, &done, false);
+    env.wait_caught_up(&mut zetl, "terminated");
+    zetl.stop();
+    env.assert_equal(TABLES);
+}
