@@ -12,13 +12,25 @@ pub enum ConfigError {
     Invalid { file: String, problem: String },
 }
 
+/// What every source's and target's error says about itself: whether the failure may pass by
+/// itself (a lost connection, a server restarting, a lock or statement timeout, a busy
+/// service), so that the run loop resumes from the target's checkpoint after a pause, or is
+/// definite and stops the integration with its message and fix.
+pub trait Retry {
+    fn is_transient(&self) -> bool;
+}
+
 /// Errors of the pipeline that moves events from a source to a target.
 #[derive(Debug, Error)]
 pub enum PipelineError {
-    /// The target's own error is the source, so callers can tell what kind of failure it was
-    /// (a lost connection is retried).
+    /// The target's own error is the source (for its message); whether it is transient was
+    /// asked of it when it was wrapped.
     #[error("target")]
-    Target(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Target {
+        transient: bool,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the source stopped sending events before the pipeline was told to stop")]
     SourceGone,
     #[error("event out of order: {0}")]
@@ -26,4 +38,10 @@ pub enum PipelineError {
     /// A source table zetl cannot represent at the target as it is.
     #[error("table {table}: {problem}")]
     Schema { table: String, problem: String },
+}
+
+impl Retry for PipelineError {
+    fn is_transient(&self) -> bool {
+        matches!(self, PipelineError::Target { transient: true, .. })
+    }
 }

@@ -21,6 +21,6 @@ pub mod sql;
 pub mod status;
 pub mod target;
 
-pub use error::{ConfigError, PipelineError};
+pub use error::{ConfigError, PipelineError, Retry};
 pub use event::{Checkpoint, CopiedTable, Phase, Position, SourceEvent, TableState};
 pub use model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, TableId, TableSchema, Value};

@@ -6,7 +6,7 @@ use crate::apply::{ApplyPolicy, TruncatePolicy};
 use crate::batch::Batch;
 use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
-use crate::error::PipelineError;
+use crate::error::{PipelineError, Retry};
 use crate::event::{Checkpoint, Phase, Position, SourceEvent, TableState};
 use crate::model::{TableId, TableSchema, Value};
 use crate::target::Target;
@@ -337,8 +337,8 @@ impl<T: Target> Writer<T> {
     }
 }
 
-fn target_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> PipelineError {
-    PipelineError::Target(Box::new(e))
+fn target_err<E: std::error::Error + Retry + Send + Sync + 'static>(e: E) -> PipelineError {
+    PipelineError::Target { transient: e.is_transient(), cause: Box::new(e) }
 }
 
 pub fn now_us() -> i64 {
@@ -361,6 +361,12 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("never")]
     struct Never;
+
+    impl Retry for Never {
+        fn is_transient(&self) -> bool {
+            false
+        }
+    }
 
     impl Target for Recorder {
         type Error = Never;

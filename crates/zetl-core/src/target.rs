@@ -3,11 +3,12 @@
 //! channel in between (backpressure) instead of filling memory.
 
 use crate::batch::Batch;
+use crate::error::Retry;
 use crate::event::{Checkpoint, CopiedTable, TableState};
 use crate::model::{Row, TableId, TableSchema, Value};
 
 pub trait Target: Send {
-    type Error: std::error::Error + Send + Sync + 'static;
+    type Error: std::error::Error + Retry + Send + Sync + 'static;
 
     /// The checkpoint stored for this integration, if any.
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, Self::Error>;

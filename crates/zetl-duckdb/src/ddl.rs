@@ -2,8 +2,8 @@
 //! columns kept (always nullable: zetl creates no NOT NULL or key constraints, so a column the
 //! source dropped simply stays NULL from then on).
 
+use crate::catalog::table_columns;
 use crate::error::{Context, DuckdbError};
-use crate::screen::TableColumn;
 use crate::types::{ident, literal, target_type};
 use duckdb::{params, Connection};
 use zetl_core::{TableId, TableSchema};
@@ -23,25 +23,6 @@ pub use zetl_core::sql::quote_table as qualified;
 fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(String, String)>>, DuckdbError> {
     let cols = table_columns(conn, "current_database()", table)?;
     Ok(if cols.is_empty() { None } else { Some(cols.into_iter().map(|c| (c.name, c.data_type)).collect()) })
-}
-
-/// The columns of `table` in the database `database` (SQL: `current_database()`, `'temp'`),
-/// in order; empty when there is no such table.
-pub fn table_columns(conn: &Connection, database: &str, table: &TableId) -> Result<Vec<TableColumn>, DuckdbError> {
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT column_name, data_type, is_nullable FROM duckdb_columns() \
-             WHERE database_name = {database} AND schema_name = ? AND table_name = ? ORDER BY column_index"
-        ))
-        .context(|| format!("reading the columns of {table}"))?;
-    let cols = stmt
-        .query_map(params![table.schema, table.name], |r| {
-            Ok(TableColumn { name: r.get(0)?, data_type: r.get(1)?, nullable: r.get(2)? })
-        })
-        .context(|| format!("reading the columns of {table}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .context(|| format!("reading the columns of {table}"))?;
-    Ok(cols)
 }
 
 /// DuckDB folds identifiers to one case when it compares them: `"Orders"` and `orders` are one

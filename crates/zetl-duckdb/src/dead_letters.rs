@@ -8,7 +8,8 @@
 //! a later letter of the same key. Positions are never compared: the order is the order in
 //! which the target applied things.
 
-use crate::ddl::{qualified, table_columns};
+use crate::catalog::table_columns;
+use crate::ddl::qualified;
 use crate::error::{Context, DuckdbError};
 use crate::stage::Stage;
 use crate::types::{ident, literal};
@@ -274,7 +275,7 @@ fn replay_value(
     letter: &Letter,
     data: &str,
     name: &str,
-    columns: &[crate::screen::TableColumn],
+    columns: &[crate::catalog::TableColumn],
 ) -> Result<String, DuckdbError> {
     let text = format!("json_extract_string({data}, {})", json_path(name));
     let Some(c) = columns.iter().find(|c| c.name == name) else { return Ok(text) };

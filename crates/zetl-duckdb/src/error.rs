@@ -19,6 +19,13 @@ pub enum DuckdbError {
     CaseCollision { what: &'static str, a: String, b: String, fix: &'static str },
 }
 
+/// The DuckDB file is local and held by this process alone: nothing of it passes by itself.
+impl zetl_core::Retry for DuckdbError {
+    fn is_transient(&self) -> bool {
+        false
+    }
+}
+
 /// Attaches what was being done to a DuckDB error.
 pub(crate) trait Context<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, DuckdbError>;

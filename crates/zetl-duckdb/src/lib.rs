@@ -2,6 +2,7 @@
 //!
 //! One DuckDB transaction holds whole source transactions and the checkpoint that covers them.
 
+mod catalog;
 mod ddl;
 pub mod dead_letters;
 mod error;

@@ -11,6 +11,7 @@
 //! from the staged one, a value whose cast to the table's type and back is not the value it was
 //! is rejected too, so the target never holds a value the source does not have.
 
+use crate::catalog::TableColumn;
 use crate::error::{Context, DuckdbError};
 use crate::stage::{Stage, REMOVES};
 use crate::types::{ident, literal, try_from_wire};
@@ -26,13 +27,6 @@ pub enum Check {
     Converts { column: usize, to: String, exactly: bool },
     /// The table column is NOT NULL.
     NotNull { column: usize },
-}
-
-/// A table column as the target has it now.
-pub struct TableColumn {
-    pub name: String,
-    pub data_type: String,
-    pub nullable: bool,
 }
 
 /// The checks a staged batch needs before it reaches a table with `table` columns; a stage's

@@ -2,7 +2,7 @@
 //! same shape, then one set-based statement per step moves them (see `merge`). Temporary tables
 //! are not written to DuckDB's WAL, so staging costs no disk writes.
 
-use crate::ddl::table_columns;
+use crate::catalog::table_columns;
 use crate::error::{Context, DuckdbError};
 use crate::screen::{self, Check};
 use crate::types::{ident, to_db, wire_type};

@@ -17,9 +17,9 @@ pub enum DynError {
     Closed,
 }
 
-impl DynError {
+impl zetl_core::Retry for DynError {
     /// A lost connection or a throttled service: a reconnect may cure it.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(self, DynError::Api { transient: true, .. })
     }
 }

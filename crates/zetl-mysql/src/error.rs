@@ -67,9 +67,9 @@ impl<T> SqlContext<T> for Result<T, mysql_async::Error> {
     }
 }
 
-impl MyError {
+impl zetl_core::Retry for MyError {
     /// Failures a reconnect may cure: a lost connection, a server restarting or going away.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         match self {
             MyError::Sql { cause, .. } | MyError::Connect { cause, .. } => match cause {
                 mysql_async::Error::Io(_) => true,

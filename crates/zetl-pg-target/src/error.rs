@@ -15,11 +15,11 @@ pub enum PgTargetError {
     State(String),
 }
 
-impl PgTargetError {
+impl zetl_core::Retry for PgTargetError {
     /// A lost connection, a server going away, or a conflict with other sessions (deadlock,
     /// serialization failure, lock or statement timeout): trying again from the checkpoint
     /// may cure it.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         match self {
             PgTargetError::Connect(e) => e.is_transient(),
             PgTargetError::Sql { cause, .. } => {
@@ -29,7 +29,9 @@ impl PgTargetError {
             _ => false,
         }
     }
+}
 
+impl PgTargetError {
     /// The target refused the row itself: a data exception (SQLSTATE class 22), an integrity
     /// constraint (class 23) or a datatype mismatch (42804). Only such a change can be a dead
     /// letter; any other failure says nothing about the row and must not set it aside.

@@ -73,9 +73,9 @@ fn io_transient(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-impl PgError {
+impl zetl_core::Retry for PgError {
     /// Whether reconnecting may help (the server restarted, the network blinked).
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         match self {
             PgError::Connect { .. } | PgError::Io(_) => true,
             PgError::Sql { cause, .. } => transient_sql(cause),

@@ -2,6 +2,7 @@
 //! default). Without it — a smaller, faster build for PostgreSQL and MySQL only — a DynamoDB
 //! integration is refused with how to get a build that has it.
 
+use crate::failure::Failure;
 use std::sync::Arc;
 use tokio::sync::watch;
 use zetl_core::channel::EventSender;
@@ -14,7 +15,7 @@ use zetl_core::source::StartState;
 #[cfg(feature = "dynamodb")]
 mod built {
     use super::*;
-    use zetl_dynamodb::{DynError, DynSource};
+    use zetl_dynamodb::DynSource;
 
     pub async fn run(
         config: &DynamodbSourceConfig,
@@ -23,9 +24,9 @@ mod built {
         start: StartState,
         events: EventSender,
         stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Failure> {
         let source = DynSource::new(config.clone(), tables).with_progress(progress);
-        Ok(source.run(start, events, stop).await?)
+        source.run(start, events, stop).await.map_err(Failure::of)
     }
 
     pub async fn check(config: &DynamodbSourceConfig, tables: TableFilter, stored: Option<&str>) -> Vec<Verdict> {
@@ -34,10 +35,6 @@ mod built {
 
     pub async fn current_position(config: &DynamodbSourceConfig, tables: TableFilter) -> Result<String, String> {
         DynSource::new(config.clone(), tables).current_position().await.map_err(|e| e.to_string())
-    }
-
-    pub fn is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
-        e.downcast_ref::<DynError>().is_some_and(DynError::is_transient)
     }
 }
 
@@ -56,8 +53,8 @@ mod built {
         _: StartState,
         _: EventSender,
         _: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
-        anyhow::bail!(MISSING)
+    ) -> Result<(), Failure> {
+        Err(anyhow::anyhow!(MISSING).into())
     }
 
     pub async fn check(_: &DynamodbSourceConfig, _: TableFilter, _: Option<&str>) -> Vec<Verdict> {
@@ -67,10 +64,6 @@ mod built {
     pub async fn current_position(_: &DynamodbSourceConfig, _: TableFilter) -> Result<String, String> {
         Err(MISSING.into())
     }
-
-    pub fn is_transient(_: &(dyn std::error::Error + 'static)) -> bool {
-        false
-    }
 }
 
-pub use built::{check, current_position, is_transient, run};
+pub use built::{check, current_position, run};

@@ -7,6 +7,7 @@ mod check;
 mod dead_letters;
 mod drop;
 mod dynamo;
+mod failure;
 mod http;
 mod logging;
 mod resync;

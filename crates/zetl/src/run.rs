@@ -2,6 +2,7 @@
 //! failure that a reconnect may cure restarts both from the checkpoint the target holds —
 //! the same path a restart after kill -9 takes.
 
+use crate::failure::Failure;
 use crate::http;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -17,9 +18,9 @@ use zetl_core::source::{ResyncRequests, StartState};
 use zetl_core::target::Target;
 use zetl_core::{Phase, TableId, TableState};
 use zetl_duckdb::DuckdbTarget;
-use zetl_mysql::{MyError, MySource};
-use zetl_pg_target::{PgTarget, PgTargetError};
-use zetl_postgres::{PgError, PgSource};
+use zetl_mysql::MySource;
+use zetl_pg_target::PgTarget;
+use zetl_postgres::PgSource;
 
 pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
@@ -50,7 +51,7 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
             Ok(()) => return Ok(0),
             // Retrying only helps a connection that worked before: a wrong host or port at
             // start-up is reported at once instead of being retried forever.
-            Err(e) if is_transient(&e) && !*stop_rx.borrow() && made_progress(&progress) => {
+            Err(Failure { error: e, transient: true }) if !*stop_rx.borrow() && made_progress(&progress) => {
                 progress.errors.fetch_add(1, Ordering::Relaxed);
                 progress.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %format!("{e:#}"), retry_in_s = backoff.as_secs_f64(), "transient failure (connection lost, server restarting, lock or statement timeout, deadlock); resuming from the target's checkpoint");
@@ -61,9 +62,9 @@ pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
-            Err(e) => {
+            Err(failure) => {
                 progress.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
+                return Err(failure.error);
             }
         }
     }
@@ -73,21 +74,12 @@ fn made_progress(p: &Progress) -> bool {
     p.batches_committed.load(Ordering::Relaxed) > 0 || p.rows_copied.load(Ordering::Relaxed) > 0
 }
 
-fn is_transient(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<PgError>().is_some_and(PgError::is_transient)
-            || c.downcast_ref::<MyError>().is_some_and(MyError::is_transient)
-            || c.downcast_ref::<PgTargetError>().is_some_and(PgTargetError::is_transient)
-            || crate::dynamo::is_transient(c)
-    })
-}
-
 async fn run_once(
     integration: &Integration,
     stop: watch::Receiver<bool>,
     progress: Arc<Progress>,
     resync: ResyncRequests,
-) -> Result<()> {
+) -> Result<(), Failure> {
     let (name, apply) = (integration.name.clone(), integration.apply.clone());
     // Targets block (PostgreSQL's runs a runtime of its own): opened off the async threads.
     match integration.target.clone() {
@@ -97,7 +89,8 @@ async fn run_once(
                     .map(|t| t.with_apply_policy(apply))
             })
             .await
-            .context("opening the target")??;
+            .context("opening the target")?
+            .map_err(|e| Failure::of(e).context("opening the target"))?;
             run_with(integration, target, stop, progress, resync).await
         }
         TargetConfig::Postgres(pg) => {
@@ -105,7 +98,8 @@ async fn run_once(
                 PgTarget::connect(&pg.url, &name, pg.schemas).map(|t| t.with_apply_policy(apply))
             })
             .await
-            .context("opening the target")??;
+            .context("opening the target")?
+            .map_err(|e| Failure::of(e).context("opening the target"))?;
             run_with(integration, target, stop, progress, resync).await
         }
     }
@@ -117,7 +111,7 @@ async fn run_with<T: Target + 'static>(
     stop: watch::Receiver<bool>,
     progress: Arc<Progress>,
     resync: ResyncRequests,
-) -> Result<()> {
+) -> Result<(), Failure> {
     let filter = integration.tables.clone();
     let (target, checkpoint, copied) = tokio::task::spawn_blocking(move || {
         let mut target = target;
@@ -140,7 +134,8 @@ async fn run_with<T: Target + 'static>(
         Ok::<_, T::Error>((target, checkpoint, copied))
     })
     .await
-    .context("reading the target's state")??;
+    .context("reading the target's state")?
+    .map_err(|e| Failure::of(e).context("reading the target's state"))?;
     let start_position = checkpoint.as_ref().map(|c| c.position.clone()).unwrap_or_default();
     tracing::info!(
         phase = checkpoint.as_ref().map(|c| c.phase.as_str()).unwrap_or("new"),
@@ -162,20 +157,20 @@ async fn run_with<T: Target + 'static>(
 
     let start = StartState { checkpoint, copied };
     let (name, tables) = (&integration.name, integration.tables.clone());
-    let source_result: Result<()> = match &integration.source {
+    let source_result: Result<(), Failure> = match &integration.source {
         SourceConfig::Postgres(pg) => match PgSource::new(name, pg.clone(), tables) {
             Ok(source) => {
                 let source = source.with_progress(progress.clone()).with_resync_requests(resync);
-                source.run(start, events_tx, acks_rx, stop).await.map_err(Into::into)
+                source.run(start, events_tx, acks_rx, stop).await.map_err(Failure::of)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(Failure::of(e)),
         },
         SourceConfig::Mysql(my) => match MySource::new(name, my.clone(), tables) {
             Ok(source) => {
                 let source = source.with_progress(progress.clone()).with_resync_requests(resync);
-                source.run(start, events_tx, acks_rx, stop).await.map_err(Into::into)
+                source.run(start, events_tx, acks_rx, stop).await.map_err(Failure::of)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(Failure::of(e)),
         },
         SourceConfig::Dynamodb(dynamo) => {
             crate::dynamo::run(dynamo, tables, progress.clone(), start, events_tx, stop).await
@@ -193,8 +188,8 @@ async fn run_with<T: Target + 'static>(
         .context("waiting for the writer")?
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
     // A writer failure is the cause; the source then only saw the channel close.
-    writer_result.context("applying changes to the target")?;
-    source_result.context("reading from the source")?;
+    writer_result.map_err(|e| Failure::of(e).context("applying changes to the target"))?;
+    source_result.map_err(|e| e.context("reading from the source"))?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
