@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 mod secret;
-pub use secret::{redact_url, Secret};
+pub use secret::{redact_url, Secret, SecretUrl};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,10 +147,10 @@ impl Default for ScanConfig {
 }
 
 /// MySQL or MariaDB, read through the row binlog.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MysqlSourceConfig {
-    pub url: String,
+    pub url: SecretUrl,
     /// The replica server id zetl registers with; default derived from the integration name.
     /// Must differ from every server and replica in the topology.
     pub server_id: Option<u32>,
@@ -161,22 +161,10 @@ pub struct MysqlSourceConfig {
     pub heartbeat_secs: u64,
 }
 
-impl std::fmt::Debug for MysqlSourceConfig {
-    // The URL holds the password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MysqlSourceConfig")
-            .field("url", &redact_url(&self.url))
-            .field("server_id", &self.server_id)
-            .field("snapshot", &self.snapshot)
-            .field("heartbeat_secs", &self.heartbeat_secs)
-            .finish()
-    }
-}
-
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSourceConfig {
-    pub url: String,
+    pub url: SecretUrl,
     /// Publication name; default `zetl_<integration>`.
     pub publication: Option<String>,
     /// Replication slot name; default `zetl_<integration>`.
@@ -189,18 +177,6 @@ pub struct PostgresSourceConfig {
     /// `zetl check` fails when the slot retains more WAL than this (MiB).
     #[serde(default = "defaults::slot_wal_budget_mb")]
     pub slot_wal_budget_mb: u64,
-}
-
-impl std::fmt::Debug for PostgresSourceConfig {
-    // The URL holds the password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresSourceConfig")
-            .field("url", &redact_url(&self.url))
-            .field("publication", &self.publication)
-            .field("slot", &self.slot)
-            .field("snapshot", &self.snapshot)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,23 +204,13 @@ pub enum TargetConfig {
 }
 
 /// A PostgreSQL database as the warehouse.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresTargetConfig {
-    pub url: String,
+    pub url: SecretUrl,
     /// Source schema (MySQL: database) → target schema; unlisted ones keep their name.
     #[serde(default)]
     pub schemas: std::collections::HashMap<String, String>,
-}
-
-impl std::fmt::Debug for PostgresTargetConfig {
-    // The URL holds the password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresTargetConfig")
-            .field("url", &redact_url(&self.url))
-            .field("schemas", &self.schemas)
-            .finish()
-    }
 }
 
 impl Default for TargetConfig {
@@ -379,7 +345,7 @@ impl Config {
                 .map_err(|e| invalid(format!("integration `{}`: tables: {e}", it.name)))?;
             validate_source(&it.source).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
             if let TargetConfig::Postgres(pg) = &it.target {
-                if !(pg.url.starts_with("postgres://") || pg.url.starts_with("postgresql://")) {
+                if !pg.url.has_scheme(&["postgres", "postgresql"]) {
                     return Err(invalid(format!(
                         "integration `{}`: target.url must start with postgres:// or postgresql://",
                         it.name
@@ -443,13 +409,13 @@ impl Config {
 fn validate_source(source: &SourceConfig) -> Result<(), String> {
     let snapshot = match source {
         SourceConfig::Postgres(pg) => {
-            if !(pg.url.starts_with("postgres://") || pg.url.starts_with("postgresql://")) {
+            if !pg.url.has_scheme(&["postgres", "postgresql"]) {
                 return Err("source.url must start with postgres:// or postgresql://".into());
             }
             &pg.snapshot
         }
         SourceConfig::Mysql(my) => {
-            if !(my.url.starts_with("mysql://") || my.url.starts_with("mariadb://")) {
+            if !my.url.has_scheme(&["mysql", "mariadb"]) {
                 return Err("source.url must start with mysql:// or mariadb://".into());
             }
             if my.server_id == Some(0) {

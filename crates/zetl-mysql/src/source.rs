@@ -36,7 +36,7 @@ pub struct MySource {
 
 impl MySource {
     pub fn new(integration: &str, config: MysqlSourceConfig, filter: TableFilter) -> Result<Self, MyError> {
-        let info = ConnInfo::from_url(&config.url)?;
+        let info = ConnInfo::from_url(config.url.expose())?;
         Ok(Self {
             integration: integration.to_string(),
             config,

@@ -35,7 +35,7 @@ pub use zetl_core::source::{ResyncRequests, StartState};
 
 impl PgSource {
     pub fn new(integration: &str, config: PostgresSourceConfig, filter: TableFilter) -> Result<Self, PgError> {
-        let info = ConnInfo::from_url(&config.url)?;
+        let info = ConnInfo::from_url(config.url.expose())?;
         Ok(Self {
             integration: integration.to_string(),
             config,

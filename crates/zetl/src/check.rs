@@ -58,7 +58,7 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
             Some(dir) if !dir.is_dir() => (false, format!("the directory of {} does not exist", duck.path.display())),
             _ => (true, format!("DuckDB file {}", duck.path.display())),
         },
-        TargetConfig::Postgres(pg) => match ConnInfo::from_url(&pg.url) {
+        TargetConfig::Postgres(pg) => match ConnInfo::from_url(pg.url.expose()) {
             Err(e) => (false, e.to_string()),
             Ok(info) => match info.connect_sql().await {
                 Ok(_) => (true, format!("PostgreSQL {info:?}")),

@@ -95,7 +95,7 @@ async fn run_once(
         }
         TargetConfig::Postgres(pg) => {
             let target = tokio::task::spawn_blocking(move || {
-                PgTarget::connect(&pg.url, &name, pg.schemas).map(|t| t.with_apply_policy(apply))
+                PgTarget::connect(pg.url.expose(), &name, pg.schemas).map(|t| t.with_apply_policy(apply))
             })
             .await
             .context("opening the target")?

@@ -13,7 +13,7 @@ use zetl_pg_target::PgTarget;
 pub fn read_status(integration: &Integration) -> Result<TargetStatus> {
     Ok(match &integration.target {
         TargetConfig::Duckdb(duck) => zetl_duckdb::status::read_status(&duck.path, &integration.name)?,
-        TargetConfig::Postgres(pg) => zetl_pg_target::read_status(&pg.url, &integration.name)?,
+        TargetConfig::Postgres(pg) => zetl_pg_target::read_status(pg.url.expose(), &integration.name)?,
     })
 }
 
@@ -30,7 +30,7 @@ pub fn request_resync(integration: &Integration, tables: &[TableId]) -> Result<V
             }
         }
         TargetConfig::Postgres(pg) => {
-            let mut target = PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?;
+            let mut target = PgTarget::connect(pg.url.expose(), &integration.name, pg.schemas.clone())?;
             for t in tables {
                 if !target.request_resync(t)? {
                     unknown.push(t.clone());
@@ -48,7 +48,7 @@ pub fn forget_position(integration: &Integration) -> Result<()> {
             open_duckdb(integration, duck).context(STOP_FIRST)?.forget_position()?;
         }
         TargetConfig::Postgres(pg) => {
-            PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?.forget_position()?;
+            PgTarget::connect(pg.url.expose(), &integration.name, pg.schemas.clone())?.forget_position()?;
         }
     }
     Ok(())
@@ -59,7 +59,7 @@ pub fn list_dead_letters(integration: &Integration) -> Result<Vec<DeadLetter>> {
     Ok(match &integration.target {
         TargetConfig::Duckdb(duck) => open_duckdb(integration, duck).context(STOP_FIRST)?.list_dead_letters()?,
         TargetConfig::Postgres(pg) => {
-            PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?.list_dead_letters()?
+            PgTarget::connect(pg.url.expose(), &integration.name, pg.schemas.clone())?.list_dead_letters()?
         }
     })
 }
@@ -69,7 +69,7 @@ pub fn replay_dead_letters(integration: &Integration, ids: &[i64]) -> Result<(u6
     Ok(match &integration.target {
         TargetConfig::Duckdb(duck) => open_duckdb(integration, duck).context(STOP_FIRST)?.replay_dead_letters(ids)?,
         TargetConfig::Postgres(pg) => {
-            PgTarget::connect(&pg.url, &integration.name, pg.schemas.clone())?.replay_dead_letters(ids)?
+            PgTarget::connect(pg.url.expose(), &integration.name, pg.schemas.clone())?.replay_dead_letters(ids)?
         }
     })
 }

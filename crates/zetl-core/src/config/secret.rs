@@ -43,6 +43,40 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A connection URL from the configuration. It cannot be printed with its password: `Debug`
+/// and `Display` show the redacted form ([`redact_url`]); `expose` hands the URL itself to the
+/// driver that connects with it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the URL names one of these schemes (`postgres://`, …).
+    pub fn has_scheme(&self, schemes: &[&str]) -> bool {
+        schemes.iter().any(|s| self.0.strip_prefix(s).is_some_and(|rest| rest.starts_with("://")))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
 #[cfg(test)]
 impl Secret {
     pub(crate) fn new(value: &str) -> Secret {
@@ -148,6 +182,14 @@ fn percent_decoded(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_url_shows_without_its_password() {
+        let url = SecretUrl::new("postgres://u:hunter2@h/db");
+        assert!(!format!("{url} {url:?}").contains("hunter2"));
+        assert_eq!(url.expose(), "postgres://u:hunter2@h/db");
+        assert!(url.has_scheme(&["postgresql", "postgres"]) && !url.has_scheme(&["mysql"]));
+    }
 
     const SECRET: &str = "p/a:ss@w?rd#1";
 
