@@ -7,7 +7,7 @@ use crate::error::PgError;
 use crate::lsn::Lsn;
 use crate::partitions;
 use crate::publication::{self, append_name};
-use crate::replication::ReplicationConn;
+use crate::replication::{ReplicationConn, ReplicationStream};
 use crate::snapshot::{send, SnapshotCopy};
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
@@ -110,37 +110,7 @@ impl PgSource {
                 (lsn, valid, Vec::new())
             }
             _ => {
-                // No initial copy was completed: start it over with a fresh slot.
-                publication::drop_slot(&sql, &slot).await?;
-                let row = repl
-                    .simple_query(&format!(
-                        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
-                        quote_ident(&slot)
-                    ))
-                    .await?;
-                let (lsn, snapshot) =
-                    match row.first().map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten())) {
-                        Some((Some(lsn), Some(snap))) => (lsn, snap),
-                        _ => return Err(PgError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into())),
-                    };
-                let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
-                tracing::info!(slot, consistent_point = %lsn, "created replication slot");
-                let with_schemas = self.schemas(&sql, &types, &tables).await?;
-                if let Ok(mut counters) = self.progress.tables.lock() {
-                    for t in &tables {
-                        counters.entry(t.id.to_string()).or_default().rows_estimated = t.estimated_rows.max(0.0) as u64;
-                    }
-                }
-                let copy = SnapshotCopy {
-                    info: &self.info,
-                    snapshot: &snapshot,
-                    parallelism: self.config.snapshot.parallelism,
-                    chunk_rows: self.config.snapshot.chunk_rows,
-                    consistent_at: None,
-                };
-                let rows = copy.run(&with_schemas, &events).await?;
-                tracing::info!(rows, tables = tables.len(), "initial copy complete");
-                send(&events, SourceEvent::SnapshotDone { position: Position(lsn.to_string()) }).await?;
+                let (lsn, with_schemas) = self.initial_copy(&sql, &mut repl, &slot, &types, &tables, &events).await?;
                 (lsn, tables.iter().map(|t| (t.id.clone(), CopiedTable::default())).collect(), with_schemas)
             }
         };
@@ -184,50 +154,105 @@ impl PgSource {
         loop {
             match streamer.run(&mut stream, &mut acks, &mut stop, every).await? {
                 Pause::Stopped => return Ok(()),
-                Pause::Discover => {
-                    self.note_retained_wal(&sql, &slot).await;
-                    let now = self.matching_tables(&sql).await?;
-                    let published = publication::published_oids(&sql, &publication).await?;
-                    let (mut new, stale) = reconcile(&mut streamer, &now, &published);
-                    for (table, reason) in stale {
-                        streamer
-                            .send_between_transactions(SourceEvent::ResyncRequired { table, reason }, &mut stream)
-                            .await?;
-                    }
-                    warn_without_identity(&new);
-                    publication::sync_publications(&sql, &publication, &now).await?;
-                    // Tables the operator asked to copy again (`zetl resync`) take the same path.
-                    for id in self.take_resync_requests() {
-                        match now.iter().find(|t| t.id == id) {
-                            Some(t) if !new.iter().any(|n| n.id == id) => {
-                                tracing::info!(table = %id, "resync: copying the table again");
-                                new.push(t.clone());
-                            }
-                            Some(_) => {}
-                            None => {
-                                tracing::warn!(table = %id, "resync requested for a table this integration does not replicate")
-                            }
-                        }
-                    }
-                    if !new.is_empty() {
-                        // The stream is not read meanwhile; status updates keep it alive.
-                        let acked = streamer.acked();
-                        {
-                            let copy = self.copy_new_tables(&sql, &mut streamer, &new);
-                            tokio::pin!(copy);
-                            let mut tick = tokio::time::interval(Duration::from_secs(10));
-                            loop {
-                                tokio::select! {
-                                    r = &mut copy => { r?; break; }
-                                    _ = tick.tick() => stream.send_status(acked, acked, false).await?,
-                                }
-                            }
-                        }
-                        streamer.adopt_ignored(&mut stream).await?;
-                    }
+                Pause::Discover => self.discover(&sql, &mut streamer, &mut stream, &slot, &publication).await?,
+            }
+        }
+    }
+
+    /// No initial copy was completed: a fresh slot, and every table copied at the snapshot it
+    /// exports. Returns the slot's consistent point and the schemas the copy sent.
+    async fn initial_copy(
+        &self,
+        sql: &Client,
+        repl: &mut ReplicationConn,
+        slot: &str,
+        types: &crate::types::TypeCatalog,
+        tables: &[TableInfo],
+        events: &EventSender,
+    ) -> Result<(Lsn, Vec<(TableInfo, TableSchema)>), PgError> {
+        // No initial copy was completed: start it over with a fresh slot.
+        publication::drop_slot(sql, slot).await?;
+        let row = repl
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                quote_ident(slot)
+            ))
+            .await?;
+        let (lsn, snapshot) = match row.first().map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten())) {
+            Some((Some(lsn), Some(snap))) => (lsn, snap),
+            _ => return Err(PgError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into())),
+        };
+        let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
+        tracing::info!(slot, consistent_point = %lsn, "created replication slot");
+        let with_schemas = self.schemas(sql, types, tables).await?;
+        if let Ok(mut counters) = self.progress.tables.lock() {
+            for t in tables {
+                counters.entry(t.id.to_string()).or_default().rows_estimated = t.estimated_rows.max(0.0) as u64;
+            }
+        }
+        let copy = SnapshotCopy {
+            info: &self.info,
+            snapshot: &snapshot,
+            parallelism: self.config.snapshot.parallelism,
+            chunk_rows: self.config.snapshot.chunk_rows,
+            consistent_at: None,
+        };
+        let rows = copy.run(&with_schemas, events).await?;
+        tracing::info!(rows, tables = tables.len(), "initial copy complete");
+        send(events, SourceEvent::SnapshotDone { position: Position(lsn.to_string()) }).await?;
+        Ok((lsn, with_schemas))
+    }
+
+    /// Every `table_discovery_secs`, between transactions: tables that appeared, came back or
+    /// hold another table now are copied (with `zetl resync` requests), publications synced.
+    /// The stream is not read during a copy; status updates keep it alive.
+    async fn discover(
+        &self,
+        sql: &Client,
+        streamer: &mut Streamer<'_>,
+        stream: &mut ReplicationStream,
+        slot: &str,
+        publication: &str,
+    ) -> Result<(), PgError> {
+        self.note_retained_wal(sql, slot).await;
+        let now = self.matching_tables(sql).await?;
+        let published = publication::published_oids(sql, publication).await?;
+        let (mut new, stale) = reconcile(streamer, &now, &published);
+        for (table, reason) in stale {
+            streamer.send_between_transactions(SourceEvent::ResyncRequired { table, reason }, stream).await?;
+        }
+        warn_without_identity(&new);
+        publication::sync_publications(sql, publication, &now).await?;
+        // Tables the operator asked to copy again (`zetl resync`) take the same path.
+        for id in self.take_resync_requests() {
+            match now.iter().find(|t| t.id == id) {
+                Some(t) if !new.iter().any(|n| n.id == id) => {
+                    tracing::info!(table = %id, "resync: copying the table again");
+                    new.push(t.clone());
+                }
+                Some(_) => {}
+                None => {
+                    tracing::warn!(table = %id, "resync requested for a table this integration does not replicate")
                 }
             }
         }
+        if !new.is_empty() {
+            // The stream is not read meanwhile; status updates keep it alive.
+            let acked = streamer.acked();
+            {
+                let copy = self.copy_new_tables(sql, streamer, &new);
+                tokio::pin!(copy);
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tokio::select! {
+                        r = &mut copy => { r?; break; }
+                        _ = tick.tick() => stream.send_status(acked, acked, false).await?,
+                    }
+                }
+            }
+            streamer.adopt_ignored(stream).await?;
+        }
+        Ok(())
     }
 
     /// WAL the slot holds, for the `zetl_source_retained_bytes` metric. A failed look-up only
