@@ -6,6 +6,7 @@ use crate::catalog::{self, TableInfo};
 use crate::columns::MyTable;
 use crate::conninfo::ConnInfo;
 use crate::error::MyError;
+use crate::flavor::Flavor;
 use crate::position::BinlogPos;
 use crate::snapshot::{send, Snapshot};
 use crate::stream::{Pause, Streamer};
@@ -107,18 +108,7 @@ impl MySource {
                 (pos, copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
             }
             _ => {
-                let snapshot = Snapshot::open(&self.info, server.flavor, self.config.snapshot.parallelism).await?;
-                let position = snapshot.position.clone();
-                tracing::info!(position = %position, "snapshot opened");
-                // Listed after the snapshot opened: a table created or renamed before that
-                // moment is in the list, anything later is in the binlog after the position.
-                let tables = catalog::list_tables(&mut side, &self.filter).await?;
-                let with_columns = self.describe(&mut side, &tables).await?;
-                let rows = snapshot
-                    .copy(&with_columns, self.config.snapshot.chunk_rows, None, &events, &self.progress)
-                    .await?;
-                tracing::info!(rows, tables = tables.len(), "initial copy complete");
-                send(&events, SourceEvent::SnapshotDone { position: Position(position.to_string()) }).await?;
+                let (position, tables, with_columns) = self.initial_copy(&mut side, server.flavor, &events).await?;
                 let copied = tables.iter().map(|t| (t.id.clone(), None)).collect();
                 (position, copied, tables, with_columns)
             }
@@ -184,24 +174,58 @@ impl MySource {
                     self.copy_while_streaming(&mut streamer, &tables).await?
                 }
                 Pause::Tick => {
-                    files.refresh(&mut streamer.side).await;
                     let acked = BinlogPos::parse(&acks.borrow().0);
-                    files.report(&self.progress, &streamer.position, acked.as_ref());
-                    let requested = self.take_resync_requests();
-                    if !requested.is_empty() {
-                        let now = catalog::list_tables(&mut streamer.side, &self.filter).await?;
-                        let (known, unknown): (Vec<TableId>, Vec<TableId>) =
-                            requested.into_iter().partition(|id| now.iter().any(|t| &t.id == id));
-                        for id in unknown {
-                            tracing::warn!(table = %id, "resync requested for a table this integration does not replicate");
-                        }
-                        if !known.is_empty() {
-                            self.copy_while_streaming(&mut streamer, &known).await?;
-                        }
-                    }
+                    self.tick(&mut streamer, &mut files, acked).await?
                 }
             }
         }
+    }
+
+    /// No initial copy was completed: every table copied at one consistent snapshot. Returns
+    /// the binlog position it is consistent at, the tables, and the columns the copy read.
+    async fn initial_copy(
+        &self,
+        side: &mut Conn,
+        flavor: Flavor,
+        events: &EventSender,
+    ) -> Result<(BinlogPos, Vec<TableInfo>, Vec<(TableInfo, MyTable)>), MyError> {
+        let snapshot = Snapshot::open(&self.info, flavor, self.config.snapshot.parallelism).await?;
+        let position = snapshot.position.clone();
+        tracing::info!(position = %position, "snapshot opened");
+        // Listed after the snapshot opened: a table created or renamed before that
+        // moment is in the list, anything later is in the binlog after the position.
+        let tables = catalog::list_tables(side, &self.filter).await?;
+        let with_columns = self.describe(side, &tables).await?;
+        let rows = snapshot.copy(&with_columns, self.config.snapshot.chunk_rows, None, events, &self.progress).await?;
+        tracing::info!(rows, tables = tables.len(), "initial copy complete");
+        send(events, SourceEvent::SnapshotDone { position: Position(position.to_string()) }).await?;
+        Ok((position, tables, with_columns))
+    }
+
+    /// Now and then while streaming: the binlog files' sizes for the retention metric, and the
+    /// tables the operator asked to copy again (`zetl resync`).
+    async fn tick(
+        &self,
+        streamer: &mut Streamer,
+        files: &mut BinlogFiles,
+        acked: Option<BinlogPos>,
+    ) -> Result<(), MyError> {
+        files.refresh(&mut streamer.side).await;
+        files.report(&self.progress, &streamer.position, acked.as_ref());
+        let requested = self.take_resync_requests();
+        if requested.is_empty() {
+            return Ok(());
+        }
+        let now = catalog::list_tables(&mut streamer.side, &self.filter).await?;
+        let (known, unknown): (Vec<TableId>, Vec<TableId>) =
+            requested.into_iter().partition(|id| now.iter().any(|t| &t.id == id));
+        for id in unknown {
+            tracing::warn!(table = %id, "resync requested for a table this integration does not replicate");
+        }
+        if !known.is_empty() {
+            self.copy_while_streaming(streamer, &known).await?;
+        }
+        Ok(())
     }
 
     fn take_resync_requests(&self) -> Vec<TableId> {
