@@ -99,6 +99,10 @@ impl ApplyPolicy {
     }
 }
 
+/// What a replay of dead letters did: how many were applied, and (id, error) of those that
+/// failed again.
+pub type Replayed = (u64, Vec<(i64, String)>);
+
 /// One dead letter as `zetl dead-letters list` shows it.
 pub struct DeadLetter {
     pub id: i64,

@@ -1,6 +1,7 @@
 //! zetl's core: the event model every source emits and every target consumes, the user's
 //! configuration, table filters, batching and the pipeline that joins a source to a target.
 
+pub mod any_target;
 pub mod apply;
 pub mod batch;
 pub mod channel;

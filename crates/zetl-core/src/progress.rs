@@ -86,6 +86,13 @@ impl Progress {
         }
     }
 
+    /// Notes the size of a table about to be copied, for progress and ETA.
+    pub fn estimate_rows(&self, table: &crate::TableId, rows: u64) {
+        if let Ok(mut counters) = self.tables.lock() {
+            counters.entry(table.to_string()).or_default().rows_estimated = rows;
+        }
+    }
+
     pub fn add_copied(&self, table: &str, rows: u64) {
         self.rows_copied.fetch_add(rows, Ordering::Relaxed);
         if let Ok(mut tables) = self.tables.lock() {

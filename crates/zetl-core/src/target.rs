@@ -2,6 +2,7 @@
 //! target on a thread of its own, so a slow target slows the source through the bounded
 //! channel in between (backpressure) instead of filling memory.
 
+use crate::apply::{DeadLetter, Replayed};
 use crate::batch::Batch;
 use crate::error::Retry;
 use crate::event::{Checkpoint, CopiedTable, TableState};
@@ -64,4 +65,22 @@ pub trait Target: Send {
     /// Forgets the stored state of this integration and empties its tables, before a fresh
     /// initial copy.
     fn reset(&mut self) -> Result<(), Self::Error>;
+}
+
+/// What the operator's verbs ask of a target while `zetl run` is stopped.
+pub trait TargetAdmin: Target {
+    /// `zetl resync TABLE`: marks the table to be copied again at the next start; false when
+    /// this target never copied it.
+    fn request_resync(&mut self, table: &TableId) -> Result<bool, Self::Error>;
+
+    /// `zetl resync --all`: drops the stored checkpoint, so the next start makes a fresh
+    /// initial copy.
+    fn forget_position(&mut self) -> Result<(), Self::Error>;
+
+    /// The changes set aside as dead letters (`apply.on_error: dead_letter`).
+    fn list_dead_letters(&mut self) -> Result<Vec<DeadLetter>, Self::Error>;
+
+    /// Applies the dead letters not yet replayed (all, or `ids`); returns how many were
+    /// applied and (id, error) of those that failed again.
+    fn replay_dead_letters(&mut self, ids: &[i64]) -> Result<Replayed, Self::Error>;
 }

@@ -2,7 +2,8 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum DuckdbError {
-    #[error("cannot open DuckDB file {path}: {cause}")]
+    /// Most often the file is held by another process (a running `zetl run`).
+    #[error("cannot open DuckDB file {path}: {cause} (a DuckDB file is open to one process at a time: stop the `zetl run` that holds it first; a running zetl with metrics.listen takes `zetl resync` requests itself)")]
     Open { path: String, cause: duckdb::Error },
     #[error("DuckDB {context}: {cause}")]
     Sql { context: String, cause: duckdb::Error },

@@ -21,9 +21,9 @@ use screen::Guard;
 use stage::Stage;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode};
+use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
-use zetl_core::target::Target;
+use zetl_core::target::{Target, TargetAdmin};
 use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState, Value};
 
 pub struct DuckdbTarget {
@@ -97,26 +97,6 @@ impl DuckdbTarget {
         self.stages.get(table).map(|s| &s.schema).or_else(|| self.stored.get(table))
     }
 
-    /// Marks `table` to be copied again when `zetl run` next starts; false if unknown.
-    pub fn request_resync(&self, table: &TableId) -> Result<bool, DuckdbError> {
-        state::mark_table(&self.conn, &self.integration, table, TableState::ResyncRequested, None)
-    }
-
-    /// Drops the stored checkpoint: the next start makes a fresh initial copy.
-    pub fn forget_position(&self) -> Result<(), DuckdbError> {
-        state::forget(&self.conn, &self.integration)
-    }
-
-    pub fn list_dead_letters(&self) -> Result<Vec<DeadLetter>, DuckdbError> {
-        dead_letters::list(&self.conn, &self.integration)
-    }
-
-    /// Applies the dead letters not yet replayed (all, or `ids`); returns how many were
-    /// applied and (id, error) of those that failed again.
-    pub fn replay_dead_letters(&self, ids: &[i64]) -> Result<(u64, Vec<(i64, String)>), DuckdbError> {
-        dead_letters::replay(&self.conn, &self.integration, ids)
-    }
-
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
@@ -141,6 +121,24 @@ impl DuckdbTarget {
 
     fn stage(&self, table: &TableId) -> Result<&Stage, DuckdbError> {
         self.stages.get(table).ok_or_else(|| DuckdbError::State(format!("rows for {table} arrived before its schema")))
+    }
+}
+
+impl TargetAdmin for DuckdbTarget {
+    fn request_resync(&mut self, table: &TableId) -> Result<bool, DuckdbError> {
+        state::mark_table(&self.conn, &self.integration, table, TableState::ResyncRequested, None)
+    }
+
+    fn forget_position(&mut self) -> Result<(), DuckdbError> {
+        state::forget(&self.conn, &self.integration)
+    }
+
+    fn list_dead_letters(&mut self) -> Result<Vec<DeadLetter>, DuckdbError> {
+        dead_letters::list(&self.conn, &self.integration)
+    }
+
+    fn replay_dead_letters(&mut self, ids: &[i64]) -> Result<Replayed, DuckdbError> {
+        dead_letters::replay(&self.conn, &self.integration, ids)
     }
 }
 

@@ -8,8 +8,9 @@ use crate::stream::list_shards;
 use crate::table;
 use std::collections::HashSet;
 use zetl_core::check::{Outcome, Verdict};
+use zetl_core::source::SourcePosition;
 
-pub async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdict> {
+pub(crate) async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdict> {
     let mut out = Vec::new();
     let clients = match crate::client::connect(source.config()).await {
         Ok(c) => c,

@@ -48,3 +48,10 @@ where
     };
     DynError::Api { what: what.into(), cause: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(), transient }
 }
+
+/// The writer is gone: the events channel closed.
+impl From<zetl_core::channel::Closed> for DynError {
+    fn from(_: zetl_core::channel::Closed) -> Self {
+        DynError::Closed
+    }
+}

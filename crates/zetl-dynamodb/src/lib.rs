@@ -13,7 +13,6 @@ mod source;
 mod stream;
 mod table;
 
-pub use check::check;
 pub use error::DynError;
 pub use source::DynSource;
 pub use table::SCHEMA;

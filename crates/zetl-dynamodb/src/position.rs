@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamPos {
@@ -38,19 +39,24 @@ pub enum ShardPos {
     Open,
 }
 
-impl StreamPos {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|e| format!("stored position is not a DynamoDB stream position: {e}"))
-    }
+impl zetl_core::source::SourcePosition for StreamPos {
+    const KIND: &'static str = "a DynamoDB stream position";
 
-    pub fn to_text(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+impl fmt::Display for StreamPos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| fmt::Error)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zetl_core::source::SourcePosition;
 
     #[test]
     fn round_trips() {
@@ -59,7 +65,7 @@ mod tests {
         shards.insert("shardId-1".to_string(), ShardPos::After("1100000000017454423009".into()));
         shards.insert("shardId-0".to_string(), ShardPos::Done);
         pos.tables.insert("orders".into(), TablePos { stream: "arn:s".into(), shards, copy_began_us: None });
-        assert_eq!(StreamPos::parse(&pos.to_text()), Ok(pos));
+        assert_eq!(StreamPos::parse(&pos.to_string()), Ok(pos));
         assert!(StreamPos::parse("0/16B3748").is_err());
         let open = StreamPos::parse(r#"{"tables":{"t":{"stream":"a","copy_began_us":5,"shards":{"s":"open"}}}}"#);
         assert_eq!(open.map(|p| p.tables["t"].shards["s"].clone()), Ok(ShardPos::Open));

@@ -15,7 +15,6 @@ use tokio::task::JoinSet;
 use zetl_core::channel::EventSender;
 use zetl_core::config::ScanConfig;
 use zetl_core::copy_rows::CopyRowsBatcher;
-use zetl_core::SourceEvent;
 
 /// Copies every item of `table` (between CopyStart and CopyDone, sent by the caller); returns
 /// how many.
@@ -80,7 +79,7 @@ impl Segment {
                 .map_err(|e| api(format!("scanning table {} (segment {})", self.table.name, self.segment), e))?;
             for item in page.items() {
                 if let Some(event) = batch.push(self.table.row(&attr::item(item))) {
-                    send(events, event).await?;
+                    events.send(event).await?;
                 }
             }
             if let Some(units) = page.consumed_capacity().and_then(|c| c.capacity_units()) {
@@ -93,14 +92,10 @@ impl Segment {
         }
         let (rest, rows) = batch.finish();
         if let Some(event) = rest {
-            send(events, event).await?;
+            events.send(event).await?;
         }
         Ok(rows)
     }
-}
-
-pub(crate) async fn send(events: &EventSender, event: SourceEvent) -> Result<(), DynError> {
-    events.send(event).await.map_err(|_| DynError::Closed)
 }
 
 /// Read capacity the seed may consume per second, shared by a table's segments: each page's

@@ -4,29 +4,26 @@
 use crate::client::{self, Clients};
 use crate::error::DynError;
 use crate::position::{StreamPos, TablePos};
-use crate::scan::{self, send};
+use crate::scan;
 use crate::shards;
 use crate::stream::Streamer;
 use crate::table::{self, TableInfo};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::watch;
-use zetl_core::channel::EventSender;
+use zetl_core::check::Verdict;
 use zetl_core::config::DynamodbSourceConfig;
 use zetl_core::filter::TableFilter;
-use zetl_core::pipeline::Progress;
-use zetl_core::source::StartState;
-use zetl_core::{Checkpoint, CopiedTable, Phase, Position, SourceEvent};
+use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
+use zetl_core::{CopiedTable, SourceEvent};
 
 pub struct DynSource {
     config: DynamodbSourceConfig,
     filter: TableFilter,
-    progress: Arc<Progress>,
 }
 
 impl DynSource {
     pub fn new(config: DynamodbSourceConfig, filter: TableFilter) -> Self {
-        Self { config, filter, progress: Arc::default() }
+        Self { config, filter }
     }
 
     pub fn config(&self) -> &DynamodbSourceConfig {
@@ -35,11 +32,6 @@ impl DynSource {
 
     pub fn filter(&self) -> &TableFilter {
         &self.filter
-    }
-
-    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
-        self.progress = progress;
-        self
     }
 
     /// The clients and every selected table, checked.
@@ -56,7 +48,7 @@ impl DynSource {
     }
 
     /// The selected tables' streams as they are now (`zetl status`): shards per table.
-    pub async fn current_position(&self) -> Result<String, DynError> {
+    async fn shards_now(&self) -> Result<String, DynError> {
         let (clients, tables) = self.tables().await?;
         let mut parts = Vec::new();
         for t in &tables {
@@ -66,20 +58,26 @@ impl DynSource {
         Ok(parts.join(", "))
     }
 
-    /// Runs until `stop` turns true (between stream pages) or an error.
-    pub async fn run(
-        &self,
-        start: StartState,
-        events: EventSender,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<(), DynError> {
+    async fn seed(&self, clients: &Clients, t: &TableInfo, ctx: &SourceContext) -> Result<(), DynError> {
+        ctx.progress.estimate_rows(&t.id(), t.item_count.max(0) as u64);
+        ctx.send(SourceEvent::CopyStart(t.id())).await?;
+        let rows = scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, &ctx.events).await?;
+        ctx.send(SourceEvent::CopyDone { table: t.id(), rows, copied: CopiedTable::default() }).await?;
+        tracing::info!(table = %t.name, rows, "table seeded");
+        Ok(())
+    }
+}
+
+impl Source for DynSource {
+    type Position = StreamPos;
+    type Error = DynError;
+
+    /// Check the tables, seed the ones the target has no copy of, then follow the streams,
+    /// until `stop` turns true (between stream pages) or an error.
+    async fn run(&self, start: StartState<StreamPos>, ctx: SourceContext) -> Result<(), DynError> {
         let (clients, tables) = self.tables().await?;
-        let mut pos = match &start.checkpoint {
-            Some(Checkpoint { phase: Phase::Streaming, position }) => {
-                StreamPos::parse(&position.0).map_err(DynError::Config)?
-            }
-            _ => StreamPos::default(),
-        };
+        let fresh = start.resume_from.is_none();
+        let mut pos = start.resume_from.unwrap_or_default();
         for t in &tables {
             if let Some(stored) = pos.tables.get(&t.name) {
                 if stored.stream != t.stream_arn {
@@ -91,9 +89,8 @@ impl DynSource {
             }
         }
         for t in &tables {
-            send(&events, SourceEvent::Schema(t.schema.clone())).await?;
+            ctx.send(SourceEvent::Schema(t.schema.clone())).await?;
         }
-        let fresh = start.checkpoint.as_ref().is_none_or(|c| c.phase != Phase::Streaming);
         // Tables without a committed copy (all of them at first; later ones new to the filters
         // or marked by `zetl resync`) are seeded. Their stream is read from its oldest record.
         let to_seed: Vec<&TableInfo> = tables.iter().filter(|t| fresh || !start.copied.contains_key(&t.id())).collect();
@@ -108,28 +105,30 @@ impl DynSource {
                 copy_began_us: Some(began),
             };
             pos.tables.insert(t.name.clone(), table_pos);
-            self.seed(&clients, t, &events).await?;
+            self.seed(&clients, t, &ctx).await?;
         }
         if fresh {
-            send(&events, SourceEvent::SnapshotDone { position: Position(pos.to_text()) }).await?;
+            ctx.send(SourceEvent::SnapshotDone { position: pos.to_position() }).await?;
             tracing::info!(tables = tables.len(), "initial copy complete");
         }
         let tables: BTreeMap<String, Arc<TableInfo>> =
             tables.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect();
         pos.tables.retain(|name, _| tables.contains_key(name));
         tracing::info!(tables = tables.len(), "following the streams");
-        let mut streamer = Streamer::new(clients, tables, pos, events);
-        streamer.run(&mut stop).await
+        let mut streamer = Streamer::new(clients, tables, pos, ctx.events.clone());
+        streamer.run(&mut ctx.stop.clone()).await
     }
 
-    async fn seed(&self, clients: &Clients, t: &TableInfo, events: &EventSender) -> Result<(), DynError> {
-        if let Ok(mut counters) = self.progress.tables.lock() {
-            counters.entry(t.id().to_string()).or_default().rows_estimated = t.item_count.max(0) as u64;
-        }
-        send(events, SourceEvent::CopyStart(t.id())).await?;
-        let rows = scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, events).await?;
-        send(events, SourceEvent::CopyDone { table: t.id(), rows, copied: CopiedTable::default() }).await?;
-        tracing::info!(table = %t.name, rows, "table seeded");
-        Ok(())
+    async fn check(&self, env: &CheckEnv) -> Vec<Verdict> {
+        crate::check::check(self, env.stored_position.as_deref()).await
+    }
+
+    async fn current_position(&self) -> Result<String, DynError> {
+        self.shards_now().await
+    }
+
+    async fn holdings(&self) -> Result<Holdings, DynError> {
+        // DynamoDB keeps 24 hours of stream whoever reads it.
+        Ok(Holdings::NothingByDesign("it reads DynamoDB Streams"))
     }
 }

@@ -7,7 +7,6 @@ use crate::attr;
 use crate::client::Clients;
 use crate::error::{api, DynError};
 use crate::position::{ShardPos, StreamPos, TablePos};
-use crate::scan::send;
 use crate::shards::{self, Listed, Start};
 use crate::table::TableInfo;
 use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
@@ -19,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use zetl_core::channel::EventSender;
+use zetl_core::source::SourcePosition;
 use zetl_core::{Change, ChangeKind, Position, SourceEvent};
 
 /// How long a reader waits after an empty page of an open shard.
@@ -107,7 +107,7 @@ impl Streamer {
                 _ = idle.tick() => {
                     // Nothing arrived for a while: the target's checkpoint and lag catch up.
                     if !std::mem::take(&mut busy) {
-                        send(&self.events, SourceEvent::Heartbeat { position: self.position() }).await?;
+                        self.events.send(SourceEvent::Heartbeat { position: self.position() }).await?;
                     }
                 }
             }
@@ -115,7 +115,7 @@ impl Streamer {
     }
 
     pub fn position(&self) -> Position {
-        Position(self.pos.to_text())
+        self.pos.to_position()
     }
 
     /// Describes each table's stream and starts a reader for every shard that may be read.
@@ -171,14 +171,14 @@ impl Streamer {
             entry.copy_began_us = None;
         }
         if records.is_empty() {
-            return send(&self.events, SourceEvent::Heartbeat { position: self.position() }).await;
+            return Ok(self.events.send(SourceEvent::Heartbeat { position: self.position() }).await?);
         }
-        send(&self.events, SourceEvent::Begin).await?;
+        self.events.send(SourceEvent::Begin).await?;
         for r in records {
-            send(&self.events, SourceEvent::Change(r.change)).await?;
+            self.events.send(SourceEvent::Change(r.change)).await?;
         }
         let commit_time_us = last.and_then(|(_, at)| at);
-        send(&self.events, SourceEvent::Commit { position: self.position(), commit_time_us }).await
+        Ok(self.events.send(SourceEvent::Commit { position: self.position(), commit_time_us }).await?)
     }
 }
 

@@ -12,7 +12,7 @@ const MIN_RETENTION_SECS: u64 = 24 * 3600;
 
 /// `stored`: the position the target holds, when it could be read, to tell whether the server
 /// still has the binlog from there.
-pub async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdict> {
+pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdict> {
     let mut out = Vec::new();
     let info = source.conn_info();
     let mut conn = match info.connect().await {

@@ -85,3 +85,10 @@ impl zetl_core::Retry for MyError {
         }
     }
 }
+
+/// The writer is gone: the events channel closed.
+impl From<zetl_core::channel::Closed> for MyError {
+    fn from(_: zetl_core::channel::Closed) -> Self {
+        MyError::PipelineClosed
+    }
+}

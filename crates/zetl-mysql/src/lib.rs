@@ -18,7 +18,6 @@ mod statements;
 mod stream;
 mod table_changes;
 mod xa;
-pub use check::check;
 pub use error::MyError;
-pub use source::{MySource, ResyncRequests, StartState};
+pub use source::MySource;
 pub use zetl_core::check::{Outcome, Verdict};

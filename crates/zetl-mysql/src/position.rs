@@ -34,20 +34,6 @@ impl BinlogPos {
         Some(Self { file: file.to_string(), pos: pos.parse().ok()?, gtid })
     }
 
-    /// The `xa_from` part of a stored position: where the oldest XA transaction still
-    /// prepared at that position began.
-    pub fn parse_xa_from(text: &str) -> Option<Self> {
-        text.split_once(XA_FROM).and_then(|(_, from)| Self::parse(from))
-    }
-
-    /// This position as stored, with where the oldest waiting XA transaction began.
-    pub fn with_xa_from(&self, xa_from: Option<&BinlogPos>) -> String {
-        match xa_from {
-            Some(from) => format!("{self}{XA_FROM}{from}"),
-            None => self.to_string(),
-        }
-    }
-
     /// The numeric suffix of the file name (`mysql-bin.000003` → 3): binlog files are
     /// numbered in order.
     pub fn file_seq(&self) -> u64 {
@@ -56,6 +42,42 @@ impl BinlogPos {
 }
 
 const XA_FROM: &str = " xa_from=";
+
+/// A position as the target stores it: where the stream resumes, and where the oldest XA
+/// transaction still prepared there began (its rows are read again from there, see xa.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPos {
+    pub at: BinlogPos,
+    pub xa_from: Option<BinlogPos>,
+}
+
+impl fmt::Display for StoredPos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.xa_from {
+            Some(from) => write!(f, "{}{XA_FROM}{from}", self.at),
+            None => write!(f, "{}", self.at),
+        }
+    }
+}
+
+impl From<BinlogPos> for StoredPos {
+    fn from(at: BinlogPos) -> Self {
+        StoredPos { at, xa_from: None }
+    }
+}
+
+impl zetl_core::source::SourcePosition for StoredPos {
+    const KIND: &'static str = "a binlog position";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let at = BinlogPos::parse(text).ok_or("expected file:offset, as in mysql-bin.000003:1234")?;
+        let xa_from = match text.split_once(XA_FROM) {
+            Some((_, from)) => Some(BinlogPos::parse(from).ok_or("its xa_from part is not file:offset")?),
+            None => None,
+        };
+        Ok(StoredPos { at, xa_from })
+    }
+}
 
 pub fn file_seq(file: &str) -> u64 {
     file.rsplit('.').next().and_then(|s| s.parse().ok()).unwrap_or(0)
@@ -128,6 +150,7 @@ impl fmt::Display for MariaGtidState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zetl_core::source::SourcePosition;
 
     #[test]
     fn positions_round_trip_and_order_by_file_then_offset() {
@@ -144,11 +167,11 @@ mod tests {
     fn a_stored_position_names_where_a_waiting_xa_transaction_began() {
         let applied = BinlogPos::parse("mysql-bin.000010:4 gtid=0-1-5").unwrap();
         let began = BinlogPos::parse("mysql-bin.000009:900 gtid=0-1-3").unwrap();
-        let stored = applied.with_xa_from(Some(&began));
+        let stored = StoredPos { at: applied.clone(), xa_from: Some(began.clone()) }.to_string();
         assert_eq!(BinlogPos::parse(&stored), Some(applied.clone()));
-        assert_eq!(BinlogPos::parse_xa_from(&stored), Some(began));
-        assert_eq!(applied.with_xa_from(None), applied.to_string());
-        assert_eq!(BinlogPos::parse_xa_from(&applied.to_string()), None);
+        assert_eq!(StoredPos::parse(&stored).map(|p| p.xa_from), Ok(Some(began)));
+        assert_eq!(StoredPos { at: applied.clone(), xa_from: None }.to_string(), applied.to_string());
+        assert_eq!(StoredPos::parse(&applied.to_string()).map(|p| p.xa_from), Ok(None));
     }
 
     #[test]

@@ -83,8 +83,8 @@ impl Snapshot {
         let mut jobs = VecDeque::new();
         let mut state = HashMap::new();
         for (info, table) in tables {
-            send(events, SourceEvent::Schema(table.schema())).await?;
-            send(events, SourceEvent::CopyStart(info.id.clone())).await?;
+            events.send(SourceEvent::Schema(table.schema())).await?;
+            events.send(SourceEvent::CopyStart(info.id.clone())).await?;
             let table = Arc::new(table.clone());
             let ranges = split(&mut conns[0], info, &table, chunk_rows).await?;
             state.insert(info.id.clone(), (ranges.len(), 0u64, Instant::now()));
@@ -175,15 +175,13 @@ async fn worker(
         if let Some((rows, took)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table.id, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            send(
-                events,
-                SourceEvent::CopyDone {
+            events
+                .send(SourceEvent::CopyDone {
                     table: job.table.id.clone(),
                     rows,
                     copied: CopiedTable { consistent_at: consistent_at.clone(), ..CopiedTable::default() },
-                },
-            )
-            .await?;
+                })
+                .await?;
         } else if last_report.elapsed() > PROGRESS_EVERY {
             last_report = Instant::now();
             tracing::info!(table = %job.table.id, rows_copied = progress.rows_copied.load(std::sync::atomic::Ordering::Relaxed), "copying");
@@ -232,12 +230,12 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
             out.push(value);
         }
         if let Some(full) = batcher.push(out) {
-            send(events, full).await?;
+            events.send(full).await?;
         }
     }
     let (rest, count) = batcher.finish();
     if let Some(rest) = rest {
-        send(events, rest).await?;
+        events.send(rest).await?;
     }
     Ok(count)
 }
@@ -251,8 +249,4 @@ fn select_expr(c: &crate::columns::MyColumn) -> String {
         MyKind::Float => format!("({} + 0e0)", quote_ident(&c.name)),
         _ => quote_ident(&c.name),
     }
-}
-
-pub(crate) async fn send(events: &EventSender, event: SourceEvent) -> Result<(), MyError> {
-    events.send(event).await.map_err(|_| MyError::PipelineClosed)
 }

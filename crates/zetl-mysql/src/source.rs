@@ -7,21 +7,19 @@ use crate::columns::MyTable;
 use crate::conninfo::ConnInfo;
 use crate::error::MyError;
 use crate::flavor::Flavor;
-use crate::position::BinlogPos;
-use crate::snapshot::{send, Snapshot};
+use crate::position::{BinlogPos, StoredPos};
+use crate::snapshot::Snapshot;
 use crate::stream::{Pause, Streamer};
 use mysql_async::Conn;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
-use zetl_core::channel::EventSender;
+use zetl_core::check::Verdict;
 use zetl_core::config::MysqlSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
-use zetl_core::{Checkpoint, Phase, Position, SourceEvent, TableId};
-
-pub use zetl_core::source::{ResyncRequests, StartState};
+use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
+use zetl_core::{SourceEvent, TableId};
 
 /// How often metrics are refreshed and resync requests looked at.
 const TICK: Duration = Duration::from_secs(10);
@@ -31,31 +29,12 @@ pub struct MySource {
     pub config: MysqlSourceConfig,
     pub filter: TableFilter,
     info: ConnInfo,
-    progress: Arc<Progress>,
-    resync: ResyncRequests,
 }
 
 impl MySource {
     pub fn new(integration: &str, config: MysqlSourceConfig, filter: TableFilter) -> Result<Self, MyError> {
         let info = ConnInfo::from_url(config.url.expose())?;
-        Ok(Self {
-            integration: integration.to_string(),
-            config,
-            filter,
-            info,
-            progress: Arc::new(Progress::default()),
-            resync: ResyncRequests::default(),
-        })
-    }
-
-    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
-        self.progress = progress;
-        self
-    }
-
-    pub fn with_resync_requests(mut self, requests: ResyncRequests) -> Self {
-        self.resync = requests;
-        self
+        Ok(Self { integration: integration.to_string(), config, filter, info })
     }
 
     pub fn conn_info(&self) -> &ConnInfo {
@@ -72,15 +51,14 @@ impl MySource {
             0x4000_0000 | (hash & 0x3fff_ffff)
         })
     }
+}
 
-    /// Runs until `stop` turns true (at a transaction boundary) or an error.
-    pub async fn run(
-        &self,
-        start: StartState,
-        events: EventSender,
-        acks: watch::Receiver<Position>,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<(), MyError> {
+impl Source for MySource {
+    type Position = StoredPos;
+    type Error = MyError;
+
+    /// Prepare (prerequisites), initial copy or resume, then follow the binlog.
+    async fn run(&self, start: StartState<StoredPos>, ctx: SourceContext) -> Result<(), MyError> {
         let mut side = self.info.connect().await?;
         let server = catalog::server_info(&mut side).await?;
         let mut problems = server.problems();
@@ -95,30 +73,24 @@ impl MySource {
         }
         let collations = catalog::collations(&mut side).await?;
         // `described`: the tables whose columns the initial copy read (none when resuming).
-        let (position, copied, tables, described) = match &start.checkpoint {
-            Some(Checkpoint { phase: Phase::Streaming, position }) => {
-                let pos = BinlogPos::parse(&position.0).ok_or_else(|| {
-                    MyError::Protocol(format!("stored position `{position}` is not a binlog position"))
-                })?;
+        let (position, copied, tables, described) = match &start.resume_from {
+            Some(stored) => {
                 let copied = start
                     .copied
-                    .iter()
-                    .map(|(t, c)| (t.clone(), c.consistent_at.as_ref().and_then(|p| BinlogPos::parse(&p.0))))
+                    .keys()
+                    .map(|t| (t.clone(), start.consistent_at(t).map(|c: StoredPos| c.at)))
                     .collect::<HashMap<_, _>>();
-                (pos, copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
+                (stored.at.clone(), copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
             }
-            _ => {
-                let (position, tables, with_columns) = self.initial_copy(&mut side, server.flavor, &events).await?;
+            None => {
+                let (position, tables, with_columns) = self.initial_copy(&mut side, server.flavor, &ctx).await?;
                 let copied = tables.iter().map(|t| (t.id.clone(), None)).collect();
                 (position, copied, tables, with_columns)
             }
         };
         // XA transactions prepared before the checkpoint and not yet committed: their rows
         // are read again from where the oldest began (see xa.rs).
-        let xa_from = match &start.checkpoint {
-            Some(Checkpoint { phase: Phase::Streaming, position }) => BinlogPos::parse_xa_from(&position.0),
-            _ => None,
-        };
+        let xa_from = start.resume_from.as_ref().and_then(|stored| stored.xa_from.clone());
         let mut streamer = Streamer::new(
             self.info.clone(),
             server.flavor,
@@ -127,7 +99,7 @@ impl MySource {
             server.binlog_checksum == "CRC32",
             self.filter.clone(),
             collations,
-            events.clone(),
+            ctx.events.clone(),
             side,
             xa_from.clone().unwrap_or_else(|| position.clone()),
         );
@@ -158,10 +130,11 @@ impl MySource {
         let missing: Vec<TableId> =
             tables.iter().filter(|t| !copied.contains_key(&t.id)).map(|t| t.id.clone()).collect();
         if !missing.is_empty() {
-            self.copy_while_streaming(&mut streamer, &missing).await?;
+            self.copy_while_streaming(&mut streamer, &missing, &ctx.progress).await?;
         }
         tracing::info!(from = %position, server_id = self.server_id(), "streaming the binlog");
         let mut files = BinlogFiles::default();
+        let mut stop = ctx.stop.clone();
         loop {
             match streamer.run(&mut stop, TICK).await? {
                 Pause::Stopped => {
@@ -171,23 +144,35 @@ impl MySource {
                 Pause::Copy(mut tables) => {
                     tables.sort();
                     tables.dedup();
-                    self.copy_while_streaming(&mut streamer, &tables).await?
+                    self.copy_while_streaming(&mut streamer, &tables, &ctx.progress).await?
                 }
-                Pause::Tick => {
-                    let acked = BinlogPos::parse(&acks.borrow().0);
-                    self.tick(&mut streamer, &mut files, acked).await?
-                }
+                Pause::Tick => self.tick(&mut streamer, &mut files, &ctx).await?,
             }
         }
     }
 
+    async fn check(&self, env: &CheckEnv) -> Vec<Verdict> {
+        crate::check::check(self, env.stored_position.as_deref()).await
+    }
+
+    async fn current_position(&self) -> Result<String, MyError> {
+        self.binlog_position().await
+    }
+
+    async fn holdings(&self) -> Result<Holdings, MyError> {
+        // Binlogs expire by the server's own retention whether anyone reads them or not.
+        Ok(Holdings::NothingByDesign("it reads the binlog as a replica"))
+    }
+}
+
+impl MySource {
     /// No initial copy was completed: every table copied at one consistent snapshot. Returns
     /// the binlog position it is consistent at, the tables, and the columns the copy read.
     async fn initial_copy(
         &self,
         side: &mut Conn,
         flavor: Flavor,
-        events: &EventSender,
+        ctx: &SourceContext,
     ) -> Result<(BinlogPos, Vec<TableInfo>, Vec<(TableInfo, MyTable)>), MyError> {
         let snapshot = Snapshot::open(&self.info, flavor, self.config.snapshot.parallelism).await?;
         let position = snapshot.position.clone();
@@ -195,53 +180,44 @@ impl MySource {
         // Listed after the snapshot opened: a table created or renamed before that
         // moment is in the list, anything later is in the binlog after the position.
         let tables = catalog::list_tables(side, &self.filter).await?;
-        let with_columns = self.describe(side, &tables).await?;
-        let rows = snapshot.copy(&with_columns, self.config.snapshot.chunk_rows, None, events, &self.progress).await?;
+        let with_columns = self.describe(side, &tables, &ctx.progress).await?;
+        let rows =
+            snapshot.copy(&with_columns, self.config.snapshot.chunk_rows, None, &ctx.events, &ctx.progress).await?;
         tracing::info!(rows, tables = tables.len(), "initial copy complete");
-        send(events, SourceEvent::SnapshotDone { position: Position(position.to_string()) }).await?;
+        ctx.send(SourceEvent::SnapshotDone { position: StoredPos::from(position.clone()).to_position() }).await?;
         Ok((position, tables, with_columns))
     }
 
     /// Now and then while streaming: the binlog files' sizes for the retention metric, and the
     /// tables the operator asked to copy again (`zetl resync`).
-    async fn tick(
-        &self,
-        streamer: &mut Streamer,
-        files: &mut BinlogFiles,
-        acked: Option<BinlogPos>,
-    ) -> Result<(), MyError> {
+    async fn tick(&self, streamer: &mut Streamer, files: &mut BinlogFiles, ctx: &SourceContext) -> Result<(), MyError> {
         files.refresh(&mut streamer.side).await;
-        files.report(&self.progress, &streamer.position, acked.as_ref());
-        let requested = self.take_resync_requests();
-        if requested.is_empty() {
+        let acked = ctx.acknowledged::<StoredPos>().map(|stored| stored.at);
+        files.report(&ctx.progress, &streamer.position, acked.as_ref());
+        if ctx.resync.lock().map(|r| r.is_empty()).unwrap_or(true) {
             return Ok(());
         }
         let now = catalog::list_tables(&mut streamer.side, &self.filter).await?;
-        let (known, unknown): (Vec<TableId>, Vec<TableId>) =
-            requested.into_iter().partition(|id| now.iter().any(|t| &t.id == id));
-        for id in unknown {
-            tracing::warn!(table = %id, "resync requested for a table this integration does not replicate");
-        }
+        let known = ctx.take_resync_requests(|id| now.iter().any(|t| &t.id == id));
         if !known.is_empty() {
-            self.copy_while_streaming(streamer, &known).await?;
+            self.copy_while_streaming(streamer, &known, &ctx.progress).await?;
         }
         Ok(())
     }
 
-    fn take_resync_requests(&self) -> Vec<TableId> {
-        self.resync.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
-    }
-
-    async fn describe(&self, conn: &mut Conn, tables: &[TableInfo]) -> Result<Vec<(TableInfo, MyTable)>, MyError> {
+    async fn describe(
+        &self,
+        conn: &mut Conn,
+        tables: &[TableInfo],
+        progress: &Progress,
+    ) -> Result<Vec<(TableInfo, MyTable)>, MyError> {
         let mut out = Vec::with_capacity(tables.len());
         for t in tables {
             let Some(table) = catalog::table(conn, &t.id).await? else { continue };
             if table.key.is_empty() {
                 tracing::warn!(table = %t.id, "table has no primary key: updates and deletes match on the whole row");
             }
-            if let Ok(mut counters) = self.progress.tables.lock() {
-                counters.entry(t.id.to_string()).or_default().rows_estimated = t.estimated_rows;
-            }
+            progress.estimate_rows(&t.id, t.estimated_rows);
             out.push((t.clone(), table));
         }
         Ok(out)
@@ -249,14 +225,19 @@ impl MySource {
 
     /// Copies tables at a fresh snapshot while the stream waits at a transaction boundary;
     /// the stream then skips their changes in transactions that began before the snapshot.
-    async fn copy_while_streaming(&self, streamer: &mut Streamer, ids: &[TableId]) -> Result<(), MyError> {
+    async fn copy_while_streaming(
+        &self,
+        streamer: &mut Streamer,
+        ids: &[TableId],
+        progress: &Arc<Progress>,
+    ) -> Result<(), MyError> {
         streamer.close().await;
         let infos: Vec<TableInfo> = ids.iter().map(|id| TableInfo { id: id.clone(), estimated_rows: 0 }).collect();
-        let with_columns = self.describe(&mut streamer.side, &infos).await?;
+        let with_columns = self.describe(&mut streamer.side, &infos, progress).await?;
         let snapshot = Snapshot::open(&self.info, streamer.flavor, 1).await?;
         let at = BinlogPos { gtid: None, ..snapshot.position.clone() };
         snapshot
-            .copy(&with_columns, u64::MAX, Some(Position(at.to_string())), &streamer.events, &self.progress)
+            .copy(&with_columns, u64::MAX, Some(StoredPos::from(at.clone()).to_position()), &streamer.events, progress)
             .await?;
         for id in ids.iter().filter(|id| !with_columns.iter().any(|(info, _)| &info.id == *id)) {
             // Gone by now (dropped or renamed away further on in the binlog): nothing to copy,
@@ -278,7 +259,7 @@ impl MySource {
 
 impl MySource {
     /// The server's binlog position now (file:offset and GTID state), for `zetl status`.
-    pub async fn current_position(&self) -> Result<String, MyError> {
+    async fn binlog_position(&self) -> Result<String, MyError> {
         use crate::error::SqlContext;
         use mysql_async::prelude::Queryable;
         let mut conn = self.info.connect().await?;

@@ -7,7 +7,6 @@ use crate::ddl::{self, Ddl, Dml};
 use crate::error::MyError;
 use crate::flavor::Flavor;
 use crate::position::BinlogPos;
-use crate::snapshot::send;
 use crate::stream::Streamer;
 use zetl_core::{CopiedTable, Position, SourceEvent, TableId};
 
@@ -75,7 +74,7 @@ impl Streamer {
                 let id = self.resolve(&t, schema);
                 if self.replicated(&id) && self.wanted(&id) {
                     self.begin().await?;
-                    send(&self.events, SourceEvent::Truncate(vec![id])).await?;
+                    self.events.send(SourceEvent::Truncate(vec![id])).await?;
                 }
             }
             Ddl::Other => self.statement_dml(schema, sql, event_start)?,
@@ -120,19 +119,17 @@ impl Streamer {
         self.remember_json_columns(&table);
         tracing::info!(table = %id, "new table matches the filters; replicating it");
         self.begin().await?;
-        send(&self.events, SourceEvent::Schema(table.schema())).await?;
+        self.events.send(SourceEvent::Schema(table.schema())).await?;
         self.sent_columns.entry(id.clone()).or_default().extend(table.columns.iter().map(|c| c.name.clone()));
-        send(&self.events, SourceEvent::CopyStart(id.clone())).await?;
+        self.events.send(SourceEvent::CopyStart(id.clone())).await?;
         let at = Position(BinlogPos { gtid: None, ..at.clone() }.to_string());
-        send(
-            &self.events,
-            SourceEvent::CopyDone {
+        self.events
+            .send(SourceEvent::CopyDone {
                 table: id.clone(),
                 rows: 0,
                 copied: CopiedTable { consistent_at: Some(at), ..CopiedTable::default() },
-            },
-        )
-        .await?;
+            })
+            .await?;
         self.schemas.insert(id.clone(), table);
         self.known.insert(id.clone());
         Ok(())

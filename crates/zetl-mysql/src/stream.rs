@@ -9,8 +9,7 @@ use crate::conninfo::ConnInfo;
 use crate::ddl::{self, AddedColumn, Ddl, TableRef};
 use crate::error::MyError;
 use crate::flavor::Flavor;
-use crate::position::{BinlogPos, MariaGtidState};
-use crate::snapshot::send;
+use crate::position::{BinlogPos, MariaGtidState, StoredPos};
 use crate::xa::{self, XaStatement};
 use mysql_async::Conn;
 use mysql_common::binlog::events::{Event, ExecuteLoadQueryEvent, QueryEvent};
@@ -20,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use zetl_core::channel::EventSender;
 use zetl_core::filter::TableFilter;
+use zetl_core::source::SourcePosition;
 use zetl_core::{Position, SourceEvent, TableId, TableSchema};
 
 /// Why `Streamer::run` returned.
@@ -323,7 +323,7 @@ impl Streamer {
         if let Some(txn) = self.txn.as_mut() {
             if !txn.sent_begin && txn.xa.is_none() {
                 txn.sent_begin = true;
-                send(&self.events, SourceEvent::Begin).await?;
+                self.events.send(SourceEvent::Begin).await?;
             }
         }
         Ok(())
@@ -354,14 +354,12 @@ impl Streamer {
             return Ok(None);
         }
         if txn.sent_begin {
-            send(
-                &self.events,
-                SourceEvent::Commit {
+            self.events
+                .send(SourceEvent::Commit {
                     position: self.stored_position(),
                     commit_time_us: Some(i64::from(timestamp) * 1_000_000),
-                },
-            )
-            .await?;
+                })
+                .await?;
         } else {
             self.heartbeat(false).await?;
         }
@@ -377,7 +375,7 @@ impl Streamer {
         // While recovering, the position is behind the checkpoint.
         if self.recover_until.is_none() && (idle || self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY) {
             self.last_heartbeat = Instant::now();
-            send(&self.events, SourceEvent::Heartbeat { position: self.stored_position() }).await?;
+            self.events.send(SourceEvent::Heartbeat { position: self.stored_position() }).await?;
         }
         Ok(())
     }
@@ -385,7 +383,7 @@ impl Streamer {
     /// The position as the target stores it: with where the oldest XA transaction still
     /// waiting for its commit began, so that a restart finds its rows.
     fn stored_position(&self) -> Position {
-        Position(self.position.with_xa_from(self.prepared.oldest()))
+        StoredPos { at: self.position.clone(), xa_from: self.prepared.oldest().cloned() }.to_position()
     }
 
     pub(crate) fn resolve(&self, r: &TableRef, default_schema: &str) -> TableId {
@@ -403,7 +401,7 @@ impl Streamer {
             return Ok(());
         }
         self.begin().await?;
-        send(&self.events, event).await
+        Ok(self.events.send(event).await?)
     }
 
     async fn xa_statement(
@@ -480,7 +478,7 @@ impl Streamer {
                 continue;
             }
             self.begin().await?;
-            send(&self.events, event).await?;
+            self.events.send(event).await?;
         }
         Ok(())
     }

@@ -21,10 +21,10 @@ use merge::Stage;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use tokio_postgres::Client;
-use zetl_core::apply::{ApplyPolicy, DeleteMode};
+use zetl_core::apply::{ApplyPolicy, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
 use zetl_core::status::{TableStatus, TargetStatus};
-use zetl_core::target::Target;
+use zetl_core::target::{Target, TargetAdmin};
 use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState, Value};
 use zetl_postgres::conninfo::ConnInfo;
 
@@ -90,39 +90,6 @@ impl PgTarget {
         self
     }
 
-    /// Marks `table` to be copied again when `zetl run` next starts; false if unknown.
-    pub fn request_resync(&mut self, table: &TableId) -> Result<bool, PgTargetError> {
-        let (client, integration) = (&self.client, &self.integration);
-        let n = self.runtime.block_on(async {
-            client
-                .execute(
-                    "UPDATE _zetl.tables SET state = $4, updated_at = now() \
-                     WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
-                    &[integration, &table.schema, &table.name, &TableState::ResyncRequested.as_str()],
-                )
-                .await
-                .ctx(|| format!("marking {table} for a new copy"))
-        })?;
-        Ok(n > 0)
-    }
-
-    /// Drops the stored checkpoint: the next start makes a fresh initial copy.
-    pub fn forget_position(&mut self) -> Result<(), PgTargetError> {
-        let (client, integration) = (&self.client, &self.integration);
-        self.runtime.block_on(state::forget(client, integration))
-    }
-
-    pub fn list_dead_letters(&self) -> Result<Vec<zetl_core::apply::DeadLetter>, PgTargetError> {
-        self.run(dead_letters::list(&self.client, &self.integration))
-    }
-
-    /// Applies the dead letters not yet replayed (all, or `ids`); returns how many were
-    /// applied and (id, error) of those that failed again.
-    pub fn replay_dead_letters(&self, ids: &[i64]) -> Result<(u64, Vec<(i64, String)>), PgTargetError> {
-        let name = |schema: &str, table: &str| self.target_name(&TableId::new(schema, table));
-        self.run(dead_letters::replay(&self.client, &self.integration, ids, name))
-    }
-
     fn target_schema(&self, table: &TableId) -> String {
         self.schemas.get(&table.schema).cloned().unwrap_or_else(|| table.schema.clone())
     }
@@ -147,6 +114,37 @@ impl PgTarget {
 
     fn sql(&self, sql: &str) -> Result<(), PgTargetError> {
         self.run(async { self.client.batch_execute(sql).await.ctx(|| sql.to_string()) })
+    }
+}
+
+impl TargetAdmin for PgTarget {
+    fn request_resync(&mut self, table: &TableId) -> Result<bool, PgTargetError> {
+        let (client, integration) = (&self.client, &self.integration);
+        let n = self.runtime.block_on(async {
+            client
+                .execute(
+                    "UPDATE _zetl.tables SET state = $4, updated_at = now() \
+                     WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
+                    &[integration, &table.schema, &table.name, &TableState::ResyncRequested.as_str()],
+                )
+                .await
+                .ctx(|| format!("marking {table} for a new copy"))
+        })?;
+        Ok(n > 0)
+    }
+
+    fn forget_position(&mut self) -> Result<(), PgTargetError> {
+        let (client, integration) = (&self.client, &self.integration);
+        self.runtime.block_on(state::forget(client, integration))
+    }
+
+    fn list_dead_letters(&mut self) -> Result<Vec<zetl_core::apply::DeadLetter>, PgTargetError> {
+        self.run(dead_letters::list(&self.client, &self.integration))
+    }
+
+    fn replay_dead_letters(&mut self, ids: &[i64]) -> Result<Replayed, PgTargetError> {
+        let name = |schema: &str, table: &str| self.target_name(&TableId::new(schema, table));
+        self.run(dead_letters::replay(&self.client, &self.integration, ids, name))
     }
 }
 

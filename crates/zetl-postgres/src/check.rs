@@ -10,7 +10,7 @@ pub use zetl_core::check::{Outcome, Verdict};
 impl PgSource {
     /// `known_slots`: the slots of every integration in the config file, so that slots of
     /// retired integrations can be pointed out.
-    pub async fn check(&self, known_slots: &[String]) -> Vec<Verdict> {
+    pub(crate) async fn verdicts(&self, known_slots: &[String]) -> Vec<Verdict> {
         let mut out = Vec::new();
         let sql = match self.conn_info().connect_sql().await {
             Ok(c) => {
@@ -149,7 +149,7 @@ impl PgSource {
     }
 
     /// The server's current WAL position, for lag in bytes.
-    pub async fn current_position(&self) -> Result<String, crate::PgError> {
+    pub(crate) async fn wal_position(&self) -> Result<String, crate::PgError> {
         let sql = self.conn_info().connect_sql().await?;
         let row = sql
             .query_one("SELECT pg_current_wal_lsn()::text", &[])

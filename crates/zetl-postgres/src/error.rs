@@ -105,3 +105,10 @@ impl<T> SqlContext<T> for Result<T, tokio_postgres::Error> {
         self.map_err(|source| PgError::Sql { what: what(), cause: source })
     }
 }
+
+/// The writer is gone: the events channel closed.
+impl From<zetl_core::channel::Closed> for PgError {
+    fn from(_: zetl_core::channel::Closed) -> Self {
+        PgError::PipelineClosed
+    }
+}

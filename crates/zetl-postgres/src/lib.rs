@@ -20,5 +20,4 @@ pub mod tls;
 pub mod types;
 pub use check::{Outcome, Verdict};
 pub use error::{chain, transient_sql, PgError};
-pub use retire::Retirement;
-pub use source::{PgSource, ResyncRequests, StartState};
+pub use source::PgSource;

@@ -14,6 +14,14 @@ impl Lsn {
     }
 }
 
+impl zetl_core::source::SourcePosition for Lsn {
+    const KIND: &'static str = "a PostgreSQL LSN";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        Lsn::parse(text).ok_or_else(|| "expected two hexadecimal numbers, as in 16/B374D848".into())
+    }
+}
+
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xffff_ffff)

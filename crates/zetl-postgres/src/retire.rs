@@ -5,21 +5,20 @@ use crate::catalog::quote_ident;
 use crate::error::{PgError, SqlContext};
 use crate::publication::{append_name, slot_state};
 use crate::source::PgSource;
+use zetl_core::source::{Held, Holdings};
 
-/// What `zetl drop` would remove.
-#[derive(Debug)]
-pub struct Retirement {
-    pub slot: Option<String>,
-    pub slot_active_pid: Option<i32>,
-    pub publications: Vec<String>,
-}
+const SLOT: &str = "replication slot";
+const PUBLICATION: &str = "publication";
 
 impl PgSource {
-    pub async fn retirement(&self) -> Result<Retirement, PgError> {
+    pub(crate) async fn retirement(&self) -> Result<Holdings, PgError> {
         let sql = self.conn_info().connect_sql().await?;
         let slot = self.slot_name();
-        let state = slot_state(&sql, &slot).await?;
-        let mut publications = Vec::new();
+        let mut items = Vec::new();
+        if let Some(state) = slot_state(&sql, &slot).await? {
+            let in_use_by = state.active_pid.map(|pid| format!("server process {pid}"));
+            items.push(Held { kind: SLOT, name: slot, in_use_by });
+        }
         for name in [self.publication_name(), append_name(&self.publication_name())] {
             let exists = sql
                 .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
@@ -27,34 +26,32 @@ impl PgSource {
                 .ctx(|| format!("looking up publication {name}"))?
                 .is_some();
             if exists {
-                publications.push(name);
+                items.push(Held { kind: PUBLICATION, name, in_use_by: None });
             }
         }
-        Ok(Retirement {
-            slot_active_pid: state.as_ref().and_then(|s| s.active_pid),
-            slot: state.map(|_| slot),
-            publications,
-        })
+        Ok(Holdings::Held { place: format!("{:?}", self.conn_info()), items })
     }
 
     /// Drops the slot and the publications. Refuses while a process streams from the slot.
-    pub async fn retire(&self, plan: &Retirement) -> Result<(), PgError> {
-        if let Some(pid) = plan.slot_active_pid {
+    pub(crate) async fn retire(&self, holdings: &Holdings) -> Result<(), PgError> {
+        let Holdings::Held { items, .. } = holdings else { return Ok(()) };
+        if let Some(Held { name, in_use_by: Some(user), .. }) = items.iter().find(|h| h.in_use_by.is_some()) {
             return Err(PgError::Prerequisite(format!(
-                "slot `{}` is in use by server process {pid}: stop `zetl run` for this integration first",
-                self.slot_name()
+                "slot `{name}` is in use by {user}: stop `zetl run` for this integration first"
             )));
         }
         let sql = self.conn_info().connect_sql().await?;
-        if let Some(slot) = &plan.slot {
-            sql.execute("SELECT pg_drop_replication_slot($1)", &[slot])
-                .await
-                .ctx(|| format!("dropping slot {slot}"))?;
-        }
-        for name in &plan.publications {
-            sql.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name)))
-                .await
-                .ctx(|| format!("dropping publication {name}"))?;
+        for held in items {
+            let name = &held.name;
+            if held.kind == SLOT {
+                sql.execute("SELECT pg_drop_replication_slot($1)", &[name])
+                    .await
+                    .ctx(|| format!("dropping slot {name}"))?;
+            } else {
+                sql.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name)))
+                    .await
+                    .ctx(|| format!("dropping publication {name}"))?;
+            }
         }
         Ok(())
     }

@@ -56,8 +56,8 @@ impl SnapshotCopy<'_> {
         let mut jobs = VecDeque::new();
         let mut progress = HashMap::new();
         for (info, schema) in tables {
-            send(events, SourceEvent::Schema(schema.clone())).await?;
-            send(events, SourceEvent::CopyStart(info.id.clone())).await?;
+            events.send(SourceEvent::Schema(schema.clone())).await?;
+            events.send(SourceEvent::CopyStart(info.id.clone())).await?;
             let schema = Arc::new(schema.clone());
             let parts = self.split(info);
             let sent = Arc::new(AtomicU64::new(0));
@@ -155,7 +155,7 @@ async fn worker(
         if let Some((rows, took, copied)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            send(events, SourceEvent::CopyDone { table: job.table.clone(), rows, copied }).await?;
+            events.send(SourceEvent::CopyDone { table: job.table.clone(), rows, copied }).await?;
         }
     }
     client.batch_execute("COMMIT").await.ctx(|| "ending the snapshot transaction".into())?;
@@ -203,7 +203,7 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
             let line = buf.split_to(nl + 1);
             if let Some(full) = batcher.push(decode_row(&job.schema, &line[..nl])?) {
                 job.sent.fetch_add(ROWS_PER_EVENT as u64, Ordering::Relaxed);
-                send(events, full).await?;
+                events.send(full).await?;
             }
         }
         if buf.is_empty() {
@@ -218,11 +218,7 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
     }
     let (rest, count) = batcher.finish();
     if let Some(rest) = rest {
-        send(events, rest).await?;
+        events.send(rest).await?;
     }
     Ok(count)
-}
-
-pub(crate) async fn send(events: &EventSender, event: SourceEvent) -> Result<(), PgError> {
-    events.send(event).await.map_err(|_| PgError::PipelineClosed)
 }

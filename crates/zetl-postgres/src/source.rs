@@ -8,59 +8,30 @@ use crate::lsn::Lsn;
 use crate::partitions;
 use crate::publication::{self, append_name};
 use crate::replication::{ReplicationConn, ReplicationStream};
-use crate::snapshot::{send, SnapshotCopy};
+use crate::snapshot::SnapshotCopy;
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio_postgres::Client;
-use zetl_core::channel::EventSender;
+use zetl_core::check::Verdict;
 use zetl_core::config::PostgresSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
-use zetl_core::{Checkpoint, CopiedTable, Phase, Position, RowIdentity, SourceEvent, TableId, TableSchema};
+use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
+use zetl_core::{CopiedTable, RowIdentity, SourceEvent, TableId, TableSchema};
 
 pub struct PgSource {
     pub integration: String,
     pub config: PostgresSourceConfig,
     pub filter: TableFilter,
     info: ConnInfo,
-    progress: Arc<Progress>,
-    resync: ResyncRequests,
 }
-
-pub use zetl_core::source::{ResyncRequests, StartState};
 
 impl PgSource {
     pub fn new(integration: &str, config: PostgresSourceConfig, filter: TableFilter) -> Result<Self, PgError> {
         let info = ConnInfo::from_url(config.url.expose())?;
-        Ok(Self {
-            integration: integration.to_string(),
-            config,
-            filter,
-            info,
-            progress: Arc::new(Progress::default()),
-            resync: ResyncRequests::default(),
-        })
-    }
-
-    /// Tables to copy again while streaming, requested by `zetl resync` through the HTTP
-    /// endpoint; looked at every `table_discovery_secs`.
-    pub fn with_resync_requests(mut self, requests: ResyncRequests) -> Self {
-        self.resync = requests;
-        self
-    }
-
-    fn take_resync_requests(&self) -> Vec<TableId> {
-        self.resync.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
-    }
-
-    /// Reports source and acknowledged log positions into `progress` (lag in bytes).
-    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
-        self.progress = progress;
-        self
+        Ok(Self { integration: integration.to_string(), config, filter, info })
     }
 
     pub fn slot_name(&self) -> String {
@@ -74,15 +45,14 @@ impl PgSource {
     pub fn conn_info(&self) -> &ConnInfo {
         &self.info
     }
+}
 
-    /// Runs until `stop` turns true (at a transaction boundary) or an error.
-    pub async fn run(
-        &self,
-        start: StartState,
-        events: EventSender,
-        mut acks: watch::Receiver<Position>,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<(), PgError> {
+impl Source for PgSource {
+    type Position = Lsn;
+    type Error = PgError;
+
+    /// Prepare (prerequisites, publications), initial copy or resume, then follow the slot.
+    async fn run(&self, start: StartState<Lsn>, ctx: SourceContext) -> Result<(), PgError> {
         let sql = self.info.connect_sql().await?;
         catalog::check_wal_level(&sql).await?;
         let types = catalog::type_catalog(&sql).await?;
@@ -98,19 +68,17 @@ impl PgSource {
         let mut repl = ReplicationConn::connect(&self.info).await?;
         // `described`: the schemas the initial copy sent (none when resuming), the baseline the
         // stream's Relation messages are compared with.
-        let (start_lsn, copied, described) = match &start.checkpoint {
-            Some(Checkpoint { phase: Phase::Streaming, position }) => {
-                let lsn = Lsn::parse(&position.0)
-                    .ok_or_else(|| PgError::Protocol(format!("stored position `{position}` is not an LSN")))?;
+        let (start_lsn, copied, described) = match start.resume_from {
+            Some(lsn) => {
                 self.check_slot(&sql, &slot, lsn).await?;
                 let (valid, stale) = still_valid_copies(&start.copied, &tables, &published);
                 for (table, reason) in stale {
-                    send(&events, SourceEvent::ResyncRequired { table, reason }).await?;
+                    ctx.send(SourceEvent::ResyncRequired { table, reason }).await?;
                 }
                 (lsn, valid, Vec::new())
             }
-            _ => {
-                let (lsn, with_schemas) = self.initial_copy(&sql, &mut repl, &slot, &types, &tables, &events).await?;
+            None => {
+                let (lsn, with_schemas) = self.initial_copy(&sql, &mut repl, &slot, &types, &tables, &ctx).await?;
                 (lsn, tables.iter().map(|t| (t.id.clone(), CopiedTable::default())).collect(), with_schemas)
             }
         };
@@ -119,16 +87,16 @@ impl PgSource {
         // one reader), so a crashed process's files are cleared by the next start.
         let spill = Spill::create(&std::env::temp_dir(), &self.integration)?;
         let tables_by_id = tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
-        let mut streamer = Streamer::new(&sql, types, tables_by_id, events.clone(), start_lsn, spill);
-        streamer.progress = self.progress.clone();
+        let mut streamer = Streamer::new(&sql, types, tables_by_id, ctx.events.clone(), start_lsn, spill);
+        streamer.progress = ctx.progress.clone();
         for (_, schema) in described {
             streamer.remember_schema(schema);
         }
         streamer.baseline = copied.iter().filter_map(|(t, c)| Some((t.clone(), c.schema.clone()?))).collect();
         // Copies made while streaming hold the transactions before their position: the
         // replay from the checkpoint skips those again.
-        for (table, at) in &copied {
-            if let Some(lsn) = at.consistent_at.as_ref().and_then(|p| Lsn::parse(&p.0)).filter(|lsn| *lsn > start_lsn) {
+        for table in copied.keys() {
+            if let Some(lsn) = start.consistent_at(table).filter(|lsn| *lsn > start_lsn) {
                 streamer.copied_at.insert(table.clone(), lsn);
             }
         }
@@ -151,14 +119,41 @@ impl PgSource {
         let mut stream = repl.start_replication(&start_sql).await?;
         tracing::info!(slot, from = %start_lsn, "streaming");
         let every = Duration::from_secs(self.config.table_discovery_secs.max(1));
+        let (mut acks, mut stop) = (ctx.acks.clone(), ctx.stop.clone());
         loop {
             match streamer.run(&mut stream, &mut acks, &mut stop, every).await? {
                 Pause::Stopped => return Ok(()),
-                Pause::Discover => self.discover(&sql, &mut streamer, &mut stream, &slot, &publication).await?,
+                Pause::Discover => self.discover(&sql, &mut streamer, &mut stream, &slot, &publication, &ctx).await?,
             }
         }
     }
 
+    async fn check(&self, env: &CheckEnv) -> Vec<Verdict> {
+        self.verdicts(&env.reserved_in_file).await
+    }
+
+    async fn current_position(&self) -> Result<String, PgError> {
+        self.wal_position().await
+    }
+
+    fn bytes_between(&self, from: &Lsn, to: &Lsn) -> Option<u64> {
+        Some(to.0.saturating_sub(from.0))
+    }
+
+    fn reserved_names(&self) -> Vec<String> {
+        vec![self.slot_name()]
+    }
+
+    async fn holdings(&self) -> Result<Holdings, PgError> {
+        self.retirement().await
+    }
+
+    async fn release(&self, holdings: &Holdings) -> Result<(), PgError> {
+        self.retire(holdings).await
+    }
+}
+
+impl PgSource {
     /// No initial copy was completed: a fresh slot, and every table copied at the snapshot it
     /// exports. Returns the slot's consistent point and the schemas the copy sent.
     async fn initial_copy(
@@ -168,7 +163,7 @@ impl PgSource {
         slot: &str,
         types: &crate::types::TypeCatalog,
         tables: &[TableInfo],
-        events: &EventSender,
+        ctx: &SourceContext,
     ) -> Result<(Lsn, Vec<(TableInfo, TableSchema)>), PgError> {
         // No initial copy was completed: start it over with a fresh slot.
         publication::drop_slot(sql, slot).await?;
@@ -185,10 +180,8 @@ impl PgSource {
         let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
         tracing::info!(slot, consistent_point = %lsn, "created replication slot");
         let with_schemas = self.schemas(sql, types, tables).await?;
-        if let Ok(mut counters) = self.progress.tables.lock() {
-            for t in tables {
-                counters.entry(t.id.to_string()).or_default().rows_estimated = t.estimated_rows.max(0.0) as u64;
-            }
+        for t in tables {
+            ctx.progress.estimate_rows(&t.id, t.estimated_rows.max(0.0) as u64);
         }
         let copy = SnapshotCopy {
             info: &self.info,
@@ -197,9 +190,9 @@ impl PgSource {
             chunk_rows: self.config.snapshot.chunk_rows,
             consistent_at: None,
         };
-        let rows = copy.run(&with_schemas, events).await?;
+        let rows = copy.run(&with_schemas, &ctx.events).await?;
         tracing::info!(rows, tables = tables.len(), "initial copy complete");
-        send(events, SourceEvent::SnapshotDone { position: Position(lsn.to_string()) }).await?;
+        ctx.send(SourceEvent::SnapshotDone { position: lsn.to_position() }).await?;
         Ok((lsn, with_schemas))
     }
 
@@ -213,8 +206,9 @@ impl PgSource {
         stream: &mut ReplicationStream,
         slot: &str,
         publication: &str,
+        ctx: &SourceContext,
     ) -> Result<(), PgError> {
-        self.note_retained_wal(sql, slot).await;
+        self.note_retained_wal(sql, slot, &ctx.progress).await;
         let now = self.matching_tables(sql).await?;
         let published = publication::published_oids(sql, publication).await?;
         let (mut new, stale) = reconcile(streamer, &now, &published);
@@ -224,16 +218,10 @@ impl PgSource {
         warn_without_identity(&new);
         publication::sync_publications(sql, publication, &now).await?;
         // Tables the operator asked to copy again (`zetl resync`) take the same path.
-        for id in self.take_resync_requests() {
-            match now.iter().find(|t| t.id == id) {
-                Some(t) if !new.iter().any(|n| n.id == id) => {
-                    tracing::info!(table = %id, "resync: copying the table again");
-                    new.push(t.clone());
-                }
-                Some(_) => {}
-                None => {
-                    tracing::warn!(table = %id, "resync requested for a table this integration does not replicate")
-                }
+        for id in ctx.take_resync_requests(|id| now.iter().any(|t| &t.id == id)) {
+            if let Some(t) = now.iter().find(|t| t.id == id).filter(|_| !new.iter().any(|n| n.id == id)) {
+                tracing::info!(table = %id, "resync: copying the table again");
+                new.push(t.clone());
             }
         }
         if !new.is_empty() {
@@ -257,11 +245,11 @@ impl PgSource {
 
     /// WAL the slot holds, for the `zetl_source_retained_bytes` metric. A failed look-up only
     /// leaves the metric as it was.
-    async fn note_retained_wal(&self, sql: &Client, slot: &str) {
+    async fn note_retained_wal(&self, sql: &Client, slot: &str, progress: &Progress) {
         let q = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1";
         if let Ok(Some(row)) = sql.query_opt(q, &[&slot]).await {
             let bytes = row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64;
-            self.progress.retained_log_bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
+            progress.retained_log_bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -311,7 +299,7 @@ impl PgSource {
             snapshot: &snapshot,
             parallelism: 1,
             chunk_rows: u64::MAX,
-            consistent_at: Some(Position(lsn.to_string())),
+            consistent_at: Some(lsn.to_position()),
         };
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {

@@ -1,12 +1,11 @@
 //! `zetl check`: every prerequisite, one line each, nothing changed.
 
+use crate::registry;
 use anyhow::Result;
 use std::path::Path;
 use zetl_core::check::Outcome;
-use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
-use zetl_mysql::MySource;
-use zetl_postgres::conninfo::ConnInfo;
-use zetl_postgres::PgSource;
+use zetl_core::config::{Config, Integration};
+use zetl_core::source::CheckEnv;
 
 struct Report {
     failed: usize,
@@ -31,61 +30,30 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
     let integration = config.integration(name)?;
     let mut report = Report { failed: 0 };
     report.line(true, "config", &format!("{} (integration `{}`)", config.file.display(), integration.name));
-    let verdicts = match &integration.source {
-        SourceConfig::Postgres(pg) => match PgSource::new(&integration.name, pg.clone(), integration.tables.clone()) {
-            Err(e) => Err(e.to_string()),
-            Ok(source) => Ok(source.check(&slots_of(&config)).await),
-        },
-        SourceConfig::Mysql(my) => match MySource::new(&integration.name, my.clone(), integration.tables.clone()) {
-            Err(e) => Err(e.to_string()),
-            Ok(source) => Ok(zetl_mysql::check(&source, stored_position(integration).await.as_deref()).await),
-        },
-        SourceConfig::Dynamodb(dynamo) => {
-            let stored = stored_position(integration).await;
-            Ok(crate::dynamo::check(dynamo, integration.tables.clone(), stored.as_deref()).await)
-        }
-    };
-    match verdicts {
-        Err(e) => report.line(false, "source url", &e),
-        Ok(verdicts) => {
-            for (outcome, what, detail) in verdicts {
+    match registry::source(integration) {
+        Err(e) => report.line(false, "source", &e.to_string()),
+        Ok(source) => {
+            let env = CheckEnv {
+                stored_position: stored_position(integration).await,
+                reserved_in_file: reserved_in(&config),
+            };
+            for (outcome, what, detail) in source.check(&env).await {
                 report.line(outcome, &what, &detail);
             }
         }
     }
-    let (target_ok, detail) = match &integration.target {
-        TargetConfig::Duckdb(duck) => match duck.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(dir) if !dir.is_dir() => (false, format!("the directory of {} does not exist", duck.path.display())),
-            _ => (true, format!("DuckDB file {}", duck.path.display())),
-        },
-        TargetConfig::Postgres(pg) => match ConnInfo::from_url(pg.url.expose()) {
-            Err(e) => (false, e.to_string()),
-            Ok(info) => match info.connect_sql().await {
-                Ok(_) => (true, format!("PostgreSQL {info:?}")),
-                Err(e) => (false, e.to_string()),
-            },
-        },
-    };
-    report.line(target_ok, "target", &detail);
+    let (outcome, what, detail) = registry::check_target(integration).await;
+    report.line(outcome, &what, &detail);
     Ok(if report.failed == 0 { 0 } else { crate::EXIT_CHECK })
 }
 
 /// The position stored at the target, when the target can be read (not while zetl runs).
 async fn stored_position(integration: &Integration) -> Option<String> {
     let owned = integration.clone();
-    tokio::task::spawn_blocking(move || crate::target::read_status(&owned)).await.ok().and_then(Result::ok)?.position
+    tokio::task::spawn_blocking(move || registry::read_status(&owned)).await.ok().and_then(Result::ok)?.position
 }
 
-/// The slot of every integration in the file.
-fn slots_of(config: &Config) -> Vec<String> {
-    config
-        .integrations
-        .iter()
-        .filter_map(|i| match &i.source {
-            SourceConfig::Postgres(pg) => {
-                PgSource::new(&i.name, pg.clone(), i.tables.clone()).ok().map(|s| s.slot_name())
-            }
-            SourceConfig::Mysql(_) | SourceConfig::Dynamodb(_) => None,
-        })
-        .collect()
+/// What every integration in the file reserves on its source (PostgreSQL: its slot).
+fn reserved_in(config: &Config) -> Vec<String> {
+    config.integrations.iter().filter_map(|i| registry::source(i).ok()).flat_map(|s| s.reserved_names()).collect()
 }

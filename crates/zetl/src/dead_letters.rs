@@ -2,7 +2,7 @@
 //! dead_letter), and applying them again once their cause is fixed. A letter superseded by a
 //! later change to its key is shown as such and never applied.
 
-use crate::target::{list_dead_letters, replay_dead_letters};
+use crate::registry;
 use anyhow::{Context, Result};
 use std::path::Path;
 use zetl_core::apply::DeadLetter;
@@ -10,7 +10,7 @@ use zetl_core::config::Config;
 
 pub async fn list(config: &Path, name: Option<&str>) -> Result<u8> {
     let integration = Config::load(config)?.integration(name)?.clone();
-    let letters = tokio::task::spawn_blocking(move || list_dead_letters(&integration))
+    let letters = tokio::task::spawn_blocking(move || registry::target(&integration)?.list_dead_letters())
         .await
         .context("reading dead letters")??;
     if letters.is_empty() {
@@ -30,9 +30,11 @@ pub async fn list(config: &Path, name: Option<&str>) -> Result<u8> {
 pub async fn replay(config: &Path, name: Option<&str>, ids: Vec<i64>) -> Result<u8> {
     let integration = Config::load(config)?.integration(name)?.clone();
     let (done, failed, superseded) = tokio::task::spawn_blocking(move || {
-        let (done, failed) = replay_dead_letters(&integration, &ids)?;
+        let mut target = registry::target(&integration)?;
+        let (done, failed) = target.replay_dead_letters(&ids)?;
         // The ones this replay skipped (or asked for) because a later change made them stale.
-        let superseded: Vec<DeadLetter> = list_dead_letters(&integration)?
+        let superseded: Vec<DeadLetter> = target
+            .list_dead_letters()?
             .into_iter()
             .filter(|d| d.superseded_at.is_some() && (ids.is_empty() || ids.contains(&d.id)))
             .collect();

@@ -1,47 +1,33 @@
-//! `zetl drop`: removes an integration's slot and publications from the source, after the
-//! user confirms, so a retired integration stops holding WAL. The target is left as it is.
+//! `zetl drop`: removes what an integration holds on its source (PostgreSQL: its slot and
+//! publications), after the user confirms, so a retired integration stops holding WAL. The
+//! target is left as it is.
 
+use crate::registry;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Write};
 use std::path::Path;
-use zetl_core::config::{Config, SourceConfig};
-use zetl_postgres::PgSource;
+use zetl_core::config::Config;
+use zetl_core::source::Holdings;
 
 pub async fn drop(config: &Path, name: Option<&str>, yes: bool) -> Result<u8> {
     let config = Config::load(config)?;
     let integration = config.integration(name)?;
-    let pg = match &integration.source {
-        SourceConfig::Postgres(pg) => pg,
-        SourceConfig::Mysql(_) => {
-            // A binlog reader holds nothing on the server: binlogs expire by the server's own
-            // retention whether anyone reads them or not.
-            println!(
-                "nothing to drop: integration `{}` reads the binlog as a replica and holds nothing on the source",
-                integration.name
-            );
+    let source = registry::source(integration)?;
+    let holdings = source.holdings().await.context("looking up what the integration holds on the source")?;
+    let (place, items) = match &holdings {
+        Holdings::NothingByDesign(why) => {
+            println!("nothing to drop: integration `{}` holds nothing on the source ({why})", integration.name);
             return Ok(0);
         }
-        SourceConfig::Dynamodb(_) => {
-            // A stream reader holds nothing: DynamoDB keeps 24 hours of stream whoever reads it.
-            println!(
-                "nothing to drop: integration `{}` reads DynamoDB Streams and holds nothing on the source",
-                integration.name
-            );
+        Holdings::Held { items, .. } if items.is_empty() => {
+            println!("nothing to drop: integration `{}` holds nothing on the source", integration.name);
             return Ok(0);
         }
+        Holdings::Held { place, items } => (place, items),
     };
-    let source = PgSource::new(&integration.name, pg.clone(), integration.tables.clone())?;
-    let plan = source.retirement().await.context("looking up the integration's slot and publications")?;
-    if plan.slot.is_none() && plan.publications.is_empty() {
-        println!("nothing to drop: integration `{}` holds no slot or publication on the source", integration.name);
-        return Ok(0);
-    }
-    println!("integration `{}` holds on {:?}:", integration.name, source.conn_info());
-    if let Some(slot) = &plan.slot {
-        println!("  replication slot  {slot}");
-    }
-    for p in &plan.publications {
-        println!("  publication       {p}");
+    println!("integration `{}` holds on {place}:", integration.name);
+    for held in items {
+        println!("  {:<18}{}", held.kind, held.name);
     }
     if !yes {
         print!("drop them? the integration can then only start over with a full copy. type its name to confirm: ");
@@ -52,7 +38,7 @@ pub async fn drop(config: &Path, name: Option<&str>, yes: bool) -> Result<u8> {
             bail!("not confirmed; nothing dropped");
         }
     }
-    source.retire(&plan).await?;
+    source.release(&holdings).await?;
     println!("dropped. The target still holds the tables and its _zetl rows for `{}`.", integration.name);
     Ok(0)
 }

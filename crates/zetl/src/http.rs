@@ -28,7 +28,7 @@ pub struct Endpoint {
     pub progress: Arc<Progress>,
     pub ready_max_lag_seconds: f64,
     /// `POST /resync?table=schema.name&…` queues tables here for the source.
-    pub resync: zetl_postgres::ResyncRequests,
+    pub resync: zetl_core::source::ResyncRequests,
     /// `metrics.token`: when set, `POST /resync` must carry it as `Authorization: Bearer …`.
     pub token: Option<Secret>,
 }

@@ -6,14 +6,13 @@
 mod check;
 mod dead_letters;
 mod drop;
-mod dynamo;
 mod failure;
 mod http;
 mod logging;
+mod registry;
 mod resync;
 mod run;
 mod status;
-mod target;
 mod tty;
 
 use clap::{Parser, Subcommand, ValueEnum};

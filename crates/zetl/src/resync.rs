@@ -4,12 +4,13 @@
 //! the new copy replaces the old one in a single target transaction.
 
 use crate::http::REQUEST_HEADER;
-use crate::target;
+use crate::registry;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zetl_core::config::{Config, Secret};
+use zetl_core::source::Failed;
 use zetl_core::TableId;
 
 pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Result<u8> {
@@ -38,12 +39,18 @@ pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Res
         }
     }
     let (owned, wanted) = (integration.clone(), ids.clone());
-    let unknown: Vec<String> = tokio::task::spawn_blocking(move || target::request_resync(&owned, &wanted))
-        .await
-        .context("marking tables")??
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let unknown: Vec<String> = tokio::task::spawn_blocking(move || {
+        let mut target = registry::target(&owned)?;
+        let mut unknown = Vec::new();
+        for t in wanted {
+            if !target.request_resync(&t)? {
+                unknown.push(t.to_string());
+            }
+        }
+        Ok::<_, Failed>(unknown)
+    })
+    .await
+    .context("marking tables")??;
     if !unknown.is_empty() {
         bail!("integration `{}` has not copied {}; nothing to resync there", integration.name, unknown.join(", "));
     }
@@ -57,7 +64,9 @@ pub async fn resync_all(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
     let integration = config.integration(name)?.clone();
     let label = integration.name.clone();
-    tokio::task::spawn_blocking(move || target::forget_position(&integration)).await.context("resetting")??;
+    tokio::task::spawn_blocking(move || registry::target(&integration)?.forget_position())
+        .await
+        .context("resetting")??;
     println!("integration `{label}` copies everything again at its next `zetl run`");
     Ok(0)
 }

@@ -3,7 +3,7 @@
 //! the same path a restart after kill -9 takes.
 
 use crate::failure::Failure;
-use crate::http;
+use crate::{http, registry};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,15 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use zetl_core::channel;
-use zetl_core::config::{Config, Integration, SourceConfig, TargetConfig};
+use zetl_core::config::{Config, Integration};
 use zetl_core::pipeline::{Progress, Writer, CHANNEL_BYTES};
-use zetl_core::source::{ResyncRequests, StartState};
+use zetl_core::source::{Failed, ResyncRequests, SourceContext, TargetState};
 use zetl_core::target::Target;
 use zetl_core::{Phase, TableId, TableState};
-use zetl_duckdb::DuckdbTarget;
-use zetl_mysql::MySource;
-use zetl_pg_target::PgTarget;
-use zetl_postgres::PgSource;
 
 pub async fn run(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
@@ -80,38 +76,12 @@ async fn run_once(
     progress: Arc<Progress>,
     resync: ResyncRequests,
 ) -> Result<(), Failure> {
-    let (name, apply) = (integration.name.clone(), integration.apply.clone());
     // Targets block (PostgreSQL's runs a runtime of its own): opened off the async threads.
-    match integration.target.clone() {
-        TargetConfig::Duckdb(duck) => {
-            let target = tokio::task::spawn_blocking(move || {
-                DuckdbTarget::open_with_memory(&duck.path, &name, Some(&duck.memory_limit))
-                    .map(|t| t.with_apply_policy(apply))
-            })
-            .await
-            .context("opening the target")?
-            .map_err(|e| Failure::of(e).context("opening the target"))?;
-            run_with(integration, target, stop, progress, resync).await
-        }
-        TargetConfig::Postgres(pg) => {
-            let target = tokio::task::spawn_blocking(move || {
-                PgTarget::connect(pg.url.expose(), &name, pg.schemas).map(|t| t.with_apply_policy(apply))
-            })
-            .await
-            .context("opening the target")?
-            .map_err(|e| Failure::of(e).context("opening the target"))?;
-            run_with(integration, target, stop, progress, resync).await
-        }
-    }
-}
-
-async fn run_with<T: Target + 'static>(
-    integration: &Integration,
-    target: T,
-    stop: watch::Receiver<bool>,
-    progress: Arc<Progress>,
-    resync: ResyncRequests,
-) -> Result<(), Failure> {
+    let owned = integration.clone();
+    let target = tokio::task::spawn_blocking(move || registry::target(&owned))
+        .await
+        .context("opening the target")?
+        .map_err(|e| Failure::of(e).context("opening the target"))?;
     let filter = integration.tables.clone();
     let (target, checkpoint, copied) = tokio::task::spawn_blocking(move || {
         let mut target = target;
@@ -131,7 +101,7 @@ async fn run_with<T: Target + 'static>(
             }
             target.mark_tables(&excluded, TableState::Excluded, Some("out of the integration's table filters"))?;
         }
-        Ok::<_, T::Error>((target, checkpoint, copied))
+        Ok::<_, Failed>((target, checkpoint, copied))
     })
     .await
     .context("reading the target's state")?
@@ -155,26 +125,11 @@ async fn run_with<T: Target + 'static>(
     let reporter = tokio::spawn(report(progress.clone()));
     let live_line = crate::tty::active().then(|| tokio::spawn(crate::tty::show_copy_progress(progress.clone())));
 
-    let start = StartState { checkpoint, copied };
-    let (name, tables) = (&integration.name, integration.tables.clone());
-    let source_result: Result<(), Failure> = match &integration.source {
-        SourceConfig::Postgres(pg) => match PgSource::new(name, pg.clone(), tables) {
-            Ok(source) => {
-                let source = source.with_progress(progress.clone()).with_resync_requests(resync);
-                source.run(start, events_tx, acks_rx, stop).await.map_err(Failure::of)
-            }
-            Err(e) => Err(Failure::of(e)),
-        },
-        SourceConfig::Mysql(my) => match MySource::new(name, my.clone(), tables) {
-            Ok(source) => {
-                let source = source.with_progress(progress.clone()).with_resync_requests(resync);
-                source.run(start, events_tx, acks_rx, stop).await.map_err(Failure::of)
-            }
-            Err(e) => Err(Failure::of(e)),
-        },
-        SourceConfig::Dynamodb(dynamo) => {
-            crate::dynamo::run(dynamo, tables, progress.clone(), start, events_tx, stop).await
-        }
+    let state = TargetState { checkpoint, copied };
+    let ctx = SourceContext { events: events_tx, acks: acks_rx, stop, progress: progress.clone(), resync };
+    let source_result = match registry::source(integration) {
+        Ok(source) => source.run(state, ctx).await.map_err(Failure::of),
+        Err(e) => Err(Failure::of(e)),
     };
     reporter.abort();
     if let Some(line) = live_line {

@@ -1,18 +1,19 @@
 //! `zetl status`: what the target's `_zetl` schema says, plus the source's current position.
 
+use crate::registry;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
-use zetl_core::config::{Config, Integration, SourceConfig};
-use zetl_mysql::MySource;
-use zetl_postgres::lsn::Lsn;
-use zetl_postgres::PgSource;
+use zetl_core::config::{Config, Integration};
+use zetl_core::status::TargetStatus;
 
 /// `status --json` is a stable contract (docs/operations.md): fields are only ever added.
 struct Status {
     integration: String,
-    target: Result<zetl_duckdb::status::TargetStatus, String>,
+    target: Result<TargetStatus, String>,
     source_position: Result<String, String>,
+    /// Log bytes from the target's position to the source's, where the source counts in bytes.
+    lag_bytes: Option<u64>,
     /// What a running `zetl run` reports on its metrics endpoint (the DuckDB file is locked
     /// while it runs).
     running: Option<Running>,
@@ -27,12 +28,6 @@ struct Running {
 }
 
 impl Status {
-    fn lag_bytes(&self) -> Option<u64> {
-        let target = self.target.as_ref().ok()?.position.as_deref().and_then(Lsn::parse)?;
-        let source = self.source_position.as_deref().ok().and_then(Lsn::parse)?;
-        Some(source.0.saturating_sub(target.0))
-    }
-
     fn to_json(&self) -> String {
         use serde_json::{json, Value};
         let (phase, position, updated_at, tables, target_error) = match &self.target {
@@ -74,7 +69,7 @@ impl Status {
             "source_position": self.source_position.as_ref().ok(),
             "source_error": self.source_position.as_ref().err(),
             "target_error": target_error,
-            "lag_bytes": self.lag_bytes(),
+            "lag_bytes": self.lag_bytes,
             "tables": tables,
         })
         .to_string()
@@ -103,7 +98,7 @@ impl Status {
             Ok(p) => out += &format!("source at    {p}\n"),
             Err(e) => out += &format!("source       unavailable: {e}\n"),
         }
-        if let Some(lag) = self.lag_bytes() {
+        if let Some(lag) = self.lag_bytes {
             out += &format!("lag          {lag} bytes of WAL\n");
         }
         if let Ok(t) = &self.target {
@@ -141,27 +136,21 @@ pub async fn status(config: &Path, name: Option<&str>, json: bool, watch: bool) 
 
 async fn collect(integration: &Integration) -> Result<Status> {
     let owned = integration.clone();
-    let target = tokio::task::spawn_blocking(move || crate::target::read_status(&owned))
+    let target = tokio::task::spawn_blocking(move || registry::read_status(&owned))
         .await
         .context("reading the target")?
         .map_err(|e| format!("{e:#}"));
-    let (name, tables) = (&integration.name, integration.tables.clone());
-    let source_position = match &integration.source {
-        SourceConfig::Postgres(pg) => {
-            let source = PgSource::new(name, pg.clone(), tables).context("source config")?;
-            source.current_position().await.map_err(|e| e.to_string())
-        }
-        SourceConfig::Mysql(my) => {
-            let source = MySource::new(name, my.clone(), tables).context("source config")?;
-            source.current_position().await.map_err(|e| e.to_string())
-        }
-        SourceConfig::Dynamodb(dynamo) => crate::dynamo::current_position(dynamo, tables).await,
+    let source = registry::source(integration).context("source config")?;
+    let source_position = source.current_position().await.map_err(|e| e.to_string());
+    let lag_bytes = match (&target, &source_position) {
+        (Ok(TargetStatus { position: Some(at), .. }), Ok(now)) => source.bytes_between(at, now),
+        _ => None,
     };
     let running = match (&target, integration.metrics_listen) {
         (Err(_), Some(addr)) => scrape(addr, &integration.name).await,
         _ => None,
     };
-    Ok(Status { integration: integration.name.clone(), target, source_position, running })
+    Ok(Status { integration: integration.name.clone(), target, source_position, lag_bytes, running })
 }
 
 /// Reads phase and lag from a running process's `/metrics`; `None` when nothing answers.
