@@ -1,29 +1,33 @@
 //! The user's YAML contract (see docs/configuration.md). Parsed with `deny_unknown_fields`
-//! everywhere, then validated once into types that cannot be invalid afterwards.
+//! everywhere, then validated once into types that cannot be invalid afterwards. The source
+//! and target settings are each crate's own ([`Settings`]); this module keeps the file, its
+//! errors with file:line, and what every integration has.
 
 use crate::apply::{ApplyDoc, ApplyPolicy};
 use crate::envsubst;
 use crate::error::ConfigError;
 use crate::filter::TableFilter;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod secret;
 pub use secret::{redact_url, Secret, SecretUrl};
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDoc {
-    integrations: Vec<IntegrationDoc>,
+#[serde(deny_unknown_fields, bound(deserialize = "S: Settings, T: Settings + Default"))]
+struct FileDoc<S, T> {
+    integrations: Vec<IntegrationDoc<S, T>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IntegrationDoc {
+#[serde(deny_unknown_fields, bound(deserialize = "S: Settings, T: Settings + Default"))]
+struct IntegrationDoc<S, T> {
     name: String,
-    source: SourceConfig,
+    source: S,
     #[serde(default)]
-    target: TargetConfig,
+    target: T,
     #[serde(default)]
     tables: TablesDoc,
     #[serde(default)]
@@ -69,117 +73,6 @@ struct TablesDoc {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum SourceConfig {
-    Postgres(PostgresSourceConfig),
-    Mysql(MysqlSourceConfig),
-    Dynamodb(DynamodbSourceConfig),
-}
-
-/// DynamoDB tables, seeded by a parallel Scan and followed through DynamoDB Streams.
-/// Credentials come from the standard AWS chain (environment, profile, web identity, ECS,
-/// instance metadata), never from this file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DynamodbSourceConfig {
-    /// AWS region; default from the AWS chain (`AWS_REGION`, the profile).
-    pub region: Option<String>,
-    /// Another endpoint than AWS's (a local DynamoDB-compatible server).
-    pub endpoint_url: Option<String>,
-    /// A named profile of the AWS config and credentials files.
-    pub profile: Option<String>,
-    /// How the whole item is kept in the `item` column: `dynamodb` (DynamoDB's typed JSON,
-    /// lossless) or `plain` (ordinary JSON: sets become arrays, binary base64 strings).
-    #[serde(default)]
-    pub item_format: ItemFormat,
-    /// Table name → attribute → type: attributes also kept as typed columns.
-    #[serde(default)]
-    pub columns: std::collections::BTreeMap<String, std::collections::BTreeMap<String, AttributeType>>,
-    #[serde(default)]
-    pub scan: ScanConfig,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemFormat {
-    #[default]
-    Dynamodb,
-    Plain,
-}
-
-/// The type a declared attribute column gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttributeType {
-    /// S, or any scalar as its text.
-    Text,
-    /// N, exact (DynamoDB numbers have up to 38 digits).
-    Number,
-    /// N that is a whole 64-bit number.
-    Integer,
-    /// N as a double.
-    Float,
-    Bool,
-    /// B.
-    Bytes,
-    /// Any attribute as plain JSON.
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScanConfig {
-    /// Parallel Scan segments per table.
-    #[serde(default = "defaults::scan_segments")]
-    pub segments: u32,
-    /// Read capacity units per second the seed may consume per table; 0 is no limit.
-    #[serde(default)]
-    pub read_units_per_second: u32,
-    /// Items per Scan page.
-    #[serde(default = "defaults::scan_page_items")]
-    pub page_items: u32,
-}
-
-impl Default for ScanConfig {
-    fn default() -> Self {
-        Self { segments: defaults::scan_segments(), read_units_per_second: 0, page_items: defaults::scan_page_items() }
-    }
-}
-
-/// MySQL or MariaDB, read through the row binlog.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlSourceConfig {
-    pub url: SecretUrl,
-    /// The replica server id zetl registers with; default derived from the integration name.
-    /// Must differ from every server and replica in the topology.
-    pub server_id: Option<u32>,
-    #[serde(default)]
-    pub snapshot: SnapshotConfig,
-    /// Seconds between heartbeats the server sends while the binlog is idle.
-    #[serde(default = "defaults::heartbeat_secs")]
-    pub heartbeat_secs: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresSourceConfig {
-    pub url: SecretUrl,
-    /// Publication name; default `zetl_<integration>`.
-    pub publication: Option<String>,
-    /// Replication slot name; default `zetl_<integration>`.
-    pub slot: Option<String>,
-    #[serde(default)]
-    pub snapshot: SnapshotConfig,
-    /// Seconds between looks for new tables that match the filters.
-    #[serde(default = "defaults::table_discovery_secs")]
-    pub table_discovery_secs: u64,
-    /// `zetl check` fails when the slot retains more WAL than this (MiB).
-    #[serde(default = "defaults::slot_wal_budget_mb")]
-    pub slot_wal_budget_mb: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotConfig {
     /// Connections copying at once.
@@ -194,42 +87,6 @@ impl Default for SnapshotConfig {
     fn default() -> Self {
         Self { parallelism: defaults::snapshot_parallelism(), chunk_rows: defaults::snapshot_chunk_rows() }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum TargetConfig {
-    Duckdb(DuckdbTargetConfig),
-    Postgres(PostgresTargetConfig),
-}
-
-/// A PostgreSQL database as the warehouse.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresTargetConfig {
-    pub url: SecretUrl,
-    /// Source schema (MySQL: database) → target schema; unlisted ones keep their name.
-    #[serde(default)]
-    pub schemas: std::collections::HashMap<String, String>,
-}
-
-impl Default for TargetConfig {
-    fn default() -> Self {
-        TargetConfig::Duckdb(DuckdbTargetConfig {
-            path: PathBuf::from(defaults::DUCKDB_PATH),
-            memory_limit: defaults::duckdb_memory_limit(),
-        })
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DuckdbTargetConfig {
-    #[serde(default = "defaults::duckdb_path")]
-    pub path: PathBuf,
-    /// DuckDB's `memory_limit` (its buffer pool; beyond it DuckDB spills to disk).
-    #[serde(default = "defaults::duckdb_memory_limit")]
-    pub memory_limit: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,18 +107,11 @@ impl Default for BatchConfig {
 }
 
 mod defaults {
-    pub const DUCKDB_PATH: &str = "warehouse.duckdb";
-    pub fn duckdb_path() -> std::path::PathBuf {
-        DUCKDB_PATH.into()
-    }
     pub fn metrics_listen() -> String {
         "127.0.0.1:9187".into()
     }
     pub fn ready_max_lag_seconds() -> f64 {
         60.0
-    }
-    pub fn duckdb_memory_limit() -> String {
-        "256MB".into()
     }
     pub fn snapshot_parallelism() -> usize {
         std::thread::available_parallelism().map(|n| n.get().clamp(2, 8)).unwrap_or(2)
@@ -269,35 +119,66 @@ mod defaults {
     pub fn snapshot_chunk_rows() -> u64 {
         1_000_000
     }
-    pub fn slot_wal_budget_mb() -> u64 {
-        10 * 1024
-    }
-    pub fn table_discovery_secs() -> u64 {
-        10
-    }
-    pub fn heartbeat_secs() -> u64 {
-        5
-    }
     pub fn batch_max_wait_ms() -> u64 {
         500
-    }
-    pub fn scan_segments() -> u32 {
-        4
-    }
-    pub fn scan_page_items() -> u32 {
-        1000
     }
     pub fn batch_max_bytes() -> usize {
         32 << 20
     }
 }
 
-/// One validated integration.
+/// A source's or a target's own settings, defined by its crate: deserialised from the
+/// integration's `source:` / `target:` mapping (unknown keys refused, with file:line), then
+/// checked by themselves.
+pub trait Settings: DeserializeOwned + Clone + fmt::Debug {
+    fn validate(&self) -> Result<(), ValidationError>;
+}
+
+/// A setting that parsed but breaks a rule: which one (its key under `source:` or
+/// `target:`) and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {constraint}")]
+pub struct ValidationError {
+    pub field: String,
+    pub constraint: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, constraint: impl Into<String>) -> Self {
+        ValidationError { field: field.into(), constraint: constraint.into() }
+    }
+
+    /// The same error for a setting nested under `prefix`.
+    pub fn under(self, prefix: &str) -> Self {
+        ValidationError { field: format!("{prefix}.{}", self.field), ..self }
+    }
+}
+
+impl SnapshotConfig {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.parallelism == 0 || self.parallelism > 64 {
+            return Err(ValidationError::new("snapshot.parallelism", "must be between 1 and 64"));
+        }
+        Ok(())
+    }
+}
+
+/// `url` must use one of `schemes`.
+pub fn require_scheme(url: &SecretUrl, schemes: &[&str]) -> Result<(), ValidationError> {
+    if url.has_scheme(schemes) {
+        return Ok(());
+    }
+    let listed: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+    Err(ValidationError::new("url", format!("must start with {}", listed.join(" or "))))
+}
+
+/// One validated integration: `S` and `T` are the source and target settings of the kinds
+/// this binary was built with (its registry).
 #[derive(Debug, Clone)]
-pub struct Integration {
+pub struct Integration<S, T> {
     pub name: String,
-    pub source: SourceConfig,
-    pub target: TargetConfig,
+    pub source: S,
+    pub target: T,
     pub tables: TableFilter,
     pub batch: BatchConfig,
     /// Where `/metrics` etc. are served; `None` when turned off.
@@ -310,22 +191,23 @@ pub struct Integration {
 }
 
 #[derive(Debug)]
-pub struct Config {
+pub struct Config<S, T> {
     pub file: PathBuf,
-    pub integrations: Vec<Integration>,
+    pub integrations: Vec<Integration<S, T>>,
 }
 
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+impl<S: Settings, T: Settings + Default> Config<S, T> {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { file: path.display().to_string(), cause: source })?;
         Self::parse(path, &text, |name| std::env::var(name).ok())
     }
 
-    pub fn parse(path: &Path, text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn parse(path: &Path, text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let (text, secrets) = envsubst::substitute(path, text, lookup)?;
-        let doc: FileDoc = serde_yaml::from_str(&text).map_err(|e| scrub(syntax_error(&file, &text, &e), &secrets))?;
+        let doc: FileDoc<S, T> =
+            serde_yaml::from_str(&text).map_err(|e| scrub(syntax_error(&file, &text, &e), &secrets))?;
         let invalid = |problem: String| ConfigError::Invalid { file: file.clone(), problem };
         if doc.integrations.is_empty() {
             return Err(invalid("`integrations` is empty: declare at least one".into()));
@@ -338,36 +220,29 @@ impl Config {
                     it.name
                 )));
             }
-            if integrations.iter().any(|i: &Integration| i.name == it.name) {
+            if integrations.iter().any(|i: &Integration<S, T>| i.name == it.name) {
                 return Err(invalid(format!("integration `{}` is declared twice", it.name)));
             }
-            let tables = TableFilter::new(&it.tables.include, &it.tables.exclude)
-                .map_err(|e| invalid(format!("integration `{}`: tables: {e}", it.name)))?;
-            validate_source(&it.source).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
-            if let TargetConfig::Postgres(pg) = &it.target {
-                if !pg.url.has_scheme(&["postgres", "postgresql"]) {
-                    return Err(invalid(format!(
-                        "integration `{}`: target.url must start with postgres:// or postgresql://",
-                        it.name
-                    )));
-                }
-            }
-            let apply =
-                ApplyPolicy::from_doc(it.apply).map_err(|e| invalid(format!("integration `{}`: {e}", it.name)))?;
+            let in_it = |e: String| invalid(format!("integration `{}`: {e}", it.name));
+            let tables =
+                TableFilter::new(&it.tables.include, &it.tables.exclude).map_err(|e| in_it(format!("tables: {e}")))?;
+            it.source.validate().map_err(|e| in_it(e.under("source").to_string()))?;
+            it.target.validate().map_err(|e| in_it(e.under("target").to_string()))?;
+            let apply = ApplyPolicy::from_doc(it.apply).map_err(in_it)?;
             let metrics_listen = match it.metrics.listen.as_str() {
                 "off" | "" => None,
-                addr => Some(addr.parse().map_err(|_| {
-                    invalid(format!("integration `{}`: metrics.listen `{addr}` is not HOST:PORT or `off`", it.name))
-                })?),
+                addr => Some(
+                    addr.parse().map_err(|_| in_it(format!("metrics.listen `{addr}` is not HOST:PORT or `off`")))?,
+                ),
             };
             if let Some(token) = &it.metrics.token {
                 // Never quote the value: it is a secret.
                 if token.is_empty() || !token.is_header_safe() {
-                    return Err(invalid(format!(
-                        "integration `{}`: metrics.token must be non-empty, visible ASCII without spaces \
-                         (it travels in an HTTP header)",
-                        it.name
-                    )));
+                    return Err(in_it(
+                        "metrics.token must be non-empty, visible ASCII without spaces \
+                         (it travels in an HTTP header)"
+                            .into(),
+                    ));
                 }
             }
             integrations.push(Integration {
@@ -384,9 +259,11 @@ impl Config {
         }
         Ok(Config { file: path.to_path_buf(), integrations })
     }
+}
 
+impl<S, T> Config<S, T> {
     /// The integration a command is about: the named one, or the only one.
-    pub fn integration(&self, name: Option<&str>) -> Result<&Integration, ConfigError> {
+    pub fn integration(&self, name: Option<&str>) -> Result<&Integration<S, T>, ConfigError> {
         let file = self.file.display().to_string();
         match name {
             Some(n) => self.integrations.iter().find(|i| i.name == n).ok_or_else(|| ConfigError::Invalid {
@@ -404,47 +281,6 @@ impl Config {
     fn names(&self) -> String {
         self.integrations.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
     }
-}
-
-fn validate_source(source: &SourceConfig) -> Result<(), String> {
-    let snapshot = match source {
-        SourceConfig::Postgres(pg) => {
-            if !pg.url.has_scheme(&["postgres", "postgresql"]) {
-                return Err("source.url must start with postgres:// or postgresql://".into());
-            }
-            &pg.snapshot
-        }
-        SourceConfig::Mysql(my) => {
-            if !my.url.has_scheme(&["mysql", "mariadb"]) {
-                return Err("source.url must start with mysql:// or mariadb://".into());
-            }
-            if my.server_id == Some(0) {
-                return Err("source.server_id must not be 0 (the server refuses replicas without an id)".into());
-            }
-            if my.heartbeat_secs == 0 || my.heartbeat_secs > 3600 {
-                return Err("source.heartbeat_secs must be between 1 and 3600".into());
-            }
-            &my.snapshot
-        }
-        SourceConfig::Dynamodb(d) => {
-            if let Some(url) = &d.endpoint_url {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err("source.endpoint_url must start with http:// or https://".into());
-                }
-            }
-            if d.scan.segments == 0 || d.scan.segments > 1000 {
-                return Err("source.scan.segments must be between 1 and 1000".into());
-            }
-            if d.scan.page_items == 0 {
-                return Err("source.scan.page_items must be at least 1".into());
-            }
-            return Ok(());
-        }
-    };
-    if snapshot.parallelism == 0 || snapshot.parallelism > 64 {
-        return Err("source.snapshot.parallelism must be between 1 and 64".into());
-    }
-    Ok(())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -498,6 +334,43 @@ fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
 mod tests {
     use super::*;
 
+    /// Settings as a source crate defines them.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(tag = "kind", rename_all = "lowercase")]
+    enum Source {
+        Postgres(Pg),
+    }
+
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Pg {
+        url: SecretUrl,
+        #[serde(default)]
+        snapshot: SnapshotConfig,
+    }
+
+    impl Settings for Source {
+        fn validate(&self) -> Result<(), ValidationError> {
+            let Source::Postgres(pg) = self;
+            require_scheme(&pg.url, &["postgres", "postgresql"])?;
+            pg.snapshot.validate()
+        }
+    }
+
+    #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Target {
+        path: Option<String>,
+    }
+
+    impl Settings for Target {
+        fn validate(&self) -> Result<(), ValidationError> {
+            Ok(())
+        }
+    }
+
+    type Config = super::Config<Source, Target>;
+
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("z.yaml"), text, |n| (n == "PW").then(|| "pw".to_string()))
     }
@@ -509,8 +382,18 @@ mod tests {
     fn defaults_fill_what_is_left_out() {
         let c = parse(GOOD).expect("valid");
         let it = c.integration(None).expect("one integration");
-        assert!(matches!(&it.target, TargetConfig::Duckdb(d) if d.path == Path::new("warehouse.duckdb")));
+        assert_eq!(it.target, Target::default());
         assert_eq!(it.batch.max_wait_ms, 500);
+    }
+
+    #[test]
+    fn a_broken_setting_is_named_by_its_key() {
+        let text = GOOD.replace("postgres://", "mysql://");
+        let msg = parse(&text).expect_err("scheme").to_string();
+        assert_eq!(msg, "z.yaml: integration `a`: source.url must start with postgres:// or postgresql://");
+        let text = format!("{GOOD}      snapshot: {{ parallelism: 0 }}\n");
+        let msg = parse(&text).expect_err("parallelism").to_string();
+        assert!(msg.ends_with("source.snapshot.parallelism must be between 1 and 64"), "{msg}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! One DuckDB transaction holds whole source transactions and the checkpoint that covers them.
 
 mod catalog;
+mod config;
 mod ddl;
 pub mod dead_letters;
 mod error;
@@ -13,6 +14,7 @@ mod state;
 pub mod status;
 pub mod types;
 
+pub use config::DuckdbTargetConfig;
 pub use error::DuckdbError;
 
 use duckdb::Connection;

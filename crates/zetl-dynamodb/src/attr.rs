@@ -2,9 +2,9 @@
 //! written as JSON — DynamoDB's typed form or plain — and as typed column values.
 //! Numbers stay the exact decimal text DynamoDB sends (up to 38 digits).
 
+use crate::config::{AttributeType, ItemFormat};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use zetl_core::config::{AttributeType, ItemFormat};
 use zetl_core::json::push_string;
 use zetl_core::Value;
 

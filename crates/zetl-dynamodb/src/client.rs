@@ -1,12 +1,12 @@
 //! The two service clients, built on one HTTP client of our choosing (rustls with ring: the
 //! SDK's default would bring aws-lc, a long C build) and the standard AWS credential chain.
 
+use crate::config::DynamodbSourceConfig;
 use crate::error::DynError;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use std::time::Duration;
-use zetl_core::config::DynamodbSourceConfig;
 
 #[derive(Clone)]
 pub struct Clients {

@@ -5,6 +5,7 @@
 mod attr;
 mod check;
 mod client;
+mod config;
 mod error;
 mod position;
 mod scan;
@@ -13,6 +14,7 @@ mod source;
 mod stream;
 mod table;
 
+pub use config::{AttributeType, DynamodbSourceConfig, ItemFormat, ScanConfig};
 pub use error::DynError;
 pub use source::DynSource;
 pub use table::SCHEMA;

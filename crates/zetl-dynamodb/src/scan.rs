@@ -5,6 +5,7 @@
 
 use crate::attr;
 use crate::client::Clients;
+use crate::config::ScanConfig;
 use crate::error::{api, DynError};
 use crate::table::TableInfo;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -13,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use zetl_core::channel::EventSender;
-use zetl_core::config::ScanConfig;
 use zetl_core::copy_rows::CopyRowsBatcher;
 
 /// Copies every item of `table` (between CopyStart and CopyDone, sent by the caller); returns

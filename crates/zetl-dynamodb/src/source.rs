@@ -2,6 +2,7 @@
 //! target has no copy of (the stream position noted first), then follow the streams.
 
 use crate::client::{self, Clients};
+use crate::config::DynamodbSourceConfig;
 use crate::error::DynError;
 use crate::position::{StreamPos, TablePos};
 use crate::scan;
@@ -11,7 +12,6 @@ use crate::table::{self, TableInfo};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use zetl_core::check::Verdict;
-use zetl_core::config::DynamodbSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{CopiedTable, SourceEvent};

@@ -4,9 +4,9 @@
 
 use crate::attr::{self, Item};
 use crate::client::Clients;
+use crate::config::{AttributeType, DynamodbSourceConfig, ItemFormat};
 use crate::error::{api, DynError};
 use aws_sdk_dynamodb::types::{KeyType, ScalarAttributeType, StreamViewType};
-use zetl_core::config::{AttributeType, DynamodbSourceConfig, ItemFormat};
 use zetl_core::filter::TableFilter;
 use zetl_core::{Column, ColumnType, Row, RowIdentity, TableId, TableSchema, Value};
 

@@ -4,6 +4,7 @@
 use crate::binlog_files::BinlogFiles;
 use crate::catalog::{self, TableInfo};
 use crate::columns::MyTable;
+use crate::config::MysqlSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::error::MyError;
 use crate::flavor::Flavor;
@@ -15,7 +16,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use zetl_core::check::Verdict;
-use zetl_core::config::MysqlSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};

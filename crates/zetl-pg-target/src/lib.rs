@@ -5,6 +5,7 @@
 //! The `Target` surface is blocking (the pipeline runs it on a thread of its own), so the
 //! target owns a single-threaded runtime for its connection.
 
+mod config;
 mod copy_binary;
 mod ddl;
 pub mod dead_letters;
@@ -14,6 +15,7 @@ mod migrate;
 mod state;
 pub mod types;
 
+pub use config::PostgresTargetConfig;
 pub use error::PgTargetError;
 
 use error::SqlContext;

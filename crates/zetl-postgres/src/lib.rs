@@ -1,6 +1,7 @@
 //! PostgreSQL source.
 mod catalog;
 mod check;
+mod config;
 pub mod conninfo;
 mod copy_text;
 mod error;
@@ -19,5 +20,6 @@ mod stream;
 pub mod tls;
 pub mod types;
 pub use check::{Outcome, Verdict};
+pub use config::PostgresSourceConfig;
 pub use error::{chain, transient_sql, PgError};
 pub use source::PgSource;

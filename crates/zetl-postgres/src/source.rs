@@ -2,6 +2,7 @@
 //! the slot's exported snapshot, then the stream; new tables picked up while streaming.
 
 use crate::catalog::{self, quote_ident, TableInfo};
+use crate::config::PostgresSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::error::PgError;
 use crate::lsn::Lsn;
@@ -15,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_postgres::Client;
 use zetl_core::check::Verdict;
-use zetl_core::config::PostgresSourceConfig;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};

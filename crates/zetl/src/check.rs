@@ -1,10 +1,10 @@
 //! `zetl check`: every prerequisite, one line each, nothing changed.
 
 use crate::registry;
+use crate::registry::{Config, Integration};
 use anyhow::Result;
 use std::path::Path;
 use zetl_core::check::Outcome;
-use zetl_core::config::{Config, Integration};
 use zetl_core::source::CheckEnv;
 
 struct Report {

@@ -3,10 +3,10 @@
 //! later change to its key is shown as such and never applied.
 
 use crate::registry;
+use crate::registry::Config;
 use anyhow::{Context, Result};
 use std::path::Path;
 use zetl_core::apply::DeadLetter;
-use zetl_core::config::Config;
 
 pub async fn list(config: &Path, name: Option<&str>) -> Result<u8> {
     let integration = Config::load(config)?.integration(name)?.clone();

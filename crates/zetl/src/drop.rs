@@ -3,10 +3,10 @@
 //! target is left as it is.
 
 use crate::registry;
+use crate::registry::Config;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Write};
 use std::path::Path;
-use zetl_core::config::Config;
 use zetl_core::source::Holdings;
 
 pub async fn drop(config: &Path, name: Option<&str>, yes: bool) -> Result<u8> {

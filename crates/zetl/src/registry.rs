@@ -1,12 +1,61 @@
-//! The one place that turns an integration's configuration into its source and its target: a
-//! new source or target is one line in each function here. Everything else holds them as
-//! `AnySource` and `AnyTarget`.
+//! The one place that knows every kind of source and target: their settings under `kind:` in
+//! the YAML file, and how each is built from them. A new source or target is a variant and a
+//! line in each function here; everything else holds them as `AnySource` and `AnyTarget`.
 
+use serde::Deserialize;
 use zetl_core::any_target::{erase, AnyTarget};
 use zetl_core::check::{Outcome, Verdict};
-use zetl_core::config::{Integration, SourceConfig, TargetConfig};
+use zetl_core::config::{Settings, ValidationError};
 use zetl_core::source::{AnySource, Failed};
 use zetl_core::status::TargetStatus;
+
+pub type Config = zetl_core::config::Config<SourceConfig, TargetConfig>;
+pub type Integration = zetl_core::config::Integration<SourceConfig, TargetConfig>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    Postgres(zetl_postgres::PostgresSourceConfig),
+    Mysql(zetl_mysql::MysqlSourceConfig),
+    /// A build without the `dynamodb` feature (smaller, faster to build) reads `kind: dynamodb`
+    /// as an unknown kind, named with its file:line.
+    #[cfg(feature = "dynamodb")]
+    Dynamodb(zetl_dynamodb::DynamodbSourceConfig),
+}
+
+impl Settings for SourceConfig {
+    fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            SourceConfig::Postgres(c) => c.validate(),
+            SourceConfig::Mysql(c) => c.validate(),
+            #[cfg(feature = "dynamodb")]
+            SourceConfig::Dynamodb(c) => c.validate(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TargetConfig {
+    Duckdb(zetl_duckdb::DuckdbTargetConfig),
+    Postgres(zetl_pg_target::PostgresTargetConfig),
+}
+
+/// An integration without `target:` replicates into a DuckDB file.
+impl Default for TargetConfig {
+    fn default() -> Self {
+        TargetConfig::Duckdb(Default::default())
+    }
+}
+
+impl Settings for TargetConfig {
+    fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            TargetConfig::Duckdb(c) => c.validate(),
+            TargetConfig::Postgres(c) => c.validate(),
+        }
+    }
+}
 
 pub fn source(integration: &Integration) -> Result<Box<dyn AnySource>, Failed> {
     let (name, tables) = (&integration.name, integration.tables.clone());
@@ -17,11 +66,6 @@ pub fn source(integration: &Integration) -> Result<Box<dyn AnySource>, Failed> {
         SourceConfig::Mysql(c) => Box::new(zetl_mysql::MySource::new(name, c.clone(), tables).map_err(Failed::of)?),
         #[cfg(feature = "dynamodb")]
         SourceConfig::Dynamodb(c) => Box::new(zetl_dynamodb::DynSource::new(c.clone(), tables)),
-        #[cfg(not(feature = "dynamodb"))]
-        SourceConfig::Dynamodb(_) => {
-            let error = "this zetl was built without the DynamoDB source: build it with the default features";
-            return Err(Failed { transient: false, error: error.into() });
-        }
     })
 }
 
@@ -69,4 +113,47 @@ pub async fn check_target(integration: &Integration) -> Verdict {
         },
     };
     (Outcome::from(ok), "target".into(), detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(source: &str, target: &str) -> Result<Config, String> {
+        let text = format!("integrations:\n  - name: a\n    source: {source}\n{target}");
+        Config::parse(Path::new("z.yaml"), &text, |_| None).map_err(|e| e.to_string())
+    }
+
+    const PG: &str = "{ kind: postgres, url: \"postgres://u@h/db\" }";
+
+    #[test]
+    fn an_integration_without_a_target_writes_warehouse_duckdb() {
+        let config = parse(PG, "").expect("valid");
+        let TargetConfig::Duckdb(duck) = &config.integrations[0].target else { panic!("not DuckDB") };
+        assert_eq!(duck.path, Path::new("warehouse.duckdb"));
+        assert_eq!(duck.memory_limit, "256MB");
+    }
+
+    #[test]
+    fn each_kind_checks_its_own_settings_and_names_the_key() {
+        let my = "{ kind: mysql, url: \"mysql://u@h/db\", server_id: 0 }";
+        let e = parse(my, "").expect_err("server_id 0");
+        assert!(
+            e.ends_with("integration `a`: source.server_id must not be 0 (the server refuses replicas without an id)"),
+            "{e}"
+        );
+        let target = "    target: { kind: postgres, url: \"mysql://u@h/db\" }\n";
+        let e = parse(PG, target).expect_err("target scheme");
+        assert!(e.ends_with("target.url must start with postgres:// or postgresql://"), "{e}");
+        let e = parse("{ kind: oracle, url: \"x\" }", "").expect_err("unknown kind");
+        assert!(e.starts_with("z.yaml:3:") && e.contains("oracle"), "{e}");
+    }
+
+    #[cfg(feature = "dynamodb")]
+    #[test]
+    fn dynamodb_settings_are_checked_by_their_crate() {
+        let e = parse("{ kind: dynamodb, scan: { segments: 0 } }", "").expect_err("segments");
+        assert!(e.ends_with("source.scan.segments must be between 1 and 1000"), "{e}");
+    }
 }

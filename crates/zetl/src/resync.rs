@@ -5,11 +5,12 @@
 
 use crate::http::REQUEST_HEADER;
 use crate::registry;
+use crate::registry::Config;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zetl_core::config::{Config, Secret};
+use zetl_core::config::Secret;
 use zetl_core::source::Failed;
 use zetl_core::TableId;
 

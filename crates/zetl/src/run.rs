@@ -3,6 +3,7 @@
 //! the same path a restart after kill -9 takes.
 
 use crate::failure::Failure;
+use crate::registry::{Config, Integration};
 use crate::{http, registry};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -12,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use zetl_core::channel;
-use zetl_core::config::{Config, Integration};
 use zetl_core::pipeline::{Progress, Writer, CHANNEL_BYTES};
 use zetl_core::source::{Failed, ResyncRequests, SourceContext, TargetState};
 use zetl_core::target::Target;

@@ -1,10 +1,10 @@
 //! `zetl status`: what the target's `_zetl` schema says, plus the source's current position.
 
 use crate::registry;
+use crate::registry::{Config, Integration};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
-use zetl_core::config::{Config, Integration};
 use zetl_core::status::TargetStatus;
 
 /// `status --json` is a stable contract (docs/operations.md): fields are only ever added.
