@@ -24,6 +24,8 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 2] = [Phase::Snapshotting, Phase::Streaming];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Snapshotting => "snapshotting",
@@ -31,12 +33,15 @@ impl Phase {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "snapshotting" => Some(Phase::Snapshotting),
-            "streaming" => Some(Phase::Streaming),
-            _ => None,
-        }
+    /// A phase as stored; the error names what was found.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| format!("unknown phase `{s}`"))
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -64,6 +69,19 @@ pub enum TableState {
 }
 
 impl TableState {
+    pub const ALL: [TableState; 5] = [
+        TableState::Copying,
+        TableState::Streaming,
+        TableState::ResyncRequested,
+        TableState::ResyncRequired,
+        TableState::Excluded,
+    ];
+
+    /// A table state as stored; the error names what was found.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| format!("unknown table state `{s}`"))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TableState::Copying => "copying",
@@ -72,6 +90,12 @@ impl TableState {
             TableState::ResyncRequired => "resync-required",
             TableState::Excluded => "excluded",
         }
+    }
+}
+
+impl fmt::Display for TableState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The metrics zetl exports, in Prometheus' text exposition format. Names and labels are
 //! documented in docs/operations.md ("Metrics"); keep both in step.
 
-use crate::progress::{Progress, LATENCY_BUCKETS, PHASE_SNAPSHOTTING, PHASE_STREAMING};
+use crate::event::Phase;
+use crate::progress::{Progress, LATENCY_BUCKETS};
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
@@ -78,10 +79,10 @@ pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{integration=\"{it}\"}} {value}");
     }
 
-    let phase = p.phase.load(Ordering::Relaxed);
     let _ = writeln!(out, "# HELP {PHASE} 1 for the phase the integration is in.\n# TYPE {PHASE} gauge");
-    for (name, value) in [("snapshotting", PHASE_SNAPSHOTTING), ("streaming", PHASE_STREAMING)] {
-        let _ = writeln!(out, "{PHASE}{{integration=\"{it}\",phase=\"{name}\"}} {}", u8::from(phase == value));
+    for phase in Phase::ALL {
+        let (name, on) = (phase.as_str(), u8::from(p.phase.is(phase)));
+        let _ = writeln!(out, "{PHASE}{{integration=\"{it}\",phase=\"{name}\"}} {on}");
     }
 
     let tables = p.tables.lock().map(|t| t.clone()).unwrap_or_default();

@@ -23,7 +23,6 @@ pub const CHANNEL_BYTES: usize = 16 << 20;
 const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 pub use crate::progress::Progress;
-use crate::progress::{PHASE_SNAPSHOTTING, PHASE_STREAMING};
 
 pub struct Writer<T: Target> {
     target: T,
@@ -93,7 +92,7 @@ impl<T: Target> Writer<T> {
     pub fn resuming_from(mut self, checkpoint: Option<&Checkpoint>) -> Self {
         if let Some(c) = checkpoint.filter(|c| c.phase == Phase::Streaming) {
             self.position = Some(c.position.clone());
-            self.progress.phase.store(PHASE_STREAMING, Ordering::Relaxed);
+            self.progress.phase.set(Phase::Streaming);
         }
         self
     }
@@ -279,7 +278,7 @@ impl<T: Target> Writer<T> {
     fn phase_for_copy(&mut self) {
         if self.position.is_none() {
             self.phase = Phase::Snapshotting;
-            self.progress.phase.store(PHASE_SNAPSHOTTING, Ordering::Relaxed);
+            self.progress.phase.set(Phase::Snapshotting);
         }
     }
 
@@ -326,7 +325,7 @@ impl<T: Target> Writer<T> {
             p.oldest_pending_commit_us.store(0, Ordering::Relaxed);
         }
         if self.phase == Phase::Streaming {
-            p.phase.store(PHASE_STREAMING, Ordering::Relaxed);
+            p.phase.set(Phase::Streaming);
         }
         self.pending_txns = 0;
         if self.phase == Phase::Streaming {

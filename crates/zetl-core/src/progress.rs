@@ -2,6 +2,7 @@
 //! the progress log and the metrics endpoint. Names of the exported metrics are in `metrics`.
 
 use crate::batch::Batch;
+use crate::event::Phase;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -9,9 +10,28 @@ use std::sync::Mutex;
 /// Upper bounds (seconds) of the apply-latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-pub const PHASE_STARTING: u8 = 0;
-pub const PHASE_SNAPSHOTTING: u8 = 1;
-pub const PHASE_STREAMING: u8 = 2;
+/// The phase a run is in, shared between threads: `None` while it starts.
+#[derive(Debug, Default)]
+pub struct PhaseCell(AtomicU8);
+
+impl PhaseCell {
+    pub fn set(&self, phase: Phase) {
+        self.0.store(phase as u8 + 1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| *p as u8 + 1 == self.0.load(Ordering::Relaxed))
+    }
+
+    pub fn is(&self, phase: Phase) -> bool {
+        self.get() == Some(phase)
+    }
+
+    /// The phase's name, or `starting`.
+    pub fn name(&self) -> &'static str {
+        self.get().map_or("starting", Phase::as_str)
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -26,7 +46,7 @@ pub struct Progress {
     /// Source commit time (µs) of the oldest transaction received but not yet committed at
     /// the target; 0 when the target has everything received.
     pub oldest_pending_commit_us: AtomicI64,
-    pub phase: AtomicU8,
+    pub phase: PhaseCell,
     /// The source's log position as far as zetl has seen it, and the position committed at the
     /// target, in bytes (PostgreSQL: LSNs).
     pub source_log_position: AtomicU64,
@@ -119,14 +139,6 @@ impl Progress {
         let source = self.source_log_position.load(Ordering::Relaxed);
         let target = self.target_log_position.load(Ordering::Relaxed);
         source.saturating_sub(target)
-    }
-
-    pub fn phase_name(&self) -> &'static str {
-        match self.phase.load(Ordering::Relaxed) {
-            PHASE_SNAPSHOTTING => "snapshotting",
-            PHASE_STREAMING => "streaming",
-            _ => "starting",
-        }
     }
 }
 

@@ -92,7 +92,7 @@ pub fn supersede_staged(conn: &Connection, integration: &str, stage: &Stage) -> 
          AND EXISTS (SELECT 1 FROM {staged} AS s WHERE ({new_key}) OR (s._zetl_op = {mv} AND {old_key}))",
         why = literal(LATER_CHANGE),
         staged = stage.sql_name(),
-        mv = crate::stage::OP_MOVE,
+        mv = crate::stage::StagedOp::Move,
     );
     conn.execute(&sql, params![integration, schema.id.schema, schema.id.name])
         .context(|| format!("superseding dead letters of {}", schema.id))

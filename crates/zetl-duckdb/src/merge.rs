@@ -7,7 +7,7 @@ use crate::ddl::qualified;
 use crate::dead_letters;
 use crate::error::{Context, DuckdbError};
 use crate::screen::{screen, Guard};
-use crate::stage::{Stage, OP_DELETE, OP_EXPIRE, OP_MOVE, OP_UPSERT, REMOVES};
+use crate::stage::{Stage, StagedOp, REMOVES};
 use crate::types::{from_wire, ident, to_wire};
 use duckdb::{Connection, OptionalExt};
 use zetl_core::batch::{net_unkeyed, KeyedOp, TableBatch};
@@ -54,10 +54,10 @@ fn apply_keyed(
 ) -> Result<u64, DuckdbError> {
     let schema = &stage.schema;
     let ops = batch.keyed_ops().map(|op| match op {
-        KeyedOp::Upsert(row) => (OP_UPSERT, row, None),
-        KeyedOp::Delete(row) => (OP_DELETE, row, None),
-        KeyedOp::Expire(row) => (OP_EXPIRE, row, None),
-        KeyedOp::Move { row, from } => (OP_MOVE, row, Some(from)),
+        KeyedOp::Upsert(row) => (StagedOp::Upsert, row, None),
+        KeyedOp::Delete(row) => (StagedOp::Delete, row, None),
+        KeyedOp::Expire(row) => (StagedOp::Expire, row, None),
+        KeyedOp::Move { row, from } => (StagedOp::Move, row, Some(from)),
     });
     let unchanged = stage.load(conn, ops)?;
     let target = qualified(&schema.id);
@@ -69,8 +69,8 @@ fn apply_keyed(
         unchanged_without_row(conn, stage, guard, &from_match, &key_match)?;
     }
     for i in &unchanged {
-        fill_unchanged(conn, stage, *i, &from_match, OP_MOVE)?;
-        fill_unchanged(conn, stage, *i, &key_match, OP_UPSERT)?;
+        fill_unchanged(conn, stage, *i, &from_match, StagedOp::Move)?;
+        fill_unchanged(conn, stage, *i, &key_match, StagedOp::Upsert)?;
     }
     // A rejected row leaves the stage before anything is deleted: its key keeps its old row.
     let dead = screen(conn, stage, guard)?;
@@ -81,8 +81,9 @@ fn apply_keyed(
     let replaced = if soft {
         // Deleted keys keep their row, marked; every other touched key gets its new row.
         conn.execute_batch(&format!(
-            "UPDATE {target} AS t SET {MARK_DELETED}, _zetl_expired = (s._zetl_op = {OP_EXPIRE}) \
-             FROM {staged} AS s WHERE {key_match} AND {REMOVES}"
+            "UPDATE {target} AS t SET {MARK_DELETED}, _zetl_expired = (s._zetl_op = {expire}) \
+             FROM {staged} AS s WHERE {key_match} AND {REMOVES}",
+            expire = StagedOp::Expire,
         ))
         .context(|| format!("marking deleted rows of {}", schema.id))?;
         format!(" AND NOT {REMOVES}")
@@ -126,8 +127,10 @@ fn unchanged_without_row(
     let target = qualified(&schema.id);
     let sql = format!(
         "SELECT {key} FROM {staged} AS s WHERE s._zetl_u IS NOT NULL AND ( \
-           (s._zetl_op = {OP_MOVE} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {from_match})) OR \
-           (s._zetl_op = {OP_UPSERT} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match}))) LIMIT 1",
+           (s._zetl_op = {mv} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {from_match})) OR \
+           (s._zetl_op = {upsert} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match}))) LIMIT 1",
+        mv = StagedOp::Move,
+        upsert = StagedOp::Upsert,
         key = crate::screen::key_sql(schema),
         staged = stage.sql_name(),
     );
@@ -150,7 +153,7 @@ fn unchanged_without_row(
 }
 
 /// Takes column `i` from the target's row for staged rows of `op` that left it unchanged.
-fn fill_unchanged(conn: &Connection, stage: &Stage, i: usize, matches: &str, op: u8) -> Result<(), DuckdbError> {
+fn fill_unchanged(conn: &Connection, stage: &Stage, i: usize, matches: &str, op: StagedOp) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let c = &schema.columns[i];
     let n = ident(&c.name);
@@ -202,7 +205,7 @@ pub fn flush_inserts(
     if rows.is_empty() {
         return Ok(0);
     }
-    stage.load(conn, rows.drain(..).map(|r| (OP_UPSERT, r, None)))?;
+    stage.load(conn, rows.drain(..).map(|r| (StagedOp::Upsert, r, None)))?;
     let dead = screen(conn, stage, guard)?;
     insert_staged(conn, stage, "")?;
     stage.clear(conn)?;
@@ -216,7 +219,7 @@ fn remove_rows(conn: &Connection, stage: &Stage, rows: &[&Row], soft: bool) -> R
         return Ok(());
     }
     let schema = &stage.schema;
-    stage.load(conn, rows.iter().map(|r| (OP_DELETE, *r, None)))?;
+    stage.load(conn, rows.iter().map(|r| (StagedOp::Delete, *r, None)))?;
     let target = qualified(&schema.id);
     let cols: Vec<String> = schema
         .columns

@@ -11,17 +11,30 @@ use duckdb::Connection;
 use std::collections::BTreeSet;
 use zetl_core::{Row, TableId, TableSchema, Value};
 
-pub const OP_UPSERT: u8 = 0;
-pub const OP_DELETE: u8 = 1;
-/// An upsert whose unchanged columns come from the row under the old key (`_zetl_from_*`).
-pub const OP_MOVE: u8 = 2;
-/// A delete by the source's time to live.
-pub const OP_EXPIRE: u8 = 3;
+/// What a staged row does to its key; stored in the staging table's `_zetl_op` column and
+/// written into SQL as its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StagedOp {
+    Upsert = 0,
+    Delete = 1,
+    /// An upsert whose unchanged columns come from the row under the old key (`_zetl_from_*`).
+    Move = 2,
+    /// A delete by the source's time to live.
+    Expire = 3,
+}
+
+impl std::fmt::Display for StagedOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", *self as u8)
+    }
+}
+
 /// SQL: the staged row (alias `s`) removes its key.
 pub const REMOVES: &str = "s._zetl_op IN (1, 3)";
 
 /// One row to stage: its op, the row, and for a move the row holding the old key.
-pub type Staged<'a> = (u8, &'a Row, Option<&'a Row>);
+pub type Staged<'a> = (StagedOp, &'a Row, Option<&'a Row>);
 
 pub struct Stage {
     pub name: String,
@@ -81,7 +94,7 @@ impl Stage {
                 let v = from.and_then(|f| f.get(k)).unwrap_or(&Value::Null);
                 values.push(to_db(v, &self.schema.columns[k].ty));
             }
-            values.push(Db::UTinyInt(op));
+            values.push(Db::UTinyInt(op as u8));
             values.push(if mask.is_empty() { Db::Null } else { Db::Text(format!("{mask},")) });
             appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
                 table: self.schema.id.to_string(),
@@ -133,4 +146,14 @@ pub fn append_directly(conn: &Connection, schema: &TableSchema, rows: &[Row]) ->
 /// The key of a row for error messages: `(id=42)`, or the first columns of a keyless row.
 pub fn describe_key(schema: &TableSchema, row: &Row) -> String {
     schema.describe_key(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_names_the_codes_of_delete_and_expire() {
+        assert_eq!(REMOVES, format!("s._zetl_op IN ({}, {})", StagedOp::Delete, StagedOp::Expire));
+    }
 }

@@ -43,8 +43,7 @@ pub fn load_checkpoint(conn: &Connection, integration: &str) -> Result<Option<Ch
         .optional()
         .context(|| "reading the checkpoint".into())?;
     row.map(|(position, phase)| {
-        let phase = Phase::parse(&phase)
-            .ok_or_else(|| DuckdbError::State(format!("unknown phase `{phase}` in _zetl.checkpoints")))?;
+        let phase = Phase::parse(&phase).map_err(|e| DuckdbError::State(format!("{e} in _zetl.checkpoints")))?;
         Ok(Checkpoint { position: Position(position), phase })
     })
     .transpose()

@@ -4,6 +4,7 @@ use crate::error::{Context, DuckdbError};
 use duckdb::{params, AccessMode, Config, Connection, OptionalExt};
 use std::path::Path;
 pub use zetl_core::status::{TableStatus, TargetStatus};
+use zetl_core::{Phase, TableState};
 
 /// Opens the file read-only. DuckDB lets one process write a file, so while `zetl run` holds
 /// it this fails with a lock error the caller reports.
@@ -36,7 +37,7 @@ pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, Duckd
         .optional()
         .context(|| "reading the checkpoint".into())?;
     if let Some((phase, position, at)) = cp {
-        status.phase = Some(phase);
+        status.phase = Some(Phase::parse(&phase).map_err(DuckdbError::State)?);
         status.position = Some(position);
         status.updated_at = Some(at);
     }
@@ -49,16 +50,13 @@ pub fn read_status(path: &Path, integration: &str) -> Result<TargetStatus, Duckd
         .context(|| "reading table state".into())?;
     let rows = stmt
         .query_map(params![integration], |r| {
-            Ok(TableStatus {
-                schema: r.get(0)?,
-                name: r.get(1)?,
-                state: r.get(2)?,
-                rows_copied: r.get(3)?,
-                updated_at: r.get(4)?,
-                reason: r.get(5)?,
-            })
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })
         .context(|| "reading table state".into())?;
-    status.tables = rows.collect::<Result<_, _>>().context(|| "reading table state".into())?;
+    for row in rows {
+        let (schema, name, state, rows_copied, updated_at, reason) = row.context(|| "reading table state".into())?;
+        let state = TableState::parse(&state).map_err(DuckdbError::State)?;
+        status.tables.push(TableStatus { schema, name, state, rows_copied, updated_at, reason });
+    }
     Ok(status)
 }

@@ -14,19 +14,18 @@ pub(crate) async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdi
     let mut out = Vec::new();
     let clients = match crate::client::connect(source.config()).await {
         Ok(c) => c,
-        Err(e) => return vec![(Outcome::Fail, "source".into(), e.to_string())],
+        Err(e) => return vec![Verdict::fail("source".into(), e.to_string())],
     };
     let names = match table::list(&clients, source.filter()).await {
         Ok(names) => {
-            out.push((
-                Outcome::Pass,
+            out.push(Verdict::pass(
                 "source".into(),
                 format!("DynamoDB at {}, {} tables selected", clients.place, names.len()),
             ));
             names
         }
         Err(e) => {
-            out.push((Outcome::Fail, "source".into(), e.to_string()));
+            out.push(Verdict::fail("source".into(), e.to_string()));
             return out;
         }
     };
@@ -36,11 +35,11 @@ pub(crate) async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdi
         let info = match table::describe(&clients, &name, source.config()).await {
             Ok(info) => info,
             Err(e) => {
-                out.push((Outcome::Fail, what, e.to_string()));
+                out.push(Verdict::fail(what, e.to_string()));
                 continue;
             }
         };
-        out.push((Outcome::Pass, what.clone(), "stream with NEW_AND_OLD_IMAGES".into()));
+        out.push(Verdict::pass(what.clone(), "stream with NEW_AND_OLD_IMAGES".into()));
         let Some(pos) = stored.as_ref().and_then(|p| p.tables.get(&name)) else { continue };
         let verdict = if pos.stream != info.stream_arn {
             (Outcome::Fail, "the stream changed since zetl last applied it; run `zetl resync --all`".to_string())
@@ -61,7 +60,7 @@ pub(crate) async fn check(source: &DynSource, stored: Option<&str>) -> Vec<Verdi
                 }
             }
         };
-        out.push((verdict.0, format!("{what} stored position"), verdict.1));
+        out.push(Verdict::new(verdict.0, format!("{what} stored position"), verdict.1));
     }
     out
 }

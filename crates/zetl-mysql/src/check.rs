@@ -5,7 +5,7 @@ use crate::position::BinlogPos;
 use crate::source::MySource;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use zetl_core::check::{Outcome, Verdict};
+use zetl_core::check::Verdict;
 
 /// Below this, a stopped integration soon finds its position purged.
 const MIN_RETENTION_SECS: u64 = 24 * 3600;
@@ -17,20 +17,20 @@ pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdic
     let info = source.conn_info();
     let mut conn = match info.connect().await {
         Ok(c) => {
-            out.push((Outcome::Pass, "source connection".into(), format!("{} as {}", info.addr, info.user)));
+            out.push(Verdict::pass("source connection".into(), format!("{} as {}", info.addr, info.user)));
             c
         }
         Err(e) => {
-            out.push((Outcome::Fail, "source connection".into(), e.to_string()));
+            out.push(Verdict::fail("source connection".into(), e.to_string()));
             return out;
         }
     };
     match catalog::server_info(&mut conn).await {
         Ok(server) => {
-            out.push((Outcome::Pass, "server".into(), server.version.clone()));
+            out.push(Verdict::pass("server".into(), server.version.clone()));
             let setting = |name: &str, value: &str, ok: bool, fix: &str| -> Verdict {
                 let detail = if ok { value.to_string() } else { format!("{value}; {fix}") };
-                (ok.into(), name.to_string(), detail)
+                Verdict::new(ok, name.to_string(), detail)
             };
             let on = if server.log_bin { "ON" } else { "OFF" };
             out.push(setting(
@@ -70,7 +70,7 @@ pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdic
                 server.server_id != 0,
                 "set a non-zero server_id in my.cnf",
             ));
-            out.push((Outcome::Pass, "replica server id".into(), format!("{} (source.server_id)", source.server_id())));
+            out.push(Verdict::pass("replica server id".into(), format!("{} (source.server_id)", source.server_id())));
             if server.log_bin {
                 out.push(retention(&mut conn).await);
                 if let Some(stored) = stored.and_then(BinlogPos::parse) {
@@ -78,12 +78,12 @@ pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdic
                 }
             }
         }
-        Err(e) => out.push((Outcome::Fail, "server settings".into(), e.to_string())),
+        Err(e) => out.push(Verdict::fail("server settings".into(), e.to_string())),
     }
     out.push(grants(&mut conn).await);
     match catalog::list_tables(&mut conn, &source.filter).await {
         Ok(tables) => {
-            out.push(((!tables.is_empty()).into(), "tables".into(), format!("{} match the filters", tables.len())));
+            out.push(Verdict::new(!tables.is_empty(), "tables".into(), format!("{} match the filters", tables.len())));
             let mut keyless = Vec::new();
             for t in &tables {
                 if let Ok(Some(table)) = catalog::table(&mut conn, &t.id).await {
@@ -93,8 +93,7 @@ pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdic
                 }
             }
             if !keyless.is_empty() {
-                out.push((
-                    Outcome::Warn,
+                out.push(Verdict::warn(
                     "primary keys".into(),
                     format!(
                         "{} without a primary key (updates and deletes then match whole rows; add a key): {}",
@@ -104,7 +103,7 @@ pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdic
                 ));
             }
         }
-        Err(e) => out.push((Outcome::Fail, "tables".into(), e.to_string())),
+        Err(e) => out.push(Verdict::fail("tables".into(), e.to_string())),
     }
     out
 }
@@ -114,12 +113,11 @@ pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdic
 async fn stored_position(conn: &mut Conn, stored: &BinlogPos) -> Verdict {
     let files: Vec<(String, u64)> = match conn.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await {
         Ok(rows) => rows.into_iter().filter_map(|r| Some((r.get(0)?, r.get(1)?))).collect(),
-        Err(e) => return (Outcome::Warn, "stored position".into(), format!("cannot list binary logs: {e}")),
+        Err(e) => return Verdict::warn("stored position".into(), format!("cannot list binary logs: {e}")),
     };
     let what = "stored position".to_string();
     match files.iter().position(|(f, _)| f == &stored.file) {
-        None => (
-            Outcome::Fail,
+        None => Verdict::fail(
             what,
             format!("{stored} is no longer on the server: run `zetl resync --all`, then `zetl run`"),
         ),
@@ -127,9 +125,9 @@ async fn stored_position(conn: &mut Conn, stored: &BinlogPos) -> Verdict {
             let behind: u64 = files[i..].iter().map(|(_, size)| size).sum::<u64>().saturating_sub(stored.pos);
             let detail = format!("{stored}, {behind} bytes of binlog behind the server");
             if i == 0 && files.len() > 1 {
-                (Outcome::Warn, what, format!("{detail}; it is in the oldest binlog, which expires first"))
+                Verdict::warn(what, format!("{detail}; it is in the oldest binlog, which expires first"))
             } else {
-                (Outcome::Pass, what, detail)
+                Verdict::pass(what, detail)
             }
         }
     }
@@ -147,22 +145,21 @@ async fn retention(conn: &mut Conn) -> Verdict {
         _ => 0,
     };
     match secs {
-        0 => (Outcome::Pass, "binlog retention".into(), "binlogs are never expired".into()),
-        s if s < MIN_RETENTION_SECS => (
-            Outcome::Warn,
+        0 => Verdict::pass("binlog retention".into(), "binlogs are never expired".into()),
+        s if s < MIN_RETENTION_SECS => Verdict::warn(
             "binlog retention".into(),
             format!("{:.1} h: an integration stopped longer than that must be copied again; raise binlog_expire_logs_seconds", s as f64 / 3600.0),
         ),
-        s => (Outcome::Pass, "binlog retention".into(), format!("{:.1} days (keep lag well below it)", s as f64 / 86_400.0)),
+        s => Verdict::pass("binlog retention".into(), format!("{:.1} days (keep lag well below it)", s as f64 / 86_400.0)),
     }
 }
 
 async fn grants(conn: &mut Conn) -> Verdict {
     match catalog::missing_grants(conn).await {
-        Err(e) => (Outcome::Fail, "grants".into(), format!("cannot read them: {e}")),
+        Err(e) => Verdict::fail("grants".into(), format!("cannot read them: {e}")),
         Ok(missing) if missing.is_empty() => {
-            (Outcome::Pass, "grants".into(), "REPLICATION SLAVE, REPLICATION CLIENT, SELECT".into())
+            Verdict::pass("grants".into(), "REPLICATION SLAVE, REPLICATION CLIENT, SELECT".into())
         }
-        Ok(missing) => (Outcome::Fail, "grants".into(), catalog::grant_fix(&missing)),
+        Ok(missing) => Verdict::fail("grants".into(), catalog::grant_fix(&missing)),
     }
 }

@@ -27,7 +27,7 @@ use zetl_core::apply::{ApplyPolicy, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
 use zetl_core::status::{TableStatus, TargetStatus};
 use zetl_core::target::{Target, TargetAdmin};
-use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState, Value};
+use zetl_core::{Checkpoint, CopiedTable, Phase, Row, TableId, TableSchema, TableState, Value};
 use zetl_postgres::conninfo::ConnInfo;
 
 pub struct PgTarget {
@@ -340,7 +340,8 @@ pub fn read_status(url: &str, integration: &str) -> Result<TargetStatus, PgTarge
             .await
             .ctx(|| "reading the checkpoint".into())?
         {
-            status.phase = Some(r.get(0));
+            let phase: String = r.get(0);
+            status.phase = Some(Phase::parse(&phase).map_err(PgTargetError::State)?);
             status.position = Some(r.get(1));
             status.updated_at = Some(r.get(2));
         }
@@ -352,17 +353,17 @@ pub fn read_status(url: &str, integration: &str) -> Result<TargetStatus, PgTarge
             )
             .await
             .ctx(|| "reading table state".into())?;
-        status.tables = rows
-            .iter()
-            .map(|r| TableStatus {
+        for r in &rows {
+            let state: String = r.get(2);
+            status.tables.push(TableStatus {
                 schema: r.get(0),
                 name: r.get(1),
-                state: r.get(2),
+                state: TableState::parse(&state).map_err(PgTargetError::State)?,
                 rows_copied: r.get(3),
                 updated_at: r.get(4),
                 reason: r.get(5),
-            })
-            .collect();
+            });
+        }
         Ok(status)
     })
 }

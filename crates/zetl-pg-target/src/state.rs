@@ -12,8 +12,7 @@ pub async fn load_checkpoint(c: &Client, integration: &str) -> Result<Option<Che
         .ctx(|| "reading the checkpoint".into())?;
     let Some(row) = row else { return Ok(None) };
     let phase: String = row.get(1);
-    let phase = Phase::parse(&phase)
-        .ok_or_else(|| PgTargetError::State(format!("unknown phase `{phase}` in _zetl.checkpoints")))?;
+    let phase = Phase::parse(&phase).map_err(|e| PgTargetError::State(format!("{e} in _zetl.checkpoints")))?;
     Ok(Some(Checkpoint { position: Position(row.get(0)), phase }))
 }
 

@@ -3,6 +3,7 @@
 
 use crate::error::{PgError, SqlContext};
 use crate::partitions::{self, Leaf};
+use crate::pgoutput::ReplicaIdentity;
 use crate::types::{map_type, parse_text, TypeCatalog};
 use tokio_postgres::Client;
 use zetl_core::filter::TableFilter;
@@ -13,8 +14,7 @@ use zetl_core::{Column, ColumnType, RowIdentity, TableId, TableSchema, Value};
 pub struct TableInfo {
     pub id: TableId,
     pub oid: u32,
-    /// `pg_class.relreplident`: d(efault) n(othing) f(ull) i(ndex).
-    pub replica_identity: u8,
+    pub replica_identity: ReplicaIdentity,
     pub primary_key: Vec<String>,
     pub identity_index: Vec<String>,
     pub partitioned: bool,
@@ -34,10 +34,10 @@ impl TableInfo {
     /// DELETEs, so such tables are published for inserts only (see `publication`).
     pub fn has_identity(&self) -> bool {
         match self.replica_identity {
-            b'f' => true,
-            b'i' => !self.identity_index.is_empty(),
-            b'd' => !self.primary_key.is_empty(),
-            _ => false,
+            ReplicaIdentity::Full => true,
+            ReplicaIdentity::Index => !self.identity_index.is_empty(),
+            ReplicaIdentity::Default => !self.primary_key.is_empty(),
+            ReplicaIdentity::Nothing => false,
         }
     }
 
@@ -52,10 +52,10 @@ impl TableInfo {
             names.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect()
         };
         match self.replica_identity {
-            b'd' => index_of(&self.primary_key).map_or(RowIdentity::None, RowIdentity::Key),
-            b'i' => index_of(&self.identity_index).map_or(RowIdentity::None, RowIdentity::Key),
-            b'f' => index_of(&self.primary_key).map_or(RowIdentity::FullRow, RowIdentity::Key),
-            _ => RowIdentity::None,
+            ReplicaIdentity::Default => index_of(&self.primary_key).map_or(RowIdentity::None, RowIdentity::Key),
+            ReplicaIdentity::Index => index_of(&self.identity_index).map_or(RowIdentity::None, RowIdentity::Key),
+            ReplicaIdentity::Full => index_of(&self.primary_key).map_or(RowIdentity::FullRow, RowIdentity::Key),
+            ReplicaIdentity::Nothing => RowIdentity::None,
         }
     }
 }
@@ -101,7 +101,11 @@ pub async fn list_tables(client: &Client, filter: &TableFilter) -> Result<Vec<Ta
         tables.push(TableInfo {
             id,
             oid: row.get(0),
-            replica_identity: ident.as_bytes().first().copied().unwrap_or(b'd'),
+            replica_identity: ident
+                .as_bytes()
+                .first()
+                .and_then(|c| ReplicaIdentity::from_code(*c))
+                .unwrap_or(ReplicaIdentity::Default),
             primary_key: row.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
             identity_index: row.get::<_, Option<Vec<String>>>(8).unwrap_or_default(),
             partitioned: kind == "p",

@@ -14,23 +14,22 @@ impl PgSource {
         let mut out = Vec::new();
         let sql = match self.conn_info().connect_sql().await {
             Ok(c) => {
-                out.push((Outcome::Pass, "source connection".into(), format!("{:?}", self.conn_info())));
+                out.push(Verdict::pass("source connection".into(), format!("{:?}", self.conn_info())));
                 c
             }
             Err(e) => {
-                out.push((Outcome::Fail, "source connection".into(), e.to_string()));
+                out.push(Verdict::fail("source connection".into(), e.to_string()));
                 return out;
             }
         };
         out.push(match catalog::check_wal_level(&sql).await {
-            Ok(()) => (Outcome::Pass, "wal_level".into(), "logical".into()),
-            Err(e) => (Outcome::Fail, "wal_level".into(), e.to_string()),
+            Ok(()) => Verdict::pass("wal_level".into(), "logical".into()),
+            Err(e) => Verdict::fail("wal_level".into(), e.to_string()),
         });
         out.push(self.check_privileges(&sql).await);
         out.push(match ReplicationConn::connect(self.conn_info()).await {
-            Ok(_) => (Outcome::Pass, "replication connection".into(), String::new()),
-            Err(e) => (
-                Outcome::Fail,
+            Ok(_) => Verdict::pass("replication connection".into(), String::new()),
+            Err(e) => Verdict::fail(
                 "replication connection".into(),
                 format!("{e} (grant REPLICATION to the user and allow it in pg_hba.conf)"),
             ),
@@ -39,7 +38,7 @@ impl PgSource {
         out.extend(self.check_orphan_slots(&sql, known_slots).await);
         match catalog::list_tables(&sql, &self.filter).await {
             Ok(tables) => {
-                out.push((
+                out.push(Verdict::new(
                     Outcome::from(!tables.is_empty()),
                     "tables".into(),
                     match tables.len() {
@@ -49,13 +48,13 @@ impl PgSource {
                 ));
                 out.push(self.check_ownership(&sql, &tables).await);
                 for t in tables.iter().filter(|t| !t.has_identity()) {
-                    out.push((Outcome::Pass, format!("table {}", t.id), format!(
+                    out.push(Verdict::pass(format!("table {}", t.id), format!(
                         "no primary key or replica identity: inserts only (for updates and deletes: ALTER TABLE {} REPLICA IDENTITY FULL)",
                         catalog::quote_table(&t.id)
                     )));
                 }
             }
-            Err(e) => out.push((Outcome::Fail, "tables".into(), e.to_string())),
+            Err(e) => out.push(Verdict::fail("tables".into(), e.to_string())),
         }
         out
     }
@@ -65,17 +64,16 @@ impl PgSource {
                  FROM pg_roles WHERE rolname = current_user";
         match sql.query_one(q, &[]).await {
             Ok(r) if r.get::<_, bool>(0) && r.get::<_, bool>(1) => {
-                (Outcome::Pass, "privileges".into(), "REPLICATION and CREATE (for the publication)".into())
+                Verdict::pass("privileges".into(), "REPLICATION and CREATE (for the publication)".into())
             }
             Ok(r) if !r.get::<_, bool>(0) => {
-                (Outcome::Fail, "privileges".into(), format!("`ALTER ROLE {} REPLICATION`", self.conn_info().user))
+                Verdict::fail("privileges".into(), format!("`ALTER ROLE {} REPLICATION`", self.conn_info().user))
             }
-            Ok(_) => (
-                Outcome::Fail,
+            Ok(_) => Verdict::fail(
                 "privileges".into(),
                 "the user needs CREATE on the database to create the publication".into(),
             ),
-            Err(e) => (Outcome::Fail, "privileges".into(), e.to_string()),
+            Err(e) => Verdict::fail("privileges".into(), e.to_string()),
         }
     }
 
@@ -87,17 +85,17 @@ impl PgSource {
                  AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) ORDER BY 1";
         match sql.query(q, &[&oids]).await {
             Ok(rows) if rows.is_empty() => {
-                (Outcome::Pass, "table ownership".into(), "the user may publish every matching table".into())
+                Verdict::pass("table ownership".into(), "the user may publish every matching table".into())
             }
             Ok(rows) => {
                 let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-                (Outcome::Fail, "table ownership".into(), format!(
+                Verdict::fail("table ownership".into(), format!(
                     "only a table's owner can add it to the publication; not owned by `{}`: {} (grant the owning role to it, or create the publication as the owner and name it in source.publication)",
                     self.conn_info().user,
                     names.join(", ")
                 ))
             }
-            Err(e) => (Outcome::Fail, "table ownership".into(), e.to_string()),
+            Err(e) => Verdict::fail("table ownership".into(), e.to_string()),
         }
     }
 
@@ -116,13 +114,13 @@ impl PgSource {
                         "{detail}, over the budget of {} MiB (source.slot_wal_budget_mb): is zetl running and keeping up? A retired integration's slot is removed with `zetl drop`",
                         budget >> 20
                     );
-                    (Outcome::Fail, "replication slot".into(), fix)
+                    Verdict::fail("replication slot".into(), fix)
                 } else {
-                    (Outcome::Pass, "replication slot".into(), detail)
+                    Verdict::pass("replication slot".into(), detail)
                 }
             }
-            Ok(None) => (Outcome::Pass, "replication slot".into(), format!("`{slot}` will be created by `zetl run`")),
-            Err(e) => (Outcome::Fail, "replication slot".into(), e.to_string()),
+            Ok(None) => Verdict::pass("replication slot".into(), format!("`{slot}` will be created by `zetl run`")),
+            Err(e) => Verdict::fail("replication slot".into(), e.to_string()),
         }
     }
 
@@ -141,10 +139,10 @@ impl PgSource {
                     let fix = format!(
                         "`{name}` belongs to no integration in this file and retains {retained} MiB of WAL; if its integration is retired: SELECT pg_drop_replication_slot('{name}')"
                     );
-                    (Outcome::Warn, "unused slot".into(), fix)
+                    Verdict::warn("unused slot".into(), fix)
                 })
                 .collect(),
-            Err(e) => vec![(Outcome::Warn, "unused slots".into(), e.to_string())],
+            Err(e) => vec![Verdict::warn("unused slots".into(), e.to_string())],
         }
     }
 

@@ -38,9 +38,34 @@ pub struct Relation {
     /// Empty for `pg_catalog`, as the server sends it.
     pub namespace: String,
     pub name: String,
-    /// `b'd'` default, `b'n'` nothing, `b'f'` full, `b'i'` index.
-    pub replica_identity: u8,
+    pub replica_identity: ReplicaIdentity,
     pub columns: Vec<RelationColumn>,
+}
+
+/// What a table's UPDATE and DELETE carry of the old row (`REPLICA IDENTITY`; the catalog's
+/// `pg_class.relreplident` and the Relation message use the same codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaIdentity {
+    /// The primary key (`d`).
+    Default,
+    /// Nothing: the table's UPDATEs and DELETEs are refused once it is published (`n`).
+    Nothing,
+    /// The whole old row (`f`).
+    Full,
+    /// The columns of a chosen unique index (`i`).
+    Index,
+}
+
+impl ReplicaIdentity {
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            b'd' => ReplicaIdentity::Default,
+            b'n' => ReplicaIdentity::Nothing,
+            b'f' => ReplicaIdentity::Full,
+            b'i' => ReplicaIdentity::Index,
+            _ => return None,
+        })
+    }
 }
 
 /// The old row of an Update or Delete: `K` (replica identity key columns only, others null)
@@ -155,6 +180,11 @@ pub enum DecodeError {
         show_byte(.kind)
     )]
     UnknownColumnKind { message: &'static str, kind: u8, offset: usize },
+    #[error(
+        "pgoutput Relation message: unknown replica identity {} at offset {offset} (expected 'd', 'n', 'f' or 'i')",
+        show_byte(.kind)
+    )]
+    UnknownReplicaIdentity { kind: u8, offset: usize },
     #[error("pgoutput {message} message: negative {field} {value} at offset {offset}")]
     NegativeLength { message: &'static str, field: &'static str, value: i32, offset: usize },
     #[error("pgoutput {message} message: {remaining} unexpected trailing bytes at offset {offset}")]
@@ -259,7 +289,10 @@ fn relation(c: &mut Cursor<'_>) -> Result<Relation, DecodeError> {
     let oid = c.u32()?;
     let namespace = c.cstring("relation namespace")?;
     let name = c.cstring("relation name")?;
-    let replica_identity = c.u8()?;
+    let offset = c.pos;
+    let kind = c.u8()?;
+    let replica_identity =
+        ReplicaIdentity::from_code(kind).ok_or(DecodeError::UnknownReplicaIdentity { kind, offset })?;
     let n = c.count16("column count")?;
     // Each column needs at least 10 bytes, so a bogus count cannot make us over-allocate.
     let mut columns = Vec::with_capacity(n.min(c.remaining() / 10));
@@ -476,6 +509,15 @@ mod tests {
         1u8, "id", 23u32, -1i32, 0u8, "amount", 1700u32, NUMERIC_12_2 }
     }
 
+    #[test]
+    fn an_unknown_replica_identity_is_named() {
+        let mut bytes = relation();
+        let at = bytes.iter().position(|b| *b == b'd').expect("the identity byte");
+        bytes[at] = b'x';
+        let e = decode(&bytes, false).expect_err("unknown identity");
+        assert_eq!(e, DecodeError::UnknownReplicaIdentity { kind: b'x', offset: at });
+    }
+
     fn update() -> Vec<u8> {
         msg! { b'U', 16384u32, b'O', 2i16, Txt("1"), b'n',
         b'N', 3i16, Txt("2"), b'u', b'b', 2i32, Raw(&[0, 1]) }
@@ -491,7 +533,7 @@ mod tests {
              "Commit { flags: 0, commit_lsn: 10, end_lsn: 20, commit_time: 30 }"),
             (msg! { b'O', 5u64, "node_a" }, r#"Origin { lsn: 5, name: "node_a" }"#),
             (relation(), "Relation(Relation { oid: 16384, namespace: \"public\", name: \"t\", \
-                replica_identity: 100, columns: [RelationColumn { is_key: true, name: \"id\", \
+                replica_identity: Default, columns: [RelationColumn { is_key: true, name: \"id\", \
                 type_oid: 23, type_modifier: -1 }, RelationColumn { is_key: false, \
                 name: \"amount\", type_oid: 1700, type_modifier: 786438 }] })"),
             (msg! { b'Y', 16400u32, "public", "mood" },

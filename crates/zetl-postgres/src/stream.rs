@@ -5,7 +5,7 @@ use crate::catalog::{self, AddedColumn, TableInfo};
 use crate::copy_text::parse_value;
 use crate::error::PgError;
 use crate::lsn::Lsn;
-use crate::pgoutput::{self, Message, OldTuple, Relation, TupleValue};
+use crate::pgoutput::{self, Message, OldTuple, Relation, ReplicaIdentity, TupleValue};
 use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
 use crate::spill::Spill;
 use crate::types::{map_type, TypeCatalog};
@@ -350,7 +350,7 @@ impl<'a> Streamer<'a> {
                 Column { name: c.name.clone(), ty, source_type, nullable: true }
             })
             .collect();
-        if rel.replica_identity == b'f' {
+        if rel.replica_identity == ReplicaIdentity::Full {
             // REPLICA IDENTITY FULL rows are keyed by the primary key; one added or changed
             // since the table was listed must count from here on, or distinct rows would
             // collapse on the old key.
@@ -483,7 +483,7 @@ impl<'a> Streamer<'a> {
 fn identity_of(rel: &Relation, primary_key: &[String]) -> RowIdentity {
     let flagged: Vec<usize> = rel.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
     match rel.replica_identity {
-        b'f' => {
+        ReplicaIdentity::Full => {
             let pk: Option<Vec<usize>> =
                 primary_key.iter().map(|n| rel.columns.iter().position(|c| &c.name == n)).collect();
             match pk {
@@ -491,7 +491,7 @@ fn identity_of(rel: &Relation, primary_key: &[String]) -> RowIdentity {
                 _ => RowIdentity::FullRow,
             }
         }
-        b'd' | b'i' if !flagged.is_empty() => RowIdentity::Key(flagged),
+        ReplicaIdentity::Default | ReplicaIdentity::Index if !flagged.is_empty() => RowIdentity::Key(flagged),
         _ => RowIdentity::None,
     }
 }

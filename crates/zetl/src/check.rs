@@ -37,13 +37,13 @@ pub async fn check(config: &Path, name: Option<&str>) -> Result<u8> {
                 stored_position: stored_position(integration).await,
                 reserved_in_file: reserved_in(&config),
             };
-            for (outcome, what, detail) in source.check(&env).await {
-                report.line(outcome, &what, &detail);
+            for v in source.check(&env).await {
+                report.line(v.outcome, &v.what, &v.detail);
             }
         }
     }
-    let (outcome, what, detail) = registry::check_target(integration).await;
-    report.line(outcome, &what, &detail);
+    let v = registry::check_target(integration).await;
+    report.line(v.outcome, &v.what, &v.detail);
     Ok(if report.failed == 0 { 0 } else { crate::EXIT_CHECK })
 }
 

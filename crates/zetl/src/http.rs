@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use zetl_core::config::Secret;
 use zetl_core::pipeline::now_us;
-use zetl_core::progress::{Progress, PHASE_STREAMING};
+use zetl_core::progress::Progress;
+use zetl_core::Phase;
 
 /// The header a request that changes something must carry (`zetl resync` sends
 /// `X-Zetl-Request: resync`).
@@ -132,7 +133,7 @@ fn route(request: &Request, e: &Endpoint) -> (&'static str, &'static str, String
         ),
         "/healthz" => ("200 OK", TEXT, "ok\n".into()),
         "/readyz" => {
-            let streaming = e.progress.phase.load(std::sync::atomic::Ordering::Relaxed) == PHASE_STREAMING;
+            let streaming = e.progress.phase.is(Phase::Streaming);
             let lag = e.progress.lag_seconds(now_us());
             if streaming && lag <= e.ready_max_lag_seconds {
                 ("200 OK", TEXT, format!("ready: streaming, lag {lag:.1} s\n"))
@@ -143,7 +144,7 @@ fn route(request: &Request, e: &Endpoint) -> (&'static str, &'static str, String
                     format!("not ready: lag {lag:.1} s over {} s\n", e.ready_max_lag_seconds),
                 )
             } else {
-                ("503 Service Unavailable", TEXT, format!("not ready: {}\n", e.progress.phase_name()))
+                ("503 Service Unavailable", TEXT, format!("not ready: {}\n", e.progress.phase.name()))
             }
         }
         _ => ("404 Not Found", TEXT, "try /metrics, /healthz or /readyz\n".into()),

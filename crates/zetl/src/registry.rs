@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use zetl_core::any_target::{erase, AnyTarget};
-use zetl_core::check::{Outcome, Verdict};
+use zetl_core::check::Verdict;
 use zetl_core::config::{Settings, ValidationError};
 use zetl_core::source::{AnySource, Failed};
 use zetl_core::status::TargetStatus;
@@ -112,7 +112,7 @@ pub async fn check_target(integration: &Integration) -> Verdict {
             },
         },
     };
-    (Outcome::from(ok), "target".into(), detail)
+    Verdict::new(ok, "target".into(), detail)
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ async fn report(progress: Arc<Progress>) {
     loop {
         tick.tick().await;
         tracing::info!(
-            phase = progress.phase_name(),
+            phase = progress.phase.name(),
             changes = progress.changes_applied.load(Ordering::Relaxed),
             transactions = progress.transactions_applied.load(Ordering::Relaxed),
             rows_copied = progress.rows_copied.load(Ordering::Relaxed),

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
 use zetl_core::status::TargetStatus;
+use zetl_core::Phase;
 
 /// `status --json` is a stable contract (docs/operations.md): fields are only ever added.
 struct Status {
@@ -32,7 +33,7 @@ impl Status {
         use serde_json::{json, Value};
         let (phase, position, updated_at, tables, target_error) = match &self.target {
             Ok(t) => (
-                json!(t.phase.clone().unwrap_or_else(|| "new".into())),
+                json!(t.phase.map_or("new", Phase::as_str)),
                 json!(t.position),
                 json!(t.updated_at),
                 Value::Array(
@@ -40,7 +41,7 @@ impl Status {
                         .iter()
                         .map(|x| {
                             json!({
-                                "schema": x.schema, "table": x.name, "state": x.state,
+                                "schema": x.schema, "table": x.name, "state": x.state.as_str(),
                                 "rows_copied": x.rows_copied, "updated_at": x.updated_at, "reason": x.reason,
                             })
                         })
@@ -85,7 +86,7 @@ impl Status {
         }
         match &self.target {
             Ok(t) => {
-                out += &format!("phase        {}\n", t.phase.as_deref().unwrap_or("new (never run)"));
+                out += &format!("phase        {}\n", t.phase.map_or("new (never run)", Phase::as_str));
                 out += &format!(
                     "target at    {} (committed {})\n",
                     t.position.as_deref().unwrap_or("-"),
@@ -169,20 +170,14 @@ async fn scrape(addr: std::net::SocketAddr, integration: &str) -> Option<Running
         let prefix = format!("{name}{label}}}");
         text.lines().find(|l| l.starts_with(&prefix))?.rsplit(' ').next()?.parse().ok()
     };
-    let streaming =
-        text.lines().any(|l| l.starts_with("zetl_phase") && l.contains("phase=\"streaming\"") && l.ends_with(" 1"));
-    let snapshotting =
-        text.lines().any(|l| l.starts_with("zetl_phase") && l.contains("phase=\"snapshotting\"") && l.ends_with(" 1"));
+    let on = |phase: Phase| {
+        let label = format!("phase=\"{phase}\"");
+        text.lines().any(|l| l.starts_with(zetl_core::metrics::PHASE) && l.contains(&label) && l.ends_with(" 1"))
+    };
+    let phase = Phase::ALL.into_iter().find(|p| on(*p)).map_or("starting", Phase::as_str);
     Some(Running {
         url: format!("http://{addr}/metrics"),
-        phase: if streaming {
-            "streaming"
-        } else if snapshotting {
-            "snapshotting"
-        } else {
-            "starting"
-        }
-        .into(),
+        phase: phase.into(),
         lag_seconds: value(zetl_core::metrics::LAG_SECONDS)?,
         lag_bytes: value(zetl_core::metrics::LAG_BYTES).unwrap_or(0.0),
         transactions: value(zetl_core::metrics::TRANSACTIONS_APPLIED).unwrap_or(0.0),

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
-use zetl_core::progress::{Progress, PHASE_SNAPSHOTTING};
+use zetl_core::progress::Progress;
+use zetl_core::Phase;
 
 /// The line as drawn now; empty when none is shown.
 static LINE: OnceLock<Mutex<String>> = OnceLock::new();
@@ -93,7 +94,7 @@ pub async fn show_copy_progress(progress: Arc<Progress>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if progress.phase.load(Ordering::Relaxed) != PHASE_SNAPSHOTTING {
+        if !progress.phase.is(Phase::Snapshotting) {
             clear();
             continue;
         }
