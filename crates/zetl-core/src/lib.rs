@@ -4,6 +4,7 @@
 pub mod any_target;
 pub mod apply;
 pub mod batch;
+pub mod bookkeeping;
 pub mod channel;
 pub mod check;
 pub mod config;

@@ -21,10 +21,11 @@ use duckdb::Connection;
 use error::Context;
 use screen::Guard;
 use stage::Stage;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
+use zetl_core::bookkeeping::Bookkeeping;
 use zetl_core::target::{Target, TargetAdmin};
 use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState, Value};
 
@@ -35,20 +36,9 @@ pub struct DuckdbTarget {
     /// The source schemas stored when the target was opened: what an existing table was
     /// last brought up to, until this run brings it up again (`stages`).
     stored: HashMap<TableId, TableSchema>,
-    copied: HashMap<TableId, u64>,
     next_stage: usize,
     apply: ApplyPolicy,
-    /// Soft-delete tables written in the open transaction: their new rows get the commit's
-    /// position.
-    soft_touched: HashSet<TableId>,
-    /// Dead letters written in the open transaction, and committed ones since opening.
-    dead_pending: u64,
-    dead_committed: u64,
-    /// Tables with dead letters neither replayed nor superseded (a superset after a letter is
-    /// superseded, exact again after a rollback): only their batches pay for superseding.
-    letters_pending: HashSet<TableId>,
-    /// The open transaction superseded letters (their position is set at commit).
-    superseding: bool,
+    books: Bookkeeping,
 }
 
 /// The catalog the target file is attached as.
@@ -83,14 +73,9 @@ impl DuckdbTarget {
             conn,
             integration: integration.to_string(),
             stages: HashMap::new(),
-            copied: HashMap::new(),
             next_stage: 0,
             apply: ApplyPolicy::default(),
-            soft_touched: HashSet::new(),
-            dead_pending: 0,
-            dead_committed: 0,
-            letters_pending,
-            superseding: false,
+            books: Bookkeeping::new(letters_pending),
         })
     }
 
@@ -117,7 +102,7 @@ impl DuckdbTarget {
         Guard {
             integration: &self.integration,
             on_error: self.apply.for_table(table).on_error,
-            letters_pending: self.letters_pending.contains(table),
+            letters_pending: self.books.has_pending_letters(table),
         }
     }
 
@@ -209,34 +194,26 @@ impl Target for DuckdbTarget {
         self.conn
             .execute_batch(&format!("DELETE FROM {}", ddl::qualified(table)))
             .context(|| format!("emptying {table} before the copy"))?;
-        self.copied.insert(table.clone(), 0);
-        if self.letters_pending.contains(table) {
+        if self.books.copy_started(table) {
             dead_letters::supersede_table(&self.conn, &self.integration, table, dead_letters::COPIED)?;
-            self.superseding = true;
         }
         state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, 0)
     }
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), DuckdbError> {
         let stage = self.stage(table)?;
-        if stage::can_append_directly(stage) {
+        let dead = if stage::can_append_directly(stage) {
             stage::append_directly(&self.conn, &stage.schema, rows)?;
+            0
         } else {
-            let dead = merge::flush_inserts(&self.conn, stage, &mut rows.iter().collect(), &self.guard(table))?;
-            self.dead_pending += dead;
-            if dead > 0 {
-                self.letters_pending.insert(table.clone());
-            }
-        }
-        *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
-        if self.soft(table) {
-            self.soft_touched.insert(table.clone());
-        }
+            merge::flush_inserts(&self.conn, stage, &mut rows.iter().collect(), &self.guard(table))?
+        };
+        self.books.wrote(table, rows.len() as u64, dead, self.soft(table));
         Ok(())
     }
 
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), DuckdbError> {
-        self.copied.remove(table);
+        self.books.copy_done(table);
         state::set_table_state(&self.conn, &self.integration, table, TableState::Streaming, rows)?;
         state::set_copied(&self.conn, &self.integration, table, copied)?;
         match self.stages.get(table) {
@@ -248,25 +225,19 @@ impl Target for DuckdbTarget {
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {
         for (table, changes) in &batch.tables {
             let soft = self.soft(table);
-            self.superseding |= self.letters_pending.contains(table);
+            self.books.applying(table);
             let guard = self.guard(table);
             let dead = merge::apply_table(&self.conn, self.stage(table)?, changes, soft, &guard)?;
-            self.dead_pending += dead;
-            if dead > 0 {
-                self.letters_pending.insert(table.clone());
-            }
-            if soft {
-                self.soft_touched.insert(table.clone());
-            }
+            self.books.wrote(table, 0, dead, soft);
         }
         Ok(())
     }
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), DuckdbError> {
-        for (table, rows) in &self.copied {
-            state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, *rows)?;
+        for (table, rows) in self.books.copies() {
+            state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, rows)?;
         }
-        for table in self.soft_touched.drain() {
+        for table in self.books.take_soft_touched() {
             self.conn
                 .execute(
                     &format!("UPDATE {} SET _zetl_position = ? WHERE _zetl_position IS NULL", ddl::qualified(&table)),
@@ -274,27 +245,23 @@ impl Target for DuckdbTarget {
                 )
                 .context(|| format!("recording the source position of {table}'s changes"))?;
         }
-        if self.dead_pending > 0 || self.superseding {
+        if self.books.letters_need_position() {
             dead_letters::set_position(&self.conn, &self.integration, &checkpoint.position)?;
         }
         state::store_checkpoint(&self.conn, &self.integration, checkpoint)?;
         self.conn.execute_batch("COMMIT").context(|| "committing".into())?;
-        self.dead_committed += std::mem::take(&mut self.dead_pending);
-        self.superseding = false;
+        self.books.committed();
         Ok(())
     }
 
     fn dead_letters(&self) -> u64 {
-        self.dead_committed
+        self.books.dead_letters()
     }
 
     fn rollback(&mut self) -> Result<(), DuckdbError> {
-        self.soft_touched.clear();
-        self.dead_pending = 0;
-        self.superseding = false;
         self.conn.execute_batch("ROLLBACK").context(|| "rolling back".into())?;
         // Letters superseded in the undone transaction are pending again.
-        self.letters_pending = dead_letters::pending_tables(&self.conn, &self.integration)?;
+        self.books.rolled_back(dead_letters::pending_tables(&self.conn, &self.integration)?);
         Ok(())
     }
 

@@ -20,11 +20,12 @@ pub use error::PgTargetError;
 
 use error::SqlContext;
 use merge::Stage;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use tokio_postgres::Client;
 use zetl_core::apply::{ApplyPolicy, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
+use zetl_core::bookkeeping::Bookkeeping;
 use zetl_core::status::{TableStatus, TargetStatus};
 use zetl_core::target::{Target, TargetAdmin};
 use zetl_core::{Checkpoint, CopiedTable, Phase, Row, TableId, TableSchema, TableState, Value};
@@ -41,17 +42,8 @@ pub struct PgTarget {
     /// last brought up to, until this run brings it up again (`stages`).
     stored: HashMap<TableId, TableSchema>,
     next_stage: usize,
-    copied: HashMap<TableId, u64>,
     apply: ApplyPolicy,
-    soft_touched: HashSet<TableId>,
-    /// Dead letters written in the open transaction, and committed ones since opening.
-    dead_pending: u64,
-    dead_committed: u64,
-    /// Tables with dead letters neither replayed nor superseded (a superset after a letter is
-    /// superseded, exact again after a rollback): only their batches pay for superseding.
-    letters_pending: HashSet<TableId>,
-    /// The open transaction superseded letters (their position is set at commit).
-    superseding: bool,
+    books: Bookkeeping,
 }
 
 impl PgTarget {
@@ -76,13 +68,8 @@ impl PgTarget {
             stages: HashMap::new(),
             stored,
             next_stage: 0,
-            copied: HashMap::new(),
             apply: ApplyPolicy::default(),
-            soft_touched: HashSet::new(),
-            dead_pending: 0,
-            dead_committed: 0,
-            letters_pending,
-            superseding: false,
+            books: Bookkeeping::new(letters_pending),
         })
     }
 
@@ -211,11 +198,9 @@ impl Target for PgTarget {
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), PgTargetError> {
         self.sql(&format!("DELETE FROM {}", self.target_name(table)))?;
-        self.copied.insert(table.clone(), 0);
-        if self.letters_pending.contains(table) {
+        if self.books.copy_started(table) {
             let why = dead_letters::COPIED;
             self.run(dead_letters::supersede_table(&self.client, &self.integration, table, why))?;
-            self.superseding = true;
         }
         let copying = TableState::Copying;
         self.run(state::set_table_state(&self.client, &self.integration, table, copying, 0, &CopiedTable::default()))
@@ -223,15 +208,12 @@ impl Target for PgTarget {
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), PgTargetError> {
         self.run(merge::copy_rows(&self.client, self.stage(table)?, rows))?;
-        *self.copied.entry(table.clone()).or_default() += rows.len() as u64;
-        if self.soft(table) {
-            self.soft_touched.insert(table.clone());
-        }
+        self.books.wrote(table, rows.len() as u64, 0, self.soft(table));
         Ok(())
     }
 
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), PgTargetError> {
-        self.copied.remove(table);
+        self.books.copy_done(table);
         let (rows, streaming) = (rows as i64, TableState::Streaming);
         let copied = CopiedTable { schema: self.stages.get(table).map(|s| s.schema.clone()), ..copied.clone() };
         self.run(state::set_table_state(&self.client, &self.integration, table, streaming, rows, &copied))
@@ -243,7 +225,7 @@ impl Target for PgTarget {
             let soft = settings.deletes == DeleteMode::Soft;
             let stage = self.stage(table)?;
             let (client, integration) = (&self.client, &self.integration);
-            let pending = self.letters_pending.contains(table);
+            let pending = self.books.has_pending_letters(table);
             let dead = self.run(dead_letters::apply_guarded(
                 client,
                 integration,
@@ -253,25 +235,19 @@ impl Target for PgTarget {
                 settings.on_error,
                 pending,
             ))?;
-            self.superseding |= pending;
-            self.dead_pending += dead;
-            if dead > 0 {
-                self.letters_pending.insert(table.clone());
-            }
-            if soft {
-                self.soft_touched.insert(table.clone());
-            }
+            self.books.applying(table);
+            self.books.wrote(table, 0, dead, soft);
         }
         Ok(())
     }
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), PgTargetError> {
-        for (table, rows) in &self.copied {
-            let rows = *rows as i64;
+        for (table, rows) in self.books.copies() {
+            let rows = rows as i64;
             let (copying, none) = (TableState::Copying, &CopiedTable::default());
             self.run(state::set_table_state(&self.client, &self.integration, table, copying, rows, none))?;
         }
-        for table in std::mem::take(&mut self.soft_touched) {
+        for table in self.books.take_soft_touched() {
             let sql =
                 format!("UPDATE {} SET _zetl_position = $1 WHERE _zetl_position IS NULL", self.target_name(&table));
             self.run(async {
@@ -281,27 +257,24 @@ impl Target for PgTarget {
                     .ctx(|| format!("positioning rows of {table}"))
             })?;
         }
-        if self.dead_pending > 0 || self.superseding {
+        if self.books.letters_need_position() {
             self.run(dead_letters::set_position(&self.client, &self.integration, &checkpoint.position.0))?;
         }
         self.run(state::store_checkpoint(&self.client, &self.integration, checkpoint))?;
         self.sql("COMMIT")?;
-        self.dead_committed += std::mem::take(&mut self.dead_pending);
-        self.superseding = false;
+        self.books.committed();
         Ok(())
     }
 
     fn dead_letters(&self) -> u64 {
-        self.dead_committed
+        self.books.dead_letters()
     }
 
     fn rollback(&mut self) -> Result<(), PgTargetError> {
-        self.soft_touched.clear();
-        self.dead_pending = 0;
-        self.superseding = false;
         self.sql("ROLLBACK")?;
         // Letters superseded in the undone transaction are pending again.
-        self.letters_pending = self.run(dead_letters::pending_tables(&self.client, &self.integration))?;
+        let pending = self.run(dead_letters::pending_tables(&self.client, &self.integration))?;
+        self.books.rolled_back(pending);
         Ok(())
     }
 
