@@ -125,6 +125,33 @@ impl SourceContext {
     }
 }
 
+/// Tables copied while streaming, each with the position its copy is consistent at: the
+/// copy holds every transaction before that position, so the stream skips the table's changes
+/// in those (as PostgreSQL's own table sync does).
+#[derive(Debug)]
+pub struct CopiedAt<P>(HashMap<TableId, P>);
+
+impl<P> Default for CopiedAt<P> {
+    fn default() -> Self {
+        CopiedAt(HashMap::new())
+    }
+}
+
+impl<P: PartialOrd> CopiedAt<P> {
+    pub fn insert(&mut self, table: TableId, at: P) {
+        self.0.insert(table, at);
+    }
+
+    pub fn get(&self, table: &TableId) -> Option<&P> {
+        self.0.get(table)
+    }
+
+    /// Whether the copy of `table` already holds the transaction at `txn`.
+    pub fn holds(&self, table: &TableId, txn: &P) -> bool {
+        self.0.get(table).is_some_and(|at| txn.partial_cmp(at) == Some(std::cmp::Ordering::Less))
+    }
+}
+
 /// What `zetl check` knows besides the source's own configuration.
 #[derive(Default)]
 pub struct CheckEnv {
@@ -267,5 +294,52 @@ impl<S: Source> AnySource for S {
 
     fn release<'a>(&'a self, holdings: &'a Holdings) -> BoxFuture<'a, Result<(), Failed>> {
         Box::pin(async move { Source::release(self, holdings).await.map_err(Failed::of) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+    struct Offset(u64);
+
+    impl fmt::Display for Offset {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{}", self.0)
+        }
+    }
+
+    impl SourcePosition for Offset {
+        const KIND: &'static str = "an offset";
+        fn parse(text: &str) -> Result<Self, String> {
+            text.parse().map(Offset).map_err(|e| format!("{e}"))
+        }
+    }
+
+    fn state(phase: Phase, position: &str) -> TargetState {
+        let checkpoint = Checkpoint { position: Position(position.into()), phase };
+        TargetState { checkpoint: Some(checkpoint), copied: HashMap::new() }
+    }
+
+    #[test]
+    fn only_a_streaming_checkpoint_is_resumed_and_it_must_read_as_the_sources_position() {
+        let start = StartState::<Offset>::read(state(Phase::Streaming, "42")).expect("reads");
+        assert_eq!(start.resume_from, Some(Offset(42)));
+        let start = StartState::<Offset>::read(state(Phase::Snapshotting, "42")).expect("reads");
+        assert_eq!(start.resume_from, None);
+        let e = StartState::<Offset>::read(state(Phase::Streaming, "0/16B3748")).err().expect("not an offset");
+        assert!(e.to_string().starts_with("the position stored at the target, `0/16B3748`, is not an offset"), "{e}");
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn a_copy_holds_the_transactions_before_its_position_only() {
+        let (t, other) = (TableId::new("s", "t"), TableId::new("s", "u"));
+        let mut copied = CopiedAt::default();
+        copied.insert(t.clone(), Offset(10));
+        assert!(copied.holds(&t, &Offset(9)));
+        assert!(!copied.holds(&t, &Offset(10)));
+        assert!(!copied.holds(&other, &Offset(1)));
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use zetl_core::channel::EventSender;
 use zetl_core::filter::TableFilter;
-use zetl_core::source::SourcePosition;
+use zetl_core::source::{CopiedAt, SourcePosition};
 use zetl_core::{Position, SourceEvent, TableId, TableSchema};
 
 /// Why `Streamer::run` returned.
@@ -51,7 +51,7 @@ pub struct Streamer {
     gtid: MariaGtidState,
     /// Tables copied while streaming: their changes in transactions that began before the
     /// copy's position are in the copy already.
-    pub copied_at: HashMap<TableId, BinlogPos>,
+    pub copied_at: CopiedAt<BinlogPos>,
     /// The schema last sent per table.
     pub schemas: HashMap<TableId, MyTable>,
     /// The schemas the target holds (stored with its checkpoint), for tables resumed after a
@@ -131,7 +131,7 @@ impl Streamer {
             side,
             position,
             gtid,
-            copied_at: HashMap::new(),
+            copied_at: CopiedAt::default(),
             schemas: HashMap::new(),
             baseline: HashMap::new(),
             known: HashSet::new(),
@@ -332,11 +332,7 @@ impl Streamer {
     /// Whether a change to `table` belongs in the stream: it is replicated and not already in
     /// a copy made after this transaction began.
     pub(crate) fn wanted(&self, table: &TableId) -> bool {
-        let begin = self.txn.as_ref().map(|t| &t.begin);
-        match (self.copied_at.get(table), begin) {
-            (Some(copied), Some(begin)) => begin.partial_cmp(copied) != Some(std::cmp::Ordering::Less),
-            _ => true,
-        }
+        self.txn.as_ref().is_none_or(|t| !self.copied_at.holds(table, &t.begin))
     }
 
     async fn commit(&mut self, at: &BinlogPos, timestamp: u32) -> Result<Option<Pause>, MyError> {

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 use zetl_core::channel::EventSender;
 use zetl_core::progress::Progress;
+use zetl_core::source::CopiedAt;
 use zetl_core::{Change, ChangeKind, Column, Position, Row, RowIdentity, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
@@ -39,7 +40,7 @@ pub struct Streamer<'a> {
     pub types: TypeCatalog,
     pub tables: HashMap<TableId, TableInfo>,
     /// Tables copied while streaming, with the LSN their copy is consistent at.
-    pub copied_at: HashMap<TableId, Lsn>,
+    pub copied_at: CopiedAt<Lsn>,
     pub events: EventSender,
     relations: HashMap<u32, RelationState>,
     /// Replicated tables the stream cannot carry on with (seen under another name, so changes
@@ -86,7 +87,7 @@ impl<'a> Streamer<'a> {
             sql,
             types,
             tables,
-            copied_at: HashMap::new(),
+            copied_at: CopiedAt::default(),
             events,
             relations: HashMap::new(),
             recopy: HashSet::new(),
@@ -307,11 +308,8 @@ impl<'a> Streamer<'a> {
         let current = self.tables.get(&state.schema.id).is_some_and(|t| t.oid == oid);
         // By table, not by relation: a copy made while streaming (new table, resync) comes
         // after the table's Relation message, which the server does not send again.
-        Ok(match self.copied_at.get(&state.schema.id) {
-            _ if state.ignored.is_some() || !current => None,
-            Some(at) if self.txn_final_lsn < *at => None,
-            _ => Some(state),
-        })
+        let copied = self.copied_at.holds(&state.schema.id, &self.txn_final_lsn);
+        Ok((state.ignored.is_none() && current && !copied).then_some(state))
     }
 
     async fn relation(&mut self, rel: Relation, stream: &mut ReplicationStream) -> Result<(), PgError> {
