@@ -15,19 +15,11 @@ const PASSWORD: &str = "p/a:ss@w?rd#1";
 const ENCODED: &str = "p%2Fa%3Ass%40w%3Frd%231";
 
 fn url(env: &TestEnv, user: &str, params: &str) -> String {
-    format!("postgres://{user}:{ENCODED}@127.0.0.1:{}/zetl{params}", env.pg.port())
+    format!("postgres://{user}:{ENCODED}@127.0.0.1:{}/zetl{params}", env.server.port())
 }
 
 fn config(env: &TestEnv, user: &str, params: &str) -> std::path::PathBuf {
-    let yaml = format!(
-        "integrations:\n  - name: auth\n    source: {{ kind: postgres, url: \"{}\" }}\n    \
-         target: {{ kind: duckdb, path: \"{}\" }}\n    tables: {{ include: [\"public.*\"] }}\n",
-        url(env, user, params),
-        env.duckdb_path().display()
-    );
-    let path = env.scratch.path.join(format!("{user}.yaml"));
-    std::fs::write(&path, yaml).expect("write config");
-    path
+    env.config("auth", &["public.*"]).source("url", url(env, user, params)).write_to(&format!("{user}.yaml"))
 }
 
 fn assert_no_password(text: &str) {
@@ -71,7 +63,7 @@ fn cleartext_and_md5_requests_need_require_auth_without_a_verified_server() {
     ));
     // `clear` is asked for the password in cleartext, `old` for an MD5 hash. (Logical
     // replication connections match a database's lines, so these cover both connections.)
-    let hba = env.pg.data_dir().join("pg_hba.conf");
+    let hba = env.server.data_dir().join("pg_hba.conf");
     let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
     let ours = "host all clear 127.0.0.1/32 password\nhost all old 127.0.0.1/32 md5\n";
     std::fs::write(&hba, format!("{ours}{rules}")).expect("pg_hba.conf");

@@ -16,7 +16,7 @@ fn inserts_updates_deletes_and_truncates_while_streaming() {
          CREATE TABLE scratch (id int PRIMARY KEY, v text);\n\
          INSERT INTO scratch SELECT g, 's' || g FROM generate_series(1, 10) g;",
     );
-    let config = env.write_config("dml", r#"{ include: ["public.*"] }"#);
+    let config = env.config("dml", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "dml");
 
@@ -74,7 +74,7 @@ fn unchanged_toast_values_are_kept() {
          ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;\n\
          INSERT INTO docs SELECT g, {BIG} || g, g, ARRAY['t' || g] FROM generate_series(1, 5) g;"
     ));
-    let config = env.write_config("toast", r#"{ include: ["public.docs"] }"#);
+    let config = env.config("toast", &["public.docs"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "toast");
 
@@ -115,7 +115,7 @@ fn unchanged_toast_value_survives_a_key_change() {
          ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;\n\
          INSERT INTO docs SELECT g, {BIG} || g, g FROM generate_series(1, 4) g;"
     ));
-    let config = env.write_config("toastkey", r#"{ include: ["public.docs"] }"#);
+    let config = env.config("toastkey", &["public.docs"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "toastkey");
     env.sql("UPDATE docs SET id = id + 1000 WHERE id <= 2");
@@ -133,7 +133,7 @@ fn large_transaction_and_rolled_back_transactions() {
          CREATE TABLE small (id int PRIMARY KEY, v text);\n\
          INSERT INTO small VALUES (1, 'one');",
     );
-    let config = env.write_config("bigtxn", r#"{ include: ["public.*"] }"#);
+    let config = env.config("bigtxn", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "bigtxn");
 
@@ -184,7 +184,7 @@ fn in_progress_transactions_streamed_by_the_server() {
          CREATE TABLE events (a int, b text);\n\
          INSERT INTO big SELECT g, 'snap', 0 FROM generate_series(1, 1000) g;",
     );
-    let config = env.write_config("streamed", r#"{ include: ["public.*"] }"#);
+    let config = env.config("streamed", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "streamed");
 
@@ -226,7 +226,7 @@ fn tables_without_a_primary_key() {
            (2, NULL, NULL, NULL, NULL, NULL, NULL),\n\
            (2, NULL, NULL, NULL, NULL, NULL, NULL);",
     );
-    let config = env.write_config("nokey", r#"{ include: ["public.*"] }"#);
+    let config = env.config("nokey", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "nokey");
 
@@ -268,7 +268,7 @@ fn columns_added_and_dropped_while_streaming() {
         "CREATE TABLE evolve (id int PRIMARY KEY, a text, gone int);\n\
          INSERT INTO evolve SELECT g, 'a' || g, g FROM generate_series(1, 10) g;",
     );
-    let config = env.write_config("columns", r#"{ include: ["public.*"] }"#);
+    let config = env.config("columns", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "columns");
 

@@ -145,7 +145,7 @@ fn wal_level_replica_and_wrong_password() {
         "CREATE ROLE rep LOGIN SUPERUSER REPLICATION PASSWORD '{PASSWORD}';\n\
          CREATE TABLE t (id int PRIMARY KEY);"
     ));
-    let url = format!("postgres://rep:{PASSWORD}@127.0.0.1:{}/zetl", env.pg.port());
+    let url = format!("postgres://rep:{PASSWORD}@127.0.0.1:{}/zetl", env.server.port());
     let path = write(&env.scratch, "z.yaml", &config_yaml(&url, &env.scratch.path.join("w.duckdb")));
 
     let out = run(&["check"], &path);

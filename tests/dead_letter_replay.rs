@@ -4,6 +4,7 @@
 //! key did not change since still replay. PostgreSQL source → DuckDB and → PostgreSQL.
 
 use crate::common;
+use common::config::yaml;
 
 use common::warehouse::pg_target_config;
 use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
@@ -49,18 +50,7 @@ fn assert_replay_skips_superseded(cfg: &str) {
 fn duckdb_replay_skips_letters_whose_key_changed_since() {
     let env = TestEnv::start("dl_replay_duck");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 6) g");
-    let path = env.scratch.path.join("dead.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "integrations:\n  - name: dead\n    source: {{ kind: postgres, url: \"{url}\" }}\n    \
-             target: {{ kind: duckdb, path: \"{duck}\" }}\n    tables: {{ include: [\"public.*\"] }}\n    \
-             batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n    apply: {{ on_error: dead_letter }}\n",
-            url = env.url(),
-            duck = env.duckdb_path().display()
-        ),
-    )
-    .expect("write config");
+    let path = env.config("dead", &["public.*"]).metrics_off().set("apply", yaml("{ on_error: dead_letter }")).write();
     let cfg = path.to_str().expect("utf-8");
     let mut zetl = env.run_zetl(&path);
     env.wait_caught_up(&mut zetl, "dead");
@@ -101,7 +91,7 @@ fn postgres_replay_skips_letters_whose_key_changed_since() {
     let env = TestEnv::start("dl_replay_pg");
     let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 6) g");
-    let path = pg_target_config(&env, &target, "    apply: { on_error: dead_letter }\n");
+    let path = pg_target_config(&env, &target).set("apply", yaml("{ on_error: dead_letter }")).write();
     let cfg = path.to_str().expect("utf-8");
     let mut zetl = env.run_zetl(&path);
     env.wait_caught_up(&mut zetl, "topg");

@@ -3,8 +3,9 @@
 //! rows the target rejects stop the run or become dead letters.
 
 use crate::common;
+use common::config::yaml;
 
-use common::{zetl_command, TestEnv, DB};
+use common::{zetl_command, TestEnv};
 use zetl_testkit::compare::{assert_tables_equal, assert_tables_equal_where};
 
 #[test]
@@ -19,19 +20,8 @@ fn soft_deletes_hard_overrides_and_ignored_truncates() {
          INSERT INTO scratch VALUES (1), (2)",
     );
     env.sql("ALTER TABLE logs REPLICA IDENTITY FULL");
-    let cfg = env.scratch.path.join("modes.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "integrations:\n  - name: modes\n    source: {{ kind: postgres, url: \"{url}\" }}\n    \
-             target: {{ kind: duckdb, path: \"{path}\" }}\n    tables: {{ include: [\"public.*\"] }}\n    \
-             batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n    \
-             apply:\n      deletes: soft\n      tables:\n        public.scratch: {{ deletes: hard, truncate: ignore }}\n",
-            url = env.pg.url(DB),
-            path = env.duckdb_path().display()
-        ),
-    )
-    .expect("write config");
+    let apply = yaml("{ deletes: soft, tables: { public.scratch: { deletes: hard, truncate: ignore } } }");
+    let cfg = env.config("modes", &["public.*"]).metrics_off().set("apply", apply).write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "modes");
 
@@ -73,19 +63,8 @@ fn rejected_rows_become_dead_letters_and_replay_after_the_fix() {
         "CREATE TABLE t (id int PRIMARY KEY, v int, note text, iv interval); \
          INSERT INTO t SELECT g, g, 'n' || g, g * interval '1 s' FROM generate_series(1, 10) g",
     );
-    let write = |file: &str, apply: &str| {
-        let path = env.scratch.path.join(file);
-        let yaml = format!(
-            "integrations:\n  - name: dead\n    source: {{ kind: postgres, url: \"{url}\" }}\n    \
-             target: {{ kind: duckdb, path: \"{path}\" }}\n    tables: {{ include: [\"public.*\"] }}\n    \
-             batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n{apply}",
-            url = env.pg.url(DB),
-            path = env.duckdb_path().display()
-        );
-        std::fs::write(&path, yaml).expect("write config");
-        path
-    };
-    let dead_cfg = write("dead.yaml", "    apply: { on_error: dead_letter }\n");
+    let dead_cfg =
+        env.config("dead", &["public.*"]).metrics_off().set("apply", yaml("{ on_error: dead_letter }")).write();
     let cfg = dead_cfg.to_str().expect("utf-8");
     let mut zetl = env.run_zetl(&dead_cfg);
     env.wait_caught_up(&mut zetl, "dead");
@@ -126,7 +105,7 @@ fn rejected_rows_become_dead_letters_and_replay_after_the_fix() {
     // on_error: fail (the default) stops at the first rejected row, naming it.
     env.target_sql("ALTER TABLE public.t ALTER id TYPE TINYINT");
     env.sql("INSERT INTO t VALUES (203, 1, 'x', NULL)");
-    let strict = write("strict.yaml", "");
+    let strict = env.config("dead", &["public.*"]).metrics_off().write_to("strict.yaml");
     let out = zetl_command(&["run", "-c", strict.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{err}");

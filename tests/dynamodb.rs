@@ -4,6 +4,7 @@
 //! compares the whole target with the whole table.
 
 use crate::common;
+use common::config::yaml;
 
 use common::dynamo::{DynEnv, CREDENTIALS};
 use common::{zetl_command_with, TIMEOUT};
@@ -25,11 +26,11 @@ fn seed_with_racing_writes_then_stream_every_attribute_type() {
     env.driver(&["create", "other"]);
     env.driver(&["fill", "t", "0", "400"]);
     env.driver(&["fill", "other", "0", "5"]);
-    let cfg = env.write_config(
-        "dyn",
-        "{ include: [\"t\", \"other\"] }",
-        "scan: { segments: 3, page_items: 50 }, columns: { t: { small: integer, s: text, ok: bool } }",
-    );
+    let cfg = env
+        .config("dyn", &["t", "other"])
+        .source("scan", yaml("{ segments: 3, page_items: 50 }"))
+        .source("columns", yaml("{ t: { small: integer, s: text, ok: bool } }"))
+        .write();
     // Writes race the scan: the stream, read from its oldest record after the seed, converges.
     let mut load = churn(&env, "t", 3, 7);
     let zetl = env.run_zetl(&cfg);
@@ -58,7 +59,7 @@ fn restarts_and_kill_9_under_load_resume_from_the_stored_sequence_numbers() {
     let env = DynEnv::start("dyn_kill");
     env.driver(&["create", "t"]);
     env.driver(&["fill", "t", "0", "100"]);
-    let cfg = env.write_config("dynkill", "{ include: [\"t\"] }", "");
+    let cfg = env.config("dynkill", &["t"]).write();
     let zetl = env.run_zetl(&cfg);
     env.catch_up_and_stop(zetl, &cfg, &["t"]);
     env.assert_equal("t");
@@ -113,29 +114,27 @@ fn tables_and_endpoints_zetl_cannot_use_are_refused_clearly() {
     let env = DynEnv::start("dyn_errors");
     env.driver(&["create", "nostream", "none"]);
     env.driver(&["create", "keysonly", "KEYS_ONLY"]);
-    let run = |table: &str, extra: &str, environment: &[(&str, &str)]| {
-        let cfg = env.write_config("dynerr", &format!("{{ include: [\"{table}\"] }}"), extra);
+    let run = |table: &str, environment: &[(&str, &str)]| {
+        let cfg = env.config("dynerr", &[table]).write();
         let out = zetl_command_with(&["run", "-c", cfg.to_str().expect("utf-8")], TIMEOUT, environment)
             .unwrap_or_else(|_| panic!("zetl run did not finish for {table}"));
         assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).to_string()
     };
-    let err = run("nostream", "", &CREDENTIALS);
+    let err = run("nostream", &CREDENTIALS);
     assert!(
         err.contains("DynamoDB table nostream: has no stream")
             && err.contains("--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"),
         "{err}"
     );
-    let err = run("keysonly", "", &CREDENTIALS);
+    let err = run("keysonly", &CREDENTIALS);
     assert!(err.contains("its stream has view type KEYS_ONLY; zetl needs NEW_AND_OLD_IMAGES"), "{err}");
-    let err = run("missing", "", &CREDENTIALS);
+    let err = run("missing", &CREDENTIALS);
     assert!(err.contains("DynamoDB table missing: no such table at http://127.0.0.1"), "{err}");
 
     // Nothing listens on the endpoint.
     let closed = format!("http://127.0.0.1:{}", zetl_testkit::free_port());
-    let cfg = env.scratch.path.join("closed.yaml");
-    let yaml = std::fs::read_to_string(env.write_config("dynerr", "{ include: [\"t\"] }", "")).expect("read config");
-    std::fs::write(&cfg, yaml.replace(&env.endpoint(), &closed)).expect("write config");
+    let cfg = env.config("dynerr", &["t"]).source("endpoint_url", closed.clone()).write_to("closed.yaml");
     let out = zetl_command_with(&["run", "-c", cfg.to_str().expect("utf-8")], TIMEOUT, &CREDENTIALS).expect("finished");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -151,11 +150,11 @@ fn tables_and_endpoints_zetl_cannot_use_are_refused_clearly() {
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
         ("AWS_CONFIG_FILE", "/nonexistent/config"),
     ];
-    let err = run("keysonly", "", &none);
+    let err = run("keysonly", &none);
     assert!(err.contains("credentials"), "{err}");
 
     // `zetl check` says the same, one line per table, and fails.
-    let cfg = env.write_config("dyncheck", "{ include: [\"nostream\", \"keysonly\"] }", "");
+    let cfg = env.config("dyncheck", &["nostream", "keysonly"]).write();
     let out = zetl_command_with(&["check", "-c", cfg.to_str().expect("utf-8")], TIMEOUT, &CREDENTIALS).expect("check");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(common::EXIT_CHECK_CODE), "{text}");
@@ -170,7 +169,7 @@ fn a_stream_that_may_have_trimmed_changes_since_the_seed_is_a_clear_stop() {
     let env = DynEnv::start("dyn_retention");
     env.driver(&["create", "t"]);
     env.driver(&["fill", "t", "0", "20"]);
-    let cfg = env.write_config("dyn", "{ include: [\"t\"] }", "");
+    let cfg = env.config("dyn", &["t"]).write();
     let zetl = env.run_zetl(&cfg);
     env.catch_up_and_stop(zetl, &cfg, &["t"]);
     env.assert_equal("t");
@@ -195,16 +194,16 @@ fn a_table_excluded_then_included_again_is_seeded_again() {
     env.driver(&["create", "u"]);
     env.driver(&["fill", "t", "0", "10"]);
     env.driver(&["fill", "u", "0", "10"]);
-    let both = env.write_config("toggle", "{ include: [\"t\", \"u\"] }", "");
+    let both = env.config("toggle", &["t", "u"]).write();
     let zetl = env.run_zetl(&both);
     env.catch_up_and_stop(zetl, &both, &["t", "u"]);
 
-    let only_t = env.write_config("toggle", "{ include: [\"t\"] }", "");
+    let only_t = env.config("toggle", &["t"]).write();
     let zetl = env.run_zetl(&only_t);
     env.driver(&["mutate", "u"]);
     env.catch_up_and_stop(zetl, &only_t, &["t"]);
 
-    let both = env.write_config("toggle", "{ include: [\"t\", \"u\"] }", "");
+    let both = env.config("toggle", &["t", "u"]).write();
     let zetl = env.run_zetl(&both);
     env.catch_up_and_stop(zetl, &both, &["t", "u"]);
     env.assert_equal("t");

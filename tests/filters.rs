@@ -17,7 +17,7 @@ fn include_exclude_and_tables_created_while_running() {
          CREATE TABLE other.things (id int PRIMARY KEY);\n\
          INSERT INTO other.things VALUES (1);",
     );
-    let config = env.write_config("filters", r#"{ include: ["public.*"], exclude: ["public.audit_*"] }"#);
+    let config = env.config("filters", &["public.*"]).exclude(&["public.audit_*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "filters");
 
@@ -72,7 +72,7 @@ fn include_exclude_and_tables_created_while_running() {
 fn new_table_discovered_within_the_configured_interval_while_idle() {
     let env = TestEnv::start("discovery");
     env.sql("CREATE TABLE first (id int PRIMARY KEY)");
-    let config = env.write_config("discovery", r#"{ include: ["public.*"] }"#);
+    let config = env.config("discovery", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "discovery");
     // Let the stream go idle, then add a table and write nothing else.
@@ -106,7 +106,7 @@ fn new_table_discovered_within_the_configured_interval_while_idle() {
 fn kill_9_while_copying_a_new_table() {
     let env = TestEnv::start("newcopy");
     env.sql("CREATE TABLE first (id int PRIMARY KEY, v text); INSERT INTO first VALUES (1, 'a');");
-    let config = env.write_config("newcopy", r#"{ include: ["public.*"] }"#);
+    let config = env.config("newcopy", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "newcopy");
     let copies = || std::fs::read_to_string(env.log_path()).unwrap_or_default().matches("initial copy starts").count();
@@ -141,7 +141,7 @@ fn kill_9_while_copying_a_new_table() {
 fn idle_source_after_a_new_table_copy_is_confirmed() {
     let env = TestEnv::start("idlecopy");
     env.sql("CREATE TABLE first (id int PRIMARY KEY); INSERT INTO first VALUES (1);");
-    let config = env.write_config("idlecopy", r#"{ include: ["public.*"] }"#);
+    let config = env.config("idlecopy", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "idlecopy");
     env.sql("CREATE TABLE second (id int PRIMARY KEY); INSERT INTO second VALUES (1), (2);");

@@ -6,8 +6,8 @@ use crate::common;
 
 use common::{zetl_command, TestEnv};
 
-fn run_fails_with(env: &TestEnv, tables: &str, needles: &[&str]) {
-    let config = env.write_config("names", tables);
+fn run_fails_with(env: &TestEnv, tables: &[&str], needles: &[&str]) {
+    let config = env.config("names", tables).write();
     let out = zetl_command(&["run", "-c", config.to_str().expect("utf-8 path")]);
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "zetl run should fail; it printed:\n{all}");
@@ -27,17 +27,17 @@ fn names_that_collide_at_the_target_are_refused() {
     );
     run_fails_with(
         &env,
-        r#"{ include: ["public.Orders", "public.orders"] }"#,
+        &["public.Orders", "public.orders"],
         &["`public.Orders`", "`public.orders`", "are one name in DuckDB", "tables.exclude"],
     );
     run_fails_with(
         &env,
-        r#"{ include: ["public.cased"] }"#,
+        &["public.cased"],
         &["columns `public.cased.ID` and `public.cased.id` are one name in DuckDB"],
     );
     run_fails_with(
         &env,
-        r#"{ include: ["public.marked"] }"#,
+        &["public.marked"],
         &["table public.marked: column `_zetl_deleted`", "rename the column at the source or exclude the table"],
     );
 }

@@ -19,7 +19,7 @@ fn identity_index_other_than_the_primary_key_and_full_without_key() {
          ALTER TABLE docs REPLICA IDENTITY FULL;\n\
          INSERT INTO docs VALUES ('a', repeat('x', 50000)), ('b', repeat('y', 50000));",
     );
-    let cfg = env.write_config("identity", "{ include: [\"public.*\"] }");
+    let cfg = env.config("identity", &["public.*"]).write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "identity");
     env.sql(

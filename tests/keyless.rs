@@ -15,7 +15,7 @@ fn keyless_batches(warehouse: Warehouse, test: &str) {
          INSERT INTO log SELECT g % 5, CASE WHEN g % 7 = 0 THEN NULL ELSE 'v' || (g % 3) END, g % 2 \
             FROM generate_series(1, 300) g;",
     );
-    let config = warehouse.config(&env, test, r#"{ include: ["public.log"] }"#);
+    let config = warehouse.config(&env, test, &["public.log"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     env.sql(

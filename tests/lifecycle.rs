@@ -41,7 +41,7 @@ const COMPARED: &[&str] = &["public.dropped", "public.swap", "public.swap_old", 
 fn lifecycle_while_streaming(warehouse: Warehouse, test: &str) {
     let env = TestEnv::start(test);
     env.sql(SETUP);
-    let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let config = warehouse.config(&env, test, &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     env.sql(LIFECYCLE);
@@ -79,7 +79,7 @@ fn drop_create_and_renames_while_streaming_postgres() {
 fn lifecycle_while_stopped(warehouse: Warehouse, test: &str) {
     let env = TestEnv::start(test);
     env.sql(SETUP);
-    let config = warehouse.config_discovering(&env, test, r#"{ include: ["public.*"] }"#, 3600);
+    let config = warehouse.config(&env, test, &["public.*"]).source("table_discovery_secs", 3600).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     zetl.stop();
@@ -116,12 +116,12 @@ fn excluded_then_included(warehouse: Warehouse, test: &str) {
          CREATE TABLE toggled (id int PRIMARY KEY, v text);\n\
          INSERT INTO toggled SELECT g, 'first ' || g FROM generate_series(1, 50) g;",
     );
-    let all = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let all = warehouse.config(&env, test, &["public.*"]).write();
     let mut zetl = env.run_zetl(&all);
     env.wait_caught_up(&mut zetl, test);
     zetl.stop();
 
-    let without = warehouse.config(&env, test, r#"{ include: ["public.*"], exclude: ["public.toggled"] }"#);
+    let without = warehouse.config(&env, test, &["public.*"]).exclude(&["public.toggled"]).write();
     let mut zetl = env.run_zetl(&without);
     env.sql("UPDATE toggled SET v = 'while excluded' WHERE id % 2 = 0; DELETE FROM toggled WHERE id > 40;");
     env.sql("INSERT INTO kept VALUES (2, 'b')");
@@ -135,7 +135,7 @@ fn excluded_then_included(warehouse: Warehouse, test: &str) {
     assert_eq!(toggled["state"], "excluded", "{status}");
     assert_eq!(toggled["reason"], "out of the integration's table filters", "{status}");
 
-    let all = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let all = warehouse.config(&env, test, &["public.*"]).write();
     let mut zetl = env.run_zetl(&all);
     env.wait_caught_up(&mut zetl, test);
     env.sql("UPDATE toggled SET v = 'back in' WHERE id = 1");
@@ -166,7 +166,7 @@ fn partition_maintenance(warehouse: Warehouse, test: &str) {
          CREATE TABLE events_03 PARTITION OF events FOR VALUES FROM ('2024-03-01') TO ('2024-04-01');\n\
          INSERT INTO events SELECT g, '2024-01-01'::date + (g % 90), 'row ' || g FROM generate_series(1, 300) g;",
     );
-    let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let config = warehouse.config(&env, test, &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     let steps = [

@@ -1,6 +1,7 @@
 //! The HTTP endpoint: Prometheus metrics during a real replication, health and readiness.
 
 use crate::common;
+use common::config::map;
 
 use common::{poll, TestEnv, TIMEOUT};
 use std::io::{Read, Write};
@@ -26,15 +27,9 @@ fn metrics_move_with_the_replication_and_lag_returns_to_zero() {
     let env = TestEnv::start("metrics");
     env.sql("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' FROM generate_series(1, 300) g");
     let port = zetl_testkit::free_port();
-    let yaml = format!(
-        "integrations:\n  - name: metrics\n    source: {{ kind: postgres, url: \"{}\" }}\n    \
-         target: {{ kind: duckdb, path: \"{}\" }}\n    tables: {{ include: [\"public.*\"] }}\n    \
-         batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"127.0.0.1:{port}\", ready_max_lag_seconds: 30 }}\n",
-        env.url(),
-        env.duckdb_path().display()
-    );
-    let cfg = env.scratch.path.join("metrics.yaml");
-    std::fs::write(&cfg, yaml).expect("write config");
+    let listen = format!("127.0.0.1:{port}");
+    let metrics = map([("listen", listen.into()), ("ready_max_lag_seconds", 30.into())]);
+    let cfg = env.config("metrics", &["public.*"]).set("metrics", metrics).write();
     let mut zetl = env.run_zetl(&cfg);
     assert!(poll(TIMEOUT, || TcpStream::connect(("127.0.0.1", port)).is_ok()), "the endpoint never listened");
     assert_eq!(get(port, "/healthz").0, 200);

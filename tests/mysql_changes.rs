@@ -3,6 +3,7 @@
 //! without a key, DDL mid-stream, tables that join later, and restarts.
 
 use crate::common;
+use common::config::map;
 use common::mysql::MyEnv;
 
 const ZOO: &str = "CREATE TABLE zoo (
@@ -40,7 +41,7 @@ fn every_type_and_every_change_arrive_intact() {
     env.sql("INSERT INTO zoo (id, dt, dtm0, yr) VALUES (4, '0000-00-00', '0000-00-00 00:00:00', 0)");
     env.sql("CREATE TABLE keyless (a int, b varchar(10))");
     env.sql("INSERT INTO keyless VALUES (1, 'one'), (1, 'one'), (2, 'two')");
-    let config = env.write_config("types", None, "");
+    let config = env.config("types").write();
     let zetl = env.run_zetl_streaming(&config);
 
     // Streamed: the same values again, plus updates of every column and deletes.
@@ -77,7 +78,7 @@ fn ddl_mid_stream_new_tables_and_restarts() {
     env.sql("INSERT INTO orders (item, qty) VALUES ('a', 1), ('b', 2)");
     env.sql("CREATE DATABASE other; CREATE TABLE other.ignored (id int PRIMARY KEY); CREATE TABLE other.staged (id int PRIMARY KEY, v text)");
     env.sql("INSERT INTO other.staged VALUES (1, 'staged'), (2, 'rows')");
-    let config = env.write_config("ddl", None, "");
+    let config = env.config("ddl").write();
     let zetl = env.run_zetl_streaming(&config);
 
     env.sql("ALTER TABLE orders ADD COLUMN note varchar(50)");
@@ -114,18 +115,8 @@ fn mariadb_into_a_postgres_target() {
     let target = zetl_testkit::PgServer::start(zetl_testkit::PgOptions::default()).expect("start PostgreSQL");
     env.sql(ZOO);
     env.sql(&format!("INSERT INTO zoo VALUES {}", zoo_row(1)));
-    let config = env.scratch.path.join("topg.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "integrations:\n  - name: topg\n    source: {{ kind: mysql, url: \"{}\" }}\n    \
-             target: {{ kind: postgres, url: \"{}\" }}\n    tables: {{ include: [\"shop.zoo\"] }}\n    \
-             batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n",
-            env.url(),
-            target.url("zetl")
-        ),
-    )
-    .expect("write config");
+    let target_settings = map([("kind", "postgres".into()), ("url", target.url("zetl").into())]);
+    let config = env.config("topg").include(&["shop.zoo"]).target(target_settings).write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql(&format!("INSERT INTO zoo VALUES {}", zoo_row(2)));
     env.sql("UPDATE zoo SET vc = 'changed', biu = 1 WHERE id = 1; INSERT INTO zoo (id) VALUES (3)");

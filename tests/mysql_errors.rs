@@ -31,7 +31,7 @@ fn check_fails_with(config: &std::path::Path, line: &str) -> String {
 fn binlog_off_is_refused_with_the_fix() {
     let env = MyEnv::start_with("my_nobinlog", MariaDbOptions { binlog: false, extra_args: Vec::new() });
     env.sql("CREATE TABLE t (id int PRIMARY KEY)");
-    let config = env.write_config("nobinlog", None, "");
+    let config = env.config("nobinlog").write();
     let report = check_fails_with(&config, "log_bin");
     assert!(report.contains("✓ source connection"), "{report}");
     run_fails_with(&env, &config, "binary logging is off");
@@ -41,7 +41,7 @@ fn binlog_off_is_refused_with_the_fix() {
 fn statement_format_is_refused_with_the_fix() {
     let opts = MariaDbOptions { binlog: true, extra_args: vec!["--binlog-format=STATEMENT".into()] };
     let env = MyEnv::start_with("my_statement", opts);
-    let config = env.write_config("statement", None, "");
+    let config = env.config("statement").write();
     check_fails_with(&config, "binlog_format");
     run_fails_with(&env, &config, "binlog_format is STATEMENT, not ROW");
 }
@@ -54,17 +54,7 @@ fn missing_grants_are_named() {
          CREATE USER 'weak'@'127.0.0.1' IDENTIFIED BY 'weak'; GRANT SELECT ON shop.* TO 'weak'@'127.0.0.1'",
     );
     let url = env.url().replace("zetl:zetl@", "weak:weak@");
-    let config = env.scratch.path.join("weak.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "integrations:\n  - name: weak\n    source: {{ kind: mysql, url: \"{url}\" }}\n    \
-             target: {{ kind: duckdb, path: \"{}\" }}\n    tables: {{ include: [\"shop.*\"] }}\n    \
-             metrics: {{ listen: \"off\" }}\n",
-            env.duckdb_path().display()
-        ),
-    )
-    .expect("write config");
+    let config = env.base_config("weak").include(&["shop.*"]).source("url", url).metrics_off().write();
     let report = check_fails_with(&config, "grants");
     assert!(report.contains("REPLICATION SLAVE"), "{report}");
     run_fails_with(&env, &config, "missing REPLICATION SLAVE, REPLICATION CLIENT");
@@ -74,7 +64,7 @@ fn missing_grants_are_named() {
 fn purged_binlog_at_the_stored_position_asks_for_a_resync() {
     let env = MyEnv::start("my_purged");
     env.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)");
-    let config = env.write_config("purged", None, "");
+    let config = env.config("purged").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql("INSERT INTO t VALUES (2)");
     env.catch_up_and_stop(zetl, &config);

@@ -46,7 +46,7 @@ fn latin1_is_cp1252_in_the_copy_and_the_binlog() {
     );
     // Every byte 0x80–0x9F MySQL's latin1 (cp1252) gives a character, and ISO-8859-1 letters.
     env.sql("INSERT INTO lat VALUES (1, '€ “quoted” – ™', 'é…'), (2, CONVERT(UNHEX('808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9FA0FF') USING latin1), 'Ÿ')");
-    let config = env.write_config("latin1", None, "");
+    let config = env.config("latin1").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql("INSERT INTO lat VALUES (11, '€ “quoted” – ™', 'é…'), (12, CONVERT(UNHEX('808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9FA0FF') USING latin1), 'Ÿ')");
     env.sql("UPDATE lat SET v = CONCAT(v, ' ‰') WHERE id IN (1, 11)");
@@ -76,7 +76,7 @@ fn floats_and_json_keep_every_digit() {
         "INSERT INTO keyed (f, d) VALUES {FLOATS}; \
          INSERT INTO keyed (f7, js) VALUES (1.2346, '{{\"b\": 1.50, \"a\": [1e2, \"x\"]}}')"
     ));
-    let config = env.write_config("floats", None, "");
+    let config = env.config("floats").write();
     let zetl = env.run_zetl_streaming(&config);
     // A table without a key: updates and deletes find their row by its whole old image, so
     // the copied values must be the very values the binlog shows.
@@ -111,7 +111,7 @@ fn dml_logged_as_a_statement_stops_with_the_fix() {
     let env = MyEnv::start("my_stmt_dml");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (1, 'copied')");
     env.sql("CREATE DATABASE other; CREATE TABLE other.o (id int PRIMARY KEY)");
-    let config = env.write_config("stmtdml", None, "");
+    let config = env.config("stmtdml").write();
     let zetl = env.run_zetl_streaming(&config);
     // A statement-logged change outside the filters is none of zetl's business.
     env.sql("SET SESSION binlog_format = 'STATEMENT'; INSERT INTO other.o VALUES (1); UPDATE other.o SET id = 2");
@@ -155,7 +155,7 @@ fn compressed_binlog_is_refused_at_start_and_in_the_stream() {
     let opts = MariaDbOptions { binlog: true, extra_args: vec!["--log-bin-compress=ON".into()] };
     let env = MyEnv::start_with("my_compress", opts);
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
-    let config = env.write_config("compress", None, "");
+    let config = env.config("compress").write();
     let out = zetl_command(&["check", "-c", config.to_str().expect("utf-8 path")]);
     let report = text(&out);
     assert_eq!(out.status.code(), Some(EXIT_CHECK_CODE), "{report}");
@@ -185,7 +185,7 @@ fn xa_transactions_count_only_when_committed() {
     let env = MyEnv::start("my_xa");
     env.sql("CREATE TABLE acct (id int PRIMARY KEY, bal int); INSERT INTO acct VALUES (1, 100), (2, 200)");
     env.sql("CREATE TABLE log (n int, what varchar(20))");
-    let config = env.write_config("xa", None, "");
+    let config = env.config("xa").write();
     let zetl = env.run_zetl_streaming(&config);
     // Rolled back after the prepare: its rows are in the binlog, and must not reach the target.
     env.sql(
@@ -218,13 +218,13 @@ fn xa_transactions_count_only_when_committed() {
 fn xa_prepared_before_a_restart_counts_at_its_commit() {
     let env = MyEnv::start("my_xa_restart");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v varchar(20))");
-    let config = env.write_config("xarestart", None, "");
+    let config = env.config("xarestart").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql("INSERT INTO t VALUES (1, 'before')");
     // Each from a session of its own, which leaves the transaction prepared when it ends.
     for (xid, id) in [("late", 2), ("gone", 3), ("twice", 4)] {
         let sql = format!("XA START '{xid}'; INSERT INTO t VALUES ({id}, '{xid}'); XA END '{xid}'; XA PREPARE '{xid}'");
-        env.db.sql("shop", &sql).expect("prepare");
+        env.server.sql("shop", &sql).expect("prepare");
     }
     env.sql("INSERT INTO t VALUES (10, 'after the prepares')");
     env.catch_up_and_stop(zetl, &config);

@@ -14,7 +14,7 @@ fn create_table_if_not_exists_on_an_existing_table_changes_nothing() {
          CREATE TABLE recreated (id int PRIMARY KEY, v varchar(20));\n\
          INSERT INTO recreated VALUES (1, 'old');",
     );
-    let config = env.write_config("ifne", None, "");
+    let config = env.config("ifne").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql(
         "INSERT INTO kept VALUES (4, 'streamed');\n\
@@ -35,17 +35,17 @@ fn excluded_then_included_is_copied_again() {
         "CREATE TABLE toggled (id int PRIMARY KEY, v varchar(20));\n\
          INSERT INTO toggled VALUES (1, 'a'), (2, 'b'), (3, 'c');",
     );
-    let all = env.write_config("toggle", None, "");
+    let all = env.config("toggle").write();
     let zetl = env.run_zetl_streaming(&all);
     env.catch_up_and_stop(zetl, &all);
 
-    let without = env.write_config("toggle", Some(r#"{ include: ["shop.*"], exclude: ["shop.toggled"] }"#), "");
+    let without = env.config("toggle").include(&["shop.*"]).exclude(&["shop.toggled"]).write();
     let zetl = env.run_zetl_streaming(&without);
     env.sql("UPDATE toggled SET v = 'while out' WHERE id = 2; DELETE FROM toggled WHERE id = 3;");
     env.catch_up_and_stop(zetl, &without);
 
     // The same file as before: written again.
-    let all = env.write_config("toggle", None, "");
+    let all = env.config("toggle").write();
     let zetl = env.run_zetl_streaming(&all);
     env.sql("INSERT INTO toggled VALUES (4, 'back in')");
     env.catch_up_and_stop(zetl, &all);
@@ -68,7 +68,7 @@ fn partition_maintenance_copies_the_table_again() {
          CREATE TABLE hashed (id int PRIMARY KEY, v varchar(20)) PARTITION BY HASH (id) PARTITIONS 4;\n\
          INSERT INTO hashed VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e');",
     );
-    let config = env.write_config("parts", None, "");
+    let config = env.config("parts").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql(
         "INSERT INTO parts VALUES (3, 'streamed');\n\
@@ -99,7 +99,7 @@ fn dropped_and_created_again_while_zetl_is_stopped() {
         "CREATE TABLE again (id int PRIMARY KEY, v varchar(20));\n\
          INSERT INTO again VALUES (1, 'first'), (2, 'first');",
     );
-    let config = env.write_config("recreate_lag", None, "");
+    let config = env.config("recreate_lag").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql("INSERT INTO again VALUES (3, 'streamed')");
     env.catch_up_and_stop(zetl, &config);
@@ -131,7 +131,7 @@ fn dropped_and_created_again_while_zetl_runs() {
         "CREATE TABLE again (id int PRIMARY KEY, v varchar(20));\n\
          INSERT INTO again VALUES (1, 'first'), (2, 'first');",
     );
-    let config = env.write_config("recreate_live", None, "");
+    let config = env.config("recreate_live").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql(
         "INSERT INTO again VALUES (3, 'streamed');\n\
@@ -164,7 +164,7 @@ fn added_columns(test: &str, stopped: bool) {
          CREATE TABLE retyped (id int PRIMARY KEY, v varchar(20), d decimal(10,2));\n\
          INSERT INTO retyped VALUES (1, '12', 1.25), (2, '5', 2.5);",
     );
-    let config = env.write_config("add_default", None, "");
+    let config = env.config("add_default").write();
     let mut zetl = Some(env.run_zetl_streaming(&config));
     env.sql(
         "INSERT INTO lit VALUES (3, 'c'); INSERT INTO expr VALUES (3, 'c');\n\
@@ -208,7 +208,7 @@ fn columns_added_while_stopped_get_their_defaults() {
 fn added_column_whose_default_changed_since_is_copied() {
     let env = MyEnv::start("my_add_default_lag");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v varchar(20)); INSERT INTO t VALUES (1, 'a'), (2, 'b');");
-    let config = env.write_config("add_default_lag", None, "");
+    let config = env.config("add_default_lag").write();
     let zetl = env.run_zetl_streaming(&config);
     env.catch_up_and_stop(zetl, &config);
     env.sql(
@@ -229,7 +229,7 @@ fn added_column_whose_default_changed_since_is_copied() {
 fn create_table_select_logged_as_a_statement_is_copied() {
     let env = MyEnv::start("my_ctas_stmt");
     env.sql("CREATE TABLE src (id int PRIMARY KEY, v varchar(20)); INSERT INTO src VALUES (1, 'a'), (2, 'b');");
-    let config = env.write_config("ctas_stmt", None, "");
+    let config = env.config("ctas_stmt").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql(
         "SET SESSION binlog_format = 'STATEMENT';\n\

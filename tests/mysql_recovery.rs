@@ -2,6 +2,7 @@
 //! million rows. The target must end equal to the source, with no loss and no duplicates.
 
 use crate::common;
+use common::config::yaml;
 use common::mysql::MyEnv;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -10,7 +11,7 @@ fn sysbench(env: &MyEnv, action: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new("sysbench");
     cmd.arg("oltp_write_only")
         .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-user=zetl", "--mysql-password=zetl"])
-        .arg(format!("--mysql-port={}", env.db.port()))
+        .arg(format!("--mysql-port={}", env.server.port()))
         .args(["--mysql-db=shop", "--tables=4", "--table-size=5000"])
         .args(extra)
         .arg(action)
@@ -32,7 +33,7 @@ fn kill_9_under_an_oltp_workload_loses_and_duplicates_nothing() {
     let env = MyEnv::start("my_kill9");
     let prepared = sysbench(&env, "prepare", &[]).output().expect("run sysbench (scripts/setup.sh installs it)");
     assert!(prepared.status.success(), "sysbench prepare failed: {}", String::from_utf8_lossy(&prepared.stderr));
-    let config = env.write_config("kill9", None, "");
+    let config = env.config("kill9").write();
     let zetl = env.run_zetl_streaming(&config);
     let mut workload = start_workload(&env, 16);
     std::thread::sleep(Duration::from_secs(4));
@@ -59,7 +60,7 @@ fn a_million_row_transaction_stays_whole() {
     let env = MyEnv::start("my_bigtxn");
     env.sql("CREATE TABLE big (id int PRIMARY KEY, label varchar(30), amount decimal(12,2))");
     env.sql("CREATE TABLE side (id int PRIMARY KEY, n int); INSERT INTO side VALUES (1, 0)");
-    let config = env.write_config("bigtxn", None, "");
+    let config = env.config("bigtxn").write();
     let zetl = env.run_zetl_streaming(&config);
     env.sql(
         "START TRANSACTION; \
@@ -77,11 +78,11 @@ fn a_million_row_transaction_stays_whole() {
 fn the_stream_resumes_after_the_server_restarts() {
     let env = MyEnv::start("my_restart");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1)");
-    let config = env.write_config("restart", None, "");
+    let config = env.config("restart").write();
     let mut zetl = env.run_zetl_streaming(&config);
     env.sql("INSERT INTO t VALUES (2, 2)");
     std::thread::sleep(Duration::from_secs(1));
-    env.db.restart().expect("restart MariaDB");
+    env.server.restart().expect("restart MariaDB");
     env.sql("INSERT INTO t VALUES (3, 3); UPDATE t SET v = 10 WHERE id = 1");
     let reconnected = common::mysql::eventually(|| {
         assert!(zetl.try_exit().is_none(), "zetl exited instead of reconnecting");
@@ -102,10 +103,10 @@ fn a_chunked_parallel_copy_under_writes_is_consistent() {
          INSERT INTO words SELECT CONCAT('w', seq), seq FROM seq_1_to_3000; \
          ANALYZE TABLE nums, words",
     );
-    let config = env.write_config("chunks", None, "snapshot: { parallelism: 4, chunk_rows: 5000 }");
+    let config = env.config("chunks").source("snapshot", yaml("{ parallelism: 4, chunk_rows: 5000 }")).write();
     // Writes race the copy: each must land either in the copy or in the stream, once.
     let writer = {
-        let (port, dir) = (env.db.port(), env.scratch.path.clone());
+        let (port, dir) = (env.server.port(), env.scratch.path.clone());
         std::thread::spawn(move || {
             let sql: String = (0..300)
                 .map(|i| {

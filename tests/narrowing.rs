@@ -5,6 +5,8 @@
 //! targets.
 
 use crate::common;
+use common::config::{map, path, yaml};
+use serde_yaml::Mapping;
 
 use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
 use std::path::{Path, PathBuf};
@@ -17,16 +19,11 @@ const SOURCE: &str = "CREATE TABLE n (id int PRIMARY KEY, amount numeric(12,3), 
 /// Rows 2 (fits), 3 (amount would round), 4 (ratio would round), 5 (fits), in one transaction.
 const CHANGES: &str = "INSERT INTO n VALUES (2, 123.4, 0.25), (3, 123.456, 0.5), (4, 1.0, 0.1), (5, 7, 2)";
 
-fn write(env: &TestEnv, file: &str, target: &str, apply: &str) -> PathBuf {
-    let path = env.scratch.path.join(file);
-    let yaml = format!(
-        "integrations:\n  - name: narrow\n    source: {{ kind: postgres, url: \"{url}\" }}\n    \
-         target: {target}\n    tables: {{ include: [\"public.*\"] }}\n    \
-         batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n{apply}",
-        url = env.url(),
-    );
-    std::fs::write(&path, yaml).expect("write config");
-    path
+/// Integration `narrow` into `target`; `dead_letters` sets `apply.on_error: dead_letter`.
+fn write(env: &TestEnv, file: &str, target: Mapping, dead_letters: bool) -> PathBuf {
+    let config = env.config("narrow", &["public.*"]).target(target).metrics_off();
+    let config = if dead_letters { config.set("apply", yaml("{ on_error: dead_letter }")) } else { config };
+    config.write_to(file)
 }
 
 /// The letters of keys 3 and 4, each naming column and value; returns the listing.
@@ -75,8 +72,8 @@ fn assert_replay_refused_while_narrow(cfg: &str) {
 fn duckdb_refuses_values_a_narrowed_column_would_round() {
     let env = TestEnv::start("narrow_duck");
     env.sql(SOURCE);
-    let target = format!("{{ kind: duckdb, path: \"{}\" }}", env.duckdb_path().display());
-    let dead_cfg = write(&env, "dead.yaml", &target, "    apply: { on_error: dead_letter }\n");
+    let target = map([("kind", "duckdb".into()), ("path", path(&env.duckdb_path()))]);
+    let dead_cfg = write(&env, "dead.yaml", target.clone(), true);
     let cfg = dead_cfg.to_str().expect("utf-8");
     let mut zetl = env.run_zetl(&dead_cfg);
     env.wait_caught_up(&mut zetl, "narrow");
@@ -93,7 +90,7 @@ fn duckdb_refuses_values_a_narrowed_column_would_round() {
     assert_two_letters(cfg, "DECIMAL(9,1)", "FLOAT");
     assert_replay_refused_while_narrow(cfg);
 
-    assert_fail_mode_stops(&env, &write(&env, "strict.yaml", &target, ""), "public.n");
+    assert_fail_mode_stops(&env, &write(&env, "strict.yaml", target, false), "public.n");
 
     // Wide again: the letters replay, the stream catches up, the target equals the source.
     env.target_sql(
@@ -113,8 +110,12 @@ fn postgres_refuses_values_a_narrowed_column_would_round() {
     let env = TestEnv::start("narrow_pg");
     let server = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
     env.sql(SOURCE);
-    let target = format!("{{ kind: postgres, url: \"{}\", schemas: {{ public: mirror }} }}", server.url(DB));
-    let dead_cfg = write(&env, "dead.yaml", &target, "    apply: { on_error: dead_letter }\n");
+    let target = map([
+        ("kind", "postgres".into()),
+        ("url", server.url(DB).into()),
+        ("schemas", map([("public", "mirror".into())]).into()),
+    ]);
+    let dead_cfg = write(&env, "dead.yaml", target.clone(), true);
     let cfg = dead_cfg.to_str().expect("utf-8");
     let mut zetl = env.run_zetl(&dead_cfg);
     env.wait_caught_up(&mut zetl, "narrow");
@@ -134,7 +135,7 @@ fn postgres_refuses_values_a_narrowed_column_would_round() {
     assert_two_letters(cfg, "numeric(9,1)", "real");
     assert_replay_refused_while_narrow(cfg);
 
-    assert_fail_mode_stops(&env, &write(&env, "strict.yaml", &target, ""), "public.n");
+    assert_fail_mode_stops(&env, &write(&env, "strict.yaml", target, false), "public.n");
 
     // Wide again: the letters replay, the stream catches up, the target equals the source.
     q("ALTER TABLE mirror.n ALTER amount TYPE numeric(12,3), ALTER ratio TYPE double precision");

@@ -13,7 +13,7 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 fn check_flags_unused_slots_and_wal_over_budget_then_drop_removes_them() {
     let env = TestEnv::start("operate");
     env.sql("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)");
-    let cfg = env.write_config("retired", "{ include: [\"public.*\"] }");
+    let cfg = env.config("retired", &["public.*"]).write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "retired");
 
@@ -25,13 +25,13 @@ fn check_flags_unused_slots_and_wal_over_budget_then_drop_removes_them() {
 
     // Some WAL after the slot's position, then a budget of 0 MiB: the slot is over it.
     env.sql("CREATE TABLE filler AS SELECT g FROM generate_series(1, 200000) g");
-    let strict = env.write_config_with("retired", "{ include: [\"public.*\"] }", "slot_wal_budget_mb: 0");
+    let strict = env.config("retired", &["public.*"]).source("slot_wal_budget_mb", 0).write();
     let (code, out) = run(&["check", "-c", strict.to_str().expect("path")]);
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("✗ replication slot") && out.contains("over the budget"), "{out}");
 
     // Another file whose integration does not own the slot: a warning, not a failure.
-    let other = env.write_config("newer", "{ include: [\"public.*\"] }");
+    let other = env.config("newer", &["public.*"]).write();
     let (code, out) = run(&["check", "-c", other.to_str().expect("path")]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("⚠ unused slot") && out.contains("zetl_retired"), "{out}");

@@ -2,6 +2,7 @@
 //! whole; schema mapping; soft deletes; the `_zetl` migrations.
 
 use crate::common;
+use common::config::yaml;
 
 use common::warehouse::pg_target_config as config;
 use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
@@ -40,7 +41,7 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
     let v1 = include_str!("../migrations/postgres/0001_state.sql");
     target.psql(DB, &format!("{v1};\n{legacy}")).expect("an earlier zetl's migrations");
     // `flat` has no arrays: it goes to the target in COPY's binary format (zoo's arrays as text).
-    let cfg = config(&env, &target, "");
+    let cfg = config(&env, &target).write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "topg");
     env.sql(
@@ -89,11 +90,9 @@ fn soft_deletes_in_a_postgres_target() {
         "CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders SELECT g, 'v' FROM generate_series(1, 10) g; \
          CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1), (2)",
     );
-    let cfg = config(
-        &env,
-        &target,
-        "    apply: { deletes: soft, tables: { public.scratch: { deletes: hard, truncate: ignore } } }\n",
-    );
+    let cfg = config(&env, &target)
+        .set("apply", yaml("{ deletes: soft, tables: { public.scratch: { deletes: hard, truncate: ignore } } }"))
+        .write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "topg");
     env.sql("DELETE FROM orders WHERE id <= 3; UPDATE orders SET v = 'w' WHERE id = 4; INSERT INTO orders VALUES (1, 'back')");
@@ -119,7 +118,7 @@ fn kill_9_under_pgbench_into_postgres() {
     let init =
         std::process::Command::new("pgbench").args(["-i", "-q", "-s", "1"]).arg(env.url()).output().expect("pgbench");
     assert!(init.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
-    let cfg = config(&env, &target, "");
+    let cfg = config(&env, &target).write();
     let mut zetl = env.run_zetl(&cfg);
     let mut load = std::process::Command::new("pgbench")
         .args(["-n", "-c", "4", "-j", "2", "-T", "10"])
@@ -149,7 +148,7 @@ fn the_target_restarting_is_survived() {
     let env = TestEnv::start("pg_target_restart");
     let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 100) g");
-    let cfg = config(&env, &target, "");
+    let cfg = config(&env, &target).write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "topg");
     target.restart().expect("restart the target");
@@ -166,7 +165,7 @@ fn rejected_changes_become_dead_letters_and_replay_after_the_fix() {
     let env = TestEnv::start("pg_target_dead");
     let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 10) g");
-    let dead_cfg = config(&env, &target, "    apply: { on_error: dead_letter }\n");
+    let dead_cfg = config(&env, &target).set("apply", yaml("{ on_error: dead_letter }")).write();
     let cfg = dead_cfg.to_str().expect("utf-8");
     let mut zetl = env.run_zetl(&dead_cfg);
     env.wait_caught_up(&mut zetl, "topg");
@@ -198,7 +197,7 @@ fn rejected_changes_become_dead_letters_and_replay_after_the_fix() {
     // on_error: fail (the default) stops at the first rejected change, naming it.
     target.psql(DB, "ALTER TABLE mirror.t ADD CONSTRAINT positive CHECK (v >= 0) NOT VALID").expect("constraint");
     env.sql("INSERT INTO t VALUES (103, -3)");
-    let strict = config(&env, &target, "");
+    let strict = config(&env, &target).write();
     let out = zetl_command(&["run", "-c", strict.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -255,7 +254,7 @@ fn a_lock_timeout_is_retried_never_a_dead_letter() {
     let env = TestEnv::start("pg_target_lock");
     let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 10) g");
-    let cfg = config(&env, &target, "    apply: { on_error: dead_letter }\n");
+    let cfg = config(&env, &target).set("apply", yaml("{ on_error: dead_letter }")).write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "topg");
     target.psql(DB, "ALTER DATABASE zetl SET lock_timeout = '200ms'").expect("lock_timeout");

@@ -48,7 +48,7 @@ fn workload(env: &TestEnv, seed: u64, max: u64, stop: &AtomicBool, done: &Atomic
     while i < max && !stop.load(Ordering::Relaxed) {
         let script: String = (0..3).map(|j| random_transaction(&mut rng, i + j)).collect();
         i += 3;
-        match env.pg.psql(common::DB, &script) {
+        match env.server.psql(common::DB, &script) {
             Ok(_) => {
                 done.fetch_add(3, Ordering::Relaxed);
             }
@@ -71,7 +71,7 @@ fn count_in_log(env: &TestEnv, needle: &str) -> usize {
 fn stop_change_source_and_resume() {
     let env = TestEnv::start("resume");
     env.sql(SCHEMA);
-    let config = env.write_config("resume", r#"{ include: ["public.*"] }"#);
+    let config = env.config("resume", &["public.*"]).write();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
 
@@ -109,7 +109,7 @@ fn stop_change_source_and_resume() {
 fn kill_9_during_a_concurrent_workload() {
     let env = TestEnv::start("kill9");
     env.sql(SCHEMA);
-    let config = env.write_config("kill9", r#"{ include: ["public.*"] }"#);
+    let config = env.config("kill9", &["public.*"]).write();
     let mut rng = Rng::from_env_or_clock();
     let seed = rng.next();
     let stop = AtomicBool::new(false);
@@ -143,7 +143,7 @@ fn kill_9_during_a_concurrent_workload() {
 fn source_restart_while_streaming() {
     let env = TestEnv::start("pgrestart");
     env.sql(SCHEMA);
-    let config = env.write_config("pgrestart", r#"{ include: ["public.*"] }"#);
+    let config = env.config("pgrestart", &["public.*"]).write();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
 
@@ -152,7 +152,7 @@ fn source_restart_while_streaming() {
     let failed = std::thread::scope(|s| {
         let worker = s.spawn(|| workload(&env, 7, 600, &stop, &done, true));
         std::thread::sleep(Duration::from_millis(800));
-        env.pg.restart().unwrap_or_else(|e| panic!("restart PostgreSQL: {e}"));
+        env.server.restart().unwrap_or_else(|e| panic!("restart PostgreSQL: {e}"));
         std::thread::sleep(Duration::from_millis(1500));
         stop.store(true, Ordering::Relaxed);
         worker.join().expect("workload thread panicked")
@@ -169,10 +169,10 @@ fn source_restart_while_streaming() {
 fn sigterm_while_the_source_is_down() {
     let env = TestEnv::start("termdown");
     env.sql(SCHEMA);
-    let config = env.write_config("termdown", r#"{ include: ["public.*"] }"#);
+    let config = env.config("termdown", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "termdown");
-    env.pg.stop().unwrap_or_else(|e| panic!("stop PostgreSQL: {e}"));
+    env.server.stop().unwrap_or_else(|e| panic!("stop PostgreSQL: {e}"));
     // Long enough for a few failed reconnects (0.5 s, 1 s, 2 s, 4 s, 8 s backoff).
     std::thread::sleep(Duration::from_secs(8));
     assert!(zetl.try_exit().is_none(), "zetl keeps trying while the source is down");
@@ -181,7 +181,7 @@ fn sigterm_while_the_source_is_down() {
     let limit = Duration::from_secs(5);
     let exited = poll(limit, || zetl.try_exit().is_some());
     let status = zetl.try_exit();
-    env.pg.restart().unwrap_or_else(|e| panic!("start PostgreSQL again: {e}"));
+    env.server.restart().unwrap_or_else(|e| panic!("start PostgreSQL again: {e}"));
     assert!(
         exited,
         "zetl did not exit within {limit:?} of SIGTERM while the source was down \
@@ -197,7 +197,7 @@ fn sigterm_while_the_source_is_down() {
 fn sql_session_terminated_by_the_server() {
     let env = TestEnv::start("terminated");
     env.sql(SCHEMA);
-    let config = env.write_config("terminated", r#"{ include: ["public.*"] }"#);
+    let config = env.config("terminated", &["public.*"]).write();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let mut zetl = env.run_zetl(&config);

@@ -2,6 +2,7 @@
 //! a stopped one copies it at its next start. Both end with target == source.
 
 use crate::common;
+use common::config::map;
 
 use common::{poll, zetl_command, TestEnv, TIMEOUT};
 use std::io::{Read, Write};
@@ -28,10 +29,8 @@ fn resync_while_running_and_while_stopped() {
          CREATE TABLE b (id int PRIMARY KEY, v int); INSERT INTO b SELECT g, 0 FROM generate_series(1, 2000) g;",
     );
     let port = zetl_testkit::free_port();
-    let cfg = env.write_config("resync", "{ include: [\"public.*\"] }");
-    let yaml =
-        std::fs::read_to_string(&cfg).expect("config") + &format!("    metrics: {{ listen: \"127.0.0.1:{port}\" }}\n");
-    std::fs::write(&cfg, yaml).expect("config");
+    let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
+    let cfg = env.config("resync", &["public.*"]).set("metrics", metrics).write();
     let cfg_s = cfg.to_str().expect("utf-8 path");
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "resync");

@@ -4,6 +4,7 @@
 //! `zetl resync` keeps working. Ends with target == source.
 
 use crate::common;
+use common::config::map;
 
 use common::{poll, zetl_command_with, TestEnv, Zetl, TIMEOUT};
 use std::io::{Read, Write};
@@ -56,9 +57,9 @@ fn resync_needs_the_header_and_the_token() {
     let env = TestEnv::start("guard");
     env.sql("CREATE TABLE a (id int PRIMARY KEY, v int); INSERT INTO a SELECT g, 0 FROM generate_series(1, 2000) g;");
     let port = zetl_testkit::free_port();
-    let cfg = env.write_config("guard", "{ include: [\"public.*\"] }");
-    let plain = std::fs::read_to_string(&cfg).expect("config");
-    std::fs::write(&cfg, format!("{plain}    metrics: {{ listen: \"127.0.0.1:{port}\" }}\n")).expect("config");
+    let listen = format!("127.0.0.1:{port}");
+    let config = env.config("guard", &["public.*"]);
+    let cfg = config.set("metrics", map([("listen", listen.clone().into())])).write();
     let cfg_s = cfg.to_str().expect("utf-8 path");
 
     // Without a token: the header, and an address or localhost as Host.
@@ -80,8 +81,8 @@ fn resync_needs_the_header_and_the_token() {
     zetl.stop();
 
     // With metrics.token: `Authorization: Bearer`, whatever the Host.
-    let with_token = format!("{plain}    metrics: {{ listen: \"127.0.0.1:{port}\", token: \"${{GUARD_TOKEN}}\" }}\n");
-    std::fs::write(&cfg, with_token).expect("config");
+    let metrics = map([("listen", listen.into()), ("token", "${GUARD_TOKEN}".into())]);
+    env.config("guard", &["public.*"]).set("metrics", metrics).write();
     let mut zetl = Zetl::spawn_with(&cfg, &env.log_path(), &[("GUARD_TOKEN", TOKEN)]);
     env.wait_caught_up(&mut zetl, "guard");
     env.sql("UPDATE a SET v = 1 WHERE id <= 100");

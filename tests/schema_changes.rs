@@ -23,7 +23,7 @@ fn column_changes(warehouse: Warehouse, test: &str, stopped: bool) {
          INSERT INTO stamps SELECT g FROM generate_series(1, 100) g;\n\
          CREATE TABLE gains (a int, v text); INSERT INTO gains VALUES (1, 'x'), (2, 'y');",
     );
-    let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let config = warehouse.config(&env, test, &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     let changes = "ALTER TABLE items ADD COLUMN status text NOT NULL DEFAULT 'new';\n\
@@ -88,7 +88,7 @@ fn key_changes(warehouse: Warehouse, test: &str) {
          ALTER TABLE fullpk REPLICA IDENTITY FULL;\n\
          INSERT INTO fullpk SELECT g, g % 5, 'row ' || g FROM generate_series(1, 20) g;",
     );
-    let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let config = warehouse.config(&env, test, &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     env.sql(
@@ -129,7 +129,7 @@ fn ddl_in_streamed_transactions(warehouse: Warehouse, test: &str) {
         "CREATE TABLE big (id int PRIMARY KEY, v text);\n\
          INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 100) g;",
     );
-    let config = warehouse.config(&env, test, r#"{ include: ["public.*"] }"#);
+    let config = warehouse.config(&env, test, &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     env.sql(

@@ -2,6 +2,7 @@
 //! tables, replica identity by index, and identifiers that need quoting.
 
 use crate::common;
+use common::config::yaml;
 
 use common::{wait_for, TestEnv};
 
@@ -15,11 +16,8 @@ fn chunked_copy_killed_then_restarted_then_streaming() {
          INSERT INTO heap SELECT g % 100, 'row ' || (g % 37) FROM generate_series(1, 30000) g;\n\
          ANALYZE;",
     );
-    let config = env.write_config_with(
-        "chunks",
-        r#"{ include: ["public.*"] }"#,
-        "snapshot: { parallelism: 3, chunk_rows: 50000 }",
-    );
+    let config =
+        env.config("chunks", &["public.*"]).source("snapshot", yaml("{ parallelism: 3, chunk_rows: 50000 }")).write();
     // Killed while copying (the table is large enough that the copy takes a while even on a
     // fast machine): the next start copies again from scratch.
     let mut zetl = env.run_zetl(&config);
@@ -74,7 +72,7 @@ fn partitions_replica_identity_index_and_quoted_names() {
            (\"Id\" int PRIMARY KEY, \"select\" text, \"Col Name\" int);\n\
          INSERT INTO \"Mixed Case\".\"we\"\"ird table\" VALUES (1, 'a', 1), (2, 'b', 2);",
     );
-    let config = env.write_config("shapes", r#"{ include: ["public.*", "Mixed Case.*"] }"#);
+    let config = env.config("shapes", &["public.*", "Mixed Case.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "shapes");
 

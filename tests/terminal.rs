@@ -13,7 +13,7 @@ fn copy_progress_is_drawn_on_a_terminal_and_only_there() {
         "CREATE TABLE wide (id int PRIMARY KEY, pad text); \
          INSERT INTO wide SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g; ANALYZE wide",
     );
-    let cfg = env.write_config("tty", "{ include: [\"public.*\"] }");
+    let cfg = env.config("tty", &["public.*"]).write();
     // `script` gives zetl a pseudo-terminal and records what it draws there.
     let typescript = env.scratch.path.join("typescript");
     let command = format!("{} run -c {}", common::zetl_bin(), cfg.display());

@@ -75,7 +75,7 @@ fn server_certificate(dir: &Path, ca: &str) {
 fn enable_tls(env: &TestEnv) -> std::path::PathBuf {
     authority(&env.scratch.path, "ca");
     server_certificate(&env.scratch.path, "ca");
-    let data = env.pg.data_dir();
+    let data = env.server.data_dir();
     for ext in ["crt", "key"] {
         let to = data.join(format!("server.{ext}"));
         std::fs::copy(env.scratch.path.join(format!("server.{ext}")), &to).expect("copy cert");
@@ -91,14 +91,7 @@ fn enable_tls(env: &TestEnv) -> std::path::PathBuf {
 }
 
 fn config(env: &TestEnv, url: &str) -> std::path::PathBuf {
-    let yaml = format!(
-        "integrations:\n  - name: tls\n    source: {{ kind: postgres, url: \"{url}\" }}\n    \
-         target: {{ kind: duckdb, path: \"{}\" }}\n    tables: {{ include: [\"public.*\"] }}\n    batch: {{ max_wait_ms: 100 }}\n",
-        env.duckdb_path().display()
-    );
-    let path = env.scratch.path.join("tls.yaml");
-    std::fs::write(&path, yaml).expect("write config");
-    path
+    env.config("tls", &["public.*"]).source("url", url).write()
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn unchanged_toast_without_a_target_row(warehouse: Warehouse, test: &str) {
          INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(random()::text || i), '') \
             FROM generate_series(1, 200) i) FROM generate_series(1, 5) g;",
     );
-    let config = warehouse.config(&env, test, r#"{ include: ["public.docs"] }"#);
+    let config = warehouse.config(&env, test, &["public.docs"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, test);
     // Changes that leave the body unchanged keep it.

@@ -75,7 +75,7 @@ fn type_zoo_snapshot_and_stream() {
     let env = TestEnv::start("types");
     env.sql(ZOO_DDL);
     env.sql(ZOO_ROWS);
-    let config = env.write_config("types", r#"{ include: ["public.*"] }"#);
+    let config = env.config("types", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "types");
 
@@ -128,7 +128,7 @@ fn interval_edge_values() {
            (3, '-1 years +2 mons -3 days +04:05:06'), (4, '178000000 years'), \
            (5, '-00:00:00.000001'), (6, '100 hours');",
     );
-    let config = env.write_config("intervals", r#"{ include: ["public.iv"] }"#);
+    let config = env.config("intervals", &["public.iv"]).write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "intervals");
     env.sql("INSERT INTO iv SELECT id + 100, iv FROM iv");

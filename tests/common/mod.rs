@@ -12,10 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod config;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod mysql;
 pub mod warehouse;
+
+use config::{map, TestConfig};
+use serde_yaml::Mapping;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use zetl_testkit::compare::assert_tables_equal;
 pub use zetl_testkit::{PgOptions, PgServer};
@@ -78,36 +83,29 @@ pub fn tail(path: &Path, lines: usize) -> String {
     format!("----- last {} lines of {} -----\n{}\n-----", all.len() - start, path.display(), all[start..].join("\n"))
 }
 
-/// One test's world: its PostgreSQL server and scratch directory. Field order matters: the
-/// server stops before the directory (and its log report) goes.
-pub struct TestEnv {
-    pub pg: PgServer,
-    pub scratch: Scratch,
+/// A source server a test replicates from.
+pub trait Server {
+    /// The `source:` settings that reach it.
+    fn source(&self) -> Mapping;
+
+    /// Environment `zetl` needs to reach it (`(name, value)`; empty removes).
+    fn zetl_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
 
-impl TestEnv {
-    pub fn start(test: &str) -> TestEnv {
-        Self::start_with(test, PgOptions::default())
-    }
+/// One test's world: its source server and scratch directory, the same for every source.
+/// Field order matters: the server stops before the directory (and its log report) goes.
+pub struct Env<S> {
+    pub server: S,
+    pub scratch: Scratch,
+    /// Sentinels written so far (see `catch_up_and_stop` of MySQL and DynamoDB).
+    sync: AtomicU64,
+}
 
-    pub fn start_with(test: &str, opts: PgOptions) -> TestEnv {
-        let scratch = Scratch::new(test);
-        let pg = PgServer::start(opts).unwrap_or_else(|e| panic!("start PostgreSQL: {e}"));
-        TestEnv { pg, scratch }
-    }
-
-    pub fn url(&self) -> String {
-        self.pg.url(DB)
-    }
-
-    /// Runs SQL at the source (psql as superuser) and returns its output; panics on errors.
-    pub fn sql(&self, sql: &str) -> String {
-        self.pg.psql(DB, sql).unwrap_or_else(|e| panic!("SQL at the source failed: {e}\n--- SQL ---\n{sql}"))
-    }
-
-    /// One value from the source.
-    pub fn sql_value(&self, sql: &str) -> String {
-        self.sql(sql).trim().to_string()
+impl<S: Server> Env<S> {
+    fn new(server: S, scratch: Scratch) -> Env<S> {
+        Env { server, scratch, sync: AtomicU64::new(0) }
     }
 
     pub fn duckdb_path(&self) -> PathBuf {
@@ -118,37 +116,114 @@ impl TestEnv {
         self.scratch.path.join("zetl.log")
     }
 
-    /// Writes a config for integration `name` with `tables` as the YAML of the `tables` key
-    /// (e.g. `{ include: ["public.*"] }`), table discovery every second and 100 ms batches.
-    pub fn write_config(&self, name: &str, tables: &str) -> PathBuf {
-        self.write_config_with(name, tables, "")
-    }
-
-    /// Like [`TestEnv::write_config`], with more `source` settings (`key: value, ...`; one of
-    /// them may be another `table_discovery_secs`).
-    pub fn write_config_with(&self, name: &str, tables: &str, source_extra: &str) -> PathBuf {
-        let mut extra = if source_extra.is_empty() { String::new() } else { format!(", {source_extra}") };
-        if !source_extra.contains("table_discovery_secs") {
-            extra.insert_str(0, ", table_discovery_secs: 1");
-        }
-        let yaml = format!(
-            "integrations:\n  \
-               - name: {name}\n    \
-                 source: {{ kind: postgres, url: \"{url}\"{extra} }}\n    \
-                 target: {{ kind: duckdb, path: \"{path}\" }}\n    \
-                 tables: {tables}\n    \
-                 batch: {{ max_wait_ms: 100 }}\n",
-            url = self.url(),
-            path = self.duckdb_path().display(),
-        );
-        let path = self.scratch.path.join(format!("{name}.yaml"));
-        fs::write(&path, yaml).expect("write the config");
-        path
+    /// Integration `name` from this server into the test's DuckDB file, 100 ms batches.
+    pub fn base_config(&self, name: &str) -> TestConfig {
+        TestConfig::new(&self.scratch.path, name, self.server.source(), &self.duckdb_path())
     }
 
     /// Starts `zetl run -c config`, its output appended to the test's `zetl.log`.
     pub fn run_zetl(&self, config: &Path) -> Zetl {
-        Zetl::spawn(config, &self.log_path())
+        Zetl::spawn_with(config, &self.log_path(), self.server.zetl_env())
+    }
+
+    /// Opens the target read-only (zetl must be stopped).
+    pub fn duckdb(&self) -> duckdb::Connection {
+        duckdb_read_only(&self.duckdb_path())
+    }
+
+    /// Changes the target as a user would between runs (zetl must not be running).
+    pub fn target_sql(&self, sql: &str) {
+        duckdb_exec(&self.duckdb_path(), sql);
+    }
+
+    /// One value from the target as text (NULL as `None`); zetl must be stopped.
+    pub fn target_value(&self, sql: &str) -> Option<String> {
+        duckdb_value(&self.duckdb_path(), sql)
+    }
+
+    /// `schema.table` of every table at the target outside `_zetl`, sorted.
+    pub fn target_tables(&self) -> Vec<String> {
+        let conn = self.duckdb();
+        let mut stmt = conn
+            .prepare(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables() \
+                 WHERE schema_name <> '_zetl' AND NOT temporary ORDER BY 1",
+            )
+            .expect("prepare");
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("list target tables");
+        rows.collect::<Result<Vec<_>, _>>().expect("list target tables")
+    }
+
+    /// The number of the next sentinel to write.
+    fn next_sync(&self) -> u64 {
+        self.sync.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// After a sentinel was written at the source: stops zetl and looks for it at the target
+    /// (`synced`); until it is there, zetl runs again, for twice as long up to `max_wait`.
+    /// Returns with zetl stopped and the target holding every change written before.
+    fn stop_when_synced(
+        &self,
+        mut zetl: Zetl,
+        config: &Path,
+        (mut wait, max_wait): (Duration, Duration),
+        synced: impl Fn() -> bool,
+    ) {
+        let started = Instant::now();
+        loop {
+            std::thread::sleep(wait);
+            if let Some(status) = zetl.try_exit() {
+                panic!("zetl exited ({status}) while the test waited for it to catch up");
+            }
+            zetl.stop();
+            if synced() {
+                return;
+            }
+            assert!(started.elapsed() < TIMEOUT * 2, "zetl did not catch up with the source within {:?}", TIMEOUT * 2);
+            wait = (wait * 2).min(max_wait);
+            zetl = self.run_zetl(config);
+        }
+    }
+}
+
+impl Server for PgServer {
+    fn source(&self) -> Mapping {
+        map([("kind", "postgres".into()), ("url", self.url(DB).into()), ("table_discovery_secs", 1.into())])
+    }
+}
+
+/// A test replicating from PostgreSQL.
+pub type TestEnv = Env<PgServer>;
+
+impl TestEnv {
+    pub fn start(test: &str) -> TestEnv {
+        Self::start_with(test, PgOptions::default())
+    }
+
+    pub fn start_with(test: &str, opts: PgOptions) -> TestEnv {
+        let scratch = Scratch::new(test);
+        let pg = PgServer::start(opts).unwrap_or_else(|e| panic!("start PostgreSQL: {e}"));
+        Env::new(pg, scratch)
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url(DB)
+    }
+
+    /// Runs SQL at the source (psql as superuser) and returns its output; panics on errors.
+    pub fn sql(&self, sql: &str) -> String {
+        self.server.psql(DB, sql).unwrap_or_else(|e| panic!("SQL at the source failed: {e}\n--- SQL ---\n{sql}"))
+    }
+
+    /// One value from the source.
+    pub fn sql_value(&self, sql: &str) -> String {
+        self.sql(sql).trim().to_string()
+    }
+
+    /// Integration `name` replicating `tables` (patterns for `tables.include`), table
+    /// discovery every second.
+    pub fn config(&self, name: &str, tables: &[&str]) -> TestConfig {
+        self.base_config(name).include(tables)
     }
 
     /// The name zetl gives the integration's replication slot.
@@ -203,34 +278,6 @@ impl TestEnv {
     pub fn assert_equal(&self, tables: &[&str]) {
         assert_tables_equal(&self.url(), &self.duckdb_path(), tables);
     }
-
-    /// Opens the target read-only (zetl must be stopped).
-    pub fn duckdb(&self) -> duckdb::Connection {
-        duckdb_read_only(&self.duckdb_path())
-    }
-
-    /// Changes the target as a user would between runs (zetl must not be running).
-    pub fn target_sql(&self, sql: &str) {
-        duckdb_exec(&self.duckdb_path(), sql);
-    }
-
-    /// `schema.table` of every table at the target outside `_zetl`, sorted.
-    pub fn target_tables(&self) -> Vec<String> {
-        let conn = self.duckdb();
-        let mut stmt = conn
-            .prepare(
-                "SELECT schema_name || '.' || table_name FROM duckdb_tables() \
-                 WHERE schema_name <> '_zetl' AND NOT temporary ORDER BY 1",
-            )
-            .expect("prepare");
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("list target tables");
-        rows.collect::<Result<Vec<_>, _>>().expect("list target tables")
-    }
-
-    /// One value from the target as text (NULL as `None`).
-    pub fn target_value(&self, sql: &str) -> Option<String> {
-        duckdb_value(&self.duckdb_path(), sql)
-    }
 }
 
 /// The DuckDB target file opened read-only (zetl may hold it for writing).
@@ -284,10 +331,6 @@ pub struct Zetl {
 }
 
 impl Zetl {
-    pub fn spawn(config: &Path, log: &Path) -> Zetl {
-        Self::spawn_with(config, log, &[])
-    }
-
     /// With extra environment variables (`(name, value)`; an empty value removes it).
     pub fn spawn_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Zetl {
         let mut file = OpenOptions::new().create(true).append(true).open(log).expect("open zetl.log");

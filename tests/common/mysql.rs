@@ -1,10 +1,12 @@
-//! MariaDB side of the end-to-end tests: a server per test (row binlog, full metadata), the
-//! YAML config for a `mysql` source, and catching up by a sentinel row.
+//! MariaDB side of the end-to-end tests: a server per test (row binlog, full metadata), its
+//! `mysql` source settings, and catching up by a sentinel row.
 
-use super::{poll, Scratch, Zetl, TIMEOUT};
-use std::cell::Cell;
+use super::config::{map, TestConfig};
+use super::{poll, Env, Scratch, Server, Zetl, TIMEOUT};
+use serde_yaml::Mapping;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 pub use zetl_testkit::compare_mysql::assert_mysql_tables_equal;
 pub use zetl_testkit::{MariaDbOptions, MariaDbServer};
@@ -16,11 +18,14 @@ const SYNC_TABLE: &str = "_zetl_sync";
 /// What zetl logs once it reads the binlog.
 const STREAMING: &str = "streaming the binlog";
 
-pub struct MyEnv {
-    pub db: MariaDbServer,
-    pub scratch: Scratch,
-    sync: Cell<u64>,
+impl Server for MariaDbServer {
+    fn source(&self) -> Mapping {
+        map([("kind", "mysql".into()), ("url", self.url(MY_DB).into())])
+    }
 }
+
+/// A test replicating from MariaDB.
+pub type MyEnv = Env<MariaDbServer>;
 
 impl MyEnv {
     pub fn start(test: &str) -> MyEnv {
@@ -30,8 +35,8 @@ impl MyEnv {
     pub fn start_with(test: &str, opts: MariaDbOptions) -> MyEnv {
         let scratch = Scratch::new(test);
         let db = MariaDbServer::start(opts).unwrap_or_else(|e| panic!("start MariaDB: {e}"));
-        let env = MyEnv { db, scratch, sync: Cell::new(0) };
-        env.db
+        let env = Env::new(db, scratch);
+        env.server
             .sql(
                 "",
                 &format!(
@@ -43,45 +48,17 @@ impl MyEnv {
     }
 
     pub fn url(&self) -> String {
-        self.db.url(MY_DB)
+        self.server.url(MY_DB)
     }
 
     /// Runs SQL at the source (as root) and returns its output; panics on errors.
     pub fn sql(&self, sql: &str) -> String {
-        self.db.sql(MY_DB, sql).unwrap_or_else(|e| panic!("SQL at the source failed: {e}\n--- SQL ---\n{sql}"))
+        self.server.sql(MY_DB, sql).unwrap_or_else(|e| panic!("SQL at the source failed: {e}\n--- SQL ---\n{sql}"))
     }
 
-    pub fn duckdb_path(&self) -> PathBuf {
-        self.scratch.path.join("warehouse.duckdb")
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.scratch.path.join("zetl.log")
-    }
-
-    /// A config for integration `name` replicating `shop.*` (or `tables`, YAML of the
-    /// `tables` key), 100 ms batches, metrics off; `source_extra` adds `key: value, ...`.
-    pub fn write_config(&self, name: &str, tables: Option<&str>, source_extra: &str) -> PathBuf {
-        let extra = if source_extra.is_empty() { String::new() } else { format!(", {source_extra}") };
-        let tables = tables.map(str::to_string).unwrap_or_else(|| format!("{{ include: [\"{MY_DB}.*\"] }}"));
-        let yaml = format!(
-            "integrations:\n  \
-               - name: {name}\n    \
-                 source: {{ kind: mysql, url: \"{url}\"{extra} }}\n    \
-                 target: {{ kind: duckdb, path: \"{path}\" }}\n    \
-                 tables: {tables}\n    \
-                 batch: {{ max_wait_ms: 100 }}\n    \
-                 metrics: {{ listen: \"off\" }}\n",
-            url = self.url(),
-            path = self.duckdb_path().display(),
-        );
-        let path = self.scratch.path.join(format!("{name}.yaml"));
-        fs::write(&path, yaml).expect("write the config");
-        path
-    }
-
-    pub fn run_zetl(&self, config: &Path) -> Zetl {
-        Zetl::spawn(config, &self.log_path())
+    /// Integration `name` replicating `shop.*` (`.include` replaces it), metrics off.
+    pub fn config(&self, name: &str) -> TestConfig {
+        self.base_config(name).include(&[&format!("{MY_DB}.*")]).metrics_off()
     }
 
     /// Starts zetl and waits until it reads the binlog (the initial copy, if any, is done).
@@ -105,34 +82,19 @@ impl MyEnv {
     /// Writes a sentinel row after everything so far, then stops zetl (SIGTERM) and looks
     /// for the row in the target; until it is there, zetl is started again and given more
     /// time. Returns with zetl stopped and the target holding every change written before.
-    pub fn catch_up_and_stop(&self, mut zetl: Zetl, config: &Path) {
-        let n = self.sync.get() + 1;
-        self.sync.set(n);
+    pub fn catch_up_and_stop(&self, zetl: Zetl, config: &Path) {
+        let n = self.next_sync();
         self.sql(&format!("INSERT INTO {MY_DB}.{SYNC_TABLE} VALUES ({n})"));
-        let started = std::time::Instant::now();
-        let mut wait = std::time::Duration::from_millis(500);
-        loop {
-            std::thread::sleep(wait);
-            if let Some(status) = zetl.try_exit() {
-                panic!("zetl exited ({status}) while the test waited for it to catch up");
-            }
-            zetl.stop();
-            if self.target_has_sync(n) {
-                return;
-            }
-            assert!(started.elapsed() < TIMEOUT, "zetl did not catch up with the source within {TIMEOUT:?}");
-            wait = (wait * 2).min(std::time::Duration::from_secs(4));
-            zetl = self.run_zetl(config);
-        }
+        let waits = (Duration::from_millis(500), Duration::from_secs(4));
+        self.stop_when_synced(zetl, config, waits, || self.target_has_sync(n));
     }
 
     /// Like [`MyEnv::catch_up_and_stop`], but zetl is not started again: the target must hold
     /// every change written before when zetl is stopped after a few seconds of catching up.
     pub fn catch_up_once_and_stop(&self, mut zetl: Zetl) {
-        let n = self.sync.get() + 1;
-        self.sync.set(n);
+        let n = self.next_sync();
         self.sql(&format!("INSERT INTO {MY_DB}.{SYNC_TABLE} VALUES ({n})"));
-        std::thread::sleep(std::time::Duration::from_secs(6));
+        std::thread::sleep(Duration::from_secs(6));
         if let Some(status) = zetl.try_exit() {
             panic!("zetl exited ({status}) while the test waited for it to catch up");
         }
@@ -153,12 +115,7 @@ impl MyEnv {
 
     /// Compares the listed tables (`shop.t`) between source and target; zetl must be stopped.
     pub fn assert_equal(&self, tables: &[&str]) {
-        assert_mysql_tables_equal(&self.db, &self.duckdb_path(), tables);
-    }
-
-    /// One value from the target (DuckDB opened read-only; zetl must be stopped).
-    pub fn target_value(&self, sql: &str) -> Option<String> {
-        super::duckdb_value(&self.duckdb_path(), sql)
+        assert_mysql_tables_equal(&self.server, &self.duckdb_path(), tables);
     }
 }
 

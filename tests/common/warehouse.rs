@@ -1,8 +1,8 @@
-//! The two targets a PostgreSQL-source test can run against, with one config writer and one
+//! The two targets a PostgreSQL-source test can run against, with one config and one
 //! whole-table comparison for both; and how to see copies made while streaming in the log.
 
+use super::config::{map, TestConfig};
 use super::{wait_for, PgOptions, PgServer, TestEnv, Zetl, DB};
-use std::path::PathBuf;
 use zetl_testkit::compare_pg::assert_pg_tables_equal;
 
 /// Where a test replicates to.
@@ -16,29 +16,14 @@ impl Warehouse {
         Warehouse::Postgres(PgServer::start(PgOptions::default()).expect("start the target PostgreSQL"))
     }
 
-    pub fn config(&self, env: &TestEnv, name: &str, tables: &str) -> PathBuf {
-        self.config_discovering(env, name, tables, 1)
-    }
-
-    /// With table discovery every `discovery_secs`.
-    pub fn config_discovering(&self, env: &TestEnv, name: &str, tables: &str, discovery_secs: u64) -> PathBuf {
+    /// Integration `name` replicating `tables` into this warehouse.
+    pub fn config(&self, env: &TestEnv, name: &str, tables: &[&str]) -> TestConfig {
         match self {
-            Warehouse::Duckdb => {
-                env.write_config_with(name, tables, &format!("table_discovery_secs: {discovery_secs}"))
-            }
-            Warehouse::Postgres(target) => {
-                let path = env.scratch.path.join(format!("{name}.yaml"));
-                let yaml = format!(
-                    "integrations:\n  - name: {name}\n    \
-                     source: {{ kind: postgres, url: \"{src}\", table_discovery_secs: {discovery_secs} }}\n    \
-                     target: {{ kind: postgres, url: \"{dst}\" }}\n    \
-                     tables: {tables}\n    batch: {{ max_wait_ms: 100 }}\n    metrics: {{ listen: \"off\" }}\n",
-                    src = env.url(),
-                    dst = target.url(DB),
-                );
-                std::fs::write(&path, yaml).expect("write the config");
-                path
-            }
+            Warehouse::Duckdb => env.config(name, tables),
+            Warehouse::Postgres(target) => env
+                .config(name, tables)
+                .target(map([("kind", "postgres".into()), ("url", target.url(DB).into())]))
+                .metrics_off(),
         }
     }
 
@@ -85,21 +70,13 @@ pub fn wait_copied(env: &TestEnv, zetl: &mut Zetl, table: &str, times: usize) {
     wait_for(&format!("{table} to be copied {times} time(s) while streaming"), zetl, || copies_of(env, table) >= times);
 }
 
-/// A config replicating `public.*` into the PostgreSQL `target` (schema `public` → `mirror`),
-/// integration `topg`; `extra` adds integration keys (YAML lines, indented four spaces).
-pub fn pg_target_config(env: &TestEnv, target: &PgServer, extra: &str) -> std::path::PathBuf {
-    let path = env.scratch.path.join("pg.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "integrations:\n  - name: topg\n    source: {{ kind: postgres, url: \"{src}\" }}\n    \
-             target: {{ kind: postgres, url: \"{dst}\", schemas: {{ public: mirror }} }}\n    \
-             tables: {{ include: [\"public.*\"] }}\n    batch: {{ max_wait_ms: 100 }}\n    \
-             metrics: {{ listen: \"off\" }}\n{extra}",
-            src = env.url(),
-            dst = target.url(DB),
-        ),
-    )
-    .expect("write config");
-    path
+/// Integration `topg` replicating `public.*` into the PostgreSQL `target` (schema `public` →
+/// `mirror`), table discovery at its default.
+pub fn pg_target_config(env: &TestEnv, target: &PgServer) -> TestConfig {
+    let target = map([
+        ("kind", "postgres".into()),
+        ("url", target.url(DB).into()),
+        ("schemas", map([("public", "mirror".into())]).into()),
+    ]);
+    env.config("topg", &["public.*"]).source("table_discovery_secs", 10).target(target).metrics_off()
 }
