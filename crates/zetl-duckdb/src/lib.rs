@@ -3,6 +3,7 @@
 //! One DuckDB transaction holds whole source transactions and the checkpoint that covers them.
 
 mod catalog;
+mod checks;
 mod config;
 mod ddl;
 pub mod dead_letters;

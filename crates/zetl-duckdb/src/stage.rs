@@ -3,8 +3,8 @@
 //! are not written to DuckDB's WAL, so staging costs no disk writes.
 
 use crate::catalog::table_columns;
+use crate::checks::{self, Check};
 use crate::error::{Context, DuckdbError};
-use crate::screen::{self, Check};
 use crate::types::{ident, to_db, wire_type};
 use duckdb::types::Value as Db;
 use duckdb::Connection;
@@ -59,7 +59,7 @@ impl Stage {
         .context(|| format!("creating staging table for {}", schema.id))?;
         let staged: Vec<String> =
             table_columns(conn, "'temp'", &TableId::new("main", &name))?.into_iter().map(|c| c.data_type).collect();
-        let checks = screen::plan(schema, &staged, &table_columns(conn, "current_database()", &schema.id)?);
+        let checks = checks::plan(schema, &staged, &table_columns(conn, "current_database()", &schema.id)?);
         Ok(Stage { name, schema: schema.clone(), checks })
     }
 
