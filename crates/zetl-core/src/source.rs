@@ -125,6 +125,12 @@ impl SourceContext {
     }
 }
 
+/// The newest position in `acks` as `P` (for a stream that waits on `acks.changed()`), marked
+/// as seen.
+pub fn take_ack<P: SourcePosition>(acks: &mut watch::Receiver<Position>) -> Option<P> {
+    P::parse(&acks.borrow_and_update().0).ok()
+}
+
 /// Tables copied while streaming, each with the position its copy is consistent at: the
 /// copy holds every transaction before that position, so the stream skips the table's changes
 /// in those (as PostgreSQL's own table sync does).

@@ -3,7 +3,7 @@
 
 use crate::binlog_files::BinlogFiles;
 use crate::catalog::{self, TableInfo};
-use crate::columns::MyTable;
+use crate::columns::{Collations, MyTable};
 use crate::config::MysqlSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::error::MyError;
@@ -59,19 +59,7 @@ impl Source for MySource {
 
     /// Prepare (prerequisites), initial copy or resume, then follow the binlog.
     async fn run(&self, start: StartState<StoredPos>, ctx: SourceContext) -> Result<(), MyError> {
-        let mut side = self.info.connect().await?;
-        let server = catalog::server_info(&mut side).await?;
-        let mut problems = server.problems();
-        // An unreadable grant list is no proof of a problem: the binlog dump then tells.
-        if let Ok(missing) = catalog::missing_grants(&mut side).await {
-            if !missing.is_empty() {
-                problems.push(catalog::grant_fix(&missing));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(MyError::Prerequisite(problems.join("; ")));
-        }
-        let collations = catalog::collations(&mut side).await?;
+        let (mut side, server, collations) = self.prepare().await?;
         // `described`: the tables whose columns the initial copy read (none when resuming).
         let (position, copied, tables, described) = match &start.resume_from {
             Some(stored) => {
@@ -133,22 +121,7 @@ impl Source for MySource {
             self.copy_while_streaming(&mut streamer, &missing, &ctx.progress).await?;
         }
         tracing::info!(from = %position, server_id = self.server_id(), "streaming the binlog");
-        let mut files = BinlogFiles::default();
-        let mut stop = ctx.stop.clone();
-        loop {
-            match streamer.run(&mut stop, TICK).await? {
-                Pause::Stopped => {
-                    streamer.close().await;
-                    return Ok(());
-                }
-                Pause::Copy(mut tables) => {
-                    tables.sort();
-                    tables.dedup();
-                    self.copy_while_streaming(&mut streamer, &tables, &ctx.progress).await?
-                }
-                Pause::Tick => self.tick(&mut streamer, &mut files, &ctx).await?,
-            }
-        }
+        self.follow(&mut streamer, &ctx).await
     }
 
     async fn check(&self, env: &CheckEnv) -> Vec<Verdict> {
@@ -166,6 +139,44 @@ impl Source for MySource {
 }
 
 impl MySource {
+    /// A connection to the server, once its settings and grants allow replication.
+    async fn prepare(&self) -> Result<(Conn, catalog::ServerInfo, Collations), MyError> {
+        let mut side = self.info.connect().await?;
+        let server = catalog::server_info(&mut side).await?;
+        let mut problems = server.problems();
+        // An unreadable grant list is no proof of a problem: the binlog dump then tells.
+        if let Ok(missing) = catalog::missing_grants(&mut side).await {
+            if !missing.is_empty() {
+                problems.push(catalog::grant_fix(&missing));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(MyError::Prerequisite(problems.join("; ")));
+        }
+        let collations = catalog::collations(&mut side).await?;
+        Ok((side, server, collations))
+    }
+
+    /// Reads the binlog until stopped, pausing for copies and the periodic tick.
+    async fn follow(&self, streamer: &mut Streamer, ctx: &SourceContext) -> Result<(), MyError> {
+        let mut files = BinlogFiles::default();
+        let mut stop = ctx.stop.clone();
+        loop {
+            match streamer.run(&mut stop, TICK).await? {
+                Pause::Stopped => {
+                    streamer.close().await;
+                    return Ok(());
+                }
+                Pause::Copy(mut tables) => {
+                    tables.sort();
+                    tables.dedup();
+                    self.copy_while_streaming(streamer, &tables, &ctx.progress).await?
+                }
+                Pause::Tick => self.tick(streamer, &mut files, ctx).await?,
+            }
+        }
+    }
+
     /// No initial copy was completed: every table copied at one consistent snapshot. Returns
     /// the binlog position it is consistent at, the tables, and the columns the copy read.
     async fn initial_copy(

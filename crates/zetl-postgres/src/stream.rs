@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 use zetl_core::channel::EventSender;
 use zetl_core::progress::Progress;
-use zetl_core::source::CopiedAt;
+use zetl_core::source::{take_ack, CopiedAt};
 use zetl_core::{Change, ChangeKind, Column, Position, Row, RowIdentity, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
@@ -149,7 +149,7 @@ impl<'a> Streamer<'a> {
                     if changed.is_err() {
                         return Err(PgError::PipelineClosed);
                     }
-                    if let Some(lsn) = Lsn::parse(&acks.borrow_and_update().0) {
+                    if let Some(lsn) = take_ack::<Lsn>(acks) {
                         self.acked = self.acked.max(lsn);
                         self.progress.target_log_position.store(self.acked.0, Ordering::Relaxed);
                     }

@@ -17,10 +17,7 @@ pub type Integration = zetl_core::config::Integration<SourceConfig, TargetConfig
 pub enum SourceConfig {
     Postgres(zetl_postgres::PostgresSourceConfig),
     Mysql(zetl_mysql::MysqlSourceConfig),
-    /// A build without the `dynamodb` feature (smaller, faster to build) reads `kind: dynamodb`
-    /// as an unknown kind, named with its file:line.
-    #[cfg(feature = "dynamodb")]
-    Dynamodb(zetl_dynamodb::DynamodbSourceConfig),
+    Dynamodb(dynamodb::Settings),
 }
 
 impl Settings for SourceConfig {
@@ -28,9 +25,48 @@ impl Settings for SourceConfig {
         match self {
             SourceConfig::Postgres(c) => c.validate(),
             SourceConfig::Mysql(c) => c.validate(),
-            #[cfg(feature = "dynamodb")]
             SourceConfig::Dynamodb(c) => c.validate(),
         }
+    }
+}
+
+/// The DynamoDB source, when this binary is built with it (cargo feature `dynamodb`, on by
+/// default).
+#[cfg(feature = "dynamodb")]
+mod dynamodb {
+    use zetl_core::filter::TableFilter;
+    use zetl_core::source::{AnySource, Failed};
+
+    pub use zetl_dynamodb::DynamodbSourceConfig as Settings;
+
+    pub fn source(settings: &Settings, tables: TableFilter) -> Result<Box<dyn AnySource>, Failed> {
+        Ok(Box::new(zetl_dynamodb::DynSource::new(settings.clone(), tables)))
+    }
+}
+
+/// Without it (a smaller, faster build for PostgreSQL and MySQL only), a DynamoDB integration
+/// is refused when the file is read, saying how to get a build that has it.
+#[cfg(not(feature = "dynamodb"))]
+mod dynamodb {
+    use serde::Deserialize;
+    use zetl_core::config::ValidationError;
+    use zetl_core::filter::TableFilter;
+    use zetl_core::source::{AnySource, Failed};
+
+    const MISSING: &str = "`dynamodb` needs a zetl built with the DynamoDB source: build it with the default \
+                           features (`cargo build --release -p zetl`)";
+
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Settings {}
+
+    impl zetl_core::config::Settings for Settings {
+        fn validate(&self) -> Result<(), ValidationError> {
+            Err(ValidationError::new("kind", MISSING))
+        }
+    }
+
+    pub fn source(_: &Settings, _: TableFilter) -> Result<Box<dyn AnySource>, Failed> {
+        Err(Failed { transient: false, error: MISSING.into() })
     }
 }
 
@@ -64,8 +100,7 @@ pub fn source(integration: &Integration) -> Result<Box<dyn AnySource>, Failed> {
             Box::new(zetl_postgres::PgSource::new(name, c.clone(), tables).map_err(Failed::of)?)
         }
         SourceConfig::Mysql(c) => Box::new(zetl_mysql::MySource::new(name, c.clone(), tables).map_err(Failed::of)?),
-        #[cfg(feature = "dynamodb")]
-        SourceConfig::Dynamodb(c) => Box::new(zetl_dynamodb::DynSource::new(c.clone(), tables)),
+        SourceConfig::Dynamodb(c) => dynamodb::source(c, tables)?,
     })
 }
 
@@ -150,10 +185,13 @@ mod tests {
         assert!(e.starts_with("z.yaml:3:") && e.contains("oracle"), "{e}");
     }
 
-    #[cfg(feature = "dynamodb")]
     #[test]
-    fn dynamodb_settings_are_checked_by_their_crate() {
+    fn dynamodb_settings_are_checked_by_their_crate_or_refused_by_a_build_without_it() {
         let e = parse("{ kind: dynamodb, scan: { segments: 0 } }", "").expect_err("segments");
-        assert!(e.ends_with("source.scan.segments must be between 1 and 1000"), "{e}");
+        if cfg!(feature = "dynamodb") {
+            assert!(e.ends_with("source.scan.segments must be between 1 and 1000"), "{e}");
+        } else {
+            assert!(e.contains("source.kind `dynamodb` needs a zetl built with the DynamoDB source"), "{e}");
+        }
     }
 }
