@@ -5,7 +5,7 @@ use crate::common;
 use common::config::yaml;
 
 use common::warehouse::pg_target_config as config;
-use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
+use common::{zetl_command, zetl_command_timeout, PgOptions, PgServer, TestEnv, DB, TIMEOUT};
 use zetl_testkit::compare_pg::assert_pg_tables_equal;
 
 #[test]
@@ -286,4 +286,39 @@ fn a_lock_timeout_is_retried_never_a_dead_letter() {
     assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.t", "mirror.t")], "");
     let letters = target.psql(DB, "SELECT count(*) FROM _zetl.dead_letters").expect("count dead letters");
     assert_eq!(letters.trim(), "0", "a lock timeout must not make dead letters");
+}
+
+/// A second `zetl run` of an integration that runs already is refused before it touches the
+/// target — into PostgreSQL (which holds no file lock) as into DuckDB — and the first goes on
+/// with its tables whole.
+#[test]
+fn a_second_run_of_a_running_integration_is_refused() {
+    let env = TestEnv::start("pg_target_twice");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' FROM generate_series(1, 500) g");
+    let to_pg = config(&env, &target).write();
+    let to_duckdb = env.config("twice", &["public.*"]).metrics_off().write();
+    let mut first_pg = env.run_zetl(&to_pg);
+    env.wait_caught_up(&mut first_pg, "topg");
+    let mut first_duckdb = env.run_zetl(&to_duckdb);
+    env.wait_caught_up(&mut first_duckdb, "twice");
+
+    for (cfg, needle) in [
+        (&to_pg, "another `zetl run` of integration `topg` is writing to this target database"),
+        (&to_duckdb, "cannot open DuckDB file"),
+    ] {
+        let second = zetl_command_timeout(&["run", "-c", cfg.to_str().expect("utf-8")], TIMEOUT)
+            .unwrap_or_else(|_| panic!("the second zetl run of {} did not stop by itself", cfg.display()));
+        let err = String::from_utf8_lossy(&second.stderr).to_string();
+        assert_eq!(second.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "expected `{needle}` in:\n{err}");
+    }
+
+    env.sql("UPDATE items SET v = 'w' WHERE id <= 100; DELETE FROM items WHERE id > 450; INSERT INTO items VALUES (1000, 'x')");
+    env.wait_caught_up(&mut first_pg, "topg");
+    env.wait_caught_up(&mut first_duckdb, "twice");
+    first_pg.stop();
+    first_duckdb.stop();
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.items", "mirror.items")], "");
+    env.assert_equal(&["public.items"]);
 }

@@ -13,6 +13,13 @@ pub enum PgTargetError {
     Runtime(std::io::Error),
     #[error("{0}")]
     State(String),
+    /// Another process writes this integration's tables here; two writers would drop and
+    /// overwrite each other's work.
+    #[error(
+        "another `zetl run` of integration `{integration}` is writing to this target database (it holds \
+         the integration's lock there): stop it first; two writers would undo each other's work"
+    )]
+    Busy { integration: String },
 }
 
 impl zetl_core::Retry for PgTargetError {
@@ -26,6 +33,9 @@ impl zetl_core::Retry for PgTargetError {
                 zetl_postgres::transient_sql(cause)
                     || matches!(sqlstate(cause), Some("40001" | "40P01" | "55P03" | "57014"))
             }
+            // Transient so that a run reconnecting after its own failure waits for its old
+            // session to end; a second process is refused at start, having made no progress.
+            PgTargetError::Busy { .. } => true,
             _ => false,
         }
     }

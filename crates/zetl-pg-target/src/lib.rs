@@ -79,6 +79,28 @@ impl PgTarget {
         self
     }
 
+    /// Makes this the integration's only writer at this database (`zetl run`): a session
+    /// advisory lock, held while the connection lives and freed when the process dies. A
+    /// writer killed a moment ago holds it until the server notices its session is gone, so
+    /// the lock is tried for a few seconds before another writer is assumed.
+    pub fn claim(self) -> Result<Self, PgTargetError> {
+        let key = writer_lock_key(&self.integration);
+        let got: bool = self.run(async {
+            for _ in 0..CLAIM_TRIES {
+                let row = self.client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await;
+                if row.ctx(|| "taking the integration's writer lock".into())?.get(0) {
+                    return Ok(true);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Ok(false)
+        })?;
+        if !got {
+            return Err(PgTargetError::Busy { integration: self.integration.clone() });
+        }
+        Ok(self)
+    }
+
     fn target_schema(&self, table: &TableId) -> String {
         self.schemas.get(&table.schema).cloned().unwrap_or_else(|| table.schema.clone())
     }
@@ -339,4 +361,16 @@ pub fn read_status(url: &str, integration: &str) -> Result<TargetStatus, PgTarge
         }
         Ok(status)
     })
+}
+
+/// Tries of the writer lock, 250 ms apart.
+const CLAIM_TRIES: u32 = 20;
+
+/// The advisory lock key of an integration's writer: FNV-1a of its name, apart from the
+/// migration lock's key space by a prefix.
+fn writer_lock_key(integration: &str) -> i64 {
+    let hash = format!("zetl run {integration}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    hash as i64
 }

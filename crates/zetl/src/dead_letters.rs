@@ -10,9 +10,10 @@ use zetl_core::apply::DeadLetter;
 
 pub async fn list(config: &Path, name: Option<&str>) -> Result<u8> {
     let integration = Config::load(config)?.integration(name)?.clone();
-    let letters = tokio::task::spawn_blocking(move || registry::target(&integration)?.list_dead_letters())
-        .await
-        .context("reading dead letters")??;
+    let letters =
+        tokio::task::spawn_blocking(move || registry::target(&integration, registry::Role::Admin)?.list_dead_letters())
+            .await
+            .context("reading dead letters")??;
     if letters.is_empty() {
         println!("no dead letters");
     }
@@ -30,7 +31,7 @@ pub async fn list(config: &Path, name: Option<&str>) -> Result<u8> {
 pub async fn replay(config: &Path, name: Option<&str>, ids: Vec<i64>) -> Result<u8> {
     let integration = Config::load(config)?.integration(name)?.clone();
     let (done, failed, superseded) = tokio::task::spawn_blocking(move || {
-        let mut target = registry::target(&integration)?;
+        let mut target = registry::target(&integration, registry::Role::Admin)?;
         let (done, failed) = target.replay_dead_letters(&ids)?;
         // The ones this replay skipped (or asked for) because a later change made them stale.
         let superseded: Vec<DeadLetter> = target

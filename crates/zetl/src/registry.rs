@@ -104,9 +104,17 @@ pub fn source(integration: &Integration) -> Result<Box<dyn AnySource>, Failed> {
     })
 }
 
-/// Opens the target for writing (`_zetl` brought up to date). Blocks: call it off the async
-/// threads.
-pub fn target(integration: &Integration) -> Result<AnyTarget, Failed> {
+/// What a target is opened for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `zetl run`: the integration's only writer there (a second one is refused).
+    Writer,
+    /// The operator's verbs (`resync`, `dead-letters`), next to a running writer or not.
+    Admin,
+}
+
+/// Opens the target (`_zetl` brought up to date). Blocks: call it off the async threads.
+pub fn target(integration: &Integration, role: Role) -> Result<AnyTarget, Failed> {
     let (name, apply) = (&integration.name, integration.apply.clone());
     Ok(match &integration.target {
         TargetConfig::Duckdb(c) => erase(
@@ -114,11 +122,13 @@ pub fn target(integration: &Integration) -> Result<AnyTarget, Failed> {
                 .map_err(Failed::of)?
                 .with_apply_policy(apply),
         ),
-        TargetConfig::Postgres(c) => erase(
-            zetl_pg_target::PgTarget::connect(c.url.expose(), name, c.schemas.clone())
+        TargetConfig::Postgres(c) => {
+            let target = zetl_pg_target::PgTarget::connect(c.url.expose(), name, c.schemas.clone())
                 .map_err(Failed::of)?
-                .with_apply_policy(apply),
-        ),
+                .with_apply_policy(apply);
+            // A DuckDB file is locked by the process that opens it; a database is not.
+            erase(if role == Role::Writer { target.claim().map_err(Failed::of)? } else { target })
+        }
     })
 }
 

@@ -41,7 +41,7 @@ pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Res
     }
     let (owned, wanted) = (integration.clone(), ids.clone());
     let unknown: Vec<String> = tokio::task::spawn_blocking(move || {
-        let mut target = registry::target(&owned)?;
+        let mut target = registry::target(&owned, registry::Role::Admin)?;
         let mut unknown = Vec::new();
         for t in wanted {
             if !target.request_resync(&t)? {
@@ -65,7 +65,7 @@ pub async fn resync_all(config: &Path, name: Option<&str>) -> Result<u8> {
     let config = Config::load(config)?;
     let integration = config.integration(name)?.clone();
     let label = integration.name.clone();
-    tokio::task::spawn_blocking(move || registry::target(&integration)?.forget_position())
+    tokio::task::spawn_blocking(move || registry::target(&integration, registry::Role::Admin)?.forget_position())
         .await
         .context("resetting")??;
     println!("integration `{label}` copies everything again at its next `zetl run`");

@@ -78,7 +78,7 @@ async fn run_once(
 ) -> Result<(), Failure> {
     // Targets block (PostgreSQL's runs a runtime of its own): opened off the async threads.
     let owned = integration.clone();
-    let target = tokio::task::spawn_blocking(move || registry::target(&owned))
+    let target = tokio::task::spawn_blocking(move || registry::target(&owned, registry::Role::Writer))
         .await
         .context("opening the target")?
         .map_err(|e| Failure::of(e).context("opening the target"))?;
