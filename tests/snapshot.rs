@@ -102,3 +102,28 @@ fn partitions_replica_identity_index_and_quoted_names() {
         "partitions arrive as their root table"
     );
 }
+
+/// A table loaded and never analysed (`reltuples` = -1, `relpages` = 0) is sized from its pages
+/// and copied in chunks by several workers, like one with statistics.
+#[test]
+fn a_table_never_analysed_is_still_copied_in_chunks() {
+    let env = TestEnv::start("unanalysed");
+    env.sql(
+        "CREATE TABLE fresh (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off); \
+         INSERT INTO fresh SELECT g, md5(g::text) FROM generate_series(1, 200000) g",
+    );
+    assert_eq!(env.sql_value("SELECT reltuples || '/' || relpages FROM pg_class WHERE relname = 'fresh'"), "-1/0");
+    let snapshot = yaml("{ parallelism: 2, chunk_rows: 20000 }");
+    let config = env.config("unanalysed", &["public.fresh"]).source("snapshot", snapshot).write();
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "unanalysed");
+    zetl.stop();
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let jobs: u64 = log
+        .lines()
+        .find(|l| l.contains("initial copy starts"))
+        .and_then(|l| l.split("jobs=").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no `initial copy starts … jobs=N` line in:\n{log}"));
+    assert!(jobs >= 5, "200000 rows in chunks of 20000 were copied as {jobs} job(s)");
+    env.assert_equal(&["public.fresh"]);
+}

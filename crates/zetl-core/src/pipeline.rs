@@ -179,6 +179,7 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 self.phase_for_copy();
                 self.target.copy_start(&table).map_err(target_err)?;
+                self.progress.set_copying(&table, true);
                 self.copying += 1;
             }
             SourceEvent::CopyRows { table, rows } => {
@@ -195,6 +196,7 @@ impl<T: Target> Writer<T> {
             SourceEvent::CopyDone { table, rows, copied } => {
                 self.ensure_open()?;
                 self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
+                self.progress.set_copying(&table, false);
                 self.copying = self.copying.saturating_sub(1);
             }
             SourceEvent::SnapshotDone { position } => {

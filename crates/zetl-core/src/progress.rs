@@ -72,6 +72,8 @@ pub struct TableCounters {
     pub rows_copied: u64,
     /// The planner's row estimate while copying, for progress.
     pub rows_estimated: u64,
+    /// Between the table's CopyStart and CopyDone.
+    pub copying: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -110,6 +112,13 @@ impl Progress {
     pub fn estimate_rows(&self, table: &crate::TableId, rows: u64) {
         if let Ok(mut counters) = self.tables.lock() {
             counters.entry(table.to_string()).or_default().rows_estimated = rows;
+        }
+    }
+
+    /// A copy of `table` starts (`true`) or is complete.
+    pub fn set_copying(&self, table: &crate::TableId, copying: bool) {
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.entry(table.to_string()).or_default().copying = copying;
         }
     }
 

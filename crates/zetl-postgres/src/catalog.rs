@@ -60,6 +60,40 @@ impl TableInfo {
     }
 }
 
+/// Pages and rows of tables about to be copied, from their size now: statistics are missing
+/// for a table loaded and never analysed (`reltuples` = -1, `relpages` = 0) and old for one
+/// that grew since. Rows scale with the pages as the planner scales them; without statistics
+/// they are the planner's own guess for a scan (from the pages and the row width).
+pub async fn size_up(client: &Client, tables: &mut [TableInfo]) -> Result<(), PgError> {
+    for t in tables.iter_mut().filter(|t| !t.partitioned) {
+        let sql = "SELECT pg_relation_size($1::oid) / current_setting('block_size')::int8";
+        let pages: i64 = client.query_one(sql, &[&t.oid]).await.ctx(|| format!("sizing {}", t.id))?.get(0);
+        if t.estimated_rows > 0.0 && t.pages > 0 {
+            t.estimated_rows *= pages as f64 / t.pages as f64;
+        } else if pages > 0 {
+            t.estimated_rows = planned_rows(client, &t.id).await?;
+        }
+        t.pages = pages;
+    }
+    Ok(())
+}
+
+/// The planner's row estimate for reading the whole table (`EXPLAIN`, nothing run).
+async fn planned_rows(client: &Client, table: &TableId) -> Result<f64, PgError> {
+    let sql = format!("EXPLAIN SELECT * FROM {}", quote_table(table));
+    let rows = client.simple_query(&sql).await.ctx(|| format!("estimating the rows of {table}"))?;
+    let plan = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    Ok(plan.as_deref().and_then(plan_rows).unwrap_or(0.0))
+}
+
+/// `rows=N` of a plan's first line: `Seq Scan on t  (cost=0.00..35.50 rows=2550 width=4)`.
+fn plan_rows(line: &str) -> Option<f64> {
+    line.split("rows=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 pub async fn check_wal_level(client: &Client) -> Result<(), PgError> {
     let row = client.query_one("SHOW wal_level", &[]).await.ctx(|| "reading wal_level".into())?;
     let level: String = row.get(0);
@@ -243,3 +277,15 @@ pub async fn added_column_value(client: &Client, oid: u32, column: &Column) -> R
 }
 
 pub use zetl_core::sql::{quote_ident, quote_literal, quote_table};
+
+#[cfg(test)]
+mod tests {
+    use super::plan_rows;
+
+    #[test]
+    fn the_row_estimate_is_read_from_the_plan() {
+        assert_eq!(plan_rows("Seq Scan on t  (cost=0.00..35.50 rows=2550 width=4)"), Some(2550.0));
+        assert_eq!(plan_rows("Result  (cost=0.00..0.01 rows=1 width=0)"), Some(1.0));
+        assert_eq!(plan_rows("Seq Scan on t"), None);
+    }
+}

@@ -179,8 +179,10 @@ impl PgSource {
         };
         let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
         tracing::info!(slot, consistent_point = %lsn, "created replication slot");
-        let with_schemas = self.schemas(sql, types, tables).await?;
-        for t in tables {
+        let mut sized = tables.to_vec();
+        catalog::size_up(sql, &mut sized).await?;
+        let with_schemas = self.schemas(sql, types, &sized).await?;
+        for t in &sized {
             ctx.progress.estimate_rows(&t.id, t.estimated_rows.max(0.0) as u64);
         }
         let copy = SnapshotCopy {
@@ -293,7 +295,9 @@ impl PgSource {
         };
         let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
         let types = catalog::type_catalog(sql).await?;
-        let with_schemas = self.schemas(sql, &types, tables).await?;
+        let mut sized = tables.to_vec();
+        catalog::size_up(sql, &mut sized).await?;
+        let with_schemas = self.schemas(sql, &types, &sized).await?;
         let copy = SnapshotCopy {
             info: &self.info,
             snapshot: &snapshot,

@@ -103,7 +103,7 @@ pub async fn show_copy_progress(progress: Arc<Progress>) {
             Err(_) => return,
         };
         let mut parts = Vec::new();
-        for (name, t) in tables.iter().filter(|(_, t)| t.rows_estimated > 0 && t.rows_copied < t.rows_estimated) {
+        for (name, t) in tables.iter().filter(|(_, t)| t.copying) {
             let (before, at) = last.get(name).copied().unwrap_or((t.rows_copied, Instant::now()));
             let rate = (t.rows_copied.saturating_sub(before)) as f64 / at.elapsed().as_secs_f64().max(1e-3);
             last.insert(name.clone(), (t.rows_copied, Instant::now()));
@@ -121,7 +121,11 @@ pub async fn show_copy_progress(progress: Arc<Progress>) {
     }
 }
 
+/// With no estimate (a table never analysed, and empty when listed), rows and rate only.
 fn describe(table: &str, rows: u64, estimated: u64, rate: f64) -> String {
+    if estimated == 0 {
+        return format!("{table} {} rows {}/s", short(rows as f64), short(rate));
+    }
     let pct = (rows as f64 * 100.0 / estimated as f64).min(100.0);
     let eta = if rate > 0.0 { format!("{:.0}s", (estimated.saturating_sub(rows)) as f64 / rate) } else { "?".into() };
     format!("{table} {pct:.0}% {} rows {}/s ETA {eta}", short(rows as f64), short(rate))
@@ -152,6 +156,7 @@ mod tests {
             "shop.orders 50% 1.5M rows 250.0k/s ETA 6s"
         );
         assert_eq!(describe("t", 10, 1, 0.0), "t 100% 10 rows 0/s ETA ?");
+        assert_eq!(describe("t", 6_000_000, 0, 500_000.0), "t 6.0M rows 500.0k/s");
         assert_eq!(short(999.0), "999");
     }
 }
