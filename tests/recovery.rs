@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{poll, Rng, TestEnv, Zetl};
+use common::{poll, wait_for, Rng, TestEnv, Zetl};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -189,6 +189,28 @@ fn sigterm_while_the_source_is_down() {
         asked.elapsed()
     );
     eprintln!("zetl exited with {status:?} {:?} after SIGTERM", asked.elapsed());
+}
+
+/// SIGTERM during a long initial copy stops zetl without finishing the copy (and exits 0);
+/// the next start copies again, and the target equals the source.
+#[test]
+fn sigterm_during_the_initial_copy_stops_it() {
+    let env = TestEnv::start("termcopy");
+    env.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text); \
+         INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000000) g; ANALYZE big",
+    );
+    let config = env.config("termcopy", &["public.*"]).write();
+    let mut zetl = env.run_zetl(&config);
+    wait_for("the initial copy to start", &mut zetl, || count_in_log(&env, "initial copy starts") == 1);
+    zetl.stop();
+    assert_eq!(count_in_log(&env, "stopped during the initial copy"), 1, "zetl did not stop in the copy");
+    assert_eq!(count_in_log(&env, "initial copy complete"), 0, "zetl finished the copy before it stopped");
+
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "termcopy");
+    zetl.stop();
+    env.assert_equal(&["public.big"]);
 }
 
 /// The server ends zetl's SQL session (what a restart, a failover or `pg_terminate_backend`

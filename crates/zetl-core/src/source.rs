@@ -113,6 +113,23 @@ impl SourceContext {
         P::parse(&self.acks.borrow().0).ok()
     }
 
+    /// Runs `work` (a copy) unless a stop comes first; `None` when stopped, the work dropped
+    /// where it was. A copy cut off is never used: the writer rolls back a copy made while
+    /// streaming, and an initial copy starts over at the next start.
+    pub async fn unless_stopped<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let mut stop = self.stop.clone();
+        let stopped = async move {
+            // With no one left to send a stop, none comes.
+            if stop.wait_for(|stopping| *stopping).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            out = work => Some(out),
+            () = stopped => None,
+        }
+    }
+
     /// The resync requests that arrived since the last call, split into the tables this
     /// integration replicates (`replicated`) and the rest, which are logged and dropped.
     pub fn take_resync_requests(&self, replicated: impl Fn(&TableId) -> bool) -> Vec<TableId> {

@@ -71,7 +71,8 @@ impl Source for MySource {
                 (stored.at.clone(), copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
             }
             None => {
-                let (position, tables, with_columns) = self.initial_copy(&mut side, server.flavor, &ctx).await?;
+                let copied = self.initial_copy(&mut side, server.flavor, &ctx).await?;
+                let Some((position, tables, with_columns)) = copied else { return Ok(()) };
                 let copied = tables.iter().map(|t| (t.id.clone(), None)).collect();
                 (position, copied, tables, with_columns)
             }
@@ -178,13 +179,14 @@ impl MySource {
     }
 
     /// No initial copy was completed: every table copied at one consistent snapshot. Returns
-    /// the binlog position it is consistent at, the tables, and the columns the copy read.
+    /// the binlog position it is consistent at, the tables, and the columns the copy read;
+    /// `None` when stopped before the copy was complete.
     async fn initial_copy(
         &self,
         side: &mut Conn,
         flavor: Flavor,
         ctx: &SourceContext,
-    ) -> Result<(BinlogPos, Vec<TableInfo>, Vec<(TableInfo, MyTable)>), MyError> {
+    ) -> Result<Option<(BinlogPos, Vec<TableInfo>, Vec<(TableInfo, MyTable)>)>, MyError> {
         let snapshot = Snapshot::open(&self.info, flavor, self.config.snapshot.parallelism).await?;
         let position = snapshot.position.clone();
         tracing::info!(position = %position, "snapshot opened");
@@ -192,11 +194,14 @@ impl MySource {
         // moment is in the list, anything later is in the binlog after the position.
         let tables = catalog::list_tables(side, &self.filter).await?;
         let with_columns = self.describe(side, &tables, &ctx.progress).await?;
-        let rows =
-            snapshot.copy(&with_columns, self.config.snapshot.chunk_rows, None, &ctx.events, &ctx.progress).await?;
+        let copy = snapshot.copy(&with_columns, self.config.snapshot.chunk_rows, None, &ctx.events, &ctx.progress);
+        let Some(rows) = ctx.unless_stopped(copy).await.transpose()? else {
+            tracing::info!("stopped during the initial copy; it starts over at the next start");
+            return Ok(None);
+        };
         tracing::info!(rows, tables = tables.len(), "initial copy complete");
         ctx.send(SourceEvent::SnapshotDone { position: StoredPos::from(position.clone()).to_position() }).await?;
-        Ok((position, tables, with_columns))
+        Ok(Some((position, tables, with_columns)))
     }
 
     /// Now and then while streaming: the binlog files' sizes for the retention metric, and the

@@ -78,7 +78,8 @@ impl Source for PgSource {
                 (lsn, valid, Vec::new())
             }
             None => {
-                let (lsn, with_schemas) = self.initial_copy(&sql, &mut repl, &slot, &types, &tables, &ctx).await?;
+                let copied = self.initial_copy(&sql, &mut repl, &slot, &types, &tables, &ctx).await?;
+                let Some((lsn, with_schemas)) = copied else { return Ok(()) };
                 (lsn, tables.iter().map(|t| (t.id.clone(), CopiedTable::default())).collect(), with_schemas)
             }
         };
@@ -104,7 +105,10 @@ impl Source for PgSource {
         // while streaming): copy them again now.
         let missing: Vec<TableInfo> = tables.iter().filter(|t| !copied.contains_key(&t.id)).cloned().collect();
         if !missing.is_empty() {
-            self.copy_new_tables(&sql, &mut streamer, &missing).await?;
+            let copy = self.copy_new_tables(&sql, &mut streamer, &missing);
+            if ctx.unless_stopped(copy).await.transpose()?.is_none() {
+                return Ok(());
+            }
         }
         let start_sql = format!(
             "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '2', streaming 'on', publication_names {})",
@@ -155,7 +159,8 @@ impl Source for PgSource {
 
 impl PgSource {
     /// No initial copy was completed: a fresh slot, and every table copied at the snapshot it
-    /// exports. Returns the slot's consistent point and the schemas the copy sent.
+    /// exports. Returns the slot's consistent point and the schemas the copy sent; `None` when
+    /// stopped before the copy was complete.
     async fn initial_copy(
         &self,
         sql: &Client,
@@ -164,7 +169,7 @@ impl PgSource {
         types: &crate::types::TypeCatalog,
         tables: &[TableInfo],
         ctx: &SourceContext,
-    ) -> Result<(Lsn, Vec<(TableInfo, TableSchema)>), PgError> {
+    ) -> Result<Option<(Lsn, Vec<(TableInfo, TableSchema)>)>, PgError> {
         // No initial copy was completed: start it over with a fresh slot.
         publication::drop_slot(sql, slot).await?;
         let row = repl
@@ -192,10 +197,13 @@ impl PgSource {
             chunk_rows: self.config.snapshot.chunk_rows,
             consistent_at: None,
         };
-        let rows = copy.run(&with_schemas, &ctx.events).await?;
+        let Some(rows) = ctx.unless_stopped(copy.run(&with_schemas, &ctx.events)).await.transpose()? else {
+            tracing::info!("stopped during the initial copy; it starts over at the next start");
+            return Ok(None);
+        };
         tracing::info!(rows, tables = tables.len(), "initial copy complete");
         ctx.send(SourceEvent::SnapshotDone { position: lsn.to_position() }).await?;
-        Ok((lsn, with_schemas))
+        Ok(Some((lsn, with_schemas)))
     }
 
     /// Every `table_discovery_secs`, between transactions: tables that appeared, came back or
@@ -229,16 +237,20 @@ impl PgSource {
         if !new.is_empty() {
             // The stream is not read meanwhile; status updates keep it alive.
             let acked = streamer.acked();
-            {
+            let copy_alive = async {
                 let copy = self.copy_new_tables(sql, streamer, &new);
                 tokio::pin!(copy);
                 let mut tick = tokio::time::interval(Duration::from_secs(10));
                 loop {
                     tokio::select! {
-                        r = &mut copy => { r?; break; }
+                        r = &mut copy => return r,
                         _ = tick.tick() => stream.send_status(acked, acked, false).await?,
                     }
                 }
+            };
+            if ctx.unless_stopped(copy_alive).await.transpose()?.is_none() {
+                // The stream loop sees the stop next; the writer drops the copy cut off.
+                return Ok(());
             }
             streamer.adopt_ignored(stream).await?;
         }
