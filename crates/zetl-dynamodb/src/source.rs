@@ -105,7 +105,10 @@ impl Source for DynSource {
                 copy_began_us: Some(began),
             };
             pos.tables.insert(t.name.clone(), table_pos);
-            self.seed(&clients, t, &ctx).await?;
+            if ctx.unless_stopped(self.seed(&clients, t, &ctx)).await.transpose()?.is_none() {
+                tracing::info!(table = %t.name, "stopped during the seed; it starts over at the next start");
+                return Ok(());
+            }
         }
         if fresh {
             ctx.send(SourceEvent::SnapshotDone { position: pos.to_position() }).await?;

@@ -1,7 +1,6 @@
 //! `zetl check`: every prerequisite, one line each, nothing changed.
 
-use crate::registry;
-use crate::registry::{Config, Integration};
+use crate::registry::{self, Config, Integration};
 use anyhow::Result;
 use std::path::Path;
 use zetl_core::check::Outcome;

@@ -2,8 +2,7 @@
 //! dead_letter), and applying them again once their cause is fixed. A letter superseded by a
 //! later change to its key is shown as such and never applied.
 
-use crate::registry;
-use crate::registry::Config;
+use crate::registry::{self, Config};
 use anyhow::{Context, Result};
 use std::path::Path;
 use zetl_core::apply::DeadLetter;

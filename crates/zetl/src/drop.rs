@@ -2,8 +2,7 @@
 //! publications), after the user confirms, so a retired integration stops holding WAL. The
 //! target is left as it is.
 
-use crate::registry;
-use crate::registry::Config;
+use crate::registry::{self, Config};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Write};
 use std::path::Path;

@@ -4,8 +4,7 @@
 //! the new copy replaces the old one in a single target transaction.
 
 use crate::http::REQUEST_HEADER;
-use crate::registry;
-use crate::registry::Config;
+use crate::registry::{self, Config};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Duration;

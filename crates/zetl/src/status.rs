@@ -1,7 +1,6 @@
 //! `zetl status`: what the target's `_zetl` schema says, plus the source's current position.
 
-use crate::registry;
-use crate::registry::{Config, Integration};
+use crate::registry::{self, Config, Integration};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
