@@ -141,3 +141,25 @@ fn a_chunked_parallel_copy_under_writes_is_consistent() {
     assert!(jobs > 2, "the big table was not split into key ranges:\n{log}");
     assert!(log.contains("connections=4") || log.contains("busy source"), "the copy was not parallel:\n{log}");
 }
+
+/// SIGTERM during a long initial copy stops zetl without finishing the copy (exit 0); the
+/// next start copies again and the target equals the source.
+#[test]
+fn sigterm_during_the_initial_copy_stops_it() {
+    let env = MyEnv::start("my_termcopy");
+    env.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, pad varchar(200)); \
+         INSERT INTO big SELECT seq, repeat('x', 100) FROM seq_1_to_1000000",
+    );
+    let config = env.config("termcopy").write();
+    let mut zetl = env.run_zetl(&config);
+    let log = || std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    common::wait_for("the initial copy to start", &mut zetl, || log().contains("snapshot opened"));
+    zetl.stop();
+    assert!(log().contains("stopped during the initial copy"), "zetl did not stop in the copy:\n{}", log());
+    assert!(!log().contains("initial copy complete"), "zetl finished the copy before it stopped:\n{}", log());
+
+    let zetl = env.run_zetl(&config);
+    env.catch_up_and_stop(zetl, &config);
+    env.assert_equal(&["shop.big"]);
+}

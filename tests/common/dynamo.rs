@@ -61,8 +61,7 @@ impl DynEnv {
     }
 
     fn target_has_sync(&self, table: &str, n: u64) -> bool {
-        self.target_value(&format!("SELECT count(*) FROM dynamodb.\"{table}\" WHERE pk = 'sync' AND sk = '{n}'"))
-            .is_some_and(|c| c == "1")
+        self.target_synced(&format!("SELECT count(*) FROM dynamodb.\"{table}\" WHERE pk = 'sync' AND sk = '{n}'"))
     }
 
     pub fn assert_equal(&self, table: &str) {

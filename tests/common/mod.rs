@@ -154,6 +154,34 @@ impl<S: Server> Env<S> {
         rows.collect::<Result<Vec<_>, _>>().expect("list target tables")
     }
 
+    /// Whether `count_sql` (a `SELECT count(*)` for a sentinel) counts 1 at the target and the
+    /// target is past its initial copy: a copy cut off and started over may already hold the
+    /// sentinel's table while other tables are still being copied.
+    fn target_synced(&self, count_sql: &str) -> bool {
+        let Ok(duck) = duckdb::Connection::open_with_flags(
+            self.duckdb_path(),
+            duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).expect("duckdb config"),
+        ) else {
+            return false;
+        };
+        let sql = format!(
+            "SELECT ({count_sql}) = 1 AND NOT EXISTS (SELECT 1 FROM _zetl.checkpoints WHERE phase <> 'streaming')"
+        );
+        duck.query_row(&sql, [], |r| r.get::<_, bool>(0)).unwrap_or(false)
+    }
+
+    /// Whether zetl's last run started an initial copy (its `starting` line says phase `new` or
+    /// `snapshotting`) that is not committed yet. A copy started over (after a stop or a crash
+    /// in the middle of one) re-creates what the catch-up checks look at, so they wait for it.
+    fn copy_in_progress(&self) -> bool {
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let Some(start) = log.rfind(": starting phase=") else { return false };
+        let run = &log[start..];
+        let copying =
+            run.lines().next().is_some_and(|l| l.contains("phase=\"new\"") || l.contains("phase=\"snapshotting\""));
+        copying && !run.contains("initial copy committed at the target")
+    }
+
     /// The number of the next sentinel to write.
     fn next_sync(&self) -> u64 {
         self.sync.fetch_add(1, Ordering::Relaxed) + 1
@@ -172,9 +200,8 @@ impl<S: Server> Env<S> {
         let started = Instant::now();
         loop {
             std::thread::sleep(wait);
-            if let Some(status) = zetl.try_exit() {
-                panic!("zetl exited ({status}) while the test waited for it to catch up");
-            }
+            // A stop cuts an initial copy off (it starts over): let it end first.
+            wait_for("the initial copy to be committed", &mut zetl, || !self.copy_in_progress());
             zetl.stop();
             if synced() {
                 return;
@@ -273,13 +300,6 @@ impl TestEnv {
                 last.split('|').nth(1).unwrap_or("(no slot)")
             );
         }
-    }
-
-    /// Whether zetl's log shows an initial copy (a slot created for it) not committed since.
-    fn copy_in_progress(&self) -> bool {
-        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let started = log.rfind("created replication slot");
-        started.is_some_and(|at| !log[at..].contains("initial copy committed at the target"))
     }
 
     /// Compares the listed tables (`schema.table`) between the source and the target; zetl must

@@ -103,14 +103,7 @@ impl MyEnv {
     }
 
     fn target_has_sync(&self, n: u64) -> bool {
-        let Ok(duck) = duckdb::Connection::open_with_flags(
-            self.duckdb_path(),
-            duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).expect("duckdb config"),
-        ) else {
-            return false;
-        };
-        duck.query_row(&format!("SELECT count(*) FROM {MY_DB}.{SYNC_TABLE} WHERE n = {n}"), [], |r| r.get::<_, i64>(0))
-            .is_ok_and(|c| c == 1)
+        self.target_synced(&format!("SELECT count(*) FROM {MY_DB}.{SYNC_TABLE} WHERE n = {n}"))
     }
 
     /// Compares the listed tables (`shop.t`) between source and target; zetl must be stopped.
