@@ -78,3 +78,29 @@ fn metrics_move_with_the_replication_and_lag_returns_to_zero() {
     }
     assert!(!json.contains("\"target_position\":null"), "{json}");
 }
+
+/// `zetl status` beside a running copy (the DuckDB file locked) shows each table being copied,
+/// with its rows so far and the source's estimate, from the metrics endpoint.
+#[test]
+fn status_shows_the_tables_being_copied() {
+    let env = TestEnv::start("status_copy");
+    env.big_table(2_000_000);
+    let port = zetl_testkit::free_port();
+    let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
+    let cfg = env.config("status_copy", &["public.*"]).set("metrics", metrics).write();
+    let cfg_s = cfg.to_str().expect("utf-8 path");
+    let mut zetl = env.run_zetl(&cfg);
+    let mut seen = None;
+    common::wait_for("zetl status to show the copy of public.big", &mut zetl, || {
+        let out = common::zetl_command(&["status", "--json", "-c", cfg_s]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let copies = status["running"]["copies"].as_array().cloned().unwrap_or_default();
+        seen = copies.into_iter().find(|c| c["table"] == "public.big");
+        seen.is_some()
+    });
+    let copy = seen.expect("seen");
+    let estimated = copy["rows_estimated"].as_u64().expect("an estimate");
+    assert!((1_800_000..=2_200_000).contains(&estimated), "estimate {estimated} for 2000000 rows: {copy}");
+    assert!(copy["rows_copied"].as_u64().is_some_and(|r| r <= 2_000_000), "{copy}");
+    zetl.stop();
+}

@@ -196,10 +196,7 @@ fn sigterm_while_the_source_is_down() {
 #[test]
 fn sigterm_during_the_initial_copy_stops_it() {
     let env = TestEnv::start("termcopy");
-    env.sql(
-        "CREATE TABLE big (id int PRIMARY KEY, pad text); \
-         INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000000) g; ANALYZE big",
-    );
+    env.big_table(2_000_000);
     let config = env.config("termcopy", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     wait_for("the initial copy to start", &mut zetl, || count_in_log(&env, "initial copy starts") == 1);

@@ -247,6 +247,14 @@ impl TestEnv {
         self.sql(sql).trim().to_string()
     }
 
+    /// `public.big` with `rows` rows of about 100 bytes, analysed: a copy that takes a while.
+    pub fn big_table(&self, rows: u64) {
+        self.sql(&format!(
+            "CREATE TABLE big (id int PRIMARY KEY, pad text); \
+             INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {rows}) g; ANALYZE big"
+        ));
+    }
+
     /// Integration `name` replicating `tables` (patterns for `tables.include`), table
     /// discovery every second.
     pub fn config(&self, name: &str, tables: &[&str]) -> TestConfig {

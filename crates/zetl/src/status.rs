@@ -25,6 +25,27 @@ struct Running {
     lag_seconds: f64,
     lag_bytes: f64,
     transactions: f64,
+    copies: Vec<Copying>,
+}
+
+/// A table whose copy is under way in the running process.
+struct Copying {
+    table: String,
+    rows: u64,
+    /// The source's estimate, when it has one.
+    estimated: Option<u64>,
+}
+
+impl Copying {
+    fn describe(&self) -> String {
+        match self.estimated.filter(|e| *e > 0) {
+            Some(e) => {
+                let pct = (self.rows as f64 * 100.0 / e as f64).min(100.0);
+                format!("{} {pct:.0}% ({} of ~{} rows)", self.table, self.rows, e)
+            }
+            None => format!("{} {} rows", self.table, self.rows),
+        }
+    }
 }
 
 impl Status {
@@ -56,6 +77,9 @@ impl Status {
                 json!({
                     "metrics_url": r.url, "phase": r.phase, "lag_seconds": r.lag_seconds,
                     "lag_bytes": r.lag_bytes, "transactions_applied": r.transactions,
+                    "copies": r.copies.iter().map(|c| json!({
+                        "table": c.table, "rows_copied": c.rows, "rows_estimated": c.estimated,
+                    })).collect::<Vec<_>>(),
                 }),
             ),
             None => (phase, Value::Null),
@@ -82,6 +106,9 @@ impl Status {
                 "running      phase {}, lag {:.1} s / {} bytes, {} transactions applied ({})\n",
                 r.phase, r.lag_seconds, r.lag_bytes, r.transactions, r.url
             );
+            for c in &r.copies {
+                out += &format!("copying      {}\n", c.describe());
+            }
         }
         match &self.target {
             Ok(t) => {
@@ -174,11 +201,39 @@ async fn scrape(addr: std::net::SocketAddr, integration: &str) -> Option<Running
         text.lines().any(|l| l.starts_with(zetl_core::metrics::PHASE) && l.contains(&label) && l.ends_with(" 1"))
     };
     let phase = Phase::ALL.into_iter().find(|p| on(*p)).map_or("starting", Phase::as_str);
+    let per_table = |name: &str, table: &str| -> Option<u64> {
+        let prefix = format!("{name}{{integration=\"{integration}\",table=\"{table}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+    };
+    let copying = format!("{}{label},table=\"", zetl_core::metrics::TABLE_COPYING);
+    let copies = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&copying)?.strip_suffix("\"} 1"))
+        .map(|table| Copying {
+            table: table.to_string(),
+            rows: per_table(zetl_core::metrics::SNAPSHOT_ROWS, table).unwrap_or(0),
+            estimated: per_table(zetl_core::metrics::SNAPSHOT_ROWS_ESTIMATED, table),
+        })
+        .collect();
     Some(Running {
         url: format!("http://{addr}/metrics"),
         phase: phase.into(),
         lag_seconds: value(zetl_core::metrics::LAG_SECONDS)?,
         lag_bytes: value(zetl_core::metrics::LAG_BYTES).unwrap_or(0.0),
         transactions: value(zetl_core::metrics::TRANSACTIONS_APPLIED).unwrap_or(0.0),
+        copies,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Copying;
+
+    #[test]
+    fn a_copy_under_way_reads_with_its_share_of_the_estimate() {
+        let copy = |estimated| Copying { table: "public.big".into(), rows: 450_000, estimated };
+        assert_eq!(copy(Some(1_000_000)).describe(), "public.big 45% (450000 of ~1000000 rows)");
+        assert_eq!(copy(None).describe(), "public.big 450000 rows");
+        assert_eq!(copy(Some(0)).describe(), "public.big 450000 rows");
+    }
 }
