@@ -130,6 +130,11 @@ impl SourceContext {
         }
     }
 
+    /// Whether resync requests are waiting (cheap: nothing is taken).
+    pub fn resync_requested(&self) -> bool {
+        self.resync.lock().is_ok_and(|r| !r.is_empty())
+    }
+
     /// The resync requests that arrived since the last call, split into the tables this
     /// integration replicates (`replicated`) and the rest, which are logged and dropped.
     pub fn take_resync_requests(&self, replicated: impl Fn(&TableId) -> bool) -> Vec<TableId> {

@@ -210,7 +210,7 @@ impl MySource {
         files.refresh(&mut streamer.side).await;
         let acked = ctx.acknowledged::<StoredPos>().map(|stored| stored.at);
         files.report(&ctx.progress, &streamer.position, acked.as_ref());
-        if ctx.resync.lock().map(|r| r.is_empty()).unwrap_or(true) {
+        if !ctx.resync_requested() {
             return Ok(());
         }
         let now = catalog::list_tables(&mut streamer.side, &self.filter).await?;

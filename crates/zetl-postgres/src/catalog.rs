@@ -65,9 +65,12 @@ impl TableInfo {
 /// that grew since. Rows scale with the pages as the planner scales them; without statistics
 /// they are the planner's own guess for a scan (from the pages and the row width).
 pub async fn size_up(client: &Client, tables: &mut [TableInfo]) -> Result<(), PgError> {
+    let oids: Vec<u32> = tables.iter().filter(|t| !t.partitioned).map(|t| t.oid).collect();
+    let sql = "SELECT oid, pg_relation_size(oid) / current_setting('block_size')::int8 FROM unnest($1::oid[]) AS oid";
+    let rows = client.query(sql, &[&oids]).await.ctx(|| "sizing the tables to copy".into())?;
+    let sizes: std::collections::HashMap<u32, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     for t in tables.iter_mut().filter(|t| !t.partitioned) {
-        let sql = "SELECT pg_relation_size($1::oid) / current_setting('block_size')::int8";
-        let pages: i64 = client.query_one(sql, &[&t.oid]).await.ctx(|| format!("sizing {}", t.id))?.get(0);
+        let pages = sizes.get(&t.oid).copied().unwrap_or(t.pages);
         if t.estimated_rows > 0.0 && t.pages > 0 {
             t.estimated_rows *= pages as f64 / t.pages as f64;
         } else if pages > 0 {
