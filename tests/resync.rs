@@ -4,7 +4,7 @@
 use crate::common;
 use common::config::map;
 
-use common::{poll, zetl_command, TestEnv, TIMEOUT};
+use common::{poll, zetl_command, TestEnv, DB, TIMEOUT};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
@@ -17,7 +17,11 @@ fn scrape(port: u16) -> String {
 }
 
 fn copied_rows(metrics: &str, table: &str) -> f64 {
-    let series = format!("zetl_snapshot_rows_total{{integration=\"resync\",table=\"{table}\"}}");
+    copied_rows_of("resync", metrics, table)
+}
+
+fn copied_rows_of(integration: &str, metrics: &str, table: &str) -> f64 {
+    let series = format!("zetl_snapshot_rows_total{{integration=\"{integration}\",table=\"{table}\"}}");
     metrics.lines().find(|l| l.starts_with(&series)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
 }
 
@@ -72,5 +76,48 @@ fn resync_while_running_and_while_stopped() {
     let copied_again = poll(TIMEOUT, || copied_rows(&scrape(port), "public.b") >= 2000.0);
     assert!(copied_again, "public.b was not copied at start:\n{}", scrape(port));
     zetl.stop();
+    env.assert_equal(&["public.a", "public.b"]);
+}
+
+/// A copy made while streaming reads in an ordinary snapshot: a session idle in a transaction
+/// does not hold it up (a temporary replication slot would wait for that transaction to end),
+/// the other tables keep streaming, and the transaction's changes to the copied table, which
+/// the copy did not see, are applied when it commits.
+#[test]
+fn a_resync_does_not_wait_for_an_idle_transaction() {
+    let env = TestEnv::start("resync-idle");
+    env.sql(
+        "CREATE TABLE a (id int PRIMARY KEY, v int); INSERT INTO a SELECT g, 0 FROM generate_series(1, 2000) g;\n\
+         CREATE TABLE b (id int PRIMARY KEY, v int); INSERT INTO b VALUES (1, 0);",
+    );
+    let port = zetl_testkit::free_port();
+    let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
+    let cfg = env.config("idle", &["public.*"]).set("metrics", metrics).write();
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "idle");
+
+    let mut idle = env.server.session(DB).expect("psql session");
+    idle.send(
+        "BEGIN; UPDATE a SET v = 7 WHERE id <= 100; INSERT INTO a VALUES (5000, 1); DELETE FROM a WHERE id = 2000;",
+    )
+    .expect("send");
+    let holding =
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND backend_xid IS NOT NULL";
+    assert!(poll(TIMEOUT, || env.sql_value(holding) == "1"), "the session did not open its transaction");
+
+    let out = zetl_command(&["resync", "-c", cfg.to_str().expect("utf-8 path"), "public.a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Counted since the start: the initial copy, then the copy again.
+    let recopied = poll(TIMEOUT, || copied_rows_of("idle", &scrape(port), "public.a") >= 4000.0);
+    assert!(recopied, "public.a was not copied again while a transaction stayed open:\n{}", scrape(port));
+    // The target commits b's change while the transaction is still open.
+    env.sql("UPDATE b SET v = 1");
+    env.wait_caught_up(&mut zetl, "idle");
+
+    idle.send("COMMIT;").expect("send");
+    idle.finish().expect("the idle transaction commits");
+    env.wait_caught_up(&mut zetl, "idle");
+    zetl.stop();
+    assert_eq!(env.sql_value("SELECT count(*) FROM a WHERE v = 7"), "100");
     env.assert_equal(&["public.a", "public.b"]);
 }

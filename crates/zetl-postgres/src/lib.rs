@@ -3,6 +3,7 @@ mod catalog;
 mod check;
 mod config;
 pub mod conninfo;
+mod copy_cut;
 mod copy_text;
 mod error;
 mod interval;

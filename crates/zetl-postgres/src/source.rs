@@ -4,7 +4,8 @@
 use crate::catalog::{self, quote_ident, TableInfo};
 use crate::config::PostgresSourceConfig;
 use crate::conninfo::ConnInfo;
-use crate::error::PgError;
+use crate::copy_cut::{CopyCut, XSnapshot};
+use crate::error::{PgError, SqlContext};
 use crate::lsn::Lsn;
 use crate::partitions;
 use crate::publication::{self, append_name};
@@ -19,7 +20,7 @@ use zetl_core::check::Verdict;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
-use zetl_core::{CopiedTable, RowIdentity, SourceEvent, TableId, TableSchema};
+use zetl_core::{CopiedTable, Position, RowIdentity, SourceEvent, TableId, TableSchema};
 
 pub struct PgSource {
     pub integration: String,
@@ -96,9 +97,10 @@ impl Source for PgSource {
         streamer.baseline = copied.iter().filter_map(|(t, c)| Some((t.clone(), c.schema.clone()?))).collect();
         // Copies made while streaming hold the transactions before their position: the
         // replay from the checkpoint skips those again.
-        for table in copied.keys() {
-            if let Some(lsn) = start.consistent_at(table).filter(|lsn| *lsn > start_lsn) {
-                streamer.copied_at.insert(table.clone(), lsn);
+        for (table, copy) in &copied {
+            let cut = copy.consistent_at.as_ref().and_then(|at| CopyCut::parse(&at.0));
+            if let Some(cut) = cut.filter(|cut| !cut.passed(start_lsn)) {
+                streamer.copied_at.insert(table.clone(), cut);
             }
         }
         // Tables in the publication whose copy never completed (a crash during a copy made
@@ -284,28 +286,16 @@ impl PgSource {
         Ok(out)
     }
 
-    /// Copies tables that joined while streaming. A temporary slot gives a snapshot and the
-    /// LSN it is consistent at; the stream then skips those tables' changes in transactions
-    /// that committed before it (they are in the copy), as PostgreSQL's own table sync does.
+    /// Copies tables that joined while streaming, in an ordinary snapshot (see `copy_cut`):
+    /// the stream then skips those tables' changes in the transactions the copy saw.
     async fn copy_new_tables(
         &self,
         sql: &Client,
         streamer: &mut Streamer<'_>,
         tables: &[TableInfo],
     ) -> Result<(), PgError> {
-        let mut repl = ReplicationConn::connect(&self.info).await?;
-        let temp = format!("{}_sync", self.slot_name());
-        let row = repl
-            .simple_query(&format!(
-                "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')",
-                quote_ident(&temp)
-            ))
-            .await?;
-        let (lsn, snapshot) = match row.first().map(|r| (r.get(1).cloned().flatten(), r.get(2).cloned().flatten())) {
-            Some((Some(lsn), Some(snap))) => (lsn, snap),
-            _ => return Err(PgError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into())),
-        };
-        let lsn = Lsn::parse(&lsn).ok_or_else(|| PgError::Protocol(format!("bad consistent point {lsn}")))?;
+        let reader = self.info.connect_sql().await?;
+        let (cut, snapshot) = copy_snapshot(&reader, streamer).await?;
         let types = catalog::type_catalog(sql).await?;
         let mut sized = tables.to_vec();
         catalog::size_up(sql, &mut sized).await?;
@@ -315,17 +305,17 @@ impl PgSource {
             snapshot: &snapshot,
             parallelism: 1,
             chunk_rows: u64::MAX,
-            consistent_at: Some(lsn.to_position()),
+            consistent_at: Some(Position(cut.to_string())),
         };
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {
-            tracing::info!(table = %t.id, consistent_at = %lsn, "table copied while streaming");
-            streamer.copied_at.insert(t.id.clone(), lsn);
+            tracing::info!(table = %t.id, consistent_at = %cut, "table copied while streaming");
+            streamer.copied_at.insert(t.id.clone(), cut.clone());
             streamer.remember_schema(schema);
         }
         streamer.types = types;
-        // Dropping the connection drops the temporary slot.
-        drop(repl);
+        // Ends the exported snapshot.
+        reader.batch_execute("COMMIT").await.ctx(|| "ending the copy's snapshot".into())?;
         Ok(())
     }
 
@@ -346,6 +336,35 @@ impl PgSource {
                 Ok(())
             }
         }
+    }
+}
+
+/// A snapshot for a copy made while streaming, exported for the copy's connections, and the
+/// cut it makes in the stream. The snapshot must see every transaction the stream has passed;
+/// one it does not see yet committed in the WAL but is not visible (a synchronous standby
+/// holds it): then it is taken again.
+async fn copy_snapshot(reader: &Client, streamer: &Streamer<'_>) -> Result<(CopyCut, String), PgError> {
+    const TAKE: &str = "SELECT pg_current_snapshot()::text, pg_export_snapshot(), pg_current_wal_insert_lsn()::text";
+    let mut attempt = 0u64;
+    loop {
+        reader
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .ctx(|| "starting the copy's snapshot".into())?;
+        let row = reader.query_one(TAKE, &[]).await.ctx(|| "taking the copy's snapshot".into())?;
+        let (snapshot, exported, until): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let bad = || PgError::Protocol(format!("unexpected snapshot `{snapshot}` at `{until}`"));
+        let snapshot = XSnapshot::parse(&snapshot).ok_or_else(bad)?;
+        let until = Lsn::parse(&until).ok_or_else(bad)?;
+        let Some(xid) = snapshot.in_progress().find(|x| streamer.streamed_recently(*x)) else {
+            return Ok((CopyCut::Snapshot { snapshot, until }, exported));
+        };
+        reader.batch_execute("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
+        if attempt.is_multiple_of(100) {
+            tracing::info!(xid, "waiting to copy: a transaction the stream has passed is not visible yet (held by a synchronous standby?)");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        attempt += 1;
     }
 }
 

@@ -2,6 +2,7 @@
 //! order; the position the target has committed is acknowledged back to the server.
 
 use crate::catalog::{self, AddedColumn, TableInfo};
+use crate::copy_cut::CopyCut;
 use crate::copy_text::parse_value;
 use crate::error::PgError;
 use crate::lsn::Lsn;
@@ -9,7 +10,7 @@ use crate::pgoutput::{self, Message, OldTuple, Relation, ReplicaIdentity, TupleV
 use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
 use crate::spill::Spill;
 use crate::types::{map_type, TypeCatalog};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +18,16 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 use zetl_core::channel::EventSender;
 use zetl_core::progress::Progress;
-use zetl_core::source::{take_ack, CopiedAt};
+use zetl_core::source::take_ack;
 use zetl_core::{Change, ChangeKind, Column, Position, Row, RowIdentity, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
 /// `wal_sender_timeout` of 60 s).
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// How many streamed xids a copy's snapshot is checked against: a transaction that stays
+/// invisible after its commit was decoded is one a synchronous standby holds, and such waits
+/// hold every later commit too.
+const RECENT_XIDS: usize = 4096;
 
 struct RelationState {
     schema: TableSchema,
@@ -39,8 +44,8 @@ pub struct Streamer<'a> {
     pub sql: &'a Client,
     pub types: TypeCatalog,
     pub tables: HashMap<TableId, TableInfo>,
-    /// Tables copied while streaming, with the LSN their copy is consistent at.
-    pub copied_at: CopiedAt<Lsn>,
+    /// Tables copied while streaming, with the transactions their copy holds.
+    pub copied_at: HashMap<TableId, CopyCut>,
     pub events: EventSender,
     relations: HashMap<u32, RelationState>,
     /// Replicated tables the stream cannot carry on with (seen under another name, so changes
@@ -56,6 +61,10 @@ pub struct Streamer<'a> {
     acked: Lsn,
     in_txn: bool,
     txn_final_lsn: Lsn,
+    txn_xid: u32,
+    /// The xids of the last transactions streamed, newest last: a copy's snapshot must see
+    /// them all (see `copy_cut`).
+    recent_xids: VecDeque<u32>,
     /// Inside a Stream Start … Stream Stop block: the streamed transaction's xid.
     stream_xid: Option<u32>,
     spill: Spill,
@@ -87,7 +96,7 @@ impl<'a> Streamer<'a> {
             sql,
             types,
             tables,
-            copied_at: CopiedAt::default(),
+            copied_at: HashMap::new(),
             events,
             relations: HashMap::new(),
             recopy: HashSet::new(),
@@ -97,11 +106,18 @@ impl<'a> Streamer<'a> {
             acked: start,
             in_txn: false,
             txn_final_lsn: Lsn(0),
+            txn_xid: 0,
+            recent_xids: VecDeque::new(),
         }
     }
 
     pub fn acked(&self) -> Lsn {
         self.acked
+    }
+
+    /// Whether the stream has passed the transaction `xid` already.
+    pub fn streamed_recently(&self, xid: u32) -> bool {
+        self.recent_xids.contains(&xid)
     }
 
     /// Tables to copy again, marked since the last call (see `recopy`).
@@ -170,9 +186,7 @@ impl<'a> Streamer<'a> {
             Message::StreamStop => self.stream_xid = None,
             Message::StreamAbort { xid, subxid } => self.spill.abort(xid, subxid).map_err(spill_err)?,
             Message::StreamCommit { xid, commit_lsn, end_lsn, commit_time, .. } => {
-                self.in_txn = true;
-                self.txn_final_lsn = Lsn(commit_lsn);
-                self.send(SourceEvent::Begin, stream).await?;
+                self.begin(Lsn(commit_lsn), xid, stream).await?;
                 if let Some(mut spilled) = self.spill.take(xid).map_err(spill_err)? {
                     while let Some(raw) = spilled.next_message().map_err(spill_err)? {
                         let message = pgoutput::decode(&raw, true).map_err(decode_err)?;
@@ -200,8 +214,21 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
+    async fn begin(&mut self, final_lsn: Lsn, xid: u32, stream: &mut ReplicationStream) -> Result<(), PgError> {
+        self.in_txn = true;
+        self.txn_final_lsn = final_lsn;
+        self.txn_xid = xid;
+        self.send(SourceEvent::Begin, stream).await
+    }
+
     async fn commit(&mut self, end_lsn: u64, commit_time: i64, stream: &mut ReplicationStream) -> Result<(), PgError> {
         self.in_txn = false;
+        if self.recent_xids.len() == RECENT_XIDS {
+            self.recent_xids.pop_front();
+        }
+        self.recent_xids.push_back(self.txn_xid);
+        let at = self.txn_final_lsn;
+        self.copied_at.retain(|_, cut| !cut.passed(at));
         let event = SourceEvent::Commit {
             position: Position(Lsn(end_lsn).to_string()),
             commit_time_us: Some(commit_time + PG_EPOCH_OFFSET_US),
@@ -211,11 +238,7 @@ impl<'a> Streamer<'a> {
 
     async fn apply(&mut self, message: Message, stream: &mut ReplicationStream) -> Result<(), PgError> {
         match message {
-            Message::Begin { final_lsn, .. } => {
-                self.in_txn = true;
-                self.txn_final_lsn = Lsn(final_lsn);
-                self.send(SourceEvent::Begin, stream).await?;
-            }
+            Message::Begin { final_lsn, xid, .. } => self.begin(Lsn(final_lsn), xid, stream).await?,
             Message::Commit { end_lsn, commit_time, .. } => self.commit(end_lsn, commit_time, stream).await?,
             Message::Relation(rel) => self.relation(rel, stream).await?,
             Message::Type { .. } => {
@@ -308,7 +331,8 @@ impl<'a> Streamer<'a> {
         let current = self.tables.get(&state.schema.id).is_some_and(|t| t.oid == oid);
         // By table, not by relation: a copy made while streaming (new table, resync) comes
         // after the table's Relation message, which the server does not send again.
-        let copied = self.copied_at.holds(&state.schema.id, &self.txn_final_lsn);
+        let copied =
+            self.copied_at.get(&state.schema.id).is_some_and(|cut| cut.holds(self.txn_final_lsn, self.txn_xid));
         Ok((state.ignored.is_none() && current && !copied).then_some(state))
     }
 

@@ -2,9 +2,10 @@
 //! OS user when the harness runs as root.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -130,6 +131,19 @@ impl PgServer {
     /// `psql -X -q -At -v ON_ERROR_STOP=1` as superuser `postgres` over the
     /// unix socket, and returns its output (rows as `a|b`, one a line).
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, HarnessError> {
+        util::run(&mut self.psql_command(db), Some(sql), None)
+    }
+
+    /// A session that stays open between statements (`psql` reading its standard input):
+    /// an open transaction, a lock held while something else happens.
+    pub fn session(&self, db: &str) -> Result<PsqlSession, HarnessError> {
+        let mut cmd = self.psql_command(db);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+        let child = cmd.spawn().map_err(|e| HarnessError::Io { context: "starting psql".into(), source: e })?;
+        Ok(PsqlSession { child })
+    }
+
+    fn psql_command(&self, db: &str) -> Command {
         let psql = self.bin_dir.join("psql");
         let mut cmd = Command::new(if psql.is_file() { psql } else { PathBuf::from("psql") });
         cmd.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
@@ -142,7 +156,7 @@ impl PgServer {
         for var in ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS", "PGSERVICE", "PGPASSWORD"] {
             cmd.env_remove(var);
         }
-        util::run(&mut cmd, Some(sql), None)
+        cmd
     }
 
     /// `pg_ctl restart -m fast -w`, on the same port.
@@ -340,6 +354,44 @@ impl PgServer {
             user.chown(&path)?;
         }
         Ok(())
+    }
+}
+
+/// See [`PgServer::session`]. Dropping it ends the session (an open transaction rolls back).
+pub struct PsqlSession {
+    child: Child,
+}
+
+impl PsqlSession {
+    /// Sends statements; they run as psql reads them, so this does not wait for them.
+    pub fn send(&mut self, sql: &str) -> Result<(), HarnessError> {
+        let io = |e| HarnessError::Io { context: "writing to psql".into(), source: e };
+        let stdin = self.child.stdin.as_mut().ok_or_else(|| io(std::io::ErrorKind::BrokenPipe.into()))?;
+        stdin.write_all(sql.as_bytes()).and_then(|()| stdin.write_all(b"\n")).and_then(|()| stdin.flush()).map_err(io)
+    }
+
+    /// Ends the input and waits for psql to run what it has and exit.
+    pub fn finish(mut self) -> Result<(), HarnessError> {
+        drop(self.child.stdin.take());
+        let status =
+            self.child.wait().map_err(|e| HarnessError::Io { context: "waiting for psql".into(), source: e })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::Command {
+                command: "psql (session)".into(),
+                status: status.to_string(),
+                stdout: String::new(),
+                stderr: String::new(),
+            })
+        }
+    }
+}
+
+impl Drop for PsqlSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
