@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{poll, wait_for, TestEnv};
+use common::{poll, wait_for, TestEnv, DB};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -152,4 +152,26 @@ fn idle_source_after_a_new_table_copy_is_confirmed() {
     env.wait_caught_up_within(&mut zetl, "idlecopy", Duration::from_secs(20));
     zetl.stop();
     env.assert_equal(&["public.first", "public.second"]);
+}
+
+/// A transaction open when a new table joins the publication had its earlier changes to the
+/// table left out of the stream (pgoutput decides per change): the copy waits for it to end,
+/// so that it holds those changes, and the stream skips the transaction for that table.
+#[test]
+fn a_transaction_open_when_a_table_joins_the_publication_is_copied_whole() {
+    let env = TestEnv::start("joined");
+    env.sql("CREATE TABLE first (id int PRIMARY KEY); INSERT INTO first VALUES (1);");
+    let config = env.config("joined", &["public.*"]).write();
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "joined");
+    env.sql("CREATE TABLE fresh (id int PRIMARY KEY, v text)");
+    let mut open = env.server.session(DB).expect("psql session");
+    open.send("BEGIN; INSERT INTO fresh SELECT g, 'before' FROM generate_series(1, 1000) g;").expect("send");
+    let published = "SELECT count(*) FROM pg_publication_tables WHERE tablename = 'fresh'";
+    wait_for("the new table to join the publication", &mut zetl, || env.sql_value(published) == "1");
+    open.send("INSERT INTO fresh SELECT g, 'after' FROM generate_series(1001, 2000) g; COMMIT;").expect("send");
+    open.finish().expect("the transaction commits");
+    env.wait_caught_up(&mut zetl, "joined");
+    zetl.stop();
+    env.assert_equal(&["public.first", "public.fresh"]);
 }

@@ -241,3 +241,29 @@ fn create_table_select_logged_as_a_statement_is_copied() {
     env.catch_up_once_and_stop(zetl);
     env.assert_equal(&["shop.made", "shop.made_rows", "shop.src"]);
 }
+
+/// `tables.snapshot` on MariaDB: a `never` table gets only the changes made after it joined; a
+/// `resync` table is copied again at every start, so a change the binlog does not carry
+/// (written with `sql_log_bin = 0`) reaches the target at the next start.
+#[test]
+fn snapshot_modes_never_and_resync() {
+    let env = MyEnv::start("my_snapmodes");
+    env.sql(
+        "CREATE TABLE log (id int PRIMARY KEY, msg varchar(20)); INSERT INTO log VALUES (1, 'old'), (2, 'old');\n\
+         CREATE TABLE ref (code varchar(10) PRIMARY KEY, rate decimal(10,3)); INSERT INTO ref VALUES ('a', 1.5), ('b', 2.25);",
+    );
+    let config = env.config("snapmodes").snapshot_modes(&[("shop.log", "never"), ("shop.ref", "resync")]).write();
+    let zetl = env.run_zetl_streaming(&config);
+    env.sql("INSERT INTO log VALUES (3, 'new'); INSERT INTO ref VALUES ('c', 3);");
+    env.catch_up_and_stop(zetl, &config);
+    let ids = env.target_value("SELECT string_agg(id::text, ',' ORDER BY id) FROM shop.log");
+    assert_eq!(ids.as_deref(), Some("3"), "only the row inserted after the start");
+
+    env.sql("SET sql_log_bin = 0; UPDATE ref SET rate = 9 WHERE code = 'a'; SET sql_log_bin = 1; INSERT INTO ref VALUES ('d', 4);");
+    let zetl = env.run_zetl_streaming(&config);
+    env.catch_up_and_stop(zetl, &config);
+    env.sql("DELETE FROM log WHERE id <= 2");
+    let zetl = env.run_zetl_streaming(&config);
+    env.catch_up_and_stop(zetl, &config);
+    env.assert_equal(&["shop.log", "shop.ref"]);
+}

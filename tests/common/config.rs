@@ -31,6 +31,13 @@ impl TestConfig {
         self.tables("exclude", patterns)
     }
 
+    /// `tables.snapshot`: pattern → `initial | never | resync`, in this order.
+    pub fn snapshot_modes(mut self, modes: &[(&str, &str)]) -> TestConfig {
+        let modes: Mapping = modes.iter().map(|(p, m)| (Value::from(*p), Value::from(*m))).collect();
+        self.section("tables").insert("snapshot".into(), modes.into());
+        self
+    }
+
     fn tables(mut self, key: &str, patterns: &[&str]) -> TestConfig {
         let list: Vec<Value> = patterns.iter().map(|p| (*p).into()).collect();
         self.section("tables").insert(key.into(), list.into());

@@ -70,6 +70,23 @@ struct TablesDoc {
     include: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
+    /// Pattern → `initial | never | resync`, in the order written (a YAML mapping keeps it).
+    #[serde(default)]
+    snapshot: serde_yaml::Mapping,
+}
+
+impl TablesDoc {
+    fn filter(&self) -> Result<TableFilter, String> {
+        let mut modes = Vec::new();
+        for (pattern, mode) in &self.snapshot {
+            let pattern =
+                pattern.as_str().ok_or_else(|| format!("snapshot: the key {pattern:?} is not a table pattern"))?;
+            let mode = serde_yaml::from_value(mode.clone())
+                .map_err(|_| format!("snapshot: `{pattern}` must be one of `initial`, `never`, `resync`"))?;
+            modes.push((pattern.to_string(), mode));
+        }
+        TableFilter::new(&self.include, &self.exclude)?.with_snapshot_modes(&modes)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,8 +241,7 @@ impl<S: Settings, T: Settings + Default> Config<S, T> {
                 return Err(invalid(format!("integration `{}` is declared twice", it.name)));
             }
             let in_it = |e: String| invalid(format!("integration `{}`: {e}", it.name));
-            let tables =
-                TableFilter::new(&it.tables.include, &it.tables.exclude).map_err(|e| in_it(format!("tables: {e}")))?;
+            let tables = it.tables.filter().map_err(|e| in_it(format!("tables: {e}")))?;
             it.source.validate().map_err(|e| in_it(e.under("source").to_string()))?;
             it.target.validate().map_err(|e| in_it(e.under("target").to_string()))?;
             let apply = ApplyPolicy::from_doc(it.apply).map_err(in_it)?;
@@ -394,6 +410,21 @@ mod tests {
         let text = format!("{GOOD}      snapshot: {{ parallelism: 0 }}\n");
         let msg = parse(&text).expect_err("parallelism").to_string();
         assert!(msg.ends_with("source.snapshot.parallelism must be between 1 and 64"), "{msg}");
+    }
+
+    #[test]
+    fn snapshot_modes_are_read_per_table_pattern() {
+        let text = format!("{GOOD}    tables:\n      snapshot: {{ shop.audit_log: never, shop.*: resync }}\n");
+        let c = parse(&text).expect("valid");
+        let tables = &c.integration(None).expect("one").tables;
+        assert_eq!(tables.snapshot_mode(&crate::TableId::new("shop", "audit_log")), crate::filter::SnapshotMode::Never);
+        assert_eq!(tables.snapshot_mode(&crate::TableId::new("shop", "x")), crate::filter::SnapshotMode::Resync);
+        let text = format!("{GOOD}    tables:\n      snapshot: {{ shop.audit_log: sometimes }}\n");
+        let msg = parse(&text).expect_err("unknown mode").to_string();
+        assert!(
+            msg.ends_with("tables: snapshot: `shop.audit_log` must be one of `initial`, `never`, `resync`"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! amortise the channel, small enough to bound memory also for wide rows (a 1 MB `bytea` per
 //! row would make 4096 rows 4 GB). Every source's copy gathers them the same way.
 
-use crate::event::SourceEvent;
-use crate::model::{Row, TableId};
+use crate::channel::{Closed, EventSender};
+use crate::event::{CopiedTable, SourceEvent};
+use crate::model::{Row, TableId, TableSchema};
 
 /// Rows per `CopyRows` event, at most.
 pub const ROWS_PER_EVENT: usize = 4096;
@@ -48,6 +49,16 @@ impl CopyRowsBatcher {
 /// The estimated memory of one row, as `SourceEvent::weight` counts it.
 pub fn row_weight(row: &Row) -> usize {
     24 + row.iter().map(|v| v.weight()).sum::<usize>()
+}
+
+/// A table with `snapshot: never` where a copy would be made: its schema and a copy of no
+/// rows, without emptying it first, so the target keeps what it holds and applies the table's
+/// changes from here on.
+pub async fn adopt_without_copy(events: &EventSender, schema: TableSchema, copied: CopiedTable) -> Result<(), Closed> {
+    let table = schema.id.clone();
+    tracing::info!(table = %table, "snapshot: never, so not copied; its changes apply from here on");
+    events.send(SourceEvent::Schema(schema)).await?;
+    events.send(SourceEvent::CopyDone { table, rows: 0, copied }).await
 }
 
 #[cfg(test)]

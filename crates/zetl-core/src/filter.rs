@@ -1,13 +1,32 @@
 //! `tables.include` / `tables.exclude`: `schema.table` patterns with `*` wildcards.
 //! A pattern without a dot matches the table name in any schema. Exclude wins over include;
-//! an empty include list means every table.
+//! an empty include list means every table. `tables.snapshot` says per pattern whether a
+//! table's rows are copied.
 
 use crate::model::TableId;
+use serde::Deserialize;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TableFilter {
     include: Vec<Pattern>,
     exclude: Vec<Pattern>,
+    snapshot: Vec<(Pattern, SnapshotMode)>,
+}
+
+/// Whether and when a table's rows are copied (`tables.snapshot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    /// Copied when it joins the integration, and again when resynced.
+    #[default]
+    Initial,
+    /// Never copied: the target table is created (or kept as it is) and gets the changes
+    /// from when the table joined on. For a table loaded by other means, or an append-only
+    /// log whose history is not wanted.
+    Never,
+    /// Copied again at every start of `zetl run`: for a table whose changes the stream
+    /// cannot carry whole (no key: only inserts are streamed).
+    Resync,
 }
 
 #[derive(Debug, Clone)]
@@ -39,7 +58,19 @@ impl Pattern {
 impl TableFilter {
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
         let parse = |list: &[String]| list.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>();
-        Ok(Self { include: parse(include)?, exclude: parse(exclude)? })
+        Ok(Self { include: parse(include)?, exclude: parse(exclude)?, snapshot: Vec::new() })
+    }
+
+    /// With `tables.snapshot`: pattern → mode, the first pattern that matches deciding.
+    pub fn with_snapshot_modes(mut self, modes: &[(String, SnapshotMode)]) -> Result<Self, String> {
+        for (pattern, mode) in modes {
+            self.snapshot.push((Pattern::parse(pattern)?, *mode));
+        }
+        Ok(self)
+    }
+
+    pub fn snapshot_mode(&self, table: &TableId) -> SnapshotMode {
+        self.snapshot.iter().find(|(p, _)| p.matches(table)).map(|(_, m)| *m).unwrap_or_default()
     }
 
     /// Include patterns that name one table (no `*`): `(schema if given, name)`. A source can
@@ -117,6 +148,16 @@ mod tests {
         let all = f(&[], &["tmp_*"]);
         assert!(all.matches(&TableId::new("x", "y")));
         assert!(!all.matches(&TableId::new("x", "tmp_1")));
+    }
+
+    #[test]
+    fn the_first_snapshot_pattern_that_matches_decides() {
+        let modes = [("shop.audit_log".to_string(), SnapshotMode::Resync), ("shop.*_log".into(), SnapshotMode::Never)];
+        let filter = f(&[], &[]).with_snapshot_modes(&modes).expect("valid");
+        assert_eq!(filter.snapshot_mode(&TableId::new("shop", "audit_log")), SnapshotMode::Resync);
+        assert_eq!(filter.snapshot_mode(&TableId::new("shop", "web_log")), SnapshotMode::Never);
+        assert_eq!(filter.snapshot_mode(&TableId::new("shop", "orders")), SnapshotMode::Initial);
+        assert!(f(&[], &[]).with_snapshot_modes(&[("a.b.c".into(), SnapshotMode::Never)]).is_err());
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::table::{self, TableInfo};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use zetl_core::check::Verdict;
-use zetl_core::filter::TableFilter;
+use zetl_core::copy_rows::adopt_without_copy;
+use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{CopiedTable, SourceEvent};
 
@@ -59,6 +60,9 @@ impl DynSource {
     }
 
     async fn seed(&self, clients: &Clients, t: &TableInfo, ctx: &SourceContext) -> Result<(), DynError> {
+        if self.filter.snapshot_mode(&t.id()) == SnapshotMode::Never {
+            return Ok(adopt_without_copy(&ctx.events, t.schema.clone(), CopiedTable::default()).await?);
+        }
         ctx.progress.estimate_rows(&t.id(), t.item_count.max(0) as u64);
         ctx.send(SourceEvent::CopyStart(t.id())).await?;
         let rows = scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, &ctx.events).await?;
@@ -93,7 +97,15 @@ impl Source for DynSource {
         }
         // Tables without a committed copy (all of them at first; later ones new to the filters
         // or marked by `zetl resync`) are seeded. Their stream is read from its oldest record.
-        let to_seed: Vec<&TableInfo> = tables.iter().filter(|t| fresh || !start.copied.contains_key(&t.id())).collect();
+        // `snapshot: resync` tables are seeded at every start.
+        let to_seed: Vec<&TableInfo> = tables
+            .iter()
+            .filter(|t| {
+                fresh
+                    || !start.copied.contains_key(&t.id())
+                    || self.filter.snapshot_mode(&t.id()) == SnapshotMode::Resync
+            })
+            .collect();
         for t in &to_seed {
             // The shards open now hold every change made from here on: noted before the scan,
             // so that a gap (trimmed before zetl reads them) is an error, not a silent loss.

@@ -15,7 +15,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zetl_core::channel::EventSender;
-use zetl_core::copy_rows::CopyRowsBatcher;
+use zetl_core::copy_rows::{adopt_without_copy, CopyRowsBatcher};
+use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::progress::Progress;
 use zetl_core::{CopiedTable, Position, SourceEvent, TableId};
 
@@ -74,6 +75,7 @@ impl Snapshot {
     pub async fn copy(
         self,
         tables: &[(TableInfo, MyTable)],
+        filter: &TableFilter,
         chunk_rows: u64,
         consistent_at: Option<Position>,
         events: &EventSender,
@@ -83,6 +85,11 @@ impl Snapshot {
         let mut jobs = VecDeque::new();
         let mut state = HashMap::new();
         for (info, table) in tables {
+            if filter.snapshot_mode(&info.id) == SnapshotMode::Never {
+                let copied = CopiedTable { consistent_at: consistent_at.clone(), ..CopiedTable::default() };
+                adopt_without_copy(events, table.schema(), copied).await?;
+                continue;
+            }
             events.send(SourceEvent::Schema(table.schema())).await?;
             events.send(SourceEvent::CopyStart(info.id.clone())).await?;
             let table = Arc::new(table.clone());

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use zetl_core::check::Verdict;
-use zetl_core::filter::TableFilter;
+use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{SourceEvent, TableId};
@@ -66,6 +66,7 @@ impl Source for MySource {
                 let copied = start
                     .copied
                     .keys()
+                    .filter(|t| self.copy_stands(t))
                     .map(|t| (t.clone(), start.consistent_at(t).map(|c: StoredPos| c.at)))
                     .collect::<HashMap<_, _>>();
                 (stored.at.clone(), copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
@@ -194,7 +195,14 @@ impl MySource {
         // moment is in the list, anything later is in the binlog after the position.
         let tables = catalog::list_tables(side, &self.filter).await?;
         let with_columns = self.describe(side, &tables, &ctx.progress).await?;
-        let copy = snapshot.copy(&with_columns, self.config.snapshot.chunk_rows, None, &ctx.events, &ctx.progress);
+        let copy = snapshot.copy(
+            &with_columns,
+            &self.filter,
+            self.config.snapshot.chunk_rows,
+            None,
+            &ctx.events,
+            &ctx.progress,
+        );
         let Some(rows) = ctx.unless_stopped(copy).await.transpose()? else {
             tracing::info!("stopped during the initial copy; it starts over at the next start");
             return Ok(None);
@@ -239,6 +247,16 @@ impl MySource {
         Ok(out)
     }
 
+    /// Whether a copy the target holds still counts at start: `snapshot: resync` tables are
+    /// copied again (as missing copies).
+    fn copy_stands(&self, table: &TableId) -> bool {
+        let again = self.filter.snapshot_mode(table) == SnapshotMode::Resync;
+        if again {
+            tracing::info!(table = %table, "snapshot: resync, so copied again at start");
+        }
+        !again
+    }
+
     /// Copies tables at a fresh snapshot while the stream waits at a transaction boundary;
     /// the stream then skips their changes in transactions that began before the snapshot.
     async fn copy_while_streaming(
@@ -253,7 +271,14 @@ impl MySource {
         let snapshot = Snapshot::open(&self.info, streamer.flavor, 1).await?;
         let at = BinlogPos { gtid: None, ..snapshot.position.clone() };
         snapshot
-            .copy(&with_columns, u64::MAX, Some(StoredPos::from(at.clone()).to_position()), &streamer.events, progress)
+            .copy(
+                &with_columns,
+                &self.filter,
+                u64::MAX,
+                Some(StoredPos::from(at.clone()).to_position()),
+                &streamer.events,
+                progress,
+            )
             .await?;
         for id in ids.iter().filter(|id| !with_columns.iter().any(|(info, _)| &info.id == *id)) {
             // Gone by now (dropped or renamed away further on in the binlog): nothing to copy,

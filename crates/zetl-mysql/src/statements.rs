@@ -121,7 +121,10 @@ impl Streamer {
         self.begin().await?;
         self.events.send(SourceEvent::Schema(table.schema())).await?;
         self.sent_columns.entry(id.clone()).or_default().extend(table.columns.iter().map(|c| c.name.clone()));
-        self.events.send(SourceEvent::CopyStart(id.clone())).await?;
+        // `snapshot: never`: what the target holds under that name stays.
+        if self.filter.snapshot_mode(id) != zetl_core::filter::SnapshotMode::Never {
+            self.events.send(SourceEvent::CopyStart(id.clone())).await?;
+        }
         let at = Position(BinlogPos { gtid: None, ..at.clone() }.to_string());
         self.events
             .send(SourceEvent::CopyDone {

@@ -51,6 +51,11 @@ impl XSnapshot {
         self.widen(xid).is_some_and(|full| full < self.xmax && !self.xip.contains(&full))
     }
 
+    /// The oldest transaction still running when the snapshot was taken (or `xmax`).
+    pub fn xmin(&self) -> u64 {
+        self.xmin
+    }
+
     /// The transactions in progress when the snapshot was taken, as pgoutput names them.
     pub fn in_progress(&self) -> impl Iterator<Item = u32> + '_ {
         self.xip.iter().map(|x| *x as u32)

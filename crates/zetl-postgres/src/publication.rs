@@ -37,10 +37,12 @@ impl Publish {
 
 /// Makes the two publications hold exactly `tables` (split by identity), with the options
 /// zetl needs.
-pub async fn sync_publications(client: &Client, publication: &str, tables: &[TableInfo]) -> Result<(), PgError> {
+/// Returns whether a table was added to a publication: a transaction open across that moment
+/// had its earlier changes to the table left out of the stream (see `source::copy_snapshot`).
+pub async fn sync_publications(client: &Client, publication: &str, tables: &[TableInfo]) -> Result<bool, PgError> {
     let (full, append): (Vec<&TableInfo>, Vec<&TableInfo>) = tables.iter().partition(|t| t.has_identity());
-    sync_one(client, publication, PUBLISH_ALL, &full).await?;
-    sync_one(client, &append_name(publication), PUBLISH_APPEND, &append).await
+    let added = sync_one(client, publication, PUBLISH_ALL, &full).await?;
+    Ok(sync_one(client, &append_name(publication), PUBLISH_APPEND, &append).await? | added)
 }
 
 /// The OIDs of the tables the integration's publications hold now. A table zetl streams that
@@ -59,7 +61,7 @@ pub async fn published_oids(client: &Client, publication: &str) -> Result<HashSe
     Ok(rows.iter().map(|r| r.get::<_, u32>(0)).collect())
 }
 
-async fn sync_one(client: &Client, name: &str, publish: Publish, tables: &[&TableInfo]) -> Result<(), PgError> {
+async fn sync_one(client: &Client, name: &str, publish: Publish, tables: &[&TableInfo]) -> Result<bool, PgError> {
     let found = client
         .query_opt(
             "SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot \
@@ -124,7 +126,7 @@ async fn sync_one(client: &Client, name: &str, publish: Publish, tables: &[&Tabl
             .await
             .ctx(|| format!("removing tables from publication {name}"))?;
     }
-    Ok(())
+    Ok(!add.is_empty())
 }
 
 #[derive(Debug)]

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use zetl_core::channel::EventSender;
-use zetl_core::copy_rows::{CopyRowsBatcher, ROWS_PER_EVENT};
+use zetl_core::copy_rows::{adopt_without_copy, CopyRowsBatcher, ROWS_PER_EVENT};
+use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::{CopiedTable, Position, SourceEvent, TableId, TableSchema};
 
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct SnapshotCopy<'a> {
     pub chunk_rows: u64,
     /// For a copy made while streaming: the position it is consistent at.
     pub consistent_at: Option<Position>,
+    /// Its `snapshot` modes: tables set to `never` are not read.
+    pub filter: &'a TableFilter,
 }
 
 impl SnapshotCopy<'_> {
@@ -56,6 +59,15 @@ impl SnapshotCopy<'_> {
         let mut jobs = VecDeque::new();
         let mut progress = HashMap::new();
         for (info, schema) in tables {
+            let copied = CopiedTable {
+                consistent_at: self.consistent_at.clone(),
+                source_id: Some(info.source_id()),
+                schema: None,
+            };
+            if self.filter.snapshot_mode(&info.id) == SnapshotMode::Never {
+                adopt_without_copy(events, schema.clone(), copied).await?;
+                continue;
+            }
             events.send(SourceEvent::Schema(schema.clone())).await?;
             events.send(SourceEvent::CopyStart(info.id.clone())).await?;
             let schema = Arc::new(schema.clone());
@@ -67,11 +79,7 @@ impl SnapshotCopy<'_> {
                     jobs_left: parts.len(),
                     rows: 0,
                     started: Instant::now(),
-                    copied: CopiedTable {
-                        consistent_at: self.consistent_at.clone(),
-                        source_id: Some(info.source_id()),
-                        schema: None,
-                    },
+                    copied,
                     sent: sent.clone(),
                     estimated: info.estimated_rows,
                 },

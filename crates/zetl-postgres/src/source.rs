@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_postgres::Client;
 use zetl_core::check::Verdict;
-use zetl_core::filter::TableFilter;
+use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{CopiedTable, Position, RowIdentity, SourceEvent, TableId, TableSchema};
@@ -72,7 +72,15 @@ impl Source for PgSource {
         let (start_lsn, copied, described) = match start.resume_from {
             Some(lsn) => {
                 self.check_slot(&sql, &slot, lsn).await?;
-                let (valid, stale) = still_valid_copies(&start.copied, &tables, &published);
+                let (mut valid, stale) = still_valid_copies(&start.copied, &tables, &published);
+                // `snapshot: resync`: copied again at every start (below, as a missing copy).
+                valid.retain(|t, _| {
+                    let again = self.filter.snapshot_mode(t) == SnapshotMode::Resync;
+                    if again {
+                        tracing::info!(table = %t, "snapshot: resync, so copied again at start");
+                    }
+                    !again
+                });
                 for (table, reason) in stale {
                     ctx.send(SourceEvent::ResyncRequired { table, reason }).await?;
                 }
@@ -104,10 +112,12 @@ impl Source for PgSource {
             }
         }
         // Tables in the publication whose copy never completed (a crash during a copy made
-        // while streaming): copy them again now.
+        // while streaming): copy them again now. When each joined the publication is not
+        // known here, so every transaction open now must end first (see `publication_joined`).
         let missing: Vec<TableInfo> = tables.iter().filter(|t| !copied.contains_key(&t.id)).cloned().collect();
         if !missing.is_empty() {
-            let copy = self.copy_new_tables(&sql, &mut streamer, &missing);
+            let joined = Some(next_xid(&sql).await?);
+            let copy = self.copy_new_tables(&sql, &mut streamer, &missing, joined);
             if ctx.unless_stopped(copy).await.transpose()?.is_none() {
                 return Ok(());
             }
@@ -198,6 +208,7 @@ impl PgSource {
             parallelism: self.config.snapshot.parallelism,
             chunk_rows: self.config.snapshot.chunk_rows,
             consistent_at: None,
+            filter: &self.filter,
         };
         let Some(rows) = ctx.unless_stopped(copy.run(&with_schemas, &ctx.events)).await.transpose()? else {
             tracing::info!("stopped during the initial copy; it starts over at the next start");
@@ -228,7 +239,7 @@ impl PgSource {
             streamer.send_between_transactions(SourceEvent::ResyncRequired { table, reason }, stream).await?;
         }
         warn_without_identity(&new);
-        publication::sync_publications(sql, publication, &now).await?;
+        let joined = publication_joined(sql, publication, &now).await?;
         // Tables the operator asked to copy again (`zetl resync`) take the same path.
         for id in ctx.take_resync_requests(|id| now.iter().any(|t| &t.id == id)) {
             if let Some(t) = now.iter().find(|t| t.id == id).filter(|_| !new.iter().any(|n| n.id == id)) {
@@ -240,7 +251,7 @@ impl PgSource {
             // The stream is not read meanwhile; status updates keep it alive.
             let acked = streamer.acked();
             let copy_alive = async {
-                let copy = self.copy_new_tables(sql, streamer, &new);
+                let copy = self.copy_new_tables(sql, streamer, &new, joined);
                 tokio::pin!(copy);
                 let mut tick = tokio::time::interval(Duration::from_secs(10));
                 loop {
@@ -288,14 +299,16 @@ impl PgSource {
 
     /// Copies tables that joined while streaming, in an ordinary snapshot (see `copy_cut`):
     /// the stream then skips those tables' changes in the transactions the copy saw.
+    /// `joined`: see [`publication_joined`].
     async fn copy_new_tables(
         &self,
         sql: &Client,
         streamer: &mut Streamer<'_>,
         tables: &[TableInfo],
+        joined: Option<u64>,
     ) -> Result<(), PgError> {
         let reader = self.info.connect_sql().await?;
-        let (cut, snapshot) = copy_snapshot(&reader, streamer).await?;
+        let (cut, snapshot) = copy_snapshot(&reader, streamer, joined).await?;
         let types = catalog::type_catalog(sql).await?;
         let mut sized = tables.to_vec();
         catalog::size_up(sql, &mut sized).await?;
@@ -306,6 +319,7 @@ impl PgSource {
             parallelism: 1,
             chunk_rows: u64::MAX,
             consistent_at: Some(Position(cut.to_string())),
+            filter: &self.filter,
         };
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {
@@ -339,11 +353,37 @@ impl PgSource {
     }
 }
 
+/// Brings the publications in line with `tables`. When that added a table: the next xid at
+/// that moment. A transaction open across it had its earlier changes to the table left out of
+/// the stream (pgoutput decides per change), so a copy of it must wait for every transaction
+/// older than that to end, as PostgreSQL's own table synchronisation does.
+async fn publication_joined(sql: &Client, publication: &str, tables: &[TableInfo]) -> Result<Option<u64>, PgError> {
+    if !publication::sync_publications(sql, publication, tables).await? {
+        return Ok(None);
+    }
+    next_xid(sql).await.map(Some)
+}
+
+/// The transaction id the next transaction will get.
+async fn next_xid(sql: &Client) -> Result<u64, PgError> {
+    let row = sql
+        .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
+        .await
+        .ctx(|| "reading the next transaction id".into())?;
+    let next: String = row.get(0);
+    next.parse().map_err(|_| PgError::Protocol(format!("unexpected transaction id `{next}`")))
+}
+
 /// A snapshot for a copy made while streaming, exported for the copy's connections, and the
-/// cut it makes in the stream. The snapshot must see every transaction the stream has passed;
-/// one it does not see yet committed in the WAL but is not visible (a synchronous standby
-/// holds it): then it is taken again.
-async fn copy_snapshot(reader: &Client, streamer: &Streamer<'_>) -> Result<(CopyCut, String), PgError> {
+/// cut it makes in the stream. It is taken again until it sees every transaction the stream
+/// has passed (one committed in the WAL may not be visible yet: a synchronous standby holds
+/// it), and, when tables were added to the publication (`joined`), until every transaction
+/// older than that has ended.
+async fn copy_snapshot(
+    reader: &Client,
+    streamer: &Streamer<'_>,
+    joined: Option<u64>,
+) -> Result<(CopyCut, String), PgError> {
     const TAKE: &str = "SELECT pg_current_snapshot()::text, pg_export_snapshot(), pg_current_wal_insert_lsn()::text";
     let mut attempt = 0u64;
     loop {
@@ -356,12 +396,18 @@ async fn copy_snapshot(reader: &Client, streamer: &Streamer<'_>) -> Result<(Copy
         let bad = || PgError::Protocol(format!("unexpected snapshot `{snapshot}` at `{until}`"));
         let snapshot = XSnapshot::parse(&snapshot).ok_or_else(bad)?;
         let until = Lsn::parse(&until).ok_or_else(bad)?;
-        let Some(xid) = snapshot.in_progress().find(|x| streamer.streamed_recently(*x)) else {
+        let passed = snapshot.in_progress().find(|x| streamer.streamed_recently(*x));
+        let older = joined.filter(|next| snapshot.xmin() < *next).map(|_| snapshot.xmin());
+        if passed.is_none() && older.is_none() {
             return Ok((CopyCut::Snapshot { snapshot, until }, exported));
-        };
+        }
         reader.batch_execute("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
         if attempt.is_multiple_of(100) {
-            tracing::info!(xid, "waiting to copy: a transaction the stream has passed is not visible yet (held by a synchronous standby?)");
+            match (passed, older) {
+                (Some(xid), _) => tracing::info!(xid, "waiting to copy: a transaction the stream has passed is not visible yet (held by a synchronous standby?)"),
+                (None, Some(xid)) => tracing::info!(xid, "waiting to copy a table that joined the publication: transaction {xid} was open then, and its earlier changes to the table were not published; it must end first (see pg_stat_activity.backend_xid)"),
+                (None, None) => {}
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         attempt += 1;
