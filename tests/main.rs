@@ -7,6 +7,7 @@
 mod common;
 
 mod auth;
+mod bad_inputs;
 mod changes;
 mod config_errors;
 mod dead_letter_replay;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod kind;
 mod secret;
 pub use secret::{redact_url, Secret, SecretUrl};
 
@@ -251,6 +252,13 @@ impl<S: Settings, T: Settings + Default> Config<S, T> {
                     addr.parse().map_err(|_| in_it(format!("metrics.listen `{addr}` is not HOST:PORT or `off`")))?,
                 ),
             };
+            if it.batch.max_bytes == 0 {
+                return Err(in_it("batch.max_bytes must be at least 1".into()));
+            }
+            let lag = it.metrics.ready_max_lag_seconds;
+            if !lag.is_finite() || lag < 0.0 {
+                return Err(in_it(format!("metrics.ready_max_lag_seconds must be 0 or more seconds, not {lag}")));
+            }
             if let Some(token) = &it.metrics.token {
                 // Never quote the value: it is a secret.
                 if token.is_empty() || !token.is_header_safe() {
@@ -350,11 +358,17 @@ fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
 mod tests {
     use super::*;
 
-    /// Settings as a source crate defines them.
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(tag = "kind", rename_all = "lowercase")]
+    /// Settings as a source crate defines them, read by kind as the binary's registry does.
+    #[derive(Debug, Clone)]
     enum Source {
         Postgres(Pg),
+    }
+
+    impl<'de> Deserialize<'de> for Source {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let (_, rest) = kind::split_kind(d, "source", &["postgres"])?;
+            Ok(Source::Postgres(kind::settings("source", rest)?))
+        }
     }
 
     #[derive(Debug, Clone, Deserialize)]
@@ -410,6 +424,11 @@ mod tests {
         let text = format!("{GOOD}      snapshot: {{ parallelism: 0 }}\n");
         let msg = parse(&text).expect_err("parallelism").to_string();
         assert!(msg.ends_with("source.snapshot.parallelism must be between 1 and 64"), "{msg}");
+        let text = format!("{GOOD}      snapshot: {{ chunk_rows: -5 }}\n");
+        let msg = parse(&text).expect_err("chunk_rows").to_string();
+        assert!(msg.contains("source.snapshot.chunk_rows: invalid value: integer `-5`"), "{msg}");
+        let msg = parse(&GOOD.replace("kind: postgres", "kind: oracle")).expect_err("kind").to_string();
+        assert!(msg.contains("source.kind: unknown kind `oracle`, expected one of `postgres`"), "{msg}");
     }
 
     #[test]
@@ -439,7 +458,7 @@ mod tests {
     fn secrets_never_reach_errors() {
         let text = "integrations:\n  - name: a\n    source: postgres://u:${PW}@h/db\n";
         let msg = parse(text).expect_err("a string is not a source").to_string();
-        assert!(msg.contains("invalid type"), "{msg}");
+        assert!(msg.contains("expected a mapping with `kind:`"), "{msg}");
         assert!(!msg.contains("pw"), "{msg}");
         let c = parse(GOOD).expect("valid");
         assert!(!format!("{:?}", c.integrations).contains(":pw@"));

@@ -2,22 +2,32 @@
 //! the YAML file, and how each is built from them. A new source or target is a variant and a
 //! line in each function here; everything else holds them as `AnySource` and `AnyTarget`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use zetl_core::any_target::{erase, AnyTarget};
 use zetl_core::check::Verdict;
-use zetl_core::config::{Settings, ValidationError};
+use zetl_core::config::{kind, Settings, ValidationError};
 use zetl_core::source::{AnySource, Failed};
 use zetl_core::status::TargetStatus;
 
 pub type Config = zetl_core::config::Config<SourceConfig, TargetConfig>;
 pub type Integration = zetl_core::config::Integration<SourceConfig, TargetConfig>;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     Postgres(zetl_postgres::PostgresSourceConfig),
     Mysql(zetl_mysql::MysqlSourceConfig),
     Dynamodb(dynamodb::Settings),
+}
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (kind, rest) = kind::split_kind(d, "source", &["postgres", "mysql", "dynamodb"])?;
+        Ok(match kind.as_str() {
+            "postgres" => SourceConfig::Postgres(kind::settings("source", rest)?),
+            "mysql" => SourceConfig::Mysql(kind::settings("source", rest)?),
+            _ => SourceConfig::Dynamodb(kind::settings("source", rest)?),
+        })
+    }
 }
 
 impl Settings for SourceConfig {
@@ -70,11 +80,20 @@ mod dynamodb {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone)]
 pub enum TargetConfig {
     Duckdb(zetl_duckdb::DuckdbTargetConfig),
     Postgres(zetl_pg_target::PostgresTargetConfig),
+}
+
+impl<'de> Deserialize<'de> for TargetConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (kind, rest) = kind::split_kind(d, "target", &["duckdb", "postgres"])?;
+        Ok(match kind.as_str() {
+            "duckdb" => TargetConfig::Duckdb(kind::settings("target", rest)?),
+            _ => TargetConfig::Postgres(kind::settings("target", rest)?),
+        })
+    }
 }
 
 /// An integration without `target:` replicates into a DuckDB file.
