@@ -33,6 +33,7 @@ mod resync;
 mod resync_guard;
 mod schema_changes;
 mod snapshot;
+mod soak;
 mod terminal;
 mod tls;
 mod toast;

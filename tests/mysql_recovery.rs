@@ -7,7 +7,7 @@ use common::mysql::MyEnv;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn sysbench(env: &MyEnv, action: &str, extra: &[&str]) -> Command {
+pub(crate) fn sysbench(env: &MyEnv, action: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new("sysbench");
     cmd.arg("oltp_write_only")
         .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-user=zetl", "--mysql-password=zetl"])

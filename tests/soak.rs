@@ -1,0 +1,232 @@
+//! The soak: zetl killed with SIGKILL at random moments (during the initial copy, while it
+//! catches up, mid-batch, mid-commit, inside large transactions) under a real workload, for
+//! `SOAK_CYCLES` cycles (10 by default: the short form the test run includes;
+//! `scripts/soak.sh` runs 100). Then the workload stops, zetl catches up, and the whole target
+//! must equal the whole source. Each combination prints one `soak:` line of figures.
+
+use crate::common;
+use crate::mysql_recovery::sysbench;
+use common::mysql::MyEnv;
+use common::warehouse::pg_target_config;
+use common::{Env, PgOptions, PgServer, Rng, TestEnv, Zetl, DB};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use zetl_testkit::compare_pg::assert_pg_tables_equal;
+
+fn cycles() -> usize {
+    std::env::var("SOAK_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(10)
+}
+
+/// What one combination went through.
+#[derive(Default)]
+struct Figures {
+    kills: usize,
+    /// Restarts that caught up (`/readyz`: streaming, lag ≤ 1 s) before the next kill, and
+    /// how long that took.
+    catch_ups: Vec<Duration>,
+    peak_rss_kb: u64,
+}
+
+impl Figures {
+    fn print(&mut self, combination: &str, transactions: u64) {
+        self.catch_ups.sort();
+        let median = self.catch_ups.get(self.catch_ups.len() / 2).copied().unwrap_or_default();
+        let max = self.catch_ups.last().copied().unwrap_or_default();
+        eprintln!(
+            "soak: {combination}: cycles={} transactions={transactions} equal=yes caught_up_before_next_kill={} \
+             catch_up_median_s={:.2} catch_up_max_s={:.2} peak_rss_mib={}",
+            self.kills,
+            self.catch_ups.len(),
+            median.as_secs_f64(),
+            max.as_secs_f64(),
+            self.peak_rss_kb / 1024
+        );
+    }
+}
+
+fn ready(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// `cycles` times: start zetl, let it run a random 0.3–6 s (noting when `/readyz` first says
+/// it caught up), SIGKILL it. Returns zetl started once more.
+fn kill_cycles<S: common::Server>(env: &Env<S>, config: &Path, port: u16, figures: &mut Figures) -> Zetl {
+    let mut rng = Rng::from_env_or_clock();
+    for _ in 0..cycles() {
+        let zetl = env.run_zetl(config);
+        let started = Instant::now();
+        let run_for = Duration::from_millis(rng.range(300, 6000));
+        let mut caught_up = None;
+        while started.elapsed() < run_for {
+            if caught_up.is_none() && ready(port) {
+                caught_up = Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        figures.catch_ups.extend(caught_up);
+        figures.peak_rss_kb = figures.peak_rss_kb.max(peak_rss_kb(zetl.pid()));
+        zetl.kill9();
+        figures.kills += 1;
+    }
+    env.run_zetl(config)
+}
+
+fn with_metrics(config: common::config::TestConfig, port: u16) -> common::config::TestConfig {
+    let metrics =
+        common::config::map([("listen", format!("127.0.0.1:{port}").into()), ("ready_max_lag_seconds", 1.0.into())]);
+    config.set("metrics", metrics)
+}
+
+/// pgbench TPC-B (4 clients) until stopped, beside a table of many types changed in small
+/// and large transactions (the large ones stream from the server in parts).
+struct PgWorkload {
+    pgbench: Child,
+}
+
+const ZOO: &str = "CREATE TABLE zoo (id int PRIMARY KEY, n numeric(20,6), f float8, t text, ts timestamptz, \
+                   j jsonb, b bytea, u uuid, a int[]);\n\
+                   INSERT INTO zoo SELECT g, g / 7.0, g * 1.5e-3, repeat('z', g % 50), \
+                   '2026-01-01'::timestamptz + g * interval '1 minute', jsonb_build_object('g', g), \
+                   decode(md5(g::text), 'hex'), md5(g::text)::uuid, ARRAY[g, -g] FROM generate_series(1, 20000) g;";
+
+impl PgWorkload {
+    fn start(env: &TestEnv) -> PgWorkload {
+        let init = Command::new("pgbench").args(["-i", "-q", "-s", "1"]).arg(env.url()).output().expect("pgbench");
+        assert!(init.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+        env.sql(ZOO);
+        let pgbench = Command::new("pgbench")
+            .args(["-n", "-c", "4", "-j", "2", "-T", "3600"])
+            .arg(env.url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbench");
+        PgWorkload { pgbench }
+    }
+
+    /// Changes to `zoo` until `stop`: small transactions, and every tenth one large.
+    fn zoo(env: &TestEnv, stop: &AtomicBool) {
+        let mut rng = Rng::from_env_or_clock();
+        let mut round = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            round += 1;
+            let k = rng.range(1, 20_000);
+            let sql = if round.is_multiple_of(10) {
+                format!(
+                    "UPDATE zoo SET n = n + 1, j = j || '{{\"r\": {round}}}', a = a || {round} WHERE id % 3 = {}",
+                    k % 3
+                )
+            } else {
+                format!(
+                    "BEGIN; UPDATE zoo SET t = t || 'x', f = f * 2, ts = ts + interval '1 second' WHERE id BETWEEN {k} AND {k} + 20;\n\
+                     DELETE FROM zoo WHERE id = {k} + 30;\n\
+                     INSERT INTO zoo VALUES ({k} + 30, -1.5, 1e300, 'back', now(), '[1, {{\"a\": null}}]', '\\x00ff', gen_random_uuid(), '{{}}');\n\
+                     COMMIT;"
+                )
+            };
+            env.sql(&sql);
+        }
+    }
+
+    fn stop(mut self) {
+        // SIGINT: pgbench ends its clients; their open transactions roll back.
+        let _ = Command::new("kill").arg("-INT").arg(self.pgbench.id().to_string()).status();
+        let _ = self.pgbench.wait();
+    }
+}
+
+const PGBENCH: [&str; 4] = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"];
+
+fn soak_postgres(env: &TestEnv, config: &Path, port: u16, integration: &str) -> Figures {
+    let workload = PgWorkload::start(env);
+    let stop = AtomicBool::new(false);
+    let mut figures = Figures::default();
+    let mut zetl = std::thread::scope(|s| {
+        let zoo = s.spawn(|| PgWorkload::zoo(env, &stop));
+        let zetl = kill_cycles(env, config, port, &mut figures);
+        stop.store(true, Ordering::Relaxed);
+        zoo.join().expect("zoo workload");
+        zetl
+    });
+    workload.stop();
+    env.wait_caught_up(&mut zetl, integration);
+    zetl.stop();
+    figures
+}
+
+/// PostgreSQL streaming transactions of more than 64 kB to zetl in parts, as it does large ones.
+fn source(test: &str) -> TestEnv {
+    let small_memory = vec![("logical_decoding_work_mem".into(), "64kB".into())];
+    TestEnv::start_with(test, PgOptions { extra_conf: small_memory, ..PgOptions::default() })
+}
+
+fn transactions(env: &TestEnv) -> u64 {
+    env.sql_value("SELECT count(*) FROM pgbench_history").parse().unwrap_or(0)
+}
+
+#[test]
+fn soak_postgres_into_duckdb() {
+    let env = source("soak_pg_duckdb");
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak", &["public.*"]), port).write();
+    let mut figures = soak_postgres(&env, &config, port, "soak");
+    let mut tables: Vec<String> = PGBENCH.iter().map(|t| format!("public.{t}")).collect();
+    tables.push("public.zoo".into());
+    env.assert_equal(&tables.iter().map(String::as_str).collect::<Vec<_>>());
+    figures.print("PostgreSQL -> DuckDB", transactions(&env));
+}
+
+#[test]
+fn soak_postgres_into_postgres() {
+    let env = source("soak_pg_pg");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(pg_target_config(&env, &target), port).write();
+    let mut figures = soak_postgres(&env, &config, port, "topg");
+    let pairs: Vec<(String, String)> =
+        PGBENCH.iter().chain(&["zoo"]).map(|t| (format!("public.{t}"), format!("mirror.{t}"))).collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &pairs, "");
+    figures.print("PostgreSQL -> PostgreSQL", transactions(&env));
+}
+
+#[test]
+fn soak_mariadb_into_duckdb() {
+    let env = MyEnv::start("soak_my_duckdb");
+    let prepared = sysbench(&env, "prepare", &[]).output().expect("run sysbench (scripts/setup.sh installs it)");
+    assert!(prepared.status.success(), "sysbench prepare: {}", String::from_utf8_lossy(&prepared.stderr));
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak"), port).write();
+    let log = std::fs::File::create(env.scratch.path.join("sysbench.log")).expect("sysbench log");
+    // About as long as the kill cycles take; it reports its count when it ends by itself.
+    let seconds = format!("--time={}", cycles() * 3);
+    let mut load = sysbench(&env, "run", &["--threads=4", &seconds, "--report-interval=0"])
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sysbench");
+    let mut figures = Figures::default();
+    let zetl = kill_cycles(&env, &config, port, &mut figures);
+    assert!(load.wait().expect("wait for sysbench").success(), "sysbench failed");
+    env.catch_up_and_stop(zetl, &config);
+    env.assert_equal(&["shop.sbtest1", "shop.sbtest2", "shop.sbtest3", "shop.sbtest4"]);
+    let report = std::fs::read_to_string(env.scratch.path.join("sysbench.log")).unwrap_or_default();
+    let written = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("transactions:")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    figures.print("MariaDB -> DuckDB", written);
+}
