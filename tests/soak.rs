@@ -8,7 +8,7 @@ use crate::common;
 use crate::mysql_recovery::sysbench;
 use common::mysql::MyEnv;
 use common::warehouse::pg_target_config;
-use common::{Env, PgOptions, PgServer, Rng, TestEnv, Zetl, DB};
+use common::{zetl_command, Env, PgOptions, PgServer, Rng, TestEnv, Zetl, DB};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -25,6 +25,8 @@ fn cycles() -> usize {
 #[derive(Default)]
 struct Figures {
     kills: usize,
+    /// `zetl resync` requests made while it ran (some cut short by the next kill).
+    resyncs: usize,
     /// Restarts that caught up (`/readyz`: streaming, lag ≤ 1 s) before the next kill, and
     /// how long that took.
     catch_ups: Vec<Duration>,
@@ -37,9 +39,10 @@ impl Figures {
         let median = self.catch_ups.get(self.catch_ups.len() / 2).copied().unwrap_or_default();
         let max = self.catch_ups.last().copied().unwrap_or_default();
         eprintln!(
-            "soak: {combination}: cycles={} transactions={transactions} equal=yes caught_up_before_next_kill={} \
-             catch_up_median_s={:.2} catch_up_max_s={:.2} peak_rss_mib={}",
+            "soak: {combination}: cycles={} resyncs={} transactions={transactions} equal=yes \
+             caught_up_before_next_kill={} catch_up_median_s={:.2} catch_up_max_s={:.2} peak_rss_mib={}",
             self.kills,
+            self.resyncs,
             self.catch_ups.len(),
             median.as_secs_f64(),
             max.as_secs_f64(),
@@ -62,10 +65,13 @@ fn peak_rss_kb(pid: u32) -> u64 {
 }
 
 /// `cycles` times: start zetl, let it run a random 0.3–6 s (noting when `/readyz` first says
-/// it caught up), SIGKILL it. Returns zetl started once more.
-fn kill_cycles<S: common::Server>(env: &Env<S>, config: &Path, port: u16, figures: &mut Figures) -> Zetl {
+/// it caught up), SIGKILL it; in every third cycle, once it caught up, `zetl resync` of
+/// `resync` first, so that some kills land in a copy made while streaming. Returns zetl
+/// started once more.
+fn kill_cycles<S: common::Server>(env: &Env<S>, config: &Path, port: u16, resync: &str, figures: &mut Figures) -> Zetl {
     let mut rng = Rng::from_env_or_clock();
-    for _ in 0..cycles() {
+    let file = config.to_str().expect("utf-8 path");
+    for cycle in 0..cycles() {
         let zetl = env.run_zetl(config);
         let started = Instant::now();
         let run_for = Duration::from_millis(rng.range(300, 6000));
@@ -73,6 +79,11 @@ fn kill_cycles<S: common::Server>(env: &Env<S>, config: &Path, port: u16, figure
         while started.elapsed() < run_for {
             if caught_up.is_none() && ready(port) {
                 caught_up = Some(started.elapsed());
+                if cycle % 3 == 1 {
+                    let out = zetl_command(&["resync", "-c", file, resync]);
+                    assert_eq!(out.status.code(), Some(0), "zetl resync: {}", String::from_utf8_lossy(&out.stderr));
+                    figures.resyncs += 1;
+                }
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -156,7 +167,7 @@ fn soak_postgres(env: &TestEnv, config: &Path, port: u16, integration: &str) -> 
     let mut figures = Figures::default();
     let mut zetl = std::thread::scope(|s| {
         let zoo = s.spawn(|| PgWorkload::zoo(env, &stop));
-        let zetl = kill_cycles(env, config, port, &mut figures);
+        let zetl = kill_cycles(env, config, port, "public.pgbench_accounts", &mut figures);
         stop.store(true, Ordering::Relaxed);
         zoo.join().expect("zoo workload");
         zetl
@@ -219,7 +230,7 @@ fn soak_mariadb_into_duckdb() {
         .spawn()
         .expect("start sysbench");
     let mut figures = Figures::default();
-    let zetl = kill_cycles(&env, &config, port, &mut figures);
+    let zetl = kill_cycles(&env, &config, port, "shop.sbtest2", &mut figures);
     assert!(load.wait().expect("wait for sysbench").success(), "sysbench failed");
     env.catch_up_and_stop(zetl, &config);
     env.assert_equal(&["shop.sbtest1", "shop.sbtest2", "shop.sbtest3", "shop.sbtest4"]);
