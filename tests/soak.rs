@@ -6,6 +6,7 @@
 
 use crate::common;
 use crate::mysql_recovery::sysbench;
+use common::dynamo::DynEnv;
 use common::mysql::MyEnv;
 use common::warehouse::pg_target_config;
 use common::{zetl_command, Env, PgOptions, PgServer, Rng, TestEnv, Zetl, DB};
@@ -34,12 +35,12 @@ struct Figures {
 }
 
 impl Figures {
-    fn print(&mut self, combination: &str, transactions: u64) {
+    fn print(&mut self, combination: &str, written: &str) {
         self.catch_ups.sort();
         let median = self.catch_ups.get(self.catch_ups.len() / 2).copied().unwrap_or_default();
         let max = self.catch_ups.last().copied().unwrap_or_default();
         eprintln!(
-            "soak: {combination}: cycles={} resyncs={} transactions={transactions} equal=yes \
+            "soak: {combination}: cycles={} resyncs={} written={written} equal=yes \
              caught_up_before_next_kill={} catch_up_median_s={:.2} catch_up_max_s={:.2} peak_rss_mib={}",
             self.kills,
             self.resyncs,
@@ -66,9 +67,15 @@ fn peak_rss_kb(pid: u32) -> u64 {
 
 /// `cycles` times: start zetl, let it run a random 0.3–6 s (noting when `/readyz` first says
 /// it caught up), SIGKILL it; in every third cycle, once it caught up, `zetl resync` of
-/// `resync` first, so that some kills land in a copy made while streaming. Returns zetl
+/// `resync` (if given) first, so that some kills land in a copy made while streaming. Returns zetl
 /// started once more.
-fn kill_cycles<S: common::Server>(env: &Env<S>, config: &Path, port: u16, resync: &str, figures: &mut Figures) -> Zetl {
+fn kill_cycles<S: common::Server>(
+    env: &Env<S>,
+    config: &Path,
+    port: u16,
+    resync: Option<&str>,
+    figures: &mut Figures,
+) -> Zetl {
     let mut rng = Rng::from_env_or_clock();
     let file = config.to_str().expect("utf-8 path");
     for cycle in 0..cycles() {
@@ -79,7 +86,7 @@ fn kill_cycles<S: common::Server>(env: &Env<S>, config: &Path, port: u16, resync
         while started.elapsed() < run_for {
             if caught_up.is_none() && ready(port) {
                 caught_up = Some(started.elapsed());
-                if cycle % 3 == 1 {
+                if let Some(resync) = resync.filter(|_| cycle % 3 == 1) {
                     let out = zetl_command(&["resync", "-c", file, resync]);
                     assert_eq!(out.status.code(), Some(0), "zetl resync: {}", String::from_utf8_lossy(&out.stderr));
                     figures.resyncs += 1;
@@ -167,7 +174,7 @@ fn soak_postgres(env: &TestEnv, config: &Path, port: u16, integration: &str) -> 
     let mut figures = Figures::default();
     let mut zetl = std::thread::scope(|s| {
         let zoo = s.spawn(|| PgWorkload::zoo(env, &stop));
-        let zetl = kill_cycles(env, config, port, "public.pgbench_accounts", &mut figures);
+        let zetl = kill_cycles(env, config, port, Some("public.pgbench_accounts"), &mut figures);
         stop.store(true, Ordering::Relaxed);
         zoo.join().expect("zoo workload");
         zetl
@@ -184,8 +191,9 @@ fn source(test: &str) -> TestEnv {
     TestEnv::start_with(test, PgOptions { extra_conf: small_memory, ..PgOptions::default() })
 }
 
-fn transactions(env: &TestEnv) -> u64 {
-    env.sql_value("SELECT count(*) FROM pgbench_history").parse().unwrap_or(0)
+/// pgbench's transactions (one `pgbench_history` row each), and the rest.
+fn transactions(env: &TestEnv) -> String {
+    format!("{} pgbench transactions and the zoo's", env.sql_value("SELECT count(*) FROM pgbench_history"))
 }
 
 #[test]
@@ -197,7 +205,7 @@ fn soak_postgres_into_duckdb() {
     let mut tables: Vec<String> = PGBENCH.iter().map(|t| format!("public.{t}")).collect();
     tables.push("public.zoo".into());
     env.assert_equal(&tables.iter().map(String::as_str).collect::<Vec<_>>());
-    figures.print("PostgreSQL -> DuckDB", transactions(&env));
+    figures.print("PostgreSQL -> DuckDB", &transactions(&env));
 }
 
 #[test]
@@ -211,7 +219,7 @@ fn soak_postgres_into_postgres() {
         PGBENCH.iter().chain(&["zoo"]).map(|t| (format!("public.{t}"), format!("mirror.{t}"))).collect();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_pg_tables_equal(&env.url(), &target.url(DB), &pairs, "");
-    figures.print("PostgreSQL -> PostgreSQL", transactions(&env));
+    figures.print("PostgreSQL -> PostgreSQL", &transactions(&env));
 }
 
 #[test]
@@ -230,14 +238,38 @@ fn soak_mariadb_into_duckdb() {
         .spawn()
         .expect("start sysbench");
     let mut figures = Figures::default();
-    let zetl = kill_cycles(&env, &config, port, "shop.sbtest2", &mut figures);
+    let zetl = kill_cycles(&env, &config, port, Some("shop.sbtest2"), &mut figures);
     assert!(load.wait().expect("wait for sysbench").success(), "sysbench failed");
     env.catch_up_and_stop(zetl, &config);
     env.assert_equal(&["shop.sbtest1", "shop.sbtest2", "shop.sbtest3", "shop.sbtest4"]);
     let report = std::fs::read_to_string(env.scratch.path.join("sysbench.log")).unwrap_or_default();
     let written = report
         .lines()
-        .find_map(|l| l.trim().strip_prefix("transactions:")?.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    figures.print("MariaDB -> DuckDB", written);
+        .find_map(|l| l.trim().strip_prefix("transactions:")?.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default();
+    figures.print("MariaDB -> DuckDB", &format!("{written} transactions"));
+}
+
+#[test]
+fn soak_dynamodb_into_duckdb() {
+    let env = DynEnv::start("soak_dyn_duckdb");
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "2000"]);
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak", &["t"]), port).write();
+    // A boto3 writer (puts, updates, deletes) for about as long as the kill cycles take.
+    let seconds = (cycles() * 3).to_string();
+    let mut load = Command::new("python3")
+        .arg(zetl_testkit::compare_dynamo::script())
+        .args([&env.endpoint(), "churn", "t", &seconds, "5"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the boto3 writer");
+    let mut figures = Figures::default();
+    // DynamoDB tables are copied again at the next start, not while streaming: no resync.
+    let zetl = kill_cycles(&env, &config, port, None, &mut figures);
+    assert!(load.wait().expect("wait for the writer").success(), "the boto3 writer failed");
+    env.catch_up_and_stop(zetl, &config, &["t"]);
+    env.assert_equal("t");
+    figures.print("DynamoDB -> DuckDB", &format!("{seconds} s of boto3 churn"));
 }

@@ -65,7 +65,10 @@ impl<T: Target> Writer<T> {
             progress,
             open: false,
             in_source_txn: false,
-            phase: Phase::Streaming,
+            // Until the initial copy is done (`SnapshotDone`) or a checkpoint says otherwise
+            // (`resuming_from`): a commit before then must not store a streaming phase without
+            // a position, which no restart could resume from.
+            phase: Phase::Snapshotting,
             position: None,
             pending_txns: 0,
             copying: 0,
@@ -91,6 +94,7 @@ impl<T: Target> Writer<T> {
     /// keep the stream's phase and position.
     pub fn resuming_from(mut self, checkpoint: Option<&Checkpoint>) -> Self {
         if let Some(c) = checkpoint.filter(|c| c.phase == Phase::Streaming) {
+            self.phase = Phase::Streaming;
             self.position = Some(c.position.clone());
             self.progress.phase.set(Phase::Streaming);
         }
@@ -444,7 +448,13 @@ mod tests {
         SourceEvent::Commit { position: Position(pos.into()), commit_time_us: Some(1) }
     }
 
+    /// The stream resumed from a checkpoint at position 0.
     fn run(target: Recorder, events: Vec<SourceEvent>) -> (Vec<String>, Position) {
+        let resumed = Checkpoint { position: Position("0".into()), phase: Phase::Streaming };
+        run_from(target, events, Some(&resumed))
+    }
+
+    fn run_from(target: Recorder, events: Vec<SourceEvent>, from: Option<&Checkpoint>) -> (Vec<String>, Position) {
         let (tx, rx) = crate::channel::channel(1 << 20);
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         for e in events {
@@ -453,9 +463,17 @@ mod tests {
         drop(tx);
         let (acks, acks_rx) = watch::channel(Position::default());
         let config = BatchConfig { max_wait_ms: 60_000, max_bytes: 1 << 20 };
-        let target = Writer::new(target, config, acks, Arc::new(Progress::default())).run(rx).expect("runs");
+        let writer = Writer::new(target, config, acks, Arc::new(Progress::default())).resuming_from(from);
+        let target = writer.run(rx).expect("runs");
         let acked = acks_rx.borrow().clone();
         (target.log, acked)
+    }
+
+    #[test]
+    fn a_fresh_start_never_stores_a_streaming_phase_without_a_position() {
+        // A commit before the initial copy began (a schema sent, then the timer or the end).
+        let (log, _) = run_from(Recorder::default(), vec![SourceEvent::Schema(schema(1))], None);
+        assert_eq!(log.last().map(String::as_str), Some("commit  snapshotting"), "{log:?}");
     }
 
     #[test]
