@@ -397,7 +397,8 @@ async fn copy_snapshot(
         let snapshot = XSnapshot::parse(&snapshot).ok_or_else(bad)?;
         let until = Lsn::parse(&until).ok_or_else(bad)?;
         let passed = snapshot.in_progress().find(|x| streamer.streamed_recently(*x));
-        let older = joined.filter(|next| snapshot.xmin() < *next).map(|_| snapshot.xmin());
+        // As pg_stat_activity.backend_xid shows it: the low 32 bits.
+        let older = joined.filter(|next| snapshot.xmin() < *next).map(|_| snapshot.xmin() as u32);
         if passed.is_none() && older.is_none() {
             return Ok((CopyCut::Snapshot { snapshot, until }, exported));
         }

@@ -211,7 +211,13 @@ mod tests {
         let e = parse(PG, target).expect_err("target scheme");
         assert!(e.ends_with("target.url must start with postgres:// or postgresql://"), "{e}");
         let e = parse("{ kind: oracle, url: \"x\" }", "").expect_err("unknown kind");
-        assert!(e.starts_with("z.yaml:3:") && e.contains("oracle"), "{e}");
+        assert!(
+            e.contains("source.kind: unknown kind `oracle`, expected one of `postgres`, `mysql`, `dynamodb`"),
+            "{e}"
+        );
+        let e = parse("{ kind: postgres, url: \"postgres://u@h/db\", snapshot: { chunk_rows: -5 } }", "")
+            .expect_err("type");
+        assert!(e.contains("source.snapshot.chunk_rows: invalid value: integer `-5`"), "{e}");
     }
 
     #[test]
