@@ -73,6 +73,16 @@ impl TableFilter {
         self.snapshot.iter().find(|(p, _)| p.matches(table)).map(|(_, m)| *m).unwrap_or_default()
     }
 
+    /// Whether the copy the target holds of `table` is made again at this start
+    /// (`snapshot: resync`); says so in the log.
+    pub fn copy_again_at_start(&self, table: &TableId) -> bool {
+        let again = self.snapshot_mode(table) == SnapshotMode::Resync;
+        if again {
+            tracing::info!(table = %table, "snapshot: resync, so copied again at start");
+        }
+        again
+    }
+
     /// Include patterns that name one table (no `*`): `(schema if given, name)`. A source can
     /// say that such a table does not exist instead of replicating nothing.
     pub fn literal_includes(&self) -> Vec<(Option<&str>, &str)> {

@@ -100,11 +100,7 @@ impl Source for DynSource {
         // `snapshot: resync` tables are seeded at every start.
         let to_seed: Vec<&TableInfo> = tables
             .iter()
-            .filter(|t| {
-                fresh
-                    || !start.copied.contains_key(&t.id())
-                    || self.filter.snapshot_mode(&t.id()) == SnapshotMode::Resync
-            })
+            .filter(|t| fresh || !start.copied.contains_key(&t.id()) || self.filter.copy_again_at_start(&t.id()))
             .collect();
         for t in &to_seed {
             // The shards open now hold every change made from here on: noted before the scan,

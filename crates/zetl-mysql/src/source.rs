@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use zetl_core::check::Verdict;
-use zetl_core::filter::{SnapshotMode, TableFilter};
+use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{SourceEvent, TableId};
@@ -66,7 +66,8 @@ impl Source for MySource {
                 let copied = start
                     .copied
                     .keys()
-                    .filter(|t| self.copy_stands(t))
+                    // `snapshot: resync` tables are copied again, as missing copies.
+                    .filter(|t| !self.filter.copy_again_at_start(t))
                     .map(|t| (t.clone(), start.consistent_at(t).map(|c: StoredPos| c.at)))
                     .collect::<HashMap<_, _>>();
                 (stored.at.clone(), copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
@@ -245,16 +246,6 @@ impl MySource {
             out.push((t.clone(), table));
         }
         Ok(out)
-    }
-
-    /// Whether a copy the target holds still counts at start: `snapshot: resync` tables are
-    /// copied again (as missing copies).
-    fn copy_stands(&self, table: &TableId) -> bool {
-        let again = self.filter.snapshot_mode(table) == SnapshotMode::Resync;
-        if again {
-            tracing::info!(table = %table, "snapshot: resync, so copied again at start");
-        }
-        !again
     }
 
     /// Copies tables at a fresh snapshot while the stream waits at a transaction boundary;

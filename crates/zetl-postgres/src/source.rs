@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_postgres::Client;
 use zetl_core::check::Verdict;
-use zetl_core::filter::{SnapshotMode, TableFilter};
+use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{CopiedTable, Position, RowIdentity, SourceEvent, TableId, TableSchema};
@@ -74,13 +74,7 @@ impl Source for PgSource {
                 self.check_slot(&sql, &slot, lsn).await?;
                 let (mut valid, stale) = still_valid_copies(&start.copied, &tables, &published);
                 // `snapshot: resync`: copied again at every start (below, as a missing copy).
-                valid.retain(|t, _| {
-                    let again = self.filter.snapshot_mode(t) == SnapshotMode::Resync;
-                    if again {
-                        tracing::info!(table = %t, "snapshot: resync, so copied again at start");
-                    }
-                    !again
-                });
+                valid.retain(|t, _| !self.filter.copy_again_at_start(t));
                 for (table, reason) in stale {
                     ctx.send(SourceEvent::ResyncRequired { table, reason }).await?;
                 }
