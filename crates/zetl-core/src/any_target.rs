@@ -4,7 +4,7 @@
 
 use crate::apply::{DeadLetter, Replayed};
 use crate::batch::Batch;
-use crate::event::{Checkpoint, CopiedTable, TableState};
+use crate::event::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, TableState};
 use crate::model::{Row, TableId, TableSchema, Value};
 use crate::source::Failed;
 use crate::target::{Target, TargetAdmin};
@@ -28,6 +28,9 @@ impl<T: Target> Target for Erased<T> {
     fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, Failed> {
         self.0.copied_tables().map_err(Failed::of)
     }
+    fn copies_under_way(&mut self) -> Result<Vec<(TableId, CopyUnderWay)>, Failed> {
+        self.0.copies_under_way().map_err(Failed::of)
+    }
     fn mark_tables(&mut self, tables: &[TableId], state: TableState, reason: Option<&str>) -> Result<(), Failed> {
         self.0.mark_tables(tables, state, reason).map_err(Failed::of)
     }
@@ -48,6 +51,12 @@ impl<T: Target> Target for Erased<T> {
     }
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Failed> {
         self.0.copy_rows(table, rows).map_err(Failed::of)
+    }
+    fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), Failed> {
+        self.0.copy_reached(table, after).map_err(Failed::of)
+    }
+    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), Failed> {
+        self.0.copy_resume(table, rows).map_err(Failed::of)
     }
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), Failed> {
         self.0.copy_done(table, rows, copied).map_err(Failed::of)
@@ -94,6 +103,9 @@ impl<T: Target + ?Sized> Target for Box<T> {
     fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, T::Error> {
         (**self).copied_tables()
     }
+    fn copies_under_way(&mut self) -> Result<Vec<(TableId, CopyUnderWay)>, T::Error> {
+        (**self).copies_under_way()
+    }
     fn mark_tables(&mut self, tables: &[TableId], state: TableState, reason: Option<&str>) -> Result<(), T::Error> {
         (**self).mark_tables(tables, state, reason)
     }
@@ -114,6 +126,12 @@ impl<T: Target + ?Sized> Target for Box<T> {
     }
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), T::Error> {
         (**self).copy_rows(table, rows)
+    }
+    fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), T::Error> {
+        (**self).copy_reached(table, after)
+    }
+    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), T::Error> {
+        (**self).copy_resume(table, rows)
     }
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), T::Error> {
         (**self).copy_done(table, rows, copied)

@@ -3,12 +3,15 @@
 //! soft-deleted rows wait for the commit's position, and the dead letters set aside or
 //! superseded. The target does the writing; this keeps the counts the same way everywhere.
 
+use crate::event::CopyCursor;
 use crate::model::TableId;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Debug, Default)]
 pub struct Bookkeeping {
     copying: HashMap<TableId, u64>,
+    /// The source's cursors of copies read in key order, by part, stored with their rows.
+    cursors: HashMap<TableId, BTreeMap<u32, String>>,
     soft_touched: HashSet<TableId>,
     dead_pending: u64,
     dead_committed: u64,
@@ -33,9 +36,20 @@ impl Bookkeeping {
     /// (the copy replaces every row they were about).
     pub fn copy_started(&mut self, table: &TableId) -> bool {
         self.copying.insert(table.clone(), 0);
+        self.cursors.remove(table);
         let supersede = self.has_pending_letters(table);
         self.superseding |= supersede;
         supersede
+    }
+
+    /// A copy interrupted by a restart continues with the `rows` it committed.
+    pub fn copy_resumed(&mut self, table: &TableId, rows: u64) {
+        self.copying.insert(table.clone(), rows);
+    }
+
+    /// A part of the copy of `table` stands at the source's cursor `after`.
+    pub fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) {
+        self.cursors.entry(table.clone()).or_default().insert(after.part, after.token.clone());
     }
 
     /// Rows written into `table`, by a copy (`copied`) or by changes; `dead` of them were set
@@ -60,11 +74,16 @@ impl Bookkeeping {
 
     pub fn copy_done(&mut self, table: &TableId) {
         self.copying.remove(table);
+        self.cursors.remove(table);
     }
 
-    /// Copies under way and the rows they hold so far.
-    pub fn copies(&self) -> impl Iterator<Item = (&TableId, u64)> {
-        self.copying.iter().map(|(t, n)| (t, *n))
+    /// Copies under way, the rows they hold so far and their cursors, a line per part (copies
+    /// read in key order), as [`CopyUnderWay::parts`](crate::CopyUnderWay) reads them back.
+    pub fn copies(&self) -> impl Iterator<Item = (&TableId, u64, Option<String>)> {
+        self.copying.iter().map(|(t, n)| {
+            let parts = self.cursors.get(t).map(|p| p.values().map(String::as_str).collect::<Vec<_>>().join("\n"));
+            (t, *n, parts)
+        })
     }
 
     /// The tables whose new rows take the position of the commit being made.
@@ -123,9 +142,20 @@ mod tests {
         assert!(b.copy_started(&t));
         b.wrote(&t, 10, 0, false);
         b.wrote(&t, 5, 0, false);
-        assert_eq!(b.copies().collect::<Vec<_>>(), vec![(&t, 15)]);
+        assert_eq!(b.copies().collect::<Vec<_>>(), vec![(&t, 15, None)]);
+        let at = |part, token: &str| CopyCursor { part, token: token.into() };
+        b.copy_reached(&t, &at(1, "b7"));
+        b.copy_reached(&t, &at(0, "a3"));
+        b.copy_reached(&t, &at(1, "b15"));
+        assert_eq!(b.copies().collect::<Vec<_>>(), vec![(&t, 15, Some("a3\nb15".into()))], "a line per part, in order");
         assert!(b.letters_need_position());
         b.copy_done(&t);
         assert_eq!(b.copies().count(), 0);
+        b.copy_resumed(&t, 15);
+        assert_eq!(
+            b.copies().collect::<Vec<_>>(),
+            vec![(&t, 15, None)],
+            "a resumed copy keeps the stored cursor until it reads further"
+        );
     }
 }

@@ -42,7 +42,7 @@ impl CopyRowsBatcher {
     fn take(&mut self) -> SourceEvent {
         self.bytes = 0;
         let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(ROWS_PER_EVENT));
-        SourceEvent::CopyRows { table: self.table.clone(), rows }
+        SourceEvent::CopyRows { table: self.table.clone(), rows, after: None }
     }
 }
 

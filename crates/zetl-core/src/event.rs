@@ -116,6 +116,23 @@ pub struct CopiedTable {
     pub schema: Option<TableSchema>,
 }
 
+/// Where one part of a copy read in key order stands, in the source's own encoding (one line:
+/// parts are stored together, a line each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyCursor {
+    pub part: u32,
+    pub token: String,
+}
+
+/// A copy under way that a restart can continue: stored at the target with its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyUnderWay {
+    /// The source's cursor of each part after the last row committed (see
+    /// [`SourceEvent::CopyRows`]), in part order.
+    pub parts: Vec<String>,
+    pub rows: u64,
+}
+
 /// One event from a source, in source order.
 #[derive(Debug, Clone)]
 pub enum SourceEvent {
@@ -134,12 +151,26 @@ pub enum SourceEvent {
     CopyRows {
         table: TableId,
         rows: Vec<Row>,
+        /// A copy read in key order: where its part stands after these rows. Stored with
+        /// them, so that a restart continues after them (see [`SourceEvent::CopyResume`]).
+        after: Option<CopyCursor>,
+    },
+    /// A copy interrupted by a restart continues after the cursor stored with its rows (the
+    /// source reads from there): the `rows` already committed stay.
+    CopyResume {
+        table: TableId,
+        rows: u64,
     },
     /// The copy is complete.
     CopyDone {
         table: TableId,
         rows: u64,
         copied: CopiedTable,
+    },
+    /// An initial copy that can be resumed begins; the stream starts at `position` once it is
+    /// complete. Stored with the copied rows, so that a restart keeps the copies committed.
+    SnapshotStart {
+        position: Position,
     },
     /// The initial copy of all tables is complete and consistent at `position`.
     SnapshotDone {
@@ -176,6 +207,7 @@ impl SourceEvent {
             // A position can be large (DynamoDB's holds every shard's sequence number).
             SourceEvent::Commit { position, .. }
             | SourceEvent::Heartbeat { position }
+            | SourceEvent::SnapshotStart { position }
             | SourceEvent::SnapshotDone { position } => 64 + position.0.len(),
             _ => 64,
         }

@@ -24,5 +24,5 @@ pub mod status;
 pub mod target;
 
 pub use error::{ConfigError, PipelineError, Retry};
-pub use event::{Checkpoint, CopiedTable, Phase, Position, SourceEvent, TableState};
+pub use event::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, Phase, Position, SourceEvent, TableState};
 pub use model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, TableId, TableSchema, Value};

@@ -186,13 +186,27 @@ impl<T: Target> Writer<T> {
                 self.progress.set_copying(&table, true);
                 self.copying += 1;
             }
-            SourceEvent::CopyRows { table, rows } => {
+            SourceEvent::CopyResume { table, rows } => {
+                self.ensure_open()?;
+                self.phase_for_copy();
+                self.target.copy_resume(&table, rows).map_err(target_err)?;
+                self.progress.set_copying(&table, true);
+                self.progress.add_copied(&table.to_string(), rows);
+                self.copying += 1;
+            }
+            SourceEvent::CopyRows { table, rows, after } => {
                 self.ensure_open()?;
                 self.copied_since_commit += rows.iter().map(crate::copy_rows::row_weight).sum::<usize>();
-                self.target.copy_rows(&table, &rows).map_err(target_err)?;
+                if !rows.is_empty() {
+                    self.target.copy_rows(&table, &rows).map_err(target_err)?;
+                }
+                if let Some(after) = after {
+                    self.target.copy_reached(&table, &after).map_err(target_err)?;
+                }
                 self.progress.add_copied(&table.to_string(), rows.len() as u64);
-                // A snapshot restarts from scratch after a crash, so its rows may be committed
-                // in pieces: this keeps the target's transaction (and memory) small.
+                // An initial copy is not visible as a whole before it completes anyway, so its
+                // rows are committed in pieces: this keeps the target's transaction (and
+                // memory) small, and is where a resumable copy continues after a crash.
                 if self.phase == Phase::Snapshotting && self.copied_since_commit >= self.config.max_bytes {
                     self.commit()?;
                 }
@@ -202,6 +216,10 @@ impl<T: Target> Writer<T> {
                 self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
                 self.progress.set_copying(&table, false);
                 self.copying = self.copying.saturating_sub(1);
+            }
+            SourceEvent::SnapshotStart { position } => {
+                // Stored with the phase still `snapshotting`: never acknowledged, only kept.
+                self.position = Some(position);
             }
             SourceEvent::SnapshotDone { position } => {
                 self.ensure_open()?;
@@ -353,7 +371,7 @@ pub fn now_us() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{CopiedTable, TableState};
+    use crate::event::{CopiedTable, CopyCursor, CopyUnderWay, TableState};
     use crate::model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, Value};
 
     /// Records what the writer asks of a target (our own trait, not a server).
@@ -381,6 +399,9 @@ mod tests {
         fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, Never> {
             Ok(vec![])
         }
+        fn copies_under_way(&mut self) -> Result<Vec<(TableId, CopyUnderWay)>, Never> {
+            Ok(vec![])
+        }
         fn mark_tables(&mut self, _: &[TableId], _: TableState, _: Option<&str>) -> Result<(), Never> {
             Ok(())
         }
@@ -403,6 +424,14 @@ mod tests {
         }
         fn copy_rows(&mut self, _: &TableId, rows: &[Row]) -> Result<(), Never> {
             self.log.push(format!("copy {}", rows.len()));
+            Ok(())
+        }
+        fn copy_reached(&mut self, _: &TableId, after: &CopyCursor) -> Result<(), Never> {
+            self.log.push(format!("reached {} {}", after.part, after.token));
+            Ok(())
+        }
+        fn copy_resume(&mut self, _: &TableId, rows: u64) -> Result<(), Never> {
+            self.log.push(format!("resume {rows}"));
             Ok(())
         }
         fn copy_done(&mut self, _: &TableId, _: u64, _: &CopiedTable) -> Result<(), Never> {
@@ -543,7 +572,7 @@ mod tests {
         let copy = vec![
             SourceEvent::Schema(schema(1)),
             SourceEvent::CopyStart(TableId::new("s", "t")),
-            SourceEvent::CopyRows { table: TableId::new("s", "t"), rows: vec![vec![Value::Int(1)]] },
+            SourceEvent::CopyRows { table: TableId::new("s", "t"), rows: vec![vec![Value::Int(1)]], after: None },
         ];
         for e in copy {
             rt.block_on(tx.send(e)).expect("open");

@@ -8,7 +8,7 @@
 use crate::channel::{Closed, EventSender};
 use crate::check::Verdict;
 use crate::error::Retry;
-use crate::event::{Checkpoint, CopiedTable, Phase, Position, SourceEvent};
+use crate::event::{Checkpoint, CopiedTable, CopyUnderWay, Phase, Position, SourceEvent};
 use crate::model::TableId;
 use crate::progress::Progress;
 use std::collections::HashMap;
@@ -65,6 +65,16 @@ pub struct TargetState {
     pub checkpoint: Option<Checkpoint>,
     /// Tables whose copy the target has committed and that stream since.
     pub copied: HashMap<TableId, CopiedTable>,
+    /// Copies of an interrupted initial copy that can continue where they stand.
+    pub under_way: HashMap<TableId, CopyUnderWay>,
+}
+
+impl TargetState {
+    /// Whether the stored checkpoint is that of an initial copy a source can continue (see
+    /// [`SourceEvent::SnapshotStart`]): its copies are kept instead of starting over.
+    pub fn resumable_snapshot(checkpoint: Option<&Checkpoint>) -> bool {
+        checkpoint.is_some_and(|c| c.phase == Phase::Snapshotting && !c.position.0.is_empty())
+    }
 }
 
 /// What the target knows when a run starts, read into the source's own position type.
@@ -72,16 +82,24 @@ pub struct StartState<P> {
     /// Where the stream resumes: the checkpoint once an initial copy completed. `None`: the
     /// initial copy is (made) again.
     pub resume_from: Option<P>,
+    /// An initial copy was interrupted after it began at this position (see
+    /// [`SourceEvent::SnapshotStart`]): the source may continue it.
+    pub snapshot_from: Option<P>,
     pub copied: HashMap<TableId, CopiedTable>,
+    pub under_way: HashMap<TableId, CopyUnderWay>,
 }
 
 impl<P: SourcePosition> StartState<P> {
     pub fn read(state: TargetState) -> Result<Self, BadPosition> {
-        let resume_from = match &state.checkpoint {
-            Some(Checkpoint { phase: Phase::Streaming, position }) => Some(P::from_position(position)?),
-            _ => None,
-        };
-        Ok(StartState { resume_from, copied: state.copied })
+        let (mut resume_from, mut snapshot_from) = (None, None);
+        match &state.checkpoint {
+            Some(Checkpoint { phase: Phase::Streaming, position }) => resume_from = Some(P::from_position(position)?),
+            Some(c @ Checkpoint { position, .. }) if TargetState::resumable_snapshot(Some(c)) => {
+                snapshot_from = Some(P::from_position(position)?)
+            }
+            _ => {}
+        }
+        Ok(StartState { resume_from, snapshot_from, copied: state.copied, under_way: state.under_way })
     }
 
     /// Where the copy of `table` made while streaming is consistent, when it was.
@@ -347,7 +365,7 @@ mod tests {
 
     fn state(phase: Phase, position: &str) -> TargetState {
         let checkpoint = Checkpoint { position: Position(position.into()), phase };
-        TargetState { checkpoint: Some(checkpoint), copied: HashMap::new() }
+        TargetState { checkpoint: Some(checkpoint), copied: HashMap::new(), under_way: HashMap::new() }
     }
 
     #[test]
@@ -355,7 +373,9 @@ mod tests {
         let start = StartState::<Offset>::read(state(Phase::Streaming, "42")).expect("reads");
         assert_eq!(start.resume_from, Some(Offset(42)));
         let start = StartState::<Offset>::read(state(Phase::Snapshotting, "42")).expect("reads");
-        assert_eq!(start.resume_from, None);
+        assert_eq!((start.resume_from, start.snapshot_from), (None, Some(Offset(42))));
+        let start = StartState::<Offset>::read(state(Phase::Snapshotting, "")).expect("reads");
+        assert_eq!((start.resume_from, start.snapshot_from), (None, None));
         let e = StartState::<Offset>::read(state(Phase::Streaming, "0/16B3748")).err().expect("not an offset");
         assert!(e.to_string().starts_with("the position stored at the target, `0/16B3748`, is not an offset"), "{e}");
         assert!(!e.is_transient());

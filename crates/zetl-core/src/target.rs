@@ -5,7 +5,7 @@
 use crate::apply::{DeadLetter, Replayed};
 use crate::batch::Batch;
 use crate::error::Retry;
-use crate::event::{Checkpoint, CopiedTable, TableState};
+use crate::event::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, TableState};
 use crate::model::{Row, TableId, TableSchema, Value};
 
 pub trait Target: Send {
@@ -16,6 +16,10 @@ pub trait Target: Send {
 
     /// Tables whose copy this target has committed and that stream since.
     fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, Self::Error>;
+
+    /// Copies of an initial copy that a restart can continue: tables being copied whose
+    /// committed rows carry a cursor (see [`Target::copy_reached`]).
+    fn copies_under_way(&mut self) -> Result<Vec<(TableId, CopyUnderWay)>, Self::Error>;
 
     /// Sets the state of tables the target knows (others are left alone), inside the open
     /// transaction if there is one. Excluded (out of the filters) and resync-required tables
@@ -46,6 +50,12 @@ pub trait Target: Send {
     /// An initial copy of the table starts: empty it and mark it as being copied.
     fn copy_start(&mut self, table: &TableId) -> Result<(), Self::Error>;
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Self::Error>;
+    /// A part of the copy of `table` stands at the source's cursor `after` with the rows
+    /// written so far: stored with them at the next commit.
+    fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), Self::Error>;
+    /// A copy interrupted by a restart continues: the table keeps the `rows` it holds and is
+    /// still being copied.
+    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), Self::Error>;
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), Self::Error>;
 
     /// Applies collapsed changes inside the open transaction.

@@ -28,7 +28,7 @@ use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
 use zetl_core::bookkeeping::Bookkeeping;
 use zetl_core::target::{Target, TargetAdmin};
-use zetl_core::{Checkpoint, CopiedTable, Row, TableId, TableSchema, TableState, Value};
+use zetl_core::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, Row, TableId, TableSchema, TableState, Value};
 
 pub struct DuckdbTarget {
     conn: Connection,
@@ -141,6 +141,10 @@ impl Target for DuckdbTarget {
         state::copied_tables(&self.conn, &self.integration)
     }
 
+    fn copies_under_way(&mut self) -> Result<Vec<(TableId, CopyUnderWay)>, DuckdbError> {
+        state::copies_under_way(&self.conn, &self.integration)
+    }
+
     fn mark_tables(&mut self, tables: &[TableId], state: TableState, reason: Option<&str>) -> Result<(), DuckdbError> {
         for table in tables {
             state::mark_table(&self.conn, &self.integration, table, state, reason)?;
@@ -213,6 +217,16 @@ impl Target for DuckdbTarget {
         Ok(())
     }
 
+    fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), DuckdbError> {
+        self.books.copy_reached(table, after);
+        Ok(())
+    }
+
+    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), DuckdbError> {
+        self.books.copy_resumed(table, rows);
+        Ok(())
+    }
+
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), DuckdbError> {
         self.books.copy_done(table);
         state::set_table_state(&self.conn, &self.integration, table, TableState::Streaming, rows)?;
@@ -235,8 +249,8 @@ impl Target for DuckdbTarget {
     }
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), DuckdbError> {
-        for (table, rows) in self.books.copies() {
-            state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, rows)?;
+        for (table, rows, cursor) in self.books.copies() {
+            state::set_copy_progress(&self.conn, &self.integration, table, rows, cursor.as_deref())?;
         }
         for table in self.books.take_soft_touched() {
             self.conn

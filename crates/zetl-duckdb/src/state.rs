@@ -4,7 +4,7 @@
 use crate::error::{Context, DuckdbError};
 use duckdb::{params, Connection, OptionalExt};
 use std::collections::HashMap;
-use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableSchema, TableState};
+use zetl_core::{Checkpoint, CopiedTable, CopyUnderWay, Phase, Position, TableId, TableSchema, TableState};
 
 /// Migrations in order; the index + 1 is the version they bring the schema to.
 const MIGRATIONS: &[&str] = &[
@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/duckdb/0004_source_id.sql"),
     include_str!("../../../migrations/duckdb/0005_superseded_letters.sql"),
     include_str!("../../../migrations/duckdb/0006_stored_schema.sql"),
+    include_str!("../../../migrations/duckdb/0007_copy_cursor.sql"),
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), DuckdbError> {
@@ -71,11 +72,49 @@ pub fn set_table_state(
         "INSERT INTO _zetl.tables (integration, table_schema, table_name, state, rows_copied, updated_at) \
          VALUES (?, ?, ?, ?, ?, now()) \
          ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
-         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, state_reason = NULL",
+         rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, state_reason = NULL, \
+         copy_cursor = NULL",
         params![integration, table.schema, table.name, state.as_str(), rows as i64],
     )
     .context(|| format!("recording the state of {table}"))?;
     Ok(())
+}
+
+/// A copy under way holds `rows`, and stands at `cursor` when it moved on (the stored one
+/// stays otherwise).
+pub fn set_copy_progress(
+    conn: &Connection,
+    integration: &str,
+    table: &TableId,
+    rows: u64,
+    cursor: Option<&str>,
+) -> Result<(), DuckdbError> {
+    conn.execute(
+        "UPDATE _zetl.tables SET rows_copied = ?, copy_cursor = coalesce(?, copy_cursor), updated_at = now() \
+         WHERE integration = ? AND table_schema = ? AND table_name = ?",
+        params![rows as i64, cursor, integration, table.schema, table.name],
+    )
+    .context(|| format!("recording the progress of the copy of {table}"))?;
+    Ok(())
+}
+
+/// Copies under way that stored a cursor: a restart continues them there.
+pub fn copies_under_way(conn: &Connection, integration: &str) -> Result<Vec<(TableId, CopyUnderWay)>, DuckdbError> {
+    let what = || "listing the copies under way".to_string();
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_schema, table_name, copy_cursor, rows_copied FROM _zetl.tables \
+             WHERE integration = ? AND state = ? AND copy_cursor IS NOT NULL",
+        )
+        .context(what)?;
+    let rows = stmt
+        .query_map(params![integration, TableState::Copying.as_str()], |r| {
+            let parts = r.get::<_, String>(2)?.lines().map(str::to_string).collect();
+            let copy = CopyUnderWay { parts, rows: r.get::<_, i64>(3)?.max(0) as u64 };
+            Ok((TableId::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?), copy))
+        })
+        .context(what)?;
+    rows.collect::<Result<Vec<_>, _>>().context(what)
 }
 
 pub fn set_copied(

@@ -28,7 +28,9 @@ use zetl_core::batch::Batch;
 use zetl_core::bookkeeping::Bookkeeping;
 use zetl_core::status::{TableStatus, TargetStatus};
 use zetl_core::target::{Target, TargetAdmin};
-use zetl_core::{Checkpoint, CopiedTable, Phase, Row, TableId, TableSchema, TableState, Value};
+use zetl_core::{
+    Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, Phase, Row, TableId, TableSchema, TableState, Value,
+};
 use zetl_postgres::conninfo::ConnInfo;
 
 pub struct PgTarget {
@@ -170,6 +172,10 @@ impl Target for PgTarget {
         self.run(state::copied_tables(&self.client, &self.integration))
     }
 
+    fn copies_under_way(&mut self) -> Result<Vec<(TableId, CopyUnderWay)>, PgTargetError> {
+        self.run(state::copies_under_way(&self.client, &self.integration))
+    }
+
     fn mark_tables(
         &mut self,
         tables: &[TableId],
@@ -234,6 +240,16 @@ impl Target for PgTarget {
         Ok(())
     }
 
+    fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), PgTargetError> {
+        self.books.copy_reached(table, after);
+        Ok(())
+    }
+
+    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), PgTargetError> {
+        self.books.copy_resumed(table, rows);
+        Ok(())
+    }
+
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), PgTargetError> {
         self.books.copy_done(table);
         let (rows, streaming) = (rows as i64, TableState::Streaming);
@@ -264,10 +280,8 @@ impl Target for PgTarget {
     }
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), PgTargetError> {
-        for (table, rows) in self.books.copies() {
-            let rows = rows as i64;
-            let (copying, none) = (TableState::Copying, &CopiedTable::default());
-            self.run(state::set_table_state(&self.client, &self.integration, table, copying, rows, none))?;
+        for (table, rows, cursor) in self.books.copies() {
+            self.run(state::set_copy_progress(&self.client, &self.integration, table, rows as i64, cursor.as_deref()))?;
         }
         for table in self.books.take_soft_touched() {
             let sql =

@@ -19,6 +19,7 @@ const FILES: &[(i64, &str, &str)] = &[
     (3, "source id", include_str!("../../../migrations/postgres/0003_source_id.sql")),
     (4, "superseded letters", include_str!("../../../migrations/postgres/0004_superseded_letters.sql")),
     (5, "stored schema", include_str!("../../../migrations/postgres/0005_stored_schema.sql")),
+    (6, "copy cursor", include_str!("../../../migrations/postgres/0006_copy_cursor.sql")),
 ];
 
 /// The advisory lock key every zetl process takes while it migrates (`zetl` in ASCII).

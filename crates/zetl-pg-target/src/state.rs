@@ -3,7 +3,7 @@
 use crate::error::{PgTargetError, SqlContext};
 use std::collections::HashMap;
 use tokio_postgres::Client;
-use zetl_core::{Checkpoint, CopiedTable, Phase, Position, TableId, TableSchema, TableState};
+use zetl_core::{Checkpoint, CopiedTable, CopyUnderWay, Phase, Position, TableId, TableSchema, TableState};
 
 pub async fn load_checkpoint(c: &Client, integration: &str) -> Result<Option<Checkpoint>, PgTargetError> {
     let row = c
@@ -42,13 +42,52 @@ pub async fn set_table_state(
                                    copied_at, source_id, source_schema) VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8) \
          ON CONFLICT (integration, table_schema, table_name) DO UPDATE SET state = excluded.state, \
          rows_copied = excluded.rows_copied, updated_at = excluded.updated_at, copied_at = excluded.copied_at, \
-         source_id = excluded.source_id, state_reason = NULL, \
+         source_id = excluded.source_id, state_reason = NULL, copy_cursor = NULL, \
          source_schema = coalesce(excluded.source_schema, _zetl.tables.source_schema)",
         &[&integration, &table.schema, &table.name, &state.as_str(), &rows, &at, &copied.source_id, &schema],
     )
     .await
     .ctx(|| format!("recording the state of {table}"))?;
     Ok(())
+}
+
+/// A copy under way holds `rows`, and stands at `cursor` when it moved on (the stored one
+/// stays otherwise).
+pub async fn set_copy_progress(
+    c: &Client,
+    integration: &str,
+    table: &TableId,
+    rows: i64,
+    cursor: Option<&str>,
+) -> Result<(), PgTargetError> {
+    c.execute(
+        "UPDATE _zetl.tables SET rows_copied = $1, copy_cursor = coalesce($2, copy_cursor), updated_at = now() \
+         WHERE integration = $3 AND table_schema = $4 AND table_name = $5",
+        &[&rows, &cursor, &integration, &table.schema, &table.name],
+    )
+    .await
+    .ctx(|| format!("recording the progress of the copy of {table}"))?;
+    Ok(())
+}
+
+/// Copies under way that stored a cursor: a restart continues them there.
+pub async fn copies_under_way(c: &Client, integration: &str) -> Result<Vec<(TableId, CopyUnderWay)>, PgTargetError> {
+    let rows = c
+        .query(
+            "SELECT table_schema, table_name, copy_cursor, rows_copied FROM _zetl.tables \
+             WHERE integration = $1 AND state = $2 AND copy_cursor IS NOT NULL",
+            &[&integration, &TableState::Copying.as_str()],
+        )
+        .await
+        .ctx(|| "listing the copies under way".into())?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let parts = r.get::<_, &str>(2).lines().map(str::to_string).collect();
+            let copy = CopyUnderWay { parts, rows: r.get::<_, i64>(3).max(0) as u64 };
+            (TableId::new(r.get::<_, String>(0), r.get::<_, String>(1)), copy)
+        })
+        .collect())
 }
 
 pub async fn copied_tables(c: &Client, integration: &str) -> Result<Vec<(TableId, CopiedTable)>, PgTargetError> {

@@ -30,7 +30,7 @@ pub fn parse_value(schema: &TableSchema, col: &Column, bytes: &[u8]) -> Result<V
     parse_text(&col.ty, text).map_err(|e| err(e.to_string()))
 }
 
-fn unescape(field: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn unescape(field: &[u8]) -> Cow<'_, [u8]> {
     if !field.contains(&b'\\') {
         return Cow::Borrowed(field);
     }

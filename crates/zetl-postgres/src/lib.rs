@@ -7,6 +7,7 @@ mod copy_cut;
 mod copy_text;
 mod error;
 mod interval;
+mod key_cursor;
 pub mod lsn;
 mod partitions;
 pub mod pgoutput;

@@ -1,12 +1,14 @@
 //! The initial copy: every table read with `COPY … TO STDOUT` inside one exported snapshot, so
 //! the copy and the stream meet at the slot's consistent point. Big tables are split into
 //! ranges of pages (ctid ranges, which PostgreSQL 14+ scans directly) copied by several
-//! connections at once.
+//! connections at once. A table with a key is read in key order instead, its cursor stored
+//! with the rows (see `key_cursor`), so that a crash in the middle continues it there.
 
 use crate::catalog::{quote_ident, quote_literal, quote_table, TableInfo};
 use crate::conninfo::ConnInfo;
 use crate::copy_text::decode_row;
 use crate::error::{PgError, SqlContext};
+use crate::key_cursor::{self, KeyPart};
 use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
@@ -16,7 +18,7 @@ use std::time::Instant;
 use zetl_core::channel::EventSender;
 use zetl_core::copy_rows::{adopt_without_copy, CopyRowsBatcher, ROWS_PER_EVENT};
 use zetl_core::filter::{SnapshotMode, TableFilter};
-use zetl_core::{CopiedTable, Position, SourceEvent, TableId, TableSchema};
+use zetl_core::{CopiedTable, CopyCursor, Position, SourceEvent, TableId, TableSchema};
 
 #[derive(Debug, Clone)]
 struct Job {
@@ -25,8 +27,24 @@ struct Job {
     /// Rows of the table sent so far, by all its jobs.
     sent: Arc<AtomicU64>,
     partitioned: bool,
-    /// Page range `[from, to)`; `None` copies the whole table.
-    pages: Option<(i64, Option<i64>)>,
+    slice: Slice,
+}
+
+/// What of its table a job reads.
+#[derive(Debug, Clone)]
+enum Slice {
+    Whole,
+    /// Page range `[from, to)` (a table without a key).
+    Pages(i64, Option<i64>),
+    /// A part of the key space, in key order (see `key_cursor`).
+    Keys(KeyPart),
+}
+
+/// A copy that continues after the cursors it stored, holding `rows` already.
+#[derive(Debug, Clone)]
+pub struct Continue {
+    pub parts: Vec<KeyPart>,
+    pub rows: u64,
 }
 
 struct TableProgress {
@@ -38,6 +56,10 @@ struct TableProgress {
     /// The planner's estimate (`reltuples`), for the ETA.
     estimated: f64,
 }
+
+/// Keys sampled per chunk to place its bounds, and at most in all.
+const SAMPLE_PER_CHUNK: f64 = 500.0;
+const MAX_SAMPLE: f64 = 200_000.0;
 
 /// How often a long copy reports its progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -51,6 +73,11 @@ pub struct SnapshotCopy<'a> {
     pub consistent_at: Option<Position>,
     /// Its `snapshot` modes: tables set to `never` are not read.
     pub filter: &'a TableFilter,
+    /// Copies of an interrupted initial copy that continue where they stand. They hold rows
+    /// older and newer than the stream's start, so they take no `consistent_at`: the stream
+    /// replays every change since its start onto them, which keyed upserts bring to the same
+    /// end.
+    pub continuing: &'a HashMap<TableId, Continue>,
 }
 
 impl SnapshotCopy<'_> {
@@ -58,9 +85,11 @@ impl SnapshotCopy<'_> {
     pub async fn run(&self, tables: &[(TableInfo, TableSchema)], events: &EventSender) -> Result<u64, PgError> {
         let mut jobs = VecDeque::new();
         let mut progress = HashMap::new();
+        let mut sampler = None;
         for (info, schema) in tables {
+            let continuing = self.continuing.get(&info.id);
             let copied = CopiedTable {
-                consistent_at: self.consistent_at.clone(),
+                consistent_at: if continuing.is_some() { None } else { self.consistent_at.clone() },
                 source_id: Some(info.source_id()),
                 schema: None,
             };
@@ -69,28 +98,49 @@ impl SnapshotCopy<'_> {
                 continue;
             }
             events.send(SourceEvent::Schema(schema.clone())).await?;
-            events.send(SourceEvent::CopyStart(info.id.clone())).await?;
+            let parts: Vec<Slice> = match continuing {
+                Some(c) => {
+                    tracing::info!(table = %info.id, rows = c.rows, "the copy continues after the rows committed");
+                    events.send(SourceEvent::CopyResume { table: info.id.clone(), rows: c.rows }).await?;
+                    c.parts.iter().cloned().map(Slice::Keys).collect()
+                }
+                None if !schema.key_columns().is_empty() => {
+                    events.send(SourceEvent::CopyStart(info.id.clone())).await?;
+                    self.key_parts(&mut sampler, info, schema).await?.into_iter().map(Slice::Keys).collect()
+                }
+                None => {
+                    events.send(SourceEvent::CopyStart(info.id.clone())).await?;
+                    self.split(info)
+                }
+            };
+            // Every part's cursor is stored from the start: a part not begun when the copy
+            // is cut off is read whole by the next start.
+            for slice in &parts {
+                if let Slice::Keys(part) = slice {
+                    let (table, after) = (info.id.clone(), Some(part.cursor()));
+                    events.send(SourceEvent::CopyRows { table, rows: Vec::new(), after }).await?;
+                }
+            }
             let schema = Arc::new(schema.clone());
-            let parts = self.split(info);
-            let sent = Arc::new(AtomicU64::new(0));
+            let sent = Arc::new(AtomicU64::new(continuing.map_or(0, |c| c.rows)));
             progress.insert(
                 info.id.clone(),
                 TableProgress {
                     jobs_left: parts.len(),
-                    rows: 0,
+                    rows: continuing.map_or(0, |c| c.rows),
                     started: Instant::now(),
                     copied,
                     sent: sent.clone(),
                     estimated: info.estimated_rows,
                 },
             );
-            for pages in parts {
+            for slice in parts {
                 jobs.push_back(Job {
                     table: info.id.clone(),
                     schema: schema.clone(),
                     sent: sent.clone(),
                     partitioned: info.partitioned,
-                    pages,
+                    slice,
                 });
             }
         }
@@ -115,21 +165,71 @@ impl SnapshotCopy<'_> {
         Ok(total)
     }
 
-    fn split(&self, table: &TableInfo) -> Vec<Option<(i64, Option<i64>)>> {
+    /// How many chunks of `chunk_rows` the table makes; 1 when it is not split.
+    fn chunks(&self, table: &TableInfo) -> i64 {
         let chunks = (table.estimated_rows / self.chunk_rows.max(1) as f64).ceil() as i64;
-        if table.partitioned || chunks <= 1 || table.pages <= 1 {
-            return vec![None];
+        if table.partitioned || table.pages <= 1 {
+            return 1;
+        }
+        chunks.max(1)
+    }
+
+    /// A table without a key: ranges of pages.
+    fn split(&self, table: &TableInfo) -> Vec<Slice> {
+        let chunks = self.chunks(table);
+        if chunks <= 1 {
+            return vec![Slice::Whole];
         }
         let step = (table.pages + chunks - 1) / chunks;
         let mut parts = Vec::new();
         let mut from = 0;
         while from + step < table.pages {
-            parts.push(Some((from, Some(from + step))));
+            parts.push(Slice::Pages(from, Some(from + step)));
             from += step;
         }
         // The last range is open: the table may have grown since its statistics were taken.
-        parts.push(Some((from, None)));
+        parts.push(Slice::Pages(from, None));
         parts
+    }
+
+    /// A table with a key: parts of its key space of about `chunk_rows` each, bounded by keys
+    /// from a sample of its pages (any keys split it; the sample only evens the parts out).
+    async fn key_parts(
+        &self,
+        sampler: &mut Option<tokio_postgres::Client>,
+        table: &TableInfo,
+        schema: &TableSchema,
+    ) -> Result<Vec<KeyPart>, PgError> {
+        let chunks = self.chunks(table);
+        if chunks <= 1 {
+            return Ok(key_cursor::split(&table.source_id(), &[], 1));
+        }
+        let client = match sampler {
+            Some(c) => c,
+            None => sampler.insert(self.info.connect_sql().await?),
+        };
+        let wanted = (chunks as f64 * SAMPLE_PER_CHUNK).min(MAX_SAMPLE);
+        let percent = (wanted * 100.0 / table.estimated_rows.max(1.0)).clamp(0.001, 100.0);
+        let key: Vec<String> = schema.key_columns().iter().map(|&i| quote_ident(&schema.columns[i].name)).collect();
+        let sql = format!(
+            "SELECT {} FROM ONLY {} TABLESAMPLE SYSTEM ({percent}) ORDER BY {}",
+            // Not cast to text in the query: ORDER BY would then take the text output column
+            // of the same name. The simple protocol returns every value as its type's text.
+            key.join(", "),
+            quote_table(&table.id),
+            key.join(", ")
+        );
+        let rows = client.simple_query(&sql).await.ctx(|| format!("sampling the keys of {}", table.id))?;
+        let sample: Vec<key_cursor::Key> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    (0..key.len()).map(|i| r.get(i).map(str::to_string)).collect::<Option<Vec<_>>>()
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(key_cursor::split(&table.source_id(), &sample, chunks as usize))
     }
 }
 
@@ -148,6 +248,9 @@ async fn worker(
         ))
         .await
         .ctx(|| "joining the exported snapshot".into())?;
+    // Tables read in key order walk their key's index: sorting a big table first would hold
+    // back every row (and spill) until the sort ends.
+    client.batch_execute("SET LOCAL enable_sort = off").await.ctx(|| "preparing the copy session".into())?;
     let mut total = 0;
     while let Some(job) = jobs.lock().ok().and_then(|mut j| j.pop_front()) {
         let rows = copy_job(&client, &job, events).await?;
@@ -189,17 +292,34 @@ async fn report(progress: Arc<Mutex<HashMap<TableId, TableProgress>>>) {
 
 async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSender) -> Result<u64, PgError> {
     let cols: Vec<String> = job.schema.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let filter = match job.pages {
-        None => String::new(),
-        Some((from, None)) => format!(" WHERE ctid >= '({from},0)'::tid"),
-        Some((from, Some(to))) => {
-            format!(" WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid")
+    let key = job.schema.key_columns();
+    let (filter, order) = match &job.slice {
+        Slice::Whole => (String::new(), String::new()),
+        Slice::Pages(from, None) => (format!(" WHERE ctid >= '({from},0)'::tid"), String::new()),
+        Slice::Pages(from, Some(to)) => {
+            (format!(" WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid"), String::new())
+        }
+        Slice::Keys(part) => {
+            let condition = part.condition(&job.schema);
+            let cols: Vec<String> = key.iter().map(|&i| quote_ident(&job.schema.columns[i].name)).collect();
+            let filter = if condition.is_empty() { condition } else { format!(" WHERE {condition}") };
+            (filter, format!(" ORDER BY {}", cols.join(", ")))
         }
     };
     // ONLY: with (old-style) inheritance, the children are tables of their own. A partitioned
     // table has no rows of its own, so it is read whole.
     let only = if job.partitioned { "" } else { "ONLY " };
-    let sql = format!("COPY (SELECT {} FROM {only}{}{filter}) TO STDOUT", cols.join(", "), quote_table(&job.table));
+    let sql =
+        format!("COPY (SELECT {} FROM {only}{}{filter}{order}) TO STDOUT", cols.join(", "), quote_table(&job.table));
+    // The cursor after an event's rows: the key of its last row.
+    let cursor = |line: &[u8]| match &job.slice {
+        Slice::Keys(part) => {
+            let after = key_cursor::key_of(line, key)?;
+            Some(KeyPart { after: Some(after), ..part.clone() }.cursor())
+        }
+        _ => None,
+    };
+    let mut last = BytesMut::new();
     let stream = client.copy_out(&sql).await.ctx(|| format!("copying {}", job.table))?;
     futures_util::pin_mut!(stream);
     let mut buf = BytesMut::new();
@@ -209,10 +329,12 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
         buf.extend_from_slice(&chunk);
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line = buf.split_to(nl + 1);
-            if let Some(full) = batcher.push(decode_row(&job.schema, &line[..nl])?) {
+            if let Some(mut full) = batcher.push(decode_row(&job.schema, &line[..nl])?) {
                 job.sent.fetch_add(ROWS_PER_EVENT as u64, Ordering::Relaxed);
+                set_after(&mut full, cursor(&line[..nl]));
                 events.send(full).await?;
             }
+            last = line;
         }
         if buf.is_empty() {
             buf.clear();
@@ -225,8 +347,15 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
         return Err(PgError::Protocol(format!("COPY of {} ended inside a row", job.table)));
     }
     let (rest, count) = batcher.finish();
-    if let Some(rest) = rest {
+    if let Some(mut rest) = rest {
+        set_after(&mut rest, cursor(last.strip_suffix(b"\n").unwrap_or(&last)));
         events.send(rest).await?;
     }
     Ok(count)
+}
+
+fn set_after(event: &mut SourceEvent, cursor: Option<CopyCursor>) {
+    if let SourceEvent::CopyRows { after, .. } = event {
+        *after = cursor;
+    }
 }

@@ -6,11 +6,12 @@ use crate::config::PostgresSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::copy_cut::{CopyCut, XSnapshot};
 use crate::error::{PgError, SqlContext};
+use crate::key_cursor::KeyPart;
 use crate::lsn::Lsn;
 use crate::partitions;
 use crate::publication::{self, append_name};
 use crate::replication::{ReplicationConn, ReplicationStream};
-use crate::snapshot::SnapshotCopy;
+use crate::snapshot::{Continue, SnapshotCopy};
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
 use std::collections::{HashMap, HashSet};
@@ -20,7 +21,7 @@ use zetl_core::check::Verdict;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
-use zetl_core::{CopiedTable, Position, RowIdentity, SourceEvent, TableId, TableSchema};
+use zetl_core::{CopiedTable, CopyUnderWay, Position, RowIdentity, SourceEvent, TableId, TableSchema};
 
 pub struct PgSource {
     pub integration: String,
@@ -64,13 +65,16 @@ impl Source for PgSource {
         // Read before the sync adds them back: a copied table missing from the publication
         // lost changes meanwhile.
         let published = publication::published_oids(&sql, &publication).await?;
-        publication::sync_publications(&sql, &publication, &tables).await?;
+        let added = publication::sync_publications(&sql, &publication, &tables).await?;
 
         let mut repl = ReplicationConn::connect(&self.info).await?;
         // `described`: the schemas the initial copy sent (none when resuming), the baseline the
         // stream's Relation messages are compared with.
-        let (start_lsn, copied, described) = match start.resume_from {
-            Some(lsn) => {
+        // Set when an interrupted initial copy continues: the copies that go on after their
+        // cursor.
+        let mut continuing = None;
+        let (start_lsn, copied, described) = match (start.resume_from, start.snapshot_from) {
+            (Some(lsn), _) => {
                 self.check_slot(&sql, &slot, lsn).await?;
                 let (mut valid, stale) = still_valid_copies(&start.copied, &tables, &published);
                 // `snapshot: resync`: copied again at every start (below, as a missing copy).
@@ -80,7 +84,20 @@ impl Source for PgSource {
                 }
                 (lsn, valid, Vec::new())
             }
-            None => {
+            (None, Some(lsn)) if self.slot_still_at(&sql, &slot, lsn).await? => {
+                // Copies of tables that are no longer the ones copied are made again whole.
+                let (valid, _) = still_valid_copies(&start.copied, &tables, &published);
+                let copies = continuable(&start.under_way);
+                tracing::info!(
+                    copied = valid.len(),
+                    to_continue = copies.len(),
+                    "the interrupted initial copy continues"
+                );
+                ctx.send(SourceEvent::SnapshotStart { position: lsn.to_position() }).await?;
+                continuing = Some(copies);
+                (lsn, valid, Vec::new())
+            }
+            (None, _) => {
                 let copied = self.initial_copy(&sql, &mut repl, &slot, &types, &tables, &ctx).await?;
                 let Some((lsn, with_schemas)) = copied else { return Ok(()) };
                 (lsn, tables.iter().map(|t| (t.id.clone(), CopiedTable::default())).collect(), with_schemas)
@@ -108,13 +125,19 @@ impl Source for PgSource {
         // Tables in the publication whose copy never completed (a crash during a copy made
         // while streaming): copy them again now. When each joined the publication is not
         // known here, so every transaction open now must end first (see `publication_joined`).
+        // The tables of an interrupted initial copy joined before the slot was made (which
+        // waited for every transaction open then), unless this start added them.
         let missing: Vec<TableInfo> = tables.iter().filter(|t| !copied.contains_key(&t.id)).cloned().collect();
         if !missing.is_empty() {
-            let joined = Some(next_xid(&sql).await?);
-            let copy = self.copy_new_tables(&sql, &mut streamer, &missing, joined);
+            let joined = if continuing.is_some() && !added { None } else { Some(next_xid(&sql).await?) };
+            let copy = self.copy_new_tables(&sql, &mut streamer, &missing, joined, continuing.as_ref());
             if ctx.unless_stopped(copy).await.transpose()?.is_none() {
                 return Ok(());
             }
+        }
+        if continuing.is_some() {
+            ctx.send(SourceEvent::SnapshotDone { position: start_lsn.to_position() }).await?;
+            tracing::info!("initial copy complete");
         }
         let start_sql = format!(
             "START_REPLICATION SLOT {} LOGICAL {start_lsn} (proto_version '2', streaming 'on', publication_names {})",
@@ -176,7 +199,7 @@ impl PgSource {
         tables: &[TableInfo],
         ctx: &SourceContext,
     ) -> Result<Option<(Lsn, Vec<(TableInfo, TableSchema)>)>, PgError> {
-        // No initial copy was completed: start it over with a fresh slot.
+        // No initial copy to continue: start it over with a fresh slot.
         publication::drop_slot(sql, slot).await?;
         let row = repl
             .simple_query(&format!(
@@ -203,9 +226,11 @@ impl PgSource {
             chunk_rows: self.config.snapshot.chunk_rows,
             consistent_at: None,
             filter: &self.filter,
+            continuing: &HashMap::new(),
         };
+        ctx.send(SourceEvent::SnapshotStart { position: lsn.to_position() }).await?;
         let Some(rows) = ctx.unless_stopped(copy.run(&with_schemas, &ctx.events)).await.transpose()? else {
-            tracing::info!("stopped during the initial copy; it starts over at the next start");
+            tracing::info!("stopped during the initial copy; the next start continues it");
             return Ok(None);
         };
         tracing::info!(rows, tables = tables.len(), "initial copy complete");
@@ -245,7 +270,7 @@ impl PgSource {
             // The stream is not read meanwhile; status updates keep it alive.
             let acked = streamer.acked();
             let copy_alive = async {
-                let copy = self.copy_new_tables(sql, streamer, &new, joined);
+                let copy = self.copy_new_tables(sql, streamer, &new, joined, None);
                 tokio::pin!(copy);
                 let mut tick = tokio::time::interval(Duration::from_secs(10));
                 loop {
@@ -293,38 +318,69 @@ impl PgSource {
 
     /// Copies tables that joined while streaming, in an ordinary snapshot (see `copy_cut`):
     /// the stream then skips those tables' changes in the transactions the copy saw.
-    /// `joined`: see [`publication_joined`].
+    /// `joined`: see [`publication_joined`]. `initial`: the rest of an interrupted initial
+    /// copy, with the copies that continue where they stand (they skip nothing).
     async fn copy_new_tables(
         &self,
         sql: &Client,
         streamer: &mut Streamer<'_>,
         tables: &[TableInfo],
         joined: Option<u64>,
+        initial: Option<&HashMap<TableId, Continue>>,
     ) -> Result<(), PgError> {
         let reader = self.info.connect_sql().await?;
         let (cut, snapshot) = copy_snapshot(&reader, streamer, joined).await?;
         let types = catalog::type_catalog(sql).await?;
         let mut sized = tables.to_vec();
         catalog::size_up(sql, &mut sized).await?;
+        for t in &sized {
+            streamer.progress.estimate_rows(&t.id, t.estimated_rows.max(0.0) as u64);
+        }
         let with_schemas = self.schemas(sql, &types, &sized).await?;
+        // A copy continues only where its cursor fits the table as it is now.
+        let continuing: HashMap<TableId, Continue> = with_schemas
+            .iter()
+            .filter_map(|(t, schema)| {
+                let c = initial?.get(&t.id).filter(|c| c.parts.iter().all(|p| p.fits(&t.source_id(), schema)))?;
+                Some((t.id.clone(), c.clone()))
+            })
+            .collect();
+        let (parallelism, chunk_rows) = match initial {
+            Some(_) => (self.config.snapshot.parallelism, self.config.snapshot.chunk_rows),
+            None => (1, u64::MAX),
+        };
         let copy = SnapshotCopy {
             info: &self.info,
             snapshot: &snapshot,
-            parallelism: 1,
-            chunk_rows: u64::MAX,
+            parallelism,
+            chunk_rows,
             consistent_at: Some(Position(cut.to_string())),
             filter: &self.filter,
+            continuing: &continuing,
         };
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {
-            tracing::info!(table = %t.id, consistent_at = %cut, "table copied while streaming");
-            streamer.copied_at.insert(t.id.clone(), cut.clone());
+            if !continuing.contains_key(&t.id) {
+                tracing::info!(table = %t.id, consistent_at = %cut, "table copied in a snapshot of its own");
+                streamer.copied_at.insert(t.id.clone(), cut.clone());
+            }
             streamer.remember_schema(schema);
         }
         streamer.types = types;
         // Ends the exported snapshot.
         reader.batch_execute("COMMIT").await.ctx(|| "ending the copy's snapshot".into())?;
         Ok(())
+    }
+
+    /// Whether the slot of an interrupted initial copy still stands at its consistent point
+    /// `at` (it is never acknowledged before the copy completes); if not, the copy starts over.
+    async fn slot_still_at(&self, sql: &Client, slot: &str, at: Lsn) -> Result<bool, PgError> {
+        let state = publication::slot_state(sql, slot).await?;
+        let still = state.as_ref().is_some_and(|s| s.confirmed_flush.is_none_or(|c| c <= at));
+        if !still {
+            tracing::warn!(slot, consistent_point = %at, "the interrupted initial copy cannot continue: its slot is gone or moved; it starts over");
+        }
+        Ok(still)
     }
 
     async fn check_slot(&self, sql: &Client, slot: &str, stored: Lsn) -> Result<(), PgError> {
@@ -345,6 +401,19 @@ impl PgSource {
             }
         }
     }
+}
+
+/// The copies of an interrupted initial copy with a cursor zetl can read (whether it fits the
+/// table as it is now is decided when its schema is read).
+fn continuable(under_way: &HashMap<TableId, CopyUnderWay>) -> HashMap<TableId, Continue> {
+    under_way
+        .iter()
+        .filter_map(|(t, copy)| {
+            let parts = copy.parts.iter().map(|p| KeyPart::parse(p)).collect::<Option<Vec<_>>>()?;
+            Some((t.clone(), Continue { parts, rows: copy.rows }))
+        })
+        .filter(|(_, c)| !c.parts.is_empty())
+        .collect()
 }
 
 /// Brings the publications in line with `tables`. When that added a table: the next xid at

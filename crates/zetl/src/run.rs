@@ -83,13 +83,17 @@ async fn run_once(
         .context("opening the target")?
         .map_err(|e| Failure::of(e).context("opening the target"))?;
     let filter = integration.tables.clone();
-    let (target, checkpoint, copied) = tokio::task::spawn_blocking(move || {
+    let (target, checkpoint, copied, under_way) = tokio::task::spawn_blocking(move || {
         let mut target = target;
         let checkpoint = target.checkpoint()?;
-        if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) {
-            // No completed initial copy: whatever a previous attempt left is dropped.
+        let resumable = TargetState::resumable_snapshot(checkpoint.as_ref());
+        if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) && !resumable {
+            // No completed initial copy, and none to continue: whatever a previous attempt
+            // left is dropped.
             target.reset()?;
         }
+        let under_way: HashMap<_, _> =
+            if resumable { target.copies_under_way()?.into_iter().collect() } else { HashMap::new() };
         let mut copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
         // Tables the filters no longer select stop counting as copied: their changes are not
         // followed from now on, so coming back into the filters must copy them again.
@@ -101,7 +105,7 @@ async fn run_once(
             }
             target.mark_tables(&excluded, TableState::Excluded, Some("out of the integration's table filters"))?;
         }
-        Ok::<_, Failed>((target, checkpoint, copied))
+        Ok::<_, Failed>((target, checkpoint, copied, under_way))
     })
     .await
     .context("reading the target's state")?
@@ -125,7 +129,7 @@ async fn run_once(
     let reporter = tokio::spawn(report(progress.clone()));
     let live_line = crate::tty::active().then(|| tokio::spawn(crate::tty::show_copy_progress(progress.clone())));
 
-    let state = TargetState { checkpoint, copied };
+    let state = TargetState { checkpoint, copied, under_way };
     let ctx = SourceContext { events: events_tx, acks: acks_rx, stop, progress: progress.clone(), resync };
     let source_result = match registry::source(integration) {
         Ok(source) => source.run(state, ctx).await.map_err(Failure::of),
