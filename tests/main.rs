@@ -10,6 +10,7 @@ mod auth;
 mod bad_inputs;
 mod changes;
 mod config_errors;
+mod copy_resume;
 mod dead_letter_replay;
 mod delete_modes;
 #[cfg(feature = "dynamodb")]

@@ -3,24 +3,8 @@
 use crate::common;
 use common::config::map;
 
-use common::{poll, TestEnv, TIMEOUT};
-use std::io::{Read, Write};
+use common::{http_get as get, metric_sample as sample, poll, TestEnv, TIMEOUT};
 use std::net::TcpStream;
-
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics endpoint");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the sample whose line starts with `series` (name and labels).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
-}
 
 #[test]
 fn metrics_move_with_the_replication_and_lag_returns_to_zero() {

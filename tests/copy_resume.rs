@@ -1,0 +1,105 @@
+//! An initial copy cut short by kill -9 continues after the rows the target committed, under
+//! a concurrent write workload: nothing copied twice into the result, no change lost.
+
+use crate::common;
+use common::config::{map, yaml};
+
+use common::{http_get, wait_for, Rng, TestEnv};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const BIG: u64 = 2_000_000;
+const NAMED: u64 = 300_000;
+const HEAP: u64 = 100_000;
+const TABLES: &[&str] = &["public.big", "public.named", "public.heap"];
+
+/// Random transactions on all three tables: updates, deletes, inserts above and below the
+/// copied keys and key changes (rows moving across the parts being copied).
+fn random_transaction(rng: &mut Rng, i: u64) -> String {
+    let mut sql = String::from("BEGIN;\n");
+    for j in 0..rng.range(1, 5) {
+        // New keys unique to this statement.
+        let fresh = i * 8 + j;
+        let k = rng.range(1, BIG);
+        let n = rng.range(1, NAMED);
+        sql.push_str(&match rng.range(0, 9) {
+            0 => format!("UPDATE big SET v = 'upd {i}', n = n + 1 WHERE id = {k};\n"),
+            1 => format!("DELETE FROM big WHERE id = {k};\n"),
+            2 => format!("INSERT INTO big VALUES ({}, 'ins {i}', 0);\n", BIG + fresh),
+            3 => format!("INSERT INTO big VALUES (-{fresh}, 'below {i}', 0);\n"),
+            4 => format!("UPDATE big SET id = {} WHERE id = {k};\n", 3 * BIG + fresh),
+            5 => format!("UPDATE named SET v = v + 1 WHERE code = md5('{n}');\n"),
+            6 => format!("DELETE FROM named WHERE code = md5('{n}');\n"),
+            7 => format!("INSERT INTO named VALUES ('Zone {}', 'new {fresh}', {i});\n", i % 7),
+            _ => format!("INSERT INTO heap VALUES ({}, 'streamed {i}');\n", k % 100),
+        });
+    }
+    sql.push_str("COMMIT;\n");
+    sql
+}
+
+#[test]
+fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
+    let env = TestEnv::start("resume");
+    // Text keys with characters COPY escapes and that collations order apart.
+    env.sql(&format!(
+        "CREATE TABLE big (id bigint PRIMARY KEY, v text, n int);\n\
+         INSERT INTO big SELECT g, md5(g::text), g FROM generate_series(1, {BIG}) g;\n\
+         CREATE TABLE named (region text, code text, v int, PRIMARY KEY (region, code));\n\
+         INSERT INTO named SELECT (ARRAY['north', 'Nörth', E'tab\\there', 'it''s', E'back\\\\slash', \
+           E'new\\nline', 'Zone 1'])[1 + g % 7], md5(g::text), g FROM generate_series(1, {NAMED}) g;\n\
+         CREATE TABLE heap (k int, note text);\n\
+         INSERT INTO heap SELECT g % 100, 'row ' || g FROM generate_series(1, {HEAP}) g;\n\
+         ANALYZE;"
+    ));
+    let port = zetl_testkit::free_port();
+    let config = env
+        .config("resume", &["public.*"])
+        .source("snapshot", yaml("{ parallelism: 2, chunk_rows: 200000 }"))
+        .set("batch", yaml("{ max_bytes: 4000000 }"))
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
+        .write();
+
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut rng = Rng::seeded(7);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let script: String = (0..4).map(|j| random_transaction(&mut rng, i + j)).collect();
+                i += 4;
+                env.server.psql(common::DB, &script).expect("workload transaction");
+            }
+            i
+        });
+        let total = (BIG + NAMED + HEAP) as f64;
+        for (run, percent) in [30.0, 60.0, 90.0].into_iter().enumerate() {
+            let mut zetl = env.run_zetl(&config);
+            wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || {
+                let copied: f64 = std::net::TcpStream::connect(("127.0.0.1", port))
+                    .map(|_| http_get(port, "/metrics").1)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with("zetl_snapshot_rows_total{integration=\"resume\""))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum();
+                copied >= total * percent / 100.0
+            });
+            zetl.kill9();
+            let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+            let continued = log.matches("the copy continues after the rows committed").count();
+            assert!(continued >= run, "run {} continued {continued} copies:\n{log}", run + 1);
+        }
+        let mut zetl = env.run_zetl(&config);
+        env.wait_caught_up(&mut zetl, "resume");
+        stop.store(true, Ordering::Relaxed);
+        let transactions = writer.join().expect("workload");
+        env.wait_caught_up(&mut zetl, "resume");
+        zetl.stop();
+        eprintln!("{transactions} transactions written during the copies");
+    });
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    // Each restart continued the copies (no initial copy started over with a new slot).
+    assert_eq!(log.matches("created replication slot").count(), 1, "{log}");
+    assert!(log.matches("the copy continues after the rows committed").count() >= 3, "{log}");
+    env.assert_equal(TABLES);
+}
