@@ -75,14 +75,7 @@ fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
         for (run, percent) in [30.0, 60.0, 90.0].into_iter().enumerate() {
             let mut zetl = env.run_zetl(&config);
             wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || {
-                let copied: f64 = std::net::TcpStream::connect(("127.0.0.1", port))
-                    .map(|_| http_get(port, "/metrics").1)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with("zetl_snapshot_rows_total{integration=\"resume\""))
-                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                    .sum();
-                copied >= total * percent / 100.0
+                copied_rows(port, "resume") >= total * percent / 100.0
             });
             zetl.kill9();
             let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
@@ -102,4 +95,83 @@ fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
     assert_eq!(log.matches("created replication slot").count(), 1, "{log}");
     assert!(log.matches("the copy continues after the rows committed").count() >= 3, "{log}");
     env.assert_equal(TABLES);
+}
+
+/// The same for MariaDB: an integer-keyed table continues after its committed rows; a table
+/// with a text key and a keyless one are copied again whole in the new snapshot.
+#[test]
+fn mariadb_kill_9_at_30_60_and_90_percent_continues_the_copy() {
+    let env = common::mysql::MyEnv::start("my_resume");
+    env.sql(
+        "CREATE TABLE nums (id bigint PRIMARY KEY, v varchar(40), n int); \
+         INSERT INTO nums SELECT seq, md5(seq), seq FROM seq_1_to_1500000; \
+         CREATE TABLE words (w varchar(40) PRIMARY KEY, n int); \
+         INSERT INTO words SELECT CONCAT('w', seq), seq FROM seq_1_to_100000; \
+         CREATE TABLE heap (k int, note varchar(40)); \
+         INSERT INTO heap SELECT seq % 100, CONCAT('row ', seq) FROM seq_1_to_50000; \
+         ANALYZE TABLE nums, words, heap",
+    );
+    let port = zetl_testkit::free_port();
+    let config = env
+        .config("my_resume")
+        .source("snapshot", yaml("{ parallelism: 2, chunk_rows: 200000 }"))
+        .set("batch", yaml("{ max_bytes: 4000000 }"))
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
+        .write();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut rng = Rng::seeded(11);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let k = rng.range(1, 1_500_000);
+                let w = rng.range(1, 100_000);
+                env.sql(&format!(
+                    "UPDATE nums SET v = 'upd {i}', n = n + 1 WHERE id = {k}; \
+                     DELETE FROM nums WHERE id = {}; \
+                     INSERT INTO nums VALUES ({}, 'ins', 0), (-{i} - 1, 'below', 0); \
+                     UPDATE nums SET id = {} WHERE id = {}; \
+                     UPDATE words SET n = n + 1 WHERE w = 'w{w}'; DELETE FROM words WHERE w = 'w{}'; \
+                     INSERT INTO heap VALUES ({}, 'streamed {i}')",
+                    (k * 7) % 1_500_000 + 1,
+                    2_000_000 + i,
+                    5_000_000 + i,
+                    (k * 13) % 1_500_000 + 1,
+                    (w * 3) % 100_000 + 1,
+                    k % 100
+                ));
+                i += 1;
+            }
+            i
+        });
+        let total = (1_500_000 + 100_000 + 50_000) as f64;
+        for percent in [30.0, 60.0, 90.0] {
+            let mut zetl = env.run_zetl(&config);
+            wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || {
+                copied_rows(port, "my_resume") >= total * percent / 100.0
+            });
+            zetl.kill9();
+        }
+        let zetl = env.run_zetl_streaming(&config);
+        stop.store(true, Ordering::Relaxed);
+        let statements = writer.join().expect("workload");
+        env.catch_up_and_stop(zetl, &config);
+        eprintln!("{statements} write batches during the copies");
+    });
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert_eq!(log.matches("snapshot opened").count(), 1, "the initial copy started over:\n{log}");
+    assert!(log.matches("the copy continues after the rows committed table=shop.nums").count() >= 3, "{log}");
+    env.assert_equal(&["shop.nums", "shop.words", "shop.heap"]);
+}
+
+/// Rows the running zetl has copied so far (committed or about to be), from its metrics.
+fn copied_rows(port: u16, integration: &str) -> f64 {
+    let series = format!("zetl_snapshot_rows_total{{integration=\"{integration}\"");
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .map(|_| http_get(port, "/metrics").1)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(&series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

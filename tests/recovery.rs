@@ -191,8 +191,9 @@ fn sigterm_while_the_source_is_down() {
     eprintln!("zetl exited with {status:?} {:?} after SIGTERM", asked.elapsed());
 }
 
-/// SIGTERM during a long initial copy stops zetl without finishing the copy (and exits 0);
-/// the next start copies again, and the target equals the source.
+/// SIGTERM during a long initial copy stops zetl without finishing the copy (and exits 0),
+/// keeping the rows copied so far: the next start continues after them, and the target equals
+/// the source.
 #[test]
 fn sigterm_during_the_initial_copy_stops_it() {
     let env = TestEnv::start("termcopy");
@@ -200,12 +201,20 @@ fn sigterm_during_the_initial_copy_stops_it() {
     let config = env.config("termcopy", &["public.*"]).write();
     let mut zetl = env.run_zetl(&config);
     wait_for("the initial copy to start", &mut zetl, || count_in_log(&env, "initial copy starts") == 1);
+    std::thread::sleep(Duration::from_millis(500));
     zetl.stop();
     assert_eq!(count_in_log(&env, "stopped during the initial copy"), 1, "zetl did not stop in the copy");
     assert_eq!(count_in_log(&env, "initial copy complete"), 0, "zetl finished the copy before it stopped");
 
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "termcopy");
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let kept: u64 = log
+        .lines()
+        .find(|l| l.contains("the copy continues after the rows committed"))
+        .and_then(|l| l.split("rows=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the second start did not continue the copy:\n{log}"));
+    assert!(kept > 0, "no rows were kept from the first start");
     zetl.stop();
     env.assert_equal(&["public.big"]);
 }

@@ -199,6 +199,13 @@ pub enum SourceEvent {
 }
 
 impl SourceEvent {
+    /// For `CopyRows`: where the copy stands after its rows (see [`SourceEvent::CopyRows`]).
+    pub fn set_after(&mut self, cursor: Option<CopyCursor>) {
+        if let SourceEvent::CopyRows { after, .. } = self {
+            *after = cursor;
+        }
+    }
+
     /// An estimate of the memory the event holds, for batch sizing.
     pub fn weight(&self) -> usize {
         match self {

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod ddl;
 mod error;
 mod flavor;
+mod key_range;
 pub mod position;
 mod row_events;
 mod snapshot;

@@ -1,6 +1,7 @@
 //! The initial copy: every table read inside consistent-snapshot transactions that all sit at
 //! one binlog position, so the copy and the binlog meet exactly there. Tables with a single
-//! integer primary key are split into key ranges read by several connections at once.
+//! integer primary key are read in key order, in key ranges read by several connections at
+//! once, each range's cursor stored with its rows so that a crash continues it (`key_range`).
 
 use crate::catalog::{quote_ident, quote_table, TableInfo};
 use crate::columns::{MyKind, MyTable};
@@ -8,6 +9,7 @@ use crate::conninfo::ConnInfo;
 use crate::convert::{convert, Origin};
 use crate::error::{MyError, SqlContext};
 use crate::flavor::Flavor;
+use crate::key_range::{int_key, KeyRange};
 use crate::position::BinlogPos;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -71,13 +73,18 @@ impl Snapshot {
         Ok(Snapshot { conns: kept, position })
     }
 
-    /// Sends Schema and CopyStart for every table, then its rows, then CopyDone per table.
+    /// Sends Schema and CopyStart (or CopyResume) for every table, then its rows, then
+    /// CopyDone per table. `continuing`: copies of an interrupted initial copy that go on
+    /// after their cursors; they take no `consistent_at` (the stream replays every change
+    /// since the initial copy's position onto them, which keyed upserts bring to the same end).
+    #[allow(clippy::too_many_arguments)]
     pub async fn copy(
         self,
         tables: &[(TableInfo, MyTable)],
         filter: &TableFilter,
         chunk_rows: u64,
         consistent_at: Option<Position>,
+        continuing: &HashMap<TableId, Continue>,
         events: &EventSender,
         progress: &Arc<Progress>,
     ) -> Result<u64, MyError> {
@@ -85,16 +92,35 @@ impl Snapshot {
         let mut jobs = VecDeque::new();
         let mut state = HashMap::new();
         for (info, table) in tables {
+            let go_on = continuing.get(&info.id).filter(|_| int_key_column(table).is_some());
+            let copied = CopiedTable {
+                consistent_at: if go_on.is_some() { None } else { consistent_at.clone() },
+                ..CopiedTable::default()
+            };
             if filter.snapshot_mode(&info.id) == SnapshotMode::Never {
-                let copied = CopiedTable { consistent_at: consistent_at.clone(), ..CopiedTable::default() };
                 adopt_without_copy(events, table.schema(), copied).await?;
                 continue;
             }
             events.send(SourceEvent::Schema(table.schema())).await?;
-            events.send(SourceEvent::CopyStart(info.id.clone())).await?;
             let table = Arc::new(table.clone());
-            let ranges = split(&mut conns[0], info, &table, chunk_rows).await?;
-            state.insert(info.id.clone(), (ranges.len(), 0u64, Instant::now()));
+            let ranges = match go_on {
+                Some(c) => {
+                    tracing::info!(table = %info.id, rows = c.rows, "the copy continues after the rows committed");
+                    events.send(SourceEvent::CopyResume { table: info.id.clone(), rows: c.rows }).await?;
+                    c.ranges.iter().cloned().map(Some).collect()
+                }
+                None => {
+                    events.send(SourceEvent::CopyStart(info.id.clone())).await?;
+                    split(&mut conns[0], info, &table, chunk_rows).await?
+                }
+            };
+            // Every range's cursor is stored from the start: a range not begun when the copy
+            // is cut off is read whole by the next start.
+            for range in ranges.iter().flatten() {
+                let (table, after) = (info.id.clone(), Some(range.cursor()));
+                events.send(SourceEvent::CopyRows { table, rows: Vec::new(), after }).await?;
+            }
+            state.insert(info.id.clone(), (ranges.len(), go_on.map_or(0, |c| c.rows), Instant::now(), copied));
             for range in ranges {
                 jobs.push_back(Job { table: table.clone(), range });
             }
@@ -104,9 +130,8 @@ impl Snapshot {
         let state = Arc::new(Mutex::new(state));
         let mut workers = tokio::task::JoinSet::new();
         for conn in conns {
-            let (jobs, state, events, progress, consistent_at) =
-                (jobs.clone(), state.clone(), events.clone(), progress.clone(), consistent_at.clone());
-            workers.spawn(async move { worker(conn, &jobs, &state, &events, &progress, consistent_at).await });
+            let (jobs, state, events, progress) = (jobs.clone(), state.clone(), events.clone(), progress.clone());
+            workers.spawn(async move { worker(conn, &jobs, &state, &events, &progress).await });
         }
         let mut total = 0;
         while let Some(done) = workers.join_next().await {
@@ -116,11 +141,26 @@ impl Snapshot {
     }
 }
 
+/// A copy that continues after the cursors it stored, holding `rows` already.
+#[derive(Debug, Clone)]
+pub struct Continue {
+    pub ranges: Vec<KeyRange>,
+    pub rows: u64,
+}
+
 #[derive(Debug, Clone)]
 struct Job {
     table: Arc<MyTable>,
-    /// `[from, to)` of the integer primary key; `None` reads the whole table.
-    range: Option<(i128, Option<i128>)>,
+    /// A range of the integer primary key, read in key order; `None` reads the whole table.
+    range: Option<KeyRange>,
+}
+
+/// The table's single integer primary key column, if it has one.
+fn int_key_column(table: &MyTable) -> Option<usize> {
+    match table.key.as_slice() {
+        [k] if matches!(table.columns[*k].kind, MyKind::Int { .. }) => Some(*k),
+        _ => None,
+    }
 }
 
 /// Key ranges of about `chunk_rows` rows for a table with a single integer primary key.
@@ -129,11 +169,13 @@ async fn split(
     info: &TableInfo,
     table: &MyTable,
     chunk_rows: u64,
-) -> Result<Vec<Option<(i128, Option<i128>)>>, MyError> {
+) -> Result<Vec<Option<KeyRange>>, MyError> {
     let chunks = info.estimated_rows.div_ceil(chunk_rows.max(1));
-    let key = match table.key.as_slice() {
-        [k] if matches!(table.columns[*k].kind, MyKind::Int { .. }) && chunks > 1 => &table.columns[*k].name,
-        _ => return Ok(vec![None]),
+    let whole = |part| KeyRange { part, from: None, to: None, after: None };
+    let key = match int_key_column(table) {
+        Some(k) if chunks > 1 => &table.columns[k].name,
+        Some(_) => return Ok(vec![Some(whole(0))]),
+        None => return Ok(vec![None]),
     };
     let sql = format!(
         "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {}",
@@ -143,20 +185,24 @@ async fn split(
     let bounds: Option<(Option<String>, Option<String>)> =
         conn.query_first(sql).await.ctx(|| format!("reading the key range of {}", table.id))?;
     let parse = |s: Option<String>| s.and_then(|s| s.parse::<i128>().ok());
-    let Some((Some(min), Some(max))) = bounds.map(|(a, b)| (parse(a), parse(b))) else { return Ok(vec![None]) };
+    let Some((Some(min), Some(max))) = bounds.map(|(a, b)| (parse(a), parse(b))) else {
+        return Ok(vec![Some(whole(0))]);
+    };
     let step = ((max - min + 1) / chunks as i128).max(1);
-    let mut ranges = vec![Some((i128::MIN, Some(min + step)))];
+    let range = |part: usize, from, to| Some(KeyRange { part: part as u32, from, to, after: None });
+    let mut ranges = vec![range(0, None, Some(min + step))];
     let mut from = min + step;
     while from + step <= max {
-        ranges.push(Some((from, Some(from + step))));
+        ranges.push(range(ranges.len(), Some(from), Some(from + step)));
         from += step;
     }
     // The last range is open: rows past the maximum were there in the snapshot too.
-    ranges.push(Some((from, None)));
+    ranges.push(range(ranges.len(), Some(from), None));
     Ok(ranges)
 }
 
-type TableState = HashMap<TableId, (usize, u64, Instant)>;
+/// Per table: jobs left, rows, when it started, what its CopyDone says.
+type TableState = HashMap<TableId, (usize, u64, Instant, CopiedTable)>;
 
 async fn worker(
     mut conn: Conn,
@@ -164,7 +210,6 @@ async fn worker(
     state: &Mutex<TableState>,
     events: &EventSender,
     progress: &Progress,
-    consistent_at: Option<Position>,
 ) -> Result<u64, MyError> {
     let mut total = 0;
     let mut last_report = Instant::now();
@@ -173,22 +218,16 @@ async fn worker(
         total += rows;
         let done = {
             let mut s = state.lock().map_err(|_| MyError::Protocol("copy progress poisoned".into()))?;
-            s.get_mut(&job.table.id).and_then(|(left, count, started)| {
+            s.get_mut(&job.table.id).and_then(|(left, count, started, copied)| {
                 *left -= 1;
                 *count += rows;
-                (*left == 0).then(|| (*count, started.elapsed()))
+                (*left == 0).then(|| (*count, started.elapsed(), copied.clone()))
             })
         };
-        if let Some((rows, took)) = done {
+        if let Some((rows, took, copied)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table.id, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            events
-                .send(SourceEvent::CopyDone {
-                    table: job.table.id.clone(),
-                    rows,
-                    copied: CopiedTable { consistent_at: consistent_at.clone(), ..CopiedTable::default() },
-                })
-                .await?;
+            events.send(SourceEvent::CopyDone { table: job.table.id.clone(), rows, copied }).await?;
         } else if last_report.elapsed() > PROGRESS_EVERY {
             last_report = Instant::now();
             tracing::info!(table = %job.table.id, rows_copied = progress.rows_copied.load(std::sync::atomic::Ordering::Relaxed), "copying");
@@ -201,21 +240,26 @@ async fn worker(
 async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u64, MyError> {
     let t = &job.table;
     let cols: Vec<String> = t.columns.iter().map(select_expr).collect();
-    let filter = match (job.range, t.key.first()) {
-        (Some((from, to)), Some(&k)) => {
-            let k = quote_ident(&t.columns[k].name);
-            let lower = if from == i128::MIN { String::new() } else { format!("{k} >= {from}") };
-            let upper = to.map(|to| format!("{k} < {to}")).unwrap_or_default();
-            let both: Vec<String> = [lower, upper].into_iter().filter(|s| !s.is_empty()).collect();
-            if both.is_empty() {
-                String::new()
+    let key = job.range.as_ref().and(int_key_column(t));
+    let filter = match (&job.range, key) {
+        (Some(range), Some(k)) => {
+            let condition = range.condition(&t.columns[k].name);
+            let order = format!(" ORDER BY {}", quote_ident(&t.columns[k].name));
+            if condition.is_empty() {
+                order
             } else {
-                format!(" WHERE {}", both.join(" AND "))
+                format!(" WHERE {condition}{order}")
             }
         }
         _ => String::new(),
     };
     let sql = format!("SELECT {} FROM {}{filter}", cols.join(", "), quote_table(&t.id));
+    // The cursor after an event's rows: the key of its last row.
+    let cursor = |last: Option<i128>| {
+        let range = job.range.as_ref()?;
+        Some(KeyRange { after: Some(last?), ..range.clone() }.cursor())
+    };
+    let mut last = None;
     let mut result = match conn.query_iter(sql).await {
         Ok(r) => r,
         // 1412: created or rebuilt after the snapshot began, so the snapshot cannot read it.
@@ -236,12 +280,15 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
                 .map_err(|reason| MyError::Value { table: t.id.to_string(), column: col.name.clone(), reason })?;
             out.push(value);
         }
-        if let Some(full) = batcher.push(out) {
+        last = key.and_then(|k| int_key(&out[k]));
+        if let Some(mut full) = batcher.push(out) {
+            full.set_after(cursor(last));
             events.send(full).await?;
         }
     }
     let (rest, count) = batcher.finish();
-    if let Some(rest) = rest {
+    if let Some(mut rest) = rest {
+        rest.set_after(cursor(last));
         events.send(rest).await?;
     }
     Ok(count)

@@ -8,8 +8,9 @@ use crate::config::MysqlSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::error::MyError;
 use crate::flavor::Flavor;
+use crate::key_range::KeyRange;
 use crate::position::{BinlogPos, StoredPos};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Continue, Snapshot};
 use crate::stream::{Pause, Streamer};
 use mysql_async::Conn;
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use zetl_core::check::Verdict;
 use zetl_core::filter::TableFilter;
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
-use zetl_core::{SourceEvent, TableId};
+use zetl_core::{CopyUnderWay, SourceEvent, TableId};
 
 /// How often metrics are refreshed and resync requests looked at.
 const TICK: Duration = Duration::from_secs(10);
@@ -61,8 +62,11 @@ impl Source for MySource {
     async fn run(&self, start: StartState<StoredPos>, ctx: SourceContext) -> Result<(), MyError> {
         let (mut side, server, collations) = self.prepare().await?;
         // `described`: the tables whose columns the initial copy read (none when resuming).
-        let (position, copied, tables, described) = match &start.resume_from {
-            Some(stored) => {
+        // Set when an interrupted initial copy continues: the copies that go on after their
+        // cursors.
+        let mut continuing = None;
+        let (position, copied, tables, described) = match (&start.resume_from, &start.snapshot_from) {
+            (Some(stored), _) => {
                 let copied = start
                     .copied
                     .keys()
@@ -72,7 +76,23 @@ impl Source for MySource {
                     .collect::<HashMap<_, _>>();
                 (stored.at.clone(), copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
             }
-            None => {
+            (None, Some(stored)) if binlog_kept(&mut side, &stored.at).await? => {
+                let copied = start
+                    .copied
+                    .keys()
+                    .map(|t| (t.clone(), start.consistent_at(t).map(|c: StoredPos| c.at)))
+                    .collect::<HashMap<_, _>>();
+                let copies = continuable(&start.under_way);
+                tracing::info!(
+                    copied = copied.len(),
+                    to_continue = copies.len(),
+                    "the interrupted initial copy continues"
+                );
+                ctx.send(SourceEvent::SnapshotStart { position: stored.to_position() }).await?;
+                continuing = Some(copies);
+                (stored.at.clone(), copied, catalog::list_tables(&mut side, &self.filter).await?, Vec::new())
+            }
+            (None, _) => {
                 let copied = self.initial_copy(&mut side, server.flavor, &ctx).await?;
                 let Some((position, tables, with_columns)) = copied else { return Ok(()) };
                 let copied = tables.iter().map(|t| (t.id.clone(), None)).collect();
@@ -121,7 +141,14 @@ impl Source for MySource {
         let missing: Vec<TableId> =
             tables.iter().filter(|t| !copied.contains_key(&t.id)).map(|t| t.id.clone()).collect();
         if !missing.is_empty() {
-            self.copy_while_streaming(&mut streamer, &missing, &ctx.progress).await?;
+            let copy = self.copy_while_streaming(&mut streamer, &missing, &ctx.progress, continuing.as_ref());
+            if ctx.unless_stopped(copy).await.transpose()?.is_none() {
+                return Ok(());
+            }
+        }
+        if continuing.is_some() {
+            ctx.send(SourceEvent::SnapshotDone { position: StoredPos::from(position.clone()).to_position() }).await?;
+            tracing::info!("initial copy complete");
         }
         tracing::info!(from = %position, server_id = self.server_id(), "streaming the binlog");
         self.follow(&mut streamer, &ctx).await
@@ -173,7 +200,7 @@ impl MySource {
                 Pause::Copy(mut tables) => {
                     tables.sort();
                     tables.dedup();
-                    self.copy_while_streaming(streamer, &tables, &ctx.progress).await?
+                    self.copy_while_streaming(streamer, &tables, &ctx.progress, None).await?
                 }
                 Pause::Tick => self.tick(streamer, &mut files, ctx).await?,
             }
@@ -196,16 +223,19 @@ impl MySource {
         // moment is in the list, anything later is in the binlog after the position.
         let tables = catalog::list_tables(side, &self.filter).await?;
         let with_columns = self.describe(side, &tables, &ctx.progress).await?;
+        let none = HashMap::new();
         let copy = snapshot.copy(
             &with_columns,
             &self.filter,
             self.config.snapshot.chunk_rows,
             None,
+            &none,
             &ctx.events,
             &ctx.progress,
         );
+        ctx.send(SourceEvent::SnapshotStart { position: StoredPos::from(position.clone()).to_position() }).await?;
         let Some(rows) = ctx.unless_stopped(copy).await.transpose()? else {
-            tracing::info!("stopped during the initial copy; it starts over at the next start");
+            tracing::info!("stopped during the initial copy; the next start continues it");
             return Ok(None);
         };
         tracing::info!(rows, tables = tables.len(), "initial copy complete");
@@ -225,7 +255,7 @@ impl MySource {
         let now = catalog::list_tables(&mut streamer.side, &self.filter).await?;
         let known = ctx.take_resync_requests(|id| now.iter().any(|t| &t.id == id));
         if !known.is_empty() {
-            self.copy_while_streaming(streamer, &known, &ctx.progress).await?;
+            self.copy_while_streaming(streamer, &known, &ctx.progress, None).await?;
         }
         Ok(())
     }
@@ -250,23 +280,38 @@ impl MySource {
 
     /// Copies tables at a fresh snapshot while the stream waits at a transaction boundary;
     /// the stream then skips their changes in transactions that began before the snapshot.
+    /// `initial`: the rest of an interrupted initial copy, with the copies that continue where
+    /// they stand (they skip nothing).
     async fn copy_while_streaming(
         &self,
         streamer: &mut Streamer,
         ids: &[TableId],
         progress: &Arc<Progress>,
+        initial: Option<&HashMap<TableId, Continue>>,
     ) -> Result<(), MyError> {
         streamer.close().await;
-        let infos: Vec<TableInfo> = ids.iter().map(|id| TableInfo { id: id.clone(), estimated_rows: 0 }).collect();
+        let mut infos: Vec<TableInfo> = ids.iter().map(|id| TableInfo { id: id.clone(), estimated_rows: 0 }).collect();
+        let (parallelism, chunk_rows) = match initial {
+            Some(_) => {
+                // Sized like the initial copy, to be split like it.
+                let listed = catalog::list_tables(&mut streamer.side, &self.filter).await?;
+                infos = listed.into_iter().filter(|t| ids.contains(&t.id)).collect();
+                (self.config.snapshot.parallelism, self.config.snapshot.chunk_rows)
+            }
+            None => (1, u64::MAX),
+        };
         let with_columns = self.describe(&mut streamer.side, &infos, progress).await?;
-        let snapshot = Snapshot::open(&self.info, streamer.flavor, 1).await?;
+        let snapshot = Snapshot::open(&self.info, streamer.flavor, parallelism).await?;
         let at = BinlogPos { gtid: None, ..snapshot.position.clone() };
+        let none = HashMap::new();
+        let continuing = initial.unwrap_or(&none);
         snapshot
             .copy(
                 &with_columns,
                 &self.filter,
-                u64::MAX,
+                chunk_rows,
                 Some(StoredPos::from(at.clone()).to_position()),
+                continuing,
                 &streamer.events,
                 progress,
             )
@@ -279,8 +324,10 @@ impl MySource {
             streamer.forget(id);
         }
         for (info, table) in with_columns {
-            tracing::info!(table = %info.id, consistent_at = %at, "table copied while streaming");
-            streamer.copied_at.insert(info.id.clone(), at.clone());
+            if !continuing.contains_key(&info.id) {
+                tracing::info!(table = %info.id, consistent_at = %at, "table copied in a snapshot of its own");
+                streamer.copied_at.insert(info.id.clone(), at.clone());
+            }
             streamer.known.insert(info.id.clone());
             streamer.remember_json_columns(&table);
             streamer.copied_schema(table);
@@ -306,4 +353,29 @@ impl MySource {
         pos.gtid = gtid.filter(|g| !g.is_empty());
         Ok(pos.to_string())
     }
+}
+
+/// The copies of an interrupted initial copy with cursors zetl can read.
+fn continuable(under_way: &HashMap<TableId, CopyUnderWay>) -> HashMap<TableId, Continue> {
+    under_way
+        .iter()
+        .filter_map(|(t, copy)| {
+            let ranges = copy.parts.iter().map(|p| KeyRange::parse(p)).collect::<Option<Vec<_>>>()?;
+            (!ranges.is_empty()).then(|| (t.clone(), Continue { ranges, rows: copy.rows }))
+        })
+        .collect()
+}
+
+/// Whether the server still has the binlog file of an interrupted initial copy's position;
+/// if not, the copy starts over.
+async fn binlog_kept(conn: &mut Conn, at: &BinlogPos) -> Result<bool, MyError> {
+    use crate::error::SqlContext;
+    use mysql_async::prelude::Queryable;
+    let files: Vec<mysql_async::Row> =
+        conn.query("SHOW BINARY LOGS").await.ctx(|| "listing the binlog files".into())?;
+    let kept = files.iter().any(|r| r.get::<String, _>(0).as_deref() == Some(at.file.as_str()));
+    if !kept {
+        tracing::warn!(position = %at, "the interrupted initial copy cannot continue: its binlog file is gone; it starts over");
+    }
+    Ok(kept)
 }

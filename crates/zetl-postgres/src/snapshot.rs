@@ -18,7 +18,7 @@ use std::time::Instant;
 use zetl_core::channel::EventSender;
 use zetl_core::copy_rows::{adopt_without_copy, CopyRowsBatcher, ROWS_PER_EVENT};
 use zetl_core::filter::{SnapshotMode, TableFilter};
-use zetl_core::{CopiedTable, CopyCursor, Position, SourceEvent, TableId, TableSchema};
+use zetl_core::{CopiedTable, Position, SourceEvent, TableId, TableSchema};
 
 #[derive(Debug, Clone)]
 struct Job {
@@ -331,7 +331,7 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
             let line = buf.split_to(nl + 1);
             if let Some(mut full) = batcher.push(decode_row(&job.schema, &line[..nl])?) {
                 job.sent.fetch_add(ROWS_PER_EVENT as u64, Ordering::Relaxed);
-                set_after(&mut full, cursor(&line[..nl]));
+                full.set_after(cursor(&line[..nl]));
                 events.send(full).await?;
             }
             last = line;
@@ -348,14 +348,8 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
     }
     let (rest, count) = batcher.finish();
     if let Some(mut rest) = rest {
-        set_after(&mut rest, cursor(last.strip_suffix(b"\n").unwrap_or(&last)));
+        rest.set_after(cursor(last.strip_suffix(b"\n").unwrap_or(&last)));
         events.send(rest).await?;
     }
     Ok(count)
-}
-
-fn set_after(event: &mut SourceEvent, cursor: Option<CopyCursor>) {
-    if let SourceEvent::CopyRows { after, .. } = event {
-        *after = cursor;
-    }
 }
