@@ -220,6 +220,7 @@ impl<T: Target> Writer<T> {
             SourceEvent::SnapshotStart { position } => {
                 // Stored with the phase still `snapshotting`: never acknowledged, only kept.
                 self.position = Some(position);
+                self.progress.phase.set(Phase::Snapshotting);
             }
             SourceEvent::SnapshotDone { position } => {
                 self.ensure_open()?;

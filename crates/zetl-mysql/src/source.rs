@@ -325,7 +325,7 @@ impl MySource {
         }
         for (info, table) in with_columns {
             if !continuing.contains_key(&info.id) {
-                tracing::info!(table = %info.id, consistent_at = %at, "table copied in a snapshot of its own");
+                tracing::info!(table = %info.id, consistent_at = %at, "table copied while streaming");
                 streamer.copied_at.insert(info.id.clone(), at.clone());
             }
             streamer.known.insert(info.id.clone());

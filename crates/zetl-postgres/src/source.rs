@@ -361,7 +361,7 @@ impl PgSource {
         copy.run(&with_schemas, &streamer.events).await?;
         for (t, schema) in with_schemas {
             if !continuing.contains_key(&t.id) {
-                tracing::info!(table = %t.id, consistent_at = %cut, "table copied in a snapshot of its own");
+                tracing::info!(table = %t.id, consistent_at = %cut, "table copied while streaming");
                 streamer.copied_at.insert(t.id.clone(), cut.clone());
             }
             streamer.remember_schema(schema);
