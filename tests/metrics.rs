@@ -75,16 +75,24 @@ fn status_shows_the_tables_being_copied() {
     let cfg_s = cfg.to_str().expect("utf-8 path");
     let mut zetl = env.run_zetl(&cfg);
     let mut seen = None;
-    common::wait_for("zetl status to show the copy of public.big", &mut zetl, || {
+    // A rate shows once the copy has run a second.
+    common::wait_for("zetl status to show the copy of public.big with its rate", &mut zetl, || {
         let out = common::zetl_command(&["status", "--json", "-c", cfg_s]);
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let copies = status["running"]["copies"].as_array().cloned().unwrap_or_default();
-        seen = copies.into_iter().find(|c| c["table"] == "public.big");
+        seen = copies.into_iter().find(|c| c["table"] == "public.big" && c["rows_per_second"].as_f64().is_some());
         seen.is_some()
     });
     let copy = seen.expect("seen");
     let estimated = copy["rows_estimated"].as_u64().expect("an estimate");
     assert!((1_800_000..=2_200_000).contains(&estimated), "estimate {estimated} for 2000000 rows: {copy}");
-    assert!(copy["rows_copied"].as_u64().is_some_and(|r| r <= 2_000_000), "{copy}");
+    let rows = copy["rows_copied"].as_u64().expect("rows copied");
+    assert!(rows <= 2_000_000, "{copy}");
+    let rate = copy["rows_per_second"].as_f64().expect("a rate");
+    assert!(rate > 0.0, "{copy}");
+    if rows < estimated {
+        let eta = copy["eta_seconds"].as_f64().expect("an ETA while rows are left");
+        assert!((eta - (estimated - rows) as f64 / rate).abs() <= 1.0, "ETA is what is left at the rate: {copy}");
+    }
     zetl.stop();
 }

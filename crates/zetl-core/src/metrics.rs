@@ -16,6 +16,7 @@ pub const BATCHES_COMMITTED: &str = "zetl_batches_committed_total";
 pub const SNAPSHOT_ROWS: &str = "zetl_snapshot_rows_total";
 pub const SNAPSHOT_ROWS_ESTIMATED: &str = "zetl_snapshot_rows_estimated";
 pub const TABLE_COPYING: &str = "zetl_table_copying";
+pub const SNAPSHOT_ROWS_PER_SECOND: &str = "zetl_snapshot_rows_per_second";
 pub const APPLY_DURATION: &str = "zetl_apply_duration_seconds";
 pub const LAST_TARGET_COMMIT: &str = "zetl_last_target_commit_timestamp_seconds";
 pub const RECONNECTS: &str = "zetl_reconnects_total";
@@ -119,6 +120,14 @@ pub fn render(integration: &str, p: &Progress, now_us: i64) -> String {
         writeln!(out, "# HELP {TABLE_COPYING} 1 for each table whose copy is under way.\n# TYPE {TABLE_COPYING} gauge");
     for (table, _) in tables.iter().filter(|(_, c)| c.copying) {
         let _ = writeln!(out, "{TABLE_COPYING}{{integration=\"{it}\",table=\"{}\"}} 1", escape(table));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {SNAPSHOT_ROWS_PER_SECOND} Rows per second of each copy under way, since it began in this run.\n# TYPE {SNAPSHOT_ROWS_PER_SECOND} gauge"
+    );
+    for (table, rate) in tables.iter().filter_map(|(t, c)| Some((t, c.copy_rate()?))) {
+        let _ =
+            writeln!(out, "{SNAPSHOT_ROWS_PER_SECOND}{{integration=\"{it}\",table=\"{}\"}} {rate:.0}", escape(table));
     }
 
     let h = p.apply_latency.lock().map(|h| h.clone()).unwrap_or_default();

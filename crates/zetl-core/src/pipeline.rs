@@ -190,8 +190,8 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 self.phase_for_copy();
                 self.target.copy_resume(&table, rows).map_err(target_err)?;
-                self.progress.set_copying(&table, true);
                 self.progress.add_copied(&table.to_string(), rows);
+                self.progress.set_copying(&table, true);
                 self.copying += 1;
             }
             SourceEvent::CopyRows { table, rows, after } => {

@@ -74,6 +74,18 @@ pub struct TableCounters {
     pub rows_estimated: u64,
     /// Between the table's CopyStart and CopyDone.
     pub copying: bool,
+    /// When this run's copy of the table began, and the rows it had then (a continued copy
+    /// starts with the rows committed before): the copy's own rate leaves those out.
+    pub copy_began: Option<(std::time::Instant, u64)>,
+}
+
+impl TableCounters {
+    /// Rows per second of the copy under way, once it has run a second.
+    pub fn copy_rate(&self) -> Option<f64> {
+        let (at, rows_then) = self.copy_began.filter(|_| self.copying)?;
+        let secs = at.elapsed().as_secs_f64();
+        (secs >= 1.0).then(|| self.rows_copied.saturating_sub(rows_then) as f64 / secs)
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -118,7 +130,9 @@ impl Progress {
     /// A copy of `table` starts (`true`) or is complete.
     pub fn set_copying(&self, table: &crate::TableId, copying: bool) {
         if let Ok(mut tables) = self.tables.lock() {
-            tables.entry(table.to_string()).or_default().copying = copying;
+            let t = tables.entry(table.to_string()).or_default();
+            t.copying = copying;
+            t.copy_began = copying.then(|| (std::time::Instant::now(), t.rows_copied));
         }
     }
 

@@ -34,17 +34,43 @@ struct Copying {
     rows: u64,
     /// The source's estimate, when it has one.
     estimated: Option<u64>,
+    /// Rows per second since the copy began in this run (absent in its first second).
+    rate: Option<f64>,
 }
 
 impl Copying {
     fn describe(&self) -> String {
-        match self.estimated.filter(|e| *e > 0) {
+        let mut text = match self.estimated.filter(|e| *e > 0) {
             Some(e) => {
                 let pct = (self.rows as f64 * 100.0 / e as f64).min(100.0);
                 format!("{} {pct:.0}% ({} of ~{} rows)", self.table, self.rows, e)
             }
             None => format!("{} {} rows", self.table, self.rows),
+        };
+        if let Some(r) = self.rate.filter(|r| *r > 0.0) {
+            text += &format!(", {r:.0} rows/s");
         }
+        if let Some(eta) = self.eta_seconds() {
+            text += &format!(", ETA {}", duration(eta));
+        }
+        text
+    }
+
+    /// Seconds left at the rate so far, when there is an estimate still ahead.
+    fn eta_seconds(&self) -> Option<f64> {
+        let rate = self.rate.filter(|r| *r > 0.0)?;
+        let left = self.estimated.filter(|e| *e > self.rows)? - self.rows;
+        Some((left as f64 / rate).round())
+    }
+}
+
+/// 4000 → `1h6m`, 75 → `1m15s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{s}s"),
     }
 }
 
@@ -79,6 +105,7 @@ impl Status {
                     "lag_bytes": r.lag_bytes, "transactions_applied": r.transactions,
                     "copies": r.copies.iter().map(|c| json!({
                         "table": c.table, "rows_copied": c.rows, "rows_estimated": c.estimated,
+                        "rows_per_second": c.rate, "eta_seconds": c.eta_seconds(),
                     })).collect::<Vec<_>>(),
                 }),
             ),
@@ -213,6 +240,7 @@ async fn scrape(addr: std::net::SocketAddr, integration: &str) -> Option<Running
             table: table.to_string(),
             rows: per_table(zetl_core::metrics::SNAPSHOT_ROWS, table).unwrap_or(0),
             estimated: per_table(zetl_core::metrics::SNAPSHOT_ROWS_ESTIMATED, table),
+            rate: per_table(zetl_core::metrics::SNAPSHOT_ROWS_PER_SECOND, table).map(|r| r as f64),
         })
         .collect();
     Some(Running {
@@ -231,9 +259,19 @@ mod tests {
 
     #[test]
     fn a_copy_under_way_reads_with_its_share_of_the_estimate() {
-        let copy = |estimated| Copying { table: "public.big".into(), rows: 450_000, estimated };
-        assert_eq!(copy(Some(1_000_000)).describe(), "public.big 45% (450000 of ~1000000 rows)");
-        assert_eq!(copy(None).describe(), "public.big 450000 rows");
-        assert_eq!(copy(Some(0)).describe(), "public.big 450000 rows");
+        let copy = |estimated, rate| Copying { table: "public.big".into(), rows: 450_000, estimated, rate };
+        assert_eq!(copy(Some(1_000_000), None).describe(), "public.big 45% (450000 of ~1000000 rows)");
+        assert_eq!(copy(None, None).describe(), "public.big 450000 rows");
+        assert_eq!(copy(Some(0), None).describe(), "public.big 450000 rows");
+        assert_eq!(
+            copy(Some(1_000_000), Some(5000.0)).describe(),
+            "public.big 45% (450000 of ~1000000 rows), 5000 rows/s, ETA 1m50s"
+        );
+        assert_eq!(copy(None, Some(5000.0)).describe(), "public.big 450000 rows, 5000 rows/s");
+        assert_eq!(
+            copy(Some(400_000), Some(5000.0)).describe(),
+            "public.big 100% (450000 of ~400000 rows), 5000 rows/s"
+        );
+        assert_eq!(super::duration(4000.0), "1h6m");
     }
 }
