@@ -4,7 +4,7 @@
 use crate::common;
 use common::config::{map, yaml};
 
-use common::{http_get, wait_for, Rng, TestEnv};
+use common::{Rng, TestEnv};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const BIG: u64 = 2_000_000;
@@ -72,16 +72,13 @@ fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
             i
         });
         let total = (BIG + NAMED + HEAP) as f64;
-        for (run, percent) in [30.0, 60.0, 90.0].into_iter().enumerate() {
-            let mut zetl = env.run_zetl(&config);
-            wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || {
-                copied_rows(port, "resume") >= total * percent / 100.0
-            });
-            zetl.kill9();
-            let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
-            let continued = log.matches("the copy continues after the rows committed").count();
-            assert!(continued >= run, "run {} continued {continued} copies:\n{log}", run + 1);
-        }
+        env.kill_9_at_30_60_and_90_percent(
+            &config,
+            port,
+            "resume",
+            total,
+            "the copy continues after the rows committed",
+        );
         let mut zetl = env.run_zetl(&config);
         env.wait_caught_up(&mut zetl, "resume");
         stop.store(true, Ordering::Relaxed);
@@ -145,13 +142,8 @@ fn mariadb_kill_9_at_30_60_and_90_percent_continues_the_copy() {
             i
         });
         let total = (1_500_000 + 100_000 + 50_000) as f64;
-        for percent in [30.0, 60.0, 90.0] {
-            let mut zetl = env.run_zetl(&config);
-            wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || {
-                copied_rows(port, "my_resume") >= total * percent / 100.0
-            });
-            zetl.kill9();
-        }
+        let continued = "the copy continues after the rows committed table=shop.nums";
+        env.kill_9_at_30_60_and_90_percent(&config, port, "my_resume", total, continued);
         let zetl = env.run_zetl_streaming(&config);
         stop.store(true, Ordering::Relaxed);
         let statements = writer.join().expect("workload");
@@ -162,16 +154,4 @@ fn mariadb_kill_9_at_30_60_and_90_percent_continues_the_copy() {
     assert_eq!(log.matches("snapshot opened").count(), 1, "the initial copy started over:\n{log}");
     assert!(log.matches("the copy continues after the rows committed table=shop.nums").count() >= 3, "{log}");
     env.assert_equal(&["shop.nums", "shop.words", "shop.heap"]);
-}
-
-/// Rows the running zetl has copied so far (committed or about to be), from its metrics.
-fn copied_rows(port: u16, integration: &str) -> f64 {
-    let series = format!("zetl_snapshot_rows_total{{integration=\"{integration}\"");
-    std::net::TcpStream::connect(("127.0.0.1", port))
-        .map(|_| http_get(port, "/metrics").1)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with(&series))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

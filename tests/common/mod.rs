@@ -552,3 +552,41 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
 pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
 }
+
+impl<S: Server> Env<S> {
+    /// Runs zetl three times, killing it (SIGKILL) once its metrics on `port` count 30, 60 and
+    /// 90 % of `total` rows copied; from the second run on, the log must say `continued`
+    /// once more each time.
+    pub fn kill_9_at_30_60_and_90_percent(
+        &self,
+        config: &Path,
+        port: u16,
+        integration: &str,
+        total: f64,
+        continued: &str,
+    ) {
+        for (run, percent) in [30.0, 60.0, 90.0].into_iter().enumerate() {
+            let mut zetl = self.run_zetl(config);
+            wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || {
+                copied_rows(port, integration) >= total * percent / 100.0
+            });
+            zetl.kill9();
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let times = log.matches(continued).count();
+            assert!(times >= run, "run {} continued {times} copies:\n{log}", run + 1);
+        }
+    }
+}
+
+/// Rows the running zetl has copied so far (committed or about to be), from its metrics on
+/// `port`; 0 while the endpoint is not up.
+pub fn copied_rows(port: u16, integration: &str) -> f64 {
+    let series = format!("zetl_snapshot_rows_total{{integration=\"{integration}\"");
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .map(|_| http_get(port, "/metrics").1)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(&series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

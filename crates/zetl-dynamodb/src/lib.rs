@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod position;
 mod scan;
+mod scan_cursor;
 mod shards;
 mod source;
 mod stream;

@@ -1,11 +1,13 @@
 //! The DynamoDB source end to end: check the tables and their streams, seed the ones the
-//! target has no copy of (the stream position noted first), then follow the streams.
+//! target has no copy of (the stream position noted first; an initial seed cut short goes on
+//! per Scan segment), then follow the streams.
 
 use crate::client::{self, Clients};
 use crate::config::DynamodbSourceConfig;
 use crate::error::DynError;
 use crate::position::{StreamPos, TablePos};
 use crate::scan;
+use crate::scan_cursor::{self, SegmentCursor};
 use crate::shards;
 use crate::stream::Streamer;
 use crate::table::{self, TableInfo};
@@ -59,13 +61,30 @@ impl DynSource {
         Ok(parts.join(", "))
     }
 
-    async fn seed(&self, clients: &Clients, t: &TableInfo, ctx: &SourceContext) -> Result<(), DynError> {
+    /// Seeds `t`, or goes on with the segments of its seed cut short (`continuing`).
+    async fn seed(
+        &self,
+        clients: &Clients,
+        t: &TableInfo,
+        ctx: &SourceContext,
+        continuing: Option<(Vec<SegmentCursor>, u64)>,
+    ) -> Result<(), DynError> {
         if self.filter.snapshot_mode(&t.id()) == SnapshotMode::Never {
             return Ok(adopt_without_copy(&ctx.events, t.schema.clone(), CopiedTable::default()).await?);
         }
         ctx.progress.estimate_rows(&t.id(), t.item_count.max(0) as u64);
-        ctx.send(SourceEvent::CopyStart(t.id())).await?;
-        let rows = scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, &ctx.events).await?;
+        let (cursors, before) = match continuing {
+            Some((cursors, rows)) => {
+                tracing::info!(table = %t.name, rows, "the seed continues after the pages committed");
+                ctx.send(SourceEvent::CopyResume { table: t.id(), rows }).await?;
+                (Some(cursors), rows)
+            }
+            None => {
+                ctx.send(SourceEvent::CopyStart(t.id())).await?;
+                (None, 0)
+            }
+        };
+        let rows = before + scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, &ctx.events, cursors).await?;
         ctx.send(SourceEvent::CopyDone { table: t.id(), rows, copied: CopiedTable::default() }).await?;
         tracing::info!(table = %t.name, rows, "table seeded");
         Ok(())
@@ -81,7 +100,17 @@ impl Source for DynSource {
     async fn run(&self, start: StartState<StreamPos>, ctx: SourceContext) -> Result<(), DynError> {
         let (clients, tables) = self.tables().await?;
         let fresh = start.resume_from.is_none();
-        let mut pos = start.resume_from.unwrap_or_default();
+        // An initial seed cut short goes on from the stream positions it noted, keeping the
+        // tables it completed and the pages it committed.
+        let continuing = fresh && start.snapshot_from.is_some();
+        if continuing {
+            tracing::info!(
+                seeded = start.copied.len(),
+                to_continue = start.under_way.len(),
+                "the interrupted initial seed continues"
+            );
+        }
+        let mut pos = start.resume_from.or(start.snapshot_from).unwrap_or_default();
         for t in &tables {
             if let Some(stored) = pos.tables.get(&t.name) {
                 if stored.stream != t.stream_arn {
@@ -100,21 +129,39 @@ impl Source for DynSource {
         // `snapshot: resync` tables are seeded at every start.
         let to_seed: Vec<&TableInfo> = tables
             .iter()
-            .filter(|t| fresh || !start.copied.contains_key(&t.id()) || self.filter.copy_again_at_start(&t.id()))
+            .filter(|t| {
+                (fresh && !continuing)
+                    || !start.copied.contains_key(&t.id())
+                    || self.filter.copy_again_at_start(&t.id())
+            })
             .collect();
         for t in &to_seed {
-            // The shards open now hold every change made from here on: noted before the scan,
-            // so that a gap (trimmed before zetl reads them) is an error, not a silent loss.
-            let listed = crate::stream::list_shards(&clients, &t.stream_arn).await?;
-            let began = zetl_core::pipeline::now_us();
-            let table_pos = TablePos {
-                stream: t.stream_arn.clone(),
-                shards: shards::open_at_copy(&listed),
-                copy_began_us: Some(began),
-            };
-            pos.tables.insert(t.name.clone(), table_pos);
-            if ctx.unless_stopped(self.seed(&clients, t, &ctx)).await.transpose()?.is_none() {
-                tracing::info!(table = %t.name, "stopped during the seed; it starts over at the next start");
+            // A seed continues from the stream position noted when it began.
+            let resumed = pos.tables.get(&t.name).filter(|_| continuing).and_then(|_| {
+                let copy = start.under_way.get(&t.id())?;
+                Some((scan_cursor::continuable(&copy.parts, self.config.scan.segments)?, copy.rows))
+            });
+            if resumed.is_none() {
+                // The shards open now hold every change made from here on: noted before the
+                // scan, so that a gap (trimmed before zetl reads them) is an error, not a
+                // silent loss.
+                let listed = crate::stream::list_shards(&clients, &t.stream_arn).await?;
+                let began = zetl_core::pipeline::now_us();
+                let table_pos = TablePos {
+                    stream: t.stream_arn.clone(),
+                    shards: shards::open_at_copy(&listed),
+                    copy_began_us: Some(began),
+                };
+                pos.tables.insert(t.name.clone(), table_pos);
+            }
+            if fresh {
+                // Kept (never acknowledged) with what the initial seed commits: a restart
+                // continues it from here.
+                ctx.send(SourceEvent::SnapshotStart { position: pos.to_position() }).await?;
+            }
+            if ctx.unless_stopped(self.seed(&clients, t, &ctx, resumed)).await.transpose()?.is_none() {
+                let next = if fresh { "the next start continues it" } else { "it starts over at the next start" };
+                tracing::info!(table = %t.name, "stopped during the seed; {next}");
                 return Ok(());
             }
         }
