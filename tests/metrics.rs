@@ -96,3 +96,45 @@ fn status_shows_the_tables_being_copied() {
     }
     zetl.stop();
 }
+
+/// While a resync holds the stream (PostgreSQL reads no WAL during the copy), writes to the
+/// other tables are lag: `zetl_lag_seconds` counts it instead of reporting the last batch's.
+#[test]
+fn lag_counts_the_stream_held_by_a_resync() {
+    let env = TestEnv::start("resync_lag");
+    env.big_table(2_000_000);
+    env.sql("CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())");
+    let port = zetl_testkit::free_port();
+    let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
+    let cfg = env.config("resync_lag", &["public.*"]).set("metrics", metrics).write();
+    let cfg_s = cfg.to_str().expect("utf-8 path");
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "resync_lag");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let most = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                env.sql("INSERT INTO ticks DEFAULT VALUES");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let out = common::zetl_command(&["resync", "-c", cfg_s, "public.big"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let copying = "zetl_table_copying{integration=\"resync_lag\",table=\"public.big\"}";
+        let mut most: f64 = 0.0;
+        let done = poll(TIMEOUT, || {
+            let (_, text) = get(port, "/metrics");
+            most = most.max(sample(&text, "zetl_lag_seconds{integration=\"resync_lag\"}").unwrap_or(0.0));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            common::warehouse::copies_of(&env, "public.big") >= 1 && sample(&text, copying).is_none()
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(done, "the resync did not end");
+        most
+    });
+    // The copy of 2M rows takes seconds; a tick written every 50 ms waits all of it.
+    assert!(most >= 1.0, "zetl_lag_seconds stayed at {most} s while the stream waited for the copy");
+    env.wait_caught_up(&mut zetl, "resync_lag");
+    zetl.stop();
+    env.assert_equal(&["public.big", "public.ticks"]);
+}

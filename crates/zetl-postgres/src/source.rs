@@ -15,6 +15,7 @@ use crate::snapshot::{Continue, SnapshotCopy};
 use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_postgres::Client;
 use zetl_core::check::Verdict;
@@ -267,16 +268,21 @@ impl PgSource {
             }
         }
         if !new.is_empty() {
-            // The stream is not read meanwhile; status updates keep it alive.
+            // The stream is not read meanwhile; status updates keep it alive, and the WAL
+            // written meanwhile counts as lag.
             let acked = streamer.acked();
+            let progress = streamer.progress.clone();
             let copy_alive = async {
                 let copy = self.copy_new_tables(sql, streamer, &new, joined, None);
                 tokio::pin!(copy);
                 let mut tick = tokio::time::interval(Duration::from_secs(10));
+                let mut look = tokio::time::interval(Duration::from_secs(1));
+                let mut quiet_until = zetl_core::pipeline::now_us();
                 loop {
                     tokio::select! {
                         r = &mut copy => return r,
                         _ = tick.tick() => stream.send_status(acked, acked, false).await?,
+                        _ = look.tick() => note_unread_wal(sql, &progress, &mut quiet_until).await,
                     }
                 }
             };
@@ -295,7 +301,7 @@ impl PgSource {
         let q = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1";
         if let Ok(Some(row)) = sql.query_opt(q, &[&slot]).await {
             let bytes = row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64;
-            progress.retained_log_bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
+            progress.retained_log_bytes.store(bytes, Ordering::Relaxed);
         }
     }
 
@@ -400,6 +406,22 @@ impl PgSource {
                 Ok(())
             }
         }
+    }
+}
+
+/// While the stream waits for a copy: WAL written since it was last read is lag. Its commits
+/// are not decoded, so the lag counts from the last look that found no new WAL (at most a
+/// second early). A failed look-up leaves the metrics as they were.
+async fn note_unread_wal(sql: &Client, progress: &Progress, quiet_until: &mut i64) {
+    let now = zetl_core::pipeline::now_us();
+    let Ok(row) = sql.query_one("SELECT pg_current_wal_lsn()::text", &[]).await else { return };
+    let Some(wal) = Lsn::parse(row.get(0)) else { return };
+    if wal.0 > progress.source_log_position.load(Ordering::Relaxed) {
+        progress.source_log_position.store(wal.0, Ordering::Relaxed);
+        let _ =
+            progress.oldest_pending_commit_us.compare_exchange(0, *quiet_until, Ordering::Relaxed, Ordering::Relaxed);
+    } else {
+        *quiet_until = now;
     }
 }
 
