@@ -107,34 +107,79 @@ fn lag_counts_the_stream_held_by_a_resync() {
     let port = zetl_testkit::free_port();
     let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
     let cfg = env.config("resync_lag", &["public.*"]).set("metrics", metrics).write();
-    let cfg_s = cfg.to_str().expect("utf-8 path");
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "resync_lag");
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let most = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                env.sql("INSERT INTO ticks DEFAULT VALUES");
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        });
-        let out = common::zetl_command(&["resync", "-c", cfg_s, "public.big"]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        let copying = "zetl_table_copying{integration=\"resync_lag\",table=\"public.big\"}";
-        let mut most: f64 = 0.0;
-        let done = poll(TIMEOUT, || {
-            let (_, text) = get(port, "/metrics");
-            most = most.max(sample(&text, "zetl_lag_seconds{integration=\"resync_lag\"}").unwrap_or(0.0));
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            common::warehouse::copies_of(&env, "public.big") >= 1 && sample(&text, copying).is_none()
-        });
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert!(done, "the resync did not end");
-        most
+    let most = most_lag_during_resync(port, "resync_lag", &cfg, "public.big", &env.log_path(), || {
+        env.sql("INSERT INTO ticks DEFAULT VALUES");
     });
     // The copy of 2M rows takes seconds; a tick written every 50 ms waits all of it.
     assert!(most >= 1.0, "zetl_lag_seconds stayed at {most} s while the stream waited for the copy");
     env.wait_caught_up(&mut zetl, "resync_lag");
     zetl.stop();
     env.assert_equal(&["public.big", "public.ticks"]);
+}
+
+/// The same for MariaDB, whose binlog connection is closed while the copy runs.
+#[test]
+fn mariadb_lag_counts_the_stream_held_by_a_resync() {
+    let env = common::mysql::MyEnv::start("my_resync_lag");
+    env.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, pad varchar(100)); \
+         INSERT INTO big SELECT seq, repeat('x', 100) FROM seq_1_to_1000000; \
+         CREATE TABLE ticks (id int AUTO_INCREMENT PRIMARY KEY, at datetime(6) DEFAULT now(6))",
+    );
+    let port = zetl_testkit::free_port();
+    let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
+    let cfg = env.config("my_resync_lag").set("metrics", metrics).write();
+    let zetl = env.run_zetl_streaming(&cfg);
+    let most = most_lag_during_resync(port, "my_resync_lag", &cfg, "shop.big", &env.log_path(), || {
+        env.sql("INSERT INTO ticks () VALUES ()");
+    });
+    assert!(most >= 1.0, "zetl_lag_seconds stayed at {most} s while the binlog waited for the copy");
+    env.catch_up_and_stop(zetl, &cfg);
+    env.assert_equal(&["shop.big", "shop.ticks"]);
+}
+
+/// Asks the running zetl to copy `table` again and, once the copy is under way (nothing
+/// received before it is pending then), runs `write` every 50 ms; returns the largest
+/// `zetl_lag_seconds` seen while it is under way.
+fn most_lag_during_resync(
+    port: u16,
+    integration: &str,
+    cfg: &std::path::Path,
+    table: &str,
+    log: &std::path::Path,
+    write: impl Fn() + Sync,
+) -> f64 {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let (stop, under_way) = (AtomicBool::new(false), AtomicBool::new(false));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Relaxed) {
+                if under_way.load(Relaxed) {
+                    write();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let out = common::zetl_command(&["resync", "-c", cfg.to_str().expect("utf-8 path"), table]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let copying = format!("zetl_table_copying{{integration=\"{integration}\",table=\"{table}\"}}");
+        let lag = format!("zetl_lag_seconds{{integration=\"{integration}\"}}");
+        let copied = format!("table copied while streaming table={table} ");
+        let mut most: f64 = 0.0;
+        let done = poll(TIMEOUT, || {
+            let (_, text) = get(port, "/metrics");
+            // Only while the copy runs: the catch-up after it shows the lag anyway.
+            if sample(&text, &copying).is_some() {
+                under_way.store(true, Relaxed);
+                most = most.max(sample(&text, &lag).unwrap_or(0.0));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::fs::read_to_string(log).is_ok_and(|l| l.contains(&copied)) && sample(&text, &copying).is_none()
+        });
+        stop.store(true, Relaxed);
+        assert!(done, "the resync of {table} did not end");
+        most
+    })
 }

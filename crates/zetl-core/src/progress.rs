@@ -158,6 +158,18 @@ impl Progress {
         }
     }
 
+    /// While a copy holds the stream (nothing is decoded, so no commit time is known): whether
+    /// the source's log moved since the last look. Once it has, the lag counts from the last
+    /// look that found it still (at most one look early); `quiet_until` keeps that moment.
+    pub fn note_held_stream(&self, moved: bool, quiet_until: &mut i64) {
+        if moved {
+            let _ =
+                self.oldest_pending_commit_us.compare_exchange(0, *quiet_until, Ordering::Relaxed, Ordering::Relaxed);
+        } else {
+            *quiet_until = crate::pipeline::now_us();
+        }
+    }
+
     pub fn lag_bytes(&self) -> u64 {
         let source = self.source_log_position.load(Ordering::Relaxed);
         let target = self.target_log_position.load(Ordering::Relaxed);
@@ -168,6 +180,19 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_stream_lags_from_the_last_still_look_once_the_log_moves() {
+        let p = Progress::default();
+        let mut quiet = 5;
+        p.note_held_stream(false, &mut quiet);
+        assert!(quiet > 5, "a still look moves the moment on");
+        assert_eq!(p.lag_seconds(quiet + 3_000_000), 0.0, "no lag while the log is still");
+        let still = quiet;
+        p.note_held_stream(true, &mut quiet);
+        p.note_held_stream(true, &mut quiet);
+        assert_eq!(p.lag_seconds(still + 3_000_000), 3.0);
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {

@@ -305,8 +305,9 @@ impl MySource {
         let at = BinlogPos { gtid: None, ..snapshot.position.clone() };
         let none = HashMap::new();
         let continuing = initial.unwrap_or(&none);
-        snapshot
-            .copy(
+        let flavor = streamer.flavor;
+        {
+            let copy = snapshot.copy(
                 &with_columns,
                 &self.filter,
                 chunk_rows,
@@ -314,8 +315,28 @@ impl MySource {
                 continuing,
                 &streamer.events,
                 progress,
-            )
-            .await?;
+            );
+            tokio::pin!(copy);
+            // The binlog is not read meanwhile: what the server logs meanwhile is lag.
+            let mut watcher = self.info.connect().await?;
+            let mut look = tokio::time::interval(Duration::from_secs(1));
+            let mut last = (at.file.clone(), at.pos);
+            let mut quiet_until = zetl_core::pipeline::now_us();
+            loop {
+                tokio::select! {
+                    copied = &mut copy => {
+                        copied?;
+                        break;
+                    }
+                    _ = look.tick() => {
+                        if let Some(now) = binlog_end(&mut watcher, flavor).await {
+                            progress.note_held_stream(now != last, &mut quiet_until);
+                            last = now;
+                        }
+                    }
+                }
+            }
+        }
         for id in ids.iter().filter(|id| !with_columns.iter().any(|(info, _)| &info.id == *id)) {
             // Gone by now (dropped or renamed away further on in the binlog): nothing to copy,
             // and nothing it did before the snapshot matters any more.
@@ -334,6 +355,13 @@ impl MySource {
         }
         Ok(())
     }
+}
+
+/// The file and offset the server's binlog has reached; `None` when the look-up fails.
+async fn binlog_end(conn: &mut Conn, flavor: Flavor) -> Option<(String, u64)> {
+    use mysql_async::prelude::Queryable;
+    let row: mysql_async::Row = conn.query_first(flavor.binlog_status_sql()).await.ok()??;
+    Some((row.get::<String, _>(0)?, row.get::<u64, _>(1)?))
 }
 
 impl MySource {

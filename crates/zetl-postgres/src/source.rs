@@ -409,20 +409,16 @@ impl PgSource {
     }
 }
 
-/// While the stream waits for a copy: WAL written since it was last read is lag. Its commits
-/// are not decoded, so the lag counts from the last look that found no new WAL (at most a
-/// second early). A failed look-up leaves the metrics as they were.
+/// While the stream waits for a copy: WAL written since it was last read is lag (see
+/// [`Progress::note_held_stream`]). A failed look-up leaves the metrics as they were.
 async fn note_unread_wal(sql: &Client, progress: &Progress, quiet_until: &mut i64) {
-    let now = zetl_core::pipeline::now_us();
     let Ok(row) = sql.query_one("SELECT pg_current_wal_lsn()::text", &[]).await else { return };
     let Some(wal) = Lsn::parse(row.get(0)) else { return };
-    if wal.0 > progress.source_log_position.load(Ordering::Relaxed) {
+    let moved = wal.0 > progress.source_log_position.load(Ordering::Relaxed);
+    if moved {
         progress.source_log_position.store(wal.0, Ordering::Relaxed);
-        let _ =
-            progress.oldest_pending_commit_us.compare_exchange(0, *quiet_until, Ordering::Relaxed, Ordering::Relaxed);
-    } else {
-        *quiet_until = now;
     }
+    progress.note_held_stream(moved, quiet_until);
 }
 
 /// The copies of an interrupted initial copy with a cursor zetl can read (whether it fits the
