@@ -6,6 +6,7 @@
 
 use crate::common;
 use crate::mysql_recovery::sysbench;
+#[cfg(feature = "dynamodb")]
 use common::dynamo::DynEnv;
 use common::mysql::MyEnv;
 use common::warehouse::pg_target_config;
@@ -250,6 +251,7 @@ fn soak_mariadb_into_duckdb() {
     figures.print("MariaDB -> DuckDB", &format!("{written} transactions"));
 }
 
+#[cfg(feature = "dynamodb")]
 #[test]
 fn soak_dynamodb_into_duckdb() {
     let env = DynEnv::start("soak_dyn_duckdb");
