@@ -56,7 +56,10 @@ impl DynEnv {
         for t in tables {
             self.driver(&["sync", t, &n.to_string()]);
         }
-        let waits = (Duration::from_millis(1500), Duration::from_secs(8));
+        // Runs grow to 30 s: moto serves a stream read from its oldest record at about 200
+        // records/s, so a page of 1000 takes seconds, more beside other tests, and a run
+        // stopped before its first page ends commits nothing.
+        let waits = (Duration::from_millis(1500), Duration::from_secs(30));
         self.stop_when_synced(zetl, config, waits, || tables.iter().all(|t| self.target_has_sync(t, n)));
     }
 
