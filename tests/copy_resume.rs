@@ -37,9 +37,7 @@ fn random_transaction(rng: &mut Rng, i: u64) -> String {
     sql
 }
 
-#[test]
-fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
-    let env = TestEnv::start("resume");
+fn create_tables(env: &TestEnv) {
     // Text keys with characters COPY escapes and that collations order apart.
     env.sql(&format!(
         "CREATE TABLE big (id bigint PRIMARY KEY, v text, n int);\n\
@@ -51,6 +49,24 @@ fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
          INSERT INTO heap SELECT g % 100, 'row ' || g FROM generate_series(1, {HEAP}) g;\n\
          ANALYZE;"
     ));
+}
+
+/// Runs the random workload on every table until `stop`; returns the transactions written.
+fn write_until(env: &TestEnv, stop: &AtomicBool) -> u64 {
+    let mut rng = Rng::seeded(7);
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let script: String = (0..4).map(|j| random_transaction(&mut rng, i + j)).collect();
+        i += 4;
+        env.server.psql(common::DB, &script).expect("workload transaction");
+    }
+    i
+}
+
+#[test]
+fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
+    let env = TestEnv::start("resume");
+    create_tables(&env);
     let port = zetl_testkit::free_port();
     let config = env
         .config("resume", &["public.*"])
@@ -61,16 +77,7 @@ fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
 
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            let mut rng = Rng::seeded(7);
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let script: String = (0..4).map(|j| random_transaction(&mut rng, i + j)).collect();
-                i += 4;
-                env.server.psql(common::DB, &script).expect("workload transaction");
-            }
-            i
-        });
+        let writer = s.spawn(|| write_until(&env, &stop));
         let total = (BIG + NAMED + HEAP) as f64;
         env.kill_9_at_30_60_and_90_percent(
             &config,
@@ -91,6 +98,41 @@ fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
     // Each restart continued the copies (no initial copy started over with a new slot).
     assert_eq!(log.matches("created replication slot").count(), 1, "{log}");
     assert!(log.matches("the copy continues after the rows committed").count() >= 3, "{log}");
+    env.assert_equal(TABLES);
+}
+
+/// A resync of keyed tables made while streaming fills them beside the stream; kill -9 at 30,
+/// 60 and 90 % of it continues the fill after the chunks committed, under the same workload.
+#[test]
+fn a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
+    let env = TestEnv::start("refill");
+    create_tables(&env);
+    let port = zetl_testkit::free_port();
+    let config = env
+        .config("refill", &["public.*"])
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
+        .write();
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "refill");
+    zetl.stop();
+    let cfg = config.to_str().expect("utf-8 path");
+    let out = common::zetl_command(&["resync", "-c", cfg, "public.big", "public.named"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let continued = "the copy made while streaming continues after the rows committed";
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| write_until(&env, &stop));
+        env.kill_9_at_30_60_and_90_percent(&config, port, "refill", (BIG + NAMED) as f64, continued);
+        let mut zetl = env.run_zetl(&config);
+        env.wait_caught_up(&mut zetl, "refill");
+        stop.store(true, Ordering::Relaxed);
+        let transactions = writer.join().expect("workload");
+        env.wait_caught_up(&mut zetl, "refill");
+        zetl.stop();
+        eprintln!("{transactions} transactions written during the fills");
+    });
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.matches(continued).count() >= 3, "{log}");
     env.assert_equal(TABLES);
 }
 

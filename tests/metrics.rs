@@ -97,22 +97,54 @@ fn status_shows_the_tables_being_copied() {
     zetl.stop();
 }
 
-/// While a resync holds the stream (PostgreSQL reads no WAL during the copy), writes to the
-/// other tables are lag: `zetl_lag_seconds` counts it instead of reporting the last batch's.
+/// A resync of a big keyed table fills it in chunks between stretches of the stream: the other
+/// tables' transactions keep being applied while the copy runs (before, none were until it
+/// ended), and the whole target still equals the source.
+#[test]
+fn a_resync_leaves_the_other_tables_streaming() {
+    let env = TestEnv::start("resync_streams");
+    env.big_table(2_000_000);
+    env.sql("CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())");
+    let port = zetl_testkit::free_port();
+    let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
+    let cfg = env.config("resync_streams", &["public.*"]).set("metrics", metrics).write();
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "resync_streams");
+    let during = during_resync(port, "resync_streams", &cfg, "public.big", &env.log_path(), || {
+        env.sql("INSERT INTO ticks DEFAULT VALUES; UPDATE big SET pad = 'y' WHERE id = 1 + (random() * 1999999)::int");
+    });
+    println!("during the resync: {} transactions applied, lag at most {} s", during.applied, during.most_lag);
+    assert!(
+        during.applied >= 5,
+        "only {} transactions were applied while the copy ran: it held the stream",
+        during.applied
+    );
+    env.wait_caught_up(&mut zetl, "resync_streams");
+    zetl.stop();
+    env.assert_equal(&["public.big", "public.ticks"]);
+}
+
+/// A table without a key is copied in one piece, which holds the stream (PostgreSQL reads no
+/// WAL meanwhile): writes to the other tables are lag, and `zetl_lag_seconds` counts it
+/// instead of reporting the last batch's.
 #[test]
 fn lag_counts_the_stream_held_by_a_resync() {
     let env = TestEnv::start("resync_lag");
-    env.big_table(2_000_000);
+    env.sql(
+        "CREATE TABLE big (id int, pad text); \
+         INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000000) g; ANALYZE big",
+    );
     env.sql("CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())");
     let port = zetl_testkit::free_port();
     let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
     let cfg = env.config("resync_lag", &["public.*"]).set("metrics", metrics).write();
     let mut zetl = env.run_zetl(&cfg);
     env.wait_caught_up(&mut zetl, "resync_lag");
-    let most = most_lag_during_resync(port, "resync_lag", &cfg, "public.big", &env.log_path(), || {
+    let during = during_resync(port, "resync_lag", &cfg, "public.big", &env.log_path(), || {
         env.sql("INSERT INTO ticks DEFAULT VALUES");
     });
     // The copy of 2M rows takes seconds; a tick written every 50 ms waits all of it.
+    let most = during.most_lag;
     assert!(most >= 1.0, "zetl_lag_seconds stayed at {most} s while the stream waited for the copy");
     env.wait_caught_up(&mut zetl, "resync_lag");
     zetl.stop();
@@ -132,25 +164,33 @@ fn mariadb_lag_counts_the_stream_held_by_a_resync() {
     let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
     let cfg = env.config("my_resync_lag").set("metrics", metrics).write();
     let zetl = env.run_zetl_streaming(&cfg);
-    let most = most_lag_during_resync(port, "my_resync_lag", &cfg, "shop.big", &env.log_path(), || {
+    let most = during_resync(port, "my_resync_lag", &cfg, "shop.big", &env.log_path(), || {
         env.sql("INSERT INTO ticks () VALUES ()");
-    });
+    })
+    .most_lag;
     assert!(most >= 1.0, "zetl_lag_seconds stayed at {most} s while the binlog waited for the copy");
     env.catch_up_and_stop(zetl, &cfg);
     env.assert_equal(&["shop.big", "shop.ticks"]);
 }
 
+/// What was seen while a resync ran.
+struct DuringResync {
+    /// The largest `zetl_lag_seconds`.
+    most_lag: f64,
+    /// Source transactions applied between the first and the last look that found it running.
+    applied: u64,
+}
+
 /// Asks the running zetl to copy `table` again and, once the copy is under way (nothing
-/// received before it is pending then), runs `write` every 50 ms; returns the largest
-/// `zetl_lag_seconds` seen while it is under way.
-fn most_lag_during_resync(
+/// received before it is pending then), runs `write` every 50 ms until it ends.
+fn during_resync(
     port: u16,
     integration: &str,
     cfg: &std::path::Path,
     table: &str,
     log: &std::path::Path,
     write: impl Fn() + Sync,
-) -> f64 {
+) -> DuringResync {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     let (stop, under_way) = (AtomicBool::new(false), AtomicBool::new(false));
     std::thread::scope(|s| {
@@ -166,20 +206,23 @@ fn most_lag_during_resync(
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         let copying = format!("zetl_table_copying{{integration=\"{integration}\",table=\"{table}\"}}");
         let lag = format!("zetl_lag_seconds{{integration=\"{integration}\"}}");
+        let applied = format!("zetl_transactions_applied_total{{integration=\"{integration}\"}}");
         let copied = format!("table copied while streaming table={table} ");
-        let mut most: f64 = 0.0;
+        let (mut most, mut first, mut last) = (0.0f64, None, 0.0);
         let done = poll(TIMEOUT, || {
             let (_, text) = get(port, "/metrics");
             // Only while the copy runs: the catch-up after it shows the lag anyway.
             if sample(&text, &copying).is_some() {
                 under_way.store(true, Relaxed);
                 most = most.max(sample(&text, &lag).unwrap_or(0.0));
+                last = sample(&text, &applied).unwrap_or(0.0);
+                first.get_or_insert(last);
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
             std::fs::read_to_string(log).is_ok_and(|l| l.contains(&copied)) && sample(&text, &copying).is_none()
         });
         stop.store(true, Relaxed);
         assert!(done, "the resync of {table} did not end");
-        most
+        DuringResync { most_lag: most, applied: (last - first.unwrap_or(last)) as u64 }
     })
 }

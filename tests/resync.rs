@@ -121,3 +121,59 @@ fn a_resync_does_not_wait_for_an_idle_transaction() {
     assert_eq!(env.sql_value("SELECT count(*) FROM a WHERE v = 7"), "100");
     env.assert_equal(&["public.a", "public.b"]);
 }
+
+/// A table filled beside the stream meets every kind of change to its own rows while the copy
+/// runs: updates that leave a TOASTed column unsent (for keys copied and not yet copied), key
+/// changes that carry such a column, deletes and inserts. The copy ends equal to the source,
+/// value for value.
+#[test]
+fn a_resync_filled_beside_the_stream_meets_every_kind_of_change() {
+    const ROWS: u64 = 400_000;
+    let env = TestEnv::start("refill-toast");
+    // Every 1000th row holds a body PostgreSQL stores out of line (TOAST): an update that
+    // does not touch it sends no value for it.
+    env.sql(&format!(
+        "CREATE TABLE docs (id int PRIMARY KEY, body text, n int);\n\
+         INSERT INTO docs SELECT g, CASE WHEN g % 1000 = 0 \
+           THEN (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 700) i) \
+           ELSE md5(g::text) END, 0 FROM generate_series(1, {ROWS}) g;\n\
+         ANALYZE docs;"
+    ));
+    let cfg = env.config("refill-toast", &["public.*"]).write();
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "refill-toast");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut i = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let toasted = 1000 * (1 + (i * 7919) % (ROWS / 1000));
+                let other = 1 + (i * 104_729) % ROWS;
+                env.sql(&format!(
+                    "BEGIN; UPDATE docs SET n = n + 1 WHERE id = {toasted}; \
+                     UPDATE docs SET id = {moved} WHERE id = {moving}; \
+                     DELETE FROM docs WHERE id = {other}; \
+                     INSERT INTO docs VALUES ({fresh}, 'new {i}', {i}); COMMIT;",
+                    moved = 10_000_000 + i,
+                    moving = 1000 * (1 + (i * 6007) % (ROWS / 1000)),
+                    fresh = 20_000_000 + i,
+                ));
+                i += 1;
+            }
+            i
+        });
+        let out = zetl_command(&["resync", "-c", cfg.to_str().expect("utf-8 path"), "public.docs"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let refilled = poll(TIMEOUT, || {
+            std::fs::read_to_string(env.log_path())
+                .is_ok_and(|l| l.contains("table copied while streaming table=public.docs "))
+        });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.join().expect("workload");
+        assert!(refilled, "public.docs was not copied again");
+        eprintln!("{written} transactions written during the copy");
+    });
+    env.wait_caught_up(&mut zetl, "refill-toast");
+    zetl.stop();
+    env.assert_equal(&["public.docs"]);
+}

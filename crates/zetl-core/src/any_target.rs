@@ -55,8 +55,8 @@ impl<T: Target> Target for Erased<T> {
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), Failed> {
         self.0.copy_reached(table, after).map_err(Failed::of)
     }
-    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), Failed> {
-        self.0.copy_resume(table, rows).map_err(Failed::of)
+    fn copy_holds(&mut self, table: &TableId, rows: u64) -> Result<(), Failed> {
+        self.0.copy_holds(table, rows).map_err(Failed::of)
     }
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), Failed> {
         self.0.copy_done(table, rows, copied).map_err(Failed::of)
@@ -130,8 +130,8 @@ impl<T: Target + ?Sized> Target for Box<T> {
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), T::Error> {
         (**self).copy_reached(table, after)
     }
-    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), T::Error> {
-        (**self).copy_resume(table, rows)
+    fn copy_holds(&mut self, table: &TableId, rows: u64) -> Result<(), T::Error> {
+        (**self).copy_holds(table, rows)
     }
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), T::Error> {
         (**self).copy_done(table, rows, copied)

@@ -28,6 +28,11 @@ pub struct TableBatch {
     pub ops: Vec<(Vec<u8>, KeyedOp)>,
     /// Tables without a key: changes in source order (inserts only, or full-row identity).
     pub unkeyed: Vec<ChangeKind>,
+    /// The table is being filled beside the stream (see `SourceEvent::FillStart`): an update
+    /// that left columns unchanged, for a key the target holds no row of yet, is dropped
+    /// instead of refused. The copy brings that row whole later, or a delete the stream sends
+    /// again after its chunk removes it.
+    pub filling: bool,
 }
 
 impl TableBatch {
@@ -92,6 +97,24 @@ impl Batch {
         *t = TableBatch { truncate: true, ..TableBatch::default() };
         self.counts.entry(table.clone()).or_default().truncates += 1;
         self.changes += 1;
+    }
+
+    /// A row of a fill (see [`TableBatch::filling`]): it replaces what the batch holds for its
+    /// key, and is not counted as a source change.
+    pub fn push_copied(&mut self, schema: &TableSchema, row: Row) {
+        self.weight += crate::copy_rows::row_weight(&row);
+        let table = self.tables.entry(schema.id.clone()).or_default();
+        match &schema.identity {
+            RowIdentity::Key(k) => table.set(key_bytes(&row, k), KeyedOp::Upsert(row)),
+            RowIdentity::FullRow | RowIdentity::None => table.unkeyed.push(ChangeKind::Insert { row }),
+        }
+    }
+
+    /// Marks `table`'s changes in this batch as those of a table being filled.
+    pub fn mark_filling(&mut self, table: &TableId) {
+        if let Some(t) = self.tables.get_mut(table) {
+            t.filling = true;
+        }
     }
 
     pub fn push(&mut self, schema: &TableSchema, change: Change) {

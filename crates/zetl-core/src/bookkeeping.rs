@@ -42,8 +42,8 @@ impl Bookkeeping {
         supersede
     }
 
-    /// A copy interrupted by a restart continues with the `rows` it committed.
-    pub fn copy_resumed(&mut self, table: &TableId, rows: u64) {
+    /// The copy of `table` holds `rows` rows so far (see [`Target::copy_holds`](crate::target::Target::copy_holds)).
+    pub fn copy_holds(&mut self, table: &TableId, rows: u64) {
         self.copying.insert(table.clone(), rows);
     }
 
@@ -151,7 +151,7 @@ mod tests {
         assert!(b.letters_need_position());
         b.copy_done(&t);
         assert_eq!(b.copies().count(), 0);
-        b.copy_resumed(&t, 15);
+        b.copy_holds(&t, 15);
         assert_eq!(
             b.copies().collect::<Vec<_>>(),
             vec![(&t, 15, None)],

@@ -161,6 +161,15 @@ pub enum SourceEvent {
         table: TableId,
         rows: u64,
     },
+    /// A copy made beside the stream begins (PostgreSQL's copies while streaming): the table
+    /// is filled in place, chunk by chunk, while the stream goes on. The target empties it
+    /// (or, `resumed`, keeps the rows a copy interrupted by a restart committed); its
+    /// `CopyRows` are written over whatever the stream put under the same keys first, and are
+    /// committed with the changes around them instead of holding the stream's commits back.
+    FillStart {
+        table: TableId,
+        resumed: Option<u64>,
+    },
     /// The copy is complete.
     CopyDone {
         table: TableId,

@@ -41,6 +41,9 @@ pub struct Writer<T: Target> {
     pending_txns: u64,
     /// Tables between CopyStart and CopyDone.
     copying: usize,
+    /// Tables being filled beside the stream (between FillStart and CopyDone), with the rows
+    /// their copy holds so far.
+    filling: HashMap<TableId, u64>,
     /// Changes of the source transaction in progress.
     txn_changes: u64,
     pending_commit_time: Option<i64>,
@@ -72,6 +75,7 @@ impl<T: Target> Writer<T> {
             position: None,
             pending_txns: 0,
             copying: 0,
+            filling: HashMap::new(),
             txn_changes: 0,
             pending_commit_time: None,
             idle_position: None,
@@ -181,6 +185,7 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::CopyStart(table) => {
                 self.ensure_open()?;
+                self.stop_filling(&table)?;
                 self.phase_for_copy();
                 self.target.copy_start(&table).map_err(target_err)?;
                 self.progress.set_copying(&table, true);
@@ -189,10 +194,47 @@ impl<T: Target> Writer<T> {
             SourceEvent::CopyResume { table, rows } => {
                 self.ensure_open()?;
                 self.phase_for_copy();
-                self.target.copy_resume(&table, rows).map_err(target_err)?;
+                self.target.copy_holds(&table, rows).map_err(target_err)?;
                 self.progress.add_copied(&table.to_string(), rows);
                 self.progress.set_copying(&table, true);
                 self.copying += 1;
+            }
+            SourceEvent::FillStart { table, resumed } => {
+                self.ensure_open()?;
+                // Earlier changes of the table in this batch go before it is emptied.
+                self.flush()?;
+                match resumed {
+                    Some(rows) => {
+                        self.target.copy_holds(&table, rows).map_err(target_err)?;
+                        self.progress.add_copied(&table.to_string(), rows);
+                    }
+                    None => self.target.copy_start(&table).map_err(target_err)?,
+                }
+                self.progress.set_copying(&table, true);
+                self.filling.insert(table, resumed.unwrap_or(0));
+            }
+            SourceEvent::CopyRows { table, rows, after } if self.filling.contains_key(&table) => {
+                self.ensure_open()?;
+                let schema = self
+                    .schemas
+                    .get(&table)
+                    .ok_or_else(|| PipelineError::Protocol(format!("rows of {table} before its schema")))?;
+                let n = rows.len() as u64;
+                for row in rows {
+                    self.batch.push_copied(schema, row);
+                }
+                let holds = self.filling.get_mut(&table).map(|h| {
+                    *h += n;
+                    *h
+                });
+                self.target.copy_holds(&table, holds.unwrap_or(n)).map_err(target_err)?;
+                if let Some(after) = after {
+                    self.target.copy_reached(&table, &after).map_err(target_err)?;
+                }
+                self.progress.add_copied(&table.to_string(), n);
+                if self.batch.weight() >= self.config.max_bytes {
+                    self.flush()?;
+                }
             }
             SourceEvent::CopyRows { table, rows, after } => {
                 self.ensure_open()?;
@@ -215,7 +257,9 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
                 self.progress.set_copying(&table, false);
-                self.copying = self.copying.saturating_sub(1);
+                if self.filling.remove(&table).is_none() {
+                    self.copying = self.copying.saturating_sub(1);
+                }
             }
             SourceEvent::SnapshotStart { position } => {
                 // Stored with the phase still `snapshotting`: never acknowledged, only kept.
@@ -316,7 +360,19 @@ impl<T: Target> Writer<T> {
         Ok(())
     }
 
+    /// A table being filled is copied whole again instead (the source fell back to a copy in
+    /// one transaction): its fill ends here, unfinished.
+    fn stop_filling(&mut self, table: &TableId) -> Result<(), PipelineError> {
+        if self.filling.remove(table).is_some() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<(), PipelineError> {
+        for table in self.filling.keys() {
+            self.batch.mark_filling(table);
+        }
         if !self.batch.is_empty() {
             self.target.apply(&self.batch).map_err(target_err)?;
             self.progress.changes_applied.fetch_add(self.batch.changes(), Ordering::Relaxed);
@@ -431,7 +487,7 @@ mod tests {
             self.log.push(format!("reached {} {}", after.part, after.token));
             Ok(())
         }
-        fn copy_resume(&mut self, _: &TableId, rows: u64) -> Result<(), Never> {
+        fn copy_holds(&mut self, _: &TableId, rows: u64) -> Result<(), Never> {
             self.log.push(format!("resume {rows}"));
             Ok(())
         }

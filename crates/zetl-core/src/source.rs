@@ -65,7 +65,8 @@ pub struct TargetState {
     pub checkpoint: Option<Checkpoint>,
     /// Tables whose copy the target has committed and that stream since.
     pub copied: HashMap<TableId, CopiedTable>,
-    /// Copies of an interrupted initial copy that can continue where they stand.
+    /// Copies that can continue where they stand: of an interrupted initial copy, or (once
+    /// streaming) those filled beside the stream (see `SourceEvent::FillStart`).
     pub under_way: HashMap<TableId, CopyUnderWay>,
 }
 

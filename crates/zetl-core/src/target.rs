@@ -53,9 +53,9 @@ pub trait Target: Send {
     /// A part of the copy of `table` stands at the source's cursor `after` with the rows
     /// written so far: stored with them at the next commit.
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), Self::Error>;
-    /// A copy interrupted by a restart continues: the table keeps the `rows` it holds and is
-    /// still being copied.
-    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), Self::Error>;
+    /// The copy of `table` holds `rows` rows so far (a copy continued after a restart, or a
+    /// fill, whose rows are applied as changes): stored with its cursor at the next commit.
+    fn copy_holds(&mut self, table: &TableId, rows: u64) -> Result<(), Self::Error>;
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), Self::Error>;
 
     /// Applies collapsed changes inside the open transaction.

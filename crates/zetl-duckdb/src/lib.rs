@@ -222,8 +222,8 @@ impl Target for DuckdbTarget {
         Ok(())
     }
 
-    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), DuckdbError> {
-        self.books.copy_resumed(table, rows);
+    fn copy_holds(&mut self, table: &TableId, rows: u64) -> Result<(), DuckdbError> {
+        self.books.copy_holds(table, rows);
         Ok(())
     }
 

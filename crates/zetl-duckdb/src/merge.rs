@@ -66,7 +66,7 @@ fn apply_keyed(
     let from_match = key_match(schema, |i, _| format!("s._zetl_from_{i}"));
     let key_match = key_match(schema, |_, name| format!("s.{name}"));
     if !unchanged.is_empty() {
-        unchanged_without_row(conn, stage, guard, &from_match, &key_match)?;
+        unchanged_without_row(conn, stage, guard, &from_match, &key_match, batch.filling)?;
     }
     for i in &unchanged {
         fill_unchanged(conn, stage, *i, &from_match, StagedOp::Move)?;
@@ -115,25 +115,33 @@ fn key_match(schema: &TableSchema, staged: impl Fn(usize, &str) -> String) -> St
 /// An update that left columns unchanged (PostgreSQL sends no value for an unchanged TOASTed
 /// column) takes them from the row under its key; with no such row at the target they would
 /// become NULL without a word. The target already differs from the source there: stop, naming
-/// the key and the fix.
+/// the key and the fix. While the table is `filling` (see `TableBatch::filling`) such rows
+/// are dropped instead: the copy has not reached them yet.
 fn unchanged_without_row(
     conn: &Connection,
     stage: &Stage,
     guard: &Guard,
     from_match: &str,
     key_match: &str,
+    filling: bool,
 ) -> Result<(), DuckdbError> {
     let schema = &stage.schema;
     let target = qualified(&schema.id);
-    let sql = format!(
-        "SELECT {key} FROM {staged} AS s WHERE s._zetl_u IS NOT NULL AND ( \
+    let staged = stage.sql_name();
+    let without_row = format!(
+        "s._zetl_u IS NOT NULL AND ( \
            (s._zetl_op = {mv} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {from_match})) OR \
-           (s._zetl_op = {upsert} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match}))) LIMIT 1",
+           (s._zetl_op = {upsert} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match})))",
         mv = StagedOp::Move,
         upsert = StagedOp::Upsert,
-        key = crate::screen::key_sql(schema),
-        staged = stage.sql_name(),
     );
+    if filling {
+        conn.execute_batch(&format!("DELETE FROM {staged} AS s WHERE {without_row}"))
+            .context(|| format!("setting aside updates of {} the copy has not reached", schema.id))?;
+        return Ok(());
+    }
+    let key = crate::screen::key_sql(schema);
+    let sql = format!("SELECT {key} FROM {staged} AS s WHERE {without_row} LIMIT 1");
     let missing: Option<String> = conn
         .query_row(&sql, [], |r| r.get(0))
         .optional()

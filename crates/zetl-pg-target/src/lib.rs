@@ -245,8 +245,8 @@ impl Target for PgTarget {
         Ok(())
     }
 
-    fn copy_resume(&mut self, table: &TableId, rows: u64) -> Result<(), PgTargetError> {
-        self.books.copy_resumed(table, rows);
+    fn copy_holds(&mut self, table: &TableId, rows: u64) -> Result<(), PgTargetError> {
+        self.books.copy_holds(table, rows);
         Ok(())
     }
 

@@ -262,20 +262,29 @@ fn copy_rows_binary(schema: &TableSchema, rows: &[Row]) -> Option<Vec<u8>> {
 /// An update that left columns unchanged (PostgreSQL sends no value for an unchanged TOASTed
 /// column) takes them from the row under its key; with no such row at the target they would
 /// become NULL without a word. The target already differs from the source there: stop, naming
-/// the key and the fix.
+/// the key and the fix. While the table is `filling` (see `TableBatch::filling`) such rows
+/// are dropped instead: the copy has not reached them yet.
 async fn unchanged_without_row(
     c: &Client,
     stage: &Stage,
     from_match: &str,
     key_match: &str,
+    filling: bool,
 ) -> Result<(), PgTargetError> {
     let (schema, target, staged) = (&stage.schema, &stage.target, ident(&stage.name));
-    let sql = format!(
-        "SELECT {} FROM {staged} AS s WHERE s._zetl_u IS NOT NULL AND ( \
+    let without_row = format!(
+        "s._zetl_u IS NOT NULL AND ( \
            (s._zetl_op = {OP_MOVE} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {from_match})) OR \
-           (s._zetl_op = {OP_UPSERT} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match}))) LIMIT 1",
-        key_sql(schema)
+           (s._zetl_op = {OP_UPSERT} AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match})))"
     );
+    if filling {
+        let sql = format!("DELETE FROM {staged} AS s WHERE {without_row}");
+        c.batch_execute(&sql)
+            .await
+            .ctx(|| format!("setting aside updates of {} the copy has not reached", schema.id))?;
+        return Ok(());
+    }
+    let sql = format!("SELECT {} FROM {staged} AS s WHERE {without_row} LIMIT 1", key_sql(schema));
     let row =
         c.query_opt(&sql, &[]).await.ctx(|| format!("looking for the rows of {}'s unchanged columns", schema.id))?;
     match row {
@@ -326,7 +335,7 @@ pub async fn apply_table(
     let from_match = key_match(schema, |i, _| format!("s._zetl_from_{i}"));
     let key_match = key_match(schema, |_, name| format!("s.{name}"));
     if !unchanged.is_empty() {
-        unchanged_without_row(c, stage, &from_match, &key_match).await?;
+        unchanged_without_row(c, stage, &from_match, &key_match, batch.filling).await?;
     }
     for i in &unchanged {
         let col = ident(&schema.columns[*i].name);

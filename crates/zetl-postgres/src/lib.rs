@@ -6,6 +6,7 @@ pub mod conninfo;
 mod copy_cut;
 mod copy_text;
 mod error;
+mod fill;
 mod interval;
 mod key_cursor;
 pub mod lsn;

@@ -28,6 +28,8 @@ struct Job {
     sent: Arc<AtomicU64>,
     partitioned: bool,
     slice: Slice,
+    /// Read at most this many rows (a fill's chunk).
+    limit: Option<u64>,
 }
 
 /// What of its table a job reads.
@@ -141,6 +143,7 @@ impl SnapshotCopy<'_> {
                     sent: sent.clone(),
                     partitioned: info.partitioned,
                     slice,
+                    limit: None,
                 });
             }
         }
@@ -253,7 +256,7 @@ async fn worker(
     client.batch_execute("SET LOCAL enable_sort = off").await.ctx(|| "preparing the copy session".into())?;
     let mut total = 0;
     while let Some(job) = jobs.lock().ok().and_then(|mut j| j.pop_front()) {
-        let rows = copy_job(&client, &job, events).await?;
+        let (rows, _) = copy_job(&client, &job, events).await?;
         total += rows;
         let done = {
             let mut p = progress.lock().map_err(|_| PgError::Protocol("copy progress poisoned".into()))?;
@@ -290,7 +293,34 @@ async fn report(progress: Arc<Mutex<HashMap<TableId, TableProgress>>>) {
     }
 }
 
-async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSender) -> Result<u64, PgError> {
+/// Reads the next `limit` rows of `part` (after its cursor, in key order) in the snapshot of
+/// `client`'s transaction, sent as `CopyRows` with their cursor. Returns how many there were
+/// and the key of the last.
+pub async fn read_chunk(
+    client: &tokio_postgres::Client,
+    table: &TableInfo,
+    schema: Arc<TableSchema>,
+    part: &KeyPart,
+    limit: u64,
+    events: &EventSender,
+) -> Result<(u64, Option<key_cursor::Key>), PgError> {
+    let job = Job {
+        table: table.id.clone(),
+        schema,
+        sent: Arc::new(AtomicU64::new(0)),
+        partitioned: table.partitioned,
+        slice: Slice::Keys(part.clone()),
+        limit: Some(limit),
+    };
+    copy_job(client, &job, events).await
+}
+
+/// Copies what `job` reads; returns the rows and, for a part of the key space, the last key.
+async fn copy_job(
+    client: &tokio_postgres::Client,
+    job: &Job,
+    events: &EventSender,
+) -> Result<(u64, Option<key_cursor::Key>), PgError> {
     let cols: Vec<String> = job.schema.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let key = job.schema.key_columns();
     let (filter, order) = match &job.slice {
@@ -309,8 +339,12 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
     // ONLY: with (old-style) inheritance, the children are tables of their own. A partitioned
     // table has no rows of its own, so it is read whole.
     let only = if job.partitioned { "" } else { "ONLY " };
-    let sql =
-        format!("COPY (SELECT {} FROM {only}{}{filter}{order}) TO STDOUT", cols.join(", "), quote_table(&job.table));
+    let limit = job.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let sql = format!(
+        "COPY (SELECT {} FROM {only}{}{filter}{order}{limit}) TO STDOUT",
+        cols.join(", "),
+        quote_table(&job.table)
+    );
     // The cursor after an event's rows: the key of its last row.
     let cursor = |line: &[u8]| match &job.slice {
         Slice::Keys(part) => {
@@ -347,9 +381,10 @@ async fn copy_job(client: &tokio_postgres::Client, job: &Job, events: &EventSend
         return Err(PgError::Protocol(format!("COPY of {} ended inside a row", job.table)));
     }
     let (rest, count) = batcher.finish();
+    let last = last.strip_suffix(b"\n").unwrap_or(&last);
     if let Some(mut rest) = rest {
-        rest.set_after(cursor(last.strip_suffix(b"\n").unwrap_or(&last)));
+        rest.set_after(cursor(last));
         events.send(rest).await?;
     }
-    Ok(count)
+    Ok((count, (count > 0).then(|| key_cursor::key_of(last, key)).flatten()))
 }

@@ -6,6 +6,7 @@ use crate::config::PostgresSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::copy_cut::{CopyCut, XSnapshot};
 use crate::error::{PgError, SqlContext};
+use crate::fill::Fills;
 use crate::key_cursor::KeyPart;
 use crate::lsn::Lsn;
 use crate::partitions;
@@ -16,10 +17,10 @@ use crate::spill::Spill;
 use crate::stream::{Pause, Streamer};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use zetl_core::check::Verdict;
-use zetl_core::filter::TableFilter;
+use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{CopiedTable, CopyUnderWay, Position, RowIdentity, SourceEvent, TableId, TableSchema};
@@ -129,11 +130,20 @@ impl Source for PgSource {
         // The tables of an interrupted initial copy joined before the slot was made (which
         // waited for every transaction open then), unless this start added them.
         let missing: Vec<TableInfo> = tables.iter().filter(|t| !copied.contains_key(&t.id)).cloned().collect();
+        let mut fills = Fills::default();
         if !missing.is_empty() {
             let joined = if continuing.is_some() && !added { None } else { Some(next_xid(&sql).await?) };
-            let copy = self.copy_new_tables(&sql, &mut streamer, &missing, joined, continuing.as_ref());
-            if ctx.unless_stopped(copy).await.transpose()?.is_none() {
-                return Ok(());
+            let rest = match continuing {
+                Some(_) => missing,
+                // While streaming: copies made then, cut off, are filled again (on from their
+                // cursor) once the stream runs.
+                None => self.begin_fills(&sql, &mut streamer, &mut fills, missing, joined, &start.under_way).await?,
+            };
+            if !rest.is_empty() {
+                let copy = self.copy_new_tables(&sql, &mut streamer, &rest, joined, continuing.as_ref());
+                if ctx.unless_stopped(copy).await.transpose()?.is_none() {
+                    return Ok(());
+                }
             }
         }
         if continuing.is_some() {
@@ -154,10 +164,23 @@ impl Source for PgSource {
         tracing::info!(slot, from = %start_lsn, "streaming");
         let every = Duration::from_secs(self.config.table_discovery_secs.max(1));
         let (mut acks, mut stop) = (ctx.acks.clone(), ctx.stop.clone());
+        let mut next_discovery = Instant::now() + every;
         loop {
-            match streamer.run(&mut stream, &mut acks, &mut stop, every).await? {
+            let until_discovery = next_discovery.saturating_duration_since(Instant::now());
+            let wait = if fills.is_empty() { until_discovery } else { fills.gap().min(until_discovery) };
+            match streamer.run(&mut stream, &mut acks, &mut stop, wait).await? {
                 Pause::Stopped => return Ok(()),
-                Pause::Discover => self.discover(&sql, &mut streamer, &mut stream, &slot, &publication, &ctx).await?,
+                Pause::Discover if Instant::now() >= next_discovery => {
+                    self.discover(&sql, &mut streamer, &mut stream, &mut fills, &slot, &publication, &ctx).await?;
+                    next_discovery = Instant::now() + every;
+                }
+                Pause::Discover => {
+                    if let Some((table, joined)) = fills.step(&self.info, &mut streamer).await? {
+                        if !self.copy_holding_stream(&sql, &mut streamer, &mut stream, &[table], joined, &ctx).await? {
+                            return Ok(());
+                        }
+                    }
+                }
             }
         }
     }
@@ -241,12 +264,13 @@ impl PgSource {
 
     /// Every `table_discovery_secs`, between transactions: tables that appeared, came back or
     /// hold another table now are copied (with `zetl resync` requests), publications synced.
-    /// The stream is not read during a copy; status updates keep it alive.
+    #[allow(clippy::too_many_arguments)]
     async fn discover(
         &self,
         sql: &Client,
         streamer: &mut Streamer<'_>,
         stream: &mut ReplicationStream,
+        fills: &mut Fills,
         slot: &str,
         publication: &str,
         ctx: &SourceContext,
@@ -267,32 +291,75 @@ impl PgSource {
                 new.push(t.clone());
             }
         }
-        if !new.is_empty() {
-            // The stream is not read meanwhile; status updates keep it alive, and the WAL
-            // written meanwhile counts as lag.
-            let acked = streamer.acked();
-            let progress = streamer.progress.clone();
-            let copy_alive = async {
-                let copy = self.copy_new_tables(sql, streamer, &new, joined, None);
-                tokio::pin!(copy);
-                let mut tick = tokio::time::interval(Duration::from_secs(10));
-                let mut look = tokio::time::interval(Duration::from_secs(1));
-                let mut quiet_until = zetl_core::pipeline::now_us();
-                loop {
-                    tokio::select! {
-                        r = &mut copy => return r,
-                        _ = tick.tick() => stream.send_status(acked, acked, false).await?,
-                        _ = look.tick() => note_unread_wal(sql, &progress, &mut quiet_until).await,
-                    }
-                }
-            };
-            if ctx.unless_stopped(copy_alive).await.transpose()?.is_none() {
-                // The stream loop sees the stop next; the writer drops the copy cut off.
-                return Ok(());
-            }
-            streamer.adopt_ignored(stream).await?;
+        if new.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let whole = self.begin_fills(sql, streamer, fills, new, joined, &HashMap::new()).await?;
+        if !whole.is_empty() && !self.copy_holding_stream(sql, streamer, stream, &whole, joined, ctx).await? {
+            // The stream loop sees the stop next; the writer drops the copy cut off.
+            return Ok(());
+        }
+        streamer.adopt_ignored(stream).await
+    }
+
+    /// Starts filling the tables that can be filled in chunks beside the stream (see `fill`),
+    /// continuing a fill a restart cut off where `under_way` holds its cursor. Returns the
+    /// others (no key, `snapshot: never`), to be copied in one piece.
+    async fn begin_fills(
+        &self,
+        sql: &Client,
+        streamer: &mut Streamer<'_>,
+        fills: &mut Fills,
+        tables: Vec<TableInfo>,
+        joined: Option<u64>,
+        under_way: &HashMap<TableId, CopyUnderWay>,
+    ) -> Result<Vec<TableInfo>, PgError> {
+        streamer.types = catalog::type_catalog(sql).await?;
+        let mut whole = Vec::new();
+        for t in tables {
+            let schema = catalog::table_schema(sql, &t, &streamer.types).await?;
+            if schema.key_columns().is_empty() || self.filter.snapshot_mode(&t.id) == SnapshotMode::Never {
+                whole.push(t);
+                continue;
+            }
+            let resumed = under_way.get(&t.id).and_then(|copy| match copy.parts.as_slice() {
+                [one] => KeyPart::parse(one).filter(|p| p.fits(&t.source_id(), &schema)).map(|p| (p, copy.rows)),
+                _ => None,
+            });
+            let joined = if resumed.is_some() { None } else { joined };
+            fills.begin(streamer, t, schema, joined, resumed).await?;
+        }
+        Ok(whole)
+    }
+
+    /// Copies `tables` whole in one snapshot while the stream waits (status updates keep it
+    /// alive, and the WAL written meanwhile counts as lag). `false`: stopped meanwhile.
+    async fn copy_holding_stream(
+        &self,
+        sql: &Client,
+        streamer: &mut Streamer<'_>,
+        stream: &mut ReplicationStream,
+        tables: &[TableInfo],
+        joined: Option<u64>,
+        ctx: &SourceContext,
+    ) -> Result<bool, PgError> {
+        let acked = streamer.acked();
+        let progress = streamer.progress.clone();
+        let copy_alive = async {
+            let copy = self.copy_new_tables(sql, streamer, tables, joined, None);
+            tokio::pin!(copy);
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            let mut look = tokio::time::interval(Duration::from_secs(1));
+            let mut quiet_until = zetl_core::pipeline::now_us();
+            loop {
+                tokio::select! {
+                    r = &mut copy => return r,
+                    _ = tick.tick() => stream.send_status(acked, acked, false).await?,
+                    _ = look.tick() => note_unread_wal(sql, &progress, &mut quiet_until).await,
+                }
+            }
+        };
+        Ok(ctx.unless_stopped(copy_alive).await.transpose()?.is_some())
     }
 
     /// WAL the slot holds, for the `zetl_source_retained_bytes` metric. A failed look-up only
@@ -456,44 +523,71 @@ async fn next_xid(sql: &Client) -> Result<u64, PgError> {
 }
 
 /// A snapshot for a copy made while streaming, exported for the copy's connections, and the
-/// cut it makes in the stream. It is taken again until it sees every transaction the stream
-/// has passed (one committed in the WAL may not be visible yet: a synchronous standby holds
-/// it), and, when tables were added to the publication (`joined`), until every transaction
-/// older than that has ended.
+/// cut it makes in the stream. It is taken again until it is usable (see [`try_copy_snapshot`]).
 async fn copy_snapshot(
     reader: &Client,
     streamer: &Streamer<'_>,
     joined: Option<u64>,
 ) -> Result<(CopyCut, String), PgError> {
-    const TAKE: &str = "SELECT pg_current_snapshot()::text, pg_export_snapshot(), pg_current_wal_insert_lsn()::text";
     let mut attempt = 0u64;
     loop {
-        reader
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .ctx(|| "starting the copy's snapshot".into())?;
-        let row = reader.query_one(TAKE, &[]).await.ctx(|| "taking the copy's snapshot".into())?;
-        let (snapshot, exported, until): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-        let bad = || PgError::Protocol(format!("unexpected snapshot `{snapshot}` at `{until}`"));
-        let snapshot = XSnapshot::parse(&snapshot).ok_or_else(bad)?;
-        let until = Lsn::parse(&until).ok_or_else(bad)?;
-        let passed = snapshot.in_progress().find(|x| streamer.streamed_recently(*x));
-        // As pg_stat_activity.backend_xid shows it: the low 32 bits.
-        let older = joined.filter(|next| snapshot.xmin() < *next).map(|_| snapshot.xmin() as u32);
-        if passed.is_none() && older.is_none() {
-            return Ok((CopyCut::Snapshot { snapshot, until }, exported));
-        }
-        reader.batch_execute("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
-        if attempt.is_multiple_of(100) {
-            match (passed, older) {
-                (Some(xid), _) => tracing::info!(xid, "waiting to copy: a transaction the stream has passed is not visible yet (held by a synchronous standby?)"),
-                (None, Some(xid)) => tracing::info!(xid, "waiting to copy a table that joined the publication: transaction {xid} was open then, and its earlier changes to the table were not published; it must end first (see pg_stat_activity.backend_xid)"),
-                (None, None) => {}
-            }
+        match try_copy_snapshot(reader, streamer, joined).await? {
+            Ok(taken) => return Ok(taken),
+            Err(wait) if attempt.is_multiple_of(100) => wait.log(),
+            Err(_) => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         attempt += 1;
     }
+}
+
+/// Why a copy's snapshot cannot be used yet.
+pub(crate) enum SnapshotWait {
+    /// A transaction the stream has passed is not visible yet.
+    Unseen(u32),
+    /// A transaction open when its table joined the publication has not ended.
+    Older(u32),
+}
+
+impl SnapshotWait {
+    pub(crate) fn log(&self) {
+        match *self {
+            SnapshotWait::Unseen(xid) => tracing::info!(xid, "waiting to copy: a transaction the stream has passed is not visible yet (held by a synchronous standby?)"),
+            SnapshotWait::Older(xid) => tracing::info!(xid, "waiting to copy a table that joined the publication: transaction {xid} was open then, and its earlier changes to the table were not published; it must end first (see pg_stat_activity.backend_xid)"),
+        }
+    }
+}
+
+/// Opens a REPEATABLE READ transaction on `reader` and takes a snapshot for a copy made while
+/// streaming, exported, with the cut it makes in the stream. It must see every transaction the
+/// stream has passed (one committed in the WAL may not be visible yet: a synchronous standby
+/// holds it), and, when tables were added to the publication (`joined`), come after every
+/// transaction older than that. When it does not, the transaction is rolled back.
+pub(crate) async fn try_copy_snapshot(
+    reader: &Client,
+    streamer: &Streamer<'_>,
+    joined: Option<u64>,
+) -> Result<Result<(CopyCut, String), SnapshotWait>, PgError> {
+    const TAKE: &str = "SELECT pg_current_snapshot()::text, pg_export_snapshot(), pg_current_wal_insert_lsn()::text";
+    reader
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .ctx(|| "starting the copy's snapshot".into())?;
+    let row = reader.query_one(TAKE, &[]).await.ctx(|| "taking the copy's snapshot".into())?;
+    let (snapshot, exported, until): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let bad = || PgError::Protocol(format!("unexpected snapshot `{snapshot}` at `{until}`"));
+    let snapshot = XSnapshot::parse(&snapshot).ok_or_else(bad)?;
+    let until = Lsn::parse(&until).ok_or_else(bad)?;
+    let passed = snapshot.in_progress().find(|x| streamer.streamed_recently(*x));
+    // As pg_stat_activity.backend_xid shows it: the low 32 bits.
+    let older = joined.filter(|next| snapshot.xmin() < *next).map(|_| snapshot.xmin() as u32);
+    let wait = match (passed, older) {
+        (None, None) => return Ok(Ok((CopyCut::Snapshot { snapshot, until }, exported))),
+        (Some(xid), _) => SnapshotWait::Unseen(xid),
+        (None, Some(xid)) => SnapshotWait::Older(xid),
+    };
+    reader.batch_execute("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
+    Ok(Err(wait))
 }
 
 /// The target's copies that still hold the table the name stands for now. A copy is made again

@@ -115,6 +115,12 @@ impl<'a> Streamer<'a> {
         self.acked
     }
 
+    /// How far the server has sent the stream (every transaction that committed before it
+    /// has been handled once the loop is between transactions).
+    pub fn received(&self) -> Lsn {
+        self.received
+    }
+
     /// Whether the stream has passed the transaction `xid` already.
     pub fn streamed_recently(&self, xid: u32) -> bool {
         self.recent_xids.contains(&xid)
@@ -316,7 +322,7 @@ impl<'a> Streamer<'a> {
     }
 
     /// The schema the target has for `id`: sent in this run, or stored with the checkpoint.
-    fn known_schema(&self, id: &TableId) -> Option<&TableSchema> {
+    pub fn known_schema(&self, id: &TableId) -> Option<&TableSchema> {
         self.emitted.get(id).or_else(|| self.baseline.get(id))
     }
 

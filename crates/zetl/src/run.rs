@@ -87,13 +87,15 @@ async fn run_once(
         let mut target = target;
         let checkpoint = target.checkpoint()?;
         let resumable = TargetState::resumable_snapshot(checkpoint.as_ref());
-        if !matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming) && !resumable {
+        let streaming = matches!(checkpoint, Some(ref c) if c.phase == Phase::Streaming);
+        if !streaming && !resumable {
             // No completed initial copy, and none to continue: whatever a previous attempt
             // left is dropped.
             target.reset()?;
         }
+        // Copies of an interrupted initial copy, or copies made while streaming (fills).
         let under_way: HashMap<_, _> =
-            if resumable { target.copies_under_way()?.into_iter().collect() } else { HashMap::new() };
+            if resumable || streaming { target.copies_under_way()?.into_iter().collect() } else { HashMap::new() };
         let mut copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
         // Tables the filters no longer select stop counting as copied: their changes are not
         // followed from now on, so coming back into the filters must copy them again.
