@@ -392,4 +392,25 @@ mod tests {
         assert!(t.truncate);
         assert_eq!(t.keyed_ops().count(), 1);
     }
+
+    #[test]
+    fn a_copied_row_replaces_the_key_and_later_changes_replace_it() {
+        let s = schema(RowIdentity::Key(vec![0]));
+        let t = TableId::new("s", "t");
+        let mut b = Batch::default();
+        b.push(&s, change(ChangeKind::Insert { row: row(1, 1, Value::Int(10)) }));
+        b.push_copied(&s, row(1, 2, Value::Int(20)));
+        b.push_copied(&s, row(2, 2, Value::Int(20)));
+        // A change after the chunk leaves a column unsent: the copied row supplies it.
+        b.push(&s, change(ChangeKind::Update { old: None, row: row(2, 3, Value::Unchanged) }));
+        assert_eq!(
+            final_ops(&b),
+            vec![KeyedOp::Upsert(row(1, 2, Value::Int(20))), KeyedOp::Upsert(row(2, 3, Value::Int(20)))]
+        );
+        assert_eq!(b.changes(), 2, "copied rows are not source changes");
+        assert_eq!(b.counts[&t].inserts + b.counts[&t].updates, 2);
+        assert!(!b.tables[&t].filling);
+        b.mark_filling(&t);
+        assert!(b.tables[&t].filling);
+    }
 }
