@@ -124,7 +124,8 @@ fn a_resync_does_not_wait_for_an_idle_transaction() {
 
 /// A table filled beside the stream meets every kind of change to its own rows while the copy
 /// runs: updates that leave a TOASTed column unsent (for keys copied and not yet copied), key
-/// changes that carry such a column, deletes and inserts. The copy ends equal to the source,
+/// changes that carry such a column (above every key, and below them: into the part already
+/// copied, from a part not copied yet), deletes and inserts. The copy ends equal to the source,
 /// value for value.
 #[test]
 fn a_resync_filled_beside_the_stream_meets_every_kind_of_change() {
@@ -152,10 +153,12 @@ fn a_resync_filled_beside_the_stream_meets_every_kind_of_change() {
                 env.sql(&format!(
                     "BEGIN; UPDATE docs SET n = n + 1 WHERE id = {toasted}; \
                      UPDATE docs SET id = {moved} WHERE id = {moving}; \
+                     UPDATE docs SET id = -{i} - 1 WHERE id = {moving_down}; \
                      DELETE FROM docs WHERE id = {other}; \
                      INSERT INTO docs VALUES ({fresh}, 'new {i}', {i}); COMMIT;",
                     moved = 10_000_000 + i,
                     moving = 1000 * (1 + (i * 6007) % (ROWS / 1000)),
+                    moving_down = 1000 * (1 + (i * 3001) % (ROWS / 1000)),
                     fresh = 20_000_000 + i,
                 ));
                 i += 1;

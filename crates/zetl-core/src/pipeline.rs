@@ -255,11 +255,11 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::CopyDone { table, rows, copied } => {
                 self.ensure_open()?;
-                self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
-                self.progress.set_copying(&table, false);
-                if self.filling.remove(&table).is_none() {
+                if !self.stop_filling(&table)? {
                     self.copying = self.copying.saturating_sub(1);
                 }
+                self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
+                self.progress.set_copying(&table, false);
             }
             SourceEvent::SnapshotStart { position } => {
                 // Stored with the phase still `snapshotting`: never acknowledged, only kept.
@@ -321,6 +321,9 @@ impl<T: Target> Writer<T> {
             SourceEvent::ResyncRequired { table, reason } => {
                 tracing::warn!(table = %table, reason, "the table will be copied again");
                 self.ensure_open()?;
+                if self.stop_filling(&table)? {
+                    self.progress.set_copying(&table, false);
+                }
                 self.target
                     .mark_tables(std::slice::from_ref(&table), TableState::ResyncRequired, Some(&reason))
                     .map_err(target_err)?;
@@ -360,13 +363,16 @@ impl<T: Target> Writer<T> {
         Ok(())
     }
 
-    /// A table being filled is copied whole again instead (the source fell back to a copy in
-    /// one transaction): its fill ends here, unfinished.
-    fn stop_filling(&mut self, table: &TableId) -> Result<(), PipelineError> {
-        if self.filling.remove(table).is_some() {
-            self.flush()?;
+    /// The fill of `table` ends (complete, or given up: copied whole instead, or to be copied
+    /// again). Its changes batched so far are written first, as those of a table being filled.
+    /// Returns whether it was being filled.
+    fn stop_filling(&mut self, table: &TableId) -> Result<bool, PipelineError> {
+        if !self.filling.contains_key(table) {
+            return Ok(false);
         }
-        Ok(())
+        self.flush()?;
+        self.filling.remove(table);
+        Ok(true)
     }
 
     fn flush(&mut self) -> Result<(), PipelineError> {

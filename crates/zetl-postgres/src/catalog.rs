@@ -68,7 +68,9 @@ pub async fn size_up(client: &Client, tables: &mut [TableInfo]) -> Result<(), Pg
     let oids: Vec<u32> = tables.iter().filter(|t| !t.partitioned).map(|t| t.oid).collect();
     let sql = "SELECT oid, pg_relation_size(oid) / current_setting('block_size')::int8 FROM unnest($1::oid[]) AS oid";
     let rows = client.query(sql, &[&oids]).await.ctx(|| "sizing the tables to copy".into())?;
-    let sizes: std::collections::HashMap<u32, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // NULL for a table dropped meanwhile: sized as listed.
+    let sizes: std::collections::HashMap<u32, i64> =
+        rows.iter().filter_map(|r| Some((r.get(0), r.get::<_, Option<i64>>(1)?))).collect();
     for t in tables.iter_mut().filter(|t| !t.partitioned) {
         let pages = sizes.get(&t.oid).copied().unwrap_or(t.pages);
         if t.estimated_rows > 0.0 && t.pages > 0 {

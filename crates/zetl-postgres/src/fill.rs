@@ -14,14 +14,14 @@
 //! chunk's snapshot (no change it carries can be one a chunk held any more). The cursor is
 //! committed with the rows: a restart continues.
 
-use crate::catalog::{self, TableInfo};
+use crate::catalog::{self, quote_table, TableInfo};
 use crate::conninfo::ConnInfo;
 use crate::copy_cut::CopyCut;
 use crate::error::{PgError, SqlContext};
 use crate::key_cursor::KeyPart;
 use crate::lsn::Lsn;
 use crate::snapshot::read_chunk;
-use crate::source::try_copy_snapshot;
+use crate::source::{try_copy_snapshot, SnapshotWait};
 use crate::stream::Streamer;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -50,6 +50,9 @@ struct Fill {
     rows: u64,
     began: Instant,
     last_wait_log: Option<Instant>,
+    /// Transactions the stream has passed that an earlier chunk's snapshot did not see yet:
+    /// the next must (the stream may pass many more meanwhile, see `RECENT_XIDS`).
+    unseen: Vec<u32>,
     /// Every row is read: the cut of the last chunk's snapshot, which the stream must pass
     /// before the copy counts as done. Until then a change it carries may be one a chunk
     /// held already, applied again, which the target must still take leniently.
@@ -91,11 +94,14 @@ impl Fills {
         streamer.progress.estimate_rows(&info.id, info.estimated_rows.max(0.0) as u64);
         let id = info.id.clone();
         let (part, rows) = resumed.unwrap_or_else(|| {
-            let whole = KeyPart { table: info.source_id(), part: 0, from: None, to: None, after: None };
+            let columns = Some(columns_of(&schema));
+            let whole = KeyPart { table: info.source_id(), part: 0, from: None, to: None, after: None, columns };
             (whole, 0)
         });
         // Every change of the table applies from here on (see the module's comment).
         streamer.copied_at.remove(&id);
+        streamer.filling.insert(id.clone());
+        self.last_chunk.get_or_insert_with(Instant::now);
         streamer.remember_schema(schema.clone());
         let events = &streamer.events;
         events.send(SourceEvent::Schema(schema.clone())).await?;
@@ -111,7 +117,9 @@ impl Fills {
         }
         let schema = Arc::new(schema);
         let began = Instant::now();
-        self.queue.push_back(Fill { info, schema, part, joined, rows, began, last_wait_log: None, read_at: None });
+        let last_wait_log = None;
+        let (unseen, read_at) = (Vec::new(), None);
+        self.queue.push_back(Fill { info, schema, part, joined, rows, began, last_wait_log, unseen, read_at });
         Ok(())
     }
 
@@ -125,9 +133,13 @@ impl Fills {
     ) -> Result<Option<(TableInfo, Option<u64>)>, PgError> {
         let Some(fill) = self.queue.front() else { return Ok(None) };
         let id = fill.info.id.clone();
-        if streamer.tables.get(&id).is_none_or(|t| t.oid != fill.info.oid) {
-            tracing::warn!(table = %id, "the table being copied left the source under this name; its copy stops");
+        if !streamer.filling.contains(&id) {
+            // The stream found it must be copied again (and said so): the next copy begins anew.
             self.queue.pop_front();
+            return Ok(None);
+        }
+        if streamer.tables.get(&id).is_none_or(|t| t.oid != fill.info.oid) {
+            self.give_up(streamer).await?;
             return Ok(None);
         }
         if let Some(cut) = &fill.read_at {
@@ -136,6 +148,7 @@ impl Fills {
                 let copied = CopiedTable { consistent_at: None, source_id: Some(fill.info.source_id()), schema: None };
                 streamer.events.send(SourceEvent::CopyDone { table: id.clone(), rows, copied }).await?;
                 tracing::info!(table = %id, rows, seconds, "table copied while streaming");
+                streamer.filling.remove(&id);
                 self.queue.pop_front();
             } else {
                 // An idle server sends nothing past its last change: a transaction with an
@@ -147,7 +160,7 @@ impl Fills {
             return Ok(None);
         }
         if streamer.known_schema(&id) != Some(&*fill.schema) {
-            return Ok(self.fall_back("the stream changed its columns"));
+            return Ok(self.fall_back(streamer, "the stream changed its columns"));
         }
         if self.stream_first(streamer).await {
             self.gap = WAIT_GAP;
@@ -164,9 +177,14 @@ impl Fills {
         };
         let started = Instant::now();
         let Some(fill) = self.queue.front_mut() else { return Ok(None) };
-        let cut = match try_copy_snapshot(reader, streamer, fill.joined).await? {
+        let cut = match try_copy_snapshot(reader, streamer, fill.joined, &fill.unseen).await? {
             Ok((cut, _)) => cut,
             Err(wait) => {
+                if let SnapshotWait::Unseen(xid) = wait {
+                    if !fill.unseen.contains(&xid) {
+                        fill.unseen.push(xid);
+                    }
+                }
                 if fill.last_wait_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                     wait.log();
                     fill.last_wait_log = Some(Instant::now());
@@ -175,10 +193,21 @@ impl Fills {
                 return Ok(None);
             }
         };
+        fill.unseen.clear();
+        // Read by name: the table must still be the one under it (a drop or a rename since
+        // the stream last showed it is seen here first).
+        let under_name = "SELECT to_regclass($1)::oid";
+        let name = quote_table(&fill.info.id);
+        let found = reader.query_one(under_name, &[&name]).await.ctx(|| format!("looking up {id}"))?;
+        if found.get::<_, Option<u32>>(0) != Some(fill.info.oid) {
+            reader.batch_execute("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
+            self.give_up(streamer).await?;
+            return Ok(None);
+        }
         let now = catalog::table_schema(reader, &fill.info, &streamer.types).await?;
         if now != *fill.schema {
             reader.batch_execute("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
-            return Ok(self.fall_back("its columns changed"));
+            return Ok(self.fall_back(streamer, "its columns changed"));
         }
         let (rows, last) =
             read_chunk(reader, &fill.info, fill.schema.clone(), &fill.part, CHUNK_ROWS, &streamer.events).await?;
@@ -186,9 +215,10 @@ impl Fills {
         fill.rows += rows;
         self.gap = started.elapsed();
         self.last_chunk = Some(Instant::now());
-        match last.filter(|_| rows == CHUNK_ROWS) {
-            Some(key) => fill.part.after = Some(key),
-            None => fill.read_at = Some(cut),
+        match (rows == CHUNK_ROWS, last) {
+            (true, Some(key)) => fill.part.after = Some(key),
+            (false, _) => fill.read_at = Some(cut),
+            (true, None) => return Ok(self.fall_back(streamer, "the key of its rows cannot be read back as text")),
         }
         Ok(None)
     }
@@ -204,9 +234,33 @@ impl Fills {
         wal.0.saturating_sub(read) > MAX_BEHIND_BYTES
     }
 
-    fn fall_back(&mut self, why: &str) -> Option<(TableInfo, Option<u64>)> {
+    fn fall_back(&mut self, streamer: &mut Streamer<'_>, why: &str) -> Option<(TableInfo, Option<u64>)> {
         let fill = self.queue.pop_front()?;
+        streamer.filling.remove(&fill.info.id);
         tracing::info!(table = %fill.info.id, why, "the copy made while streaming starts over in one piece");
         Some((fill.info, fill.joined))
     }
+
+    /// The table left the source under its name (dropped, renamed) while it was filled: its
+    /// copy stops, marked so (`zetl status` shows why); a table under that name again, or
+    /// the renamed one, is copied anew by table discovery.
+    async fn give_up(&mut self, streamer: &mut Streamer<'_>) -> Result<(), PgError> {
+        let Some(fill) = self.queue.pop_front() else { return Ok(()) };
+        let table = fill.info.id;
+        tracing::warn!(table = %table, "the table being copied left the source under this name; its copy stops");
+        streamer.filling.remove(&table);
+        let reason = "left the source under this name during its copy".to_string();
+        streamer.events.send(SourceEvent::ResyncRequired { table, reason }).await?;
+        Ok(())
+    }
+}
+
+/// A fingerprint of the columns a fill copies, stored with its cursor: a restart continues
+/// the fill only while the table still has them (a column added or changed while zetl was
+/// stopped would otherwise be missing from the rows already copied).
+pub fn columns_of(schema: &TableSchema) -> String {
+    // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
+    let text = format!("{:?}{:?}", schema.columns, schema.identity);
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")
 }

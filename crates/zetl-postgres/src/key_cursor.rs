@@ -27,6 +27,10 @@ pub struct KeyPart {
     pub to: Option<Key>,
     /// The last key sent: the part continues after it.
     pub after: Option<Key>,
+    /// A fill's: the columns it copies (see `fill::columns_of`); it continues only while the
+    /// table still has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<String>,
 }
 
 impl KeyPart {
@@ -88,7 +92,14 @@ pub fn split(table: &str, sample: &[Key], parts: usize) -> Vec<KeyPart> {
     let mut from = None;
     for (i, to) in bounds.into_iter().map(Some).chain([None]).enumerate() {
         let to = to.cloned();
-        out.push(KeyPart { table: table.to_string(), part: i as u32, from, to: to.clone(), after: None });
+        out.push(KeyPart {
+            table: table.to_string(),
+            part: i as u32,
+            from,
+            to: to.clone(),
+            after: None,
+            columns: None,
+        });
         from = to;
     }
     out
@@ -123,6 +134,7 @@ mod tests {
             from: Some(key("1", "a")),
             to: None,
             after: Some(key("42", "it's\n")),
+            columns: None,
         };
         let cursor = part.cursor();
         assert!(!cursor.token.contains('\n'), "one line: {}", cursor.token);

@@ -6,7 +6,7 @@ use crate::config::PostgresSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::copy_cut::{CopyCut, XSnapshot};
 use crate::error::{PgError, SqlContext};
-use crate::fill::Fills;
+use crate::fill::{self, Fills};
 use crate::key_cursor::KeyPart;
 use crate::lsn::Lsn;
 use crate::partitions;
@@ -175,7 +175,7 @@ impl Source for PgSource {
                     next_discovery = Instant::now() + every;
                 }
                 Pause::Discover => {
-                    if let Some((table, joined)) = fills.step(&self.info, &mut streamer).await? {
+                    if let Some((table, joined)) = self.fill_step(&mut fills, &mut streamer, &mut stream).await? {
                         if !self.copy_holding_stream(&sql, &mut streamer, &mut stream, &[table], joined, &ctx).await? {
                             return Ok(());
                         }
@@ -322,14 +322,40 @@ impl PgSource {
                 whole.push(t);
                 continue;
             }
+            let columns = Some(fill::columns_of(&schema));
             let resumed = under_way.get(&t.id).and_then(|copy| match copy.parts.as_slice() {
-                [one] => KeyPart::parse(one).filter(|p| p.fits(&t.source_id(), &schema)).map(|p| (p, copy.rows)),
+                [one] => KeyPart::parse(one)
+                    .filter(|p| p.fits(&t.source_id(), &schema) && p.columns == columns)
+                    .map(|p| (p, copy.rows)),
                 _ => None,
             });
-            let joined = if resumed.is_some() { None } else { joined };
+            // Once a chunk is in, the transactions `joined` waits for have ended.
+            let read = resumed.as_ref().is_some_and(|(p, _)| p.after.is_some());
+            let joined = if read { None } else { joined };
             fills.begin(streamer, t, schema, joined, resumed).await?;
         }
         Ok(whole)
+    }
+
+    /// The next step of the fills (see `Fills::step`), answering the server meanwhile: a chunk
+    /// behind a slow target can take longer than `wal_sender_timeout`.
+    async fn fill_step(
+        &self,
+        fills: &mut Fills,
+        streamer: &mut Streamer<'_>,
+        stream: &mut ReplicationStream,
+    ) -> Result<Option<(TableInfo, Option<u64>)>, PgError> {
+        let (received, acked) = (streamer.received(), streamer.acked());
+        let step = fills.step(&self.info, streamer);
+        tokio::pin!(step);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(10), Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                r = &mut step => return r,
+                _ = tick.tick() => stream.send_status(received, acked, false).await?,
+            }
+        }
     }
 
     /// Copies `tables` whole in one snapshot while the stream waits (status updates keep it
@@ -531,7 +557,7 @@ async fn copy_snapshot(
 ) -> Result<(CopyCut, String), PgError> {
     let mut attempt = 0u64;
     loop {
-        match try_copy_snapshot(reader, streamer, joined).await? {
+        match try_copy_snapshot(reader, streamer, joined, &[]).await? {
             Ok(taken) => return Ok(taken),
             Err(wait) if attempt.is_multiple_of(100) => wait.log(),
             Err(_) => {}
@@ -561,12 +587,14 @@ impl SnapshotWait {
 /// Opens a REPEATABLE READ transaction on `reader` and takes a snapshot for a copy made while
 /// streaming, exported, with the cut it makes in the stream. It must see every transaction the
 /// stream has passed (one committed in the WAL may not be visible yet: a synchronous standby
-/// holds it), and, when tables were added to the publication (`joined`), come after every
+/// holds it; `unseen` are such transactions found before, which the stream may have passed
+/// long ago), and, when tables were added to the publication (`joined`), come after every
 /// transaction older than that. When it does not, the transaction is rolled back.
 pub(crate) async fn try_copy_snapshot(
     reader: &Client,
     streamer: &Streamer<'_>,
     joined: Option<u64>,
+    unseen: &[u32],
 ) -> Result<Result<(CopyCut, String), SnapshotWait>, PgError> {
     const TAKE: &str = "SELECT pg_current_snapshot()::text, pg_export_snapshot(), pg_current_wal_insert_lsn()::text";
     reader
@@ -578,7 +606,7 @@ pub(crate) async fn try_copy_snapshot(
     let bad = || PgError::Protocol(format!("unexpected snapshot `{snapshot}` at `{until}`"));
     let snapshot = XSnapshot::parse(&snapshot).ok_or_else(bad)?;
     let until = Lsn::parse(&until).ok_or_else(bad)?;
-    let passed = snapshot.in_progress().find(|x| streamer.streamed_recently(*x));
+    let passed = snapshot.in_progress().find(|x| streamer.streamed_recently(*x) || unseen.contains(x));
     // As pg_stat_activity.backend_xid shows it: the low 32 bits.
     let older = joined.filter(|next| snapshot.xmin() < *next).map(|_| snapshot.xmin() as u32);
     let wait = match (passed, older) {

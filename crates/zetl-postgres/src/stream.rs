@@ -2,9 +2,10 @@
 //! order; the position the target has committed is acknowledged back to the server.
 
 use crate::catalog::{self, AddedColumn, TableInfo};
+use crate::catalog::{quote_ident, quote_literal, quote_table};
 use crate::copy_cut::CopyCut;
 use crate::copy_text::parse_value;
-use crate::error::PgError;
+use crate::error::{PgError, SqlContext};
 use crate::lsn::Lsn;
 use crate::pgoutput::{self, Message, OldTuple, Relation, ReplicaIdentity, TupleValue};
 use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
@@ -46,6 +47,8 @@ pub struct Streamer<'a> {
     pub tables: HashMap<TableId, TableInfo>,
     /// Tables copied while streaming, with the transactions their copy holds.
     pub copied_at: HashMap<TableId, CopyCut>,
+    /// Tables being filled beside the stream (see `fill`).
+    pub filling: HashSet<TableId>,
     pub events: EventSender,
     relations: HashMap<u32, RelationState>,
     /// Replicated tables the stream cannot carry on with (seen under another name, so changes
@@ -97,6 +100,7 @@ impl<'a> Streamer<'a> {
             types,
             tables,
             copied_at: HashMap::new(),
+            filling: HashSet::new(),
             events,
             relations: HashMap::new(),
             recopy: HashSet::new(),
@@ -260,9 +264,15 @@ impl<'a> Streamer<'a> {
             }
             Message::Update { oid, old, new } => {
                 if let Some(state) = self.live_with_schema(oid, stream).await? {
-                    let row = to_row(&state.schema, &new)?;
+                    let mut row = to_row(&state.schema, &new)?;
                     let old = old.map(|o| to_row(&state.schema, old_values(&o))).transpose()?;
-                    let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Update { old, row } };
+                    let table = state.schema.id.clone();
+                    if self.filling.contains(&table) {
+                        if let Some(state) = self.relations.get(&oid) {
+                            fill_unsent_of_moved(self.sql, &state.schema, old.as_ref(), &new, &mut row).await?;
+                        }
+                    }
+                    let change = Change { table, kind: ChangeKind::Update { old, row } };
                     self.send(SourceEvent::Change(change), stream).await?;
                 }
             }
@@ -445,6 +455,8 @@ impl<'a> Streamer<'a> {
         stream: &mut ReplicationStream,
     ) -> Result<(), PgError> {
         self.send(SourceEvent::ResyncRequired { table: id.clone(), reason }, stream).await?;
+        // A fill under way stops; the copy again begins a new one.
+        self.filling.remove(id);
         self.recopy.insert(id.clone());
         Ok(())
     }
@@ -503,6 +515,53 @@ impl<'a> Streamer<'a> {
             }
         }
     }
+}
+
+/// A key change that left TOASTed columns unsent, in a table being filled: the target would
+/// take them from the row under the old key, which it may not hold yet (the fill has not
+/// reached it), while the new key may be one the fill has passed. Read them from the source
+/// now instead: its row under the new key is this change's or a later one's, and every later
+/// change follows in the stream. A row gone by now was deleted or moved by a later change,
+/// which the stream also carries.
+async fn fill_unsent_of_moved(
+    sql: &Client,
+    schema: &TableSchema,
+    old: Option<&Row>,
+    new: &[TupleValue],
+    row: &mut Row,
+) -> Result<(), PgError> {
+    let key = schema.key_columns();
+    let unsent: Vec<usize> = (0..row.len()).filter(|&i| matches!(row[i], Value::Unchanged)).collect();
+    let moved = old.is_some_and(|old| key.iter().any(|&k| old.get(k) != row.get(k)));
+    if unsent.is_empty() || !moved || key.is_empty() {
+        return Ok(());
+    }
+    let mut condition = Vec::with_capacity(key.len());
+    for &k in key {
+        let text = match new.get(k) {
+            Some(TupleValue::Text(bytes)) => std::str::from_utf8(bytes).ok(),
+            _ => None,
+        };
+        let Some(text) = text else { return Ok(()) };
+        condition.push(format!("{} = {}", quote_ident(&schema.columns[k].name), quote_literal(text)));
+    }
+    let cols: Vec<String> = unsent.iter().map(|&i| quote_ident(&schema.columns[i].name)).collect();
+    let sql_text =
+        format!("SELECT {} FROM {} WHERE {}", cols.join(", "), quote_table(&schema.id), condition.join(" AND "));
+    let rows = sql.simple_query(&sql_text).await.ctx(|| format!("reading the moved row of {}", schema.id))?;
+    let Some(found) = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    for (j, &i) in unsent.iter().enumerate() {
+        row[i] = match found.get(j) {
+            None => Value::Null,
+            Some(text) => parse_value(schema, &schema.columns[i], text.as_bytes())?,
+        };
+    }
+    Ok(())
 }
 
 /// The row identity as the Relation message states it (`replica_identity` and the key flags
