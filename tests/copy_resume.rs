@@ -51,6 +51,16 @@ fn create_tables(env: &TestEnv) {
     ));
 }
 
+/// Sets the flag when dropped: a failed assertion ends the workload thread too, instead of
+/// leaving the scope waiting for it.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs the random workload on every table until `stop`; returns the transactions written.
 fn write_until(env: &TestEnv, stop: &AtomicBool) -> u64 {
     let mut rng = Rng::seeded(7);
@@ -78,6 +88,7 @@ fn kill_9_at_30_60_and_90_percent_continues_the_copy() {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writer = s.spawn(|| write_until(&env, &stop));
+        let _stop = StopOnDrop(&stop);
         let total = (BIG + NAMED + HEAP) as f64;
         env.kill_9_at_30_60_and_90_percent(
             &config,
@@ -122,6 +133,7 @@ fn a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writer = s.spawn(|| write_until(&env, &stop));
+        let _stop = StopOnDrop(&stop);
         env.kill_9_at_30_60_and_90_percent(&config, port, "refill", (BIG + NAMED) as f64, continued);
         let mut zetl = env.run_zetl(&config);
         env.wait_caught_up(&mut zetl, "refill");

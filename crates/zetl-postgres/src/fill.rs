@@ -135,6 +135,7 @@ impl Fills {
         let id = fill.info.id.clone();
         if !streamer.filling.contains(&id) {
             // The stream found it must be copied again (and said so): the next copy begins anew.
+            tracing::debug!(table = %id, "fill dropped: the table is to be copied again");
             self.queue.pop_front();
             return Ok(None);
         }
@@ -151,6 +152,7 @@ impl Fills {
                 streamer.filling.remove(&id);
                 self.queue.pop_front();
             } else {
+                tracing::debug!(table = %id, "waiting for the stream to pass the last chunk");
                 // An idle server sends nothing past its last change: a transaction with an
                 // id writes a commit record, which the server then reports having passed.
                 let nudge = streamer.sql.batch_execute("SELECT pg_current_xact_id()").await;
@@ -163,6 +165,7 @@ impl Fills {
             return Ok(self.fall_back(streamer, "the stream changed its columns"));
         }
         if self.stream_first(streamer).await {
+            tracing::debug!(table = %id, "the stream is behind: it runs before the next chunk");
             self.gap = WAIT_GAP;
             return Ok(None);
         }
@@ -180,6 +183,7 @@ impl Fills {
         let cut = match try_copy_snapshot(reader, streamer, fill.joined, &fill.unseen).await? {
             Ok((cut, _)) => cut,
             Err(wait) => {
+                tracing::debug!(table = %id, "the chunk's snapshot is not usable yet");
                 if let SnapshotWait::Unseen(xid) = wait {
                     if !fill.unseen.contains(&xid) {
                         fill.unseen.push(xid);
@@ -209,6 +213,7 @@ impl Fills {
             reader.batch_execute("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
             return Ok(self.fall_back(streamer, "its columns changed"));
         }
+        tracing::debug!(table = %id, after = ?fill.part.after, "reading a chunk");
         let (rows, last) =
             read_chunk(reader, &fill.info, fill.schema.clone(), &fill.part, CHUNK_ROWS, &streamer.events).await?;
         reader.batch_execute("COMMIT").await.ctx(|| "ending the copy's snapshot".into())?;
