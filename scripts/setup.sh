@@ -3,7 +3,7 @@
 #   - libduckdb.so (prebuilt, from the npm registry) into .tools/duckdb: the DuckDB target links
 #     it instead of compiling DuckDB's C++ (over an hour on 2 cores).
 #   - the duckdb CLI (PyPI duckdb-cli) to look at the warehouse file, same DuckDB version.
-#   - moto's server mode (PyPI) for the DynamoDB tests.
+#   - moto's server mode (PyPI) for the DynamoDB tests; pyiceberg (PyPI) to read Iceberg tables.
 #   - PostgreSQL 15 and MariaDB server binaries, if missing (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,8 @@ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/n
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
 command -v pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The Iceberg target's SQL catalog links the system's SQLite.
+[ -f /usr/include/sqlite3.h ] || need_apt+=(libsqlite3-dev)
 # A real OLTP write workload for the MySQL recovery test and benchmark.
 command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -40,6 +42,8 @@ fi
 pip_missing=()
 python3 -c 'import moto.server, flask' >/dev/null 2>&1 || pip_missing+=("moto[server]")
 command -v duckdb >/dev/null 2>&1 || pip_missing+=("duckdb-cli==${DUCKDB_VERSION}")
+# A real Iceberg reader for the Iceberg target's tests.
+python3 -c 'import pyiceberg.catalog.sql, pyarrow, sqlalchemy' >/dev/null 2>&1 || pip_missing+=("pyiceberg[sql-sqlite,pyarrow]==0.12.*")
 if [ ${#pip_missing[@]} -gt 0 ]; then
   say "pip installing ${pip_missing[*]}"
   python3 -m pip install -q --disable-pip-version-check "${pip_missing[@]}"

@@ -16,6 +16,7 @@ mod delete_modes;
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
 mod filters;
+mod iceberg;
 mod identifiers;
 mod identity;
 mod keyless;

@@ -590,3 +590,14 @@ pub fn copied_rows(port: u16, integration: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Runs `program` with python3; its stdout. Panics with its stderr when it fails.
+pub fn python(program: &str) -> String {
+    let out = std::process::Command::new("python3").arg("-c").arg(program).output().expect("run python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n--- program ---\n{program}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

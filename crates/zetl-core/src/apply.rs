@@ -94,6 +94,11 @@ impl ApplyPolicy {
         Self { default: settings, tables: HashMap::new() }
     }
 
+    /// The settings of every table named and of the rest.
+    pub fn all(&self) -> impl Iterator<Item = &TableApply> {
+        std::iter::once(&self.default).chain(self.tables.values())
+    }
+
     pub fn for_table(&self, table: &TableId) -> TableApply {
         self.tables.get(table).copied().unwrap_or(self.default)
     }

@@ -116,11 +116,19 @@ pub struct BatchConfig {
     /// Changes held before they are written to the target (also inside one big transaction).
     #[serde(default = "defaults::batch_max_bytes")]
     pub max_bytes: usize,
+    /// Set by targets that commit by time only (a lake: one snapshot per `commit_every`):
+    /// `max_bytes` then writes the changes held into the open transaction without committing.
+    #[serde(skip)]
+    pub commit_by_time_only: bool,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_wait_ms: defaults::batch_max_wait_ms(), max_bytes: defaults::batch_max_bytes() }
+        Self {
+            max_wait_ms: defaults::batch_max_wait_ms(),
+            max_bytes: defaults::batch_max_bytes(),
+            commit_by_time_only: false,
+        }
     }
 }
 

@@ -312,10 +312,13 @@ impl<T: Target> Writer<T> {
                         Ordering::Relaxed,
                     );
                 }
-                if self.batch.weight() >= self.config.max_bytes
-                    || self.opened_at.elapsed() >= Duration::from_millis(self.config.max_wait_ms)
+                let full = self.batch.weight() >= self.config.max_bytes;
+                if self.opened_at.elapsed() >= Duration::from_millis(self.config.max_wait_ms)
+                    || full && !self.config.commit_by_time_only
                 {
                     self.commit()?;
+                } else if full {
+                    self.flush()?;
                 }
             }
             SourceEvent::ResyncRequired { table, reason } => {
@@ -554,7 +557,7 @@ mod tests {
         }
         drop(tx);
         let (acks, acks_rx) = watch::channel(Position::default());
-        let config = BatchConfig { max_wait_ms: 60_000, max_bytes: 1 << 20 };
+        let config = BatchConfig { max_wait_ms: 60_000, max_bytes: 1 << 20, commit_by_time_only: false };
         let writer = Writer::new(target, config, acks, Arc::new(Progress::default())).resuming_from(from);
         let target = writer.run(rx).expect("runs");
         let acked = acks_rx.borrow().clone();
@@ -642,7 +645,7 @@ mod tests {
         }
         drop(tx);
         let (acks, _) = watch::channel(Position::default());
-        let config = BatchConfig { max_wait_ms: 0, max_bytes: 1 << 20 };
+        let config = BatchConfig { max_wait_ms: 0, max_bytes: 1 << 20, commit_by_time_only: false };
         let streaming = Checkpoint { position: Position("5".into()), phase: Phase::Streaming };
         let writer = Writer::new(Recorder::default(), config, acks, Arc::new(Progress::default()));
         let log = writer.resuming_from(Some(&streaming)).run(rx).expect("runs").log;

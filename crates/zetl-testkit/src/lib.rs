@@ -28,6 +28,8 @@ pub mod compare;
 #[cfg(feature = "compare")]
 pub mod compare_dynamo;
 #[cfg(feature = "compare")]
+pub mod compare_iceberg;
+#[cfg(feature = "compare")]
 pub mod compare_mysql;
 #[cfg(feature = "compare")]
 pub mod compare_pg;

@@ -84,13 +84,15 @@ mod dynamodb {
 pub enum TargetConfig {
     Duckdb(zetl_duckdb::DuckdbTargetConfig),
     Postgres(zetl_pg_target::PostgresTargetConfig),
+    Iceberg(zetl_iceberg::IcebergTargetConfig),
 }
 
 impl<'de> Deserialize<'de> for TargetConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (kind, rest) = kind::split_kind(d, "target", &["duckdb", "postgres"])?;
+        let (kind, rest) = kind::split_kind(d, "target", &["duckdb", "postgres", "iceberg"])?;
         Ok(match kind.as_str() {
             "duckdb" => TargetConfig::Duckdb(kind::settings("target", rest)?),
+            "iceberg" => TargetConfig::Iceberg(kind::settings("target", rest)?),
             _ => TargetConfig::Postgres(kind::settings("target", rest)?),
         })
     }
@@ -108,6 +110,7 @@ impl Settings for TargetConfig {
         match self {
             TargetConfig::Duckdb(c) => c.validate(),
             TargetConfig::Postgres(c) => c.validate(),
+            TargetConfig::Iceberg(c) => c.validate(),
         }
     }
 }
@@ -148,7 +151,29 @@ pub fn target(integration: &Integration, role: Role) -> Result<AnyTarget, Failed
             // A DuckDB file is locked by the process that opens it; a database is not.
             erase(if role == Role::Writer { target.claim().map_err(Failed::of)? } else { target })
         }
+        TargetConfig::Iceberg(c) => {
+            use zetl_core::apply::{DeleteMode, OnError};
+            if integration.apply.all().any(|a| a.deletes == DeleteMode::Soft || a.on_error == OnError::DeadLetter) {
+                let error = format!(
+                    "integration {name}: the Iceberg target has no soft deletes or dead letters yet: \
+                     remove apply.deletes: soft and apply.on_error: dead_letter"
+                );
+                return Err(Failed { transient: false, error: error.into() });
+            }
+            erase(zetl_iceberg::IcebergTarget::open(c, name).map_err(Failed::of)?)
+        }
     })
+}
+
+/// How the writer batches for this target: a lake commits one snapshot per `commit_every`
+/// (writing what it holds into open data files meanwhile), the others as `batch:` says.
+pub fn batching(integration: &Integration) -> zetl_core::config::BatchConfig {
+    let mut batch = integration.batch.clone();
+    if let TargetConfig::Iceberg(c) = &integration.target {
+        batch.max_wait_ms = c.commit_every.0.as_millis() as u64;
+        batch.commit_by_time_only = true;
+    }
+    batch
 }
 
 /// The target's `_zetl` state, read-only (works beside a running zetl where the target
@@ -158,6 +183,7 @@ pub fn read_status(integration: &Integration) -> Result<TargetStatus, Failed> {
     match &integration.target {
         TargetConfig::Duckdb(c) => zetl_duckdb::status::read_status(&c.path, name).map_err(Failed::of),
         TargetConfig::Postgres(c) => zetl_pg_target::read_status(c.url.expose(), name).map_err(Failed::of),
+        TargetConfig::Iceberg(c) => zetl_iceberg::state::read_status(c, name).map_err(Failed::of),
     }
 }
 
@@ -167,6 +193,12 @@ pub async fn check_target(integration: &Integration) -> Verdict {
         TargetConfig::Duckdb(c) => match c.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             Some(dir) if !dir.is_dir() => (false, format!("the directory of {} does not exist", c.path.display())),
             _ => (true, format!("DuckDB file {}", c.path.display())),
+        },
+        TargetConfig::Iceberg(c) => match c.sqlite_path().map(std::path::Path::new).and_then(|p| p.parent()) {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                (false, format!("the directory of the catalog {} does not exist", c.catalog.url))
+            }
+            _ => (true, format!("Iceberg warehouse {}, catalog {}", c.warehouse_location(), c.catalog.url)),
         },
         TargetConfig::Postgres(c) => match zetl_postgres::conninfo::ConnInfo::from_url(c.url.expose()) {
             Err(e) => (false, e.to_string()),

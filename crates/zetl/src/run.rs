@@ -121,7 +121,7 @@ async fn run_once(
 
     let (events_tx, events_rx) = channel::channel(CHANNEL_BYTES);
     let (acks_tx, acks_rx) = watch::channel(start_position);
-    let writer = Writer::new(target, integration.batch.clone(), acks_tx, progress.clone())
+    let writer = Writer::new(target, registry::batching(integration), acks_tx, progress.clone())
         .resuming_from(checkpoint.as_ref())
         .with_apply_policy(integration.apply.clone());
     let writer = std::thread::Builder::new()

@@ -1,0 +1,47 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum IcebergError {
+    #[error("Iceberg catalog {catalog}: {context}: {cause}")]
+    Catalog { catalog: String, context: String, cause: rusqlite::Error },
+    #[error("Iceberg table {table}: {context}: {cause}")]
+    Table { table: String, context: String, cause: Box<iceberg::Error> },
+    #[error("table {table}, column {column}: {problem}")]
+    Value { table: String, column: String, problem: String },
+    /// Another writer committed to the table since this one read it.
+    #[error("Iceberg table {table} was changed by another writer since zetl read it (expected metadata {expected}); only one `zetl run` may write an integration's tables")]
+    Conflict { table: String, expected: String },
+    #[error("{0}")]
+    State(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The catalog and the warehouse are local files here: a failure does not pass by itself.
+impl zetl_core::Retry for IcebergError {
+    fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+/// Attaches what was being done to an error of the catalog database.
+pub(crate) trait CatalogContext<T> {
+    fn catalog(self, catalog: &str, what: impl FnOnce() -> String) -> Result<T, IcebergError>;
+}
+
+impl<T> CatalogContext<T> for Result<T, rusqlite::Error> {
+    fn catalog(self, catalog: &str, what: impl FnOnce() -> String) -> Result<T, IcebergError> {
+        self.map_err(|cause| IcebergError::Catalog { catalog: catalog.to_string(), context: what(), cause })
+    }
+}
+
+/// Attaches the table and what was being done to an error of the Iceberg library.
+pub(crate) trait TableContext<T> {
+    fn table(self, table: &str, what: impl FnOnce() -> String) -> Result<T, IcebergError>;
+}
+
+impl<T> TableContext<T> for Result<T, iceberg::Error> {
+    fn table(self, table: &str, what: impl FnOnce() -> String) -> Result<T, IcebergError> {
+        self.map_err(|cause| IcebergError::Table { table: table.to_string(), context: what(), cause: Box::new(cause) })
+    }
+}

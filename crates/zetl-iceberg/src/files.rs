@@ -1,0 +1,148 @@
+//! Parquet files of a table: data files and position-delete files written, and read back to
+//! rebuild the key index.
+
+use crate::error::{IcebergError, TableContext};
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataContentType, DataFile, FormatVersion, Manifest, ManifestFile, ManifestList, NestedField, PrimitiveType, Schema,
+    SchemaRef, Snapshot, Type,
+};
+use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::sync::Arc;
+
+/// The reserved field ids of a position-delete file's columns (Iceberg spec).
+const DELETE_FILE_PATH_ID: i32 = 2147483546;
+const DELETE_POS_ID: i32 = 2147483545;
+
+fn properties() -> WriterProperties {
+    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build()
+}
+
+/// Opens a Parquet data file at `path` for rows of `schema`.
+pub async fn open_data_file(
+    file_io: &FileIO,
+    schema: SchemaRef,
+    path: &str,
+    table: &str,
+) -> Result<ParquetWriter, IcebergError> {
+    let output = file_io.new_output(path).table(table, || format!("creating {path}"))?;
+    ParquetWriterBuilder::new(properties(), schema).build(output).await.table(table, || format!("opening {path}"))
+}
+
+/// Closes a data file: its manifest entry.
+pub async fn close_data_file(
+    writer: ParquetWriter,
+    spec_id: i32,
+    table: &str,
+) -> Result<Option<DataFile>, IcebergError> {
+    let built = writer.close().await.table(table, || "closing a data file".into())?;
+    let Some(mut builder) = built.into_iter().next() else { return Ok(None) };
+    builder.content(DataContentType::Data).partition_spec_id(spec_id);
+    builder.build().map(Some).map_err(|e| IcebergError::State(format!("table {table}: data file entry: {e}")))
+}
+
+fn delete_schema() -> Result<Schema, iceberg::Error> {
+    Schema::builder()
+        .with_fields(vec![
+            Arc::new(NestedField::required(DELETE_FILE_PATH_ID, "file_path", Type::Primitive(PrimitiveType::String))),
+            Arc::new(NestedField::required(DELETE_POS_ID, "pos", Type::Primitive(PrimitiveType::Long))),
+        ])
+        .build()
+}
+
+/// Writes the position deletes `deletes` (data file path, row position), sorted as the spec
+/// requires, to a new file at `path`.
+pub async fn write_deletes(
+    file_io: &FileIO,
+    path: &str,
+    mut deletes: Vec<(String, i64)>,
+    spec_id: i32,
+    table: &str,
+) -> Result<DataFile, IcebergError> {
+    deletes.sort();
+    let schema = Arc::new(delete_schema().table(table, || "the position-delete schema".into())?);
+    let arrow =
+        Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).table(table, || "the position-delete schema".into())?);
+    let paths: StringArray = deletes.iter().map(|(p, _)| Some(p.as_str())).collect();
+    let positions: Int64Array = deletes.iter().map(|(_, pos)| Some(*pos)).collect();
+    let batch = RecordBatch::try_new(arrow, vec![Arc::new(paths), Arc::new(positions)])
+        .map_err(|e| IcebergError::State(format!("table {table}: position deletes: {e}")))?;
+    let output = file_io.new_output(path).table(table, || format!("creating {path}"))?;
+    let mut writer = ParquetWriterBuilder::new(properties(), schema)
+        .build(output)
+        .await
+        .table(table, || format!("opening {path}"))?;
+    writer.write(&batch).await.table(table, || format!("writing {path}"))?;
+    let built = writer.close().await.table(table, || format!("closing {path}"))?;
+    let mut builder = built
+        .into_iter()
+        .next()
+        .ok_or_else(|| IcebergError::State(format!("table {table}: the position-delete file came out empty")))?;
+    builder.content(DataContentType::PositionDeletes).partition_spec_id(spec_id);
+    builder.build().map_err(|e| IcebergError::State(format!("table {table}: position-delete entry: {e}")))
+}
+
+/// The manifests of `snapshot`.
+pub async fn manifests(file_io: &FileIO, snapshot: &Snapshot, table: &str) -> Result<Vec<ManifestFile>, IcebergError> {
+    let path = snapshot.manifest_list();
+    let input = file_io.new_input(path).table(table, || format!("opening {path}"))?;
+    let bytes = input.read().await.table(table, || format!("reading {path}"))?;
+    let list =
+        ManifestList::parse_with_version(&bytes, FormatVersion::V2).table(table, || format!("parsing {path}"))?;
+    Ok(list.entries().to_vec())
+}
+
+pub async fn load_manifest(file_io: &FileIO, manifest: &ManifestFile, table: &str) -> Result<Manifest, IcebergError> {
+    manifest.load_manifest(file_io).await.table(table, || format!("reading manifest {}", manifest.manifest_path))
+}
+
+/// The columns `names` of a Parquet file, whole.
+pub async fn read_columns(
+    file_io: &FileIO,
+    path: &str,
+    names: &[&str],
+    table: &str,
+) -> Result<Vec<RecordBatch>, IcebergError> {
+    let input = file_io.new_input(path).table(table, || format!("opening {path}"))?;
+    let bytes = input.read().await.table(table, || format!("reading {path}"))?;
+    let bad = |e: parquet::errors::ParquetError| IcebergError::State(format!("table {table}: reading {path}: {e}"));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(bad)?;
+    let roots: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            builder
+                .schema()
+                .index_of(n)
+                .map_err(|_| IcebergError::State(format!("table {table}: {path} has no column {n}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(bad)?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))
+}
+
+/// The (data file, position) pairs of a position-delete file.
+pub async fn read_deletes(file_io: &FileIO, path: &str, table: &str) -> Result<Vec<(String, i64)>, IcebergError> {
+    let mut out = Vec::new();
+    for batch in read_columns(file_io, path, &["file_path", "pos"], table).await? {
+        let bad = || IcebergError::State(format!("table {table}: {path} is not a position-delete file"));
+        let paths = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(bad)?;
+        let positions = batch.column(1).as_any().downcast_ref::<Int64Array>().ok_or_else(bad)?;
+        for i in 0..batch.num_rows() {
+            out.push((paths.value(i).to_string(), positions.value(i)));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a manifest entry's file holds rows or deletes.
+pub fn is_deletes(file: &DataFile) -> bool {
+    file.content_type() != DataContentType::Data
+}

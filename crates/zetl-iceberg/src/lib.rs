@@ -1,0 +1,332 @@
+//! The Apache Iceberg target: every replicated table an Iceberg v2 table (namespace = source
+//! schema) in a SQL catalog that Spark's JdbcCatalog and pyiceberg's SqlCatalog open, with
+//! Parquet data files and position deletes (mirror mode: the table equals the source table).
+//!
+//! A commit writes each changed table's files, manifests and metadata, then moves every
+//! table's catalog pointer and the checkpoint in one catalog transaction: either all of a
+//! commit is visible or none, and the source is acknowledged only after it.
+
+mod catalog;
+mod commit;
+mod config;
+mod error;
+mod files;
+mod key;
+pub mod state;
+mod table;
+pub mod types;
+
+pub use config::{CatalogConfig, CatalogKind, IcebergTargetConfig, Mode};
+pub use error::IcebergError;
+
+use catalog::SqlCatalog;
+use error::TableContext;
+use iceberg::io::FileIO;
+use iceberg::spec::{FormatVersion, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
+use iceberg::MetadataLocation;
+use std::collections::{BTreeMap, HashMap};
+use table::LakeTable;
+use zetl_core::apply::{DeadLetter, Replayed};
+use zetl_core::batch::Batch;
+use zetl_core::bookkeeping::Bookkeeping;
+use zetl_core::target::{Target, TargetAdmin};
+use zetl_core::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, Row, TableId, TableSchema, TableState, Value};
+
+pub struct IcebergTarget {
+    config: IcebergTargetConfig,
+    catalog: SqlCatalog,
+    file_io: FileIO,
+    rt: tokio::runtime::Runtime,
+    integration: String,
+    tables: BTreeMap<TableId, LakeTable>,
+    books: Bookkeeping,
+    in_transaction: bool,
+}
+
+impl IcebergTarget {
+    pub fn open(config: &IcebergTargetConfig, integration: &str) -> Result<Self, IcebergError> {
+        let path = config
+            .sqlite_path()
+            .ok_or_else(|| IcebergError::State(format!("catalog.url `{}` is not sqlite:///…", config.catalog.url)))?;
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                IcebergError::State(format!("cannot create the catalog's directory {}: {e}", dir.display()))
+            })?;
+        }
+        let catalog = SqlCatalog::open(path, &config.catalog.name)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| IcebergError::State(format!("cannot start the Iceberg writer's runtime: {e}")))?;
+        Ok(IcebergTarget {
+            config: config.clone(),
+            catalog,
+            file_io: FileIO::new_with_fs(),
+            rt,
+            integration: integration.to_string(),
+            tables: BTreeMap::new(),
+            books: Bookkeeping::default(),
+            in_transaction: false,
+        })
+    }
+
+    fn table_location(&self, table: &TableId) -> String {
+        format!("{}/{}/{}", self.config.warehouse_location(), table.schema, table.name)
+    }
+
+    fn table(&mut self, table: &TableId) -> Result<&mut LakeTable, IcebergError> {
+        self.tables.get_mut(table).ok_or_else(|| before_schema(table))
+    }
+
+    /// The table's current metadata from the catalog, if it has the table.
+    fn read_metadata(&self, table: &TableId) -> Result<Option<(TableMetadata, String)>, IcebergError> {
+        let Some(location) = self.catalog.metadata_location(table)? else { return Ok(None) };
+        let name = table.to_string();
+        let metadata = self
+            .rt
+            .block_on(TableMetadata::read_from(&self.file_io, &location))
+            .table(&name, || format!("reading {location}"))?;
+        Ok(Some((metadata, location)))
+    }
+
+    /// Creates the table in the catalog, empty, at its first metadata file.
+    fn create(&self, source: &TableSchema) -> Result<(TableMetadata, String), IcebergError> {
+        let name = source.id.to_string();
+        let schema = types::lake_schema(source, None, 0)?;
+        let location = self.table_location(&source.id);
+        let properties = HashMap::from([
+            ("write.format.default".to_string(), "parquet".to_string()),
+            ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
+            ("zetl.integration".to_string(), self.integration.clone()),
+        ]);
+        let metadata = TableMetadataBuilder::new(
+            schema,
+            UnboundPartitionSpec::builder().build(),
+            SortOrder::unsorted_order(),
+            location.clone(),
+            FormatVersion::V2,
+            properties,
+        )
+        .and_then(|b| b.build())
+        .table(&name, || "creating its metadata".into())?
+        .metadata;
+        let first = MetadataLocation::new_with_metadata(&location, &metadata);
+        self.rt.block_on(metadata.write_to(&self.file_io, &first)).table(&name, || format!("writing {first}"))?;
+        let first = first.to_string();
+        self.catalog.create_table(&source.id, &first)?;
+        Ok((metadata, first))
+    }
+
+    /// Forgets what the open transaction did to the tables: they are read again when next used.
+    fn discard(&mut self) {
+        self.tables.clear();
+    }
+}
+
+impl TargetAdmin for IcebergTarget {
+    fn request_resync(&mut self, table: &TableId) -> Result<bool, IcebergError> {
+        self.catalog.mark_table(&self.integration, table, TableState::ResyncRequested, None)
+    }
+
+    fn forget_position(&mut self) -> Result<(), IcebergError> {
+        self.catalog.forget(&self.integration)
+    }
+
+    fn list_dead_letters(&mut self) -> Result<Vec<DeadLetter>, IcebergError> {
+        Ok(Vec::new())
+    }
+
+    fn replay_dead_letters(&mut self, _ids: &[i64]) -> Result<Replayed, IcebergError> {
+        Ok(Replayed::default())
+    }
+}
+
+impl Target for IcebergTarget {
+    type Error = IcebergError;
+
+    fn checkpoint(&mut self) -> Result<Option<Checkpoint>, IcebergError> {
+        self.catalog.load_checkpoint(&self.integration)
+    }
+
+    fn copied_tables(&mut self) -> Result<Vec<(TableId, CopiedTable)>, IcebergError> {
+        self.catalog.copied_tables(&self.integration)
+    }
+
+    fn copies_under_way(&mut self) -> Result<Vec<(TableId, CopyUnderWay)>, IcebergError> {
+        self.catalog.copies_under_way(&self.integration)
+    }
+
+    fn mark_tables(&mut self, tables: &[TableId], state: TableState, reason: Option<&str>) -> Result<(), IcebergError> {
+        for table in tables {
+            self.catalog.mark_table(&self.integration, table, state, reason)?;
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<(), IcebergError> {
+        self.catalog.execute("BEGIN IMMEDIATE", "beginning a transaction")?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, IcebergError> {
+        if let Some(t) = self.tables.get_mut(&schema.id) {
+            if t.source == *schema {
+                return Ok(Vec::new());
+            }
+            let added = added_columns(&t.source, schema);
+            let name = schema.id.to_string();
+            let current = t.metadata.current_schema().clone();
+            let next_id = t.metadata.schemas_iter().map(|s| s.schema_id()).max().unwrap_or(0) + 1;
+            let evolved = types::lake_schema(schema, Some(&current), next_id)?;
+            let metadata = if evolved.as_struct() == current.as_struct()
+                && evolved.identifier_field_ids().eq(current.identifier_field_ids())
+            {
+                t.metadata.clone()
+            } else {
+                TableMetadataBuilder::new_from_metadata(t.metadata.clone(), Some(t.location.clone()))
+                    .add_current_schema(evolved)
+                    .and_then(|b| b.build())
+                    .table(&name, || "evolving its schema".into())?
+                    .metadata
+            };
+            t.evolve(schema.clone(), metadata)?;
+            self.catalog.store_schema(&self.integration, schema)?;
+            return Ok(added);
+        }
+        let (metadata, location) = match self.read_metadata(&schema.id)? {
+            Some(found) => found,
+            None => self.create(schema)?,
+        };
+        let stored = self.catalog.stored_schemas(&self.integration)?.remove(&schema.id);
+        let source = stored.clone().unwrap_or(schema.clone());
+        let mut table = self.rt.block_on(LakeTable::load(&self.file_io, source, metadata, location))?;
+        table.file_size = self.config.target_file_size;
+        self.tables.insert(schema.id.clone(), table);
+        if stored.as_ref() != Some(schema) {
+            // Brought up to the new schema the same way as a change seen while running.
+            let added = self.ensure_table(schema)?;
+            return Ok(if stored.is_some() { added } else { Vec::new() });
+        }
+        Ok(Vec::new())
+    }
+
+    fn fill_column(&mut self, schema: &TableSchema, column: usize, value: &Value) -> Result<(), IcebergError> {
+        if value.is_null() {
+            return Ok(());
+        }
+        Err(IcebergError::Unsupported(format!(
+            "table {}, column {}: a column added with a default value is not written to Iceberg's existing rows yet; resync the table",
+            schema.id, schema.columns[column].name
+        )))
+    }
+
+    fn copy_start(&mut self, table: &TableId) -> Result<(), IcebergError> {
+        self.table(table)?.truncate();
+        self.books.copy_started(table);
+        self.catalog.set_table_state(&self.integration, table, TableState::Copying, 0)
+    }
+
+    fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), IcebergError> {
+        let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
+        self.rt.block_on(lake.copy_rows(&self.file_io, rows))?;
+        self.books.wrote(table, rows.len() as u64, 0, false);
+        Ok(())
+    }
+
+    fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), IcebergError> {
+        self.books.copy_reached(table, after);
+        Ok(())
+    }
+
+    fn copy_holds(&mut self, table: &TableId, rows: u64) -> Result<(), IcebergError> {
+        self.books.copy_holds(table, rows);
+        Ok(())
+    }
+
+    fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), IcebergError> {
+        self.books.copy_done(table);
+        self.catalog.set_table_state(&self.integration, table, TableState::Streaming, rows)?;
+        self.catalog.set_copied(&self.integration, table, copied)?;
+        if let Some(t) = self.tables.get(table) {
+            self.catalog.store_schema(&self.integration, &t.source)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: &Batch) -> Result<(), IcebergError> {
+        for (table, changes) in &batch.tables {
+            let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
+            self.rt.block_on(lake.apply(&self.file_io, changes))?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), IcebergError> {
+        let properties = HashMap::from([
+            ("zetl.integration".to_string(), self.integration.clone()),
+            ("zetl.position".to_string(), checkpoint.position.0.clone()),
+        ]);
+        let mut produced = Vec::new();
+        for (id, table) in self.tables.iter_mut() {
+            if !table.is_dirty() && !table.schema_changed {
+                continue;
+            }
+            if let Some(done) = self.rt.block_on(commit::produce(&self.file_io, table, &properties))? {
+                produced.push((id.clone(), table.location.clone(), done));
+            }
+        }
+        let result = (|| {
+            for (id, from, done) in &produced {
+                self.catalog.swap(id, from, &done.location)?;
+            }
+            for (table, rows, cursor) in self.books.copies() {
+                self.catalog.set_copy_progress(&self.integration, table, rows, cursor.as_deref())?;
+            }
+            self.catalog.store_checkpoint(&self.integration, checkpoint)?;
+            self.catalog.execute("COMMIT", "committing")
+        })();
+        if let Err(e) = result {
+            self.discard();
+            return Err(e);
+        }
+        self.in_transaction = false;
+        for (id, _, done) in produced {
+            if let Some(t) = self.tables.get_mut(&id) {
+                t.committed(done.metadata, done.location);
+            }
+        }
+        self.books.committed();
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<(), IcebergError> {
+        if self.in_transaction {
+            self.catalog.execute("ROLLBACK", "rolling back")?;
+            self.in_transaction = false;
+        }
+        self.discard();
+        self.books.rolled_back(Default::default());
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), IcebergError> {
+        let tables = self.catalog.known_tables(&self.integration)?;
+        self.catalog.execute("BEGIN IMMEDIATE", "beginning a reset")?;
+        for table in &tables {
+            self.catalog.drop_table(table)?;
+        }
+        self.catalog.forget(&self.integration)?;
+        self.catalog.execute("COMMIT", "committing the reset")?;
+        self.discard();
+        Ok(())
+    }
+}
+
+fn before_schema(table: &TableId) -> IcebergError {
+    IcebergError::State(format!("rows for {table} arrived before its schema"))
+}
+
+/// Columns of `new` that `old` did not have.
+fn added_columns(old: &TableSchema, new: &TableSchema) -> Vec<String> {
+    new.columns.iter().filter(|c| old.column_index(&c.name).is_none()).map(|c| c.name.clone()).collect()
+}

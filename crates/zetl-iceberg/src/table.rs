@@ -1,0 +1,354 @@
+//! One replicated table in the lake: its committed metadata, the key index (key → the data
+//! file and row position holding it), and what the open transaction adds: rows buffered and
+//! written to a data file still open, and position deletes of superseded rows.
+
+use crate::error::{IcebergError, TableContext};
+use crate::files;
+use crate::key;
+use crate::types;
+use arrow_schema::{DataType, Schema as ArrowSchema};
+use iceberg::io::FileIO;
+use iceberg::spec::{DataFile, SchemaRef, TableMetadata};
+use iceberg::writer::file_writer::ParquetWriter;
+use iceberg::writer::CurrentFileStatus;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use zetl_core::batch::{KeyedOp, TableBatch};
+use zetl_core::{ChangeKind, Row, TableSchema, Value};
+
+/// Rows buffered before they go into the open data file as one row group's worth.
+const BUFFER_ROWS: usize = 16_384;
+
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Row `pos` of data file `file` (an index into `LakeTable::files`).
+    File(u32, i64),
+    /// Entry of the buffer.
+    Buffer(usize),
+}
+
+pub struct LakeTable {
+    pub source: TableSchema,
+    pub metadata: TableMetadata,
+    /// The metadata file the catalog points at.
+    pub location: String,
+    /// The metadata holds a schema change not committed yet.
+    pub schema_changed: bool,
+    schema: SchemaRef,
+    arrow: Arc<ArrowSchema>,
+    key_types: Vec<DataType>,
+    index: HashMap<Vec<u8>, Slot>,
+    /// Data file paths, numbered as `Slot::File` refers to them.
+    files: Vec<String>,
+    buffer: Vec<Option<(Vec<u8>, Row)>>,
+    open: Option<(ParquetWriter, u32, i64)>,
+    pub written: Vec<DataFile>,
+    pub deletes: Vec<(String, i64)>,
+    /// The transaction emptied the table: the snapshot keeps none of the files before.
+    pub truncated: bool,
+    /// Rows added to data files by the open transaction (for the snapshot summary).
+    pub added_rows: u64,
+    /// A data file closes once it holds about this many bytes.
+    pub file_size: u64,
+}
+
+impl LakeTable {
+    /// The table as committed at `location`, its key index read back from its files.
+    pub async fn load(
+        file_io: &FileIO,
+        source: TableSchema,
+        metadata: TableMetadata,
+        location: String,
+    ) -> Result<Self, IcebergError> {
+        let mut table = Self::empty(source, metadata, location)?;
+        table.rebuild_index(file_io).await?;
+        Ok(table)
+    }
+
+    fn empty(source: TableSchema, metadata: TableMetadata, location: String) -> Result<Self, IcebergError> {
+        let schema = metadata.current_schema().clone();
+        let name = source.id.to_string();
+        let arrow =
+            Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).table(&name, || "its Arrow schema".into())?);
+        let key_types = key_types(&source, &arrow)?;
+        Ok(LakeTable {
+            source,
+            metadata,
+            location,
+            schema_changed: false,
+            schema,
+            arrow,
+            key_types,
+            index: HashMap::new(),
+            files: Vec::new(),
+            buffer: Vec::new(),
+            open: None,
+            written: Vec::new(),
+            deletes: Vec::new(),
+            truncated: false,
+            added_rows: 0,
+            file_size: u64::MAX,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        self.source.id.to_string()
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.truncated
+            || !self.written.is_empty()
+            || !self.deletes.is_empty()
+            || self.open.is_some()
+            || self.buffer.iter().any(Option::is_some)
+    }
+
+    /// Takes a new source schema (and the table metadata evolved to it).
+    pub fn evolve(&mut self, source: TableSchema, metadata: TableMetadata) -> Result<(), IcebergError> {
+        self.schema = metadata.current_schema().clone();
+        let name = source.id.to_string();
+        self.arrow =
+            Arc::new(iceberg::arrow::schema_to_arrow_schema(&self.schema).table(&name, || "its Arrow schema".into())?);
+        self.key_types = key_types(&source, &self.arrow)?;
+        self.source = source;
+        self.metadata = metadata;
+        self.schema_changed = true;
+        Ok(())
+    }
+
+    /// The key index from the table's live data files minus its position deletes.
+    async fn rebuild_index(&mut self, file_io: &FileIO) -> Result<(), IcebergError> {
+        let name = self.name();
+        let Some(snapshot) = self.metadata.current_snapshot().cloned() else { return Ok(()) };
+        let mut data = Vec::new();
+        let mut deleted: HashMap<String, HashSet<i64>> = HashMap::new();
+        for manifest in files::manifests(file_io, &snapshot, &name).await? {
+            let manifest = files::load_manifest(file_io, &manifest, &name).await?;
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let file = entry.data_file();
+                if files::is_deletes(file) {
+                    for (path, pos) in files::read_deletes(file_io, file.file_path(), &name).await? {
+                        deleted.entry(path).or_default().insert(pos);
+                    }
+                } else {
+                    data.push(file.file_path().to_string());
+                }
+            }
+        }
+        let key_names: Vec<&str> =
+            self.source.key_columns().iter().map(|&i| self.source.columns[i].name.as_str()).collect();
+        for path in data {
+            let number = self.files.len() as u32;
+            self.files.push(path.clone());
+            if key_names.is_empty() {
+                continue;
+            }
+            let gone = deleted.remove(&path).unwrap_or_default();
+            let mut pos = 0i64;
+            for batch in files::read_columns(file_io, &path, &key_names, &name).await? {
+                let columns: Vec<&dyn arrow_array::Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
+                for row in 0..batch.num_rows() {
+                    if !gone.contains(&pos) {
+                        let k = key::from_arrays(&columns, row).map_err(|p| self.value_error(p))?;
+                        self.index.insert(k, Slot::File(number, pos));
+                    }
+                    pos += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn value_error(&self, problem: String) -> IcebergError {
+        IcebergError::Value { table: self.name(), column: "(key)".into(), problem }
+    }
+
+    fn key_of(&self, row: &Row) -> Result<Vec<u8>, IcebergError> {
+        let values: Vec<&Value> =
+            self.source.key_columns().iter().map(|&i| row.get(i).unwrap_or(&Value::Null)).collect();
+        key::from_values(&self.key_types, &values).map_err(|p| self.value_error(p))
+    }
+
+    /// Empties the table in the open transaction.
+    pub fn truncate(&mut self) {
+        self.index.clear();
+        self.files.clear();
+        self.buffer.clear();
+        self.open = None;
+        self.written.clear();
+        self.deletes.clear();
+        self.truncated = true;
+    }
+
+    /// Applies one table's collapsed changes.
+    pub async fn apply(&mut self, file_io: &FileIO, changes: &TableBatch) -> Result<(), IcebergError> {
+        if changes.truncate {
+            self.truncate();
+        }
+        for op in changes.keyed_ops() {
+            match op {
+                KeyedOp::Upsert(row) => self.upsert(file_io, row.clone(), None, changes.filling).await?,
+                KeyedOp::Delete(old) | KeyedOp::Expire(old) => {
+                    let k = self.key_of(old)?;
+                    self.remove(&k);
+                }
+                KeyedOp::Move { row, from } => {
+                    let k = self.key_of(from)?;
+                    let old = self.remove(&k);
+                    self.upsert(file_io, row.clone(), old, changes.filling).await?;
+                }
+            }
+        }
+        for change in &changes.unkeyed {
+            match change {
+                ChangeKind::Insert { row } => self.append(file_io, None, row.clone()).await?,
+                _ => {
+                    return Err(IcebergError::Unsupported(format!(
+                        "table {}: updates and deletes of a table without a key (replica identity full) are not written to Iceberg yet; give the table a primary key",
+                        self.name()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows of a copy: upserts by key (a copy continued after a restart may meet keys again).
+    pub async fn copy_rows(&mut self, file_io: &FileIO, rows: &[Row]) -> Result<(), IcebergError> {
+        for row in rows {
+            if self.source.key_columns().is_empty() {
+                self.append(file_io, None, row.clone()).await?;
+            } else {
+                self.upsert(file_io, row.clone(), None, false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `row` over its key. Unchanged columns take the old row's values (`moved_from`, or
+    /// the row the key holds) while it is still buffered.
+    async fn upsert(
+        &mut self,
+        file_io: &FileIO,
+        mut row: Row,
+        moved_from: Option<Row>,
+        filling: bool,
+    ) -> Result<(), IcebergError> {
+        let k = self.key_of(&row)?;
+        let old = self.remove(&k).or(moved_from);
+        if row.iter().any(|v| matches!(v, Value::Unchanged)) {
+            match old {
+                Some(old) => {
+                    for (v, was) in row.iter_mut().zip(old) {
+                        if matches!(v, Value::Unchanged) {
+                            *v = was;
+                        }
+                    }
+                }
+                // A fill's update for a key its copy has not reached: the copy brings the row.
+                None if filling => return Ok(()),
+                None => {
+                    return Err(IcebergError::Unsupported(format!(
+                        "table {}, key {}: an update left TOASTed columns unsent and the row is in a committed data file; reading rows back from data files is not supported yet (ALTER TABLE … REPLICA IDENTITY FULL at the source avoids it)",
+                        self.name(),
+                        self.source.describe_key(&row)
+                    )))
+                }
+            }
+        }
+        self.append(file_io, Some(k), row).await
+    }
+
+    /// Removes the row under key `k`: returns it when it was still buffered.
+    fn remove(&mut self, k: &[u8]) -> Option<Row> {
+        match self.index.remove(k)? {
+            Slot::Buffer(i) => self.buffer.get_mut(i).and_then(Option::take).map(|(_, row)| row),
+            Slot::File(file, pos) => {
+                if let Some(path) = self.files.get(file as usize) {
+                    self.deletes.push((path.clone(), pos));
+                }
+                None
+            }
+        }
+    }
+
+    async fn append(&mut self, file_io: &FileIO, k: Option<Vec<u8>>, row: Row) -> Result<(), IcebergError> {
+        if let Some(k) = &k {
+            self.index.insert(k.clone(), Slot::Buffer(self.buffer.len()));
+        }
+        self.buffer.push(Some((k.unwrap_or_default(), row)));
+        if self.buffer.len() >= BUFFER_ROWS {
+            self.flush_buffer(file_io, self.file_size).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows into the open data file (opening one), which closes once it
+    /// has `file_size` bytes.
+    pub async fn flush_buffer(&mut self, file_io: &FileIO, file_size: u64) -> Result<(), IcebergError> {
+        let live: Vec<(Vec<u8>, Row)> = self.buffer.drain(..).flatten().collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let name = self.name();
+        if self.open.is_none() {
+            let path = format!("{}/data/{}.parquet", self.metadata.location(), uuid::Uuid::new_v4());
+            let writer = files::open_data_file(file_io, self.schema.clone(), &path, &name).await?;
+            self.files.push(path);
+            self.open = Some((writer, self.files.len() as u32 - 1, 0));
+        }
+        let rows: Vec<&Row> = live.iter().map(|(_, r)| r).collect();
+        let batch = types::record_batch(&self.arrow, &self.source, &rows)?;
+        let Some((writer, number, next)) = self.open.as_mut() else { return Ok(()) };
+        iceberg::writer::file_writer::FileWriter::write(writer, &batch)
+            .await
+            .table(&name, || "writing a data file".into())?;
+        let keyed = !self.source.key_columns().is_empty();
+        for (k, _) in &live {
+            if keyed {
+                self.index.insert(k.clone(), Slot::File(*number, *next));
+            }
+            *next += 1;
+        }
+        self.added_rows += live.len() as u64;
+        if writer.current_written_size() as u64 >= file_size {
+            self.close_file().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open data file: it joins the files the next commit adds.
+    pub async fn close_file(&mut self) -> Result<(), IcebergError> {
+        let Some((writer, _, _)) = self.open.take() else { return Ok(()) };
+        let spec = self.metadata.default_partition_spec_id();
+        if let Some(file) = files::close_data_file(writer, spec, &self.name()).await? {
+            self.written.push(file);
+        }
+        Ok(())
+    }
+
+    /// The transaction is committed as `metadata` at `location`.
+    pub fn committed(&mut self, metadata: TableMetadata, location: String) {
+        self.metadata = metadata;
+        self.location = location;
+        self.written.clear();
+        self.deletes.clear();
+        self.truncated = false;
+        self.schema_changed = false;
+        self.added_rows = 0;
+    }
+}
+
+/// The Arrow types of the key columns, as the table stores them.
+fn key_types(source: &TableSchema, arrow: &ArrowSchema) -> Result<Vec<DataType>, IcebergError> {
+    source
+        .key_columns()
+        .iter()
+        .map(|&i| {
+            let name = &source.columns[i].name;
+            arrow.field_with_name(name).map(|f| f.data_type().clone()).map_err(|_| {
+                IcebergError::State(format!("table {}: the Iceberg table has no key column {name}", source.id))
+            })
+        })
+        .collect()
+}

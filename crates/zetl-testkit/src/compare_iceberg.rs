@@ -1,0 +1,53 @@
+//! Iceberg tables against their PostgreSQL source, whole: each table is read by a real reader
+//! (pyiceberg, `python/iceberg_dump.py`, position deletes applied), written losslessly as
+//! Parquet, loaded into a scratch DuckDB file and compared by [`crate::compare`]'s exact
+//! per-type rules.
+
+use crate::compare::assert_tables_equal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join("iceberg_dump.py")
+}
+
+/// Reads `tables` through pyiceberg from the SQL catalog `catalog_db` (catalog `name`) into a
+/// DuckDB file under `scratch`; returns the row count of each table.
+pub fn read_with_pyiceberg(catalog_db: &Path, name: &str, scratch: &Path, tables: &[&str]) -> (PathBuf, Vec<u64>) {
+    let out = scratch.join("pyiceberg-read");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("create the pyiceberg output directory");
+    let run = Command::new("python3")
+        .arg(script())
+        .arg(catalog_db)
+        .arg(name)
+        .arg(&out)
+        .args(tables)
+        .output()
+        .expect("run python3");
+    assert!(run.status.success(), "iceberg_dump.py failed: {}", String::from_utf8_lossy(&run.stderr));
+    let counts = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse().ok()))
+        .collect();
+    let duck_path = out.join("read.duckdb");
+    let duck = duckdb::Connection::open(&duck_path).expect("open the scratch DuckDB file");
+    for table in tables {
+        let (schema, name) = table.split_once('.').expect("schema.table");
+        let parquet = out.join(format!("{table}.parquet"));
+        duck.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; \
+             CREATE TABLE \"{schema}\".\"{name}\" AS SELECT * FROM read_parquet('{}')",
+            parquet.display()
+        ))
+        .unwrap_or_else(|e| panic!("loading {table} read by pyiceberg: {e}"));
+    }
+    (duck_path, counts)
+}
+
+/// Panics naming the first differences unless every table of `tables`, read through
+/// pyiceberg, equals the PostgreSQL source at `pg_url`.
+pub fn assert_iceberg_equal(pg_url: &str, catalog_db: &Path, name: &str, scratch: &Path, tables: &[&str]) {
+    let (duck_path, _) = read_with_pyiceberg(catalog_db, name, scratch, tables);
+    assert_tables_equal(pg_url, &duck_path, tables);
+}
