@@ -9,7 +9,7 @@ use iceberg::spec::{
     SchemaRef, Snapshot, Type,
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
 use parquet::arrow::ProjectionMask;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -19,8 +19,15 @@ use std::sync::Arc;
 const DELETE_FILE_PATH_ID: i32 = 2147483546;
 const DELETE_POS_ID: i32 = 2147483545;
 
+/// Row groups stay small enough that reading one row back (an unsent TOASTed value) reads
+/// one group's column chunks, not a whole file's.
+const ROW_GROUP_ROWS: usize = 65_536;
+
 fn properties() -> WriterProperties {
-    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build()
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
 }
 
 /// Opens a Parquet data file at `path` for rows of `schema`.
@@ -126,6 +133,39 @@ pub async fn read_columns(
     reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))
+}
+
+/// The columns `names` of row `pos` of the data file at `path` (a local file).
+pub fn read_row(path: &str, pos: i64, names: &[&str], table: &str) -> Result<RecordBatch, IcebergError> {
+    let bad = |e: String| IcebergError::State(format!("table {table}: reading row {pos} of {path}: {e}"));
+    let local = path.strip_prefix("file://").unwrap_or(path);
+    let file = std::fs::File::open(local).map_err(|e| bad(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
+    let (mut group, mut first) = (None, 0i64);
+    for (i, g) in builder.metadata().row_groups().iter().enumerate() {
+        if pos < first + g.num_rows() {
+            group = Some(i);
+            break;
+        }
+        first += g.num_rows();
+    }
+    let group = group.ok_or_else(|| bad("the file has fewer rows".into()))?;
+    let roots: Vec<usize> = names
+        .iter()
+        .map(|n| builder.schema().index_of(n).map_err(|_| bad(format!("no column {n}"))))
+        .collect::<Result<_, _>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let selection = RowSelection::from(vec![RowSelector::skip((pos - first) as usize), RowSelector::select(1)]);
+    let mut reader = builder
+        .with_row_groups(vec![group])
+        .with_projection(mask)
+        .with_row_selection(selection)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    match reader.next() {
+        Some(batch) => batch.map_err(|e| bad(e.to_string())),
+        None => Err(bad("no such row".into())),
+    }
 }
 
 /// The (data file, position) pairs of a position-delete file.

@@ -19,6 +19,13 @@ use zetl_core::{ChangeKind, Row, TableSchema, Value};
 /// Rows buffered before they go into the open data file as one row group's worth.
 const BUFFER_ROWS: usize = 16_384;
 
+/// Where a removed row was.
+enum Removed {
+    Nothing,
+    Buffered(Row),
+    InFile(u32, i64),
+}
+
 #[derive(Clone, Copy)]
 enum Slot {
     /// Row `pos` of data file `file` (an index into `LakeTable::files`).
@@ -185,17 +192,27 @@ impl LakeTable {
         if changes.truncate {
             self.truncate();
         }
+        // A key change comes as a delete of the old key, mostly before the move to the new
+        // one: where the old row was is kept for the move's unsent values.
+        let moves = changes.keyed_ops().any(|op| matches!(op, KeyedOp::Move { .. }));
+        let mut gone: HashMap<Vec<u8>, Removed> = HashMap::new();
         for op in changes.keyed_ops() {
             match op {
                 KeyedOp::Upsert(row) => self.upsert(file_io, row.clone(), None, changes.filling).await?,
                 KeyedOp::Delete(old) | KeyedOp::Expire(old) => {
                     let k = self.key_of(old)?;
-                    self.remove(&k);
+                    let removed = self.remove(&k);
+                    if moves {
+                        gone.insert(k, removed);
+                    }
                 }
                 KeyedOp::Move { row, from } => {
                     let k = self.key_of(from)?;
-                    let old = self.remove(&k);
-                    self.upsert(file_io, row.clone(), old, changes.filling).await?;
+                    let old = match self.remove(&k) {
+                        Removed::Nothing => gone.remove(&k).unwrap_or(Removed::Nothing),
+                        removed => removed,
+                    };
+                    self.upsert(file_io, row.clone(), Some(old), changes.filling).await?;
                 }
             }
         }
@@ -225,49 +242,75 @@ impl LakeTable {
         Ok(())
     }
 
-    /// Writes `row` over its key. Unchanged columns take the old row's values (`moved_from`, or
-    /// the row the key holds) while it is still buffered.
+    /// Writes `row` over its key. Unchanged columns (a TOASTed value the source did not send)
+    /// take the old row's values: `moved_from` (a key change), or the row the key holds.
     async fn upsert(
         &mut self,
         file_io: &FileIO,
         mut row: Row,
-        moved_from: Option<Row>,
+        moved_from: Option<Removed>,
         filling: bool,
     ) -> Result<(), IcebergError> {
         let k = self.key_of(&row)?;
-        let old = self.remove(&k).or(moved_from);
-        if row.iter().any(|v| matches!(v, Value::Unchanged)) {
-            match old {
-                Some(old) => {
-                    for (v, was) in row.iter_mut().zip(old) {
-                        if matches!(v, Value::Unchanged) {
-                            *v = was;
-                        }
-                    }
-                }
+        let old = match self.remove(&k) {
+            Removed::Nothing => moved_from.unwrap_or(Removed::Nothing),
+            removed => removed,
+        };
+        let unchanged: Vec<usize> = (0..row.len()).filter(|&i| matches!(row[i], Value::Unchanged)).collect();
+        if !unchanged.is_empty() {
+            let old = match old {
+                Removed::Buffered(old) => old,
+                Removed::InFile(file, pos) => self.read_back(file, pos, &unchanged).await?,
                 // A fill's update for a key its copy has not reached: the copy brings the row.
-                None if filling => return Ok(()),
-                None => {
-                    return Err(IcebergError::Unsupported(format!(
-                        "table {}, key {}: an update left TOASTed columns unsent and the row is in a committed data file; reading rows back from data files is not supported yet (ALTER TABLE … REPLICA IDENTITY FULL at the source avoids it)",
+                Removed::Nothing if filling => return Ok(()),
+                Removed::Nothing => {
+                    return Err(IcebergError::State(format!(
+                        "table {}, key {}: an update left columns unsent and the table holds no row under that key",
                         self.name(),
                         self.source.describe_key(&row)
                     )))
                 }
+            };
+            for i in unchanged {
+                row[i] = old.get(i).cloned().unwrap_or(Value::Null);
             }
         }
         self.append(file_io, Some(k), row).await
     }
 
-    /// Removes the row under key `k`: returns it when it was still buffered.
-    fn remove(&mut self, k: &[u8]) -> Option<Row> {
-        match self.index.remove(k)? {
-            Slot::Buffer(i) => self.buffer.get_mut(i).and_then(Option::take).map(|(_, row)| row),
-            Slot::File(file, pos) => {
+    /// The columns `wanted` of row `pos` of data file `file`, as a row of the source's width
+    /// (other columns NULL). A file still being written is closed first, to be readable.
+    async fn read_back(&mut self, file: u32, pos: i64, wanted: &[usize]) -> Result<Row, IcebergError> {
+        if self.open.as_ref().is_some_and(|(_, open, _)| *open == file) {
+            self.close_file().await?;
+        }
+        let path = self.files.get(file as usize).cloned().unwrap_or_default();
+        let names: Vec<&str> = wanted.iter().map(|&i| self.source.columns[i].name.as_str()).collect();
+        let batch = files::read_row(&path, pos, &names, &self.name())?;
+        let mut row = vec![Value::Null; self.source.columns.len()];
+        for (&i, column) in wanted.iter().zip(batch.columns()) {
+            row[i] = types::stored_value(column.as_ref()).map_err(|problem| IcebergError::Value {
+                table: self.name(),
+                column: self.source.columns[i].name.clone(),
+                problem,
+            })?;
+        }
+        Ok(row)
+    }
+
+    /// Removes the row under key `k`, marking it deleted where it was written.
+    fn remove(&mut self, k: &[u8]) -> Removed {
+        match self.index.remove(k) {
+            None => Removed::Nothing,
+            Some(Slot::Buffer(i)) => match self.buffer.get_mut(i).and_then(Option::take) {
+                Some((_, row)) => Removed::Buffered(row),
+                None => Removed::Nothing,
+            },
+            Some(Slot::File(file, pos)) => {
                 if let Some(path) = self.files.get(file as usize) {
                     self.deletes.push((path.clone(), pos));
                 }
-                None
+                Removed::InFile(file, pos)
             }
         }
     }

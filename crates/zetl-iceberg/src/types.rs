@@ -229,6 +229,37 @@ fn array<'a>(ty: &DataType, values: impl Iterator<Item = &'a Value>) -> Result<A
     })
 }
 
+/// The value of a one-row column as read back from a data file, for the column kinds whose
+/// values the source may leave unsent (text, bytes, decimals: PostgreSQL's TOASTed types);
+/// written again, it stores the same.
+pub fn stored_value(column: &dyn arrow_array::Array) -> Result<Value, String> {
+    use arrow_array::cast::AsArray;
+    if column.is_null(0) {
+        return Ok(Value::Null);
+    }
+    Ok(match column.data_type() {
+        DataType::Utf8 => Value::Text(column.as_string::<i32>().value(0).to_string()),
+        DataType::LargeBinary => Value::Bytes(column.as_binary::<i64>().value(0).to_vec()),
+        DataType::Decimal128(_, scale) => {
+            let n = column.as_primitive::<arrow_array::types::Decimal128Type>().value(0);
+            Value::Decimal(decimal_text(n, *scale))
+        }
+        other => return Err(format!("an unsent value of an Arrow {other} column cannot be read back")),
+    })
+}
+
+fn decimal_text(n: i128, scale: i8) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let scale = usize::try_from(scale).unwrap_or(0);
+    let sign = if n < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    format!("{sign}{whole}.{fraction}")
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::Array(items) => Some(json_array(items)),
@@ -328,6 +359,14 @@ mod tests {
         assert_eq!(d("1.234"), None, "a digit beyond the scale would be lost");
         assert_eq!(d("NaN"), None);
         assert_eq!(decimal(&Value::UInt(u64::MAX), 0), Some(i128::from(u64::MAX)));
+    }
+
+    #[test]
+    fn decimals_read_back_as_the_digits_stored() {
+        assert_eq!(decimal_text(1250, 2), "12.50");
+        assert_eq!(decimal_text(-1, 2), "-0.01");
+        assert_eq!(decimal_text(7, 0), "7");
+        assert_eq!(decimal(&Value::Decimal(decimal_text(-123_456, 3)), 3), Some(-123_456));
     }
 
     #[test]
