@@ -122,6 +122,30 @@ fn a_resync_does_not_wait_for_an_idle_transaction() {
     env.assert_equal(&["public.a", "public.b"]);
 }
 
+/// Chunks that take longer than the table-discovery interval (1 s here: wide rows, 50 000 per
+/// chunk) still get their turn: discovery used to take every pause, and the fill stopped for
+/// good after its first slow chunk.
+#[test]
+fn a_fill_whose_chunks_outlast_table_discovery_finishes() {
+    let env = TestEnv::start("slow-chunks");
+    env.sql(
+        "CREATE TABLE wide (id int PRIMARY KEY, pad text);\n\
+         INSERT INTO wide SELECT g, repeat(md5(g::text), 60) FROM generate_series(1, 110000) g; ANALYZE wide;",
+    );
+    let cfg = env.config("slow", &["public.*"]).source("table_discovery_secs", 1).write();
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "slow");
+    env.sql("UPDATE wide SET pad = 'changed' WHERE id % 1000 = 0");
+    let out = zetl_command(&["resync", "-c", cfg.to_str().expect("utf-8 path"), "public.wide"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    common::warehouse::wait_copied(&env, &mut zetl, "public.wide", 1);
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    env.wait_caught_up(&mut zetl, "slow");
+    zetl.stop();
+    env.assert_equal(&["public.wide"]);
+    assert!(log.contains("copying the table while streaming, in chunks table=public.wide"), "{log}");
+}
+
 /// A table filled beside the stream meets every kind of change to its own rows while the copy
 /// runs: updates that leave a TOASTed column unsent (for keys copied and not yet copied), key
 /// changes that carry such a column (above every key, and below them: into the part already

@@ -164,23 +164,26 @@ impl Source for PgSource {
         tracing::info!(slot, from = %start_lsn, "streaming");
         let every = Duration::from_secs(self.config.table_discovery_secs.max(1));
         let (mut acks, mut stop) = (ctx.acks.clone(), ctx.stop.clone());
-        let mut next_discovery = Instant::now() + every;
+        let (mut next_discovery, mut next_chunk) = (Instant::now() + every, Instant::now());
         loop {
-            let until_discovery = next_discovery.saturating_duration_since(Instant::now());
-            let wait = if fills.is_empty() { until_discovery } else { fills.gap().min(until_discovery) };
-            match streamer.run(&mut stream, &mut acks, &mut stop, wait).await? {
-                Pause::Stopped => return Ok(()),
-                Pause::Discover if Instant::now() >= next_discovery => {
-                    self.discover(&sql, &mut streamer, &mut stream, &mut fills, &slot, &publication, &ctx).await?;
-                    next_discovery = Instant::now() + every;
-                }
-                Pause::Discover => {
-                    if let Some((table, joined)) = self.fill_step(&mut fills, &mut streamer, &mut stream).await? {
-                        if !self.copy_holding_stream(&sql, &mut streamer, &mut stream, &[table], joined, &ctx).await? {
-                            return Ok(());
-                        }
+            // Each has its own turn: a chunk that takes longer than the discovery interval
+            // must not leave every pause to discovery (that stalled the fill for good).
+            let next = if fills.is_empty() { next_discovery } else { next_discovery.min(next_chunk) };
+            let wait = next.saturating_duration_since(Instant::now());
+            if matches!(streamer.run(&mut stream, &mut acks, &mut stop, wait).await?, Pause::Stopped) {
+                return Ok(());
+            }
+            if Instant::now() >= next_discovery {
+                self.discover(&sql, &mut streamer, &mut stream, &mut fills, &slot, &publication, &ctx).await?;
+                next_discovery = Instant::now() + every;
+            }
+            if !fills.is_empty() && Instant::now() >= next_chunk {
+                if let Some((table, joined)) = self.fill_step(&mut fills, &mut streamer, &mut stream).await? {
+                    if !self.copy_holding_stream(&sql, &mut streamer, &mut stream, &[table], joined, &ctx).await? {
+                        return Ok(());
                     }
                 }
+                next_chunk = Instant::now() + fills.gap();
             }
         }
     }
