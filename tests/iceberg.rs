@@ -247,3 +247,34 @@ fn marks(catalog: &Path) -> Vec<u32> {
     );
     common::python(&program).split_whitespace().filter_map(|n| n.parse().ok()).collect()
 }
+
+/// Schema changes become Iceberg schema updates (an added column, `int` → `bigint` on a key
+/// column, a dropped column), a `zetl resync` copies a table again, and `zetl status` reads
+/// the state from the catalog: pyiceberg still reads exactly the source.
+#[test]
+fn iceberg_tables_evolve_and_resync() {
+    let env = TestEnv::start("iceberg_evolve");
+    env.sql(DDL);
+    let config = iceberg_config(&env, "lake").write();
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "lake");
+    env.sql(
+        "ALTER TABLE kinds ADD COLUMN extra int; UPDATE kinds SET extra = id % 5 WHERE id % 3 = 0;\n\
+         ALTER TABLE pairs ALTER COLUMN a TYPE bigint; UPDATE pairs SET v = 0 WHERE a = 11;\n\
+         INSERT INTO pairs VALUES (5000000000, 'big', 1);\n\
+         ALTER TABLE kinds DROP COLUMN jb; UPDATE kinds SET t = 'after drop' WHERE id % 7 = 0;",
+    );
+    env.wait_caught_up(&mut zetl, "lake");
+    zetl.stop();
+    let cfg = config.to_str().expect("utf-8 path");
+    let out = common::zetl_command(&["resync", "-c", cfg, "public.pairs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    env.sql("DELETE FROM pairs WHERE a = 12; UPDATE kinds SET extra = -1 WHERE id = 6");
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "lake");
+    zetl.stop();
+    let status = common::zetl_command(&["status", "-c", cfg]);
+    let shown = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(shown.contains("public.pairs") && shown.contains("streaming"), "{shown}");
+    assert_lake_equal(&env);
+}

@@ -35,12 +35,13 @@ pub fn from_arrays(columns: &[&dyn Array], row: usize) -> Result<Vec<u8>, String
         }
         let bytes: Vec<u8> = match column.data_type() {
             DataType::Boolean => vec![u8::from(column.as_boolean().value(row))],
-            DataType::Int32 => column.as_primitive::<Int32Type>().value(row).to_le_bytes().to_vec(),
+            // As a long: a key column widened from int to long keeps its keys (see `types::storage`).
+            DataType::Int32 => i64::from(column.as_primitive::<Int32Type>().value(row)).to_le_bytes().to_vec(),
             DataType::Int64 => column.as_primitive::<Int64Type>().value(row).to_le_bytes().to_vec(),
             DataType::Float32 => column.as_primitive::<Float32Type>().value(row).to_bits().to_le_bytes().to_vec(),
             DataType::Float64 => column.as_primitive::<Float64Type>().value(row).to_bits().to_le_bytes().to_vec(),
             DataType::Decimal128(..) => column.as_primitive::<Decimal128Type>().value(row).to_le_bytes().to_vec(),
-            DataType::Date32 => column.as_primitive::<Date32Type>().value(row).to_le_bytes().to_vec(),
+            DataType::Date32 => i64::from(column.as_primitive::<Date32Type>().value(row)).to_le_bytes().to_vec(),
             DataType::Time64(_) => column.as_primitive::<Time64MicrosecondType>().value(row).to_le_bytes().to_vec(),
             DataType::Timestamp(..) => {
                 column.as_primitive::<TimestampMicrosecondType>().value(row).to_le_bytes().to_vec()
@@ -61,4 +62,43 @@ fn push(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(1);
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::ArrayRef;
+    use std::sync::Arc;
+    use zetl_core::{Column, ColumnType, RowIdentity, TableId, TableSchema};
+
+    /// A key computed from a change's values equals the one read back from the written arrays.
+    #[test]
+    fn keys_from_values_match_keys_read_back() {
+        let kinds = [
+            (ColumnType::Int32, Value::Int(-7)),
+            (ColumnType::Int64, Value::Int(1 << 40)),
+            (ColumnType::Decimal { precision: 12, scale: 2 }, Value::Decimal("1.5".into())),
+            (ColumnType::Text, Value::Text("k é".into())),
+            (ColumnType::Date, Value::Date("2024-02-29".into())),
+            (ColumnType::TimestampTz, Value::TimestampTz("2024-02-29 12:00:00.5+00".into())),
+            (ColumnType::Uuid, Value::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())),
+            (ColumnType::Bytes, Value::Bytes(vec![0, 255])),
+        ];
+        for (ty, value) in kinds {
+            let column = Column { name: "k".into(), ty: ty.clone(), source_type: String::new(), nullable: false };
+            let source =
+                TableSchema { id: TableId::new("s", "t"), columns: vec![column], identity: RowIdentity::Key(vec![0]) };
+            let lake = types::lake_schema(&source, None, 0).expect("schema");
+            let arrow = Arc::new(iceberg::arrow::schema_to_arrow_schema(&lake).expect("arrow"));
+            let row = vec![value.clone()];
+            let batch = types::record_batch(&arrow, &source, &[&row]).expect("batch");
+            let written = from_arrays(&[batch.column(0).as_ref()], 0).expect("read back");
+            let data_type = arrow.field(0).data_type().clone();
+            assert_eq!(from_values(&[data_type], &[&value]), Ok(written), "{ty:?}");
+        }
+        // An int key widened to long keeps its bytes.
+        let ints: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![5]));
+        let longs: ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![5]));
+        assert_eq!(from_arrays(&[ints.as_ref()], 0), from_arrays(&[longs.as_ref()], 0));
+    }
 }

@@ -174,7 +174,8 @@ pub fn storage(ty: &DataType, v: &Value) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(match cell(ty, v)? {
         Cell::Null => return Ok(None),
         Cell::Bool(b) => vec![u8::from(b)],
-        Cell::I32(i) => i.to_le_bytes().to_vec(),
+        // Ints as longs, so that `int` → `long` (Iceberg's widening) keeps every key.
+        Cell::I32(i) => i64::from(i).to_le_bytes().to_vec(),
         Cell::I64(i) => i.to_le_bytes().to_vec(),
         Cell::F32(f) => f.to_bits().to_le_bytes().to_vec(),
         Cell::F64(f) => f.to_bits().to_le_bytes().to_vec(),
