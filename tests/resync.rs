@@ -138,7 +138,9 @@ fn a_fill_whose_chunks_outlast_table_discovery_finishes() {
     env.sql("UPDATE wide SET pad = 'changed' WHERE id % 1000 = 0");
     let out = zetl_command(&["resync", "-c", cfg.to_str().expect("utf-8 path"), "public.wide"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    common::warehouse::wait_copied(&env, &mut zetl, "public.wide", 1);
+    // Beside the whole test run the chunks take longer still: the fill gets four timeouts.
+    let filled = poll(TIMEOUT * 4, || common::warehouse::copies_of(&env, "public.wide") >= 1);
+    assert!(filled, "the fill of public.wide did not finish");
     let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
     env.wait_caught_up(&mut zetl, "slow");
     zetl.stop();
