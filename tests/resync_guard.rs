@@ -1,7 +1,7 @@
 //! `POST /resync` changes something, so the endpoint refuses requests that lack the
 //! `X-Zetl-Request` header (what a web page would send), come by a host name without
-//! `metrics.token`, or lack the token when there is one; nothing is queued for them, while
-//! `zetl resync` keeps working. Ends with target == source.
+//! `metrics.token`, lack the token when there is one, or name another integration; nothing is
+//! queued for them, while `zetl resync` keeps working. Ends with target == source.
 
 use crate::common;
 use common::config::map;
@@ -75,6 +75,17 @@ fn resync_needs_the_header_and_the_token() {
     );
     let preflight = http(port, "OPTIONS /resync HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert!(preflight.starts_with("HTTP/1.1 405") && !preflight.contains("Access-Control"), "{preflight}");
+    // Another integration given the same metrics.listen: its `zetl resync` reaches this zetl,
+    // which refuses it instead of copying its own table of that name.
+    let other = env.config("other", &["public.*"]).set("metrics", map([("listen", listen.clone().into())])).write();
+    let before = copied_rows(port);
+    let other_s = other.to_str().expect("utf-8 path");
+    let out = zetl_command_with(&["resync", "-c", other_s, "public.a"], TIMEOUT, &[]).expect("zetl resync finished");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("this is integration `guard`, not `other`"), "{err}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(copied_rows(port), before, "another integration's resync queued a copy");
     resync(cfg_s, &[]);
     assert!(poll(TIMEOUT, || copied_rows(port) > 2000.0), "public.a was not copied again");
     env.wait_caught_up(&mut zetl, "guard");

@@ -18,6 +18,10 @@ impl TestConfig {
         integration.insert("source".into(), source.into());
         integration.insert("target".into(), map([("kind", "duckdb".into()), ("path", path(duckdb))]).into());
         integration.insert("batch".into(), map([("max_wait_ms", 100.into())]).into());
+        // A port of its own: on the default one, `zetl resync` would reach whichever test's
+        // zetl took it first.
+        let listen = format!("127.0.0.1:{}", zetl_testkit::free_port());
+        integration.insert("metrics".into(), map([("listen", listen.into())]).into());
         TestConfig { dir: dir.to_path_buf(), integration }
     }
 

@@ -197,6 +197,16 @@ fn resync(query: &str, e: &Endpoint) -> (&'static str, &'static str, String) {
                 }
                 _ => return ("400 Bad Request", TEXT, format!("`{name}` is not schema.table\n")),
             },
+            // `zetl resync` names the integration it means: another one's zetl answering on
+            // this address (two integrations given one metrics.listen) must not take it.
+            Some(("integration", Some(name))) if name != e.integration => {
+                let problem = format!(
+                    "this is integration `{}`, not `{name}`: give each integration on a host its own metrics.listen\n",
+                    e.integration
+                );
+                return ("409 Conflict", TEXT, problem);
+            }
+            Some(("integration", Some(_))) => {}
             _ => return ("400 Bad Request", TEXT, format!("unexpected `{pair}`; use table=schema.name\n")),
         }
     }

@@ -24,7 +24,7 @@ pub async fn resync(config: &Path, name: Option<&str>, tables: &[String]) -> Res
         }
     }
     if let Some(addr) = integration.metrics_listen {
-        match ask_running(addr, &ids, integration.metrics_token.as_ref()).await {
+        match ask_running(addr, &integration.name, &ids, integration.metrics_token.as_ref()).await {
             Answer::Accepted(body) => {
                 println!("{}", body.trim_end());
                 println!(
@@ -80,8 +80,14 @@ enum Answer {
 }
 
 /// `POST /resync` to a running zetl, with the header (and token) the endpoint requires.
-async fn ask_running(addr: std::net::SocketAddr, tables: &[TableId], token: Option<&Secret>) -> Answer {
-    let query: Vec<String> = tables.iter().map(|t| format!("table={}", encode(&t.to_string()))).collect();
+async fn ask_running(
+    addr: std::net::SocketAddr,
+    integration: &str,
+    tables: &[TableId],
+    token: Option<&Secret>,
+) -> Answer {
+    let mut query: Vec<String> = tables.iter().map(|t| format!("table={}", encode(&t.to_string()))).collect();
+    query.push(format!("integration={}", encode(integration)));
     let authorization = token.map(|t| format!("Authorization: Bearer {}\r\n", t.expose())).unwrap_or_default();
     let request = format!(
         "POST /resync?{} HTTP/1.1\r\nHost: localhost\r\n{REQUEST_HEADER}: resync\r\n{authorization}\
