@@ -262,7 +262,8 @@ fn iceberg_tables_evolve_and_resync() {
         "ALTER TABLE kinds ADD COLUMN extra int; UPDATE kinds SET extra = id % 5 WHERE id % 3 = 0;\n\
          ALTER TABLE pairs ALTER COLUMN a TYPE bigint; UPDATE pairs SET v = 0 WHERE a = 11;\n\
          INSERT INTO pairs VALUES (5000000000, 'big', 1);\n\
-         ALTER TABLE kinds DROP COLUMN jb; UPDATE kinds SET t = 'after drop' WHERE id % 7 = 0;",
+         UPDATE kinds SET i2 = -i2 WHERE id % 11 = 0;\n\
+         ALTER TABLE kinds DROP COLUMN i2; UPDATE kinds SET t = 'after drop' WHERE id % 7 = 0;",
     );
     env.wait_caught_up(&mut zetl, "lake");
     zetl.stop();

@@ -173,6 +173,11 @@ impl Target for IcebergTarget {
             if t.source == *schema {
                 return Ok(Vec::new());
             }
+            // What the transaction holds was captured under the old columns: written first.
+            self.rt.block_on(async {
+                t.flush_buffer(&self.file_io, 0).await?;
+                t.close_file().await
+            })?;
             let added = added_columns(&t.source, schema);
             let name = schema.id.to_string();
             let current = t.metadata.current_schema().clone();
