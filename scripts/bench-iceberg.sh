@@ -3,11 +3,13 @@
 # copy of pgbench_accounts beside PostgreSQL's own COPY … TO STDOUT (FORMAT binary), then a
 # backlog of UPDATEs written while zetl is stopped. Prints figures only.
 #   ./scripts/bench-iceberg.sh
-#   SCALE=10 UPDATES=200000 ./scripts/bench-iceberg.sh
+#   SCALE=10 UPDATES=200000 COMMIT_EVERY=2s ./scripts/bench-iceberg.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${SCALE:-10}"
 UPDATES="${UPDATES:-200000}"
+# A commit waits for this; the backlog figure includes up to one such wait.
+COMMIT_EVERY="${COMMIT_EVERY:-2s}"
 RUN_DIR="$PWD/.zetl-run/bench-iceberg"
 
 . scripts/bench-common.sh
@@ -40,7 +42,7 @@ integrations:
       kind: iceberg
       warehouse: "file://$RUN_DIR/lake"
       catalog: { kind: sql, url: "sqlite://$RUN_DIR/lake/catalog.db" }
-      commit_every: 10s
+      commit_every: $COMMIT_EVERY
     tables: { include: ["public.pgbench_accounts"] }
     metrics: { listen: "off" }
 YAML
@@ -71,4 +73,4 @@ kill -TERM "$ZETL_PID"; wait "$ZETL_PID" || true; ZETL_PID=
 files=$(find "$RUN_DIR/lake" -name '*.parquet' | wc -l)
 snapshots=$(find "$RUN_DIR/lake" -name 'snap-*.avro' | wc -l)
 echo "backlog of $UPDATES updates: ${backlog_s} s, $(rate "$UPDATES" "$backlog_s") changes/s incl. start-up and the key index read back, peak RSS $((rss_kb / 1024)) MiB"
-echo "lake: $files Parquet files (data and position deletes), $snapshots snapshots, $(du -sh "$RUN_DIR/lake" | cut -f1)"
+echo "lake (commit_every $COMMIT_EVERY): $files Parquet files (data and position deletes), $snapshots snapshots, $(du -sh "$RUN_DIR/lake" | cut -f1)"
