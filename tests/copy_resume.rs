@@ -136,6 +136,12 @@ fn a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
         let _stop = StopOnDrop(&stop);
         env.kill_9_at_30_60_and_90_percent(&config, port, "refill", (BIG + NAMED) as f64, continued);
         let mut zetl = env.run_zetl(&config);
+        // Caught up with the stream is not done: the fills go on after it (one table at a
+        // time), and only a finished fill holds every row.
+        let filled = common::poll(common::TIMEOUT * 4, || {
+            ["public.big", "public.named"].iter().all(|t| common::warehouse::copies_of(&env, t) >= 1)
+        });
+        assert!(filled, "the fills did not finish");
         env.wait_caught_up(&mut zetl, "refill");
         stop.store(true, Ordering::Relaxed);
         let transactions = writer.join().expect("workload");
