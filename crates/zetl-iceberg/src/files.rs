@@ -119,16 +119,7 @@ pub async fn read_columns(
     let bytes = input.read().await.table(table, || format!("reading {path}"))?;
     let bad = |e: parquet::errors::ParquetError| IcebergError::State(format!("table {table}: reading {path}: {e}"));
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(bad)?;
-    let roots: Vec<usize> = names
-        .iter()
-        .map(|n| {
-            builder
-                .schema()
-                .index_of(n)
-                .map_err(|_| IcebergError::State(format!("table {table}: {path} has no column {n}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mask = projection(&builder, names).map_err(|e| IcebergError::State(format!("table {table}: {path}: {e}")))?;
     let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(bad)?;
     reader
         .collect::<Result<Vec<_>, _>>()
@@ -150,11 +141,7 @@ pub fn read_row(path: &str, pos: i64, names: &[&str], table: &str) -> Result<Rec
         first += g.num_rows();
     }
     let group = group.ok_or_else(|| bad("the file has fewer rows".into()))?;
-    let roots: Vec<usize> = names
-        .iter()
-        .map(|n| builder.schema().index_of(n).map_err(|_| bad(format!("no column {n}"))))
-        .collect::<Result<_, _>>()?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mask = projection(&builder, names).map_err(bad)?;
     let selection = RowSelection::from(vec![RowSelector::skip((pos - first) as usize), RowSelector::select(1)]);
     let mut reader = builder
         .with_row_groups(vec![group])
@@ -166,6 +153,18 @@ pub fn read_row(path: &str, pos: i64, names: &[&str], table: &str) -> Result<Rec
         Some(batch) => batch.map_err(|e| bad(e.to_string())),
         None => Err(bad("no such row".into())),
     }
+}
+
+/// The top-level columns `names` of the file `builder` reads.
+fn projection<T: parquet::file::reader::ChunkReader + 'static>(
+    builder: &ParquetRecordBatchReaderBuilder<T>,
+    names: &[&str],
+) -> Result<ProjectionMask, String> {
+    let roots: Vec<usize> = names
+        .iter()
+        .map(|n| builder.schema().index_of(n).map_err(|_| format!("no column {n}")))
+        .collect::<Result<_, _>>()?;
+    Ok(ProjectionMask::roots(builder.parquet_schema(), roots))
 }
 
 /// The (data file, position) pairs of a position-delete file.

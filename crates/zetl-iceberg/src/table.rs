@@ -256,8 +256,9 @@ impl LakeTable {
             Removed::Nothing => moved_from.unwrap_or(Removed::Nothing),
             removed => removed,
         };
-        let unchanged: Vec<usize> = (0..row.len()).filter(|&i| matches!(row[i], Value::Unchanged)).collect();
-        if !unchanged.is_empty() {
+        // Rare (TOAST): the positions are only collected when there is one.
+        if row.iter().any(|v| matches!(v, Value::Unchanged)) {
+            let unchanged: Vec<usize> = (0..row.len()).filter(|&i| matches!(row[i], Value::Unchanged)).collect();
             let old = match old {
                 Removed::Buffered(old) => old,
                 Removed::InFile(file, pos) => self.read_back(file, pos, &unchanged).await?,
