@@ -3,7 +3,8 @@
 #   - libduckdb.so (prebuilt, from the npm registry) into .tools/duckdb: the DuckDB target links
 #     it instead of compiling DuckDB's C++ (over an hour on 2 cores).
 #   - the duckdb CLI (PyPI duckdb-cli) to look at the warehouse file, same DuckDB version.
-#   - moto's server mode (PyPI) for the DynamoDB tests; pyiceberg (PyPI) to read Iceberg tables.
+#   - moto's server mode (PyPI) for the DynamoDB tests; pyiceberg and DuckDB's iceberg extension
+#     (PyPI) to read Iceberg tables (scripts/setup-spark.sh adds Spark for the tests).
 #   - PostgreSQL 15 and MariaDB server binaries, if missing (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,11 @@ python3 -c 'import moto.server, flask' >/dev/null 2>&1 || pip_missing+=("moto[se
 command -v duckdb >/dev/null 2>&1 || pip_missing+=("duckdb-cli==${DUCKDB_VERSION}")
 # A real Iceberg reader for the Iceberg target's tests.
 python3 -c 'import pyiceberg.catalog.sql, pyarrow, sqlalchemy' >/dev/null 2>&1 || pip_missing+=("pyiceberg[sql-sqlite,pyarrow]==0.12.*")
+# DuckDB's iceberg reader: the extension packages must match the Python duckdb version exactly.
+DUCKDB_READER=1.4.4
+python3 -c "import duckdb, duckdb_ext; assert duckdb.__version__ == '$DUCKDB_READER'" >/dev/null 2>&1 \
+  && [ -f "$(python3 -c 'import duckdb_ext; print(list(duckdb_ext.__path__)[0])')/extensions/v$DUCKDB_READER/linux_amd64/iceberg.duckdb_extension" ] \
+  || pip_missing+=("duckdb==$DUCKDB_READER" "duckdb-ext-iceberg==$DUCKDB_READER.20260205" "duckdb-ext-avro==$DUCKDB_READER.20260205")
 if [ ${#pip_missing[@]} -gt 0 ]; then
   say "pip installing ${pip_missing[*]}"
   python3 -m pip install -q --disable-pip-version-check "${pip_missing[@]}"

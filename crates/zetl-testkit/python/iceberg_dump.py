@@ -1,21 +1,32 @@
-"""Reads Iceberg tables through pyiceberg (its SqlCatalog on zetl's catalog file), position
-deletes applied, and writes each as a Parquet file for the whole-table comparison.
+"""Reads Iceberg tables through a real reader, position deletes applied, and writes each as a
+Parquet file for the whole-table comparison.
 
-    iceberg_dump.py CATALOG_DB CATALOG_NAME OUT_DIR schema.table...
+    iceberg_dump.py READER CATALOG_DB CATALOG_NAME OUT_DIR schema.table...
 
-Values are written as pyiceberg returns them, except UUIDs (fixed 16-byte binary), written as
-their text so that DuckDB reads them as the source prints them. Each table's row count goes to
-stdout as `schema.table rows`.
+READER is one of
+  pyiceberg  pyiceberg's SqlCatalog on zetl's catalog file;
+  duckdb     DuckDB's iceberg extension (`iceberg_scan` of the table's current metadata file,
+             found in the same catalog), from the PyPI packages of DuckDB and its extensions;
+  spark      Spark with the Iceberg runtime, through Iceberg's JdbcCatalog on the same catalog
+             (jars prepared by scripts/setup-spark.sh in .tools/spark).
+
+Values are written as the reader returns them, except UUIDs that pyiceberg returns as fixed
+16-byte binary, written as their text so that DuckDB reads them as the source prints them.
+Each table's row count goes to stdout as `schema.table rows`.
 """
+import glob
+import os
+import shutil
+import sqlite3
 import sys
 import uuid
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from pyiceberg.catalog.sql import SqlCatalog
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def as_text_uuids(table: pa.Table) -> pa.Table:
+def as_text_uuids(table):
+    import pyarrow as pa
+
     for i, field in enumerate(table.schema):
         t = field.type
         is_uuid = (pa.types.is_fixed_size_binary(t) and t.byte_width == 16) or str(t) in ("uuid", "extension<arrow.uuid>")
@@ -26,14 +37,82 @@ def as_text_uuids(table: pa.Table) -> pa.Table:
     return table
 
 
-def main() -> None:
-    db, name, out = sys.argv[1:4]
+def read_pyiceberg(db, name, out, tables):
+    import pyarrow.parquet as pq
+    from pyiceberg.catalog.sql import SqlCatalog
+
     catalog = SqlCatalog(name, uri=f"sqlite:///{db}")
-    for qualified in sys.argv[4:]:
-        table = catalog.load_table(qualified).scan().to_arrow()
-        table = as_text_uuids(table)
+    for qualified in tables:
+        table = as_text_uuids(catalog.load_table(qualified).scan().to_arrow())
         pq.write_table(table, f"{out}/{qualified}.parquet")
         print(qualified, table.num_rows)
+
+
+def metadata_location(db, name, qualified):
+    namespace, table = qualified.split(".", 1)
+    with sqlite3.connect(db) as catalog:
+        row = catalog.execute(
+            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+            (name, namespace, table),
+        ).fetchone()
+    if row is None:
+        sys.exit(f"{qualified} is not in catalog {name} of {db}")
+    return row[0]
+
+
+def read_duckdb(db, name, out, tables):
+    import duckdb
+    import duckdb_ext
+
+    con = duckdb.connect()
+    extensions = os.path.join(list(duckdb_ext.__path__)[0], "extensions")
+    con.execute(f"SET extension_directory = '{extensions}'")
+    con.execute("LOAD iceberg")
+    for qualified in tables:
+        scan = f"iceberg_scan('{metadata_location(db, name, qualified)}')"
+        con.execute(f"COPY (SELECT * FROM {scan}) TO '{out}/{qualified}.parquet' (FORMAT parquet)")
+        print(qualified, con.execute(f"SELECT count(*) FROM {scan}").fetchone()[0])
+
+
+def read_spark(db, name, out, tables):
+    from pyspark.sql import SparkSession
+
+    jars = sorted(glob.glob(os.path.join(ROOT, ".tools", "spark", "*.jar"))) + ["/usr/share/java/sqlite-jdbc.jar"]
+    if len(jars) < 3:
+        sys.exit("Spark's Iceberg jars are missing: run ./scripts/setup-spark.sh")
+    catalog = f"spark.sql.catalog.{name}"
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.driver.extraClassPath", ":".join(jars))
+        .config(catalog, "org.apache.iceberg.spark.SparkCatalog")
+        .config(f"{catalog}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
+        .config(f"{catalog}.uri", f"jdbc:sqlite:{db}")
+        .config(f"{catalog}.jdbc.schema-version", "V1")
+        .config(f"{catalog}.warehouse", "file://" + os.path.dirname(db))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        for qualified in tables:
+            frame = spark.read.table(f"{name}.{qualified}")
+            parts = f"{out}/{qualified}.spark"
+            frame.coalesce(1).write.mode("overwrite").parquet(parts)
+            (part,) = glob.glob(f"{parts}/part-*.parquet")
+            shutil.move(part, f"{out}/{qualified}.parquet")
+            print(qualified, frame.count())
+    finally:
+        spark.stop()
+
+
+READERS = {"pyiceberg": read_pyiceberg, "duckdb": read_duckdb, "spark": read_spark}
+
+
+def main() -> None:
+    reader, db, name, out = sys.argv[1:5]
+    READERS[reader](db, name, out, sys.argv[5:])
 
 
 if __name__ == "__main__":

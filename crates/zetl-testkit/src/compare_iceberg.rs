@@ -1,7 +1,7 @@
 //! Iceberg tables against their PostgreSQL source, whole: each table is read by a real reader
-//! (pyiceberg, `python/iceberg_dump.py`, position deletes applied), written losslessly as
-//! Parquet, loaded into a scratch DuckDB file and compared by [`crate::compare`]'s exact
-//! per-type rules.
+//! (pyiceberg, DuckDB's iceberg extension or Spark, through `python/iceberg_dump.py`, position
+//! deletes applied), written losslessly as Parquet, loaded into a scratch DuckDB file and
+//! compared by [`crate::compare`]'s exact per-type rules.
 
 use crate::compare::assert_tables_equal;
 use std::path::{Path, PathBuf};
@@ -11,21 +11,49 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join("iceberg_dump.py")
 }
 
-/// Reads `tables` through pyiceberg from the SQL catalog `catalog_db` (catalog `name`) into a
+/// The engines that read the lake in the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    PyIceberg,
+    /// DuckDB's iceberg extension (`iceberg_scan`), from PyPI.
+    DuckDb,
+    /// Spark 3.5 with the Iceberg runtime, through Iceberg's JdbcCatalog.
+    Spark,
+}
+
+impl Reader {
+    fn arg(self) -> &'static str {
+        match self {
+            Reader::PyIceberg => "pyiceberg",
+            Reader::DuckDb => "duckdb",
+            Reader::Spark => "spark",
+        }
+    }
+}
+
+/// Reads `tables` through `reader` from the SQL catalog `catalog_db` (catalog `name`) into a
 /// DuckDB file under `scratch`; returns the row count of each table.
-pub fn read_with_pyiceberg(catalog_db: &Path, name: &str, scratch: &Path, tables: &[&str]) -> (PathBuf, Vec<u64>) {
-    let out = scratch.join("pyiceberg-read");
+pub fn read_lake(
+    reader: Reader,
+    catalog_db: &Path,
+    name: &str,
+    scratch: &Path,
+    tables: &[&str],
+) -> (PathBuf, Vec<u64>) {
+    let out = scratch.join(format!("{}-read", reader.arg()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("create the pyiceberg output directory");
     let run = Command::new("python3")
         .arg(script())
+        .arg(reader.arg())
         .arg(catalog_db)
         .arg(name)
         .arg(&out)
         .args(tables)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
         .output()
         .expect("run python3");
-    assert!(run.status.success(), "iceberg_dump.py failed: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "iceberg_dump.py {} failed: {}", reader.arg(), String::from_utf8_lossy(&run.stderr));
     let counts = String::from_utf8_lossy(&run.stdout)
         .lines()
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse().ok()))
@@ -40,14 +68,21 @@ pub fn read_with_pyiceberg(catalog_db: &Path, name: &str, scratch: &Path, tables
              CREATE TABLE \"{schema}\".\"{name}\" AS SELECT * FROM read_parquet('{}')",
             parquet.display()
         ))
-        .unwrap_or_else(|e| panic!("loading {table} read by pyiceberg: {e}"));
+        .unwrap_or_else(|e| panic!("loading {table} read by {}: {e}", reader.arg()));
     }
     (duck_path, counts)
 }
 
 /// Panics naming the first differences unless every table of `tables`, read through
-/// pyiceberg, equals the PostgreSQL source at `pg_url`.
-pub fn assert_iceberg_equal(pg_url: &str, catalog_db: &Path, name: &str, scratch: &Path, tables: &[&str]) {
-    let (duck_path, _) = read_with_pyiceberg(catalog_db, name, scratch, tables);
+/// `reader`, equals the PostgreSQL source at `pg_url`.
+pub fn assert_iceberg_equal(
+    reader: Reader,
+    pg_url: &str,
+    catalog_db: &Path,
+    name: &str,
+    scratch: &Path,
+    tables: &[&str],
+) {
+    let (duck_path, _) = read_lake(reader, catalog_db, name, scratch, tables);
     assert_tables_equal(pg_url, &duck_path, tables);
 }
