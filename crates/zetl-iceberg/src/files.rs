@@ -122,6 +122,7 @@ pub async fn read_columns(
     let mask = projection(&builder, names).map_err(|e| IcebergError::State(format!("table {table}: {path}: {e}")))?;
     let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(bad)?;
     reader
+        .map(|batch| batch.map_err(|e| e.to_string()).and_then(|b| in_order(b, names)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))
 }
@@ -150,9 +151,20 @@ pub fn read_row(path: &str, pos: i64, names: &[&str], table: &str) -> Result<Rec
         .build()
         .map_err(|e| bad(e.to_string()))?;
     match reader.next() {
-        Some(batch) => batch.map_err(|e| bad(e.to_string())),
+        Some(batch) => in_order(batch.map_err(|e| bad(e.to_string()))?, names).map_err(bad),
         None => Err(bad("no such row".into())),
     }
+}
+
+/// The columns of `batch` in the order of `names`: a projection reads them in the file's
+/// order, and a key declared `(b, a)` must not come back as `(a, b)`.
+fn in_order(batch: RecordBatch, names: &[&str]) -> Result<RecordBatch, String> {
+    let schema = batch.schema();
+    let order = names
+        .iter()
+        .map(|n| schema.index_of(n).map_err(|_| format!("no column {n}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    batch.project(&order).map_err(|e| e.to_string())
 }
 
 /// The top-level columns `names` of the file `builder` reads.
@@ -184,4 +196,34 @@ pub async fn read_deletes(file_io: &FileIO, path: &str, table: &str) -> Result<V
 /// Whether a manifest entry's file holds rows or deletes.
 pub fn is_deletes(file: &DataFile) -> bool {
     file.content_type() != DataContentType::Data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Int32Array;
+    use arrow_schema::{DataType, Field, Schema};
+
+    #[test]
+    fn columns_come_back_in_the_order_asked() {
+        let path = std::env::temp_dir().join(format!("zetl-order-{}.parquet", std::process::id()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int32, false),
+            Field::new("b", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![1, 2])), Arc::new(StringArray::from(vec!["x", "y"]))],
+        )
+        .expect("a batch");
+        let file = std::fs::File::create(&path).expect("create");
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let row = read_row(path.to_str().expect("utf-8"), 1, &["b", "a"], "t").expect("read");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(row.schema().field(0).name(), "b");
+        assert_eq!(row.column(0).as_any().downcast_ref::<StringArray>().map(|s| s.value(0)), Some("y"));
+        assert_eq!(row.column(1).as_any().downcast_ref::<Int32Array>().map(|s| s.value(0)), Some(2));
+    }
 }

@@ -43,6 +43,10 @@ pub struct LakeTable {
     pub schema_changed: bool,
     schema: SchemaRef,
     arrow: Arc<ArrowSchema>,
+    /// The key columns in column order, and their types as stored: keys are compared in this
+    /// order whatever order the source declares them in (PostgreSQL's stream and its catalog
+    /// disagree on it), so that an index read back from the files matches later changes.
+    key_cols: Vec<usize>,
     key_types: Vec<DataType>,
     index: HashMap<Vec<u8>, Slot>,
     /// Data file paths, numbered as `Slot::File` refers to them.
@@ -77,7 +81,8 @@ impl LakeTable {
         let name = source.id.to_string();
         let arrow =
             Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).table(&name, || "its Arrow schema".into())?);
-        let key_types = key_types(&source, &arrow)?;
+        let key_cols = key_order(&source);
+        let key_types = key_types(&source, &key_cols, &arrow)?;
         Ok(LakeTable {
             source,
             metadata,
@@ -85,6 +90,7 @@ impl LakeTable {
             schema_changed: false,
             schema,
             arrow,
+            key_cols,
             key_types,
             index: HashMap::new(),
             files: Vec::new(),
@@ -116,7 +122,8 @@ impl LakeTable {
         let name = source.id.to_string();
         self.arrow =
             Arc::new(iceberg::arrow::schema_to_arrow_schema(&self.schema).table(&name, || "its Arrow schema".into())?);
-        self.key_types = key_types(&source, &self.arrow)?;
+        self.key_cols = key_order(&source);
+        self.key_types = key_types(&source, &self.key_cols, &self.arrow)?;
         self.source = source;
         self.metadata = metadata;
         self.schema_changed = true;
@@ -142,8 +149,7 @@ impl LakeTable {
                 }
             }
         }
-        let key_names: Vec<&str> =
-            self.source.key_columns().iter().map(|&i| self.source.columns[i].name.as_str()).collect();
+        let key_names: Vec<&str> = self.key_cols.iter().map(|&i| self.source.columns[i].name.as_str()).collect();
         for path in data {
             let number = self.files.len() as u32;
             self.files.push(path.clone());
@@ -171,8 +177,7 @@ impl LakeTable {
     }
 
     fn key_of(&self, row: &Row) -> Result<Vec<u8>, IcebergError> {
-        let values: Vec<&Value> =
-            self.source.key_columns().iter().map(|&i| row.get(i).unwrap_or(&Value::Null)).collect();
+        let values: Vec<&Value> = self.key_cols.iter().map(|&i| row.get(i).unwrap_or(&Value::Null)).collect();
         key::from_values(&self.key_types, &values).map_err(|p| self.value_error(p))
     }
 
@@ -233,7 +238,7 @@ impl LakeTable {
     /// Rows of a copy: upserts by key (a copy continued after a restart may meet keys again).
     pub async fn copy_rows(&mut self, file_io: &FileIO, rows: &[Row]) -> Result<(), IcebergError> {
         for row in rows {
-            if self.source.key_columns().is_empty() {
+            if self.key_cols.is_empty() {
                 self.append(file_io, None, row.clone()).await?;
             } else {
                 self.upsert(file_io, row.clone(), None, false).await?;
@@ -347,7 +352,7 @@ impl LakeTable {
         iceberg::writer::file_writer::FileWriter::write(writer, &batch)
             .await
             .table(&name, || "writing a data file".into())?;
-        let keyed = !self.source.key_columns().is_empty();
+        let keyed = !self.key_cols.is_empty();
         for (k, _) in &live {
             if keyed {
                 self.index.insert(k.clone(), Slot::File(*number, *next));
@@ -383,10 +388,15 @@ impl LakeTable {
     }
 }
 
-/// The Arrow types of the key columns, as the table stores them.
-fn key_types(source: &TableSchema, arrow: &ArrowSchema) -> Result<Vec<DataType>, IcebergError> {
-    source
-        .key_columns()
+fn key_order(source: &TableSchema) -> Vec<usize> {
+    let mut order = source.key_columns().to_vec();
+    order.sort_unstable();
+    order
+}
+
+/// The Arrow types of the key columns `key_cols`, as the table stores them.
+fn key_types(source: &TableSchema, key_cols: &[usize], arrow: &ArrowSchema) -> Result<Vec<DataType>, IcebergError> {
+    key_cols
         .iter()
         .map(|&i| {
             let name = &source.columns[i].name;
