@@ -1,6 +1,8 @@
 //! A batch of changes from one or more whole source transactions (or a chunk of one big one),
-//! collapsed per key so that the target applies each key's final state once.
+//! collapsed per key so that the target applies each key's final state once — or, for a
+//! changelog target, every change kept in source order with where its transaction committed.
 
+use crate::event::Position;
 use crate::model::{Change, ChangeKind, Row, RowIdentity, TableId, TableSchema, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +30,8 @@ pub struct TableBatch {
     pub ops: Vec<(Vec<u8>, KeyedOp)>,
     /// Tables without a key: changes in source order (inserts only, or full-row identity).
     pub unkeyed: Vec<ChangeKind>,
+    /// Changelog batches: every change of the table in source order, none collapsed.
+    pub log: Vec<Logged>,
     /// The table is being filled beside the stream (see `SourceEvent::FillStart`): an update
     /// that left columns unchanged, for a key the target holds no row of yet, is dropped
     /// instead of refused. The copy brings that row whole later, or a delete the stream sends
@@ -54,9 +58,38 @@ impl TableBatch {
     }
 }
 
+/// One entry of a changelog batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    /// The source transaction it belongs to: an index into [`Batch::commits`], or
+    /// `commits.len()` for the transaction still open when the batch was written (its commit
+    /// is the first of the next batch).
+    pub txn: usize,
+    pub what: LoggedOp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoggedOp {
+    Change(ChangeKind),
+    Truncate,
+    /// A row of a fill (see [`TableBatch::filling`]).
+    Copied(Row),
+}
+
+/// Where and when a source transaction of a changelog batch committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceCommit {
+    pub position: Position,
+    pub commit_time_us: Option<i64>,
+}
+
 #[derive(Debug, Default)]
 pub struct Batch {
     pub tables: BTreeMap<TableId, TableBatch>,
+    /// Keep every change ([`TableBatch::log`]) instead of collapsing them per key.
+    pub changelog: bool,
+    /// Changelog batches: the source transactions committed in this batch, in order.
+    pub commits: Vec<SourceCommit>,
     /// Source changes taken in per table, by kind (before collapsing), for metrics.
     pub counts: BTreeMap<TableId, OpCounts>,
     weight: usize,
@@ -72,6 +105,11 @@ pub struct OpCounts {
 }
 
 impl Batch {
+    /// An empty batch; `changelog`: keep every change instead of collapsing them per key.
+    pub fn new(changelog: bool) -> Self {
+        Batch { changelog, ..Batch::default() }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
     }
@@ -87,16 +125,28 @@ impl Batch {
 
     pub fn clear(&mut self) {
         self.tables.clear();
+        self.commits.clear();
         self.counts.clear();
         self.weight = 0;
         self.changes = 0;
     }
 
     pub fn truncate(&mut self, table: &TableId) {
-        let t = self.tables.entry(table.clone()).or_default();
-        *t = TableBatch { truncate: true, ..TableBatch::default() };
         self.counts.entry(table.clone()).or_default().truncates += 1;
         self.changes += 1;
+        let t = self.tables.entry(table.clone()).or_default();
+        if self.changelog {
+            t.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Truncate });
+            return;
+        }
+        *t = TableBatch { truncate: true, ..TableBatch::default() };
+    }
+
+    /// A changelog batch's open source transaction committed at `position`.
+    pub fn source_committed(&mut self, position: &Position, commit_time_us: Option<i64>) {
+        if self.changelog {
+            self.commits.push(SourceCommit { position: position.clone(), commit_time_us });
+        }
     }
 
     /// A row of a fill (see [`TableBatch::filling`]): it replaces what the batch holds for its
@@ -104,6 +154,10 @@ impl Batch {
     pub fn push_copied(&mut self, schema: &TableSchema, row: Row) {
         self.weight += crate::copy_rows::row_weight(&row);
         let table = self.tables.entry(schema.id.clone()).or_default();
+        if self.changelog {
+            table.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Copied(row) });
+            return;
+        }
         match &schema.identity {
             RowIdentity::Key(k) => table.set(key_bytes(&row, k), KeyedOp::Upsert(row)),
             RowIdentity::FullRow | RowIdentity::None => table.unkeyed.push(ChangeKind::Insert { row }),
@@ -127,6 +181,10 @@ impl Batch {
             ChangeKind::Delete { .. } | ChangeKind::Expire { .. } => counts.deletes += 1,
         }
         let table = self.tables.entry(change.table).or_default();
+        if self.changelog {
+            table.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Change(change.kind) });
+            return;
+        }
         let key_cols = match &schema.identity {
             RowIdentity::Key(k) => k,
             RowIdentity::FullRow | RowIdentity::None => {
@@ -334,6 +392,36 @@ mod tests {
             final_ops(&b),
             vec![KeyedOp::Upsert(row(1, 2, Value::Int(9))), KeyedOp::Delete(row(2, 0, Value::Null))]
         );
+    }
+
+    #[test]
+    fn a_changelog_batch_keeps_every_change_with_its_transaction() {
+        let s = schema(RowIdentity::Key(vec![0]));
+        let mut b = Batch::new(true);
+        let insert = ChangeKind::Insert { row: row(1, 1, Value::Int(9)) };
+        let update = ChangeKind::Update { old: None, row: row(1, 2, Value::Unchanged) };
+        b.push(&s, change(insert.clone()));
+        b.source_committed(&Position("0/10".into()), Some(7));
+        b.push(&s, change(update.clone()));
+        b.truncate(&s.id);
+        b.source_committed(&Position("0/20".into()), None);
+        b.push(&s, change(insert.clone()));
+        let t = &b.tables[&s.id];
+        let logged: Vec<(usize, &LoggedOp)> = t.log.iter().map(|l| (l.txn, &l.what)).collect();
+        assert_eq!(
+            logged,
+            vec![
+                (0, &LoggedOp::Change(insert.clone())),
+                (1, &LoggedOp::Change(update)),
+                (1, &LoggedOp::Truncate),
+                (2, &LoggedOp::Change(insert)),
+            ]
+        );
+        assert_eq!(b.commits.len(), 2, "the last change's transaction is still open");
+        assert_eq!(b.commits[0], SourceCommit { position: Position("0/10".into()), commit_time_us: Some(7) });
+        assert!(t.keyed_ops().next().is_none() && !t.truncate);
+        b.clear();
+        assert!(b.commits.is_empty() && b.changelog);
     }
 
     #[test]

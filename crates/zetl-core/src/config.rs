@@ -120,6 +120,10 @@ pub struct BatchConfig {
     /// `max_bytes` then writes the changes held into the open transaction without committing.
     #[serde(skip)]
     pub commit_by_time_only: bool,
+    /// Set by targets that log every change (a lake in changelog mode): batches keep each
+    /// change in order, with the position of its source transaction, instead of collapsing.
+    #[serde(skip)]
+    pub changelog: bool,
 }
 
 impl Default for BatchConfig {
@@ -128,6 +132,7 @@ impl Default for BatchConfig {
             max_wait_ms: defaults::batch_max_wait_ms(),
             max_bytes: defaults::batch_max_bytes(),
             commit_by_time_only: false,
+            changelog: false,
         }
     }
 }

@@ -59,11 +59,12 @@ pub struct Writer<T: Target> {
 
 impl<T: Target> Writer<T> {
     pub fn new(target: T, config: BatchConfig, acks: watch::Sender<Position>, progress: Arc<Progress>) -> Self {
+        let changelog = config.changelog;
         Self {
             target,
             config,
             schemas: HashMap::new(),
-            batch: Batch::default(),
+            batch: Batch::new(changelog),
             acks,
             progress,
             open: false,
@@ -300,6 +301,7 @@ impl<T: Target> Writer<T> {
             SourceEvent::Commit { position, commit_time_us } => {
                 self.in_source_txn = false;
                 self.idle_position = None;
+                self.batch.source_committed(&position, commit_time_us);
                 self.position = Some(position);
                 self.pending_txns += 1;
                 if let Some(t) = commit_time_us {
@@ -386,8 +388,9 @@ impl<T: Target> Writer<T> {
             self.target.apply(&self.batch).map_err(target_err)?;
             self.progress.changes_applied.fetch_add(self.batch.changes(), Ordering::Relaxed);
             self.progress.add_batch(&self.batch);
-            self.batch.clear();
         }
+        // A changelog batch may hold only the commits of transactions it has no rows of.
+        self.batch.clear();
         Ok(())
     }
 
@@ -557,7 +560,7 @@ mod tests {
         }
         drop(tx);
         let (acks, acks_rx) = watch::channel(Position::default());
-        let config = BatchConfig { max_wait_ms: 60_000, max_bytes: 1 << 20, commit_by_time_only: false };
+        let config = BatchConfig { max_wait_ms: 60_000, max_bytes: 1 << 20, ..BatchConfig::default() };
         let writer = Writer::new(target, config, acks, Arc::new(Progress::default())).resuming_from(from);
         let target = writer.run(rx).expect("runs");
         let acked = acks_rx.borrow().clone();
@@ -645,7 +648,7 @@ mod tests {
         }
         drop(tx);
         let (acks, _) = watch::channel(Position::default());
-        let config = BatchConfig { max_wait_ms: 0, max_bytes: 1 << 20, commit_by_time_only: false };
+        let config = BatchConfig { max_wait_ms: 0, max_bytes: 1 << 20, ..BatchConfig::default() };
         let streaming = Checkpoint { position: Position("5".into()), phase: Phase::Streaming };
         let writer = Writer::new(Recorder::default(), config, acks, Arc::new(Progress::default()));
         let log = writer.resuming_from(Some(&streaming)).run(rx).expect("runs").log;

@@ -1,6 +1,7 @@
 //! The Apache Iceberg target: every replicated table an Iceberg v2 table (namespace = source
 //! schema) in a SQL catalog that Spark's JdbcCatalog and pyiceberg's SqlCatalog open, with
-//! Parquet data files and position deletes (mirror mode: the table equals the source table).
+//! Parquet data files and position deletes (mirror mode: the table equals the source table),
+//! or one appended row per change (changelog mode).
 //!
 //! A commit writes each changed table's files, manifests and metadata, then moves every
 //! table's catalog pointer and the checkpoint in one catalog transaction: either all of a
@@ -73,6 +74,10 @@ impl IcebergTarget {
         format!("{}/{}/{}", self.config.warehouse_location(), table.schema, table.name)
     }
 
+    fn changelog(&self) -> bool {
+        self.config.mode == Mode::Changelog
+    }
+
     fn table(&mut self, table: &TableId) -> Result<&mut LakeTable, IcebergError> {
         self.tables.get_mut(table).ok_or_else(|| before_schema(table))
     }
@@ -91,7 +96,7 @@ impl IcebergTarget {
     /// Creates the table in the catalog, empty, at its first metadata file.
     fn create(&self, source: &TableSchema) -> Result<(TableMetadata, String), IcebergError> {
         let name = source.id.to_string();
-        let schema = types::lake_schema(source, None, 0)?;
+        let schema = types::lake_schema(&table::layout(source, self.changelog())?, None, 0)?;
         let location = self.table_location(&source.id);
         let properties = HashMap::from([
             ("write.format.default".to_string(), "parquet".to_string()),
@@ -182,7 +187,8 @@ impl Target for IcebergTarget {
             let name = schema.id.to_string();
             let current = t.metadata.current_schema().clone();
             let next_id = t.metadata.schemas_iter().map(|s| s.schema_id()).max().unwrap_or(0) + 1;
-            let evolved = types::lake_schema(schema, Some(&current), next_id)?;
+            let layout = table::layout(schema, self.config.mode == Mode::Changelog)?;
+            let evolved = types::lake_schema(&layout, Some(&current), next_id)?;
             let metadata = if evolved.as_struct() == current.as_struct()
                 && evolved.identifier_field_ids().eq(current.identifier_field_ids())
             {
@@ -204,7 +210,8 @@ impl Target for IcebergTarget {
         };
         let stored = self.catalog.stored_schemas(&self.integration)?.remove(&schema.id);
         let source = stored.clone().unwrap_or(schema.clone());
-        let mut table = self.rt.block_on(LakeTable::load(&self.file_io, source, metadata, location))?;
+        let changelog = self.changelog();
+        let mut table = self.rt.block_on(LakeTable::load(&self.file_io, source, metadata, location, changelog))?;
         table.file_size = self.config.target_file_size;
         self.tables.insert(schema.id.clone(), table);
         if stored.as_ref() != Some(schema) {
@@ -226,7 +233,12 @@ impl Target for IcebergTarget {
     }
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), IcebergError> {
-        self.table(table)?.truncate();
+        if self.changelog() {
+            let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
+            self.rt.block_on(lake.log_copy_start(&self.file_io))?;
+        } else {
+            self.table(table)?.truncate();
+        }
         self.books.copy_started(table);
         self.catalog.set_table_state(&self.integration, table, TableState::Copying, 0)
     }
@@ -259,9 +271,20 @@ impl Target for IcebergTarget {
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), IcebergError> {
+        if let Some(first) = batch.commits.first() {
+            // The source transaction open at the end of the last batch committed first in
+            // this one, whichever tables it touched.
+            for lake in self.tables.values_mut().filter(|t| t.has_unstamped()) {
+                lake.stamp(first);
+            }
+        }
         for (table, changes) in &batch.tables {
             let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
-            self.rt.block_on(lake.apply(&self.file_io, changes))?;
+            if batch.changelog {
+                self.rt.block_on(lake.apply_log(&self.file_io, changes, &batch.commits))?;
+            } else {
+                self.rt.block_on(lake.apply(&self.file_io, changes))?;
+            }
         }
         Ok(())
     }
@@ -271,6 +294,11 @@ impl Target for IcebergTarget {
             ("zetl.integration".to_string(), self.integration.clone()),
             ("zetl.position".to_string(), checkpoint.position.0.clone()),
         ]);
+        if let Some((id, _)) = self.tables.iter().find(|(_, t)| t.has_unstamped()) {
+            return Err(IcebergError::State(format!(
+                "table {id}: a commit came inside a source transaction, whose changes have no position yet"
+            )));
+        }
         let mut produced = Vec::new();
         for (id, table) in self.tables.iter_mut() {
             if !table.is_dirty() && !table.schema_changed {

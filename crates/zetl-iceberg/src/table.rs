@@ -1,6 +1,9 @@
 //! One replicated table in the lake: its committed metadata, the key index (key → the data
 //! file and row position holding it), and what the open transaction adds: rows buffered and
-//! written to a data file still open, and position deletes of superseded rows.
+//! written to a data file still open, and position deletes of superseded rows (mirror mode;
+//! changelog mode appends every change instead, see `changelog`).
+
+mod changelog;
 
 use crate::error::{IcebergError, TableContext};
 use crate::files;
@@ -14,6 +17,9 @@ use iceberg::writer::CurrentFileStatus;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use zetl_core::batch::{KeyedOp, TableBatch};
+
+pub use changelog::layout;
+use changelog::LogState;
 use zetl_core::{ChangeKind, Row, TableSchema, Value};
 
 /// Rows buffered before they go into the open data file as one row group's worth.
@@ -36,6 +42,10 @@ enum Slot {
 
 pub struct LakeTable {
     pub source: TableSchema,
+    /// The columns of the rows written: the source's, plus the log columns in changelog mode.
+    layout: TableSchema,
+    /// Changelog mode's state; `None` in mirror mode.
+    log: Option<LogState>,
     pub metadata: TableMetadata,
     /// The metadata file the catalog points at.
     pub location: String,
@@ -70,13 +80,19 @@ impl LakeTable {
         source: TableSchema,
         metadata: TableMetadata,
         location: String,
+        changelog: bool,
     ) -> Result<Self, IcebergError> {
-        let mut table = Self::empty(source, metadata, location)?;
+        let mut table = Self::empty(source, metadata, location, changelog)?;
         table.rebuild_index(file_io).await?;
         Ok(table)
     }
 
-    fn empty(source: TableSchema, metadata: TableMetadata, location: String) -> Result<Self, IcebergError> {
+    fn empty(
+        source: TableSchema,
+        metadata: TableMetadata,
+        location: String,
+        changelog: bool,
+    ) -> Result<Self, IcebergError> {
         let schema = metadata.current_schema().clone();
         let name = source.id.to_string();
         let arrow =
@@ -84,6 +100,8 @@ impl LakeTable {
         let key_cols = key_order(&source);
         let key_types = key_types(&source, &key_cols, &arrow)?;
         Ok(LakeTable {
+            layout: layout(&source, changelog)?,
+            log: changelog.then(LogState::default),
             source,
             metadata,
             location,
@@ -116,8 +134,18 @@ impl LakeTable {
             || self.buffer.iter().any(Option::is_some)
     }
 
-    /// Takes a new source schema (and the table metadata evolved to it).
+    /// Takes a new source schema (and the table metadata evolved to it). Rows still buffered
+    /// (a changelog's open source transaction) are carried over to the new columns by name.
     pub fn evolve(&mut self, source: TableSchema, metadata: TableMetadata) -> Result<(), IcebergError> {
+        let layout = layout(&source, self.log.is_some())?;
+        for (_, row) in self.buffer.iter_mut().flatten() {
+            *row = layout
+                .columns
+                .iter()
+                .map(|c| self.layout.column_index(&c.name).and_then(|i| row.get(i).cloned()).unwrap_or(Value::Null))
+                .collect();
+        }
+        self.layout = layout;
         self.schema = metadata.current_schema().clone();
         let name = source.id.to_string();
         self.arrow =
@@ -148,6 +176,9 @@ impl LakeTable {
                     data.push(file.file_path().to_string());
                 }
             }
+        }
+        if self.log.is_some() {
+            return self.rebuild_log_index(file_io, data).await;
         }
         let key_names: Vec<&str> = self.key_cols.iter().map(|&i| self.source.columns[i].name.as_str()).collect();
         for path in data {
@@ -238,7 +269,9 @@ impl LakeTable {
     /// Rows of a copy: upserts by key (a copy continued after a restart may meet keys again).
     pub async fn copy_rows(&mut self, file_io: &FileIO, rows: &[Row]) -> Result<(), IcebergError> {
         for row in rows {
-            if self.key_cols.is_empty() {
+            if self.log.is_some() {
+                self.log_row(file_io, row.clone(), "copy", changelog::When::Copy).await?;
+            } else if self.key_cols.is_empty() {
                 self.append(file_io, None, row.clone()).await?;
             } else {
                 self.upsert(file_io, row.clone(), None, false).await?;
@@ -269,19 +302,19 @@ impl LakeTable {
                 Removed::InFile(file, pos) => self.read_back(file, pos, &unchanged).await?,
                 // A fill's update for a key its copy has not reached: the copy brings the row.
                 Removed::Nothing if filling => return Ok(()),
-                Removed::Nothing => {
-                    return Err(IcebergError::State(format!(
-                        "table {}, key {}: an update left columns unsent and the table holds no row under that key",
-                        self.name(),
-                        self.source.describe_key(&row)
-                    )))
-                }
+                Removed::Nothing => return Err(self.no_row_for_unsent(&row)),
             };
-            for i in unchanged {
-                row[i] = old.get(i).cloned().unwrap_or(Value::Null);
-            }
+            fill_from(&mut row, &unchanged, &old);
         }
         self.append(file_io, Some(k), row).await
+    }
+
+    fn no_row_for_unsent(&self, row: &Row) -> IcebergError {
+        IcebergError::State(format!(
+            "table {}, key {}: an update left columns unsent and the table holds no row under that key",
+            self.name(),
+            self.source.describe_key(row)
+        ))
     }
 
     /// The columns `wanted` of row `pos` of data file `file`, as a row of the source's width
@@ -335,7 +368,12 @@ impl LakeTable {
     /// Writes the buffered rows into the open data file (opening one), which closes once it
     /// has `file_size` bytes.
     pub async fn flush_buffer(&mut self, file_io: &FileIO, file_size: u64) -> Result<(), IcebergError> {
-        let live: Vec<(Vec<u8>, Row)> = self.buffer.drain(..).flatten().collect();
+        if self.has_unstamped() {
+            // A file holds stamped rows only; these wait for their source commit.
+            return Ok(());
+        }
+        let live: Vec<(usize, Vec<u8>, Row)> =
+            self.buffer.drain(..).enumerate().filter_map(|(i, entry)| entry.map(|(k, r)| (i, k, r))).collect();
         if live.is_empty() {
             return Ok(());
         }
@@ -346,15 +384,17 @@ impl LakeTable {
             self.files.push(path);
             self.open = Some((writer, self.files.len() as u32 - 1, 0));
         }
-        let rows: Vec<&Row> = live.iter().map(|(_, r)| r).collect();
-        let batch = types::record_batch(&self.arrow, &self.source, &rows)?;
+        let rows: Vec<&Row> = live.iter().map(|(_, _, r)| r).collect();
+        let batch = types::record_batch(&self.arrow, &self.layout, &rows)?;
         let Some((writer, number, next)) = self.open.as_mut() else { return Ok(()) };
         iceberg::writer::file_writer::FileWriter::write(writer, &batch)
             .await
             .table(&name, || "writing a data file".into())?;
         let keyed = !self.key_cols.is_empty();
-        for (k, _) in &live {
-            if keyed {
+        for (i, k, _) in &live {
+            // Only where the key still points at this row: a changelog keeps superseded and
+            // deleted versions in the buffer.
+            if keyed && matches!(self.index.get(k), Some(Slot::Buffer(j)) if j == i) {
                 self.index.insert(k.clone(), Slot::File(*number, *next));
             }
             *next += 1;
@@ -385,6 +425,13 @@ impl LakeTable {
         self.truncated = false;
         self.schema_changed = false;
         self.added_rows = 0;
+    }
+}
+
+/// Takes the `unchanged` (unsent) columns of `row` from `old`, the key's previous version.
+fn fill_from(row: &mut Row, unchanged: &[usize], old: &Row) {
+    for &i in unchanged {
+        row[i] = old.get(i).cloned().unwrap_or(Value::Null);
     }
 }
 

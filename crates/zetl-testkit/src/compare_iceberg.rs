@@ -86,3 +86,33 @@ pub fn assert_iceberg_equal(
     let (duck_path, _) = read_lake(reader, catalog_db, name, scratch, tables);
     assert_tables_equal(pg_url, &duck_path, tables);
 }
+
+/// The current-state query of a changelog table (docs/configuration.md), run in the scratch
+/// DuckDB file a reader wrote: `table` is replaced by the state it gives, to be compared with
+/// the source. `key` names the key columns; a table without one is insert-only, and its
+/// state is every row logged after the last truncate.
+pub fn changelog_to_state(duck_path: &Path, table: &str, key: &[&str]) {
+    let (schema, name) = table.split_once('.').expect("schema.table");
+    let quoted = format!("\"{schema}\".\"{name}\"");
+    let latest = if key.is_empty() {
+        "_zetl_op IN ('insert', 'copy')".to_string()
+    } else {
+        let key: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
+        format!(
+            "_zetl_op <> 'truncate' QUALIFY row_number() OVER (PARTITION BY {} ORDER BY _zetl_seq DESC) = 1",
+            key.join(", ")
+        )
+    };
+    let sql = format!(
+        "CREATE TABLE \"{schema}\".\"{name}_state\" AS \
+         SELECT * EXCLUDE (_zetl_op, _zetl_seq, _zetl_position, _zetl_commit_time) FROM ( \
+           SELECT * FROM {quoted} \
+           WHERE _zetl_seq > (SELECT coalesce(max(_zetl_seq), -1) FROM {quoted} WHERE _zetl_op = 'truncate') \
+             AND {latest} \
+         ) WHERE _zetl_op NOT IN ('delete', 'expire'); \
+         DROP TABLE {quoted}; \
+         ALTER TABLE \"{schema}\".\"{name}_state\" RENAME TO \"{name}\";"
+    );
+    let duck = duckdb::Connection::open(duck_path).expect("open the scratch DuckDB file");
+    duck.execute_batch(&sql).unwrap_or_else(|e| panic!("the current state of {table}: {e}\n{sql}"));
+}

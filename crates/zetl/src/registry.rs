@@ -172,6 +172,7 @@ pub fn batching(integration: &Integration) -> zetl_core::config::BatchConfig {
     if let TargetConfig::Iceberg(c) = &integration.target {
         batch.max_wait_ms = c.commit_every.0.as_millis() as u64;
         batch.commit_by_time_only = true;
+        batch.changelog = c.mode == zetl_iceberg::Mode::Changelog;
     }
     batch
 }
