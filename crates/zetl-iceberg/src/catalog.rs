@@ -55,8 +55,9 @@ impl SqlCatalog {
     pub fn open(path: &str, name: &str) -> Result<Self, IcebergError> {
         let label = path.to_string();
         let conn = Connection::open(path).catalog(&label, || "opening the catalog file".into())?;
-        // Readers (Spark, pyiceberg) open the file while zetl writes: wait for their locks.
-        conn.busy_timeout(std::time::Duration::from_secs(30)).catalog(&label, || "setting busy_timeout".into())?;
+        // Readers (Spark, pyiceberg) open the file while zetl writes, and `zetl lake maintain`
+        // holds the write lock while it rewrites a table: wait for them.
+        conn.busy_timeout(std::time::Duration::from_secs(900)).catalog(&label, || "setting busy_timeout".into())?;
         conn.execute_batch(SCHEMA).catalog(&label, || "creating the catalog tables".into())?;
         Ok(SqlCatalog { conn, name: name.to_string(), label })
     }

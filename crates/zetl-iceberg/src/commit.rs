@@ -95,6 +95,7 @@ async fn snapshot(
     list.close().await.table(&name, || format!("writing {list_path}"))?;
 
     let operation = match (table.truncated || deleted > 0, table.written.is_empty()) {
+        _ if table.rewrite => Operation::Replace,
         (false, _) => Operation::Append,
         (true, true) => Operation::Delete,
         (true, false) => Operation::Overwrite,

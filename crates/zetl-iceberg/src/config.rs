@@ -86,6 +86,14 @@ impl TryFrom<raw_duration::Raw> for DurationSetting {
     }
 }
 
+impl std::str::FromStr for DurationSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::try_from(raw_duration::Raw::Text(text.to_string()))
+    }
+}
+
 fn default_commit_every() -> DurationSetting {
     DurationSetting(Duration::from_secs(60))
 }

@@ -13,6 +13,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection
 use parquet::arrow::ProjectionMask;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The reserved field ids of a position-delete file's columns (Iceberg spec).
@@ -191,6 +192,69 @@ pub async fn read_deletes(file_io: &FileIO, path: &str, table: &str) -> Result<V
         }
     }
     Ok(out)
+}
+
+/// What a snapshot holds: its data files (path, bytes), the positions its position deletes
+/// remove from each, and the delete files themselves.
+#[derive(Default)]
+pub struct Live {
+    pub data: Vec<(String, u64)>,
+    pub deleted: HashMap<String, HashSet<i64>>,
+    pub delete_files: Vec<String>,
+}
+
+pub async fn live_files(file_io: &FileIO, snapshot: &Snapshot, table: &str) -> Result<Live, IcebergError> {
+    let mut live = Live::default();
+    for manifest in manifests(file_io, snapshot, table).await? {
+        let manifest = load_manifest(file_io, &manifest, table).await?;
+        for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file();
+            if is_deletes(file) {
+                for (path, pos) in read_deletes(file_io, file.file_path(), table).await? {
+                    live.deleted.entry(path).or_default().insert(pos);
+                }
+                live.delete_files.push(file.file_path().to_string());
+            } else {
+                live.data.push((file.file_path().to_string(), file.file_size_in_bytes()));
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// Every file a snapshot refers to: its manifest list, manifests, data and delete files.
+pub async fn referenced(
+    file_io: &FileIO,
+    snapshot: &Snapshot,
+    table: &str,
+    into: &mut HashSet<String>,
+) -> Result<(), IcebergError> {
+    into.insert(snapshot.manifest_list().to_string());
+    for manifest in manifests(file_io, snapshot, table).await? {
+        if !into.insert(manifest.manifest_path.clone()) {
+            continue;
+        }
+        let manifest = load_manifest(file_io, &manifest, table).await?;
+        for entry in manifest.entries() {
+            into.insert(entry.data_file().file_path().to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The rows of the local data file at `path` (every column), batch by batch.
+pub fn batches(
+    path: &str,
+    table: &str,
+) -> Result<impl Iterator<Item = Result<RecordBatch, IcebergError>>, IcebergError> {
+    let bad = |e: String| IcebergError::State(format!("table {table}: reading {path}: {e}"));
+    let local = path.strip_prefix("file://").unwrap_or(path);
+    let file = std::fs::File::open(local).map_err(|e| bad(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS).build())
+        .map_err(|e| bad(e.to_string()))?;
+    let (table, path) = (table.to_string(), path.to_string());
+    Ok(reader.map(move |b| b.map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))))
 }
 
 /// Whether a manifest entry's file holds rows or deletes.

@@ -13,11 +13,12 @@ mod config;
 mod error;
 mod files;
 mod key;
+pub mod maintain;
 pub mod state;
 mod table;
 pub mod types;
 
-pub use config::{CatalogConfig, CatalogKind, IcebergTargetConfig, Mode};
+pub use config::{CatalogConfig, CatalogKind, DurationSetting, IcebergTargetConfig, Mode};
 pub use error::IcebergError;
 
 use catalog::SqlCatalog;
@@ -121,6 +122,19 @@ impl IcebergTarget {
         Ok((metadata, first))
     }
 
+    /// The table as committed at `location`, its key index read back from its files.
+    fn open_table(
+        &self,
+        source: TableSchema,
+        metadata: TableMetadata,
+        location: String,
+    ) -> Result<LakeTable, IcebergError> {
+        let load = LakeTable::load(&self.file_io, source, metadata, location, self.changelog());
+        let mut table = self.rt.block_on(load)?;
+        table.file_size = self.config.target_file_size;
+        Ok(table)
+    }
+
     /// Forgets what the open transaction did to the tables: they are read again when next used.
     fn discard(&mut self) {
         self.tables.clear();
@@ -170,6 +184,24 @@ impl Target for IcebergTarget {
     fn begin(&mut self) -> Result<(), IcebergError> {
         self.catalog.execute("BEGIN IMMEDIATE", "beginning a transaction")?;
         self.in_transaction = true;
+        // `zetl lake maintain` may have rewritten or expired a table since the last commit
+        // (it holds this same lock while it does): such a table is read again.
+        let mut moved = Vec::new();
+        for (id, table) in &self.tables {
+            let now = self.catalog.metadata_location(id)?;
+            if now.as_deref() != Some(table.location.as_str()) {
+                moved.push((id.clone(), table.source.clone()));
+            }
+        }
+        for (id, source) in moved {
+            tracing::info!(table = %id, "the table changed since the last commit (lake maintenance): reading it again");
+            self.tables.remove(&id);
+            let (metadata, location) = self
+                .read_metadata(&id)?
+                .ok_or_else(|| IcebergError::State(format!("table {id} is no longer in the catalog; resync it")))?;
+            let table = self.open_table(source, metadata, location)?;
+            self.tables.insert(id, table);
+        }
         Ok(())
     }
 
@@ -210,9 +242,7 @@ impl Target for IcebergTarget {
         };
         let stored = self.catalog.stored_schemas(&self.integration)?.remove(&schema.id);
         let source = stored.clone().unwrap_or(schema.clone());
-        let changelog = self.changelog();
-        let mut table = self.rt.block_on(LakeTable::load(&self.file_io, source, metadata, location, changelog))?;
-        table.file_size = self.config.target_file_size;
+        let table = self.open_table(source, metadata, location)?;
         self.tables.insert(schema.id.clone(), table);
         if stored.as_ref() != Some(schema) {
             // Brought up to the new schema the same way as a change seen while running.

@@ -9,12 +9,13 @@ use crate::error::{IcebergError, TableContext};
 use crate::files;
 use crate::key;
 use crate::types;
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, SchemaRef, TableMetadata};
 use iceberg::writer::file_writer::ParquetWriter;
 use iceberg::writer::CurrentFileStatus;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use zetl_core::batch::{KeyedOp, TableBatch};
 
@@ -71,6 +72,8 @@ pub struct LakeTable {
     pub added_rows: u64,
     /// A data file closes once it holds about this many bytes.
     pub file_size: u64,
+    /// The transaction rewrites the table's rows into new files (`zetl lake maintain`).
+    pub rewrite: bool,
 }
 
 impl LakeTable {
@@ -119,7 +122,26 @@ impl LakeTable {
             truncated: false,
             added_rows: 0,
             file_size: u64::MAX,
+            rewrite: false,
         })
+    }
+
+    /// The table as committed, to be written again whole (no index: nothing is looked up).
+    pub fn for_rewrite(
+        source: TableSchema,
+        metadata: TableMetadata,
+        location: String,
+        changelog: bool,
+    ) -> Result<Self, IcebergError> {
+        let mut table = Self::empty(source, metadata, location, changelog)?;
+        table.truncated = true;
+        table.rewrite = true;
+        Ok(table)
+    }
+
+    /// The Arrow schema of the rows written (with Iceberg field ids).
+    pub fn arrow(&self) -> &Arc<ArrowSchema> {
+        &self.arrow
     }
 
     pub fn name(&self) -> String {
@@ -162,21 +184,8 @@ impl LakeTable {
     async fn rebuild_index(&mut self, file_io: &FileIO) -> Result<(), IcebergError> {
         let name = self.name();
         let Some(snapshot) = self.metadata.current_snapshot().cloned() else { return Ok(()) };
-        let mut data = Vec::new();
-        let mut deleted: HashMap<String, HashSet<i64>> = HashMap::new();
-        for manifest in files::manifests(file_io, &snapshot, &name).await? {
-            let manifest = files::load_manifest(file_io, &manifest, &name).await?;
-            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                let file = entry.data_file();
-                if files::is_deletes(file) {
-                    for (path, pos) in files::read_deletes(file_io, file.file_path(), &name).await? {
-                        deleted.entry(path).or_default().insert(pos);
-                    }
-                } else {
-                    data.push(file.file_path().to_string());
-                }
-            }
-        }
+        let files::Live { data, mut deleted, .. } = files::live_files(file_io, &snapshot, &name).await?;
+        let data: Vec<String> = data.into_iter().map(|(path, _)| path).collect();
         if self.log.is_some() {
             return self.rebuild_log_index(file_io, data).await;
         }
@@ -377,30 +386,45 @@ impl LakeTable {
         if live.is_empty() {
             return Ok(());
         }
-        let name = self.name();
-        if self.open.is_none() {
-            let path = format!("{}/data/{}.parquet", self.metadata.location(), uuid::Uuid::new_v4());
-            let writer = files::open_data_file(file_io, self.schema.clone(), &path, &name).await?;
-            self.files.push(path);
-            self.open = Some((writer, self.files.len() as u32 - 1, 0));
-        }
         let rows: Vec<&Row> = live.iter().map(|(_, _, r)| r).collect();
         let batch = types::record_batch(&self.arrow, &self.layout, &rows)?;
-        let Some((writer, number, next)) = self.open.as_mut() else { return Ok(()) };
-        iceberg::writer::file_writer::FileWriter::write(writer, &batch)
-            .await
-            .table(&name, || "writing a data file".into())?;
+        let (number, first) = self.write_batch(file_io, &batch).await?;
         let keyed = !self.key_cols.is_empty();
-        for (i, k, _) in &live {
+        for (offset, (i, k, _)) in live.iter().enumerate() {
             // Only where the key still points at this row: a changelog keeps superseded and
             // deleted versions in the buffer.
             if keyed && matches!(self.index.get(k), Some(Slot::Buffer(j)) if j == i) {
-                self.index.insert(k.clone(), Slot::File(*number, *next));
+                self.index.insert(k.clone(), Slot::File(number, first + offset as i64));
             }
-            *next += 1;
         }
-        self.added_rows += live.len() as u64;
-        if writer.current_written_size() as u64 >= file_size {
+        self.roll(file_size).await
+    }
+
+    /// Writes `batch` (rows of the table's current schema) into the open data file, opening
+    /// one; returns the file's number and where the batch's first row is in it.
+    pub async fn write_batch(&mut self, file_io: &FileIO, batch: &RecordBatch) -> Result<(u32, i64), IcebergError> {
+        let name = self.name();
+        let (writer, number, next) = match self.open.as_mut() {
+            Some(open) => open,
+            None => {
+                let path = format!("{}/data/{}.parquet", self.metadata.location(), uuid::Uuid::new_v4());
+                let writer = files::open_data_file(file_io, self.schema.clone(), &path, &name).await?;
+                self.files.push(path);
+                self.open.insert((writer, self.files.len() as u32 - 1, 0))
+            }
+        };
+        iceberg::writer::file_writer::FileWriter::write(writer, batch)
+            .await
+            .table(&name, || "writing a data file".into())?;
+        let first = *next;
+        *next += batch.num_rows() as i64;
+        self.added_rows += batch.num_rows() as u64;
+        Ok((*number, first))
+    }
+
+    /// Closes the open data file once it holds about `file_size` bytes.
+    pub async fn roll(&mut self, file_size: u64) -> Result<(), IcebergError> {
+        if self.open.as_ref().is_some_and(|(writer, _, _)| writer.current_written_size() as u64 >= file_size) {
             self.close_file().await?;
         }
         Ok(())

@@ -8,6 +8,7 @@ mod dead_letters;
 mod drop;
 mod failure;
 mod http;
+mod lake;
 mod logging;
 mod registry;
 mod resync;
@@ -71,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Apache Iceberg targets: table maintenance.
+    Lake {
+        #[command(subcommand)]
+        action: LakeAction,
+    },
     /// Show phase, position, lag and per-table state.
     Status {
         #[command(flatten)]
@@ -81,6 +87,19 @@ enum Command {
         /// Refresh every two seconds.
         #[arg(long)]
         watch: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LakeAction {
+    /// Rewrite tables that have position deletes or several small files, expire old snapshots
+    /// and remove files nothing refers to. A running `zetl run` waits meanwhile.
+    Maintain {
+        #[command(flatten)]
+        target: Target,
+        /// Keep snapshots, and files nothing refers to, younger than this (`1h`, `30m`, `0s`).
+        #[arg(long, default_value = "1h")]
+        older_than: String,
     },
 }
 
@@ -136,6 +155,9 @@ fn main() -> ExitCode {
             }
             Command::DeadLetters { action: DeadLetterAction::Replay { target, ids } } => {
                 dead_letters::replay(&target.config, target.integration.as_deref(), ids).await
+            }
+            Command::Lake { action: LakeAction::Maintain { target, older_than } } => {
+                lake::maintain(&target.config, target.integration.as_deref(), &older_than).await
             }
             Command::Drop { target, yes } => drop::drop(&target.config, target.integration.as_deref(), yes).await,
             Command::Status { target, json, watch } => {

@@ -1,0 +1,209 @@
+//! `zetl lake maintain`: keeps an integration's Iceberg tables fast to read and their storage
+//! bounded. Per table, holding the catalog's write lock (a running `zetl run` waits at its next
+//! transaction and then reads the table again):
+//!   - rewrites the table's rows into new files when it has position deletes or several small
+//!     files (one `replace` snapshot, carrying the position of the snapshot it replaces);
+//!   - expires snapshots older than `older_than`, always keeping the current one (the one the
+//!     stored checkpoint describes);
+//!   - after the catalog commit, deletes the files no kept snapshot or metadata file refers to
+//!     (those of expired snapshots, and orphans of transactions that never committed) when they
+//!     are older than `older_than`.
+
+use crate::catalog::SqlCatalog;
+use crate::commit;
+use crate::config::{IcebergTargetConfig, Mode};
+use crate::error::{IcebergError, TableContext};
+use crate::files;
+use crate::table::LakeTable;
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::Schema as ArrowSchema;
+use iceberg::io::FileIO;
+use iceberg::spec::{TableMetadata, TableMetadataBuilder};
+use iceberg::MetadataLocation;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use zetl_core::TableSchema;
+
+/// What maintenance did to one table.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Maintained {
+    pub table: String,
+    /// Data files of the current snapshot before and after.
+    pub data_files: (usize, usize),
+    /// Position-delete files the rewrite made unnecessary.
+    pub delete_files: usize,
+    pub snapshots_expired: usize,
+    pub files_removed: usize,
+}
+
+pub fn maintain(
+    config: &IcebergTargetConfig,
+    integration: &str,
+    older_than: Duration,
+) -> Result<Vec<Maintained>, IcebergError> {
+    let path = config
+        .sqlite_path()
+        .ok_or_else(|| IcebergError::State(format!("catalog.url `{}` is not sqlite:///…", config.catalog.url)))?;
+    let catalog = SqlCatalog::open(path, &config.catalog.name)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| IcebergError::State(format!("cannot start the maintenance runtime: {e}")))?;
+    let file_io = FileIO::new_with_fs();
+    let schemas = catalog.stored_schemas(integration)?;
+    let mut done = Vec::new();
+    for table in catalog.known_tables(integration)? {
+        // A table whose copy never completed has no stored schema: nothing to keep yet.
+        let Some(source) = schemas.get(&table) else { continue };
+        catalog.execute("BEGIN IMMEDIATE", "taking the catalog's write lock")?;
+        let outcome = rt.block_on(maintain_table(&catalog, &file_io, config, source, older_than));
+        let (report, obsolete) = match outcome.and_then(|r| catalog.execute("COMMIT", "committing").map(|()| r)) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = catalog.execute("ROLLBACK", "rolling back");
+                return Err(e);
+            }
+        };
+        let mut report = report;
+        for file in obsolete {
+            if std::fs::remove_file(&file).is_ok() {
+                report.files_removed += 1;
+            }
+        }
+        done.push(report);
+    }
+    Ok(done)
+}
+
+/// Rewrites and expires one table inside the catalog transaction; returns what was done and
+/// the files to delete once that transaction is committed.
+async fn maintain_table(
+    catalog: &SqlCatalog,
+    file_io: &FileIO,
+    config: &IcebergTargetConfig,
+    source: &TableSchema,
+    older_than: Duration,
+) -> Result<(Maintained, Vec<PathBuf>), IcebergError> {
+    let id = &source.id;
+    let name = id.to_string();
+    let mut report = Maintained { table: name.clone(), ..Maintained::default() };
+    let Some(start) = catalog.metadata_location(id)? else { return Ok((report, Vec::new())) };
+    let mut metadata = TableMetadata::read_from(file_io, &start).await.table(&name, || format!("reading {start}"))?;
+    let mut location = start.clone();
+    if let Some(current) = metadata.current_snapshot().cloned() {
+        let live = files::live_files(file_io, &current, &name).await?;
+        report.data_files = (live.data.len(), live.data.len());
+        let small = live.data.iter().filter(|(_, bytes)| *bytes < config.target_file_size / 2).count();
+        if !live.delete_files.is_empty() || small >= 2 {
+            let changelog = config.mode == Mode::Changelog;
+            let mut table = LakeTable::for_rewrite(source.clone(), metadata.clone(), location.clone(), changelog)?;
+            table.file_size = config.target_file_size;
+            for (path, _) in &live.data {
+                let gone = live.deleted.get(path);
+                let mut first = 0i64;
+                for batch in files::batches(path, &name)? {
+                    let batch = batch?;
+                    let rows = batch.num_rows() as i64;
+                    let kept = match gone {
+                        Some(gone) => keep_rows(&batch, first, gone)?,
+                        None => batch,
+                    };
+                    first += rows;
+                    let kept = conform(&kept, table.arrow()).map_err(|e| rewrite_error(&name, path, e))?;
+                    table.write_batch(file_io, &kept).await?;
+                    table.roll(config.target_file_size).await?;
+                }
+            }
+            let mut properties = current.summary().additional_properties.clone();
+            properties.insert("zetl.maintenance".into(), "rewrite".into());
+            if let Some(committed) = commit::produce(file_io, &mut table, &properties).await? {
+                report.data_files.1 = table.written.len();
+                report.delete_files = live.delete_files.len();
+                metadata = committed.metadata;
+                location = committed.location;
+            }
+        }
+    }
+    let cutoff = SystemTime::now() - older_than;
+    let cutoff_ms = cutoff.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let current_id = metadata.current_snapshot_id();
+    let expired: Vec<i64> = metadata
+        .snapshots()
+        .filter(|s| Some(s.snapshot_id()) != current_id && s.timestamp_ms() < cutoff_ms)
+        .map(|s| s.snapshot_id())
+        .collect();
+    if !expired.is_empty() {
+        metadata = TableMetadataBuilder::new_from_metadata(metadata, Some(location.clone()))
+            .remove_snapshots(&expired)
+            .build()
+            .table(&name, || "expiring snapshots".into())?
+            .metadata;
+        let next = MetadataLocation::from_str(&location)
+            .table(&name, || format!("reading {location}"))?
+            .with_next_version()
+            .with_new_metadata(&metadata);
+        metadata.write_to(file_io, &next).await.table(&name, || format!("writing {next}"))?;
+        location = next.to_string();
+        report.snapshots_expired = expired.len();
+    }
+    if location != start {
+        catalog.swap(id, &start, &location)?;
+    }
+    let mut kept: HashSet<String> = HashSet::from([location.clone()]);
+    kept.extend(metadata.metadata_log().iter().map(|m| m.metadata_file.clone()));
+    for snapshot in metadata.snapshots() {
+        files::referenced(file_io, snapshot, &name, &mut kept).await?;
+    }
+    let obsolete = unreferenced(&local(metadata.location()), &kept, cutoff);
+    Ok((report, obsolete))
+}
+
+/// The rows of `batch` (whose first row is at `first` in its file) that `gone` does not list.
+fn keep_rows(batch: &RecordBatch, first: i64, gone: &HashSet<i64>) -> Result<RecordBatch, IcebergError> {
+    let mask: BooleanArray = (0..batch.num_rows()).map(|i| Some(!gone.contains(&(first + i as i64)))).collect();
+    arrow_select::filter::filter_record_batch(batch, &mask)
+        .map_err(|e| IcebergError::State(format!("dropping deleted rows: {e}")))
+}
+
+/// A batch read from a file written under an older schema, in the table's current columns:
+/// a column added since is NULL, a widened one is cast.
+fn conform(batch: &RecordBatch, arrow: &Arc<ArrowSchema>) -> Result<RecordBatch, String> {
+    let columns = arrow
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => arrow_cast::cast(column, field.data_type()).map_err(|e| e.to_string()),
+            None => Ok(arrow_array::new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(arrow.clone(), columns).map_err(|e| e.to_string())
+}
+
+fn rewrite_error(table: &str, path: &str, problem: String) -> IcebergError {
+    IcebergError::State(format!("table {table}: rewriting {path}: {problem}"))
+}
+
+fn local(location: &str) -> PathBuf {
+    PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
+}
+
+/// Files under the table's `data/` and `metadata/` that `kept` does not name and that were last
+/// written before `cutoff`.
+fn unreferenced(table_dir: &Path, kept: &HashSet<String>, cutoff: SystemTime) -> Vec<PathBuf> {
+    let kept: HashSet<PathBuf> = kept.iter().map(|f| local(f)).collect();
+    let mut out = Vec::new();
+    for dir in ["data", "metadata"] {
+        let Ok(entries) = std::fs::read_dir(table_dir.join(dir)) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t <= cutoff);
+            if old && path.is_file() && !kept.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
