@@ -110,8 +110,10 @@ impl Batch {
         Batch { changelog, ..Batch::default() }
     }
 
+    /// Nothing for the target: no changes, and (changelog) no commit of a transaction whose
+    /// changes an earlier batch carried.
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
+        self.tables.is_empty() && self.commits.is_empty()
     }
 
     pub fn weight(&self) -> usize {

@@ -389,7 +389,6 @@ impl<T: Target> Writer<T> {
             self.progress.changes_applied.fetch_add(self.batch.changes(), Ordering::Relaxed);
             self.progress.add_batch(&self.batch);
         }
-        // A changelog batch may hold only the commits of transactions it has no rows of.
         self.batch.clear();
         Ok(())
     }
@@ -448,6 +447,8 @@ mod tests {
     struct Recorder {
         log: Vec<String>,
         alters: bool,
+        /// The source commits each changelog batch carried.
+        stamps: Vec<Vec<String>>,
     }
 
     #[derive(Debug, thiserror::Error)]
@@ -508,6 +509,7 @@ mod tests {
         }
         fn apply(&mut self, b: &Batch) -> Result<(), Never> {
             self.log.push(format!("apply {}", b.changes()));
+            self.stamps.push(b.commits.iter().map(|c| c.position.0.clone()).collect());
             Ok(())
         }
         fn commit(&mut self, c: &Checkpoint) -> Result<(), Never> {
@@ -565,6 +567,25 @@ mod tests {
         let target = writer.run(rx).expect("runs");
         let acked = acks_rx.borrow().clone();
         (target.log, acked)
+    }
+
+    #[test]
+    fn a_changelog_commit_reaches_the_target_even_without_changes_after_a_flush() {
+        // Every change fills a batch: the transaction's commit comes alone in the last one,
+        // and its position must still reach the target before the target commits.
+        let (tx, rx) = crate::channel::channel(1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        for e in [SourceEvent::Schema(schema(1)), SourceEvent::Begin, insert(1), insert(2), commit("7")] {
+            rt.block_on(tx.send(e)).expect("open");
+        }
+        drop(tx);
+        let (acks, _) = watch::channel(Position::default());
+        let config = BatchConfig { max_wait_ms: 60_000, max_bytes: 1, changelog: true, ..BatchConfig::default() };
+        let streaming = Checkpoint { position: Position("0".into()), phase: Phase::Streaming };
+        let writer = Writer::new(Recorder::default(), config, acks, Arc::new(Progress::default()));
+        let target = writer.resuming_from(Some(&streaming)).run(rx).expect("runs");
+        assert_eq!(target.stamps, vec![vec![], vec![], vec!["7".to_string()]], "{:?}", target.log);
+        assert_eq!(target.log.last().map(String::as_str), Some("commit 7 streaming"), "{:?}", target.log);
     }
 
     #[test]
