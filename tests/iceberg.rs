@@ -1,6 +1,7 @@
-//! The Iceberg target in mirror mode: PostgreSQL and MariaDB tables replicated into Iceberg v2
-//! tables of a SQLite SQL catalog, read back through pyiceberg, DuckDB's iceberg extension and
-//! Spark (position deletes applied) and compared whole with the source, by exact values.
+//! The Iceberg target: PostgreSQL, MariaDB and DynamoDB tables replicated into Iceberg v2
+//! tables of a SQLite SQL catalog (mirror and changelog modes, `zetl lake maintain`), read back
+//! through pyiceberg, DuckDB's iceberg extension and Spark (position deletes applied) and
+//! compared whole with the source, by exact values.
 
 use crate::common;
 use common::config::{map, TestConfig};
@@ -497,4 +498,36 @@ fn lake_maintain_compacts_expires_and_removes_orphans() {
     assert_lake_equal(&env);
     let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
     assert!(log.contains("reading it again"), "the running writer saw the maintained tables");
+}
+
+/// DynamoDB → Iceberg: the Scan seed, then the stream's puts, updates and deletes; pyiceberg
+/// reads every item, as DynamoDB typed JSON, equal to the table's.
+#[cfg(feature = "dynamodb")]
+#[test]
+fn dynamodb_into_iceberg_equals_the_table() {
+    use common::dynamo::DynEnv;
+    let env = DynEnv::start("iceberg_dyn");
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "300"]);
+    let config = env.config("dynlake", &["t"]).target(iceberg_target(&env)).write();
+    let mut zetl = env.run_zetl(&config);
+    env.driver(&["mutate", "t"]);
+    env.driver(&["sync", "t", "1"]);
+    let (_, catalog) = lake(&env);
+    let synced = || {
+        let program = format!(
+            "from pyiceberg.catalog.sql import SqlCatalog\n\
+             try:\n\
+             \x20   t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('dynamodb.t')\n\
+             \x20   print(t.scan(row_filter=\"pk == 'sync'\").to_arrow().num_rows)\n\
+             except Exception:\n\
+             \x20   print(0)\n",
+            catalog.display()
+        );
+        common::python(&program).trim() == "1"
+    };
+    common::wait_for("the sync item in the lake", &mut zetl, synced);
+    zetl.stop();
+    let (duck, _) = read_lake(Reader::PyIceberg, &catalog, "zetl", &env.scratch.path, &["dynamodb.t"]);
+    zetl_testkit::compare_dynamo::assert_dynamo_equal(&env.endpoint(), "t", &duck);
 }
