@@ -351,7 +351,9 @@ fn changelog_keeps_every_change_and_its_current_state_equals_the_source() {
     zetl.kill9();
     env.sql(
         "UPDATE docs SET title = 'again' WHERE id IN (1, 120, 30); UPDATE kinds SET t = 'after' WHERE id % 10 = 5;\n\
-         UPDATE rev SET v = 0 WHERE x = 1; DELETE FROM kinds WHERE id % 10 = 6;",
+         UPDATE rev SET v = 0 WHERE x = 1; DELETE FROM kinds WHERE id % 10 = 6;\n\
+         TRUNCATE log; INSERT INTO log VALUES ('after the truncate', 1);\n\
+         ALTER TABLE pairs ADD COLUMN note text; UPDATE pairs SET note = 'noted' WHERE a = 5;",
     );
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "log");
