@@ -79,10 +79,6 @@ impl IcebergTarget {
         self.config.mode == Mode::Changelog
     }
 
-    fn table(&mut self, table: &TableId) -> Result<&mut LakeTable, IcebergError> {
-        self.tables.get_mut(table).ok_or_else(|| before_schema(table))
-    }
-
     /// The table's current metadata from the catalog, if it has the table.
     fn read_metadata(&self, table: &TableId) -> Result<Option<(TableMetadata, String)>, IcebergError> {
         let Some(location) = self.catalog.metadata_location(table)? else { return Ok(None) };
@@ -206,6 +202,7 @@ impl Target for IcebergTarget {
     }
 
     fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, IcebergError> {
+        let changelog = self.changelog();
         if let Some(t) = self.tables.get_mut(&schema.id) {
             if t.source == *schema {
                 return Ok(Vec::new());
@@ -219,7 +216,7 @@ impl Target for IcebergTarget {
             let name = schema.id.to_string();
             let current = t.metadata.current_schema().clone();
             let next_id = t.metadata.schemas_iter().map(|s| s.schema_id()).max().unwrap_or(0) + 1;
-            let layout = table::layout(schema, self.config.mode == Mode::Changelog)?;
+            let layout = table::layout(schema, changelog)?;
             let evolved = types::lake_schema(&layout, Some(&current), next_id)?;
             let metadata = if evolved.as_struct() == current.as_struct()
                 && evolved.identifier_field_ids().eq(current.identifier_field_ids())
@@ -263,11 +260,12 @@ impl Target for IcebergTarget {
     }
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), IcebergError> {
-        if self.changelog() {
-            let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
+        let changelog = self.changelog();
+        let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
+        if changelog {
             self.rt.block_on(lake.log_copy_start(&self.file_io))?;
         } else {
-            self.table(table)?.truncate();
+            lake.truncate();
         }
         self.books.copy_started(table);
         self.catalog.set_table_state(&self.integration, table, TableState::Copying, 0)
