@@ -179,7 +179,7 @@ impl<S: Server> Env<S> {
         let run = &log[start..];
         let copying =
             run.lines().next().is_some_and(|l| l.contains("phase=\"new\"") || l.contains("phase=\"snapshotting\""));
-        copying && !run.contains("initial copy committed at the target")
+        (copying && !run.contains("initial copy committed at the target")) || fill_in_progress(run)
     }
 
     /// The number of the next sentinel to write.
@@ -600,4 +600,24 @@ pub fn python(program: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Whether a run's log holds a copy made while streaming that began (or went on after a
+/// restart) and has not ended: caught up with the stream is not the end of such a copy, which
+/// runs between the stream's transactions.
+fn fill_in_progress(run: &str) -> bool {
+    let table = |line: &str| line.split("table=").nth(1).and_then(|t| t.split_whitespace().next()).map(str::to_string);
+    let mut open = std::collections::HashSet::new();
+    for line in run.lines() {
+        if line.contains("copying the table while streaming")
+            || line.contains("the copy made while streaming continues")
+        {
+            open.extend(table(line));
+        } else if line.contains("table copied while streaming") || line.contains("its copy stops") {
+            if let Some(t) = table(line) {
+                open.remove(&t);
+            }
+        }
+    }
+    !open.is_empty()
 }
