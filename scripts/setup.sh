@@ -45,6 +45,8 @@ python3 -c 'import moto.server, flask' >/dev/null 2>&1 || pip_missing+=("moto[se
 command -v duckdb >/dev/null 2>&1 || pip_missing+=("duckdb-cli==${DUCKDB_VERSION}")
 # A real Iceberg reader for the Iceberg target's tests.
 python3 -c 'import pyiceberg.catalog.sql, pyarrow, sqlalchemy' >/dev/null 2>&1 || pip_missing+=("pyiceberg[sql-sqlite,pyarrow]==0.12.*")
+# pyiceberg on a PostgreSQL catalog (SQLAlchemy's psycopg2 driver).
+python3 -c 'import psycopg2' >/dev/null 2>&1 || pip_missing+=("psycopg2-binary==2.9.*")
 # DuckDB's iceberg reader: the extension packages must match the Python duckdb version exactly.
 DUCKDB_READER=1.4.4
 python3 -c "import duckdb, duckdb_ext; assert duckdb.__version__ == '$DUCKDB_READER'" >/dev/null 2>&1 \

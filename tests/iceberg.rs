@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use zetl_testkit::compare::assert_tables_equal;
 use zetl_testkit::compare_iceberg::{assert_iceberg_equal, changelog_to_state, read_lake, Reader};
 
-const TABLES: &[&str] = &["public.kinds", "public.pairs", "public.log", "public.rev"];
+pub const TABLES: &[&str] = &["public.kinds", "public.pairs", "public.log", "public.rev"];
 
-const DDL: &str = "
+pub const DDL: &str = "
 CREATE TABLE kinds (id int PRIMARY KEY, b bool, i2 int2, i8 int8, f8 float8, n numeric(12,2), t text,
     by bytea, d date, tm time, ts timestamp, tstz timestamptz, u uuid, jb jsonb);
 INSERT INTO kinds SELECT g, g % 2 = 0, (g % 30000)::int2, g::int8 * 1000003, g / 7.0,
@@ -35,7 +35,7 @@ INSERT INTO rev SELECT g % 50, 'y' || (g / 50), g FROM generate_series(1, 2000) 
 
 /// Every kind of change, some to rows in files already committed (position deletes), some
 /// twice in one transaction, key changes both ways.
-const CHANGES: &str = "
+pub const CHANGES: &str = "
 UPDATE kinds SET t = 'updated ' || id, n = n + 1 WHERE id % 10 = 0;
 DELETE FROM kinds WHERE id % 10 = 1;
 UPDATE kinds SET id = id + 100000 WHERE id % 10 = 2 AND id < 20000;
@@ -56,7 +56,7 @@ fn lake<S: Server>(env: &Env<S>) -> (PathBuf, PathBuf) {
     (env.scratch.path.join("lake"), env.scratch.path.join("lake").join("catalog.db"))
 }
 
-fn iceberg_target<S: Server>(env: &Env<S>) -> serde_yaml::Mapping {
+pub fn iceberg_target<S: Server>(env: &Env<S>) -> serde_yaml::Mapping {
     let (warehouse, catalog) = lake(env);
     let catalog = map([("kind", "sql".into()), ("url", format!("sqlite://{}", catalog.display()).into())]);
     map([
@@ -406,17 +406,16 @@ fn changelog_keeps_every_change_and_its_current_state_equals_the_source() {
 }
 
 /// Per table: snapshots, data files and position-delete files of the current snapshot, as
-/// pyiceberg lists them.
-fn lake_shape(catalog: &Path) -> Vec<(String, usize, usize, usize)> {
+/// pyiceberg lists them from the catalog at SQLAlchemy URI `uri`.
+pub fn lake_shape(uri: &str) -> Vec<(String, usize, usize, usize)> {
     let program = format!(
         "from pyiceberg.catalog.sql import SqlCatalog\n\
-         c = SqlCatalog('zetl', uri='sqlite:///{}')\n\
+         c = SqlCatalog('zetl', uri='{uri}')\n\
          for name in {:?}:\n\
          \x20   t = c.load_table(name)\n\
          \x20   tasks = list(t.scan().plan_files())\n\
          \x20   deletes = {{d.file_path for task in tasks for d in task.delete_files}}\n\
          \x20   print(name, len(t.snapshots()), len(tasks), len(deletes))\n",
-        catalog.display(),
         TABLES
     );
     common::python(&program)
@@ -426,6 +425,10 @@ fn lake_shape(catalog: &Path) -> Vec<(String, usize, usize, usize)> {
             Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
         })
         .collect()
+}
+
+fn sqlite_uri(catalog: &Path) -> String {
+    format!("sqlite:///{}", catalog.display())
 }
 
 /// `zetl lake maintain` rewrites tables with position deletes or small files into few files,
@@ -453,7 +456,7 @@ fn lake_maintain_compacts_expires_and_removes_orphans() {
     let kinds_data = warehouse.join("public").join("kinds").join("data");
     let orphan = kinds_data.join("never-committed.parquet");
     std::fs::write(&orphan, b"a file no snapshot refers to").expect("write an orphan");
-    let before = lake_shape(&catalog);
+    let before = lake_shape(&sqlite_uri(&catalog));
     let kinds = before.iter().find(|t| t.0 == "public.kinds").expect("kinds").clone();
     assert!(kinds.1 > 2 && kinds.3 > 0, "several snapshots and position deletes to maintain: {before:?}");
 
@@ -461,7 +464,7 @@ fn lake_maintain_compacts_expires_and_removes_orphans() {
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{shown}{}", String::from_utf8_lossy(&out.stderr));
     assert!(shown.contains("public.kinds: data files"), "{shown}");
-    let after = lake_shape(&catalog);
+    let after = lake_shape(&sqlite_uri(&catalog));
     for (table, snapshots, data, deletes) in &after {
         assert_eq!((*snapshots, *deletes), (1, 0), "{table}: one snapshot, no deletes: {after:?}");
         assert!(*data <= 1, "{table}: its rows in one file: {after:?}");

@@ -17,6 +17,7 @@ mod delete_modes;
 mod dynamodb;
 mod filters;
 mod iceberg;
+mod iceberg_catalog;
 mod identifiers;
 mod identity;
 mod keyless;

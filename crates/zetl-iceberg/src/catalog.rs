@@ -1,18 +1,20 @@
 //! The SQL catalog: the `iceberg_tables` and `iceberg_namespace_properties` tables that Java's
-//! JdbcCatalog (schema version V1) and pyiceberg's SqlCatalog read, in a SQLite file, with
-//! zetl's own state (`zetl_checkpoints`, `zetl_tables`) beside them. One SQLite transaction
-//! moves every table's `metadata_location` and the checkpoint together, so a crash between
-//! table commits cannot leave one table ahead of another or of the checkpoint.
+//! JdbcCatalog (schema version V1) and pyiceberg's SqlCatalog read, in a SQLite file or a
+//! PostgreSQL database, with zetl's own state (`zetl_checkpoints`, `zetl_tables`) beside them.
+//! One catalog transaction moves every table's `metadata_location` and the checkpoint
+//! together, so a crash between table commits cannot leave one table ahead of another or of
+//! the checkpoint.
 
+use crate::db::{Arg, Cell, Db};
 use crate::error::{CatalogContext, IcebergError};
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::IcebergTargetConfig;
 use zetl_core::TableId;
 
 pub struct SqlCatalog {
-    pub(crate) conn: Connection,
+    pub(crate) db: Db,
     /// `catalog_name` in the catalog's rows.
     pub(crate) name: String,
-    /// For messages: the file.
+    /// For messages: the file or the database, without a password.
     pub(crate) label: String,
 }
 
@@ -42,7 +44,7 @@ CREATE TABLE IF NOT EXISTS zetl_tables (
     table_name TEXT NOT NULL,
     state TEXT NOT NULL,
     state_reason TEXT,
-    rows_copied INTEGER NOT NULL DEFAULT 0,
+    rows_copied BIGINT NOT NULL DEFAULT 0,
     copy_cursor TEXT,
     copied_at TEXT,
     source_id TEXT,
@@ -52,56 +54,93 @@ CREATE TABLE IF NOT EXISTS zetl_tables (
 ";
 
 impl SqlCatalog {
-    pub fn open(path: &str, name: &str) -> Result<Self, IcebergError> {
-        let label = path.to_string();
-        let conn = Connection::open(path).catalog(&label, || "opening the catalog file".into())?;
-        // Readers (Spark, pyiceberg) open the file while zetl writes, and `zetl lake maintain`
-        // holds the write lock while it rewrites a table: wait for them.
-        conn.busy_timeout(std::time::Duration::from_secs(900)).catalog(&label, || "setting busy_timeout".into())?;
-        conn.execute_batch(SCHEMA).catalog(&label, || "creating the catalog tables".into())?;
-        Ok(SqlCatalog { conn, name: name.to_string(), label })
+    /// Opens the catalog of a target's settings, creating its tables where they are missing.
+    pub fn open(config: &IcebergTargetConfig) -> Result<Self, IcebergError> {
+        let label = config.catalog.url.to_string();
+        let db = Db::open(&config.catalog.url).catalog(&label, || "opening the catalog".into())?;
+        db.batch(SCHEMA).catalog(&label, || "creating the catalog tables".into())?;
+        Ok(SqlCatalog { db, name: config.catalog.name.clone(), label })
+    }
+
+    pub(crate) fn execute(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        what: impl FnOnce() -> String,
+    ) -> Result<u64, IcebergError> {
+        self.db.execute(sql, args).catalog(&self.label, what)
+    }
+
+    pub(crate) fn query(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<Vec<Cell>>, IcebergError> {
+        self.db.query(sql, args).catalog(&self.label, what)
+    }
+
+    /// `zetl check`: the catalog database is reachable (a SQLite file's directory exists);
+    /// creates nothing.
+    pub fn check(config: &IcebergTargetConfig) -> Result<(), IcebergError> {
+        let label = config.catalog.url.to_string();
+        match config.sqlite_path().map(std::path::Path::new) {
+            Some(path) => match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                    Err(IcebergError::State(format!("the directory of the catalog {label} does not exist")))
+                }
+                _ => Ok(()),
+            },
+            None => {
+                let db = Db::open(&config.catalog.url).catalog(&label, || "connecting".into())?;
+                db.query("SELECT 1", &[]).catalog(&label, || "querying".into()).map(drop)
+            }
+        }
+    }
+
+    /// The current time as the catalog database writes it in `updated_at`.
+    pub(crate) fn now_sql(&self) -> &'static str {
+        if self.db.is_postgres() {
+            r#"to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#
+        } else {
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        }
     }
 
     /// The current metadata file of `table`, if the catalog has the table.
     pub fn metadata_location(&self, table: &TableId) -> Result<Option<String>, IcebergError> {
-        self.conn
-            .query_row(
-                "SELECT metadata_location FROM iceberg_tables \
-                 WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-                params![self.name, table.schema, table.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .catalog(&self.label, || format!("looking up {table}"))
+        let rows = self.query(
+            "SELECT metadata_location FROM iceberg_tables \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+            &[(&self.name).into(), (&table.schema).into(), (&table.name).into()],
+            || format!("looking up {table}"),
+        )?;
+        Ok(rows.first().and_then(|r| r[0].text()))
     }
 
     /// Registers a new table (and its namespace) at its first metadata file.
     pub fn create_table(&self, table: &TableId, location: &str) -> Result<(), IcebergError> {
-        self.conn
-            .execute(
-                "INSERT INTO iceberg_namespace_properties VALUES (?, ?, 'exists', 'true') ON CONFLICT DO NOTHING",
-                params![self.name, table.schema],
-            )
-            .catalog(&self.label, || format!("creating namespace {}", table.schema))?;
-        self.conn
-            .execute(
-                "INSERT INTO iceberg_tables VALUES (?, ?, ?, ?, NULL, 'TABLE')",
-                params![self.name, table.schema, table.name, location],
-            )
-            .catalog(&self.label, || format!("registering {table}"))?;
+        self.execute(
+            "INSERT INTO iceberg_namespace_properties VALUES (?, ?, 'exists', 'true') ON CONFLICT DO NOTHING",
+            &[(&self.name).into(), (&table.schema).into()],
+            || format!("creating namespace {}", table.schema),
+        )?;
+        self.execute(
+            "INSERT INTO iceberg_tables VALUES (?, ?, ?, ?, NULL, 'TABLE')",
+            &[(&self.name).into(), (&table.schema).into(), (&table.name).into(), location.into()],
+            || format!("registering {table}"),
+        )?;
         Ok(())
     }
 
     /// Moves `table` from metadata file `from` to `to`; fails when another writer moved it.
     pub fn swap(&self, table: &TableId, from: &str, to: &str) -> Result<(), IcebergError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
-                 WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
-                params![to, from, self.name, table.schema, table.name, from],
-            )
-            .catalog(&self.label, || format!("committing {table}"))?;
+        let n = self.execute(
+            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
+            &[to.into(), from.into(), (&self.name).into(), (&table.schema).into(), (&table.name).into(), from.into()],
+            || format!("committing {table}"),
+        )?;
         if n != 1 {
             return Err(IcebergError::Conflict { table: table.to_string(), expected: from.to_string() });
         }
@@ -109,16 +148,24 @@ impl SqlCatalog {
     }
 
     pub fn drop_table(&self, table: &TableId) -> Result<(), IcebergError> {
-        self.conn
-            .execute(
-                "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-                params![self.name, table.schema, table.name],
-            )
-            .catalog(&self.label, || format!("dropping {table}"))?;
+        self.execute(
+            "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+            &[(&self.name).into(), (&table.schema).into(), (&table.name).into()],
+            || format!("dropping {table}"),
+        )?;
         Ok(())
     }
 
-    pub fn execute(&self, sql: &str, what: &str) -> Result<(), IcebergError> {
-        self.conn.execute_batch(sql).catalog(&self.label, || what.to_string())
+    /// Opens a transaction holding the catalog's write lock.
+    pub fn begin(&self, what: &str) -> Result<(), IcebergError> {
+        self.db.begin_locked(&self.name).catalog(&self.label, || what.to_string())
+    }
+
+    pub fn commit(&self) -> Result<(), IcebergError> {
+        self.db.batch("COMMIT").catalog(&self.label, || "committing".into())
+    }
+
+    pub fn rollback(&self) -> Result<(), IcebergError> {
+        self.db.batch("ROLLBACK").catalog(&self.label, || "rolling back".into())
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use std::time::Duration;
-use zetl_core::config::ValidationError;
+use zetl_core::config::{SecretUrl, ValidationError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +24,9 @@ pub struct IcebergTargetConfig {
 #[serde(deny_unknown_fields)]
 pub struct CatalogConfig {
     pub kind: CatalogKind,
-    /// `sqlite:///path/catalog.db`.
-    pub url: String,
+    /// `sqlite:///path/catalog.db` or `postgres://user:password@host/db` (its URL parameters
+    /// as for a PostgreSQL source: sslmode, sslrootcert, require_auth).
+    pub url: SecretUrl,
     /// The catalog name Spark and pyiceberg are configured with (`catalog_name` in its tables).
     #[serde(default = "default_catalog_name")]
     pub name: String,
@@ -117,9 +118,9 @@ impl IcebergTargetConfig {
         }
     }
 
-    /// The path of the SQLite catalog file.
+    /// The path of the SQLite catalog file, when the catalog is one.
     pub fn sqlite_path(&self) -> Option<&str> {
-        self.catalog.url.strip_prefix("sqlite://")
+        self.catalog.url.expose().strip_prefix("sqlite://")
     }
 }
 
@@ -132,8 +133,12 @@ impl zetl_core::config::Settings for IcebergTargetConfig {
                 "must be a file:///absolute/path (object storage is not supported yet)",
             ));
         }
-        if self.sqlite_path().is_none_or(|p| !p.starts_with('/')) {
-            return Err(ValidationError::new("catalog.url", "must be sqlite:///absolute/path/catalog.db"));
+        let postgres = self.catalog.url.has_scheme(&["postgres", "postgresql"]);
+        if !postgres && self.sqlite_path().is_none_or(|p| !p.starts_with('/')) {
+            return Err(ValidationError::new(
+                "catalog.url",
+                "must be sqlite:///absolute/path/catalog.db or postgres://user@host/database",
+            ));
         }
         if self.commit_every.0.is_zero() {
             return Err(ValidationError::new("commit_every", "must be more than 0"));

@@ -3,7 +3,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum IcebergError {
     #[error("Iceberg catalog {catalog}: {context}: {cause}")]
-    Catalog { catalog: String, context: String, cause: rusqlite::Error },
+    Catalog { catalog: String, context: String, cause: crate::db::DbError },
     #[error("Iceberg table {table}: {context}: {cause}")]
     Table { table: String, context: String, cause: Box<iceberg::Error> },
     #[error("table {table}, column {column}: {problem}")]
@@ -17,10 +17,11 @@ pub enum IcebergError {
     Unsupported(String),
 }
 
-/// The catalog and the warehouse are local files here: a failure does not pass by itself.
+/// A lost connection to a PostgreSQL catalog passes; the warehouse is local files, whose
+/// failures do not.
 impl zetl_core::Retry for IcebergError {
     fn is_transient(&self) -> bool {
-        false
+        matches!(self, IcebergError::Catalog { cause, .. } if cause.is_transient())
     }
 }
 
@@ -29,7 +30,7 @@ pub(crate) trait CatalogContext<T> {
     fn catalog(self, catalog: &str, what: impl FnOnce() -> String) -> Result<T, IcebergError>;
 }
 
-impl<T> CatalogContext<T> for Result<T, rusqlite::Error> {
+impl<T> CatalogContext<T> for Result<T, crate::db::DbError> {
     fn catalog(self, catalog: &str, what: impl FnOnce() -> String) -> Result<T, IcebergError> {
         self.map_err(|cause| IcebergError::Catalog { catalog: catalog.to_string(), context: what(), cause })
     }

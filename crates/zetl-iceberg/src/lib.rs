@@ -10,6 +10,7 @@
 mod catalog;
 mod commit;
 mod config;
+mod db;
 mod error;
 mod files;
 mod key;
@@ -18,10 +19,10 @@ pub mod state;
 mod table;
 pub mod types;
 
+pub use catalog::SqlCatalog;
 pub use config::{CatalogConfig, CatalogKind, DurationSetting, IcebergTargetConfig, Mode};
 pub use error::IcebergError;
 
-use catalog::SqlCatalog;
 use error::TableContext;
 use iceberg::io::FileIO;
 use iceberg::spec::{FormatVersion, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
@@ -47,15 +48,7 @@ pub struct IcebergTarget {
 
 impl IcebergTarget {
     pub fn open(config: &IcebergTargetConfig, integration: &str) -> Result<Self, IcebergError> {
-        let path = config
-            .sqlite_path()
-            .ok_or_else(|| IcebergError::State(format!("catalog.url `{}` is not sqlite:///…", config.catalog.url)))?;
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                IcebergError::State(format!("cannot create the catalog's directory {}: {e}", dir.display()))
-            })?;
-        }
-        let catalog = SqlCatalog::open(path, &config.catalog.name)?;
+        let catalog = SqlCatalog::open(config)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .map_err(|e| IcebergError::State(format!("cannot start the Iceberg writer's runtime: {e}")))?;
@@ -178,7 +171,7 @@ impl Target for IcebergTarget {
     }
 
     fn begin(&mut self) -> Result<(), IcebergError> {
-        self.catalog.execute("BEGIN IMMEDIATE", "beginning a transaction")?;
+        self.catalog.begin("beginning a transaction")?;
         self.in_transaction = true;
         // `zetl lake maintain` may have rewritten or expired a table since the last commit
         // (it holds this same lock while it does): such a table is read again.
@@ -344,7 +337,7 @@ impl Target for IcebergTarget {
                 self.catalog.set_copy_progress(&self.integration, table, rows, cursor.as_deref())?;
             }
             self.catalog.store_checkpoint(&self.integration, checkpoint)?;
-            self.catalog.execute("COMMIT", "committing")
+            self.catalog.commit()
         })();
         if let Err(e) = result {
             self.discard();
@@ -362,7 +355,7 @@ impl Target for IcebergTarget {
 
     fn rollback(&mut self) -> Result<(), IcebergError> {
         if self.in_transaction {
-            self.catalog.execute("ROLLBACK", "rolling back")?;
+            self.catalog.rollback()?;
             self.in_transaction = false;
         }
         self.discard();
@@ -372,12 +365,12 @@ impl Target for IcebergTarget {
 
     fn reset(&mut self) -> Result<(), IcebergError> {
         let tables = self.catalog.known_tables(&self.integration)?;
-        self.catalog.execute("BEGIN IMMEDIATE", "beginning a reset")?;
+        self.catalog.begin("beginning a reset")?;
         for table in &tables {
             self.catalog.drop_table(table)?;
         }
         self.catalog.forget(&self.integration)?;
-        self.catalog.execute("COMMIT", "committing the reset")?;
+        self.catalog.commit()?;
         self.discard();
         Ok(())
     }

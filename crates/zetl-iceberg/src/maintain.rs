@@ -44,10 +44,7 @@ pub fn maintain(
     integration: &str,
     older_than: Duration,
 ) -> Result<Vec<Maintained>, IcebergError> {
-    let path = config
-        .sqlite_path()
-        .ok_or_else(|| IcebergError::State(format!("catalog.url `{}` is not sqlite:///…", config.catalog.url)))?;
-    let catalog = SqlCatalog::open(path, &config.catalog.name)?;
+    let catalog = SqlCatalog::open(config)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| IcebergError::State(format!("cannot start the maintenance runtime: {e}")))?;
@@ -57,12 +54,21 @@ pub fn maintain(
     for table in catalog.known_tables(integration)? {
         // A table whose copy never completed has no stored schema: nothing to keep yet.
         let Some(source) = schemas.get(&table) else { continue };
-        catalog.execute("BEGIN IMMEDIATE", "taking the catalog's write lock")?;
-        let outcome = rt.block_on(maintain_table(&catalog, &file_io, config, source, older_than));
-        let (report, obsolete) = match outcome.and_then(|r| catalog.execute("COMMIT", "committing").map(|()| r)) {
+        catalog.begin("taking the catalog's write lock")?;
+        let outcome = catalog.metadata_location(&table).and_then(|start| {
+            let Some(start) = start else { return Ok((Maintained::default(), Vec::new())) };
+            let (report, obsolete, moved) =
+                rt.block_on(maintain_table(&start, &file_io, config, source, older_than))?;
+            if let Some(to) = moved {
+                catalog.swap(&table, &start, &to)?;
+            }
+            catalog.commit()?;
+            Ok((report, obsolete))
+        });
+        let (report, obsolete) = match outcome {
             Ok(r) => r,
             Err(e) => {
-                let _ = catalog.execute("ROLLBACK", "rolling back");
+                let _ = catalog.rollback();
                 return Err(e);
             }
         };
@@ -77,21 +83,21 @@ pub fn maintain(
     Ok(done)
 }
 
-/// Rewrites and expires one table inside the catalog transaction; returns what was done and
-/// the files to delete once that transaction is committed.
+/// Rewrites and expires one table (at metadata `start`) inside the catalog transaction;
+/// returns what was done, the files to delete once that transaction is committed, and the
+/// new metadata file when there is one.
 async fn maintain_table(
-    catalog: &SqlCatalog,
+    start: &str,
     file_io: &FileIO,
     config: &IcebergTargetConfig,
     source: &TableSchema,
     older_than: Duration,
-) -> Result<(Maintained, Vec<PathBuf>), IcebergError> {
+) -> Result<(Maintained, Vec<PathBuf>, Option<String>), IcebergError> {
     let id = &source.id;
     let name = id.to_string();
     let mut report = Maintained { table: name.clone(), ..Maintained::default() };
-    let Some(start) = catalog.metadata_location(id)? else { return Ok((report, Vec::new())) };
-    let mut metadata = TableMetadata::read_from(file_io, &start).await.table(&name, || format!("reading {start}"))?;
-    let mut location = start.clone();
+    let mut metadata = TableMetadata::read_from(file_io, start).await.table(&name, || format!("reading {start}"))?;
+    let mut location = start.to_string();
     if let Some(current) = metadata.current_snapshot().cloned() {
         let live = files::live_files(file_io, &current, &name).await?;
         report.data_files = (live.data.len(), live.data.len());
@@ -148,16 +154,14 @@ async fn maintain_table(
         location = next.to_string();
         report.snapshots_expired = expired.len();
     }
-    if location != start {
-        catalog.swap(id, &start, &location)?;
-    }
     let mut kept: HashSet<String> = HashSet::from([location.clone()]);
     kept.extend(metadata.metadata_log().iter().map(|m| m.metadata_file.clone()));
     for snapshot in metadata.snapshots() {
         files::referenced(file_io, snapshot, &name, &mut kept).await?;
     }
     let obsolete = unreferenced(&local(metadata.location()), &kept, cutoff);
-    Ok((report, obsolete))
+    let moved = (location != start).then_some(location);
+    Ok((report, obsolete, moved))
 }
 
 /// The rows of `batch` (whose first row is at `first` in its file) that `gone` does not list.

@@ -1,7 +1,9 @@
 """Reads Iceberg tables through a real reader, position deletes applied, and writes each as a
 Parquet file for the whole-table comparison.
 
-    iceberg_dump.py READER CATALOG_DB CATALOG_NAME OUT_DIR schema.table...
+    iceberg_dump.py READER CATALOG CATALOG_NAME OUT_DIR schema.table...
+
+CATALOG is the SQLite catalog file or a postgres://user:password@host:port/db URL.
 
 READER is one of
   pyiceberg  pyiceberg's SqlCatalog on zetl's catalog file;
@@ -37,11 +39,16 @@ def as_text_uuids(table):
     return table
 
 
+def is_postgres(db):
+    return db.startswith(("postgres://", "postgresql://"))
+
+
 def read_pyiceberg(db, name, out, tables):
     import pyarrow.parquet as pq
     from pyiceberg.catalog.sql import SqlCatalog
 
-    catalog = SqlCatalog(name, uri=f"sqlite:///{db}")
+    uri = "postgresql+psycopg2://" + db.split("://", 1)[1] if is_postgres(db) else f"sqlite:///{db}"
+    catalog = SqlCatalog(name, uri=uri)
     for qualified in tables:
         table = as_text_uuids(catalog.load_table(qualified).scan().to_arrow())
         pq.write_table(table, f"{out}/{qualified}.parquet")
@@ -50,11 +57,16 @@ def read_pyiceberg(db, name, out, tables):
 
 def metadata_location(db, name, qualified):
     namespace, table = qualified.split(".", 1)
-    with sqlite3.connect(db) as catalog:
-        row = catalog.execute(
-            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-            (name, namespace, table),
-        ).fetchone()
+    query = "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?"
+    if is_postgres(db):
+        import psycopg2
+
+        with psycopg2.connect(db) as catalog, catalog.cursor() as cursor:
+            cursor.execute(query.replace("?", "%s"), (name, namespace, table))
+            row = cursor.fetchone()
+    else:
+        with sqlite3.connect(db) as catalog:
+            row = catalog.execute(query, (name, namespace, table)).fetchone()
     if row is None:
         sys.exit(f"{qualified} is not in catalog {name} of {db}")
     return row[0]
@@ -77,18 +89,34 @@ def read_duckdb(db, name, out, tables):
 def read_spark(db, name, out, tables):
     from pyspark.sql import SparkSession
 
-    jars = sorted(glob.glob(os.path.join(ROOT, ".tools", "spark", "*.jar"))) + ["/usr/share/java/sqlite-jdbc.jar"]
-    if len(jars) < 3:
-        sys.exit("Spark's Iceberg jars are missing: run ./scripts/setup-spark.sh")
+    driver = "/usr/share/java/postgresql.jar" if is_postgres(db) else "/usr/share/java/sqlite-jdbc.jar"
+    jars = sorted(glob.glob(os.path.join(ROOT, ".tools", "spark", "*.jar"))) + [driver]
+    if len(jars) < 3 or not os.path.exists(driver):
+        sys.exit("Spark's Iceberg jars or the JDBC driver are missing: run ./scripts/setup-spark.sh")
     catalog = f"spark.sql.catalog.{name}"
-    spark = (
+    builder = (
         SparkSession.builder.master("local[2]")
         .config("spark.driver.extraClassPath", ":".join(jars))
         .config(catalog, "org.apache.iceberg.spark.SparkCatalog")
         .config(f"{catalog}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
-        .config(f"{catalog}.uri", f"jdbc:sqlite:{db}")
         .config(f"{catalog}.jdbc.schema-version", "V1")
-        .config(f"{catalog}.warehouse", "file://" + os.path.dirname(db))
+    )
+    if is_postgres(db):
+        from urllib.parse import urlsplit
+
+        url = urlsplit(db)
+        builder = (
+            builder.config(f"{catalog}.uri", f"jdbc:postgresql://{url.hostname}:{url.port or 5432}{url.path}")
+            .config(f"{catalog}.jdbc.user", url.username)
+            .config(f"{catalog}.jdbc.password", url.password or "")
+            .config(f"{catalog}.warehouse", "file:///tmp")
+        )
+    else:
+        builder = builder.config(f"{catalog}.uri", f"jdbc:sqlite:{db}").config(
+            f"{catalog}.warehouse", "file://" + os.path.dirname(db)
+        )
+    spark = (
+        builder
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.ui.enabled", "false")

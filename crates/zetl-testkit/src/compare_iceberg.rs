@@ -31,11 +31,12 @@ impl Reader {
     }
 }
 
-/// Reads `tables` through `reader` from the SQL catalog `catalog_db` (catalog `name`) into a
-/// DuckDB file under `scratch`; returns the row count of each table.
+/// Reads `tables` through `reader` from the SQL catalog `catalog` (the SQLite file or a
+/// `postgres://` URL; catalog `name`) into a DuckDB file under `scratch`; returns the row
+/// count of each table.
 pub fn read_lake(
     reader: Reader,
-    catalog_db: &Path,
+    catalog: impl AsRef<std::ffi::OsStr>,
     name: &str,
     scratch: &Path,
     tables: &[&str],
@@ -46,7 +47,7 @@ pub fn read_lake(
     let run = Command::new("python3")
         .arg(script())
         .arg(reader.arg())
-        .arg(catalog_db)
+        .arg(catalog)
         .arg(name)
         .arg(&out)
         .args(tables)
@@ -78,12 +79,12 @@ pub fn read_lake(
 pub fn assert_iceberg_equal(
     reader: Reader,
     pg_url: &str,
-    catalog_db: &Path,
+    catalog: impl AsRef<std::ffi::OsStr>,
     name: &str,
     scratch: &Path,
     tables: &[&str],
 ) {
-    let (duck_path, _) = read_lake(reader, catalog_db, name, scratch, tables);
+    let (duck_path, _) = read_lake(reader, catalog, name, scratch, tables);
     assert_tables_equal(pg_url, &duck_path, tables);
 }
 

@@ -195,12 +195,16 @@ pub async fn check_target(integration: &Integration) -> Verdict {
             Some(dir) if !dir.is_dir() => (false, format!("the directory of {} does not exist", c.path.display())),
             _ => (true, format!("DuckDB file {}", c.path.display())),
         },
-        TargetConfig::Iceberg(c) => match c.sqlite_path().map(std::path::Path::new).and_then(|p| p.parent()) {
-            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-                (false, format!("the directory of the catalog {} does not exist", c.catalog.url))
+        TargetConfig::Iceberg(c) => {
+            let config = c.clone();
+            match tokio::task::spawn_blocking(move || zetl_iceberg::SqlCatalog::check(&config)).await {
+                Ok(Ok(())) => {
+                    (true, format!("Iceberg warehouse {}, catalog {}", c.warehouse_location(), c.catalog.url))
+                }
+                Ok(Err(e)) => (false, e.to_string()),
+                Err(e) => (false, format!("checking the catalog failed: {e}")),
             }
-            _ => (true, format!("Iceberg warehouse {}, catalog {}", c.warehouse_location(), c.catalog.url)),
-        },
+        }
         TargetConfig::Postgres(c) => match zetl_postgres::conninfo::ConnInfo::from_url(c.url.expose()) {
             Err(e) => (false, e.to_string()),
             Ok(info) => match info.connect_sql().await {
