@@ -152,7 +152,8 @@ fn iceberg_snapshots_carry_the_source_position() {
          \x20   t = c.load_table(name)\n\
          \x20   for s in t.snapshots():\n\
          \x20       p = s.summary.additional_properties\n\
-         \x20       print(name, s.summary.operation.value, p.get('zetl.integration'), p.get('zetl.position'))\n",
+         \x20       live = int(p['total-records']) - int(p['total-position-deletes'])\n\
+         \x20       print(name, s.summary.operation.value, live, p.get('zetl.integration'), p.get('zetl.position'))\n",
         catalog.display()
     ));
     let kinds: Vec<&str> = summaries.lines().filter(|l| l.starts_with("public.kinds ")).collect();
@@ -161,9 +162,10 @@ fn iceberg_snapshots_carry_the_source_position() {
     assert!(kinds.len() >= 2, "{summaries}");
     let last = kinds.last().expect("a snapshot");
     assert!(
-        last.starts_with("public.kinds overwrite lake "),
-        "an update is an overwrite with position deletes: {last}"
+        last.starts_with("public.kinds overwrite 30001 lake "),
+        "an update is an overwrite with position deletes, whose totals count the table's rows: {last}"
     );
+    assert_eq!(log[0].split(' ').nth(2), Some("1000"), "the copy's totals: {}", log[0]);
     let position = last.rsplit(' ').next().unwrap_or_default();
     let confirmed = env.sql_value("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'zetl_lake'");
     assert!(!position.is_empty() && position != "None", "{last}");

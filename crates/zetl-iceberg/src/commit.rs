@@ -80,7 +80,7 @@ async fn snapshot(
     if deleted > 0 {
         let path = format!("{}/data/{}-deletes.parquet", metadata.location(), uuid::Uuid::new_v4());
         let spec_id = metadata.default_partition_spec_id();
-        let deletes = files::write_deletes(file_io, &path, table.deletes.clone(), spec_id, &name).await?;
+        let deletes = files::write_deletes(file_io, &path, &table.deletes, table.files(), spec_id, &name).await?;
         let path = format!("{base}-m1.avro");
         let output = file_io.new_output(&path).table(&name, || format!("creating {path}"))?;
         let mut writer = ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec).build_v2_deletes();
@@ -104,6 +104,17 @@ async fn snapshot(
     summary.insert("added-data-files".into(), table.written.len().to_string());
     summary.insert("added-records".into(), table.added_rows.to_string());
     summary.insert("added-position-deletes".into(), deleted.to_string());
+    // The spec's optional totals: readers learn a table's size without its manifests, and
+    // zetl sizes its key index at start. Left out after a parent without them.
+    let total = |key: &str| match parent.as_ref() {
+        _ if table.truncated || table.rewrite => Some(0),
+        None => Some(0),
+        Some(p) => p.summary().additional_properties.get(key).and_then(|v| v.parse::<u64>().ok()),
+    };
+    if let (Some(records), Some(deletes)) = (total("total-records"), total("total-position-deletes")) {
+        summary.insert("total-records".into(), (records + table.added_rows).to_string());
+        summary.insert("total-position-deletes".into(), (deletes + deleted as u64).to_string());
+    }
     Ok(Snapshot::builder()
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(parent.map(|p| p.snapshot_id()))

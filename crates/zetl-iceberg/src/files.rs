@@ -63,29 +63,37 @@ fn delete_schema() -> Result<Schema, iceberg::Error> {
         .build()
 }
 
-/// Writes the position deletes `deletes` (data file path, row position), sorted as the spec
-/// requires, to a new file at `path`.
+/// Rows of position deletes per Arrow batch: the paths are materialised a batch at a time.
+const DELETES_PER_BATCH: usize = 65_536;
+
+/// Writes the position deletes `deletes` (number of a data file in `files`, row position),
+/// sorted by path and position as the spec requires, to a new file at `path`.
 pub async fn write_deletes(
     file_io: &FileIO,
     path: &str,
-    mut deletes: Vec<(String, i64)>,
+    deletes: &[(u32, i64)],
+    files: &[String],
     spec_id: i32,
     table: &str,
 ) -> Result<DataFile, IcebergError> {
-    deletes.sort();
+    let file_path = |n: u32| files.get(n as usize).map_or("", String::as_str);
+    let mut sorted = deletes.to_vec();
+    sorted.sort_unstable_by(|a, b| file_path(a.0).cmp(file_path(b.0)).then(a.1.cmp(&b.1)));
     let schema = Arc::new(delete_schema().table(table, || "the position-delete schema".into())?);
     let arrow =
         Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).table(table, || "the position-delete schema".into())?);
-    let paths: StringArray = deletes.iter().map(|(p, _)| Some(p.as_str())).collect();
-    let positions: Int64Array = deletes.iter().map(|(_, pos)| Some(*pos)).collect();
-    let batch = RecordBatch::try_new(arrow, vec![Arc::new(paths), Arc::new(positions)])
-        .map_err(|e| IcebergError::State(format!("table {table}: position deletes: {e}")))?;
     let output = file_io.new_output(path).table(table, || format!("creating {path}"))?;
     let mut writer = ParquetWriterBuilder::new(properties(), schema)
         .build(output)
         .await
         .table(table, || format!("opening {path}"))?;
-    writer.write(&batch).await.table(table, || format!("writing {path}"))?;
+    for chunk in sorted.chunks(DELETES_PER_BATCH) {
+        let paths: StringArray = chunk.iter().map(|(n, _)| Some(file_path(*n))).collect();
+        let positions: Int64Array = chunk.iter().map(|(_, pos)| Some(*pos)).collect();
+        let batch = RecordBatch::try_new(arrow.clone(), vec![Arc::new(paths), Arc::new(positions)])
+            .map_err(|e| IcebergError::State(format!("table {table}: position deletes: {e}")))?;
+        writer.write(&batch).await.table(table, || format!("writing {path}"))?;
+    }
     let built = writer.close().await.table(table, || format!("closing {path}"))?;
     let mut builder = built
         .into_iter()

@@ -64,6 +64,59 @@ fn push(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// A key's bytes in the index: held inline up to 22 bytes (integers, UUIDs, short texts), so
+/// that the index of a large table makes no allocation per row and an entry with its slot
+/// takes 32 bytes.
+#[derive(Clone)]
+pub enum IndexKey {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+const INLINE: usize = 22;
+
+impl IndexKey {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            IndexKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IndexKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl From<&[u8]> for IndexKey {
+    fn from(key: &[u8]) -> Self {
+        if key.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            IndexKey::Inline { len: key.len() as u8, bytes }
+        } else {
+            IndexKey::Heap(key.into())
+        }
+    }
+}
+
+// Equality and hashing are the bytes', so that the index is looked up by `&[u8]`.
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for IndexKey {}
+
+impl std::hash::Hash for IndexKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for IndexKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +153,22 @@ mod tests {
         let ints: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![5]));
         let longs: ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![5]));
         assert_eq!(from_arrays(&[ints.as_ref()], 0), from_arrays(&[longs.as_ref()], 0));
+    }
+
+    #[test]
+    fn index_keys_are_their_bytes_inline_or_not() {
+        use std::collections::HashMap;
+        assert_eq!(std::mem::size_of::<IndexKey>(), 24);
+        let short: &[u8] = &[1, 0, 0, 0, 0, 0, 0, 0, 7];
+        let long: Vec<u8> = (0..40).collect();
+        let mut index: HashMap<IndexKey, u32> = HashMap::new();
+        index.insert(short.into(), 1);
+        index.insert(long.as_slice().into(), 2);
+        index.insert((&[][..]).into(), 3);
+        assert_eq!(index.get(short), Some(&1));
+        assert_eq!(index.get(long.as_slice()), Some(&2));
+        assert_eq!(index.get(&[][..]), Some(&3));
+        assert_eq!(index.get(&short[..8]), None, "a prefix is another key");
+        assert!(matches!(IndexKey::from(long.as_slice()), IndexKey::Heap(_)));
     }
 }

@@ -7,7 +7,7 @@ mod changelog;
 
 use crate::error::{IcebergError, TableContext};
 use crate::files;
-use crate::key;
+use crate::key::{self, IndexKey};
 use crate::types;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema};
@@ -33,12 +33,40 @@ enum Removed {
     InFile(u32, i64),
 }
 
-#[derive(Clone, Copy)]
-enum Slot {
-    /// Row `pos` of data file `file` (an index into `LakeTable::files`).
+/// Where a key's row is, in 8 bytes (the index holds one per row of the table): row `pos` of
+/// data file `file` (an index into `LakeTable::files`), or entry `pos` of the buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    file: u32,
+    pos: u32,
+}
+
+const BUFFERED: u32 = u32::MAX;
+
+/// A data file holds fewer rows than this, so that a row's position fits a slot.
+const MAX_FILE_ROWS: i64 = u32::MAX as i64;
+
+enum Place {
     File(u32, i64),
-    /// Entry of the buffer.
     Buffer(usize),
+}
+
+impl Slot {
+    fn file(file: u32, pos: i64) -> Slot {
+        debug_assert!(pos < MAX_FILE_ROWS);
+        Slot { file, pos: pos as u32 }
+    }
+
+    fn buffer(entry: usize) -> Slot {
+        Slot { file: BUFFERED, pos: entry as u32 }
+    }
+
+    fn place(self) -> Place {
+        match self.file {
+            BUFFERED => Place::Buffer(self.pos as usize),
+            file => Place::File(file, i64::from(self.pos)),
+        }
+    }
 }
 
 pub struct LakeTable {
@@ -59,13 +87,14 @@ pub struct LakeTable {
     /// disagree on it), so that an index read back from the files matches later changes.
     key_cols: Vec<usize>,
     key_types: Vec<DataType>,
-    index: HashMap<Vec<u8>, Slot>,
+    index: HashMap<IndexKey, Slot>,
     /// Data file paths, numbered as `Slot::File` refers to them.
     files: Vec<String>,
     buffer: Vec<Option<(Vec<u8>, Row)>>,
     open: Option<(ParquetWriter, u32, i64)>,
     pub written: Vec<DataFile>,
-    pub deletes: Vec<(String, i64)>,
+    /// Position deletes: (data file number, row position).
+    pub deletes: Vec<(u32, i64)>,
     /// The transaction emptied the table: the snapshot keeps none of the files before.
     pub truncated: bool,
     /// Rows added to data files by the open transaction (for the snapshot summary).
@@ -144,6 +173,11 @@ impl LakeTable {
         &self.arrow
     }
 
+    /// The data file paths that `deletes` number.
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
     pub fn name(&self) -> String {
         self.source.id.to_string()
     }
@@ -190,6 +224,14 @@ impl LakeTable {
             return self.rebuild_log_index(file_io, data).await;
         }
         let key_names: Vec<&str> = self.key_cols.iter().map(|&i| self.source.columns[i].name.as_str()).collect();
+        if !key_names.is_empty() {
+            // Sized once from the snapshot's summary: growing by doubling would hold the old
+            // and the new table at once, on the largest index.
+            let total = |key: &str| snapshot.summary().additional_properties.get(key).and_then(|n| n.parse().ok());
+            let live =
+                total("total-records").unwrap_or(0usize).saturating_sub(total("total-position-deletes").unwrap_or(0));
+            self.index.reserve(live);
+        }
         for path in data {
             let number = self.files.len() as u32;
             self.files.push(path.clone());
@@ -203,13 +245,26 @@ impl LakeTable {
                 for row in 0..batch.num_rows() {
                     if !gone.contains(&pos) {
                         let k = key::from_arrays(&columns, row).map_err(|p| self.value_error(p))?;
-                        self.index.insert(k, Slot::File(number, pos));
+                        self.index.insert(k.as_slice().into(), self.slot_in(number, pos)?);
                     }
                     pos += 1;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Row `pos` of data file `number`, read back from the table (another writer's file may
+    /// be larger than zetl's).
+    fn slot_in(&self, number: u32, pos: i64) -> Result<Slot, IcebergError> {
+        if pos >= MAX_FILE_ROWS {
+            let path = self.files.get(number as usize).map_or("", String::as_str);
+            return Err(IcebergError::Unsupported(format!(
+                "table {}: data file {path} holds more than {MAX_FILE_ROWS} rows; rewrite it into smaller files",
+                self.name()
+            )));
+        }
+        Ok(Slot::file(number, pos))
     }
 
     fn value_error(&self, problem: String) -> IcebergError {
@@ -348,16 +403,14 @@ impl LakeTable {
 
     /// Removes the row under key `k`, marking it deleted where it was written.
     fn remove(&mut self, k: &[u8]) -> Removed {
-        match self.index.remove(k) {
+        match self.index.remove(k).map(Slot::place) {
             None => Removed::Nothing,
-            Some(Slot::Buffer(i)) => match self.buffer.get_mut(i).and_then(Option::take) {
+            Some(Place::Buffer(i)) => match self.buffer.get_mut(i).and_then(Option::take) {
                 Some((_, row)) => Removed::Buffered(row),
                 None => Removed::Nothing,
             },
-            Some(Slot::File(file, pos)) => {
-                if let Some(path) = self.files.get(file as usize) {
-                    self.deletes.push((path.clone(), pos));
-                }
+            Some(Place::File(file, pos)) => {
+                self.deletes.push((file, pos));
                 Removed::InFile(file, pos)
             }
         }
@@ -365,7 +418,7 @@ impl LakeTable {
 
     async fn append(&mut self, file_io: &FileIO, k: Option<Vec<u8>>, row: Row) -> Result<(), IcebergError> {
         if let Some(k) = &k {
-            self.index.insert(k.clone(), Slot::Buffer(self.buffer.len()));
+            self.index.insert(k.as_slice().into(), Slot::buffer(self.buffer.len()));
         }
         self.buffer.push(Some((k.unwrap_or_default(), row)));
         if self.buffer.len() >= BUFFER_ROWS {
@@ -393,8 +446,8 @@ impl LakeTable {
         for (offset, (i, k, _)) in live.iter().enumerate() {
             // Only where the key still points at this row: a changelog keeps superseded and
             // deleted versions in the buffer.
-            if keyed && matches!(self.index.get(k), Some(Slot::Buffer(j)) if j == i) {
-                self.index.insert(k.clone(), Slot::File(number, first + offset as i64));
+            if keyed && self.index.get(k.as_slice()) == Some(&Slot::buffer(*i)) {
+                self.index.insert(k.as_slice().into(), Slot::file(number, first + offset as i64));
             }
         }
         self.roll(file_size).await
@@ -404,6 +457,9 @@ impl LakeTable {
     /// one; returns the file's number and where the batch's first row is in it.
     pub async fn write_batch(&mut self, file_io: &FileIO, batch: &RecordBatch) -> Result<(u32, i64), IcebergError> {
         let name = self.name();
+        if self.open.as_ref().is_some_and(|(_, _, next)| *next + batch.num_rows() as i64 >= MAX_FILE_ROWS) {
+            self.close_file().await?;
+        }
         let (writer, number, next) = match self.open.as_mut() {
             Some(open) => open,
             None => {

@@ -3,10 +3,11 @@
 //! (`_zetl_position`, `_zetl_commit_time`). Nothing is ever deleted from the table; the key
 //! index points at each key's latest version, for the values an update leaves unsent.
 
-use super::{LakeTable, Slot};
+use super::{LakeTable, Place, Slot};
 use crate::error::IcebergError;
 use crate::files;
 use crate::key;
+use crate::key::IndexKey;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::Array;
@@ -137,9 +138,9 @@ impl LakeTable {
         if !unchanged.is_empty() {
             // Unsent values are the key's previous version's (the old key's, for a key change).
             let previous = self.key_of(moved.unwrap_or(&row))?;
-            let prev = match self.index.get(&previous).copied() {
-                Some(Slot::Buffer(i)) => self.buffer.get(i).cloned().flatten().map(|(_, r)| r),
-                Some(Slot::File(file, pos)) => Some(self.read_back(file, pos, &unchanged).await?),
+            let prev = match self.index.get(previous.as_slice()).copied().map(Slot::place) {
+                Some(Place::Buffer(i)) => self.buffer.get(i).cloned().flatten().map(|(_, r)| r),
+                Some(Place::File(file, pos)) => Some(self.read_back(file, pos, &unchanged).await?),
                 None => None,
             };
             match prev {
@@ -160,7 +161,7 @@ impl LakeTable {
     async fn log_gone(&mut self, file_io: &FileIO, old: &Row, op: &str, when: When<'_>) -> Result<(), IcebergError> {
         if !self.key_cols.is_empty() {
             let k = self.key_of(old)?;
-            self.index.remove(&k);
+            self.index.remove(k.as_slice());
         }
         let image = old.iter().map(|v| if matches!(v, Value::Unchanged) { Value::Null } else { v.clone() }).collect();
         let row = self.log_columns(image, op, when);
@@ -218,7 +219,7 @@ impl LakeTable {
         let mut names: Vec<&str> = self.key_cols.iter().map(|&i| self.source.columns[i].name.as_str()).collect();
         let keys = names.len();
         names.extend([SEQ, OP]);
-        let mut latest: HashMap<Vec<u8>, (i64, Slot, bool)> = HashMap::new();
+        let mut latest: HashMap<IndexKey, (i64, Slot, bool)> = HashMap::new();
         let (mut max_seq, mut truncated_at) = (-1i64, -1i64);
         for path in data {
             let number = self.files.len() as u32;
@@ -239,9 +240,10 @@ impl LakeTable {
                     } else if keys > 0 {
                         let k = key::from_arrays(&columns[..keys], row).map_err(|p| self.value_error(p))?;
                         let live = !matches!(op, "delete" | "expire");
-                        let entry = latest.entry(k).or_insert((-1, Slot::File(number, pos), false));
+                        let slot = self.slot_in(number, pos)?;
+                        let entry = latest.entry(k.as_slice().into()).or_insert((-1, slot, false));
                         if seq > entry.0 {
-                            *entry = (seq, Slot::File(number, pos), live);
+                            *entry = (seq, slot, live);
                         }
                     }
                     pos += 1;
