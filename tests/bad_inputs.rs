@@ -117,6 +117,20 @@ catalogue! {
     integration_key_unknown: pg("    colour: blue\n") => 2, ["{file}:4", "colour"];
     sslmode_unknown: pg("").replace("/db", "/db?sslmode=maybe") => 3, ["✗ source", "sslmode `maybe` is not one of"];
     port_out_of_range: pg("").replace("127.0.0.1:1", "127.0.0.1:99999") => 3, ["✗ source", "invalid PostgreSQL url"];
+    iceberg_catalog_with_mysql_scheme: pg(&lake(&format!("url: \"{MY}\""), "")) => 2, ["catalog.url must be sqlite:///absolute/path/catalog.db or postgres://"];
+    iceberg_catalog_relative_sqlite: pg(&lake("url: sqlite://lake/catalog.db", "")) => 2, ["catalog.url must be sqlite:///absolute/path"];
+    iceberg_catalog_kind_unknown: pg(&lake("url: sqlite:///l/c.db", "").replace("kind: sql", "kind: glue")) => 2, ["unknown variant `glue`, expected `sql`"];
+    iceberg_warehouse_on_s3: pg(&lake("url: sqlite:///l/c.db", "").replace("file:///l", "s3://bucket/lake")) => 2, ["warehouse must be a file:///absolute/path (object storage is not supported yet)"];
+    iceberg_commit_every_as_words: pg(&lake("url: sqlite:///l/c.db", ", commit_every: soon")) => 2, ["`soon` is not a duration (write 60s, 5m or 1h)"];
+    iceberg_file_size_too_small: pg(&lake("url: sqlite:///l/c.db", ", target_file_size: 1000")) => 2, ["target_file_size must be at least 1048576 bytes"];
+    iceberg_mode_unknown: pg(&lake("url: sqlite:///l/c.db", ", mode: append")) => 2, ["unknown variant `append`, expected `mirror` or `changelog`"];
+    iceberg_catalog_unreachable: pg(&lake(&format!("url: \"{PG}\""), "")) => 3, ["✗ target", "catalog postgres://u:***@127.0.0.1:1/db", "cannot connect to PostgreSQL at 127.0.0.1:1"];
+}
+
+/// An Iceberg target (`file:///l`) whose catalog is `catalog` (flow-mapping entries), with
+/// `more` target settings.
+fn lake(catalog: &str, more: &str) -> String {
+    format!("    target: {{ kind: iceberg, warehouse: file:///l, catalog: {{ kind: sql, {catalog} }}{more} }}\n")
 }
 
 /// Command-line mistakes: exit code 2 and a message that says what to do.
