@@ -265,6 +265,21 @@ pub fn batches(
     Ok(reader.map(move |b| b.map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))))
 }
 
+/// A batch read from a file written under an older schema, in the table's current columns:
+/// a column added since is NULL, a widened one is cast.
+pub fn conform(batch: &RecordBatch, arrow: &Arc<arrow_schema::Schema>) -> Result<RecordBatch, String> {
+    let columns = arrow
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => arrow_cast::cast(column, field.data_type()).map_err(|e| e.to_string()),
+            None => Ok(arrow_array::new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(arrow.clone(), columns).map_err(|e| e.to_string())
+}
+
 /// Whether a manifest entry's file holds rows or deletes.
 pub fn is_deletes(file: &DataFile) -> bool {
     file.content_type() != DataContentType::Data

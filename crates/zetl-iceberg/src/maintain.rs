@@ -16,14 +16,12 @@ use crate::error::{IcebergError, TableContext};
 use crate::files;
 use crate::table::LakeTable;
 use arrow_array::{BooleanArray, RecordBatch};
-use arrow_schema::Schema as ArrowSchema;
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 use iceberg::MetadataLocation;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use zetl_core::TableSchema;
 
@@ -117,7 +115,7 @@ async fn maintain_table(
                         None => batch,
                     };
                     first += rows;
-                    let kept = conform(&kept, table.arrow()).map_err(|e| rewrite_error(&name, path, e))?;
+                    let kept = files::conform(&kept, table.arrow()).map_err(|e| rewrite_error(&name, path, e))?;
                     table.write_batch(file_io, &kept).await?;
                     table.roll(config.target_file_size).await?;
                 }
@@ -169,21 +167,6 @@ fn keep_rows(batch: &RecordBatch, first: i64, gone: &HashSet<i64>) -> Result<Rec
     let mask: BooleanArray = (0..batch.num_rows()).map(|i| Some(!gone.contains(&(first + i as i64)))).collect();
     arrow_select::filter::filter_record_batch(batch, &mask)
         .map_err(|e| IcebergError::State(format!("dropping deleted rows: {e}")))
-}
-
-/// A batch read from a file written under an older schema, in the table's current columns:
-/// a column added since is NULL, a widened one is cast.
-fn conform(batch: &RecordBatch, arrow: &Arc<ArrowSchema>) -> Result<RecordBatch, String> {
-    let columns = arrow
-        .fields()
-        .iter()
-        .map(|field| match batch.column_by_name(field.name()) {
-            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
-            Some(column) => arrow_cast::cast(column, field.data_type()).map_err(|e| e.to_string()),
-            None => Ok(arrow_array::new_null_array(field.data_type(), batch.num_rows())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(arrow.clone(), columns).map_err(|e| e.to_string())
 }
 
 fn rewrite_error(table: &str, path: &str, problem: String) -> IcebergError {

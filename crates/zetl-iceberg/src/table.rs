@@ -4,6 +4,7 @@
 //! changelog mode appends every change instead, see `changelog`).
 
 mod changelog;
+mod keyless;
 
 use crate::error::{IcebergError, TableContext};
 use crate::files;
@@ -21,7 +22,7 @@ use zetl_core::batch::{KeyedOp, TableBatch};
 
 pub use changelog::layout;
 use changelog::LogState;
-use zetl_core::{ChangeKind, Row, TableSchema, Value};
+use zetl_core::{Row, TableSchema, Value};
 
 /// Rows buffered before they go into the open data file as one row group's worth.
 const BUFFER_ROWS: usize = 16_384;
@@ -316,16 +317,8 @@ impl LakeTable {
                 }
             }
         }
-        for change in &changes.unkeyed {
-            match change {
-                ChangeKind::Insert { row } => self.append(file_io, None, row.clone()).await?,
-                _ => {
-                    return Err(IcebergError::Unsupported(format!(
-                        "table {}: updates and deletes of a table without a key (replica identity full) are not written to Iceberg yet; give the table a primary key",
-                        self.name()
-                    )))
-                }
-            }
+        if !changes.unkeyed.is_empty() {
+            self.apply_keyless(file_io, &changes.unkeyed).await?;
         }
         Ok(())
     }
