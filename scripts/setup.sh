@@ -24,6 +24,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -f /usr/include/sqlite3.h ] || need_apt+=(libsqlite3-dev)
 # A real OLTP write workload for the MySQL recovery test and benchmark.
 command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
+# Network fault tests: network namespaces, veth pairs and tc.
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]}"
   apt-get update -qq

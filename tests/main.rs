@@ -29,6 +29,7 @@ mod mysql_fidelity;
 mod mysql_lifecycle;
 mod mysql_recovery;
 mod narrowing;
+mod network;
 mod operate;
 mod pg_target;
 mod recovery;

@@ -16,6 +16,7 @@ pub mod config;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod mysql;
+pub mod netns;
 pub mod warehouse;
 
 use config::{map, TestConfig};
@@ -370,9 +371,21 @@ pub struct Zetl {
 impl Zetl {
     /// With extra environment variables (`(name, value)`; an empty value removes it).
     pub fn spawn_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Zetl {
+        Self::spawn_wrapped(&[], config, log, env)
+    }
+
+    /// `zetl run` started by `wrapper` (e.g. `ip netns exec NS`), which must exec it.
+    pub fn spawn_wrapped(wrapper: &[&str], config: &Path, log: &Path, env: &[(&str, &str)]) -> Zetl {
         let mut file = OpenOptions::new().create(true).append(true).open(log).expect("open zetl.log");
         let _ = writeln!(file, "===== zetl run -c {} =====", config.display());
-        let mut command = Command::new(zetl_bin());
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(zetl_bin());
+                c
+            }
+            None => Command::new(zetl_bin()),
+        };
         command
             .args(["run", "-c"])
             .arg(config)

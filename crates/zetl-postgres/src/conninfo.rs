@@ -112,9 +112,10 @@ impl ConnInfo {
         PgError::Sql { what: format!("connecting to {}:{}", self.host, self.port), cause }
     }
 
-    /// TCP as tokio-postgres would open it: `hostaddr` if given, `connect_timeout`, keepalives
-    /// (the system's timing), no Nagle.
-    async fn connect_tcp(&self) -> Result<TcpStream, PgError> {
+    /// TCP as tokio-postgres would open it: `hostaddr` if given, `connect_timeout`, no Nagle;
+    /// and keepalives on zetl's timing (see [`dead_peer_timing`]). For the SQL and the
+    /// replication connections alike.
+    pub(crate) async fn connect_tcp(&self) -> Result<TcpStream, PgError> {
         let addr = format!("{}:{}", self.host, self.port);
         let fail = |cause: std::io::Error| PgError::Connect { addr: addr.clone(), cause };
         let attempt = async {
@@ -129,6 +130,9 @@ impl ConnInfo {
                 match socket.connect(target).await {
                     Ok(stream) => {
                         stream.set_nodelay(true)?;
+                        if self.config.get_keepalives() {
+                            dead_peer_timing(&stream, &self.config)?;
+                        }
                         return Ok(stream);
                     }
                     Err(e) => last = e,
@@ -136,13 +140,13 @@ impl ConnInfo {
             }
             Err(last)
         };
-        match self.config.get_connect_timeout() {
-            Some(limit) => tokio::time::timeout(*limit, attempt)
-                .await
-                .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"))),
-            None => attempt.await,
-        }
-        .map_err(fail)
+        // A server behind a cut link never answers the SYN: without a limit the attempt
+        // would take the system's two minutes of retries, holding up the reconnect.
+        let limit = self.config.get_connect_timeout().copied().unwrap_or(std::time::Duration::from_secs(10));
+        tokio::time::timeout(limit, attempt)
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out")))
+            .map_err(fail)
     }
 
     /// `sslmode=prefer` and the server has TLS off: said once, since every later connection
@@ -156,6 +160,29 @@ impl ConnInfo {
             );
         }
     }
+}
+
+/// Without a word from a peer that vanished (a cut link, a dropped route, a firewall that
+/// blackholes), a connection waiting to read would wait for the system's keepalive (two hours)
+/// and one with data in flight — the stream's status updates, a query — for the
+/// retransmissions (about 15 minutes): replication would stall with nothing logged. zetl's
+/// default probes an idle connection after 15 s, every 5 s, 3 times, and gives up on data
+/// unacknowledged for 60 s (`tcp_user_timeout`, as PostgreSQL's `wal_receiver_timeout`);
+/// either ends in an error and zetl reconnects. The kernel answers probes and acknowledges
+/// data whatever the server is doing, so a busy server is not taken for a lost one (only one
+/// that stops reading for a minute while zetl writes to it). The URL's `keepalives_idle`,
+/// `keepalives_interval`, `keepalives_retries` and `tcp_user_timeout` override the timing.
+fn dead_peer_timing(stream: &TcpStream, config: &tokio_postgres::Config) -> std::io::Result<()> {
+    use std::time::Duration;
+    // tokio-postgres' own default idle time: the URL did not set one.
+    const UNSET_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+    let idle = Some(config.get_keepalives_idle()).filter(|d| *d != UNSET_IDLE).unwrap_or(Duration::from_secs(15));
+    let interval = config.get_keepalives_interval().unwrap_or(Duration::from_secs(5));
+    let retries = config.get_keepalives_retries().unwrap_or(3);
+    let keepalive = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval).with_retries(retries);
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_user_timeout(Some(config.get_tcp_user_timeout().copied().unwrap_or(Duration::from_secs(60))))
 }
 
 async fn drive<C: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: C) {

@@ -20,10 +20,7 @@ const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
 pub async fn connect(info: &ConnInfo) -> Result<Socket, PgError> {
     let addr = format!("{}:{}", info.host, info.port);
-    let mut tcp = TcpStream::connect((info.host.as_str(), info.port))
-        .await
-        .map_err(|source| PgError::Connect { addr: addr.clone(), cause: source })?;
-    tcp.set_nodelay(true)?;
+    let mut tcp = info.connect_tcp().await?;
     if info.ssl_mode == SslMode::Disable {
         return Ok(Socket::Plain(tcp));
     }

@@ -134,6 +134,17 @@ impl PgServer {
         util::run(&mut self.psql_command(db), Some(sql), None)
     }
 
+    /// Lets clients from `cidr` (another network namespace's address) connect with a
+    /// password, for SQL and replication; reloads the server's configuration.
+    pub fn allow_clients_from(&self, cidr: &str) -> Result<(), HarnessError> {
+        let path = self.data_dir.join("pg_hba.conf");
+        let mut text =
+            fs::read_to_string(&path).map_err(|e| HarnessError::io(format!("read {}", path.display()), e))?;
+        text.push_str(&format!("host all all {cidr} scram-sha-256\nhost replication all {cidr} scram-sha-256\n"));
+        self.write_owned("pg_hba.conf", &text)?;
+        self.psql("postgres", "SELECT pg_reload_conf()").map(drop)
+    }
+
     /// A session that stays open between statements (`psql` reading its standard input):
     /// an open transaction, a lock held while something else happens.
     pub fn session(&self, db: &str) -> Result<PsqlSession, HarnessError> {

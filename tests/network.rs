@@ -1,0 +1,98 @@
+//! Network faults between zetl and its PostgreSQL source, made with the kernel's tools: zetl
+//! runs in a network namespace and reaches the source over a veth pair that the test cuts
+//! (packets silently dropped, as behind a failed link or a blackholing firewall), flaps, or
+//! slows with `tc` — during the initial copy and while streaming under a write workload. zetl must notice the dead connection by itself, reconnect, never apply part of a
+//! transaction, and end with the whole target equal to the whole source.
+
+use crate::common;
+use common::netns::Netns;
+use common::{PgOptions, TestEnv, Zetl};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The harness's user and password; the connection's dead-peer timing shortened through the
+/// URL (seconds) so that a cut is noticed within a few seconds.
+fn source_url(env: &TestEnv, ns: &Netns) -> String {
+    format!(
+        "postgres://zetl:zetl@{}:{}/{}?keepalives_idle=1&keepalives_interval=1&keepalives_retries=2&tcp_user_timeout=4&connect_timeout=3",
+        ns.host_ip,
+        env.server.port(),
+        common::DB
+    )
+}
+
+/// Cuts the link for `long`; zetl must notice the dead connection while the link is still
+/// down (its dead-peer timing, not the link's return, ends the connection: a link that never
+/// comes back, or a server gone for good, would otherwise stall it for the system's 15
+/// minutes of retransmissions).
+fn cut_and_notice(env: &TestEnv, ns: &Netns, long: Duration) {
+    let before = std::fs::read_to_string(env.log_path()).unwrap_or_default().len();
+    ns.cut();
+    std::thread::sleep(long);
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let during = log.get(before..).unwrap_or_default();
+    ns.heal();
+    assert!(during.contains("transient failure"), "the cut was not noticed within {long:?}:\n{during}");
+}
+
+#[test]
+fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
+    let ns = Netns::create();
+    let opts = PgOptions {
+        extra_conf: vec![("listen_addresses".into(), format!("127.0.0.1,{}", ns.host_ip))],
+        ..PgOptions::default()
+    };
+    let env = TestEnv::start_with("netfault", opts);
+    env.server.allow_clients_from(&format!("{}/32", ns.inner_ip)).expect("pg_hba for the namespace");
+    env.sql(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint, note text);\n\
+         INSERT INTO acct SELECT g, g * 10, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g;\n\
+         CREATE TABLE moves (id bigserial PRIMARY KEY, acct int, amount int);",
+    );
+    let config = env.config("net", &["public.*"]).source("url", source_url(&env, &ns)).metrics_off().write();
+    let start = || Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]);
+
+    // The copy over a slow link, cut in the middle.
+    ns.impair("tbf rate 40mbit burst 64kbit latency 400ms");
+    let mut zetl = start();
+    std::thread::sleep(Duration::from_millis(2500));
+    cut_and_notice(&env, &ns, Duration::from_secs(10));
+    ns.unimpair();
+    let healed = Instant::now();
+    env.wait_caught_up(&mut zetl, "net");
+    eprintln!("copy: caught up {:.1} s after the link came back", healed.elapsed().as_secs_f64());
+
+    let stop = AtomicBool::new(false);
+    let written = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let id = (i * 7919) % 200_000 + 1;
+                env.sql(&format!(
+                    "BEGIN; UPDATE acct SET balance = balance - {i} WHERE id = {id};\n\
+                     INSERT INTO moves (acct, amount) VALUES ({id}, {i});\n\
+                     UPDATE acct SET note = 'moved {i}' WHERE id = {}; COMMIT;",
+                    id % 1000 + 1
+                ));
+            }
+            i
+        });
+        // Streaming: a cut, then a flapping link (losses in bursts shorter than the timeouts).
+        std::thread::sleep(Duration::from_secs(2));
+        cut_and_notice(&env, &ns, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_secs(2));
+        ns.flap(6, Duration::from_millis(400));
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("workload")
+    });
+    let healed = Instant::now();
+    env.wait_caught_up(&mut zetl, "net");
+    eprintln!(
+        "stream: {written} transactions written around the faults; caught up {:.1} s after the last one",
+        healed.elapsed().as_secs_f64()
+    );
+    zetl.stop();
+    env.assert_equal(&["public.acct", "public.moves"]);
+}
