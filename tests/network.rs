@@ -1,14 +1,26 @@
-//! Network faults between zetl and its PostgreSQL source, made with the kernel's tools: zetl
+//! Network faults between zetl and its source (PostgreSQL, MariaDB), made with the kernel's tools: zetl
 //! runs in a network namespace and reaches the source over a veth pair that the test cuts
 //! (packets silently dropped, as behind a failed link or a blackholing firewall), flaps, or
 //! slows with `tc` — during the initial copy and while streaming under a write workload. zetl must notice the dead connection by itself, reconnect, never apply part of a
 //! transaction, and end with the whole target equal to the whole source.
 
 use crate::common;
+use common::mysql::{MyEnv, MY_DB};
 use common::netns::Netns;
 use common::{PgOptions, TestEnv, Zetl};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Stops the workload when dropped: a failed assertion inside `thread::scope` must not wait
+/// forever for the writer.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+use zetl_testkit::MariaDbOptions;
 
 /// The harness's user and password; the connection's dead-peer timing shortened through the
 /// URL (seconds) so that a cut is noticed within a few seconds.
@@ -25,12 +37,12 @@ fn source_url(env: &TestEnv, ns: &Netns) -> String {
 /// down (its dead-peer timing, not the link's return, ends the connection: a link that never
 /// comes back, or a server gone for good, would otherwise stall it for the system's 15
 /// minutes of retransmissions).
-fn cut_and_notice(env: &TestEnv, ns: &Netns, long: Duration) {
-    let before = std::fs::read_to_string(env.log_path()).unwrap_or_default().len();
+fn cut_and_notice(log: &std::path::Path, ns: &Netns, long: Duration) {
+    let before = std::fs::read_to_string(log).unwrap_or_default().len();
     ns.cut();
     std::thread::sleep(long);
-    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
-    let during = log.get(before..).unwrap_or_default();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let during = text.get(before..).unwrap_or_default();
     ns.heal();
     assert!(during.contains("transient failure"), "the cut was not noticed within {long:?}:\n{during}");
 }
@@ -56,7 +68,7 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     ns.impair("tbf rate 40mbit burst 64kbit latency 400ms");
     let mut zetl = start();
     std::thread::sleep(Duration::from_millis(2500));
-    cut_and_notice(&env, &ns, Duration::from_secs(10));
+    cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
     ns.unimpair();
     let healed = Instant::now();
     env.wait_caught_up(&mut zetl, "net");
@@ -78,9 +90,10 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
             }
             i
         });
+        let _stop = StopOnDrop(&stop);
         // Streaming: a cut, then a flapping link (losses in bursts shorter than the timeouts).
         std::thread::sleep(Duration::from_secs(2));
-        cut_and_notice(&env, &ns, Duration::from_secs(10));
+        cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
         std::thread::sleep(Duration::from_secs(2));
         ns.flap(6, Duration::from_millis(400));
         std::thread::sleep(Duration::from_secs(1));
@@ -95,4 +108,58 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     );
     zetl.stop();
     env.assert_equal(&["public.acct", "public.moves"]);
+}
+
+/// MariaDB: the binlog connection behind a cut link is noticed by the heartbeats it misses
+/// (one a second here), then a flapping link; the stream ends equal under an OLTP-like
+/// workload.
+#[test]
+fn mariadb_binlog_survives_a_cut_and_a_flapping_link() {
+    let ns = Netns::create();
+    let opts = MariaDbOptions {
+        extra_args: vec![format!("--bind-address=127.0.0.1,{}", ns.host_ip)],
+        ..MariaDbOptions::default()
+    };
+    let env = MyEnv::start_with("netfault_my", opts);
+    env.sql(&format!(
+        "CREATE USER 'zetl'@'{ip}' IDENTIFIED BY 'zetl'; GRANT ALL PRIVILEGES ON *.* TO 'zetl'@'{ip}';\n\
+         CREATE TABLE acct (id int PRIMARY KEY, balance bigint, note varchar(200));\n\
+         INSERT INTO acct SELECT seq, seq * 10, md5(seq) FROM seq_1_to_50000;\n\
+         CREATE TABLE moves (id bigint AUTO_INCREMENT PRIMARY KEY, acct int, amount int);",
+        ip = ns.inner_ip
+    ));
+    let url = format!("mysql://zetl:zetl@{}:{}/{MY_DB}", ns.host_ip, env.server.port());
+    let config = env.config("netmy").source("url", url).source("heartbeat_secs", 1).write();
+    let mut zetl = env.wait_streaming(|| Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]));
+    let stop = AtomicBool::new(false);
+    let written = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let id = (i * 7919) % 50_000 + 1;
+                env.sql(&format!(
+                    "BEGIN; UPDATE acct SET balance = balance - {i} WHERE id = {id};\n\
+                     INSERT INTO moves (acct, amount) VALUES ({id}, {i});\n\
+                     UPDATE acct SET note = 'moved {i}' WHERE id = {}; COMMIT;",
+                    id % 1000 + 1
+                ));
+            }
+            i
+        });
+        let _stop = StopOnDrop(&stop);
+        std::thread::sleep(Duration::from_secs(2));
+        cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_secs(2));
+        ns.flap(6, Duration::from_millis(400));
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("workload")
+    });
+    if let Some(status) = zetl.try_exit() {
+        panic!("zetl exited ({status}) during the faults");
+    }
+    eprintln!("mariadb: {written} transactions written around the faults");
+    env.catch_up_and_stop(zetl, &config);
+    env.assert_equal(&[&format!("{MY_DB}.acct"), &format!("{MY_DB}.moves")]);
 }

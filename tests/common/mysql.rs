@@ -63,8 +63,13 @@ impl MyEnv {
 
     /// Starts zetl and waits until it reads the binlog (the initial copy, if any, is done).
     pub fn run_zetl_streaming(&self, config: &Path) -> Zetl {
+        self.wait_streaming(|| self.run_zetl(config))
+    }
+
+    /// Starts zetl with `start` and waits until it reads the binlog.
+    pub fn wait_streaming(&self, start: impl FnOnce() -> Zetl) -> Zetl {
         let before = self.log_count(STREAMING);
-        let mut zetl = self.run_zetl(config);
+        let mut zetl = start();
         let ok = poll(TIMEOUT, || {
             if let Some(status) = zetl.try_exit() {
                 panic!("zetl exited ({status}) before it streamed");

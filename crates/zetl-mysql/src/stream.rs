@@ -187,6 +187,8 @@ impl Streamer {
         }
         let deadline = tokio::time::Instant::now() + every;
         let mut at = self.position.clone();
+        // Time away from the socket (a copy, a slow target) is not silence.
+        let mut heard = tokio::time::Instant::now();
         loop {
             if self.txn.is_none() {
                 if *stop.borrow() {
@@ -198,10 +200,19 @@ impl Streamer {
             }
             let reader =
                 self.reader.as_mut().ok_or_else(|| MyError::Disconnected("the binlog connection is closed".into()))?;
+            let silence = silence_limit(self.heartbeat_secs);
             let event = tokio::select! {
                 e = reader.next(&at) => e?,
                 _ = tokio::time::sleep_until(deadline), if self.txn.is_none() => return Ok(Pause::Tick),
                 _ = stop.changed(), if self.txn.is_none() => return Ok(Pause::Stopped),
+                _ = tokio::time::sleep_until(heard + silence.unwrap_or_default()), if silence.is_some() => {
+                    return Err(MyError::Disconnected(format!(
+                        "no event or heartbeat from the server for {} s (heartbeats are due every {} s): \
+                         the binlog connection is taken for lost",
+                        silence.unwrap_or_default().as_secs(),
+                        self.heartbeat_secs
+                    )));
+                }
             };
             let Some(event) = event else {
                 return Err(MyError::Disconnected("the server closed the binlog connection".into()));
@@ -209,6 +220,7 @@ impl Streamer {
             if let Some(pause) = self.handle(&event, &mut at).await? {
                 return Ok(pause);
             }
+            heard = tokio::time::Instant::now();
         }
     }
 
@@ -553,6 +565,15 @@ pub(crate) fn open_for_rows(txn: &mut Option<Txn>, event_start: &BinlogPos) {
         Some(t) => t.explicit = true,
         None => *txn = Some(Txn::new(event_start.clone(), true, None)),
     }
+}
+
+/// How long the binlog connection may stay silent before it is taken for lost: an idle server
+/// sends a heartbeat every `heartbeat_secs` (5 s by default: 30 s of silence), so six missed mean the
+/// peer vanished (a cut link, a blackholing firewall), which TCP alone would notice only after
+/// minutes. Generous, because one very large event on a slow link also arrives as silence.
+/// No limit when heartbeats are off.
+fn silence_limit(heartbeat_secs: u64) -> Option<Duration> {
+    (heartbeat_secs > 0).then(|| Duration::from_secs((heartbeat_secs * 6).max(6)))
 }
 
 #[cfg(test)]
