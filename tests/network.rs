@@ -121,12 +121,14 @@ fn mariadb_binlog_survives_a_cut_and_a_flapping_link() {
         ..MariaDbOptions::default()
     };
     let env = MyEnv::start_with("netfault_my", opts);
+    // The pair's addresses: zetl inside the namespace, and a catch-up run started outside it (from
+    // the host end's address) alike.
+    let pair = format!("{}.%", ns.host_ip.rsplit_once('.').expect("an IPv4 address").0);
     env.sql(&format!(
-        "CREATE USER 'zetl'@'{ip}' IDENTIFIED BY 'zetl'; GRANT ALL PRIVILEGES ON *.* TO 'zetl'@'{ip}';\n\
+        "CREATE USER 'zetl'@'{pair}' IDENTIFIED BY 'zetl'; GRANT ALL PRIVILEGES ON *.* TO 'zetl'@'{pair}';\n\
          CREATE TABLE acct (id int PRIMARY KEY, balance bigint, note varchar(200));\n\
          INSERT INTO acct SELECT seq, seq * 10, md5(seq) FROM seq_1_to_50000;\n\
-         CREATE TABLE moves (id bigint AUTO_INCREMENT PRIMARY KEY, acct int, amount int);",
-        ip = ns.inner_ip
+         CREATE TABLE moves (id bigint AUTO_INCREMENT PRIMARY KEY, acct int, amount int);"
     ));
     let url = format!("mysql://zetl:zetl@{}:{}/{MY_DB}", ns.host_ip, env.server.port());
     let config = env.config("netmy").source("url", url).source("heartbeat_secs", 1).write();
