@@ -132,6 +132,17 @@ fn postgres_into_iceberg_equals_the_source_through_pyiceberg_and_duckdb() {
     assert!(!log.contains(" ERROR "), "{log}");
 }
 
+/// A second `zetl run` of a running integration is refused before it writes anything (the
+/// catalog holds no lock of its own between commits); the first is left running.
+pub fn assert_second_run_refused(config: &Path, integration: &str) {
+    let second = common::zetl_command_timeout(&["run", "-c", config.to_str().expect("utf-8")], common::TIMEOUT)
+        .unwrap_or_else(|_| panic!("the second zetl run of {} did not stop by itself", config.display()));
+    let err = String::from_utf8_lossy(&second.stderr).to_string();
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    let needle = format!("another `zetl run` of integration `{integration}` is writing to this Iceberg catalog");
+    assert!(err.contains(&needle), "expected `{needle}` in:\n{err}");
+}
+
 /// Each commit is one Iceberg snapshot per changed table carrying the integration and the
 /// source position in its summary; a table the stream did not touch gets none.
 #[test]
@@ -141,6 +152,7 @@ fn iceberg_snapshots_carry_the_source_position() {
     let config = iceberg_config(&env, "lake").write();
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "lake");
+    assert_second_run_refused(&config, "lake");
     env.sql("UPDATE kinds SET t = 'x' WHERE id = 5");
     env.wait_caught_up(&mut zetl, "lake");
     zetl.stop();

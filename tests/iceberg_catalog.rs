@@ -27,6 +27,7 @@ fn a_postgres_catalog_is_read_by_pyiceberg_duckdb_and_spark() {
 
     let mut zetl = env.run_zetl(&config);
     env.wait_caught_up(&mut zetl, "pglake");
+    crate::iceberg::assert_second_run_refused(&config, "pglake");
     env.sql(CHANGES);
     env.wait_caught_up(&mut zetl, "pglake");
     env.sql("UPDATE kinds SET t = 'before the kill' WHERE id % 9 = 0; DELETE FROM rev WHERE x = 1;");

@@ -16,6 +16,8 @@ pub struct SqlCatalog {
     pub(crate) name: String,
     /// For messages: the file or the database, without a password.
     pub(crate) label: String,
+    /// The integration's writer lock on a SQLite catalog (see `claim`).
+    writer_lock: Option<std::fs::File>,
 }
 
 const SCHEMA: &str = "
@@ -59,7 +61,7 @@ impl SqlCatalog {
         let label = config.catalog.url.to_string();
         let db = Db::open(&config.catalog.url).catalog(&label, || "opening the catalog".into())?;
         db.batch(SCHEMA).catalog(&label, || "creating the catalog tables".into())?;
-        Ok(SqlCatalog { db, name: config.catalog.name.clone(), label })
+        Ok(SqlCatalog { db, name: config.catalog.name.clone(), label, writer_lock: None })
     }
 
     pub(crate) fn execute(
@@ -154,6 +156,48 @@ impl SqlCatalog {
             || format!("dropping {table}"),
         )?;
         Ok(())
+    }
+
+    /// Makes this process the integration's only writer (`zetl run`), for as long as it
+    /// lives: SQLite: an exclusive lock on `<catalog>.<integration>.lock` beside the file
+    /// (freed by the kernel when the process ends); PostgreSQL: a session advisory lock on
+    /// the catalog connection (tried for a few seconds: a writer killed a moment ago holds
+    /// it until the server notices). `false` when another process holds it.
+    pub fn claim(&mut self, integration: &str) -> Result<bool, IcebergError> {
+        let what = || format!("taking the writer lock of integration {integration}");
+        match self.db.sqlite_path() {
+            Some(path) => {
+                let lock = format!("{path}.{integration}.lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock)
+                    .map_err(|e| IcebergError::State(format!("cannot open the writer lock {lock}: {e}")))?;
+                match file.try_lock() {
+                    Ok(()) => {
+                        self.writer_lock = Some(file);
+                        Ok(true)
+                    }
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        Err(IcebergError::State(format!("cannot lock the writer lock {lock}: {e}")))
+                    }
+                }
+            }
+            None => {
+                let key = format!("{}/{integration}", self.name);
+                for _ in 0..20 {
+                    let rows =
+                        self.query("SELECT pg_try_advisory_lock(2053729389, hashtext(?))", &[(&key).into()], what)?;
+                    if rows.first().and_then(|r| r[0].text()).is_some_and(|t| t == "true") {
+                        return Ok(true);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Opens a transaction holding the catalog's write lock.

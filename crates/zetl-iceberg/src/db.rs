@@ -125,6 +125,14 @@ impl Db {
         }
     }
 
+    /// The SQLite file's path, when this is one.
+    pub fn sqlite_path(&self) -> Option<&str> {
+        match self {
+            Db::Sqlite(conn) => conn.path(),
+            Db::Postgres { .. } => None,
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres { .. })
     }
@@ -234,6 +242,8 @@ fn pg_row(row: &tokio_postgres::Row) -> Result<Vec<Cell>, DbError> {
                 row.try_get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int)
             } else if *ty == Type::INT4 {
                 row.try_get::<_, Option<i32>>(i)?.map_or(Cell::Null, |n| Cell::Int(n.into()))
+            } else if *ty == Type::BOOL {
+                row.try_get::<_, Option<bool>>(i)?.map_or(Cell::Null, |b| Cell::Text(b.to_string()))
             } else if *ty == Type::VOID {
                 Cell::Null
             } else {

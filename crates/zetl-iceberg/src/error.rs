@@ -11,6 +11,13 @@ pub enum IcebergError {
     /// Another writer committed to the table since this one read it.
     #[error("Iceberg table {table} was changed by another writer since zetl read it (expected metadata {expected}); only one `zetl run` may write an integration's tables")]
     Conflict { table: String, expected: String },
+    /// Another process writes this integration's tables; two writers would undo each
+    /// other's commits.
+    #[error(
+        "another `zetl run` of integration `{integration}` is writing to this Iceberg catalog (it holds \
+         the integration's writer lock): stop it first; two writers would undo each other's work"
+    )]
+    Busy { integration: String },
     #[error("{0}")]
     State(String),
     #[error("{0}")]
@@ -21,7 +28,10 @@ pub enum IcebergError {
 /// failures do not.
 impl zetl_core::Retry for IcebergError {
     fn is_transient(&self) -> bool {
-        matches!(self, IcebergError::Catalog { cause, .. } if cause.is_transient())
+        // Busy is transient so that a run reopening the target after its own failure waits
+        // for its old lock to go; a second process is refused at start, having done nothing.
+        matches!(self, IcebergError::Busy { .. })
+            || matches!(self, IcebergError::Catalog { cause, .. } if cause.is_transient())
     }
 }
 

@@ -64,6 +64,14 @@ impl IcebergTarget {
         })
     }
 
+    /// Makes this process the integration's only writer (`zetl run`); see `SqlCatalog::claim`.
+    pub fn claim(mut self) -> Result<Self, IcebergError> {
+        if !self.catalog.claim(&self.integration)? {
+            return Err(IcebergError::Busy { integration: self.integration.clone() });
+        }
+        Ok(self)
+    }
+
     fn table_location(&self, table: &TableId) -> String {
         format!("{}/{}/{}", self.config.warehouse_location(), table.schema, table.name)
     }

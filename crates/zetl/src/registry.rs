@@ -160,7 +160,8 @@ pub fn target(integration: &Integration, role: Role) -> Result<AnyTarget, Failed
                 );
                 return Err(Failed { transient: false, error: error.into() });
             }
-            erase(zetl_iceberg::IcebergTarget::open(c, name).map_err(Failed::of)?)
+            let target = zetl_iceberg::IcebergTarget::open(c, name).map_err(Failed::of)?;
+            erase(if role == Role::Writer { target.claim().map_err(Failed::of)? } else { target })
         }
     })
 }
