@@ -47,6 +47,37 @@ fn cut_and_notice(log: &std::path::Path, ns: &Netns, long: Duration) {
     assert!(during.contains("transient failure"), "the cut was not noticed within {long:?}:\n{during}");
 }
 
+/// While transactions of three statements (two accounts of `acct`, one row into `moves`) are
+/// written through `sql`: a 10 s cut that must be noticed while down, then six flaps.
+/// Returns how many transactions were written.
+fn faults_under_workload(ns: &Netns, log: &std::path::Path, accounts: u64, sql: impl Fn(&str) + Sync) -> u64 {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let id = (i * 7919) % accounts + 1;
+                sql(&format!(
+                    "BEGIN; UPDATE acct SET balance = balance - {i} WHERE id = {id};\n\
+                     INSERT INTO moves (acct, amount) VALUES ({id}, {i});\n\
+                     UPDATE acct SET note = 'moved {i}' WHERE id = {}; COMMIT;",
+                    id % 1000 + 1
+                ));
+            }
+            i
+        });
+        let _stop = StopOnDrop(&stop);
+        std::thread::sleep(Duration::from_secs(2));
+        cut_and_notice(log, ns, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_secs(2));
+        ns.flap(6, Duration::from_millis(400));
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("workload")
+    })
+}
+
 #[test]
 fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     let ns = Netns::create();
@@ -74,31 +105,9 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     env.wait_caught_up(&mut zetl, "net");
     eprintln!("copy: caught up {:.1} s after the link came back", healed.elapsed().as_secs_f64());
 
-    let stop = AtomicBool::new(false);
-    let written = std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let id = (i * 7919) % 200_000 + 1;
-                env.sql(&format!(
-                    "BEGIN; UPDATE acct SET balance = balance - {i} WHERE id = {id};\n\
-                     INSERT INTO moves (acct, amount) VALUES ({id}, {i});\n\
-                     UPDATE acct SET note = 'moved {i}' WHERE id = {}; COMMIT;",
-                    id % 1000 + 1
-                ));
-            }
-            i
-        });
-        let _stop = StopOnDrop(&stop);
-        // Streaming: a cut, then a flapping link (losses in bursts shorter than the timeouts).
-        std::thread::sleep(Duration::from_secs(2));
-        cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
-        std::thread::sleep(Duration::from_secs(2));
-        ns.flap(6, Duration::from_millis(400));
-        std::thread::sleep(Duration::from_secs(1));
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("workload")
+    // Streaming: a cut, then a flapping link (losses in bursts shorter than the timeouts).
+    let written = faults_under_workload(&ns, &env.log_path(), 200_000, |sql| {
+        env.sql(sql);
     });
     let healed = Instant::now();
     env.wait_caught_up(&mut zetl, "net");
@@ -133,30 +142,8 @@ fn mariadb_binlog_survives_a_cut_and_a_flapping_link() {
     let url = format!("mysql://zetl:zetl@{}:{}/{MY_DB}", ns.host_ip, env.server.port());
     let config = env.config("netmy").source("url", url).source("heartbeat_secs", 1).write();
     let mut zetl = env.wait_streaming(|| Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]));
-    let stop = AtomicBool::new(false);
-    let written = std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let id = (i * 7919) % 50_000 + 1;
-                env.sql(&format!(
-                    "BEGIN; UPDATE acct SET balance = balance - {i} WHERE id = {id};\n\
-                     INSERT INTO moves (acct, amount) VALUES ({id}, {i});\n\
-                     UPDATE acct SET note = 'moved {i}' WHERE id = {}; COMMIT;",
-                    id % 1000 + 1
-                ));
-            }
-            i
-        });
-        let _stop = StopOnDrop(&stop);
-        std::thread::sleep(Duration::from_secs(2));
-        cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
-        std::thread::sleep(Duration::from_secs(2));
-        ns.flap(6, Duration::from_millis(400));
-        std::thread::sleep(Duration::from_secs(1));
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("workload")
+    let written = faults_under_workload(&ns, &env.log_path(), 50_000, |sql| {
+        env.sql(sql);
     });
     if let Some(status) = zetl.try_exit() {
         panic!("zetl exited ({status}) during the faults");

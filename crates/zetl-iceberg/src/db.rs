@@ -152,10 +152,7 @@ impl Db {
                 let params = rusqlite::params_from_iter(args.iter().map(sqlite_value));
                 Ok(conn.execute(sql, params)? as u64)
             }
-            Db::Postgres { rt, client } => {
-                let values = pg_values(args);
-                Ok(rt.block_on(client.execute(numbered(sql).as_str(), &pg_refs(&values)))?)
-            }
+            Db::Postgres { rt, client } => Ok(rt.block_on(client.execute(numbered(sql).as_str(), &pg_refs(args)))?),
         }
     }
 
@@ -180,8 +177,7 @@ impl Db {
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             }
             Db::Postgres { rt, client } => {
-                let values = pg_values(args);
-                let rows = rt.block_on(client.query(numbered(sql).as_str(), &pg_refs(&values)))?;
+                let rows = rt.block_on(client.query(numbered(sql).as_str(), &pg_refs(args)))?;
                 rows.iter().map(pg_row).collect()
             }
         }
@@ -209,26 +205,11 @@ fn sqlite_value(arg: &Arg<'_>) -> rusqlite::types::Value {
     }
 }
 
-enum PgValue<'a> {
-    Text(Option<&'a str>),
-    Int(i64),
-}
-
-fn pg_values<'a>(args: &[Arg<'a>]) -> Vec<PgValue<'a>> {
+fn pg_refs<'v>(args: &'v [Arg<'_>]) -> Vec<&'v (dyn tokio_postgres::types::ToSql + Sync)> {
     args.iter()
         .map(|a| match a {
-            Arg::Text(t) => PgValue::Text(*t),
-            Arg::Int(n) => PgValue::Int(*n),
-        })
-        .collect()
-}
-
-fn pg_refs<'v>(values: &'v [PgValue<'_>]) -> Vec<&'v (dyn tokio_postgres::types::ToSql + Sync)> {
-    values
-        .iter()
-        .map(|v| match v {
-            PgValue::Text(t) => t as &(dyn tokio_postgres::types::ToSql + Sync),
-            PgValue::Int(n) => n as &(dyn tokio_postgres::types::ToSql + Sync),
+            Arg::Text(t) => t as &(dyn tokio_postgres::types::ToSql + Sync),
+            Arg::Int(n) => n as &(dyn tokio_postgres::types::ToSql + Sync),
         })
         .collect()
 }
