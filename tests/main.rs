@@ -26,6 +26,7 @@ mod metrics;
 mod mysql_changes;
 mod mysql_errors;
 mod mysql_fidelity;
+mod mysql_fill;
 mod mysql_lifecycle;
 mod mysql_recovery;
 mod narrowing;

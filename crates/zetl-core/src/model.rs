@@ -103,6 +103,16 @@ impl TableSchema {
         }
     }
 
+    /// A fingerprint of the columns, stored with a fill's cursor: a restart continues the fill
+    /// only while the table still has them (a column added or changed while zetl was stopped
+    /// would otherwise be missing from the rows already copied).
+    pub fn columns_fingerprint(&self) -> String {
+        // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
+        let text = format!("{:?}{:?}", self.columns, self.identity);
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        format!("{hash:016x}")
+    }
+
     /// A column whose name zetl keeps for its own bookkeeping at the target (soft-delete
     /// markers, staging columns: all start with `_zetl_`), if the table has one.
     pub fn reserved_column(&self) -> Option<&Column> {

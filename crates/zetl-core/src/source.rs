@@ -193,6 +193,10 @@ impl<P: PartialOrd> CopiedAt<P> {
         self.0.get(table)
     }
 
+    pub fn remove(&mut self, table: &TableId) {
+        self.0.remove(table);
+    }
+
     /// Whether the copy of `table` already holds the transaction at `txn`.
     pub fn holds(&self, table: &TableId, txn: &P) -> bool {
         self.0.get(table).is_some_and(|at| txn.partial_cmp(at) == Some(std::cmp::Ordering::Less))

@@ -10,6 +10,7 @@ mod conninfo;
 pub mod convert;
 pub mod ddl;
 mod error;
+mod fill;
 mod flavor;
 mod key_range;
 pub mod position;

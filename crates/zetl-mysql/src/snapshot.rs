@@ -156,7 +156,7 @@ struct Job {
 }
 
 /// The table's single integer primary key column, if it has one.
-fn int_key_column(table: &MyTable) -> Option<usize> {
+pub(crate) fn int_key_column(table: &MyTable) -> Option<usize> {
     match table.key.as_slice() {
         [k] if matches!(table.columns[*k].kind, MyKind::Int { .. }) => Some(*k),
         _ => None,
@@ -171,7 +171,7 @@ async fn split(
     chunk_rows: u64,
 ) -> Result<Vec<Option<KeyRange>>, MyError> {
     let chunks = info.estimated_rows.div_ceil(chunk_rows.max(1));
-    let whole = |part| KeyRange { part, from: None, to: None, after: None };
+    let whole = KeyRange::whole;
     let key = match int_key_column(table) {
         Some(k) if chunks > 1 => &table.columns[k].name,
         Some(_) => return Ok(vec![Some(whole(0))]),
@@ -189,7 +189,7 @@ async fn split(
         return Ok(vec![Some(whole(0))]);
     };
     let step = ((max - min + 1) / chunks as i128).max(1);
-    let range = |part: usize, from, to| Some(KeyRange { part: part as u32, from, to, after: None });
+    let range = |part: usize, from, to| Some(KeyRange { from, to, ..KeyRange::whole(part as u32) });
     let mut ranges = vec![range(0, None, Some(min + step))];
     let mut from = min + step;
     while from + step <= max {
@@ -238,10 +238,22 @@ async fn worker(
 }
 
 async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u64, MyError> {
-    let t = &job.table;
+    Ok(read_rows(conn, &job.table, job.range.as_ref(), None, events).await?.0)
+}
+
+/// Sends `t`'s rows (those of `range`, in key order, or the whole table), at most `limit`,
+/// each batch with the range's cursor after its last row. Returns the rows read and the
+/// last key.
+pub(crate) async fn read_rows(
+    conn: &mut Conn,
+    t: &MyTable,
+    range: Option<&KeyRange>,
+    limit: Option<u64>,
+    events: &EventSender,
+) -> Result<(u64, Option<i128>), MyError> {
     let cols: Vec<String> = t.columns.iter().map(select_expr).collect();
-    let key = job.range.as_ref().and(int_key_column(t));
-    let filter = match (&job.range, key) {
+    let key = range.and(int_key_column(t));
+    let mut filter = match (range, key) {
         (Some(range), Some(k)) => {
             let condition = range.condition(&t.columns[k].name);
             let order = format!(" ORDER BY {}", quote_ident(&t.columns[k].name));
@@ -253,12 +265,12 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
         }
         _ => String::new(),
     };
+    if let Some(limit) = limit {
+        filter.push_str(&format!(" LIMIT {limit}"));
+    }
     let sql = format!("SELECT {} FROM {}{filter}", cols.join(", "), quote_table(&t.id));
     // The cursor after an event's rows: the key of its last row.
-    let cursor = |last: Option<i128>| {
-        let range = job.range.as_ref()?;
-        Some(KeyRange { after: Some(last?), ..range.clone() }.cursor())
-    };
+    let cursor = |last: Option<i128>| Some(KeyRange { after: Some(last?), ..range?.clone() }.cursor());
     let mut last = None;
     let mut result = match conn.query_iter(sql).await {
         Ok(r) => r,
@@ -266,8 +278,7 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
         Err(mysql_async::Error::Server(e)) if e.code == 1412 => {
             return Err(MyError::Table {
                 table: t.id.to_string(),
-                reason: "was created or altered while the initial copy ran; run zetl again to start the copy over"
-                    .into(),
+                reason: "was created or altered while the copy ran; run zetl again to start the copy over".into(),
             });
         }
         Err(e) => return Err(e).ctx(|| format!("copying {}", t.id)),
@@ -291,7 +302,7 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
         rest.set_after(cursor(last));
         events.send(rest).await?;
     }
-    Ok(count)
+    Ok((count, last))
 }
 
 /// What the copy selects for a column. The text protocol renders a FLOAT with 6 significant

@@ -7,6 +7,7 @@ use crate::columns::{Collations, MyTable};
 use crate::config::MysqlSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::error::MyError;
+use crate::fill::Fills;
 use crate::flavor::Flavor;
 use crate::key_range::KeyRange;
 use crate::position::{BinlogPos, StoredPos};
@@ -15,9 +16,9 @@ use crate::stream::{Pause, Streamer};
 use mysql_async::Conn;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zetl_core::check::Verdict;
-use zetl_core::filter::TableFilter;
+use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::progress::Progress;
 use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{CopyUnderWay, SourceEvent, TableId};
@@ -140,10 +141,19 @@ impl Source for MySource {
         // streaming did not complete): copy them now.
         let missing: Vec<TableId> =
             tables.iter().filter(|t| !copied.contains_key(&t.id)).map(|t| t.id.clone()).collect();
+        let mut fills = Fills::default();
         if !missing.is_empty() {
-            let copy = self.copy_while_streaming(&mut streamer, &missing, &ctx.progress, continuing.as_ref());
-            if ctx.unless_stopped(copy).await.transpose()?.is_none() {
-                return Ok(());
+            let rest = match continuing {
+                Some(_) => missing,
+                // While streaming: copies made then, cut off, are filled again (on from their
+                // cursor) once the stream runs.
+                None => self.begin_fills(&mut streamer, &mut fills, &missing, &ctx.progress, &start.under_way).await?,
+            };
+            if !rest.is_empty() {
+                let copy = self.copy_while_streaming(&mut streamer, &rest, &ctx.progress, continuing.as_ref());
+                if ctx.unless_stopped(copy).await.transpose()?.is_none() {
+                    return Ok(());
+                }
             }
         }
         if continuing.is_some() {
@@ -151,7 +161,7 @@ impl Source for MySource {
             tracing::info!("initial copy complete");
         }
         tracing::info!(from = %position, server_id = self.server_id(), "streaming the binlog");
-        self.follow(&mut streamer, &ctx).await
+        self.follow(&mut streamer, &mut fills, &ctx).await
     }
 
     async fn check(&self, env: &CheckEnv) -> Vec<Verdict> {
@@ -187,12 +197,15 @@ impl MySource {
         Ok((side, server, collations))
     }
 
-    /// Reads the binlog until stopped, pausing for copies and the periodic tick.
-    async fn follow(&self, streamer: &mut Streamer, ctx: &SourceContext) -> Result<(), MyError> {
+    /// Reads the binlog until stopped, pausing for copies, chunks of fills and the periodic
+    /// tick, each with its own turn.
+    async fn follow(&self, streamer: &mut Streamer, fills: &mut Fills, ctx: &SourceContext) -> Result<(), MyError> {
         let mut files = BinlogFiles::default();
         let mut stop = ctx.stop.clone();
+        let (mut next_tick, mut next_chunk) = (Instant::now() + TICK, Instant::now());
         loop {
-            match streamer.run(&mut stop, TICK).await? {
+            let next = if fills.is_empty() { next_tick } else { next_tick.min(next_chunk) };
+            match streamer.run(&mut stop, next.saturating_duration_since(Instant::now())).await? {
                 Pause::Stopped => {
                     streamer.close().await;
                     return Ok(());
@@ -200,9 +213,19 @@ impl MySource {
                 Pause::Copy(mut tables) => {
                     tables.sort();
                     tables.dedup();
-                    self.copy_while_streaming(streamer, &tables, &ctx.progress, None).await?
+                    self.copy_or_fill(streamer, fills, &tables, &ctx.progress).await?
                 }
-                Pause::Tick => self.tick(streamer, &mut files, ctx).await?,
+                Pause::Tick => {}
+            }
+            if Instant::now() >= next_tick {
+                self.tick(streamer, fills, &mut files, ctx).await?;
+                next_tick = Instant::now() + TICK;
+            }
+            if !fills.is_empty() && Instant::now() >= next_chunk {
+                if let Some(table) = fills.step(&self.info, streamer).await? {
+                    self.copy_while_streaming(streamer, &[table], &ctx.progress, None).await?;
+                }
+                next_chunk = Instant::now() + fills.gap();
             }
         }
     }
@@ -245,7 +268,13 @@ impl MySource {
 
     /// Now and then while streaming: the binlog files' sizes for the retention metric, and the
     /// tables the operator asked to copy again (`zetl resync`).
-    async fn tick(&self, streamer: &mut Streamer, files: &mut BinlogFiles, ctx: &SourceContext) -> Result<(), MyError> {
+    async fn tick(
+        &self,
+        streamer: &mut Streamer,
+        fills: &mut Fills,
+        files: &mut BinlogFiles,
+        ctx: &SourceContext,
+    ) -> Result<(), MyError> {
         files.refresh(&mut streamer.side).await;
         let acked = ctx.acknowledged::<StoredPos>().map(|stored| stored.at);
         files.report(&ctx.progress, &streamer.position, acked.as_ref());
@@ -255,9 +284,63 @@ impl MySource {
         let now = catalog::list_tables(&mut streamer.side, &self.filter).await?;
         let known = ctx.take_resync_requests(|id| now.iter().any(|t| &t.id == id));
         if !known.is_empty() {
-            self.copy_while_streaming(streamer, &known, &ctx.progress, None).await?;
+            self.copy_or_fill(streamer, fills, &known, &ctx.progress).await?;
         }
         Ok(())
+    }
+
+    /// Copies `ids` while streaming: filled beside the stream where they can be (see `fill`),
+    /// the others whole while the stream waits.
+    async fn copy_or_fill(
+        &self,
+        streamer: &mut Streamer,
+        fills: &mut Fills,
+        ids: &[TableId],
+        progress: &Arc<Progress>,
+    ) -> Result<(), MyError> {
+        let whole = self.begin_fills(streamer, fills, ids, progress, &HashMap::new()).await?;
+        if !whole.is_empty() {
+            self.copy_while_streaming(streamer, &whole, progress, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts filling the tables that can be filled in chunks beside the stream, continuing a
+    /// fill a restart cut off where `under_way` holds its cursor. Returns the others (no
+    /// single integer key, `snapshot: never`, gone, or a MySQL server), to be copied whole.
+    async fn begin_fills(
+        &self,
+        streamer: &mut Streamer,
+        fills: &mut Fills,
+        ids: &[TableId],
+        progress: &Arc<Progress>,
+        under_way: &HashMap<TableId, CopyUnderWay>,
+    ) -> Result<Vec<TableId>, MyError> {
+        if streamer.flavor != Flavor::MariaDb {
+            return Ok(ids.to_vec());
+        }
+        // Listed for their row estimates (progress and ETA).
+        let listed = catalog::list_tables(&mut streamer.side, &self.filter).await?;
+        let infos: Vec<TableInfo> = listed.into_iter().filter(|t| ids.contains(&t.id)).collect();
+        let described = self.describe(&mut streamer.side, &infos, progress).await?;
+        let mut whole: Vec<TableId> =
+            ids.iter().filter(|id| !described.iter().any(|(t, _)| &t.id == *id)).cloned().collect();
+        for (info, table) in described {
+            if !Fills::can_fill(streamer.flavor, &table) || self.filter.snapshot_mode(&info.id) == SnapshotMode::Never {
+                whole.push(info.id);
+                continue;
+            }
+            let columns = table.schema().columns_fingerprint();
+            let resumed = under_way.get(&info.id).and_then(|copy| match copy.parts.as_slice() {
+                [one] => KeyRange::parse(one)
+                    .filter(|r| r.part == 0 && r.from.is_none() && r.to.is_none())
+                    .filter(|r| r.fill.as_ref().is_some_and(|m| m.columns == columns && m.since.is_some()))
+                    .map(|r| (r, copy.rows)),
+                _ => None,
+            });
+            fills.begin(streamer, table, resumed).await?;
+        }
+        Ok(whole)
     }
 
     async fn describe(
@@ -358,7 +441,7 @@ impl MySource {
 }
 
 /// The file and offset the server's binlog has reached; `None` when the look-up fails.
-async fn binlog_end(conn: &mut Conn, flavor: Flavor) -> Option<(String, u64)> {
+pub(crate) async fn binlog_end(conn: &mut Conn, flavor: Flavor) -> Option<(String, u64)> {
     use mysql_async::prelude::Queryable;
     let row: mysql_async::Row = conn.query_first(flavor.binlog_status_sql()).await.ok()??;
     Some((row.get::<String, _>(0)?, row.get::<u64, _>(1)?))

@@ -135,6 +135,7 @@ impl Streamer {
             .await?;
         self.schemas.insert(id.clone(), table);
         self.known.insert(id.clone());
+        self.filling.remove(id);
         Ok(())
     }
 

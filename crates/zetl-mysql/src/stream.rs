@@ -48,6 +48,9 @@ pub struct Streamer {
     pub side: Conn,
     /// The last transaction boundary: where a reopened stream resumes.
     pub position: BinlogPos,
+    /// How far the stream has read at its last transaction boundary, events outside any
+    /// transaction (heartbeats, rotations) included: what a fill's snapshot must have seen.
+    pub passed: BinlogPos,
     gtid: MariaGtidState,
     /// Tables copied while streaming: their changes in transactions that began before the
     /// copy's position are in the copy already.
@@ -61,6 +64,9 @@ pub struct Streamer {
     /// Tables the target has a copy of (made before or while streaming, or created empty in
     /// the stream). Rows of any other replicated table mean a table zetl has not copied.
     pub known: HashSet<TableId>,
+    /// Tables being filled beside the stream (`fill.rs`); a copy, a drop or a rename of one
+    /// ends its fill.
+    pub filling: HashSet<TableId>,
     /// MariaDB's JSON columns per table (the binlog shows them as LONGTEXT).
     pub(crate) json_columns: HashMap<TableId, Vec<String>>,
     /// Every column sent to the target per table in this run: the target keeps them all.
@@ -129,12 +135,14 @@ impl Streamer {
             collations,
             events,
             side,
+            passed: position.clone(),
             position,
             gtid,
             copied_at: CopiedAt::default(),
             schemas: HashMap::new(),
             baseline: HashMap::new(),
             known: HashSet::new(),
+            filling: HashSet::new(),
             json_columns: HashMap::new(),
             sent_columns: HashMap::new(),
             alters: HashMap::new(),
@@ -217,7 +225,11 @@ impl Streamer {
             let Some(event) = event else {
                 return Err(MyError::Disconnected("the server closed the binlog connection".into()));
             };
-            if let Some(pause) = self.handle(&event, &mut at).await? {
+            let pause = self.handle(&event, &mut at).await?;
+            if self.txn.is_none() {
+                self.passed.clone_from(&at);
+            }
+            if let Some(pause) = pause {
                 return Ok(pause);
             }
             heard = tokio::time::Instant::now();

@@ -17,6 +17,7 @@ impl Streamer {
     /// Copies `id` once this transaction ends; its changes until then are in that copy.
     pub(crate) fn copy_at_end(&mut self, id: &TableId) {
         self.known.insert(id.clone());
+        self.filling.remove(id);
         self.copied_at.insert(id.clone(), BinlogPos { file: event_file_max(), pos: u64::MAX, gtid: None });
         if let Some(txn) = self.txn.as_mut() {
             txn.to_copy.push(id.clone());
@@ -47,6 +48,7 @@ impl Streamer {
         self.schemas.remove(id);
         self.baseline.remove(id);
         self.known.remove(id);
+        self.filling.remove(id);
         self.alters.remove(id);
     }
 

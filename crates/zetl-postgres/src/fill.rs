@@ -94,7 +94,7 @@ impl Fills {
         streamer.progress.estimate_rows(&info.id, info.estimated_rows.max(0.0) as u64);
         let id = info.id.clone();
         let (part, rows) = resumed.unwrap_or_else(|| {
-            let columns = Some(columns_of(&schema));
+            let columns = Some(schema.columns_fingerprint());
             let whole = KeyPart { table: info.source_id(), part: 0, from: None, to: None, after: None, columns };
             (whole, 0)
         });
@@ -258,14 +258,4 @@ impl Fills {
         streamer.events.send(SourceEvent::ResyncRequired { table, reason }).await?;
         Ok(())
     }
-}
-
-/// A fingerprint of the columns a fill copies, stored with its cursor: a restart continues
-/// the fill only while the table still has them (a column added or changed while zetl was
-/// stopped would otherwise be missing from the rows already copied).
-pub fn columns_of(schema: &TableSchema) -> String {
-    // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
-    let text = format!("{:?}{:?}", schema.columns, schema.identity);
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("{hash:016x}")
 }

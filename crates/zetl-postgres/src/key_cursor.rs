@@ -27,7 +27,7 @@ pub struct KeyPart {
     pub to: Option<Key>,
     /// The last key sent: the part continues after it.
     pub after: Option<Key>,
-    /// A fill's: the columns it copies (see `fill::columns_of`); it continues only while the
+    /// A fill's: the columns it copies (see `TableSchema::columns_fingerprint`); it continues only while the
     /// table still has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<String>,

@@ -6,7 +6,7 @@ use crate::config::PostgresSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::copy_cut::{CopyCut, XSnapshot};
 use crate::error::{PgError, SqlContext};
-use crate::fill::{self, Fills};
+use crate::fill::Fills;
 use crate::key_cursor::KeyPart;
 use crate::lsn::Lsn;
 use crate::partitions;
@@ -325,7 +325,7 @@ impl PgSource {
                 whole.push(t);
                 continue;
             }
-            let columns = Some(fill::columns_of(&schema));
+            let columns = Some(schema.columns_fingerprint());
             let resumed = under_way.get(&t.id).and_then(|copy| match copy.parts.as_slice() {
                 [one] => KeyPart::parse(one)
                     .filter(|p| p.fits(&t.source_id(), &schema) && p.columns == columns)

@@ -1,0 +1,270 @@
+//! Copies made while streaming (a new table, `zetl resync`, a table the stream cannot carry
+//! on with) of tables with a single integer primary key, on MariaDB: filled in place chunk by
+//! chunk between stretches of the binlog, so that such a copy holds the other tables back for
+//! one chunk at a time instead of its whole length. Other tables are still copied whole
+//! while the binlog waits (`MySource::copy_while_streaming`): MySQL tells a snapshot's binlog
+//! position only under `FLUSH TABLES WITH READ LOCK`, too heavy to take for every chunk.
+//!
+//! Each chunk is read in key order after the last key sent, in a consistent snapshot whose
+//! binlog position (`binlog_snapshot_position`) is at or past everything the stream has read.
+//! The first chunk's position (`FillMark::since`) divides the stream as a copy in one piece
+//! does: the table's changes in transactions that began before it are in every chunk and are
+//! skipped (before it is known, all are), every later one applies. One from before a chunk's
+//! snapshot is in that chunk too, whose rows are written over the keys and are newer; one
+//! the chunk holds already is applied again after it. Each key's changes arrive in order with
+//! the whole row (`binlog_row_image = FULL`), so the key still ends as the source has it.
+//! The copy counts as done once the stream has passed the last chunk's snapshot. The cursor
+//! (with `since`) is committed with the rows: a restart continues after it.
+
+use crate::catalog;
+use crate::columns::MyTable;
+use crate::conninfo::ConnInfo;
+use crate::error::{MyError, SqlContext};
+use crate::flavor::Flavor;
+use crate::key_range::{FillMark, KeyRange};
+use crate::position::{BinlogPos, StoredPos};
+use crate::snapshot::{int_key_column, read_rows};
+use crate::stream::{event_file_max, Streamer};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zetl_core::source::SourcePosition;
+use zetl_core::{CopiedTable, SourceEvent, TableId};
+
+/// Rows per chunk: the longest the stream waits is the time to read and hand on this many.
+const CHUNK_ROWS: u64 = 50_000;
+/// Unread binlog beyond which the stream goes first…
+const MAX_BEHIND_BYTES: u64 = 16 << 20;
+/// …unless the fill has waited this long (a stream that never catches up must not stop it).
+const MAX_YIELD: Duration = Duration::from_secs(5);
+/// The least the stream runs between two chunks.
+const MIN_GAP: Duration = Duration::from_millis(20);
+/// How long the stream runs before a chunk that had to wait is tried again.
+const WAIT_GAP: Duration = Duration::from_millis(100);
+
+struct Fill {
+    table: Arc<MyTable>,
+    /// The whole key range, continued after `after`, with its `FillMark`.
+    range: KeyRange,
+    rows: u64,
+    began: Instant,
+    /// Every row is read: the last chunk's snapshot position, which the stream must pass
+    /// before the copy counts as done.
+    read_at: Option<BinlogPos>,
+}
+
+/// The tables being filled, one at a time in the order they were begun.
+#[derive(Default)]
+pub struct Fills {
+    queue: VecDeque<Fill>,
+    reader: Option<Conn>,
+    /// How long the stream runs before the next chunk: as long as the last chunk took.
+    gap: Duration,
+    last_chunk: Option<Instant>,
+}
+
+impl Fills {
+    /// Whether `table` can be filled beside the stream of a `flavor` server.
+    pub fn can_fill(flavor: Flavor, table: &MyTable) -> bool {
+        flavor == Flavor::MariaDb && int_key_column(table).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn gap(&self) -> Duration {
+        self.gap.max(MIN_GAP)
+    }
+
+    /// Starts filling `table` (a fill of it under way starts over), or continues one a restart
+    /// cut off, holding `resumed` rows up to its range's cursor. Sends its schema and
+    /// `FillStart` now, so the target marks it as being copied at once.
+    pub async fn begin(
+        &mut self,
+        streamer: &mut Streamer,
+        table: MyTable,
+        resumed: Option<(KeyRange, u64)>,
+    ) -> Result<(), MyError> {
+        let id = table.id.clone();
+        self.queue.retain(|f| f.table.id != id);
+        let (range, rows) = resumed.unwrap_or_else(|| {
+            let mark = FillMark { columns: table.schema().columns_fingerprint(), since: None };
+            (KeyRange { fill: Some(mark), ..KeyRange::whole(0) }, 0)
+        });
+        // The table's changes before the first chunk are in the copy (see the module's comment).
+        let since = range.fill.as_ref().and_then(|m| m.since.clone());
+        let unknown = BinlogPos { file: event_file_max(), pos: u64::MAX, gtid: None };
+        streamer.copied_at.insert(id.clone(), since.unwrap_or(unknown));
+        streamer.filling.insert(id.clone());
+        streamer.known.insert(id.clone());
+        streamer.remember_json_columns(&table);
+        streamer.events.send(SourceEvent::Schema(table.schema())).await?;
+        let resumed = (rows > 0 || range.after.is_some()).then_some(rows);
+        streamer.events.send(SourceEvent::FillStart { table: id.clone(), resumed }).await?;
+        let after = Some(range.cursor());
+        streamer.events.send(SourceEvent::CopyRows { table: id.clone(), rows: Vec::new(), after }).await?;
+        match resumed {
+            Some(rows) => {
+                tracing::info!(table = %id, rows, "the copy made while streaming continues after the rows committed")
+            }
+            None => tracing::info!(table = %id, "copying the table while streaming, in chunks"),
+        }
+        streamer.copied_schema(table.clone());
+        self.last_chunk.get_or_insert_with(Instant::now);
+        let fill = Fill { table: Arc::new(table), range, rows, began: Instant::now(), read_at: None };
+        self.queue.push_back(fill);
+        Ok(())
+    }
+
+    /// Reads the next chunk of the first table being filled, at a transaction boundary of the
+    /// stream. Returns a table whose fill cannot go on in chunks (its columns changed): the
+    /// caller copies it whole instead.
+    pub async fn step(&mut self, info: &ConnInfo, streamer: &mut Streamer) -> Result<Option<TableId>, MyError> {
+        let Some(fill) = self.queue.front() else { return Ok(None) };
+        let id = fill.table.id.clone();
+        if !streamer.filling.contains(&id) {
+            self.queue.pop_front();
+            if streamer.known.contains(&id) {
+                tracing::debug!(table = %id, "fill dropped: the table is copied again");
+            } else {
+                // Dropped or renamed away: the rows copied so far stay, marked as incomplete.
+                tracing::warn!(table = %id, "the table being copied left the source under this name; its copy stops");
+                let reason = "left the source under this name during its copy".to_string();
+                streamer.events.send(SourceEvent::ResyncRequired { table: id, reason }).await?;
+            }
+            return Ok(None);
+        }
+        if let Some(at) = &fill.read_at {
+            if streamer.passed >= *at {
+                let (rows, seconds) = (fill.rows, fill.began.elapsed().as_secs_f64());
+                let since = fill.range.fill.as_ref().and_then(|m| m.since.clone());
+                let consistent_at = since.map(|p| StoredPos::from(p).to_position());
+                let copied = CopiedTable { consistent_at, ..CopiedTable::default() };
+                streamer.events.send(SourceEvent::CopyDone { table: id.clone(), rows, copied }).await?;
+                tracing::info!(table = %id, rows, seconds, "table copied while streaming");
+                streamer.filling.remove(&id);
+                self.queue.pop_front();
+            } else {
+                // An idle server's heartbeats carry the stream on to the end of the binlog.
+                tracing::debug!(table = %id, at = %at, "waiting for the stream to pass the last chunk");
+            }
+            self.gap = WAIT_GAP;
+            return Ok(None);
+        }
+        if self.stream_first(streamer).await {
+            tracing::debug!(table = %id, "the stream is behind: it runs before the next chunk");
+            self.gap = WAIT_GAP;
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let reader = match &mut self.reader {
+            Some(r) => r,
+            slot => slot.insert(info.connect().await?),
+        };
+        let chunk = Self::chunk(reader, streamer, self.queue.front_mut()).await;
+        if chunk.is_err() {
+            // A connection that failed mid-chunk is not used again.
+            self.reader = None;
+        }
+        match chunk? {
+            Chunk::Read => {
+                self.gap = started.elapsed();
+                self.last_chunk = Some(Instant::now());
+                Ok(None)
+            }
+            Chunk::NotYet => {
+                self.gap = WAIT_GAP;
+                Ok(None)
+            }
+            Chunk::Changed(why) => Ok(self.fall_back(streamer, why)),
+            Chunk::Gone(at) => {
+                self.queue.pop_front();
+                // Its changes so far are skipped, so the stream would never see it go: it
+                // follows whatever is created under the name after the snapshot instead.
+                tracing::warn!(table = %id, "the table being copied left the source under this name; its copy stops");
+                streamer.copied_at.insert(id.clone(), at);
+                streamer.forget(&id);
+                let reason = "left the source under this name during its copy".to_string();
+                streamer.events.send(SourceEvent::ResyncRequired { table: id, reason }).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads one chunk of `fill` in a snapshot of its own.
+    async fn chunk(reader: &mut Conn, streamer: &mut Streamer, fill: Option<&mut Fill>) -> Result<Chunk, MyError> {
+        let Some(fill) = fill else { return Ok(Chunk::NotYet) };
+        let (at, _) = Flavor::MariaDb.open_snapshots(std::slice::from_mut(reader)).await?;
+        let rollback = "dropping the copy's snapshot";
+        if at < streamer.passed {
+            // A transaction the stream has read is not visible yet (the binlog is written
+            // before the storage engine commits): the next snapshot will see it.
+            tracing::debug!(table = %fill.table.id, at = %at, passed = %streamer.passed, "the chunk's snapshot is behind the stream");
+            reader.query_drop("ROLLBACK").await.ctx(|| rollback.into())?;
+            return Ok(Chunk::NotYet);
+        }
+        // The catalog shows the table as it is now, which the snapshot sees or is older than.
+        let now = catalog::table(reader, &fill.table.id).await?;
+        let mark = fill.range.fill.get_or_insert_with(|| FillMark { columns: String::new(), since: None });
+        if now.as_ref() != Some(&*fill.table) {
+            reader.query_drop("ROLLBACK").await.ctx(|| rollback.into())?;
+            return Ok(match (now, &mark.since) {
+                (Some(_), _) => Chunk::Changed("its columns changed"),
+                (None, None) => Chunk::Gone(at),
+                // The stream applies the table's changes since the first chunk: it meets the
+                // drop or rename and ends the fill.
+                (None, Some(_)) => Chunk::NotYet,
+            });
+        }
+        if mark.since.is_none() {
+            mark.since = Some(BinlogPos { gtid: None, ..at.clone() });
+            streamer.copied_at.insert(fill.table.id.clone(), BinlogPos { gtid: None, ..at.clone() });
+        }
+        tracing::debug!(table = %fill.table.id, after = ?fill.range.after, "reading a chunk");
+        let (rows, last) =
+            read_rows(reader, &fill.table, Some(&fill.range), Some(CHUNK_ROWS), &streamer.events).await?;
+        reader.query_drop("COMMIT").await.ctx(|| "ending the copy's snapshot".into())?;
+        fill.rows += rows;
+        match (rows == CHUNK_ROWS, last) {
+            (true, Some(key)) => fill.range.after = Some(key),
+            (false, _) => fill.read_at = Some(at),
+            (true, None) => return Ok(Chunk::Changed("the key of its rows is not an integer")),
+        }
+        Ok(Chunk::Read)
+    }
+
+    /// Whether the stream is so far behind that it runs first (see `MAX_BEHIND_BYTES`).
+    async fn stream_first(&self, streamer: &mut Streamer) -> bool {
+        if self.last_chunk.is_some_and(|t| t.elapsed() >= MAX_YIELD) {
+            return false;
+        }
+        let Some((file, end)) = crate::source::binlog_end(&mut streamer.side, streamer.flavor).await else {
+            return false;
+        };
+        let passed = &streamer.passed;
+        // A later file is taken for far behind (`MAX_YIELD` bounds the wait either way).
+        file != passed.file || end.saturating_sub(passed.pos) > MAX_BEHIND_BYTES
+    }
+
+    fn fall_back(&mut self, streamer: &mut Streamer, why: &str) -> Option<TableId> {
+        let fill = self.queue.pop_front()?;
+        streamer.filling.remove(&fill.table.id);
+        tracing::info!(table = %fill.table.id, why, "the copy made while streaming starts over in one piece");
+        Some(fill.table.id.clone())
+    }
+}
+
+/// What one chunk step did.
+enum Chunk {
+    Read,
+    /// Not possible yet; tried again after the stream ran a little.
+    NotYet,
+    /// The fill cannot go on in chunks, for this reason.
+    Changed(&'static str),
+    /// The table was gone under its name before the first chunk, in the snapshot at this
+    /// position.
+    Gone(BinlogPos),
+}

@@ -1,0 +1,170 @@
+//! MariaDB copies made while streaming: a table with an integer key is filled in chunks beside
+//! the binlog, so the other tables keep streaming; a kill -9 during the fill continues it
+//! after the chunks committed. Both end with the whole target equal to the whole source under
+//! a write workload on the filled table.
+
+use crate::common;
+use common::config::{map, yaml};
+use common::mysql::MyEnv;
+use common::{http_get, poll, zetl_command, Rng, TIMEOUT};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const ROWS: u64 = 1_000_000;
+
+fn create_tables(env: &MyEnv) {
+    env.sql(&format!(
+        "CREATE TABLE big (id bigint PRIMARY KEY, v varchar(40), n int); \
+         INSERT INTO big SELECT seq, md5(seq), seq FROM seq_1_to_{ROWS}; \
+         CREATE TABLE small (id int PRIMARY KEY, at varchar(30)); \
+         ANALYZE TABLE big"
+    ));
+}
+
+/// Writes to `big` until `stop`: updates and deletes across the whole key range, inserts
+/// above and below it, and key changes (rows moving from the part not copied yet into the part
+/// copied, and out of it). Returns the statements batches written.
+fn write_until(env: &MyEnv, stop: &AtomicBool) -> u64 {
+    let mut rng = Rng::seeded(23);
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let k = rng.range(1, ROWS);
+        env.sql(&format!(
+            "UPDATE big SET v = 'upd {i}', n = n + 1 WHERE id = {k}; \
+             DELETE FROM big WHERE id = {}; \
+             INSERT INTO big VALUES ({}, 'ins', 0), (-{i} - 1, 'below', 0); \
+             BEGIN; UPDATE big SET id = {} WHERE id = {}; UPDATE big SET id = -{i} - 10000000 WHERE id = {}; COMMIT",
+            (k * 7) % ROWS + 1,
+            2 * ROWS + i,
+            5 * ROWS + i,
+            (k * 13) % ROWS + 1,
+            (k * 17) % ROWS + 1,
+        ));
+        i += 1;
+    }
+    i
+}
+
+fn metric(port: u16, series: &str) -> f64 {
+    let (_, text) = http_get(port, "/metrics");
+    text.lines().filter(|l| l.starts_with(series)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+fn copying(port: u16, integration: &str, table: &str) -> bool {
+    metric(port, &format!("zetl_table_copying{{integration=\"{integration}\",table=\"{table}\"}}")) > 0.0
+}
+
+/// Sets the flag when dropped: a failed assertion ends the workload thread too.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `zetl resync` of a million-row table while zetl runs: the table is filled beside the
+/// binlog. Rows written meanwhile to another table reach the target while the fill is still
+/// under way (a copy that held the binlog would apply them only after it), and the filled
+/// table ends equal to the source under writes to it throughout.
+#[test]
+fn mariadb_a_resync_is_filled_beside_the_stream() {
+    let env = MyEnv::start("my_fill");
+    create_tables(&env);
+    let port = zetl_testkit::free_port();
+    let config = env
+        .config("my_fill")
+        .source("heartbeat_secs", 1)
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
+        .write();
+    let mut zetl = env.run_zetl_streaming(&config);
+    common::wait_for("the initial copy to be committed", &mut zetl, || {
+        std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.contains("initial copy committed at the target"))
+    });
+    let stop = AtomicBool::new(false);
+    let (mut during, mut worst) = (0, Duration::ZERO);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| write_until(&env, &stop));
+        let _stop = StopOnDrop(&stop);
+        let out = zetl_command(&["resync", "-c", config.to_str().expect("utf-8 path"), "shop.big"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        // The request is taken up at the stream's next periodic look (10 s).
+        common::wait_for("the copy of shop.big to begin", &mut zetl, || copying(port, "my_fill", "shop.big"));
+        let applied = "zetl_changes_applied_total{integration=\"my_fill\",table=\"shop.small\"";
+        for i in 0u64.. {
+            if !copying(port, "my_fill", "shop.big") {
+                break;
+            }
+            let written = Instant::now();
+            env.sql(&format!("INSERT INTO small VALUES ({i}, NOW(6))"));
+            let arrived = poll(TIMEOUT, || metric(port, applied) > i as f64);
+            assert!(arrived, "a row of shop.small was not applied within {TIMEOUT:?} during the fill");
+            if copying(port, "my_fill", "shop.big") {
+                during += 1;
+                worst = worst.max(written.elapsed());
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let batches = writer.join().expect("workload");
+        eprintln!(
+            "fill of 1M rows beside the stream: {:.1} s; {during} rows of shop.small applied during it, \
+             the slowest after {worst:?}; {batches} write batches to shop.big meanwhile",
+            started.elapsed().as_secs_f64()
+        );
+    });
+    assert!(during >= 1, "no change to another table was applied while shop.big was being copied");
+    env.catch_up_and_stop(zetl, &config);
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("copying the table while streaming, in chunks table=shop.big"), "{log}");
+    assert!(log.contains("table copied while streaming table=shop.big"), "{log}");
+    env.assert_equal(&["shop.big", "shop.small"]);
+}
+
+/// A resync's fill killed at 30, 60 and 90 % continues after the chunks committed, under the
+/// same workload; a table with a text key in the same resync is copied whole.
+#[test]
+fn mariadb_a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
+    let env = MyEnv::start("my_refill");
+    create_tables(&env);
+    env.sql(
+        "CREATE TABLE words (w varchar(40) PRIMARY KEY, n int); \
+         INSERT INTO words SELECT CONCAT('w', seq), seq FROM seq_1_to_50000",
+    );
+    let port = zetl_testkit::free_port();
+    let config = env
+        .config("my_refill")
+        .source("heartbeat_secs", 1)
+        .set("batch", yaml("{ max_bytes: 4000000 }"))
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
+        .write();
+    let zetl = env.run_zetl_streaming(&config);
+    env.catch_up_and_stop(zetl, &config);
+    let cfg = config.to_str().expect("utf-8 path");
+    let out = zetl_command(&["resync", "-c", cfg, "shop.big", "shop.words"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let continued = "the copy made while streaming continues after the rows committed table=shop.big";
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| write_until(&env, &stop));
+        let _stop = StopOnDrop(&stop);
+        env.kill_9_at_30_60_and_90_percent(&config, port, "my_refill", (ROWS + 50_000) as f64, continued);
+        let mut zetl = env.run_zetl(&config);
+        let filled = poll(TIMEOUT * 4, || {
+            std::fs::read_to_string(env.log_path())
+                .is_ok_and(|l| l.contains("table copied while streaming table=shop.big"))
+        });
+        assert!(filled, "the fill of shop.big did not finish");
+        stop.store(true, Ordering::Relaxed);
+        let batches = writer.join().expect("workload");
+        if let Some(status) = zetl.try_exit() {
+            panic!("zetl exited ({status}) after the fill");
+        }
+        env.catch_up_and_stop(zetl, &config);
+        eprintln!("{batches} write batches during the fills");
+    });
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.matches(continued).count() >= 3, "{log}");
+    assert!(!log.contains("copying the table while streaming, in chunks table=shop.words"), "{log}");
+    env.assert_equal(&["shop.big", "shop.words", "shop.small"]);
+}
