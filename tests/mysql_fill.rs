@@ -168,3 +168,39 @@ fn mariadb_a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
     assert!(!log.contains("copying the table while streaming, in chunks table=shop.words"), "{log}");
     env.assert_equal(&["shop.big", "shop.words", "shop.small"]);
 }
+
+/// DDL during fills: a column added to the table being filled starts its copy over in one
+/// piece (with the added column's values), and a table dropped while it is filled stops its
+/// fill, marked; the table after it and the others end equal to the source.
+#[test]
+fn mariadb_fills_meet_an_added_column_and_a_drop() {
+    let env = MyEnv::start("my_fill_ddl");
+    create_tables(&env);
+    env.sql(&format!(
+        "CREATE TABLE doomed (id int PRIMARY KEY, v varchar(40)); \
+         INSERT INTO doomed SELECT seq, md5(seq) FROM seq_1_to_{ROWS}; ANALYZE TABLE doomed"
+    ));
+    let config = env.config("my_fill_ddl").source("heartbeat_secs", 1).write();
+    let zetl = env.run_zetl_streaming(&config);
+    env.catch_up_and_stop(zetl, &config);
+    let out = zetl_command(&["resync", "-c", config.to_str().expect("utf-8 path"), "shop.big", "shop.doomed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut zetl = env.run_zetl(&config);
+    let logged = |text: &str| std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.contains(text));
+    common::wait_for("the fill of shop.big", &mut zetl, || {
+        logged("copying the table while streaming, in chunks table=shop.big")
+    });
+    env.sql("UPDATE big SET n = -n WHERE id % 1000 = 0; ALTER TABLE big ADD COLUMN extra int NOT NULL DEFAULT 5");
+    env.sql("UPDATE big SET extra = 6 WHERE id % 997 = 0");
+    // The fills run one at a time: shop.doomed's begins once shop.big is done.
+    common::wait_for("the fill of shop.doomed", &mut zetl, || logged("copied while streaming table=shop.big"));
+    env.sql("DROP TABLE doomed");
+    env.sql("INSERT INTO small VALUES (1, 'after the drop')");
+    common::wait_for("the fill of shop.doomed to stop", &mut zetl, || {
+        logged("the table being copied left the source under this name; its copy stops table=shop.doomed")
+    });
+    env.catch_up_and_stop(zetl, &config);
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("the copy made while streaming starts over in one piece"), "{log}");
+    env.assert_equal(&["shop.big", "shop.small"]);
+}
