@@ -242,3 +242,47 @@ fn sql_session_terminated_by_the_server() {
     zetl.stop();
     env.assert_equal(TABLES);
 }
+
+/// The slot fell further behind than `max_slot_wal_keep_size` while zetl was stopped, and the
+/// server invalidated it: the changes since the checkpoint are gone. zetl must stop by itself
+/// with the reason and the fix, acknowledging nothing; the fix (`zetl resync --all`) then
+/// copies everything again and the target ends equal.
+#[test]
+fn an_invalidated_slot_stops_with_the_fix() {
+    let keep = vec![("max_slot_wal_keep_size".to_string(), "1MB".to_string())];
+    let env = TestEnv::start_with("slot-lost", common::PgOptions { extra_conf: keep, ..Default::default() });
+    env.sql(SCHEMA);
+    let config = env.config("lost", &["public.*"]).write();
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "lost");
+    zetl.stop();
+    // Several WAL segments past the slot, then checkpoints that remove them.
+    for round in 0..4 {
+        env.sql(&format!(
+            "INSERT INTO ledger SELECT g % 10, md5(g::text) || '{round}' FROM generate_series(1, 100000) g;\n\
+             SELECT pg_switch_wal(); CHECKPOINT;"
+        ));
+    }
+    let status = env.sql_value("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'zetl_lost'");
+    assert_eq!(status, "lost", "the server did not invalidate the slot");
+
+    let cfg = config.to_str().expect("utf-8 path");
+    let out = common::zetl_command(&["check", "-c", cfg]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(common::EXIT_CHECK_CODE), "{report}");
+    assert!(report.lines().any(|l| l.starts_with('✗') && l.contains("was invalidated by the server")), "{report}");
+    let mut zetl = env.run_zetl(&config);
+    let exited = poll(common::TIMEOUT, || zetl.try_exit().is_some());
+    assert!(exited, "zetl did not stop by itself on an invalidated slot");
+    assert_eq!(zetl.try_exit().and_then(|s| s.code()), Some(1));
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("replication slot `zetl_lost` was invalidated by the server"), "{log}");
+    assert!(log.contains("`zetl resync -c FILE -i lost --all`"), "the fix is not named:\n{log}");
+
+    let out = common::zetl_command(&["resync", "-c", cfg, "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "lost");
+    zetl.stop();
+    env.assert_equal(TABLES);
+}

@@ -101,15 +101,23 @@ impl PgSource {
 
     async fn check_slots(&self, sql: &Client) -> Verdict {
         let slot = self.slot_name();
-        let q = "SELECT confirmed_flush_lsn::text, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 \
-                 FROM pg_replication_slots WHERE slot_name = $1";
+        let q = "SELECT confirmed_flush_lsn::text, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8, \
+                 wal_status FROM pg_replication_slots WHERE slot_name = $1";
         let budget = self.config.slot_wal_budget_mb.saturating_mul(1 << 20);
         match sql.query_opt(q, &[&slot]).await {
             Ok(Some(r)) => {
                 let retained = r.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64;
                 let confirmed = r.get::<_, Option<String>>(0).unwrap_or_else(|| "-".into());
                 let detail = format!("`{slot}` confirmed up to {confirmed}, retains {} MiB of WAL", retained >> 20);
-                if retained > budget {
+                if r.get::<_, Option<String>>(2).as_deref() == Some("lost") {
+                    let fix = format!(
+                        "`{slot}` was invalidated by the server (it fell more than max_slot_wal_keep_size behind): \
+                         the changes since {confirmed} are gone; copy everything again with \
+                         `zetl resync -c FILE -i {} --all`",
+                        self.integration
+                    );
+                    Verdict::fail("replication slot".into(), fix)
+                } else if retained > budget {
                     let fix = format!(
                         "{detail}, over the budget of {} MiB (source.slot_wal_budget_mb): is zetl running and keeping up? A retired integration's slot is removed with `zetl drop`",
                         budget >> 20

@@ -133,12 +133,16 @@ async fn sync_one(client: &Client, name: &str, publish: Publish, tables: &[&Tabl
 pub struct SlotState {
     pub confirmed_flush: Option<Lsn>,
     pub active_pid: Option<i32>,
+    /// The server invalidated it (`wal_status = 'lost'`: it fell more than
+    /// `max_slot_wal_keep_size` behind): the WAL it needed is gone.
+    pub lost: bool,
 }
 
 pub async fn slot_state(client: &Client, slot: &str) -> Result<Option<SlotState>, PgError> {
     let row = client
         .query_opt(
-            "SELECT confirmed_flush_lsn::text, active_pid FROM pg_replication_slots WHERE slot_name = $1",
+            "SELECT confirmed_flush_lsn::text, active_pid, wal_status = 'lost' \
+             FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
         .await
@@ -146,6 +150,7 @@ pub async fn slot_state(client: &Client, slot: &str) -> Result<Option<SlotState>
     Ok(row.map(|r| SlotState {
         confirmed_flush: r.get::<_, Option<String>>(0).and_then(|s| Lsn::parse(&s)),
         active_pid: r.get(1),
+        lost: r.get::<_, Option<bool>>(2).unwrap_or(false),
     }))
 }
 

@@ -478,7 +478,7 @@ impl PgSource {
     /// `at` (it is never acknowledged before the copy completes); if not, the copy starts over.
     async fn slot_still_at(&self, sql: &Client, slot: &str, at: Lsn) -> Result<bool, PgError> {
         let state = publication::slot_state(sql, slot).await?;
-        let still = state.as_ref().is_some_and(|s| s.confirmed_flush.is_none_or(|c| c <= at));
+        let still = state.as_ref().is_some_and(|s| !s.lost && s.confirmed_flush.is_none_or(|c| c <= at));
         if !still {
             tracing::warn!(slot, consistent_point = %at, "the interrupted initial copy cannot continue: its slot is gone or moved; it starts over");
         }
@@ -486,10 +486,15 @@ impl PgSource {
     }
 
     async fn check_slot(&self, sql: &Client, slot: &str, stored: Lsn) -> Result<(), PgError> {
+        let fix =
+            format!("copy everything again: `zetl resync -c FILE -i {} --all`, then `zetl run`", self.integration);
         match publication::slot_state(sql, slot).await? {
             None => Err(PgError::Prerequisite(format!(
-                "replication slot `{slot}` is gone, so changes since {stored} cannot be read; \
-                 resync the integration (drop its tables and `_zetl` rows in the target) to copy again"
+                "replication slot `{slot}` is gone, so changes since {stored} cannot be read; {fix}"
+            ))),
+            Some(state) if state.lost => Err(PgError::Prerequisite(format!(
+                "replication slot `{slot}` was invalidated by the server (it fell more than \
+                 max_slot_wal_keep_size behind), so changes since {stored} cannot be read; {fix}"
             ))),
             Some(state) => {
                 if let Some(confirmed) = state.confirmed_flush {
