@@ -322,3 +322,41 @@ fn a_second_run_of_a_running_integration_is_refused() {
     assert_pg_tables_equal(&env.url(), &target.url(DB), &[("public.items", "mirror.items")], "");
     env.assert_equal(&["public.items"]);
 }
+
+/// The target PostgreSQL is down for a minute while the source keeps writing: zetl keeps
+/// retrying (its backoff grows to 30 s) without exiting and, once the target is back, applies
+/// everything; the target ends equal to the source, nothing applied twice.
+#[test]
+fn the_target_down_for_a_minute_is_waited_out() {
+    let env = TestEnv::start("pg_target_down");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql(
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g;\n\
+         CREATE TABLE events (id bigserial PRIMARY KEY, n int)",
+    );
+    let cfg = config(&env, &target).write();
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "topg");
+    target.stop().expect("stop the target");
+    let down = std::time::Instant::now();
+    let mut i = 0;
+    while down.elapsed() < std::time::Duration::from_secs(60) {
+        env.sql(&format!(
+            "BEGIN; UPDATE t SET v = v + 1 WHERE id % 10 = {}; INSERT INTO events (n) VALUES ({i}); COMMIT;",
+            i % 10
+        ));
+        if let Some(status) = zetl.try_exit() {
+            panic!("zetl exited ({status}) while the target was down");
+        }
+        i += 1;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    target.restart().expect("start the target again");
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    let tables = [("public.t", "mirror.t"), ("public.events", "mirror.events")];
+    assert_pg_tables_equal(&env.url(), &target.url(DB), &tables, "");
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("transient failure"), "zetl did not retry:\n{log}");
+    eprintln!("{i} transactions written while the target was down");
+}

@@ -286,3 +286,72 @@ fn an_invalidated_slot_stops_with_the_fix() {
     zetl.stop();
     env.assert_equal(TABLES);
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: std::path::PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&dir).expect("make the mount point");
+        let options = format!("size={size},mode=1777");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "zetl-test"])
+            .arg(&dir)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mount a tmpfs (needs root): {}", String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir)
+    }
+
+    fn resize(&self, size: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "resize the tmpfs: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// The directory for large transactions fills up (TMPDIR on a 2 MB tmpfs) while a
+/// transaction the server streams before its commit is spilled there: zetl stops by itself,
+/// naming the directory and the fix, with nothing of the transaction acknowledged. Given room,
+/// the next run applies the transaction whole.
+#[test]
+fn a_full_spill_directory_stops_with_the_fix_and_loses_nothing() {
+    let small = vec![("logical_decoding_work_mem".to_string(), "64kB".to_string())];
+    let env = TestEnv::start_with("spill-full", common::PgOptions { extra_conf: small, ..Default::default() });
+    env.sql(SCHEMA);
+    let tmp = Tmpfs::mount(env.scratch.path.join("tmp"), "2m");
+    let tmpdir = tmp.0.to_str().expect("utf-8 path").to_string();
+    let config = env.config("spill", &["public.*"]).write();
+    let with_tmp = [("TMPDIR", tmpdir.as_str())];
+    let run = || Zetl::spawn_with(&config, &env.log_path(), &with_tmp);
+    let mut zetl = run();
+    env.wait_caught_up(&mut zetl, "spill");
+    env.sql(
+        "BEGIN; INSERT INTO acct SELECT g, repeat(md5(g::text), 4), g FROM generate_series(100001, 140000) g; \
+         UPDATE acct SET n = n + 1 WHERE id <= 2000; INSERT INTO ledger VALUES (1, 'in the big one'); COMMIT;",
+    );
+    let exited = poll(common::TIMEOUT, || zetl.try_exit().is_some());
+    assert!(exited, "zetl did not stop by itself when the spill directory was full");
+    assert_eq!(zetl.try_exit().and_then(|s| s.code()), Some(1));
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let named = format!("cannot keep large transactions on disk in {tmpdir}/zetl-spill-spill-");
+    assert!(log.contains(&named), "{log}");
+    assert!(log.contains("set TMPDIR to a directory with room"), "{log}");
+
+    tmp.resize("256m");
+    let mut zetl = run();
+    env.wait_caught_up(&mut zetl, "spill");
+    zetl.stop();
+    env.assert_equal(TABLES);
+    let left = std::fs::read_dir(&tmp.0).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "spill directories left behind in {tmpdir}");
+}

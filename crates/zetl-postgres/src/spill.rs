@@ -66,6 +66,17 @@ impl Spill {
         PgError::SpillDir { dir: self.dir.display().to_string(), reason }
     }
 
+    /// A file of the directory could not be written or read back (a full disk): nothing of the
+    /// transaction was acknowledged, so the server sends it again after a restart.
+    pub fn io_error(&self, e: std::io::Error) -> PgError {
+        let hint = if e.kind() == std::io::ErrorKind::StorageFull {
+            "; free space there, or set TMPDIR to a directory with room for the largest source transaction"
+        } else {
+            ""
+        };
+        self.error(format!("{e}{hint}"))
+    }
+
     /// Appends one message of transaction `xid` (sent by subtransaction `subxid`).
     pub fn append(&mut self, xid: u32, subxid: u32, message: &[u8]) -> std::io::Result<()> {
         let file = match self.files.get_mut(&xid) {

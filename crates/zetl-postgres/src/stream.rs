@@ -194,11 +194,13 @@ impl<'a> Streamer<'a> {
         match decoded.message {
             Message::StreamStart { xid, .. } => self.stream_xid = Some(xid),
             Message::StreamStop => self.stream_xid = None,
-            Message::StreamAbort { xid, subxid } => self.spill.abort(xid, subxid).map_err(spill_err)?,
+            Message::StreamAbort { xid, subxid } => {
+                self.spill.abort(xid, subxid).map_err(|e| self.spill.io_error(e))?
+            }
             Message::StreamCommit { xid, commit_lsn, end_lsn, commit_time, .. } => {
                 self.begin(Lsn(commit_lsn), xid, stream).await?;
-                if let Some(mut spilled) = self.spill.take(xid).map_err(spill_err)? {
-                    while let Some(raw) = spilled.next_message().map_err(spill_err)? {
+                if let Some(mut spilled) = self.spill.take(xid).map_err(|e| self.spill.io_error(e))? {
+                    while let Some(raw) = spilled.next_message().map_err(|e| self.spill.io_error(e))? {
                         let message = pgoutput::decode(&raw, true).map_err(decode_err)?;
                         self.apply(message, stream).await?;
                     }
@@ -216,7 +218,7 @@ impl<'a> Streamer<'a> {
                     if first_sighting || matches!(message, Message::Type { .. }) {
                         self.apply(message, stream).await?;
                     }
-                    self.spill.append(xid, decoded.xid.unwrap_or(xid), data).map_err(spill_err)?;
+                    self.spill.append(xid, decoded.xid.unwrap_or(xid), data).map_err(|e| self.spill.io_error(e))?;
                 }
                 None => self.apply(message, stream).await?,
             },
@@ -581,10 +583,6 @@ fn identity_of(rel: &Relation, primary_key: &[String]) -> RowIdentity {
         ReplicaIdentity::Default | ReplicaIdentity::Index if !flagged.is_empty() => RowIdentity::Key(flagged),
         _ => RowIdentity::None,
     }
-}
-
-fn spill_err(e: std::io::Error) -> PgError {
-    PgError::Protocol(format!("cannot spill a large transaction to disk: {e}"))
 }
 
 fn old_values(old: &OldTuple) -> &[TupleValue] {
