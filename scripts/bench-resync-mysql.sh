@@ -2,7 +2,8 @@
 # Benchmark: how far another table falls behind while one big table is copied again
 # (`zetl resync`), MariaDB → DuckDB. Prints figures, asserts nothing.
 #   ./scripts/bench-resync-mysql.sh                  a 10M-row table with an integer key (filled beside the binlog)
-#   KEY=text ./scripts/bench-resync-mysql.sh         the same rows under a text key (copied in one piece)
+#   KEY=text ./scripts/bench-resync-mysql.sh         the same rows under a text key (filled too)
+#   KEY=none ./scripts/bench-resync-mysql.sh         the same rows without a key (copied in one piece, holding the binlog)
 #   ROWS=1000000 ./scripts/bench-resync-mysql.sh
 # A ticker inserts a row into bench.ticks every 100 ms, noting when; every 0.2 s the sampler
 # reads how many of them zetl has applied (zetl_changes_applied_total). A sample's lag is the
@@ -28,12 +29,13 @@ sql() { "${client[@]}" -N -B -e "$1"; }
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 case "$KEY" in
-  int) key_type="bigint"; key_expr="seq" ;;
-  text) key_type="varchar(20)"; key_expr="CONCAT('k', seq)" ;;
-  *) echo "KEY must be int or text" >&2; exit 2 ;;
+  int) key_type="bigint PRIMARY KEY"; key_expr="seq" ;;
+  text) key_type="varchar(20) PRIMARY KEY"; key_expr="CONCAT('k', seq)" ;;
+  none) key_type="bigint"; key_expr="seq" ;;
+  *) echo "KEY must be int, text or none" >&2; exit 2 ;;
 esac
 sql "CREATE DATABASE bench"
-sql "CREATE TABLE bench.big (id $key_type PRIMARY KEY, v varchar(40), n int);
+sql "USE bench; CREATE TABLE bench.big (id $key_type, v varchar(40), n int);
      INSERT INTO bench.big SELECT $key_expr, md5(seq), seq FROM seq_1_to_$ROWS;
      CREATE TABLE bench.ticks (id int PRIMARY KEY); ANALYZE TABLE bench.big" >/dev/null
 cat > "$RUN_DIR/zetl.yaml" <<YAML

@@ -121,16 +121,41 @@ fn mariadb_a_resync_is_filled_beside_the_stream() {
     env.assert_equal(&["shop.big", "shop.small"]);
 }
 
-/// A resync's fill killed at 30, 60 and 90 % continues after the chunks committed, under the
-/// same workload; a table with a text key in the same resync is copied whole.
+const WORDS: u64 = 300_000;
+
+/// Writes to `words` (a two-column text key in a case- and accent-insensitive collation):
+/// updates, deletes, inserts and key changes, until `stop`.
+fn write_words_until(env: &MyEnv, stop: &AtomicBool) -> u64 {
+    let mut rng = Rng::seeded(29);
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let k = rng.range(1, WORDS);
+        env.sql(&format!(
+            "UPDATE words SET n = n + 1 WHERE w = 'w{k}'; DELETE FROM words WHERE w = 'w{}'; \
+             INSERT INTO words VALUES ('Éire', 'new {i}', {i}), ('{}', 'w0{i}', 0); \
+             UPDATE words SET region = 'aardvark' WHERE w = 'w{}'",
+            (k * 7) % WORDS + 1,
+            ["north", "Nörth", "it''s"][(i % 3) as usize],
+            (k * 13) % WORDS + 1,
+        ));
+        i += 1;
+    }
+    i
+}
+
+/// A resync's fills killed at 30, 60 and 90 % continue after the chunks committed, under
+/// writes to both tables: one with an integer key, and one keyed by two text columns in a
+/// collation where `Nörth` sorts with `north` (the server orders and compares the keys).
 #[test]
 fn mariadb_a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
     let env = MyEnv::start("my_refill");
     create_tables(&env);
-    env.sql(
-        "CREATE TABLE words (w varchar(40) PRIMARY KEY, n int); \
-         INSERT INTO words SELECT CONCAT('w', seq), seq FROM seq_1_to_50000",
-    );
+    env.sql(&format!(
+        "CREATE TABLE words (region varchar(20), w varchar(40), n int, PRIMARY KEY (region, w)) \
+           COLLATE utf8mb4_general_ci; \
+         INSERT INTO words SELECT ELT(1 + seq % 5, 'north', 'Nörth', 'NORTH', 'it''s', 'Zone 1'), \
+           CONCAT('w', seq), seq FROM seq_1_to_{WORDS}; ANALYZE TABLE words"
+    ));
     let port = zetl_testkit::free_port();
     let config = env
         .config("my_refill")
@@ -143,20 +168,22 @@ fn mariadb_a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
     let cfg = config.to_str().expect("utf-8 path");
     let out = zetl_command(&["resync", "-c", cfg, "shop.big", "shop.words"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let continued = "the copy made while streaming continues after the rows committed table=shop.big";
+    let continued = "the copy made while streaming continues after the rows committed table=shop.";
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writer = s.spawn(|| write_until(&env, &stop));
+        let words = s.spawn(|| write_words_until(&env, &stop));
         let _stop = StopOnDrop(&stop);
-        env.kill_9_at_30_60_and_90_percent(&config, port, "my_refill", (ROWS + 50_000) as f64, continued);
+        // The fills run one after the other (shop.big first): the last kill lands in shop.words.
+        env.kill_9_at_30_60_and_90_percent(&config, port, "my_refill", (ROWS + WORDS) as f64, continued);
         let mut zetl = env.run_zetl(&config);
         let filled = poll(TIMEOUT * 4, || {
             std::fs::read_to_string(env.log_path())
-                .is_ok_and(|l| l.contains("table copied while streaming table=shop.big"))
+                .is_ok_and(|l| l.contains("table copied while streaming table=shop.words"))
         });
-        assert!(filled, "the fill of shop.big did not finish");
+        assert!(filled, "the fill of shop.words did not finish");
         stop.store(true, Ordering::Relaxed);
-        let batches = writer.join().expect("workload");
+        let batches = writer.join().expect("workload") + words.join().expect("workload");
         if let Some(status) = zetl.try_exit() {
             panic!("zetl exited ({status}) after the fill");
         }
@@ -165,7 +192,8 @@ fn mariadb_a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
     });
     let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
     assert!(log.matches(continued).count() >= 3, "{log}");
-    assert!(!log.contains("copying the table while streaming, in chunks table=shop.words"), "{log}");
+    assert!(log.contains(&format!("{continued}words")), "the fill of shop.words was not continued:\n{log}");
+    assert!(!log.contains("starts over in one piece"), "{log}");
     env.assert_equal(&["shop.big", "shop.words", "shop.small"]);
 }
 

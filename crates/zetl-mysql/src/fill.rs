@@ -1,13 +1,13 @@
 //! Copies made while streaming (a new table, `zetl resync`, a table the stream cannot carry
-//! on with) of tables with a single integer primary key, on MariaDB: filled in place chunk by
-//! chunk between stretches of the binlog, so that such a copy holds the other tables back for
+//! on with) of tables with a primary key (`fill_cursor::key_fits`), on MariaDB: filled in
+//! place chunk by chunk between stretches of the binlog, so that such a copy holds the other tables back for
 //! one chunk at a time instead of its whole length. Other tables are still copied whole
 //! while the binlog waits (`MySource::copy_while_streaming`): MySQL tells a snapshot's binlog
 //! position only under `FLUSH TABLES WITH READ LOCK`, too heavy to take for every chunk.
 //!
 //! Each chunk is read in key order after the last key sent, in a consistent snapshot whose
 //! binlog position (`binlog_snapshot_position`) is at or past everything the stream has read.
-//! The first chunk's position (`FillMark::since`) divides the stream as a copy in one piece
+//! The first chunk's position (`FillCursor::since`) divides the stream as a copy in one piece
 //! does: the table's changes in transactions that began before it are in every chunk and are
 //! skipped (before it is known, all are), every later one applies. One from before a chunk's
 //! snapshot is in that chunk too, whose rows are written over the keys and are newer; one
@@ -20,10 +20,10 @@ use crate::catalog;
 use crate::columns::MyTable;
 use crate::conninfo::ConnInfo;
 use crate::error::{MyError, SqlContext};
+use crate::fill_cursor::{key_fits, FillCursor};
 use crate::flavor::Flavor;
-use crate::key_range::{FillMark, KeyRange};
 use crate::position::{BinlogPos, StoredPos};
-use crate::snapshot::{int_key_column, read_rows};
+use crate::snapshot::{read_rows, RowQuery};
 use crate::stream::{event_file_max, Streamer};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -46,8 +46,7 @@ const WAIT_GAP: Duration = Duration::from_millis(100);
 
 struct Fill {
     table: Arc<MyTable>,
-    /// The whole key range, continued after `after`, with its `FillMark`.
-    range: KeyRange,
+    cursor: FillCursor,
     rows: u64,
     began: Instant,
     /// Every row is read: the last chunk's snapshot position, which the stream must pass
@@ -68,7 +67,7 @@ pub struct Fills {
 impl Fills {
     /// Whether `table` can be filled beside the stream of a `flavor` server.
     pub fn can_fill(flavor: Flavor, table: &MyTable) -> bool {
-        flavor == Flavor::MariaDb && int_key_column(table).is_some()
+        flavor == Flavor::MariaDb && key_fits(table)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -86,25 +85,23 @@ impl Fills {
         &mut self,
         streamer: &mut Streamer,
         table: MyTable,
-        resumed: Option<(KeyRange, u64)>,
+        resumed: Option<(FillCursor, u64)>,
     ) -> Result<(), MyError> {
         let id = table.id.clone();
         self.queue.retain(|f| f.table.id != id);
-        let (range, rows) = resumed.unwrap_or_else(|| {
-            let mark = FillMark { columns: table.schema().columns_fingerprint(), since: None };
-            (KeyRange { fill: Some(mark), ..KeyRange::whole(0) }, 0)
+        let (cursor, rows) = resumed.unwrap_or_else(|| {
+            (FillCursor { columns: table.schema().columns_fingerprint(), since: None, after: None }, 0)
         });
         // The table's changes before the first chunk are in the copy (see the module's comment).
-        let since = range.fill.as_ref().and_then(|m| m.since.clone());
         let unknown = BinlogPos { file: event_file_max(), pos: u64::MAX, gtid: None };
-        streamer.copied_at.insert(id.clone(), since.unwrap_or(unknown));
+        streamer.copied_at.insert(id.clone(), cursor.since.clone().unwrap_or(unknown));
         streamer.filling.insert(id.clone());
         streamer.known.insert(id.clone());
         streamer.remember_json_columns(&table);
         streamer.events.send(SourceEvent::Schema(table.schema())).await?;
-        let resumed = (rows > 0 || range.after.is_some()).then_some(rows);
+        let resumed = (rows > 0 || cursor.after.is_some()).then_some(rows);
         streamer.events.send(SourceEvent::FillStart { table: id.clone(), resumed }).await?;
-        let after = Some(range.cursor());
+        let after = Some(cursor.cursor());
         streamer.events.send(SourceEvent::CopyRows { table: id.clone(), rows: Vec::new(), after }).await?;
         match resumed {
             Some(rows) => {
@@ -114,7 +111,7 @@ impl Fills {
         }
         streamer.copied_schema(table.clone());
         self.last_chunk.get_or_insert_with(Instant::now);
-        let fill = Fill { table: Arc::new(table), range, rows, began: Instant::now(), read_at: None };
+        let fill = Fill { table: Arc::new(table), cursor, rows, began: Instant::now(), read_at: None };
         self.queue.push_back(fill);
         Ok(())
     }
@@ -140,8 +137,7 @@ impl Fills {
         if let Some(at) = &fill.read_at {
             if streamer.passed >= *at {
                 let (rows, seconds) = (fill.rows, fill.began.elapsed().as_secs_f64());
-                let since = fill.range.fill.as_ref().and_then(|m| m.since.clone());
-                let consistent_at = since.map(|p| StoredPos::from(p).to_position());
+                let consistent_at = fill.cursor.since.clone().map(|p| StoredPos::from(p).to_position());
                 let copied = CopiedTable { consistent_at, ..CopiedTable::default() };
                 streamer.events.send(SourceEvent::CopyDone { table: id.clone(), rows, copied }).await?;
                 tracing::info!(table = %id, rows, seconds, "table copied while streaming");
@@ -208,10 +204,9 @@ impl Fills {
         }
         // The catalog shows the table as it is now, which the snapshot sees or is older than.
         let now = catalog::table(reader, &fill.table.id).await?;
-        let mark = fill.range.fill.get_or_insert_with(|| FillMark { columns: String::new(), since: None });
         if now.as_ref() != Some(&*fill.table) {
             reader.query_drop("ROLLBACK").await.ctx(|| rollback.into())?;
-            return Ok(match (now, &mark.since) {
+            return Ok(match (now, &fill.cursor.since) {
                 (Some(_), _) => Chunk::Changed("its columns changed"),
                 (None, None) => Chunk::Gone(at),
                 // The stream applies the table's changes since the first chunk: it meets the
@@ -219,19 +214,26 @@ impl Fills {
                 (None, Some(_)) => Chunk::NotYet,
             });
         }
-        if mark.since.is_none() {
-            mark.since = Some(BinlogPos { gtid: None, ..at.clone() });
-            streamer.copied_at.insert(fill.table.id.clone(), BinlogPos { gtid: None, ..at.clone() });
+        let Some(condition) = fill.cursor.condition(&fill.table) else {
+            reader.query_drop("ROLLBACK").await.ctx(|| rollback.into())?;
+            return Ok(Chunk::Changed("its cursor does not fit its key"));
+        };
+        if fill.cursor.since.is_none() {
+            let since = BinlogPos { gtid: None, ..at.clone() };
+            streamer.copied_at.insert(fill.table.id.clone(), since.clone());
+            fill.cursor.since = Some(since);
         }
-        tracing::debug!(table = %fill.table.id, after = ?fill.range.after, "reading a chunk");
-        let (rows, last) =
-            read_rows(reader, &fill.table, Some(&fill.range), Some(CHUNK_ROWS), &streamer.events).await?;
+        tracing::debug!(table = %fill.table.id, after = ?fill.cursor.after, "reading a chunk");
+        let query = RowQuery { condition, order: fill.table.key.clone(), limit: Some(CHUNK_ROWS) };
+        let base = fill.cursor.clone();
+        let cursor = |last: &[Vec<u8>]| Some(FillCursor { after: Some(last.to_vec()), ..base.clone() }.cursor());
+        let (rows, last) = read_rows(reader, &fill.table, &query, &cursor, &streamer.events).await?;
         reader.query_drop("COMMIT").await.ctx(|| "ending the copy's snapshot".into())?;
         fill.rows += rows;
         match (rows == CHUNK_ROWS, last) {
-            (true, Some(key)) => fill.range.after = Some(key),
+            (true, Some(key)) => fill.cursor.after = Some(key),
             (false, _) => fill.read_at = Some(at),
-            (true, None) => return Ok(Chunk::Changed("the key of its rows is not an integer")),
+            (true, None) => return Ok(Chunk::Changed("the key of its rows cannot be read back")),
         }
         Ok(Chunk::Read)
     }

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod ddl;
 mod error;
 mod fill;
+mod fill_cursor;
 mod flavor;
 mod key_range;
 pub mod position;

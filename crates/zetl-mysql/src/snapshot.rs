@@ -9,7 +9,7 @@ use crate::conninfo::ConnInfo;
 use crate::convert::{convert, Origin};
 use crate::error::{MyError, SqlContext};
 use crate::flavor::Flavor;
-use crate::key_range::{int_key, KeyRange};
+use crate::key_range::KeyRange;
 use crate::position::BinlogPos;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -20,7 +20,7 @@ use zetl_core::channel::EventSender;
 use zetl_core::copy_rows::{adopt_without_copy, CopyRowsBatcher};
 use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::progress::Progress;
-use zetl_core::{CopiedTable, Position, SourceEvent, TableId};
+use zetl_core::{CopiedTable, CopyCursor, Position, SourceEvent, TableId};
 
 /// Attempts at opening extra snapshot connections at the first one's position.
 const SNAPSHOT_ATTEMPTS: usize = 5;
@@ -156,7 +156,7 @@ struct Job {
 }
 
 /// The table's single integer primary key column, if it has one.
-pub(crate) fn int_key_column(table: &MyTable) -> Option<usize> {
+fn int_key_column(table: &MyTable) -> Option<usize> {
     match table.key.as_slice() {
         [k] if matches!(table.columns[*k].kind, MyKind::Int { .. }) => Some(*k),
         _ => None,
@@ -238,40 +238,52 @@ async fn worker(
 }
 
 async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u64, MyError> {
-    Ok(read_rows(conn, &job.table, job.range.as_ref(), None, events).await?.0)
+    let t = &job.table;
+    let key = job.range.as_ref().and(int_key_column(t));
+    let query = match (&job.range, key) {
+        (Some(range), Some(k)) => {
+            RowQuery { condition: range.condition(&t.columns[k].name), order: vec![k], limit: None }
+        }
+        _ => RowQuery { condition: String::new(), order: Vec::new(), limit: None },
+    };
+    // The cursor after an event's rows: the key of its last row.
+    let cursor = |last: &[Vec<u8>]| {
+        let after = std::str::from_utf8(last.first()?).ok()?.parse().ok()?;
+        Some(KeyRange { after: Some(after), ..job.range.clone()? }.cursor())
+    };
+    Ok(read_rows(conn, t, &query, &cursor, events).await?.0)
 }
 
-/// Sends `t`'s rows (those of `range`, in key order, or the whole table), at most `limit`,
-/// each batch with the range's cursor after its last row. Returns the rows read and the
-/// last key.
+/// Which rows `read_rows` reads: those `condition` holds for (empty: all), in the order of the
+/// key columns `order` (none: as stored), at most `limit`.
+pub(crate) struct RowQuery {
+    pub condition: String,
+    pub order: Vec<usize>,
+    pub limit: Option<u64>,
+}
+
+/// Sends `t`'s rows that `query` selects, each batch with the `cursor` made of its last row's
+/// `order` columns (as the server's text). Returns the rows read and that text of the last.
 pub(crate) async fn read_rows(
     conn: &mut Conn,
     t: &MyTable,
-    range: Option<&KeyRange>,
-    limit: Option<u64>,
+    query: &RowQuery,
+    cursor: &(dyn Fn(&[Vec<u8>]) -> Option<CopyCursor> + Sync),
     events: &EventSender,
-) -> Result<(u64, Option<i128>), MyError> {
+) -> Result<(u64, Option<Vec<Vec<u8>>>), MyError> {
     let cols: Vec<String> = t.columns.iter().map(select_expr).collect();
-    let key = range.and(int_key_column(t));
-    let mut filter = match (range, key) {
-        (Some(range), Some(k)) => {
-            let condition = range.condition(&t.columns[k].name);
-            let order = format!(" ORDER BY {}", quote_ident(&t.columns[k].name));
-            if condition.is_empty() {
-                order
-            } else {
-                format!(" WHERE {condition}{order}")
-            }
-        }
-        _ => String::new(),
-    };
-    if let Some(limit) = limit {
-        filter.push_str(&format!(" LIMIT {limit}"));
+    let mut sql = format!("SELECT {} FROM {}", cols.join(", "), quote_table(&t.id));
+    if !query.condition.is_empty() {
+        sql.push_str(&format!(" WHERE {}", query.condition));
     }
-    let sql = format!("SELECT {} FROM {}{filter}", cols.join(", "), quote_table(&t.id));
-    // The cursor after an event's rows: the key of its last row.
-    let cursor = |last: Option<i128>| Some(KeyRange { after: Some(last?), ..range?.clone() }.cursor());
-    let mut last = None;
+    if !query.order.is_empty() {
+        let order: Vec<String> = query.order.iter().map(|&k| quote_ident(&t.columns[k].name)).collect();
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    if let Some(limit) = query.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    let mut last: Option<Vec<Vec<u8>>> = None;
     let mut result = match conn.query_iter(sql).await {
         Ok(r) => r,
         // 1412: created or rebuilt after the snapshot began, so the snapshot cannot read it.
@@ -285,21 +297,28 @@ pub(crate) async fn read_rows(
     };
     let mut batcher = CopyRowsBatcher::new(t.id.clone());
     while let Some(row) = result.next().await.ctx(|| format!("copying {}", t.id))? {
+        let raw = row.unwrap_raw();
+        if !query.order.is_empty() {
+            let text = |k: usize| match raw.get(k) {
+                Some(Some(mysql_async::Value::Bytes(b))) => b.clone(),
+                _ => Vec::new(),
+            };
+            last = Some(query.order.iter().map(|&k| text(k)).collect());
+        }
         let mut out = Vec::with_capacity(t.columns.len());
-        for (col, value) in t.columns.iter().zip(row.unwrap_raw()) {
+        for (col, value) in t.columns.iter().zip(raw) {
             let value = convert(col, value.unwrap_or(mysql_async::Value::NULL), Origin::Query)
                 .map_err(|reason| MyError::Value { table: t.id.to_string(), column: col.name.clone(), reason })?;
             out.push(value);
         }
-        last = key.and_then(|k| int_key(&out[k]));
         if let Some(mut full) = batcher.push(out) {
-            full.set_after(cursor(last));
+            full.set_after(last.as_deref().and_then(cursor));
             events.send(full).await?;
         }
     }
     let (rest, count) = batcher.finish();
     if let Some(mut rest) = rest {
-        rest.set_after(cursor(last));
+        rest.set_after(last.as_deref().and_then(cursor));
         events.send(rest).await?;
     }
     Ok((count, last))

@@ -8,6 +8,7 @@ use crate::config::MysqlSourceConfig;
 use crate::conninfo::ConnInfo;
 use crate::error::MyError;
 use crate::fill::Fills;
+use crate::fill_cursor::FillCursor;
 use crate::flavor::Flavor;
 use crate::key_range::KeyRange;
 use crate::position::{BinlogPos, StoredPos};
@@ -306,8 +307,8 @@ impl MySource {
     }
 
     /// Starts filling the tables that can be filled in chunks beside the stream, continuing a
-    /// fill a restart cut off where `under_way` holds its cursor. Returns the others (no
-    /// single integer key, `snapshot: never`, gone, or a MySQL server), to be copied whole.
+    /// fill a restart cut off where `under_way` holds its cursor. Returns the others (no key a
+    /// fill can follow, `snapshot: never`, gone, or a MySQL server), to be copied whole.
     async fn begin_fills(
         &self,
         streamer: &mut Streamer,
@@ -332,10 +333,9 @@ impl MySource {
             }
             let columns = table.schema().columns_fingerprint();
             let resumed = under_way.get(&info.id).and_then(|copy| match copy.parts.as_slice() {
-                [one] => KeyRange::parse(one)
-                    .filter(|r| r.part == 0 && r.from.is_none() && r.to.is_none())
-                    .filter(|r| r.fill.as_ref().is_some_and(|m| m.columns == columns && m.since.is_some()))
-                    .map(|r| (r, copy.rows)),
+                [one] => {
+                    FillCursor::parse(one).filter(|c| c.columns == columns && c.since.is_some()).map(|c| (c, copy.rows))
+                }
                 _ => None,
             });
             fills.begin(streamer, table, resumed).await?;

@@ -1,0 +1,186 @@
+//! Where a fill (`fill.rs`) stands, stored with its rows as
+//! `fill <columns> <since> <key>`: the fingerprint of the columns it copies, its first chunk's
+//! snapshot position (`-` before it), and the last key sent (`-` before any), each key value
+//! as the hex of the text the server returned for it, comma-separated.
+//!
+//! The next chunk reads the rows after that key in key order, compared by the server itself
+//! (a text key in its column's collation), so the rows of a chunk and the order they are read
+//! in agree whatever the key's type.
+
+use crate::catalog::quote_ident;
+use crate::columns::{MyKind, MyTable};
+use crate::position::BinlogPos;
+use zetl_core::CopyCursor;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FillCursor {
+    /// `TableSchema::columns_fingerprint`: a restart continues only while the table has them.
+    pub columns: String,
+    /// The first chunk's snapshot position: every transaction before it is in the copy.
+    pub since: Option<BinlogPos>,
+    /// The last key sent, as the server's text of each key column.
+    pub after: Option<Vec<Vec<u8>>>,
+}
+
+const TAG: &str = "fill";
+
+impl FillCursor {
+    pub fn cursor(&self) -> CopyCursor {
+        let since = self.since.as_ref().map_or("-".to_string(), |p| format!("{}:{}", p.file, p.pos));
+        let after = match &self.after {
+            Some(key) => key.iter().map(|v| hex(v)).collect::<Vec<_>>().join(","),
+            None => "-".into(),
+        };
+        CopyCursor { part: 0, token: format!("{TAG} {} {since} {after}", self.columns) }
+    }
+
+    pub fn parse(stored: &str) -> Option<FillCursor> {
+        let mut f = stored.split(' ');
+        if f.next()? != TAG {
+            return None;
+        }
+        let columns = f.next()?.to_string();
+        let since = match f.next()? {
+            "-" => None,
+            at => Some(BinlogPos::parse(at)?),
+        };
+        let after = match f.next()? {
+            "-" => None,
+            key => Some(key.split(',').map(unhex).collect::<Option<Vec<_>>>()?),
+        };
+        f.next().is_none().then_some(FillCursor { columns, since, after })
+    }
+
+    /// The rows after the cursor, as a WHERE condition on `table`'s key (empty: all):
+    /// `k1 > v1 OR (k1 = v1 AND k2 > v2) …`, which the server reads as ranges of the key's
+    /// index. `None` when the stored key does not fit the table's.
+    pub fn condition(&self, table: &MyTable) -> Option<String> {
+        let Some(after) = &self.after else { return Some(String::new()) };
+        if after.len() != table.key.len() {
+            return None;
+        }
+        let mut literals = Vec::with_capacity(after.len());
+        for (&k, value) in table.key.iter().zip(after) {
+            literals.push((quote_ident(&table.columns[k].name), literal(&table.columns[k].kind, value)?));
+        }
+        let mut ors = Vec::with_capacity(literals.len());
+        for i in 0..literals.len() {
+            let mut ands: Vec<String> = literals[..i].iter().map(|(c, v)| format!("{c} = {v}")).collect();
+            ands.push(format!("{} > {}", literals[i].0, literals[i].1));
+            ors.push(format!("({})", ands.join(" AND ")));
+        }
+        Some(ors.join(" OR "))
+    }
+}
+
+/// Whether a fill can read `table` in key order and compare its keys as the server orders
+/// them: a primary key of numbers, strings, binary strings, dates and datetimes. (ENUM and
+/// SET sort by their index but compare as text; floats, TIMESTAMP and BIT are left out too.)
+pub fn key_fits(table: &MyTable) -> bool {
+    !table.key.is_empty()
+        && table.key.iter().all(|&k| {
+            matches!(
+                table.columns[k].kind,
+                MyKind::Int { .. }
+                    | MyKind::Decimal { .. }
+                    | MyKind::Text { .. }
+                    | MyKind::Bytes { .. }
+                    | MyKind::Date
+                    | MyKind::DateTime
+            )
+        })
+}
+
+/// A key value in SQL, from the text the server returned for it; `None` if that text is not
+/// what the column's kind gives.
+fn literal(kind: &MyKind, raw: &[u8]) -> Option<String> {
+    let plain = |allowed: &dyn Fn(u8) -> bool| {
+        (!raw.is_empty() && raw.iter().all(|&b| allowed(b))).then(|| String::from_utf8_lossy(raw).into_owned())
+    };
+    match kind {
+        MyKind::Int { .. } | MyKind::Decimal { .. } => plain(&|b| b.is_ascii_digit() || b == b'-' || b == b'.'),
+        MyKind::Date | MyKind::DateTime => {
+            plain(&|b| b.is_ascii_digit() || b"-: .".contains(&b)).map(|t| format!("'{t}'"))
+        }
+        // A literal (coercible), so the comparison takes the column's own collation.
+        MyKind::Text { .. } => Some(format!("_utf8mb4 X'{}'", hex(raw))),
+        MyKind::Bytes { .. } => Some(format!("X'{}'", hex(raw))),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::columns::MyColumn;
+    use zetl_core::TableId;
+
+    fn table(kinds: &[(&str, MyKind)]) -> MyTable {
+        let column = |(name, kind): &(&str, MyKind)| MyColumn {
+            name: name.to_string(),
+            kind: kind.clone(),
+            nullable: false,
+            source_type: String::new(),
+        };
+        let columns = kinds.iter().map(column).collect();
+        MyTable { id: TableId::new("shop", "t"), columns, key: (0..kinds.len()).collect() }
+    }
+
+    #[test]
+    fn a_cursor_round_trips_its_position_and_key() {
+        let c = FillCursor {
+            columns: "00ff".into(),
+            since: Some(BinlogPos::new("mysql-bin.000002", 4096)),
+            after: Some(vec![b"north".to_vec(), b"42".to_vec()]),
+        };
+        assert_eq!(c.cursor().token, "fill 00ff mysql-bin.000002:4096 6e6f727468,3432");
+        assert_eq!(FillCursor::parse(&c.cursor().token), Some(c));
+        let begun = FillCursor { columns: "00ff".into(), since: None, after: None };
+        assert_eq!(begun.cursor().token, "fill 00ff - -");
+        assert_eq!(FillCursor::parse("fill 00ff - -"), Some(begun));
+        assert_eq!(FillCursor::parse("0 - - 7"), None, "an initial copy's range is not a fill's");
+        assert_eq!(FillCursor::parse("fill 00ff - 6e6"), None);
+        assert_eq!(FillCursor::parse("fill 00ff - - extra"), None);
+    }
+
+    #[test]
+    fn the_condition_continues_after_the_key_in_key_order() {
+        let t = table(&[("region", MyKind::Text { latin1: false }), ("id", MyKind::Int { bytes: 8, unsigned: false })]);
+        let mut c = FillCursor { columns: String::new(), since: None, after: None };
+        assert_eq!(c.condition(&t).as_deref(), Some(""));
+        c.after = Some(vec![b"it's".to_vec(), b"-7".to_vec()]);
+        assert_eq!(
+            c.condition(&t).as_deref(),
+            Some("(`region` > _utf8mb4 X'69742773') OR (`region` = _utf8mb4 X'69742773' AND `id` > -7)")
+        );
+        c.after = Some(vec![b"x".to_vec(), b"1; DROP TABLE t".to_vec()]);
+        assert_eq!(c.condition(&t), None, "not a number's text");
+        c.after = Some(vec![b"x".to_vec()]);
+        assert_eq!(c.condition(&t), None, "another key");
+        let d = table(&[("day", MyKind::DateTime), ("b", MyKind::Bytes { pad_to: 2 })]);
+        let c = FillCursor { after: Some(vec![b"2024-01-02 03:04:05.5".to_vec(), vec![0, 255]]), ..c };
+        assert_eq!(
+            c.condition(&d).as_deref(),
+            Some("(`day` > '2024-01-02 03:04:05.5') OR (`day` = '2024-01-02 03:04:05.5' AND `b` > X'00ff')")
+        );
+    }
+
+    #[test]
+    fn keys_that_sort_otherwise_than_they_compare_are_not_filled() {
+        assert!(key_fits(&table(&[("w", MyKind::Text { latin1: true })])));
+        assert!(!key_fits(&table(&[("e", MyKind::Enum(vec!["b".into(), "a".into()]))])));
+        assert!(!key_fits(&table(&[("f", MyKind::Float)])));
+        assert!(!key_fits(&table(&[])));
+    }
+}
