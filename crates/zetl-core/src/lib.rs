@@ -12,6 +12,7 @@ pub mod copy_rows;
 mod envsubst;
 pub mod error;
 pub mod event;
+pub mod fill_pace;
 pub mod filter;
 pub mod json;
 pub mod metrics;

@@ -30,19 +30,9 @@ use mysql_async::Conn;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zetl_core::fill_pace::{self, Pace};
 use zetl_core::source::SourcePosition;
 use zetl_core::{CopiedTable, SourceEvent, TableId};
-
-/// Rows per chunk: the longest the stream waits is the time to read and hand on this many.
-const CHUNK_ROWS: u64 = 50_000;
-/// Unread binlog beyond which the stream goes first…
-const MAX_BEHIND_BYTES: u64 = 16 << 20;
-/// …unless the fill has waited this long (a stream that never catches up must not stop it).
-const MAX_YIELD: Duration = Duration::from_secs(5);
-/// The least the stream runs between two chunks.
-const MIN_GAP: Duration = Duration::from_millis(20);
-/// How long the stream runs before a chunk that had to wait is tried again.
-const WAIT_GAP: Duration = Duration::from_millis(100);
 
 struct Fill {
     table: Arc<MyTable>,
@@ -59,9 +49,7 @@ struct Fill {
 pub struct Fills {
     queue: VecDeque<Fill>,
     reader: Option<Conn>,
-    /// How long the stream runs before the next chunk: as long as the last chunk took.
-    gap: Duration,
-    last_chunk: Option<Instant>,
+    pace: Pace,
 }
 
 impl Fills {
@@ -75,7 +63,7 @@ impl Fills {
     }
 
     pub fn gap(&self) -> Duration {
-        self.gap.max(MIN_GAP)
+        self.pace.gap()
     }
 
     /// Starts filling `table` (a fill of it under way starts over), or continues one a restart
@@ -110,7 +98,7 @@ impl Fills {
             None => tracing::info!(table = %id, "copying the table while streaming, in chunks"),
         }
         streamer.copied_schema(table.clone());
-        self.last_chunk.get_or_insert_with(Instant::now);
+        self.pace.begin();
         let fill = Fill { table: Arc::new(table), cursor, rows, began: Instant::now(), read_at: None };
         self.queue.push_back(fill);
         Ok(())
@@ -147,12 +135,12 @@ impl Fills {
                 // An idle server's heartbeats carry the stream on to the end of the binlog.
                 tracing::debug!(table = %id, at = %at, "waiting for the stream to pass the last chunk");
             }
-            self.gap = WAIT_GAP;
+            self.pace.wait();
             return Ok(None);
         }
-        if self.stream_first(streamer).await {
+        if self.pace.stream_first(behind(streamer).await) {
             tracing::debug!(table = %id, "the stream is behind: it runs before the next chunk");
-            self.gap = WAIT_GAP;
+            self.pace.wait();
             return Ok(None);
         }
         let started = Instant::now();
@@ -167,12 +155,11 @@ impl Fills {
         }
         match chunk? {
             Chunk::Read => {
-                self.gap = started.elapsed();
-                self.last_chunk = Some(Instant::now());
+                self.pace.read(started);
                 Ok(None)
             }
             Chunk::NotYet => {
-                self.gap = WAIT_GAP;
+                self.pace.wait();
                 Ok(None)
             }
             Chunk::Changed(why) => Ok(self.fall_back(streamer, why)),
@@ -224,31 +211,18 @@ impl Fills {
             fill.cursor.since = Some(since);
         }
         tracing::debug!(table = %fill.table.id, after = ?fill.cursor.after, "reading a chunk");
-        let query = RowQuery { condition, order: fill.table.key.clone(), limit: Some(CHUNK_ROWS) };
+        let query = RowQuery { condition, order: fill.table.key.clone(), limit: Some(fill_pace::CHUNK_ROWS) };
         let base = fill.cursor.clone();
         let cursor = |last: &[Vec<u8>]| Some(FillCursor { after: Some(last.to_vec()), ..base.clone() }.cursor());
         let (rows, last) = read_rows(reader, &fill.table, &query, &cursor, &streamer.events).await?;
         reader.query_drop("COMMIT").await.ctx(|| "ending the copy's snapshot".into())?;
         fill.rows += rows;
-        match (rows == CHUNK_ROWS, last) {
+        match (rows == fill_pace::CHUNK_ROWS, last) {
             (true, Some(key)) => fill.cursor.after = Some(key),
             (false, _) => fill.read_at = Some(at),
             (true, None) => return Ok(Chunk::Changed("the key of its rows cannot be read back")),
         }
         Ok(Chunk::Read)
-    }
-
-    /// Whether the stream is so far behind that it runs first (see `MAX_BEHIND_BYTES`).
-    async fn stream_first(&self, streamer: &mut Streamer) -> bool {
-        if self.last_chunk.is_some_and(|t| t.elapsed() >= MAX_YIELD) {
-            return false;
-        }
-        let Some((file, end)) = crate::source::binlog_end(&mut streamer.side, streamer.flavor).await else {
-            return false;
-        };
-        let passed = &streamer.passed;
-        // A later file is taken for far behind (`MAX_YIELD` bounds the wait either way).
-        file != passed.file || end.saturating_sub(passed.pos) > MAX_BEHIND_BYTES
     }
 
     fn fall_back(&mut self, streamer: &mut Streamer, why: &str) -> Option<TableId> {
@@ -257,6 +231,14 @@ impl Fills {
         tracing::info!(table = %fill.table.id, why, "the copy made while streaming starts over in one piece");
         Some(fill.table.id.clone())
     }
+}
+
+/// How far the stream is behind the server's binlog, in bytes (`None` when it cannot be told;
+/// a later file counts as far behind).
+async fn behind(streamer: &mut Streamer) -> Option<u64> {
+    let (file, end) = crate::source::binlog_end(&mut streamer.side, streamer.flavor).await?;
+    let passed = &streamer.passed;
+    Some(if file == passed.file { end.saturating_sub(passed.pos) } else { u64::MAX })
 }
 
 /// What one chunk step did.

@@ -28,18 +28,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
+use zetl_core::fill_pace::{self, Pace};
 use zetl_core::{CopiedTable, SourceEvent, TableSchema};
-
-/// Rows per chunk: the longest the stream waits is the time to read and hand on this many.
-const CHUNK_ROWS: u64 = 50_000;
-/// Unread WAL beyond which the stream goes first…
-const MAX_BEHIND_BYTES: u64 = 16 << 20;
-/// …unless the fill has waited this long (a stream that never catches up must not stop it).
-const MAX_YIELD: Duration = Duration::from_secs(5);
-/// The least the stream runs between two chunks.
-const MIN_GAP: Duration = Duration::from_millis(20);
-/// How long the stream runs before a chunk that had to wait is tried again.
-const WAIT_GAP: Duration = Duration::from_millis(100);
 
 struct Fill {
     info: TableInfo,
@@ -64,9 +54,7 @@ struct Fill {
 pub struct Fills {
     queue: VecDeque<Fill>,
     reader: Option<Client>,
-    /// How long the stream runs before the next chunk: as long as the last chunk took.
-    gap: Duration,
-    last_chunk: Option<Instant>,
+    pace: Pace,
 }
 
 impl Fills {
@@ -75,7 +63,7 @@ impl Fills {
     }
 
     pub fn gap(&self) -> Duration {
-        self.gap.max(MIN_GAP)
+        self.pace.gap()
     }
 
     /// Starts filling `info` (a fill of it under way starts over), or continues one a restart
@@ -101,7 +89,7 @@ impl Fills {
         // Every change of the table applies from here on (see the module's comment).
         streamer.copied_at.remove(&id);
         streamer.filling.insert(id.clone());
-        self.last_chunk.get_or_insert_with(Instant::now);
+        self.pace.begin();
         streamer.remember_schema(schema.clone());
         let events = &streamer.events;
         events.send(SourceEvent::Schema(schema.clone())).await?;
@@ -158,15 +146,15 @@ impl Fills {
                 let nudge = streamer.sql.batch_execute("SELECT pg_current_xact_id()").await;
                 nudge.ctx(|| "moving the stream past the copy".into())?;
             }
-            self.gap = WAIT_GAP;
+            self.pace.wait();
             return Ok(None);
         }
         if streamer.known_schema(&id) != Some(&*fill.schema) {
             return Ok(self.fall_back(streamer, "the stream changed its columns"));
         }
-        if self.stream_first(streamer).await {
+        if self.pace.stream_first(behind(streamer).await) {
             tracing::debug!(table = %id, "the stream is behind: it runs before the next chunk");
-            self.gap = WAIT_GAP;
+            self.pace.wait();
             return Ok(None);
         }
         let reader = match &mut self.reader {
@@ -193,7 +181,7 @@ impl Fills {
                     wait.log();
                     fill.last_wait_log = Some(Instant::now());
                 }
-                self.gap = WAIT_GAP;
+                self.pace.wait();
                 return Ok(None);
             }
         };
@@ -215,28 +203,17 @@ impl Fills {
         }
         tracing::debug!(table = %id, after = ?fill.part.after, "reading a chunk");
         let (rows, last) =
-            read_chunk(reader, &fill.info, fill.schema.clone(), &fill.part, CHUNK_ROWS, &streamer.events).await?;
+            read_chunk(reader, &fill.info, fill.schema.clone(), &fill.part, fill_pace::CHUNK_ROWS, &streamer.events)
+                .await?;
         reader.batch_execute("COMMIT").await.ctx(|| "ending the copy's snapshot".into())?;
         fill.rows += rows;
-        self.gap = started.elapsed();
-        self.last_chunk = Some(Instant::now());
-        match (rows == CHUNK_ROWS, last) {
+        self.pace.read(started);
+        match (rows == fill_pace::CHUNK_ROWS, last) {
             (true, Some(key)) => fill.part.after = Some(key),
             (false, _) => fill.read_at = Some(cut),
             (true, None) => return Ok(self.fall_back(streamer, "the key of its rows cannot be read back as text")),
         }
         Ok(None)
-    }
-
-    /// Whether the stream is so far behind that it runs first (see `MAX_BEHIND_BYTES`).
-    async fn stream_first(&self, streamer: &Streamer<'_>) -> bool {
-        if self.last_chunk.is_some_and(|t| t.elapsed() >= MAX_YIELD) {
-            return false;
-        }
-        let Ok(row) = streamer.sql.query_one("SELECT pg_current_wal_lsn()::text", &[]).await else { return false };
-        let Some(wal) = Lsn::parse(row.get(0)) else { return false };
-        let read = streamer.progress.source_log_position.load(Ordering::Relaxed);
-        wal.0.saturating_sub(read) > MAX_BEHIND_BYTES
     }
 
     fn fall_back(&mut self, streamer: &mut Streamer<'_>, why: &str) -> Option<(TableInfo, Option<u64>)> {
@@ -258,4 +235,11 @@ impl Fills {
         streamer.events.send(SourceEvent::ResyncRequired { table, reason }).await?;
         Ok(())
     }
+}
+
+/// How far the stream is behind the server's WAL, in bytes (`None` when it cannot be told).
+async fn behind(streamer: &Streamer<'_>) -> Option<u64> {
+    let row = streamer.sql.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.ok()?;
+    let wal = Lsn::parse(row.get(0))?;
+    Some(wal.0.saturating_sub(streamer.progress.source_log_position.load(Ordering::Relaxed)))
 }
