@@ -1,9 +1,10 @@
 //! Copies made while streaming (a new table, `zetl resync`, a table the stream cannot carry
 //! on with) of tables with a primary key (`fill_cursor::key_fits`), on MariaDB: filled in
-//! place chunk by chunk between stretches of the binlog, so that such a copy holds the other tables back for
-//! one chunk at a time instead of its whole length. Other tables are still copied whole
-//! while the binlog waits (`MySource::copy_while_streaming`): MySQL tells a snapshot's binlog
-//! position only under `FLUSH TABLES WITH READ LOCK`, too heavy to take for every chunk.
+//! place chunk by chunk between stretches of the binlog, so that such a copy holds the other
+//! tables back for one chunk at a time instead of its whole length. Other tables are still
+//! copied whole while the binlog waits (`MySource::copy_while_streaming`): MySQL tells a
+//! snapshot's binlog position only under `FLUSH TABLES WITH READ LOCK`, too heavy to take
+//! for every chunk.
 //!
 //! Each chunk is read in key order after the last key sent, in a consistent snapshot whose
 //! binlog position (`binlog_snapshot_position`) is at or past everything the stream has read.
