@@ -119,9 +119,10 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     env.assert_equal(&["public.acct", "public.moves"]);
 }
 
-/// MariaDB: the binlog connection behind a cut link is noticed by the heartbeats it misses
-/// (one a second here), then a flapping link; the stream ends equal under an OLTP-like
-/// workload.
+/// MariaDB: the initial copy over a slow link, cut in the middle (noticed by the silence of
+/// the copy's connections: six heartbeat periods, one second each here); then the binlog
+/// connection behind a cut link, noticed by the heartbeats it misses, then a flapping link;
+/// the stream ends equal under an OLTP-like workload.
 #[test]
 fn mariadb_binlog_survives_a_cut_and_a_flapping_link() {
     let ns = Netns::create();
@@ -136,13 +137,20 @@ fn mariadb_binlog_survives_a_cut_and_a_flapping_link() {
     env.sql(&format!(
         "CREATE USER 'zetl'@'{pair}' IDENTIFIED BY 'zetl'; GRANT ALL PRIVILEGES ON *.* TO 'zetl'@'{pair}';\n\
          CREATE TABLE acct (id int PRIMARY KEY, balance bigint, note varchar(200));\n\
-         INSERT INTO acct SELECT seq, seq * 10, md5(seq) FROM seq_1_to_50000;\n\
+         INSERT INTO acct SELECT seq, seq * 10, REPEAT(md5(seq), 4) FROM seq_1_to_200000;\n\
          CREATE TABLE moves (id bigint AUTO_INCREMENT PRIMARY KEY, acct int, amount int);"
     ));
     let url = format!("mysql://zetl:zetl@{}:{}/{MY_DB}", ns.host_ip, env.server.port());
     let config = env.config("netmy").source("url", url).source("heartbeat_secs", 1).write();
-    let mut zetl = env.wait_streaming(|| Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]));
-    let written = faults_under_workload(&ns, &env.log_path(), 50_000, |sql| {
+    ns.impair("tbf rate 40mbit burst 64kbit latency 400ms");
+    let mut zetl = env.wait_streaming(|| {
+        let zetl = Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]);
+        std::thread::sleep(Duration::from_millis(2500));
+        cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
+        ns.unimpair();
+        zetl
+    });
+    let written = faults_under_workload(&ns, &env.log_path(), 200_000, |sql| {
         env.sql(sql);
     });
     if let Some(status) = zetl.try_exit() {

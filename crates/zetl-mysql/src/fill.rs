@@ -25,7 +25,7 @@ use crate::fill_cursor::{key_fits, FillCursor};
 use crate::flavor::Flavor;
 use crate::position::{BinlogPos, StoredPos};
 use crate::snapshot::{read_rows, RowQuery};
-use crate::stream::{event_file_max, Streamer};
+use crate::stream::{event_file_max, silence_limit, Streamer};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::VecDeque;
@@ -212,7 +212,9 @@ impl Fills {
             fill.cursor.since = Some(since);
         }
         tracing::debug!(table = %fill.table.id, after = ?fill.cursor.after, "reading a chunk");
-        let query = RowQuery { condition, order: fill.table.key.clone(), limit: Some(fill_pace::CHUNK_ROWS) };
+        let silence = silence_limit(streamer.heartbeat_secs);
+        let (order, limit) = (fill.table.key.clone(), Some(fill_pace::CHUNK_ROWS));
+        let query = RowQuery { condition, order, limit, silence };
         let base = fill.cursor.clone();
         let cursor = |last: &[Vec<u8>]| Some(FillCursor { after: Some(last.to_vec()), ..base.clone() }.cursor());
         let (rows, last) = read_rows(reader, &fill.table, &query, &cursor, &streamer.events).await?;

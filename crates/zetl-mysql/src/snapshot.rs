@@ -30,13 +30,20 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 pub struct Snapshot {
     conns: Vec<Conn>,
     pub position: BinlogPos,
+    /// How long a copy's connection may stay silent before it is taken for lost (`read_rows`).
+    silence: Option<Duration>,
 }
 
 impl Snapshot {
     /// Opens up to `parallelism` snapshot transactions at the same position. Under a busy
     /// write load some may land elsewhere; they are retried a few times and then left out
     /// (the copy is then less parallel, never inconsistent).
-    pub async fn open(info: &ConnInfo, flavor: Flavor, parallelism: usize) -> Result<Snapshot, MyError> {
+    pub async fn open(
+        info: &ConnInfo,
+        flavor: Flavor,
+        parallelism: usize,
+        silence: Option<Duration>,
+    ) -> Result<Snapshot, MyError> {
         let mut conns = Vec::with_capacity(parallelism);
         for _ in 0..parallelism.max(1) {
             conns.push(info.connect().await?);
@@ -70,7 +77,7 @@ impl Snapshot {
         if !retry.is_empty() {
             tracing::info!(connections = kept.len(), "busy source: copying with fewer connections");
         }
-        Ok(Snapshot { conns: kept, position })
+        Ok(Snapshot { conns: kept, position, silence })
     }
 
     /// Sends Schema and CopyStart (or CopyResume) for every table, then its rows, then
@@ -88,7 +95,7 @@ impl Snapshot {
         events: &EventSender,
         progress: &Arc<Progress>,
     ) -> Result<u64, MyError> {
-        let Snapshot { mut conns, .. } = self;
+        let Snapshot { mut conns, silence, .. } = self;
         let mut jobs = VecDeque::new();
         let mut state = HashMap::new();
         for (info, table) in tables {
@@ -131,7 +138,7 @@ impl Snapshot {
         let mut workers = tokio::task::JoinSet::new();
         for conn in conns {
             let (jobs, state, events, progress) = (jobs.clone(), state.clone(), events.clone(), progress.clone());
-            workers.spawn(async move { worker(conn, &jobs, &state, &events, &progress).await });
+            workers.spawn(async move { worker(conn, &jobs, &state, &events, &progress, silence).await });
         }
         let mut total = 0;
         while let Some(done) = workers.join_next().await {
@@ -210,11 +217,12 @@ async fn worker(
     state: &Mutex<TableState>,
     events: &EventSender,
     progress: &Progress,
+    silence: Option<Duration>,
 ) -> Result<u64, MyError> {
     let mut total = 0;
     let mut last_report = Instant::now();
     while let Some(job) = jobs.lock().ok().and_then(|mut j| j.pop_front()) {
-        let rows = copy_job(&mut conn, &job, events).await?;
+        let rows = copy_job(&mut conn, &job, events, silence).await?;
         total += rows;
         let done = {
             let mut s = state.lock().map_err(|_| MyError::Protocol("copy progress poisoned".into()))?;
@@ -237,14 +245,14 @@ async fn worker(
     Ok(total)
 }
 
-async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u64, MyError> {
+async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender, silence: Option<Duration>) -> Result<u64, MyError> {
     let t = &job.table;
     let key = job.range.as_ref().and(int_key_column(t));
     let query = match (&job.range, key) {
         (Some(range), Some(k)) => {
-            RowQuery { condition: range.condition(&t.columns[k].name), order: vec![k], limit: None }
+            RowQuery { condition: range.condition(&t.columns[k].name), order: vec![k], limit: None, silence }
         }
-        _ => RowQuery { condition: String::new(), order: Vec::new(), limit: None },
+        _ => RowQuery { condition: String::new(), order: Vec::new(), limit: None, silence },
     };
     // The cursor after an event's rows: the key of its last row.
     let cursor = |last: &[Vec<u8>]| {
@@ -255,11 +263,14 @@ async fn copy_job(conn: &mut Conn, job: &Job, events: &EventSender) -> Result<u6
 }
 
 /// Which rows `read_rows` reads: those `condition` holds for (empty: all), in the order of the
-/// key columns `order` (none: as stored), at most `limit`.
+/// key columns `order` (none: as stored), at most `limit`; and how long the connection may
+/// stay silent before it is taken for lost (a cut link would otherwise hold the copy for the
+/// system's minutes of retransmissions: the driver sets no timeout of its own).
 pub(crate) struct RowQuery {
     pub condition: String,
     pub order: Vec<usize>,
     pub limit: Option<u64>,
+    pub silence: Option<Duration>,
 }
 
 /// Sends `t`'s rows that `query` selects, each batch with the `cursor` made of its last row's
@@ -284,7 +295,15 @@ pub(crate) async fn read_rows(
         sql.push_str(&format!(" LIMIT {limit}"));
     }
     let mut last: Option<Vec<Vec<u8>>> = None;
-    let mut result = match conn.query_iter(sql).await {
+    let lost = |what: &str| {
+        let seconds = query.silence.unwrap_or_default().as_secs();
+        MyError::Disconnected(format!(
+            "nothing from the server for {seconds} s {what} {}: the connection is taken for lost",
+            t.id
+        ))
+    };
+    let started = silent_for(query.silence, conn.query_iter(sql)).await.ok_or_else(|| lost("starting to copy"))?;
+    let mut result = match started {
         Ok(r) => r,
         // 1412: created or rebuilt after the snapshot began, so the snapshot cannot read it.
         Err(mysql_async::Error::Server(e)) if e.code == 1412 => {
@@ -296,7 +315,9 @@ pub(crate) async fn read_rows(
         Err(e) => return Err(e).ctx(|| format!("copying {}", t.id)),
     };
     let mut batcher = CopyRowsBatcher::new(t.id.clone());
-    while let Some(row) = result.next().await.ctx(|| format!("copying {}", t.id))? {
+    loop {
+        let next = silent_for(query.silence, result.next()).await.ok_or_else(|| lost("while copying"))?;
+        let Some(row) = next.ctx(|| format!("copying {}", t.id))? else { break };
         let raw = row.unwrap_raw();
         if !query.order.is_empty() {
             let text = |k: usize| match raw.get(k) {
@@ -322,6 +343,14 @@ pub(crate) async fn read_rows(
         events.send(rest).await?;
     }
     Ok((count, last))
+}
+
+/// `f`, or `None` once `limit` passed without it.
+async fn silent_for<T>(limit: Option<Duration>, f: impl std::future::Future<Output = T>) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, f).await.ok(),
+        None => Some(f.await),
+    }
 }
 
 /// What the copy selects for a column. The text protocol renders a FLOAT with 6 significant

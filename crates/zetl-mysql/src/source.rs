@@ -13,7 +13,7 @@ use crate::flavor::Flavor;
 use crate::key_range::KeyRange;
 use crate::position::{BinlogPos, StoredPos};
 use crate::snapshot::{Continue, Snapshot};
-use crate::stream::{Pause, Streamer};
+use crate::stream::{silence_limit, Pause, Streamer};
 use mysql_async::Conn;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +42,11 @@ impl MySource {
 
     pub fn conn_info(&self) -> &ConnInfo {
         &self.info
+    }
+
+    /// How long a copy's connection may stay silent: as long as the binlog's (six heartbeats).
+    fn silence(&self) -> Option<Duration> {
+        silence_limit(self.config.heartbeat_secs)
     }
 
     /// The replica id zetl registers with: configured, or derived from the integration name
@@ -240,7 +245,7 @@ impl MySource {
         flavor: Flavor,
         ctx: &SourceContext,
     ) -> Result<Option<(BinlogPos, Vec<TableInfo>, Vec<(TableInfo, MyTable)>)>, MyError> {
-        let snapshot = Snapshot::open(&self.info, flavor, self.config.snapshot.parallelism).await?;
+        let snapshot = Snapshot::open(&self.info, flavor, self.config.snapshot.parallelism, self.silence()).await?;
         let position = snapshot.position.clone();
         tracing::info!(position = %position, "snapshot opened");
         // Listed after the snapshot opened: a table created or renamed before that
@@ -384,7 +389,7 @@ impl MySource {
             None => (1, u64::MAX),
         };
         let with_columns = self.describe(&mut streamer.side, &infos, progress).await?;
-        let snapshot = Snapshot::open(&self.info, streamer.flavor, parallelism).await?;
+        let snapshot = Snapshot::open(&self.info, streamer.flavor, parallelism, self.silence()).await?;
         let at = BinlogPos { gtid: None, ..snapshot.position.clone() };
         let none = HashMap::new();
         let continuing = initial.unwrap_or(&none);

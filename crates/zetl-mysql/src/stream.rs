@@ -584,7 +584,7 @@ pub(crate) fn open_for_rows(txn: &mut Option<Txn>, event_start: &BinlogPos) {
 /// peer vanished (a cut link, a blackholing firewall), which TCP alone would notice only after
 /// minutes. Generous, because one very large event on a slow link also arrives as silence.
 /// No limit when heartbeats are off.
-fn silence_limit(heartbeat_secs: u64) -> Option<Duration> {
+pub(crate) fn silence_limit(heartbeat_secs: u64) -> Option<Duration> {
     (heartbeat_secs > 0).then(|| Duration::from_secs((heartbeat_secs * 6).max(6)))
 }
 
