@@ -3,6 +3,7 @@
 
 use crate::common;
 use common::config::{map, yaml};
+use common::StopOnDrop;
 
 use common::{Rng, TestEnv};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,16 +50,6 @@ fn create_tables(env: &TestEnv) {
          INSERT INTO heap SELECT g % 100, 'row ' || g FROM generate_series(1, {HEAP}) g;\n\
          ANALYZE;"
     ));
-}
-
-/// Sets the flag when dropped: a failed assertion ends the workload thread too, instead of
-/// leaving the scope waiting for it.
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Runs the random workload on every table until `stop`; returns the transactions written.

@@ -6,6 +6,7 @@
 use crate::common;
 use common::config::{map, yaml};
 use common::mysql::MyEnv;
+use common::StopOnDrop;
 use common::{http_get, poll, zetl_command, Rng, TIMEOUT};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -52,15 +53,6 @@ fn metric(port: u16, series: &str) -> f64 {
 
 fn copying(port: u16, integration: &str, table: &str) -> bool {
     metric(port, &format!("zetl_table_copying{{integration=\"{integration}\",table=\"{table}\"}}")) > 0.0
-}
-
-/// Sets the flag when dropped: a failed assertion ends the workload thread too.
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// `zetl resync` of a million-row table while zetl runs: the table is filled beside the

@@ -7,19 +7,11 @@
 use crate::common;
 use common::mysql::{MyEnv, MY_DB};
 use common::netns::Netns;
+use common::StopOnDrop;
 use common::{PgOptions, TestEnv, Zetl};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Stops the workload when dropped: a failed assertion inside `thread::scope` must not wait
-/// forever for the writer.
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 use zetl_testkit::MariaDbOptions;
 
 /// The harness's user and password; the connection's dead-peer timing shortened through the

@@ -634,3 +634,13 @@ fn fill_in_progress(run: &str) -> bool {
     }
     !open.is_empty()
 }
+
+/// Sets the flag when dropped: a failed assertion inside `thread::scope` ends the workload
+/// thread too, instead of leaving the scope waiting for it.
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -117,9 +117,7 @@ impl Fills {
                 tracing::debug!(table = %id, "fill dropped: the table is copied again");
             } else {
                 // Dropped or renamed away: the rows copied so far stay, marked as incomplete.
-                tracing::warn!(table = %id, "the table being copied left the source under this name; its copy stops");
-                let reason = "left the source under this name during its copy".to_string();
-                streamer.events.send(SourceEvent::ResyncRequired { table: id, reason }).await?;
+                left(streamer, id).await?;
             }
             return Ok(None);
         }
@@ -168,11 +166,9 @@ impl Fills {
                 self.queue.pop_front();
                 // Its changes so far are skipped, so the stream would never see it go: it
                 // follows whatever is created under the name after the snapshot instead.
-                tracing::warn!(table = %id, "the table being copied left the source under this name; its copy stops");
                 streamer.copied_at.insert(id.clone(), at);
                 streamer.forget(&id);
-                let reason = "left the source under this name during its copy".to_string();
-                streamer.events.send(SourceEvent::ResyncRequired { table: id, reason }).await?;
+                left(streamer, id).await?;
                 Ok(None)
             }
         }
@@ -234,6 +230,13 @@ impl Fills {
         tracing::info!(table = %fill.table.id, why, "the copy made while streaming starts over in one piece");
         Some(fill.table.id.clone())
     }
+}
+
+/// The table being filled left the source under its name: its copy stops, marked so.
+async fn left(streamer: &Streamer, table: TableId) -> Result<(), MyError> {
+    tracing::warn!(table = %table, "the table being copied left the source under this name; its copy stops");
+    let reason = "left the source under this name during its copy".to_string();
+    Ok(streamer.events.send(SourceEvent::ResyncRequired { table, reason }).await?)
 }
 
 /// How far the stream is behind the server's binlog, in bytes (`None` when it cannot be told;

@@ -320,11 +320,14 @@ pub(crate) async fn read_rows(
         let Some(row) = next.ctx(|| format!("copying {}", t.id))? else { break };
         let raw = row.unwrap_raw();
         if !query.order.is_empty() {
-            let text = |k: usize| match raw.get(k) {
-                Some(Some(mysql_async::Value::Bytes(b))) => b.clone(),
-                _ => Vec::new(),
-            };
-            last = Some(query.order.iter().map(|&k| text(k)).collect());
+            // Per row: the buffers of the last key are reused, not allocated again.
+            let key = last.get_or_insert_with(|| vec![Vec::new(); query.order.len()]);
+            for (text, &k) in key.iter_mut().zip(&query.order) {
+                text.clear();
+                if let Some(Some(mysql_async::Value::Bytes(b))) = raw.get(k) {
+                    text.extend_from_slice(b);
+                }
+            }
         }
         let mut out = Vec::with_capacity(t.columns.len());
         for (col, value) in t.columns.iter().zip(raw) {
