@@ -206,3 +206,81 @@ fn a_resync_filled_beside_the_stream_meets_every_kind_of_change() {
     zetl.stop();
     env.assert_equal(&["public.docs"]);
 }
+
+/// A resync replaces the table for readers in one transaction (`apply.resync: replace`, the
+/// default): while the new copy is filled aside, a reader of the PostgreSQL target keeps seeing
+/// every old row (here, rows the target was made to differ in) through a view the user built
+/// on the table; then the whole new copy at once, the view intact. A table set to `in_place`
+/// is emptied and filled where it is. Both end equal under a workload.
+#[test]
+fn a_resync_replaces_the_table_whole_for_readers() {
+    const ROWS: u64 = 300_000;
+    let env = TestEnv::start("replace");
+    let target = common::PgServer::start(common::PgOptions::default()).expect("start the target PostgreSQL");
+    env.sql(&format!(
+        "CREATE TABLE big (id int PRIMARY KEY, v int, pad text);\n\
+         INSERT INTO big SELECT g, 0, md5(g::text) FROM generate_series(1, {ROWS}) g; ANALYZE big;\n\
+         CREATE TABLE near (id int PRIMARY KEY, v int);\n\
+         INSERT INTO near SELECT g, 0 FROM generate_series(1, {ROWS}) g; ANALYZE near;"
+    ));
+    let port = zetl_testkit::free_port();
+    let cfg = common::warehouse::pg_target_config(&env, &target)
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
+        .set("apply", common::config::yaml("{ tables: { public.near: { resync: in_place } } }"))
+        .write();
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "topg");
+    let reader = |sql: &str| target.psql(DB, sql).expect("read the target").trim().to_string();
+    reader("CREATE VIEW mirror.big_seen AS SELECT * FROM mirror.big; UPDATE mirror.big SET v = -1 WHERE id <= 100;");
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let samples = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut i = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                env.sql(&format!(
+                    "BEGIN; UPDATE big SET v = v + 1 WHERE id = {a}; DELETE FROM big WHERE id = {d}; \
+                     INSERT INTO big VALUES ({n}, {i}, 'new'); UPDATE near SET v = v + 1 WHERE id = {a}; COMMIT;",
+                    a = 1000 + (i * 7919) % (ROWS - 1000),
+                    d = 1000 + (i * 104_729) % (ROWS - 1000),
+                    n = 10_000_000 + i,
+                ));
+                i += 1;
+            }
+        });
+        let out = zetl_command(&["resync", "-c", cfg.to_str().expect("utf-8 path"), "public.big", "public.near"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        // (rows the target made differ, rows, whether the table filled aside exists), read in
+        // one snapshot, until the copy is done.
+        let mut samples = Vec::new();
+        while common::warehouse::copies_of(&env, "public.big") < 1 {
+            let seen = reader(
+                "SELECT count(*) FILTER (WHERE v = -1) || ' ' || count(*) || ' ' || \
+                 (to_regclass('mirror._zetl_fill_big') IS NOT NULL) FROM mirror.big_seen",
+            );
+            samples.push(seen);
+            assert!(samples.len() < 20_000, "the copy of public.big did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        common::warehouse::wait_copied(&env, &mut zetl, "public.near", 1);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().expect("workload");
+        samples
+    });
+    let aside: Vec<&String> = samples.iter().filter(|s| s.ends_with(" true")).collect();
+    assert!(!aside.is_empty(), "no reader saw the table being filled aside: {samples:?}");
+    for seen in aside {
+        let (old, rows) = seen.split_once(' ').expect("three fields");
+        let rows: u64 = rows.split(' ').next().and_then(|r| r.parse().ok()).expect("a count");
+        // The old rows, all of them (the workload only adds a row per deleted one meanwhile).
+        assert!(old == "100" && rows >= ROWS - 1, "a reader saw a partly replaced table: {seen}");
+    }
+    env.wait_caught_up(&mut zetl, "topg");
+    zetl.stop();
+    let pairs = [("public.big", "mirror.big"), ("public.big", "mirror.big_seen"), ("public.near", "mirror.near")];
+    zetl_testkit::compare_pg::assert_pg_tables_equal(&env.url(), &target.url(DB), &pairs, "");
+    assert_eq!(reader("SELECT to_regclass('mirror._zetl_fill_big') IS NULL"), "t", "the table filled aside was left");
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("the table filled aside replaced the table table=public.big"), "{log}");
+    assert!(!log.contains("aside=public._zetl_fill_near"), "public.near (in_place) was filled aside:\n{log}");
+}

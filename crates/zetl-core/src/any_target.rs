@@ -61,6 +61,15 @@ impl<T: Target> Target for Erased<T> {
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), Failed> {
         self.0.copy_done(table, rows, copied).map_err(Failed::of)
     }
+    fn fill_aside(&mut self, table: &TableId, aside: &TableId, resumed: bool) -> Result<bool, Failed> {
+        self.0.fill_aside(table, aside, resumed).map_err(Failed::of)
+    }
+    fn replace_with_aside(&mut self, table: &TableId, aside: &TableId) -> Result<(), Failed> {
+        self.0.replace_with_aside(table, aside).map_err(Failed::of)
+    }
+    fn drop_aside(&mut self, aside: &TableId) -> Result<(), Failed> {
+        self.0.drop_aside(aside).map_err(Failed::of)
+    }
     fn apply(&mut self, batch: &Batch) -> Result<(), Failed> {
         self.0.apply(batch).map_err(Failed::of)
     }
@@ -135,6 +144,15 @@ impl<T: Target + ?Sized> Target for Box<T> {
     }
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), T::Error> {
         (**self).copy_done(table, rows, copied)
+    }
+    fn fill_aside(&mut self, table: &TableId, aside: &TableId, resumed: bool) -> Result<bool, T::Error> {
+        (**self).fill_aside(table, aside, resumed)
+    }
+    fn replace_with_aside(&mut self, table: &TableId, aside: &TableId) -> Result<(), T::Error> {
+        (**self).replace_with_aside(table, aside)
+    }
+    fn drop_aside(&mut self, aside: &TableId) -> Result<(), T::Error> {
+        (**self).drop_aside(aside)
     }
     fn apply(&mut self, batch: &Batch) -> Result<(), T::Error> {
         (**self).apply(batch)

@@ -1,6 +1,7 @@
 //! How changes are applied at the target, per integration with per-table overrides: deletes
 //! remove the row (`hard`) or mark it (`soft`: `_zetl_deleted`, `_zetl_synced_at`,
-//! `_zetl_position`), and a source TRUNCATE is applied or ignored.
+//! `_zetl_position`), a source TRUNCATE is applied or ignored, and a copy made while streaming
+//! replaces the table when complete or fills it in place.
 
 use crate::model::TableId;
 use serde::Deserialize;
@@ -33,12 +34,25 @@ pub enum OnError {
     DeadLetter,
 }
 
+/// Where a copy made while streaming beside the stream (a resync, a table that joins) writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncMode {
+    /// Into a table of its own that replaces the table in one transaction when complete:
+    /// readers see the old rows until then.
+    #[default]
+    Replace,
+    /// Into the table itself, emptied first: readers see it fill and follow the stream.
+    InPlace,
+}
+
 /// The settings of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TableApply {
     pub deletes: DeleteMode,
     pub truncate: TruncatePolicy,
     pub on_error: OnError,
+    pub resync: ResyncMode,
 }
 
 /// The `apply` block of an integration, as written.
@@ -51,6 +65,8 @@ pub struct ApplyDoc {
     truncate: TruncatePolicy,
     #[serde(default)]
     on_error: OnError,
+    #[serde(default)]
+    resync: ResyncMode,
     /// `schema.table` → overrides.
     #[serde(default)]
     tables: BTreeMap<String, TableApplyDoc>,
@@ -62,6 +78,7 @@ struct TableApplyDoc {
     deletes: Option<DeleteMode>,
     truncate: Option<TruncatePolicy>,
     on_error: Option<OnError>,
+    resync: Option<ResyncMode>,
 }
 
 /// Settings for every table of an integration.
@@ -73,7 +90,8 @@ pub struct ApplyPolicy {
 
 impl ApplyPolicy {
     pub fn from_doc(doc: ApplyDoc) -> Result<Self, String> {
-        let default = TableApply { deletes: doc.deletes, truncate: doc.truncate, on_error: doc.on_error };
+        let default =
+            TableApply { deletes: doc.deletes, truncate: doc.truncate, on_error: doc.on_error, resync: doc.resync };
         let mut tables = HashMap::new();
         for (name, t) in doc.tables {
             let Some((schema, table)) = name.split_once('.').filter(|(s, t)| !s.is_empty() && !t.is_empty()) else {
@@ -83,6 +101,7 @@ impl ApplyPolicy {
                 deletes: t.deletes.unwrap_or(default.deletes),
                 truncate: t.truncate.unwrap_or(default.truncate),
                 on_error: t.on_error.unwrap_or(default.on_error),
+                resync: t.resync.unwrap_or(default.resync),
             };
             tables.insert(TableId::new(schema, table), settings);
         }
@@ -99,8 +118,10 @@ impl ApplyPolicy {
         std::iter::once(&self.default).chain(self.tables.values())
     }
 
+    /// The settings of `table`; a table filled aside follows those of the table it replaces.
     pub fn for_table(&self, table: &TableId) -> TableApply {
-        self.tables.get(table).copied().unwrap_or(self.default)
+        let replaced = table.replaced_by_aside();
+        self.tables.get(replaced.as_ref().unwrap_or(table)).copied().unwrap_or(self.default)
     }
 }
 
@@ -143,5 +164,14 @@ mod tests {
         let dl = ApplyPolicy::from_doc(dl).expect("valid");
         assert_eq!(dl.for_table(&TableId::new("a", "b")).on_error, OnError::DeadLetter);
         assert_eq!(p.for_table(&TableId::new("a", "b")).on_error, OnError::Fail);
+        let fills: ApplyDoc =
+            serde_yaml::from_str("deletes: soft\nresync: in_place\ntables: { shop.audit: { resync: replace } }")
+                .expect("parse");
+        let fills = ApplyPolicy::from_doc(fills).expect("valid");
+        let audit = TableId::new("shop", "audit");
+        assert_eq!(fills.for_table(&audit).resync, ResyncMode::Replace);
+        assert_eq!(fills.for_table(&audit.fill_aside()), fills.for_table(&audit));
+        assert_eq!(fills.for_table(&TableId::new("shop", "x")).resync, ResyncMode::InPlace);
+        assert!(serde_yaml::from_str::<ApplyDoc>("resync: swap").is_err());
     }
 }

@@ -182,7 +182,8 @@ impl Batch {
             ChangeKind::Update { .. } => counts.updates += 1,
             ChangeKind::Delete { .. } | ChangeKind::Expire { .. } => counts.deletes += 1,
         }
-        let table = self.tables.entry(change.table).or_default();
+        // The schema names the table written: a table filled aside takes its table's changes.
+        let table = self.tables.entry(schema.id.clone()).or_default();
         if self.changelog {
             table.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Change(change.kind) });
             return;

@@ -86,6 +86,17 @@ impl Bookkeeping {
         })
     }
 
+    /// The rows of table `from` (one filled aside) moved into `to` in the open transaction:
+    /// what was kept about `from` is `to`'s now.
+    pub fn moved(&mut self, from: &TableId, to: &TableId) {
+        if self.soft_touched.remove(from) {
+            self.soft_touched.insert(to.clone());
+        }
+        if self.letters_pending.remove(from) {
+            self.letters_pending.insert(to.clone());
+        }
+    }
+
     /// The tables whose new rows take the position of the commit being made.
     pub fn take_soft_touched(&mut self) -> HashSet<TableId> {
         std::mem::take(&mut self.soft_touched)

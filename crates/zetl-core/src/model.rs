@@ -14,9 +14,23 @@ pub struct TableId {
     pub name: String,
 }
 
+/// Name prefix of the table a copy made while streaming fills before it replaces the table
+/// (`apply.resync: replace`).
+const ASIDE_PREFIX: &str = "_zetl_fill_";
+
 impl TableId {
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
         Self { schema: schema.into(), name: name.into() }
+    }
+
+    /// The table a copy made while streaming fills aside, beside this one, to replace it.
+    pub fn fill_aside(&self) -> TableId {
+        TableId::new(&self.schema, format!("{ASIDE_PREFIX}{}", self.name))
+    }
+
+    /// For a table filled aside: the table it replaces.
+    pub fn replaced_by_aside(&self) -> Option<TableId> {
+        self.name.strip_prefix(ASIDE_PREFIX).map(|name| TableId::new(&self.schema, name))
     }
 }
 

@@ -2,7 +2,7 @@
 //! transactions into batches, applies them to the target with the checkpoint in the same target
 //! transaction, and only then tells the source what it may acknowledge.
 
-use crate::apply::{ApplyPolicy, TruncatePolicy};
+use crate::apply::{ApplyPolicy, ResyncMode, TruncatePolicy};
 use crate::batch::Batch;
 use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
@@ -44,6 +44,9 @@ pub struct Writer<T: Target> {
     /// Tables being filled beside the stream (between FillStart and CopyDone), with the rows
     /// their copy holds so far.
     filling: HashMap<TableId, u64>,
+    /// Tables being filled aside (`apply.resync: replace`): table → the table filled, which
+    /// takes the table's changes until it replaces the table (see [`Target::fill_aside`]).
+    aside: HashMap<TableId, TableId>,
     /// Changes of the source transaction in progress.
     txn_changes: u64,
     pending_commit_time: Option<i64>,
@@ -77,6 +80,7 @@ impl<T: Target> Writer<T> {
             pending_txns: 0,
             copying: 0,
             filling: HashMap::new(),
+            aside: HashMap::new(),
             txn_changes: 0,
             pending_commit_time: None,
             idle_position: None,
@@ -161,7 +165,12 @@ impl<T: Target> Writer<T> {
                         ),
                     });
                 }
-                if self.open && self.target.alter_needs_commit(&schema).map_err(target_err)? {
+                let aside = self.aside.get(&schema.id).map(|a| TableSchema { id: a.clone(), ..schema.clone() });
+                let mut needs_commit = self.target.alter_needs_commit(&schema).map_err(target_err)?;
+                if let Some(aside) = &aside {
+                    needs_commit |= self.target.alter_needs_commit(aside).map_err(target_err)?;
+                }
+                if self.open && needs_commit {
                     if self.txn_changes > 0 {
                         tracing::warn!(table = %schema.id, "a source transaction changed the table's columns after changing its rows; its first part is committed separately");
                     }
@@ -170,23 +179,20 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 // Staged changes were captured with the old column list: write them first.
                 self.flush()?;
-                let added = self.target.ensure_table(&schema).map_err(target_err)?;
-                for (column, value) in self.fills.remove(&schema.id).unwrap_or_default() {
-                    // A column the target had already (a restart replaying the schema change)
-                    // keeps its values: rows written since may hold others.
-                    if let (true, Some(i)) = (added.contains(&column), schema.column_index(&column)) {
-                        self.target.fill_column(&schema, i, &value).map_err(target_err)?;
-                        tracing::info!(table = %schema.id, column, "filled the added column of the existing rows");
-                    }
+                let fills = self.fills.remove(&schema.id).unwrap_or_default();
+                // The table replaced at the end of a fill aside is brought up too: it keeps the
+                // shape of the source for whatever its users built on it.
+                for schema in std::iter::once(schema).chain(aside) {
+                    self.bring_up(&schema, &fills)?;
+                    self.schemas.insert(schema.id.clone(), schema);
                 }
-                self.schemas.insert(schema.id.clone(), schema);
             }
             SourceEvent::AddedColumnValue { table, column, value } => {
                 self.fills.entry(table).or_default().push((column, value));
             }
             SourceEvent::CopyStart(table) => {
                 self.ensure_open()?;
-                self.stop_filling(&table)?;
+                self.stop_filling(&table, false)?;
                 self.phase_for_copy();
                 self.target.copy_start(&table).map_err(target_err)?;
                 self.progress.set_copying(&table, true);
@@ -204,11 +210,13 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 // Earlier changes of the table in this batch go before it is emptied.
                 self.flush()?;
+                let aside = self.start_aside(&table, resumed.is_some())?;
                 match resumed {
                     Some(rows) => {
                         self.target.copy_holds(&table, rows).map_err(target_err)?;
                         self.progress.add_copied(&table.to_string(), rows);
                     }
+                    None if aside => {}
                     None => self.target.copy_start(&table).map_err(target_err)?,
                 }
                 self.progress.set_copying(&table, true);
@@ -218,7 +226,7 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 let schema = self
                     .schemas
-                    .get(&table)
+                    .get(self.place(&table))
                     .ok_or_else(|| PipelineError::Protocol(format!("rows of {table} before its schema")))?;
                 let n = rows.len() as u64;
                 for row in rows {
@@ -256,7 +264,7 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::CopyDone { table, rows, copied } => {
                 self.ensure_open()?;
-                if !self.stop_filling(&table)? {
+                if !self.stop_filling(&table, true)? {
                     self.copying = self.copying.saturating_sub(1);
                 }
                 self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
@@ -285,7 +293,7 @@ impl<T: Target> Writer<T> {
                 }
                 let schema = self
                     .schemas
-                    .get(&change.table)
+                    .get(self.place(&change.table))
                     .ok_or_else(|| PipelineError::Protocol(format!("change to {} before its schema", change.table)))?;
                 self.batch.push(schema, change);
                 self.txn_changes += 1;
@@ -295,7 +303,8 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::Truncate(tables) => {
                 for table in tables.iter().filter(|t| self.apply.for_table(t).truncate == TruncatePolicy::Apply) {
-                    self.batch.truncate(table);
+                    let place = self.place(table).clone();
+                    self.batch.truncate(&place);
                 }
             }
             SourceEvent::Commit { position, commit_time_us } => {
@@ -326,7 +335,7 @@ impl<T: Target> Writer<T> {
             SourceEvent::ResyncRequired { table, reason } => {
                 tracing::warn!(table = %table, reason, "the table will be copied again");
                 self.ensure_open()?;
-                if self.stop_filling(&table)? {
+                if self.stop_filling(&table, false)? {
                     self.progress.set_copying(&table, false);
                 }
                 self.target
@@ -368,21 +377,69 @@ impl<T: Target> Writer<T> {
         Ok(())
     }
 
-    /// The fill of `table` ends (complete, or given up: copied whole instead, or to be copied
-    /// again). Its changes batched so far are written first, as those of a table being filled.
-    /// Returns whether it was being filled.
-    fn stop_filling(&mut self, table: &TableId) -> Result<bool, PipelineError> {
+    /// Where the changes of `table` go: the table itself, or the table filled aside to
+    /// replace it.
+    fn place<'a>(&'a self, table: &'a TableId) -> &'a TableId {
+        self.aside.get(table).unwrap_or(table)
+    }
+
+    /// Creates the table, or brings it up to `schema`; `fills` are the values of the columns it
+    /// adds for the rows before them.
+    fn bring_up(&mut self, schema: &TableSchema, fills: &[(String, Value)]) -> Result<(), PipelineError> {
+        let added = self.target.ensure_table(schema).map_err(target_err)?;
+        for (column, value) in fills {
+            // A column the target had already (a restart replaying the schema change)
+            // keeps its values: rows written since may hold others.
+            if let (true, Some(i)) = (added.contains(column), schema.column_index(column)) {
+                self.target.fill_column(schema, i, value).map_err(target_err)?;
+                tracing::info!(table = %schema.id, column, "filled the added column of the existing rows");
+            }
+        }
+        Ok(())
+    }
+
+    /// A fill of `table` begins (or, `resumed`, continues after a restart): aside, when its
+    /// settings ask for that (a resumed fill goes on where it was written) and the target can.
+    /// Returns whether it fills aside.
+    fn start_aside(&mut self, table: &TableId, resumed: bool) -> Result<bool, PipelineError> {
+        let wanted = resumed || self.apply.for_table(table).resync == ResyncMode::Replace;
+        let Some(schema) = self.schemas.get(table).filter(|_| wanted) else { return Ok(false) };
+        let aside = TableSchema { id: table.fill_aside(), ..schema.clone() };
+        if !self.target.fill_aside(table, &aside.id, resumed).map_err(target_err)? {
+            return Ok(false);
+        }
+        self.bring_up(&aside, &[])?;
+        tracing::info!(table = %table, aside = %aside.id, "filling a table aside; it replaces the table when complete");
+        self.aside.insert(table.clone(), aside.id.clone());
+        self.schemas.insert(aside.id.clone(), aside);
+        Ok(true)
+    }
+
+    /// The fill of `table` ends: `complete`, or given up (copied whole instead, or to be
+    /// copied again). Its changes batched so far are written first, as those of a table being
+    /// filled; a table filled aside then replaces it, or is dropped. Returns whether it was
+    /// being filled.
+    fn stop_filling(&mut self, table: &TableId, complete: bool) -> Result<bool, PipelineError> {
         if !self.filling.contains_key(table) {
             return Ok(false);
         }
         self.flush()?;
         self.filling.remove(table);
+        if let Some(aside) = self.aside.remove(table) {
+            self.schemas.remove(&aside);
+            if complete {
+                self.target.replace_with_aside(table, &aside).map_err(target_err)?;
+                tracing::info!(table = %table, "the table filled aside replaced the table");
+            } else {
+                self.target.drop_aside(&aside).map_err(target_err)?;
+            }
+        }
         Ok(true)
     }
 
     fn flush(&mut self) -> Result<(), PipelineError> {
         for table in self.filling.keys() {
-            self.batch.mark_filling(table);
+            self.batch.mark_filling(self.aside.get(table).unwrap_or(table));
         }
         if !self.batch.is_empty() {
             self.target.apply(&self.batch).map_err(target_err)?;

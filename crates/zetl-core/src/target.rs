@@ -58,6 +58,30 @@ pub trait Target: Send {
     fn copy_holds(&mut self, table: &TableId, rows: u64) -> Result<(), Self::Error>;
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), Self::Error>;
 
+    /// A copy made beside the stream (see [`SourceEvent::FillStart`](crate::SourceEvent::FillStart))
+    /// of `table` is to go into `aside` ([`TableId::fill_aside`]), a table of its own that
+    /// replaces `table` when complete, so that readers see `table` as it was until then. A new
+    /// fill (`resumed` false) marks `table` as being copied, without emptying it, and removes
+    /// whatever an earlier fill left in `aside`; the pipeline then creates `aside` with
+    /// `ensure_table`. A fill resumed after a restart asks whether `aside` holds its rows.
+    /// Returns false where this target fills in place only (or `aside` is not there): nothing
+    /// was changed then.
+    fn fill_aside(&mut self, _table: &TableId, _aside: &TableId, _resumed: bool) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    /// The fill of `table` in `aside` is complete: in the open transaction, `table` takes the
+    /// rows of `aside` in place of its own (keeping what the target's users gave it: views,
+    /// grants, column types), and `aside` is dropped. Called only after `fill_aside` said yes.
+    fn replace_with_aside(&mut self, _table: &TableId, _aside: &TableId) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// A fill in `aside` was given up (the table is copied whole instead, or again later).
+    fn drop_aside(&mut self, _aside: &TableId) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
     /// Applies collapsed changes inside the open transaction.
     fn apply(&mut self, batch: &Batch) -> Result<(), Self::Error>;
 

@@ -25,6 +25,10 @@ fn existing_columns(conn: &Connection, table: &TableId) -> Result<Option<Vec<(St
     Ok(if cols.is_empty() { None } else { Some(cols.into_iter().map(|c| (c.name, c.data_type)).collect()) })
 }
 
+pub fn table_exists(conn: &Connection, table: &TableId) -> Result<bool, DuckdbError> {
+    Ok(existing_columns(conn, table)?.is_some())
+}
+
 /// DuckDB folds identifiers to one case when it compares them: `"Orders"` and `orders` are one
 /// table, `ID` and `id` one column. Two source names that fold together would merge two tables'
 /// rows, or fail a CREATE, so they stop the integration before anything is written.

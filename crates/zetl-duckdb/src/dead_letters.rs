@@ -110,6 +110,16 @@ pub fn supersede_table(conn: &Connection, integration: &str, table: &TableId, wh
     .context(|| format!("superseding dead letters of {table}"))
 }
 
+/// The letters of table `from` are `to`'s (a table filled aside replaced `to`).
+pub fn move_table(conn: &Connection, integration: &str, from: &TableId, to: &TableId) -> Result<usize, DuckdbError> {
+    conn.execute(
+        "UPDATE _zetl.dead_letters SET table_schema = ?, table_name = ? \
+         WHERE integration = ? AND table_schema = ? AND table_name = ?",
+        params![to.schema, to.name, integration, from.schema, from.name],
+    )
+    .context(|| format!("moving the dead letters of {from} to {to}"))
+}
+
 pub fn list(conn: &Connection, integration: &str) -> Result<Vec<DeadLetter>, DuckdbError> {
     let mut stmt = conn
         .prepare(

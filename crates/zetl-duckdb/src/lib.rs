@@ -237,6 +237,41 @@ impl Target for DuckdbTarget {
         }
     }
 
+    fn fill_aside(&mut self, table: &TableId, aside: &TableId, resumed: bool) -> Result<bool, DuckdbError> {
+        let exists = ddl::table_exists(&self.conn, aside)?;
+        if resumed {
+            return Ok(exists);
+        }
+        self.drop_aside(aside)?;
+        if self.books.copy_started(table) {
+            dead_letters::supersede_table(&self.conn, &self.integration, table, dead_letters::COPIED)?;
+        }
+        state::set_table_state(&self.conn, &self.integration, table, TableState::Copying, 0)?;
+        Ok(true)
+    }
+
+    fn replace_with_aside(&mut self, table: &TableId, aside: &TableId) -> Result<(), DuckdbError> {
+        // By name: the table may hold columns the source dropped since (they stay, NULL).
+        let (t, a) = (ddl::qualified(table), ddl::qualified(aside));
+        self.conn
+            .execute_batch(&format!("DELETE FROM {t}; INSERT INTO {t} BY NAME SELECT * FROM {a}"))
+            .context(|| format!("replacing the rows of {table} with those of {aside}"))?;
+        dead_letters::move_table(&self.conn, &self.integration, aside, table)?;
+        self.books.moved(aside, table);
+        self.drop_aside(aside)
+    }
+
+    fn drop_aside(&mut self, aside: &TableId) -> Result<(), DuckdbError> {
+        if let Some(stage) = self.stages.remove(aside) {
+            self.conn
+                .execute_batch(&format!("DROP TABLE IF EXISTS {}", stage.sql_name()))
+                .context(|| format!("dropping the staging table of {aside}"))?;
+        }
+        self.conn
+            .execute_batch(&format!("DROP TABLE IF EXISTS {}", ddl::qualified(aside)))
+            .context(|| format!("dropping {aside}"))
+    }
+
     fn apply(&mut self, batch: &Batch) -> Result<(), DuckdbError> {
         for (table, changes) in &batch.tables {
             let soft = self.soft(table);
@@ -284,9 +319,11 @@ impl Target for DuckdbTarget {
         let tables = state::known_tables(&self.conn, &self.integration)?;
         self.conn.execute_batch("BEGIN TRANSACTION").context(|| "beginning a reset".into())?;
         for table in &tables {
-            self.conn
-                .execute_batch(&format!("DROP TABLE IF EXISTS {}", ddl::qualified(table)))
-                .context(|| format!("dropping {table} for a fresh copy"))?;
+            for t in [table.clone(), table.fill_aside()] {
+                self.conn
+                    .execute_batch(&format!("DROP TABLE IF EXISTS {}", ddl::qualified(&t)))
+                    .context(|| format!("dropping {t} for a fresh copy"))?;
+            }
         }
         state::forget(&self.conn, &self.integration)?;
         self.conn.execute_batch("COMMIT").context(|| "committing the reset".into())

@@ -93,6 +93,17 @@ pub async fn supersede_table(c: &Client, integration: &str, table: &TableId, why
     .ctx(|| format!("superseding dead letters of {table}"))
 }
 
+/// The letters of table `from` are `to`'s (a table filled aside replaced `to`).
+pub async fn move_table(c: &Client, integration: &str, from: &TableId, to: &TableId) -> Result<u64, PgTargetError> {
+    c.execute(
+        "UPDATE _zetl.dead_letters SET table_schema = $4, table_name = $5 \
+         WHERE integration = $1 AND table_schema = $2 AND table_name = $3",
+        &[&integration, &from.schema, &from.name, &to.schema, &to.name],
+    )
+    .await
+    .ctx(|| format!("moving the dead letters of {from} to {to}"))
+}
+
 /// Stamps the open transaction's new dead letters, and the letters it superseded, with the
 /// position it commits at.
 pub async fn set_position(c: &Client, integration: &str, position: &str) -> Result<(), PgTargetError> {

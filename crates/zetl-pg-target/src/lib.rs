@@ -33,6 +33,9 @@ use zetl_core::{
 };
 use zetl_postgres::conninfo::ConnInfo;
 
+/// PostgreSQL's NAMEDATALEN - 1: longer names are cut.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
 pub struct PgTarget {
     runtime: tokio::runtime::Runtime,
     client: Client,
@@ -257,6 +260,50 @@ impl Target for PgTarget {
         self.run(state::set_table_state(&self.client, &self.integration, table, streaming, rows, &copied))
     }
 
+    fn fill_aside(&mut self, table: &TableId, aside: &TableId, resumed: bool) -> Result<bool, PgTargetError> {
+        if aside.name.len() > MAX_IDENTIFIER_BYTES {
+            // PostgreSQL would cut the name; such a table is filled in place.
+            return Ok(false);
+        }
+        let name = self.target_name(aside);
+        let exists: bool = self.run(async {
+            let row = self.client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name]).await;
+            Ok(row.ctx(|| format!("looking for {name}"))?.get(0))
+        })?;
+        if resumed {
+            return Ok(exists);
+        }
+        self.drop_aside(aside)?;
+        if self.books.copy_started(table) {
+            let why = dead_letters::COPIED;
+            self.run(dead_letters::supersede_table(&self.client, &self.integration, table, why))?;
+        }
+        let copying = TableState::Copying;
+        self.run(state::set_table_state(&self.client, &self.integration, table, copying, 0, &CopiedTable::default()))?;
+        Ok(true)
+    }
+
+    fn replace_with_aside(&mut self, table: &TableId, aside: &TableId) -> Result<(), PgTargetError> {
+        let stage = self.stage(aside)?;
+        // By name: the table may hold columns the source dropped since (they stay, NULL).
+        let soft = self.soft(table).then_some(ddl::SOFT_COLUMNS.iter().map(|(n, _)| *n)).into_iter().flatten();
+        let columns: Vec<String> =
+            stage.schema.columns.iter().map(|c| c.name.as_str()).chain(soft).map(types::ident).collect();
+        let (t, a) = (self.target_name(table), self.target_name(aside));
+        // DELETE rather than TRUNCATE: readers go on reading the old rows until the commit.
+        self.sql(&format!("DELETE FROM {t}; INSERT INTO {t} ({c}) SELECT {c} FROM {a}", c = columns.join(", ")))?;
+        self.run(dead_letters::move_table(&self.client, &self.integration, aside, table))?;
+        self.books.moved(aside, table);
+        self.drop_aside(aside)
+    }
+
+    fn drop_aside(&mut self, aside: &TableId) -> Result<(), PgTargetError> {
+        if let Some(stage) = self.stages.remove(aside) {
+            self.run(stage.drop(&self.client))?;
+        }
+        self.sql(&format!("DROP TABLE IF EXISTS {}", self.target_name(aside)))
+    }
+
     fn apply(&mut self, batch: &Batch) -> Result<(), PgTargetError> {
         for (table, changes) in &batch.tables {
             let settings = self.apply.for_table(table);
@@ -319,6 +366,7 @@ impl Target for PgTarget {
         self.sql("BEGIN")?;
         for table in &tables {
             self.sql(&format!("DROP TABLE IF EXISTS {}", self.target_name(table)))?;
+            self.sql(&format!("DROP TABLE IF EXISTS {}", self.target_name(&table.fill_aside())))?;
         }
         self.run(state::forget(&self.client, &self.integration))?;
         self.sql("COMMIT")
