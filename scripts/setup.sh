@@ -26,6 +26,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
 # Network fault tests: network namespaces, veth pairs and tc.
 { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
+# Random packet loss in the network-fault tests (this kernel has no netem).
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]}"
   apt-get update -qq

@@ -1,7 +1,8 @@
 //! Network faults between zetl and its source (PostgreSQL, MariaDB), made with the kernel's tools: zetl
 //! runs in a network namespace and reaches the source over a veth pair that the test cuts
-//! (packets silently dropped, as behind a failed link or a blackholing firewall), flaps, or
-//! slows with `tc` — during the initial copy and while streaming under a write workload. zetl must notice the dead connection by itself, reconnect, never apply part of a
+//! (packets silently dropped, as behind a failed link or a blackholing firewall), flaps,
+//! slows with `tc`, or loses packets at random (nftables) — during the initial copy and while
+//! streaming under a write workload. zetl must notice the dead connection by itself, reconnect, never apply part of a
 //! transaction, and end with the whole target equal to the whole source.
 
 use crate::common;
@@ -40,8 +41,8 @@ fn cut_and_notice(log: &std::path::Path, ns: &Netns, long: Duration) {
 }
 
 /// While transactions of three statements (two accounts of `acct`, one row into `moves`) are
-/// written through `sql`: a 10 s cut that must be noticed while down, then six flaps.
-/// Returns how many transactions were written.
+/// written through `sql`: a 10 s cut that must be noticed while down, six flaps, then 10 s
+/// losing 10 % of the packets each way. Returns how many transactions were written.
 fn faults_under_workload(ns: &Netns, log: &std::path::Path, accounts: u64, sql: impl Fn(&str) + Sync) -> u64 {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -65,6 +66,9 @@ fn faults_under_workload(ns: &Netns, log: &std::path::Path, accounts: u64, sql: 
         std::thread::sleep(Duration::from_secs(2));
         ns.flap(6, Duration::from_millis(400));
         std::thread::sleep(Duration::from_secs(1));
+        ns.lose(10);
+        std::thread::sleep(Duration::from_secs(10));
+        ns.stop_losing();
         stop.store(true, Ordering::Relaxed);
         writer.join().expect("workload")
     })
@@ -87,12 +91,14 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     let config = env.config("net", &["public.*"]).source("url", source_url(&env, &ns)).metrics_off().write();
     let start = || Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]);
 
-    // The copy over a slow link, cut in the middle.
+    // The copy over a slow link losing 3 % of its packets, cut in the middle.
     ns.impair("tbf rate 40mbit burst 64kbit latency 400ms");
+    ns.lose(3);
     let mut zetl = start();
     std::thread::sleep(Duration::from_millis(2500));
     cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
     ns.unimpair();
+    ns.stop_losing();
     let healed = Instant::now();
     env.wait_caught_up(&mut zetl, "net");
     eprintln!("copy: caught up {:.1} s after the link came back", healed.elapsed().as_secs_f64());

@@ -2,8 +2,9 @@
 //! kernel's own tools: zetl runs inside it and reaches its servers over the pair, which the
 //! test cuts (`ip link set … down`), flaps, or slows (`tc`). Only addresses inside the pair's
 //! own /30 are used; nothing leaves the machine. Needs root (CAP_NET_ADMIN). This machine's
-//! kernel has no `netem` queueing discipline, so delay and random loss are not available;
-//! a flapping link stands in for loss.
+//! kernel has no `netem` queueing discipline: random loss is made with nftables inside the
+//! namespace instead, and a fixed delay is not available (a slow `tbf` queue delays packets
+//! as it fills).
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -96,6 +97,28 @@ impl Netns {
             self.heal();
             std::thread::sleep(period);
         }
+    }
+
+    /// Drops `percent` % of the packets each way at random (nftables inside the namespace).
+    pub fn lose(&self, percent: u32) {
+        let rules = format!(
+            "table inet zetl_loss {{\n\
+             chain in {{ type filter hook input priority 0; numgen random mod 100 < {percent} drop; }}\n\
+             chain out {{ type filter hook output priority 0; numgen random mod 100 < {percent} drop; }}\n}}\n"
+        );
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run nft (nftables)");
+        let mut stdin = nft.stdin.take().expect("nft's stdin");
+        std::io::Write::write_all(&mut stdin, rules.as_bytes()).expect("write the loss rules");
+        drop(stdin);
+        assert!(nft.wait().expect("nft").success(), "nft could not load the loss rules");
+    }
+
+    pub fn stop_losing(&self) {
+        self.inside(&["nft", "delete", "table", "inet", "zetl_loss"]);
     }
 
     pub fn unimpair(&self) {
