@@ -224,3 +224,62 @@ fn mariadb_fills_meet_an_added_column_and_a_drop() {
     assert!(log.contains("the copy made while streaming starts over in one piece"), "{log}");
     env.assert_equal(&["shop.big", "shop.small"]);
 }
+
+/// Tables keyed by a TIMESTAMP with fractions (with another column) and by a TIME are filled
+/// in chunks beside the binlog too, under writes from a session in another time zone: the
+/// cursor's literals name the same instants in zetl's UTC session. Both end equal.
+#[test]
+fn mariadb_timestamp_and_time_keys_are_filled_in_chunks() {
+    let env = MyEnv::start("my_fill_ts");
+    env.sql(
+        "CREATE TABLE events (at timestamp(6) NOT NULL, src int NOT NULL, v int, PRIMARY KEY (at, src)); \
+         INSERT INTO events SELECT FROM_UNIXTIME(1600000000 + seq DIV 3 * 2 + (seq % 1000) / 1000), seq % 3, seq \
+           FROM seq_1_to_150000; \
+         CREATE TABLE slots (t time(3) PRIMARY KEY, v int); \
+         INSERT INTO slots SELECT SEC_TO_TIME(CAST(seq AS SIGNED) - 60000 + 0.125), seq FROM seq_1_to_120000; \
+         ANALYZE TABLE events, slots",
+    );
+    let config = env.config("my_fill_ts").source("heartbeat_secs", 1).write();
+    let zetl = env.run_zetl_streaming(&config);
+    env.catch_up_and_stop(zetl, &config);
+    let out = zetl_command(&["resync", "-c", config.to_str().expect("utf-8 path"), "shop.events", "shop.slots"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stop = AtomicBool::new(false);
+    let mut zetl = env.run_zetl(&config);
+    let logged = |text: &str| std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.contains(text));
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| {
+            let mut rng = Rng::seeded(31);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (k, m) = (rng.range(1, 150_000), rng.range(1, 120_000));
+                env.sql(&format!(
+                    "SET time_zone = '+05:30'; \
+                     UPDATE events SET v = v + 1 WHERE at = FROM_UNIXTIME(1600000000 + {k} DIV 3 * 2 + ({k} % 1000) / 1000); \
+                     DELETE FROM events WHERE src = {s} AND at >= FROM_UNIXTIME(1600000000 + {k} * 2) LIMIT 1; \
+                     INSERT INTO events VALUES (FROM_UNIXTIME(1500000000 + {i} + 0.5), 7, {i}), (NOW(6) + INTERVAL {i} SECOND, 8, {i}); \
+                     UPDATE slots SET v = -v WHERE t = SEC_TO_TIME({m} - 60000 + 0.125); \
+                     UPDATE slots SET t = SEC_TO_TIME(-70000 - {i}) WHERE t = SEC_TO_TIME({m2} - 60000 + 0.125)",
+                    s = k % 3,
+                    m2 = (m * 7) % 120_000 + 1,
+                ));
+                i += 1;
+            }
+        });
+        for table in ["shop.events", "shop.slots"] {
+            common::wait_for(&format!("the fill of {table}"), &mut zetl, || {
+                logged(&format!("table copied while streaming table={table}"))
+            });
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    env.catch_up_and_stop(zetl, &config);
+    for table in ["shop.events", "shop.slots"] {
+        assert!(
+            logged(&format!("copying the table while streaming, in chunks table={table}")),
+            "{table} not filled in chunks"
+        );
+    }
+    env.assert_equal(&["shop.events", "shop.slots"]);
+}

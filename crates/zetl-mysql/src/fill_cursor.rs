@@ -74,8 +74,10 @@ impl FillCursor {
 }
 
 /// Whether a fill can read `table` in key order and compare its keys as the server orders
-/// them: a primary key of numbers, strings, binary strings, dates and datetimes. (ENUM and
-/// SET sort by their index but compare as text; floats, TIMESTAMP and BIT are left out too.)
+/// them: a primary key of numbers, strings, binary strings, dates, times, datetimes and
+/// timestamps (read and written back in the session's UTC, so a literal names the same
+/// instant). ENUM and SET sort by their index but compare as text; a float's text may not be
+/// its exact value; BIT is left out too.)
 pub fn key_fits(table: &MyTable) -> bool {
     !table.key.is_empty()
         && table.key.iter().all(|&k| {
@@ -86,7 +88,9 @@ pub fn key_fits(table: &MyTable) -> bool {
                     | MyKind::Text { .. }
                     | MyKind::Bytes { .. }
                     | MyKind::Date
+                    | MyKind::Time
                     | MyKind::DateTime
+                    | MyKind::Timestamp
             )
         })
 }
@@ -99,7 +103,7 @@ fn literal(kind: &MyKind, raw: &[u8]) -> Option<String> {
     };
     match kind {
         MyKind::Int { .. } | MyKind::Decimal { .. } => plain(&|b| b.is_ascii_digit() || b == b'-' || b == b'.'),
-        MyKind::Date | MyKind::DateTime => {
+        MyKind::Date | MyKind::Time | MyKind::DateTime | MyKind::Timestamp => {
             plain(&|b| b.is_ascii_digit() || b"-: .".contains(&b)).map(|t| format!("'{t}'"))
         }
         // A literal (coercible), so the comparison takes the column's own collation.
@@ -181,6 +185,7 @@ mod tests {
         assert!(key_fits(&table(&[("w", MyKind::Text { latin1: true })])));
         assert!(!key_fits(&table(&[("e", MyKind::Enum(vec!["b".into(), "a".into()]))])));
         assert!(!key_fits(&table(&[("f", MyKind::Float)])));
+        assert!(key_fits(&table(&[("at", MyKind::Timestamp), ("t", MyKind::Time)])));
         assert!(!key_fits(&table(&[])));
     }
 }
