@@ -179,3 +179,51 @@ fn wal_level_replica_and_wrong_password() {
     );
     assert_no_password("zetl run (wrong password)", &out);
 }
+
+/// A database whose encoding is SQL_ASCII stores text that is not UTF-8. `zetl check` warns
+/// of the encoding; a value that is not UTF-8 stops the initial copy, and later the stream at
+/// its transaction, with the reason and the fix (exit 1; nothing of it or after it applied),
+/// and again at the next start (never skipped); once the value is corrected at the source, the
+/// copy goes through, and `zetl resync --all` brings the target equal after the stream's.
+#[test]
+fn text_that_is_not_utf8_stops_with_the_fix() {
+    let env = TestEnv::start("sqlascii");
+    env.sql("CREATE DATABASE sa ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    let sa = |sql: &str| env.server.psql("sa", sql).unwrap_or_else(|e| panic!("SQL in database sa: {e}"));
+    sa("CREATE TABLE t (id int PRIMARY KEY, s text); INSERT INTO t VALUES (0, E'\\xff'), (1, 'plain');");
+    let url = env.server.url("sa");
+    let config = env.config("sa", &["public.*"]).source("url", url.as_str()).write();
+    let cfg = config.to_str().expect("utf-8 path");
+
+    let out = zetl_command(&["check", "-c", cfg]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "a warning does not fail `zetl check`\n{all}");
+    assert!(all.lines().any(|l| l.contains("database encoding") && l.contains("SQL_ASCII")), "{all}");
+
+    let stops = |zetl: &mut common::Zetl| {
+        assert!(common::poll(common::TIMEOUT, || zetl.try_exit().is_some()), "zetl did not stop at the value");
+        let status = zetl.try_exit().expect("exited");
+        let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+        assert_eq!(status.code(), Some(1), "{log}");
+        let last = log.lines().rev().find(|l| l.starts_with("zetl: error")).unwrap_or_default().to_string();
+        assert!(last.contains("not valid UTF-8") && last.contains("zetl resync --all"), "{last}");
+    };
+    stops(&mut env.run_zetl(&config));
+    sa("UPDATE t SET s = 'ff' WHERE id = 0");
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "sa");
+    sa("INSERT INTO t VALUES (2, E'caf\\xe9'); INSERT INTO t VALUES (3, 'after');");
+    stops(&mut zetl);
+    let held = env.target_value("SELECT string_agg(id::varchar, ',' ORDER BY id) FROM public.t");
+    assert_eq!(held, Some("0,1".into()));
+    let mut again = env.run_zetl(&config);
+    stops(&mut again);
+
+    sa("UPDATE t SET s = 'cafe' WHERE id = 2");
+    let out = zetl_command(&["resync", "-c", cfg, "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "sa");
+    zetl.stop();
+    common::assert_tables_equal(&url, &env.duckdb_path(), &["public.t"]);
+}

@@ -21,6 +21,7 @@ mod iceberg_catalog;
 mod identifiers;
 mod identity;
 mod keyless;
+mod large_values;
 mod lifecycle;
 mod metrics;
 mod mysql_changes;

@@ -61,11 +61,6 @@ fn ready(port: u16) -> bool {
     out.starts_with("HTTP/1.1 200")
 }
 
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
-}
-
 /// `cycles` times: start zetl, let it run a random 0.3–6 s (noting when `/readyz` first says
 /// it caught up), SIGKILL it; in every third cycle, once it caught up, `zetl resync` of
 /// `resync` (if given) first, so that some kills land in a copy made while streaming. Returns zetl
@@ -96,7 +91,7 @@ fn kill_cycles<S: common::Server>(
             std::thread::sleep(Duration::from_millis(25));
         }
         figures.catch_ups.extend(caught_up);
-        figures.peak_rss_kb = figures.peak_rss_kb.max(peak_rss_kb(zetl.pid()));
+        figures.peak_rss_kb = figures.peak_rss_kb.max(common::peak_rss_kb(zetl.pid()));
         zetl.kill9();
         figures.kills += 1;
     }

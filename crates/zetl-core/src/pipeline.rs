@@ -428,8 +428,10 @@ impl<T: Target> Writer<T> {
         if let Some(aside) = self.aside.remove(table) {
             self.schemas.remove(&aside);
             if complete {
+                let started = Instant::now();
                 self.target.replace_with_aside(table, &aside).map_err(target_err)?;
-                tracing::info!(table = %table, "the table filled aside replaced the table");
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(table = %table, seconds, "the table filled aside replaced the table");
             } else {
                 self.target.drop_aside(&aside).map_err(target_err)?;
             }

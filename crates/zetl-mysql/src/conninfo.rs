@@ -8,6 +8,9 @@ use zetl_core::config::redact_url;
 /// Every session reads text as utf8mb4 and temporal values in UTC.
 const SESSION_SETTINGS: &[&str] = &["SET NAMES utf8mb4", "SET time_zone = '+00:00'"];
 
+/// 1 GiB, MySQL's and MariaDB's upper bound for `max_allowed_packet`.
+const MAX_PACKET: usize = 1 << 30;
+
 #[derive(Clone)]
 pub struct ConnInfo {
     opts: Opts,
@@ -28,6 +31,11 @@ impl ConnInfo {
         let opts = OptsBuilder::from_opts(opts)
             .prefer_socket(false)
             .tcp_keepalive(Some(Duration::from_secs(30)))
+            // The protocol's largest packet. The driver would otherwise take the server's
+            // `max_allowed_packet`, which bounds statements but not binlog events: a row event
+            // of a large row (an update carries it twice) is bigger, and the stream would stop
+            // at it for good.
+            .max_allowed_packet(Some(MAX_PACKET))
             .init(SESSION_SETTINGS.to_vec())
             .into();
         Ok(Self { opts, addr, user })

@@ -7,6 +7,23 @@ use tokio_postgres::Client;
 
 pub use zetl_core::check::{Outcome, Verdict};
 
+/// The server converts text from the database's encoding into UTF-8 for zetl, except from
+/// SQL_ASCII, which stores any bytes: a value that is not UTF-8 then stops the copy or stream.
+async fn check_encoding(sql: &Client) -> Verdict {
+    let what = "database encoding".to_string();
+    match sql
+        .query_one("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()", &[])
+        .await
+    {
+        Ok(r) if r.get::<_, String>(0) == "SQL_ASCII" => Verdict::warn(
+            what,
+            "SQL_ASCII: text is stored unchecked, and a value that is not UTF-8 stops replication at that row".into(),
+        ),
+        Ok(r) => Verdict::pass(what, r.get(0)),
+        Err(e) => Verdict::fail(what, e.to_string()),
+    }
+}
+
 impl PgSource {
     /// `known_slots`: the slots of every integration in the config file, so that slots of
     /// retired integrations can be pointed out.
@@ -26,6 +43,7 @@ impl PgSource {
             Ok(()) => Verdict::pass("wal_level".into(), "logical".into()),
             Err(e) => Verdict::fail("wal_level".into(), e.to_string()),
         });
+        out.push(check_encoding(&sql).await);
         out.push(self.check_privileges(&sql).await);
         out.push(match ReplicationConn::connect(self.conn_info()).await {
             Ok(_) => Verdict::pass("replication connection".into(), String::new()),

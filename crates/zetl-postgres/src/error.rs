@@ -16,7 +16,7 @@ pub enum PgError {
     AuthRefused { user: String, method: &'static str, reason: String },
     #[error("PostgreSQL refused {what}: {message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
     Server { what: String, code: String, message: String, hint: Option<String> },
-    #[error("PostgreSQL {what}: {}", chain(cause))]
+    #[error("PostgreSQL {what}: {}{}", chain(cause), hint_for(cause.code().map(|c| c.code())).map(|h| format!(" (hint: {h})")).unwrap_or_default())]
     Sql { what: String, cause: tokio_postgres::Error },
     #[error("replication connection lost: {0}")]
     Io(#[from] std::io::Error),
@@ -33,6 +33,20 @@ pub enum PgError {
     SpillDir { dir: String, reason: String },
     #[error("the pipeline stopped")]
     PipelineClosed,
+}
+
+/// What to do about a server error zetl can explain better than the server (by SQLSTATE).
+pub fn hint_for(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        // character_not_in_repertoire: "invalid byte sequence for encoding "UTF8"".
+        "22021" => Some(
+            "a text value at the source is not valid UTF-8 (a database whose encoding is SQL_ASCII \
+             stores any bytes; `zetl check` shows the encoding), and zetl reads text as UTF-8. Correct \
+             the value at the source; if the stream already holds it, start over afterwards with \
+             `zetl resync --all`",
+        ),
+        _ => None,
+    }
 }
 
 /// An error with its causes: tokio-postgres' own text omits them ("error performing TLS

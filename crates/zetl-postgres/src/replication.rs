@@ -273,6 +273,7 @@ pub(crate) fn server_error(what: &str, body: &[u8]) -> PgError {
     if let Some(d) = detail {
         message = format!("{message}: {d}");
     }
+    let hint = hint.or_else(|| crate::error::hint_for(Some(&code)).map(String::from));
     PgError::Server { what: what.to_string(), code, message, hint }
 }
 

@@ -179,6 +179,8 @@ impl MariaDbServer {
             "-N",
             "-B",
             "--default-character-set=utf8mb4",
+            // Room for the large values some tests read back whole.
+            "--max-allowed-packet=1G",
         ]);
         if !db.is_empty() {
             cmd.arg(format!("--database={db}"));
