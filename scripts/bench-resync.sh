@@ -4,6 +4,7 @@
 # asserts nothing.
 #   ./scripts/bench-resync.sh                  a 10M-row table
 #   ROWS=1000000 TPS=500 ./scripts/bench-resync.sh
+#   RESYNC=in_place ./scripts/bench-resync.sh  fill the table in place (default: replace)
 # Lag is measured at the source, independently of zetl's own metrics: every half second the
 # sampler notes the WAL position and the slot's confirmed position; a sample's lag is how long
 # ago the WAL stood where the slot has confirmed (commit to acknowledged commit, ±0.5 s).
@@ -11,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${ROWS:-10000000}"
 TPS="${TPS:-500}"
+RESYNC="${RESYNC:-replace}"
 RUN_DIR="$PWD/.zetl-run/bench-resync"
 
 . scripts/bench-common.sh
@@ -34,6 +36,7 @@ integrations:
     target: { kind: duckdb, path: "$RUN_DIR/rs.duckdb" }
     tables: { include: ["public.pgbench_*", "public.big"] }
     metrics: { listen: "127.0.0.1:$PORT" }
+    apply: { resync: $RESYNC }
 YAML
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ { print $2 }') GiB; $(postgres --version 2>/dev/null || sql 'SELECT version()' | cut -d, -f1)"
@@ -78,8 +81,9 @@ awk -v r="$t_resync" -v c="$t_copied" '
       else if (t[i] <= c + 1) { if (lag > during) during = lag }
       else { last = lag; if (lag > after_max) after_max = lag }
     }
-    printf "lag of the streaming tables: max %.1f s before the resync, max %.1f s while public.big was copied again, %.1f s at the end\n", before, during, last
+    printf "lag of the streaming tables: max %.1f s before the resync, max %.1f s while public.big was copied again, max %.1f s in the 15 s after (the new copy replacing the old), %.1f s at the end\n", before, during, after_max, last
     printf "zetl_lag_seconds (zetl'"'"'s own metric) while it was copied: max %.1f s\n", reported
   }' "$RUN_DIR/samples.txt"
 copy_s=$(echo "$t_copied - $t_resync" | bc)
+echo "apply.resync: $RESYNC; $(grep -o 'the table filled aside replaced the table.*' "$RUN_DIR/zetl.log" | head -1)"
 echo "resync of public.big ($ROWS rows) while pgbench TPC-B ran at $TPS tps: copied in ${copy_s} s ($(rate "$ROWS" "$copy_s") rows/s incl. the request)"

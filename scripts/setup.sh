@@ -28,6 +28,8 @@ command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
 { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
 # Random packet loss in the network-fault tests (this kernel has no netem).
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+# A shifted clock for zetl in the clock-skew tests (libfaketime).
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need_apt+=(libfaketime)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]}"
   apt-get update -qq

@@ -228,3 +228,101 @@ fn during_resync(
         DuringResync { most_lag: most, applied: (last - first.unwrap_or(last)) as u64 }
     })
 }
+
+/// The environment that runs zetl with its clock `shift`ed (`+30s`): libfaketime preloaded
+/// into zetl itself (the `faketime` program would stand between it and its signals), the
+/// multi-threaded build, monotonic time left alone.
+fn faked_clock(shift: &str) -> [(&str, &str); 3] {
+    [
+        ("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
+        ("FAKETIME", shift),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ]
+}
+
+/// The most lag `integration` reported while `tick(i)` ran 30 times, 100 ms apart (caught
+/// up), and in the 20 s after `big` (a 1M-row transaction to apply).
+fn lag_caught_up_and_behind(port: u16, integration: &str, tick: impl Fn(u32), big: impl FnOnce()) -> (f64, f64) {
+    let series = format!("zetl_lag_seconds{{integration=\"{integration}\"}}");
+    let lag = || sample(&get(port, "/metrics").1, &series).unwrap_or(-1.0);
+    let mut idle: f64 = 0.0;
+    for i in 0..30 {
+        tick(i);
+        idle = idle.max(lag());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    big();
+    let mut behind: f64 = 0.0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        behind = behind.max(lag());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (idle, behind)
+}
+
+/// The source's clock and zetl's 30 s apart each way (zetl run under libfaketime): lag is
+/// measured on the source's clock. Under a ticker, caught up, zetl must not report the skew as
+/// lag (the source behind); with a large transaction being applied it must report the lag it
+/// has (the source ahead would hide it). The log says how far the clocks are apart.
+#[test]
+fn lag_is_measured_on_the_sources_clock() {
+    let env = TestEnv::start("skew");
+    env.sql("CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())");
+    for shift in ["+30s", "-30s"] {
+        let port = zetl_testkit::free_port();
+        let cfg =
+            env.config("skew", &["public.*"]).set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]));
+        let cfg = cfg.write();
+        let mut zetl = common::Zetl::spawn_with(&cfg, &env.log_path(), &faked_clock(shift));
+        env.wait_caught_up(&mut zetl, "skew");
+        let (idle, behind) = lag_caught_up_and_behind(
+            port,
+            "skew",
+            |_| {
+                env.sql("INSERT INTO ticks DEFAULT VALUES");
+            },
+            || {
+                env.sql("INSERT INTO ticks (at) SELECT now() FROM generate_series(1, 1000000)");
+            },
+        );
+        env.wait_caught_up(&mut zetl, "skew");
+        zetl.stop();
+        eprintln!(
+            "zetl's clock {shift}: lag at most {idle:.1} s caught up, {behind:.1} s applying a 1M-row transaction"
+        );
+        assert!(idle < 5.0, "zetl's clock {shift}: the skew was reported as lag ({idle} s)");
+        assert!(behind >= 2.0, "zetl's clock {shift}: the lag of a 1M-row transaction was hidden ({behind} s)");
+    }
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    assert!(log.contains("the source's clock and this machine's differ"), "{log}");
+    env.assert_equal(&["public.ticks"]);
+}
+
+/// The same for MariaDB, zetl's clock 30 s ahead: the server's clock is read every tick (the
+/// binlog carries none), so caught up there is no lag, and a large transaction's lag shows.
+#[test]
+fn mariadb_lag_is_measured_on_the_servers_clock() {
+    let env = common::mysql::MyEnv::start("skew_my");
+    env.sql("CREATE TABLE ticks (id int AUTO_INCREMENT PRIMARY KEY, n int)");
+    let port = zetl_testkit::free_port();
+    let cfg = env.config("skew_my").set("metrics", map([("listen", format!("127.0.0.1:{port}").into())])).write();
+    let zetl = env.wait_streaming(|| common::Zetl::spawn_with(&cfg, &env.log_path(), &faked_clock("+30s")));
+    let (idle, behind) = lag_caught_up_and_behind(
+        port,
+        "skew_my",
+        |i| {
+            env.sql(&format!("INSERT INTO ticks (n) VALUES ({i})"));
+        },
+        || {
+            env.sql("INSERT INTO ticks (n) SELECT seq FROM seq_1_to_1000000");
+        },
+    );
+    env.catch_up_and_stop(zetl, &cfg);
+    eprintln!(
+        "mariadb, zetl's clock +30s: lag at most {idle:.1} s caught up, {behind:.1} s applying a 1M-row transaction"
+    );
+    assert!(idle < 5.0, "the skew was reported as lag ({idle} s)");
+    assert!(behind >= 2.0, "the lag of a 1M-row transaction was hidden ({behind} s)");
+    env.assert_equal(&[&format!("{}.ticks", common::mysql::MY_DB)]);
+}

@@ -20,6 +20,7 @@ pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod source;
+pub mod source_clock;
 pub mod sql;
 pub mod status;
 pub mod target;

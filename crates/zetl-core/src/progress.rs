@@ -3,6 +3,7 @@
 
 use crate::batch::Batch;
 use crate::event::Phase;
+use crate::source_clock::SourceClock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -61,6 +62,8 @@ pub struct Progress {
     pub dead_letters: AtomicU64,
     pub tables: Mutex<BTreeMap<String, TableCounters>>,
     pub apply_latency: Mutex<Histogram>,
+    /// Lag is measured on the source's clock (see [`SourceClock`]).
+    pub source_clock: SourceClock,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -154,7 +157,7 @@ impl Progress {
     pub fn lag_seconds(&self, now_us: i64) -> f64 {
         match self.oldest_pending_commit_us.load(Ordering::Relaxed) {
             0 => 0.0,
-            t => (now_us - t).max(0) as f64 / 1e6,
+            t => (now_us + self.source_clock.ahead_us() - t).max(0) as f64 / 1e6,
         }
     }
 
@@ -166,7 +169,8 @@ impl Progress {
             let _ =
                 self.oldest_pending_commit_us.compare_exchange(0, *quiet_until, Ordering::Relaxed, Ordering::Relaxed);
         } else {
-            *quiet_until = crate::pipeline::now_us();
+            // On the source's clock, as commit times are.
+            *quiet_until = crate::pipeline::now_us() + self.source_clock.ahead_us();
         }
     }
 

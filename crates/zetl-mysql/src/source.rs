@@ -209,6 +209,7 @@ impl MySource {
         let mut files = BinlogFiles::default();
         let mut stop = ctx.stop.clone();
         let (mut next_tick, mut next_chunk) = (Instant::now() + TICK, Instant::now());
+        observe_clock(&mut streamer.side, &ctx.progress).await;
         loop {
             let next = if fills.is_empty() { next_tick } else { next_tick.min(next_chunk) };
             match streamer.run(&mut stop, next.saturating_duration_since(Instant::now())).await? {
@@ -282,6 +283,7 @@ impl MySource {
         ctx: &SourceContext,
     ) -> Result<(), MyError> {
         files.refresh(&mut streamer.side).await;
+        observe_clock(&mut streamer.side, &ctx.progress).await;
         let acked = ctx.acknowledged::<StoredPos>().map(|stored| stored.at);
         files.report(&ctx.progress, &streamer.position, acked.as_ref());
         if !ctx.resync_requested() {
@@ -442,6 +444,20 @@ impl MySource {
             streamer.copied_schema(table);
         }
         Ok(())
+    }
+}
+
+/// Tells `progress` the server's clock, so that lag is measured on it (binlog commit times
+/// are the server's). The binlog carries no clock of its own: heartbeats have none, and an
+/// event's time is when its statement began. A failed look is skipped.
+async fn observe_clock(conn: &mut Conn, progress: &Progress) {
+    use mysql_async::prelude::Queryable;
+    let before = zetl_core::pipeline::now_us();
+    let sql = "SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
+    if let Ok(Some(server_us)) = conn.query_first::<i64, _>(sql).await {
+        let after = zetl_core::pipeline::now_us();
+        // The server read its clock somewhere within the round trip: say halfway.
+        progress.source_clock.observe(server_us, before + (after - before) / 2);
     }
 }
 

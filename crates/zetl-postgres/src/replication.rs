@@ -33,10 +33,13 @@ pub enum ReplMessage {
     XLogData {
         wal_start: Lsn,
         wal_end: Lsn,
+        /// The server's clock when it sent the message, µs since the Unix epoch.
+        sent_us: i64,
         data: Bytes,
     },
     Keepalive {
         wal_end: Lsn,
+        sent_us: i64,
         reply_requested: bool,
     },
     /// The server ended the stream (CopyDone).
@@ -212,14 +215,14 @@ impl ReplicationStream {
                         b'w' => {
                             let wal_start = Lsn(take_u64(&mut body)?);
                             let wal_end = Lsn(take_u64(&mut body)?);
-                            let _send_time = take_u64(&mut body)?;
-                            return Ok(ReplMessage::XLogData { wal_start, wal_end, data: body });
+                            let sent_us = unix_us(take_u64(&mut body)?);
+                            return Ok(ReplMessage::XLogData { wal_start, wal_end, sent_us, data: body });
                         }
                         b'k' => {
                             let wal_end = Lsn(take_u64(&mut body)?);
-                            let _send_time = take_u64(&mut body)?;
+                            let sent_us = unix_us(take_u64(&mut body)?);
                             let reply_requested = take_u8(&mut body)? == 1;
-                            return Ok(ReplMessage::Keepalive { wal_end, reply_requested });
+                            return Ok(ReplMessage::Keepalive { wal_end, sent_us, reply_requested });
                         }
                         other => return Err(PgError::Protocol(format!("unknown CopyData kind '{}'", other as char))),
                     }
@@ -255,6 +258,11 @@ fn first_words(sql: &str) -> String {
 }
 
 /// ErrorResponse fields (docs: "Error and Notice Message Fields").
+/// PostgreSQL's timestamps count µs from 2000-01-01.
+fn unix_us(pg_us: u64) -> i64 {
+    (pg_us as i64).saturating_add(PG_EPOCH_OFFSET_US)
+}
+
 pub(crate) fn server_error(what: &str, body: &[u8]) -> PgError {
     let (mut code, mut message, mut hint, mut detail) = (String::new(), String::new(), None, None);
     for field in body.split(|&b| b == 0) {

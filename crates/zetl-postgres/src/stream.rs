@@ -152,12 +152,14 @@ impl<'a> Streamer<'a> {
             }
             tokio::select! {
                 msg = stream.next() => match msg? {
-                    ReplMessage::XLogData { wal_start, wal_end, data } => {
+                    ReplMessage::XLogData { wal_start, wal_end, sent_us, data } => {
+                        self.progress.source_clock.observe(sent_us, zetl_core::pipeline::now_us());
                         self.received = self.received.max(wal_end);
                         self.progress.source_log_position.store(self.received.0, Ordering::Relaxed);
                         self.handle(wal_start, &data, stream).await?;
                     }
-                    ReplMessage::Keepalive { wal_end, reply_requested } => {
+                    ReplMessage::Keepalive { wal_end, sent_us, reply_requested } => {
+                        self.progress.source_clock.observe(sent_us, zetl_core::pipeline::now_us());
                         self.received = self.received.max(wal_end);
                         self.progress.source_log_position.store(self.received.0, Ordering::Relaxed);
                         if !self.in_txn && self.stream_xid.is_none() {
