@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The soak: zetl killed with SIGKILL at random moments under pgbench (PostgreSQL → DuckDB and
-# → PostgreSQL) and sysbench (MariaDB → DuckDB) workloads, CYCLES times per combination, then
+# The soak: zetl killed with SIGKILL at random moments under pgbench (PostgreSQL → DuckDB,
+# → PostgreSQL and → Iceberg), sysbench (MariaDB → DuckDB) and boto3 (DynamoDB → DuckDB)
+# workloads, CYCLES times per combination, then
 # the whole target compared with the whole source. Prints one `soak:` line per combination.
 #   CYCLES=100 ./scripts/soak.sh        # the long run; the test run includes CYCLES=10
 set -euo pipefail

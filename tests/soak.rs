@@ -224,6 +224,29 @@ fn soak_postgres_into_postgres() {
     figures.print("PostgreSQL -> PostgreSQL", &transactions(&env));
 }
 
+/// Into Iceberg tables (a commit every second; the resyncs fill `pgbench_accounts` in place),
+/// read back through pyiceberg.
+#[test]
+fn soak_postgres_into_iceberg() {
+    let env = source("soak_pg_lake");
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak", &["public.*"]).target(crate::iceberg::iceberg_target(&env)), port);
+    let mut figures = soak_postgres(&env, &config.write(), port, "soak");
+    let tables: Vec<String> = PGBENCH.iter().chain(&["zoo"]).map(|t| format!("public.{t}")).collect();
+    let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let catalog = env.scratch.path.join("lake").join("catalog.db");
+    let reader = zetl_testkit::compare_iceberg::Reader::PyIceberg;
+    zetl_testkit::compare_iceberg::assert_iceberg_equal(
+        reader,
+        &env.url(),
+        &catalog,
+        "zetl",
+        &env.scratch.path,
+        &tables,
+    );
+    figures.print("PostgreSQL -> Iceberg", &transactions(&env));
+}
+
 #[test]
 fn soak_mariadb_into_duckdb() {
     let env = MyEnv::start("soak_my_duckdb");
