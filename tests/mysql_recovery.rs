@@ -84,11 +84,18 @@ fn the_stream_resumes_after_the_server_restarts() {
     std::thread::sleep(Duration::from_secs(1));
     env.server.restart().expect("restart MariaDB");
     env.sql("INSERT INTO t VALUES (3, 3); UPDATE t SET v = 10 WHERE id = 1");
-    let reconnected = common::mysql::eventually(|| {
-        assert!(zetl.try_exit().is_none(), "zetl exited instead of reconnecting");
-        std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.matches("streaming the binlog").count() >= 2)
-    });
-    assert!(reconnected, "zetl did not resume streaming after the server restarted");
+    let mut reconnected = |times: usize| {
+        common::mysql::eventually(|| {
+            assert!(zetl.try_exit().is_none(), "zetl exited instead of reconnecting");
+            std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.matches("streaming the binlog").count() >= times)
+        })
+    };
+    assert!(reconnected(2), "zetl did not resume streaming after the server restarted");
+    // A crash (SIGKILL): the binlog and InnoDB recover to the same transactions.
+    env.sql("INSERT INTO t VALUES (4, 4)");
+    env.server.crash_and_restart().expect("crash and restart MariaDB");
+    env.sql("INSERT INTO t VALUES (5, 5); DELETE FROM t WHERE id = 2");
+    assert!(reconnected(3), "zetl did not resume streaming after the server crashed");
     env.catch_up_and_stop(zetl, &config);
     env.assert_equal(&["shop.t"]);
 }

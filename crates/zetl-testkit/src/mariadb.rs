@@ -122,13 +122,18 @@ impl MariaDbServer {
 
     /// Stops the server (TERM, waiting for a clean shutdown).
     pub fn stop(&self) -> Result<(), HarnessError> {
+        self.stop_by("TERM")
+    }
+
+    /// Stops the server by `signal` (`TERM`: a clean shutdown; `KILL`: a crash).
+    fn stop_by(&self, signal: &str) -> Result<(), HarnessError> {
         let mut child = self.child();
         let pid = match child.as_ref() {
             Some(c) => Some(c.id()),
             None => running_pid(&self.dir),
         };
         if let Some(pid) = pid {
-            util::signal(pid, "TERM");
+            util::signal(pid, signal);
             let gone = util::wait_until(util::start_timeout(), || match child.as_mut() {
                 Some(c) => matches!(c.try_wait(), Ok(Some(_)) | Err(_)),
                 None => !util::process_alive(pid),
@@ -146,7 +151,16 @@ impl MariaDbServer {
 
     /// Stops the server and starts it again on the same port.
     pub fn restart(&self) -> Result<(), HarnessError> {
-        self.stop()?;
+        self.restart_after("TERM")
+    }
+
+    /// Kills the server (SIGKILL: a crash, InnoDB recovers at the start) and starts it again.
+    pub fn crash_and_restart(&self) -> Result<(), HarnessError> {
+        self.restart_after("KILL")
+    }
+
+    fn restart_after(&self, signal: &str) -> Result<(), HarnessError> {
+        self.stop_by(signal)?;
         let offset = util::file_len(&self.log_file());
         let child = self.spawn()?;
         *self.child() = Some(child);

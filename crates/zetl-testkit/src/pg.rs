@@ -172,9 +172,19 @@ impl PgServer {
 
     /// `pg_ctl restart -m fast -w`, on the same port.
     pub fn restart(&self) -> Result<(), HarnessError> {
+        self.restart_mode("fast")
+    }
+
+    /// `pg_ctl restart -m immediate -w`: the server stops as if it crashed (no checkpoint, so
+    /// replication slots come back as of the last one) and recovers at the start.
+    pub fn crash_and_restart(&self) -> Result<(), HarnessError> {
+        self.restart_mode("immediate")
+    }
+
+    fn restart_mode(&self, mode: &str) -> Result<(), HarnessError> {
         let log = self.log_file();
         let mut cmd = self.pg_ctl("restart");
-        cmd.args(["-m", "fast", "-l"]).arg(&log);
+        cmd.args(["-m", mode, "-l"]).arg(&log);
         util::run(&mut cmd, None, Some(util::start_timeout() + Duration::from_secs(30)))
             .map(drop)
             .map_err(|e| self.startup_error("restart", e))
