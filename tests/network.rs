@@ -30,20 +30,59 @@ fn source_url(env: &TestEnv, ns: &Netns) -> String {
 /// down (its dead-peer timing, not the link's return, ends the connection: a link that never
 /// comes back, or a server gone for good, would otherwise stall it for the system's 15
 /// minutes of retransmissions).
-fn cut_and_notice(log: &std::path::Path, ns: &Netns, long: Duration) {
+fn cut_and_notice(log: &std::path::Path, ns: &Netns, fault: Fault, long: Duration) {
     let before = std::fs::read_to_string(log).unwrap_or_default().len();
-    ns.cut();
+    fault.start(ns);
     std::thread::sleep(long);
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let during = text.get(before..).unwrap_or_default();
-    ns.heal();
+    fault.end(ns);
     assert!(during.contains("transient failure"), "the cut was not noticed within {long:?}:\n{during}");
 }
 
+/// Waits for zetl to catch up after the faults, and prints how long that took.
+fn report_catch_up(env: &TestEnv, zetl: &mut Zetl, integration: &str, what: &str, written: u64) {
+    let healed = Instant::now();
+    env.wait_caught_up(zetl, integration);
+    let took = healed.elapsed().as_secs_f64();
+    eprintln!("{what}: {written} transactions written around the faults; caught up {took:.1} s after the last one");
+}
+
+/// What a cut takes away: the whole link, or one server's port (blackholed by a firewall,
+/// the other connections going on).
+#[derive(Clone, Copy)]
+enum Fault {
+    Link,
+    Port(u16),
+}
+
+impl Fault {
+    fn start(self, ns: &Netns) {
+        match self {
+            Fault::Link => ns.cut(),
+            Fault::Port(port) => ns.blackhole(port),
+        }
+    }
+
+    fn end(self, ns: &Netns) {
+        match self {
+            Fault::Link => ns.heal(),
+            Fault::Port(_) => ns.unblackhole(),
+        }
+    }
+}
+
 /// While transactions of three statements (two accounts of `acct`, one row into `moves`) are
-/// written through `sql`: a 10 s cut that must be noticed while down, six flaps, then 10 s
-/// losing 10 % of the packets each way. Returns how many transactions were written.
-fn faults_under_workload(ns: &Netns, log: &std::path::Path, accounts: u64, sql: impl Fn(&str) + Sync) -> u64 {
+/// written through `sql`: a 10 s `fault` that must be noticed while it lasts, six short ones
+/// (0.4 s each way), then 10 s losing 10 % of the packets each way. Returns how many
+/// transactions were written.
+fn faults_under_workload(
+    ns: &Netns,
+    log: &std::path::Path,
+    fault: Fault,
+    accounts: u64,
+    sql: impl Fn(&str) + Sync,
+) -> u64 {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -62,9 +101,14 @@ fn faults_under_workload(ns: &Netns, log: &std::path::Path, accounts: u64, sql: 
         });
         let _stop = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_secs(2));
-        cut_and_notice(log, ns, Duration::from_secs(10));
+        cut_and_notice(log, ns, fault, Duration::from_secs(10));
         std::thread::sleep(Duration::from_secs(2));
-        ns.flap(6, Duration::from_millis(400));
+        for _ in 0..6 {
+            fault.start(ns);
+            std::thread::sleep(Duration::from_millis(400));
+            fault.end(ns);
+            std::thread::sleep(Duration::from_millis(400));
+        }
         std::thread::sleep(Duration::from_secs(1));
         ns.lose(10);
         std::thread::sleep(Duration::from_secs(10));
@@ -96,7 +140,7 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     ns.lose(3);
     let mut zetl = start();
     std::thread::sleep(Duration::from_millis(2500));
-    cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
+    cut_and_notice(&env.log_path(), &ns, Fault::Link, Duration::from_secs(10));
     ns.unimpair();
     ns.stop_losing();
     let healed = Instant::now();
@@ -104,15 +148,10 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     eprintln!("copy: caught up {:.1} s after the link came back", healed.elapsed().as_secs_f64());
 
     // Streaming: a cut, then a flapping link (losses in bursts shorter than the timeouts).
-    let written = faults_under_workload(&ns, &env.log_path(), 200_000, |sql| {
+    let written = faults_under_workload(&ns, &env.log_path(), Fault::Link, 200_000, |sql| {
         env.sql(sql);
     });
-    let healed = Instant::now();
-    env.wait_caught_up(&mut zetl, "net");
-    eprintln!(
-        "stream: {written} transactions written around the faults; caught up {:.1} s after the last one",
-        healed.elapsed().as_secs_f64()
-    );
+    report_catch_up(&env, &mut zetl, "net", "stream", written);
     zetl.stop();
     env.assert_equal(&["public.acct", "public.moves"]);
 }
@@ -144,11 +183,11 @@ fn mariadb_binlog_survives_a_cut_and_a_flapping_link() {
     let mut zetl = env.wait_streaming(|| {
         let zetl = Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]);
         std::thread::sleep(Duration::from_millis(2500));
-        cut_and_notice(&env.log_path(), &ns, Duration::from_secs(10));
+        cut_and_notice(&env.log_path(), &ns, Fault::Link, Duration::from_secs(10));
         ns.unimpair();
         zetl
     });
-    let written = faults_under_workload(&ns, &env.log_path(), 200_000, |sql| {
+    let written = faults_under_workload(&ns, &env.log_path(), Fault::Link, 200_000, |sql| {
         env.sql(sql);
     });
     if let Some(status) = zetl.try_exit() {
@@ -157,4 +196,47 @@ fn mariadb_binlog_survives_a_cut_and_a_flapping_link() {
     eprintln!("mariadb: {written} transactions written around the faults");
     env.catch_up_and_stop(zetl, &config);
     env.assert_equal(&[&format!("{MY_DB}.acct"), &format!("{MY_DB}.moves")]);
+}
+
+/// The PostgreSQL *target* behind the faults: its port blackholed for 10 s (the source's
+/// connections go on), then blackholed on and off six times, then 10 % random loss, while the
+/// source is written. zetl notices the dead target connection while it is down (the URL's
+/// dead-peer timing), retries without exiting, commits no part of a transaction, and the
+/// target ends equal to the source.
+#[test]
+fn a_blackholed_postgres_target_is_survived() {
+    let ns = Netns::create();
+    let listen = || PgOptions {
+        extra_conf: vec![("listen_addresses".into(), format!("127.0.0.1,{}", ns.host_ip))],
+        ..PgOptions::default()
+    };
+    let env = TestEnv::start_with("netfault_target", listen());
+    let target = common::PgServer::start(listen()).expect("start the target PostgreSQL");
+    for server in [&env.server, &target] {
+        server.allow_clients_from(&format!("{}/32", ns.inner_ip)).expect("pg_hba for the namespace");
+    }
+    env.sql(
+        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint, note text);\n\
+         INSERT INTO acct SELECT g, g * 10, md5(g::text) FROM generate_series(1, 20000) g;\n\
+         CREATE TABLE moves (id bigserial PRIMARY KEY, acct int, amount int);",
+    );
+    let dead_peer = "keepalives_idle=1&keepalives_interval=1&keepalives_retries=2&tcp_user_timeout=4&connect_timeout=3";
+    let target_url = format!("postgres://zetl:zetl@{}:{}/{}?{dead_peer}", ns.host_ip, target.port(), common::DB);
+    let settings = common::config::map([
+        ("kind", "postgres".into()),
+        ("url", target_url.into()),
+        ("schemas", common::config::map([("public", "mirror".into())]).into()),
+    ]);
+    let config = env.config("nettarget", &["public.*"]).source("url", source_url(&env, &ns)).target(settings);
+    let config = config.metrics_off().write();
+    let mut zetl = Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]);
+    env.wait_caught_up(&mut zetl, "nettarget");
+
+    let written = faults_under_workload(&ns, &env.log_path(), Fault::Port(target.port()), 20_000, |sql| {
+        env.sql(sql);
+    });
+    report_catch_up(&env, &mut zetl, "nettarget", "target", written);
+    zetl.stop();
+    let pairs = [("public.acct", "mirror.acct"), ("public.moves", "mirror.moves")];
+    zetl_testkit::compare_pg::assert_pg_tables_equal(&env.url(), &target.url(common::DB), &pairs, "");
 }

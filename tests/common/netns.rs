@@ -1,6 +1,7 @@
 //! A network namespace joined to this one by a veth pair, for network faults with the
 //! kernel's own tools: zetl runs inside it and reaches its servers over the pair, which the
-//! test cuts (`ip link set … down`), flaps, or slows (`tc`). Only addresses inside the pair's
+//! test cuts (`ip link set … down`), slows (`tc`), or filters (nftables: random loss,
+//! one server's port blackholed). Only addresses inside the pair's
 //! own /30 are used; nothing leaves the machine. Needs root (CAP_NET_ADMIN). This machine's
 //! kernel has no `netem` queueing discipline: random loss is made with nftables inside the
 //! namespace instead, and a fixed delay is not available (a slow `tbf` queue delays packets
@@ -89,22 +90,33 @@ impl Netns {
         tc(&command);
     }
 
-    /// Takes the link down and up `times` times, `period` each way: packets lost in bursts.
-    pub fn flap(&self, times: u32, period: std::time::Duration) {
-        for _ in 0..times {
-            self.cut();
-            std::thread::sleep(period);
-            self.heal();
-            std::thread::sleep(period);
-        }
-    }
-
     /// Drops `percent` % of the packets each way at random (nftables inside the namespace).
     pub fn lose(&self, percent: u32) {
+        let rule = format!("numgen random mod 100 < {percent} drop");
+        self.filter("zetl_loss", &rule, &rule);
+    }
+
+    pub fn stop_losing(&self) {
+        self.inside(&["nft", "delete", "table", "inet", "zetl_loss"]);
+    }
+
+    /// Drops every packet to and from the server at `port` (a blackholing firewall): other
+    /// connections over the link go on.
+    pub fn blackhole(&self, port: u16) {
+        self.filter("zetl_hole", &format!("tcp sport {port} drop"), &format!("tcp dport {port} drop"));
+    }
+
+    pub fn unblackhole(&self) {
+        self.inside(&["nft", "delete", "table", "inet", "zetl_hole"]);
+    }
+
+    /// Loads nftables table `table` inside the namespace: rule `inbound` on packets coming in,
+    /// `outbound` on those going out.
+    fn filter(&self, table: &str, inbound: &str, outbound: &str) {
         let rules = format!(
-            "table inet zetl_loss {{\n\
-             chain in {{ type filter hook input priority 0; numgen random mod 100 < {percent} drop; }}\n\
-             chain out {{ type filter hook output priority 0; numgen random mod 100 < {percent} drop; }}\n}}\n"
+            "table inet {table} {{\n\
+             chain in {{ type filter hook input priority 0; {inbound}; }}\n\
+             chain out {{ type filter hook output priority 0; {outbound}; }}\n}}\n"
         );
         let mut nft = Command::new("ip")
             .args(["netns", "exec", &self.name, "nft", "-f", "-"])
@@ -112,13 +124,9 @@ impl Netns {
             .spawn()
             .expect("run nft (nftables)");
         let mut stdin = nft.stdin.take().expect("nft's stdin");
-        std::io::Write::write_all(&mut stdin, rules.as_bytes()).expect("write the loss rules");
+        std::io::Write::write_all(&mut stdin, rules.as_bytes()).expect("write the rules");
         drop(stdin);
-        assert!(nft.wait().expect("nft").success(), "nft could not load the loss rules");
-    }
-
-    pub fn stop_losing(&self) {
-        self.inside(&["nft", "delete", "table", "inet", "zetl_loss"]);
+        assert!(nft.wait().expect("nft").success(), "nft could not load the rules of {table}");
     }
 
     pub fn unimpair(&self) {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_postgres::config::{Host, SslNegotiation};
 use tokio_postgres::tls::MakeTlsConnect;
@@ -66,7 +67,12 @@ impl ConnInfo {
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let user = config.get_user().map(str::to_string).ok_or_else(|| PgError::Url("the url names no user".into()))?;
         let dbname = config.get_dbname().unwrap_or(&user).to_string();
-        let options: String = SESSION_SETTINGS.iter().map(|(k, v)| format!("-c {k}={v} ")).collect();
+        let options: String = SESSION_SETTINGS
+            .iter()
+            .map(|(k, v)| (*k, v.to_string()))
+            .chain(DeadPeer::of(&config).server_settings())
+            .map(|(k, v)| format!("-c {k}={v} "))
+            .collect();
         config.options(options.trim_end());
         if config.get_application_name().is_none() {
             config.application_name("zetl");
@@ -173,16 +179,54 @@ impl ConnInfo {
 /// that stops reading for a minute while zetl writes to it). The URL's `keepalives_idle`,
 /// `keepalives_interval`, `keepalives_retries` and `tcp_user_timeout` override the timing.
 fn dead_peer_timing(stream: &TcpStream, config: &tokio_postgres::Config) -> std::io::Result<()> {
-    use std::time::Duration;
-    // tokio-postgres' own default idle time: the URL did not set one.
-    const UNSET_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
-    let idle = Some(config.get_keepalives_idle()).filter(|d| *d != UNSET_IDLE).unwrap_or(Duration::from_secs(15));
-    let interval = config.get_keepalives_interval().unwrap_or(Duration::from_secs(5));
-    let retries = config.get_keepalives_retries().unwrap_or(3);
-    let keepalive = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval).with_retries(retries);
+    let d = DeadPeer::of(config);
+    let keepalive = socket2::TcpKeepalive::new().with_time(d.idle).with_interval(d.interval).with_retries(d.retries);
     let socket = socket2::SockRef::from(stream);
     socket.set_tcp_keepalive(&keepalive)?;
-    socket.set_tcp_user_timeout(Some(config.get_tcp_user_timeout().copied().unwrap_or(Duration::from_secs(60))))
+    socket.set_tcp_user_timeout(Some(d.unacknowledged))
+}
+
+/// The dead-peer timing of [`dead_peer_timing`], from the URL or zetl's defaults.
+struct DeadPeer {
+    idle: Duration,
+    interval: Duration,
+    retries: u32,
+    unacknowledged: Duration,
+}
+
+impl DeadPeer {
+    fn of(config: &tokio_postgres::Config) -> DeadPeer {
+        // tokio-postgres' own default idle time: the URL did not set one.
+        const UNSET_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+        DeadPeer {
+            idle: Some(config.get_keepalives_idle()).filter(|d| *d != UNSET_IDLE).unwrap_or(Duration::from_secs(15)),
+            interval: config.get_keepalives_interval().unwrap_or(Duration::from_secs(5)),
+            retries: config.get_keepalives_retries().unwrap_or(3),
+            unacknowledged: config.get_tcp_user_timeout().copied().unwrap_or(Duration::from_secs(60)),
+        }
+    }
+
+    /// The same timing for the server's end of the connection, as session settings. Without
+    /// them a session whose zetl vanished behind a cut link lives on at the server for its
+    /// system's keepalive time (two hours), and with it what it holds: the target's writer
+    /// lock (every reconnect is then refused as a second writer), a fill's snapshot (holding
+    /// back vacuum). Sent at connect, so they apply from the first moment.
+    fn server_settings(&self) -> [(&'static str, String); 4] {
+        [
+            ("tcp_keepalives_idle", self.idle.as_secs().max(1).to_string()),
+            ("tcp_keepalives_interval", self.interval.as_secs().max(1).to_string()),
+            ("tcp_keepalives_count", self.retries.to_string()),
+            ("tcp_user_timeout", self.unacknowledged.as_millis().to_string()),
+        ]
+    }
+}
+
+impl ConnInfo {
+    /// [`DeadPeer::server_settings`] for a connection that sends its own startup message
+    /// (replication).
+    pub(crate) fn server_dead_peer_settings(&self) -> [(&'static str, String); 4] {
+        DeadPeer::of(&self.config).server_settings()
+    }
 }
 
 async fn drive<C: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: C) {

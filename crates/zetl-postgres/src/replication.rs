@@ -60,6 +60,8 @@ impl ReplicationConn {
             ("application_name", "zetl"),
         ];
         params.extend_from_slice(SESSION_SETTINGS);
+        let dead_peer = info.server_dead_peer_settings();
+        params.extend(dead_peer.iter().map(|(k, v)| (*k, v.as_str())));
         frontend::startup_message(params, &mut conn.out)?;
         conn.flush().await?;
         conn.authenticate(info).await?;
