@@ -247,32 +247,56 @@ fn soak_postgres_into_iceberg() {
     figures.print("PostgreSQL -> Iceberg", &transactions(&env));
 }
 
-#[test]
-fn soak_mariadb_into_duckdb() {
-    let env = MyEnv::start("soak_my_duckdb");
-    let prepared = sysbench(&env, "prepare", &[]).output().expect("run sysbench (scripts/setup.sh installs it)");
+/// sysbench `oltp_write_only` (4 threads) for about as long as the kill cycles take; the
+/// resyncs fill `sbtest2`. Returns zetl started once more, and the transactions sysbench wrote.
+fn soak_mariadb(env: &MyEnv, config: &Path, port: u16, figures: &mut Figures) -> (Zetl, String) {
+    let prepared = sysbench(env, "prepare", &[]).output().expect("run sysbench (scripts/setup.sh installs it)");
     assert!(prepared.status.success(), "sysbench prepare: {}", String::from_utf8_lossy(&prepared.stderr));
-    let port = zetl_testkit::free_port();
-    let config = with_metrics(env.config("soak"), port).write();
     let log = std::fs::File::create(env.scratch.path.join("sysbench.log")).expect("sysbench log");
-    // About as long as the kill cycles take; it reports its count when it ends by itself.
     let seconds = format!("--time={}", cycles() * 3);
-    let mut load = sysbench(&env, "run", &["--threads=4", &seconds, "--report-interval=0"])
+    let mut load = sysbench(env, "run", &["--threads=4", &seconds, "--report-interval=0"])
         .stdout(log)
         .stderr(Stdio::null())
         .spawn()
         .expect("start sysbench");
-    let mut figures = Figures::default();
-    let zetl = kill_cycles(&env, &config, port, Some("shop.sbtest2"), &mut figures);
+    let zetl = kill_cycles(env, config, port, Some("shop.sbtest2"), figures);
     assert!(load.wait().expect("wait for sysbench").success(), "sysbench failed");
-    env.catch_up_and_stop(zetl, &config);
-    env.assert_equal(&["shop.sbtest1", "shop.sbtest2", "shop.sbtest3", "shop.sbtest4"]);
+    // It reports its count when it ends by itself.
     let report = std::fs::read_to_string(env.scratch.path.join("sysbench.log")).unwrap_or_default();
     let written = report
         .lines()
         .find_map(|l| l.trim().strip_prefix("transactions:")?.split_whitespace().next().map(str::to_string))
         .unwrap_or_default();
-    figures.print("MariaDB -> DuckDB", &format!("{written} transactions"));
+    (zetl, format!("{written} transactions"))
+}
+
+const SBTEST: [&str; 4] = ["shop.sbtest1", "shop.sbtest2", "shop.sbtest3", "shop.sbtest4"];
+
+#[test]
+fn soak_mariadb_into_duckdb() {
+    let env = MyEnv::start("soak_my_duckdb");
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak"), port).write();
+    let mut figures = Figures::default();
+    let (zetl, written) = soak_mariadb(&env, &config, port, &mut figures);
+    env.catch_up_and_stop(zetl, &config);
+    env.assert_equal(&SBTEST);
+    figures.print("MariaDB -> DuckDB", &written);
+}
+
+#[test]
+fn soak_mariadb_into_postgres() {
+    let env = MyEnv::start("soak_my_pg");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    let port = zetl_testkit::free_port();
+    let settings = common::config::map([("kind", "postgres".into()), ("url", target.url(DB).into())]);
+    let config = with_metrics(env.config("soak").target(settings), port).write();
+    let mut figures = Figures::default();
+    let (zetl, written) = soak_mariadb(&env, &config, port, &mut figures);
+    env.catch_up_and_stop_with(zetl, &config, |count| target.psql(DB, count).is_ok_and(|n| n.trim() == "1"));
+    let pairs: Vec<(&str, &str)> = SBTEST.iter().map(|t| (*t, *t)).collect();
+    zetl_testkit::compare_mysql::assert_mysql_pg_tables_equal(&env.server, &target.url(DB), &pairs);
+    figures.print("MariaDB -> PostgreSQL", &written);
 }
 
 #[cfg(feature = "dynamodb")]

@@ -1,4 +1,4 @@
-//! Whole-table comparison of a MariaDB/MySQL source table with its DuckDB copy, by the same
+//! Whole-table comparison of a MariaDB/MySQL source table with its DuckDB (or PostgreSQL) copy, by the same
 //! rules as the PostgreSQL one ([`crate::compare`]): both sides read whole, values
 //! normalised by the source column's type, rows sorted and walked in step.
 //!
@@ -13,7 +13,8 @@
 //!   a DOUBLE: its own text has only 6 significant digits and would hide a lossy copy).
 
 use crate::compare::{
-    diff, ident, open_target, read_target, sorted_keys, target_columns, Kind, Row, Side, SourceColumn,
+    connect_pg, diff, ident, open_target, read_pg, read_target, sorted_keys, target_columns, Kind, Row, Side,
+    SourceColumn,
 };
 use crate::MariaDbServer;
 use duckdb::Connection;
@@ -45,22 +46,58 @@ struct MyColumn {
 
 fn compare(server: &MariaDbServer, duck: &Connection, table: &str) -> Result<(), String> {
     let (db, name) = table.split_once('.').ok_or_else(|| format!("{table}: expected `database.table`"))?;
-    let columns = source_columns(server, db, name)?;
-    if columns.is_empty() {
-        return Err(format!("{table}: the table does not exist at the source"));
-    }
+    let (columns, source) = read_source(server, db, name)?;
     let target_types = target_columns(duck, db, name)?;
     if target_types.is_empty() {
         return Err(format!("{table}: the table does not exist at the target"));
     }
     let missing: Vec<&str> =
-        columns.iter().filter(|c| !target_types.contains_key(&c.column.name)).map(|c| c.column.name.as_str()).collect();
+        columns.iter().filter(|c| !target_types.contains_key(&c.name)).map(|c| c.name.as_str()).collect();
     if !missing.is_empty() {
         return Err(format!(
             "{table}: column(s) {} missing at the target (target has: {})",
             missing.join(", "),
             sorted_keys(&target_types)
         ));
+    }
+    let qualified = format!("{}.{}", ident(db), ident(name));
+    let target = read_target(duck, table, &qualified, &columns, &target_types, "")?;
+    diff(table, &columns, source, target)
+}
+
+/// Compares every `(source table, target table)` pair (`"database.table"`, `"schema.table"`)
+/// of a MariaDB source and a PostgreSQL target, and panics naming every pair that differs.
+pub fn assert_mysql_pg_tables_equal(server: &MariaDbServer, target_url: &str, tables: &[(&str, &str)]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"));
+    let target = connect_pg(&runtime, target_url).unwrap_or_else(|e| panic!("cannot compare: {e}"));
+    let failures: Vec<String> = tables
+        .iter()
+        .filter_map(|(s, t)| {
+            let run = || -> Result<(), String> {
+                let (db, name) = s.split_once('.').ok_or_else(|| format!("{s}: expected `database.table`"))?;
+                let (columns, source) = read_source(server, db, name)?;
+                let (schema, table) = t.split_once('.').ok_or_else(|| format!("{t}: expected `schema.table`"))?;
+                let qualified = format!("{}.{}", ident(schema), ident(table));
+                let target_rows = read_pg(&runtime, &target, t, &qualified, &columns, "")?;
+                diff(s, &columns, source, target_rows)
+            };
+            run().err()
+        })
+        .collect();
+    if !failures.is_empty() {
+        panic!("source and target differ ({} of {} tables):\n{}", failures.len(), tables.len(), failures.join("\n"));
+    }
+}
+
+/// The columns of a source table and its rows, read whole.
+fn read_source(server: &MariaDbServer, db: &str, name: &str) -> Result<(Vec<SourceColumn>, Vec<Row>), String> {
+    let table = format!("{db}.{name}");
+    let columns = source_columns(server, db, name)?;
+    if columns.is_empty() {
+        return Err(format!("{table}: the table does not exist at the source"));
     }
     let exprs: Vec<String> = columns.iter().map(|c| format!("HEX({})", c.expr)).collect();
     let sql = format!("SET time_zone = '+00:00'; SELECT {} FROM `{}`.`{}`", exprs.join(", "), db, name);
@@ -74,9 +111,7 @@ fn compare(server: &MariaDbServer, duck: &Connection, table: &str) -> Result<(),
         }
         source.push(Row::new(&plain, raw, Side::Source));
     }
-    let qualified = format!("{}.{}", ident(db), ident(name));
-    let target = read_target(duck, table, &qualified, &plain, &target_types, "")?;
-    diff(table, &plain, source, target)
+    Ok((plain, source))
 }
 
 fn unhex(field: &str) -> Option<String> {
