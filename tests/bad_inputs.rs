@@ -113,6 +113,7 @@ catalogue! {
     apply_delete_mode_unknown: pg("    apply: { deletes: gentle }\n") => 2, ["apply.deletes: unknown variant `gentle`, expected `hard` or `soft`"];
     apply_on_error_unknown: pg("    apply: { on_error: skip }\n") => 2, ["apply.on_error: unknown variant `skip`"];
     apply_truncate_unknown: pg("    apply: { truncate: maybe }\n") => 2, ["apply.truncate: unknown variant `maybe`"];
+    apply_resync_unknown: pg("    apply: { tables: { shop.orders: { resync: swap } } }\n") => 2, ["apply.tables.shop.orders.resync: unknown variant `swap`, expected `replace` or `in_place`"];
     apply_table_not_qualified: pg("    apply: { tables: { audit: { deletes: soft } } }\n") => 2, ["apply.tables: `audit` is not schema.table"];
     integration_key_unknown: pg("    colour: blue\n") => 2, ["{file}:4", "colour"];
     sslmode_unknown: pg("").replace("/db", "/db?sslmode=maybe") => 3, ["✗ source", "sslmode `maybe` is not one of"];
