@@ -225,11 +225,13 @@ fn mariadb_fills_meet_an_added_column_and_a_drop() {
     env.assert_equal(&["shop.big", "shop.small"]);
 }
 
-/// Tables keyed by a TIMESTAMP with fractions (with another column) and by a TIME are filled
-/// in chunks beside the binlog too, under writes from a session in another time zone: the
-/// cursor's literals name the same instants in zetl's UTC session. Both end equal.
+/// Tables keyed by a TIMESTAMP with fractions (with another column), by a TIME and by an ENUM
+/// (with another column) are filled in chunks beside the binlog too, under writes from a
+/// session in another time zone: the cursor's literals name the same instants in zetl's UTC
+/// session, and an ENUM continues with the labels declared after (it sorts by declaration,
+/// `gold` < `silver` < `bronze`, not as text). All end equal.
 #[test]
-fn mariadb_timestamp_and_time_keys_are_filled_in_chunks() {
+fn mariadb_timestamp_time_and_enum_keys_are_filled_in_chunks() {
     let env = MyEnv::start("my_fill_ts");
     env.sql(
         "CREATE TABLE events (at timestamp(6) NOT NULL, src int NOT NULL, v int, PRIMARY KEY (at, src)); \
@@ -237,12 +239,18 @@ fn mariadb_timestamp_and_time_keys_are_filled_in_chunks() {
            FROM seq_1_to_150000; \
          CREATE TABLE slots (t time(3) PRIMARY KEY, v int); \
          INSERT INTO slots SELECT SEC_TO_TIME(CAST(seq AS SIGNED) - 60000 + 0.125), seq FROM seq_1_to_120000; \
-         ANALYZE TABLE events, slots",
+         CREATE TABLE tiers (tier enum('gold', 'silver', 'bronze') NOT NULL, id int NOT NULL, v int, \
+           PRIMARY KEY (tier, id)); \
+         INSERT INTO tiers SELECT 1 + seq % 3, seq, seq FROM seq_1_to_150000; \
+         ANALYZE TABLE events, slots, tiers",
     );
     let config = env.config("my_fill_ts").source("heartbeat_secs", 1).write();
     let zetl = env.run_zetl_streaming(&config);
     env.catch_up_and_stop(zetl, &config);
-    let out = zetl_command(&["resync", "-c", config.to_str().expect("utf-8 path"), "shop.events", "shop.slots"]);
+    let tables = ["shop.events", "shop.slots", "shop.tiers"];
+    let mut resync = vec!["resync", "-c", config.to_str().expect("utf-8 path")];
+    resync.extend(tables);
+    let out = zetl_command(&resync);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stop = AtomicBool::new(false);
     let mut zetl = env.run_zetl(&config);
@@ -260,14 +268,18 @@ fn mariadb_timestamp_and_time_keys_are_filled_in_chunks() {
                      DELETE FROM events WHERE src = {s} AND at >= FROM_UNIXTIME(1600000000 + {k} * 2) LIMIT 1; \
                      INSERT INTO events VALUES (FROM_UNIXTIME(1500000000 + {i} + 0.5), 7, {i}), (NOW(6) + INTERVAL {i} SECOND, 8, {i}); \
                      UPDATE slots SET v = -v WHERE t = SEC_TO_TIME({m} - 60000 + 0.125); \
-                     UPDATE slots SET t = SEC_TO_TIME(-70000 - {i}) WHERE t = SEC_TO_TIME({m2} - 60000 + 0.125)",
+                     UPDATE slots SET t = SEC_TO_TIME(-70000 - {i}) WHERE t = SEC_TO_TIME({m2} - 60000 + 0.125); \
+                     UPDATE tiers SET v = -v WHERE id = {k}; \
+                     UPDATE tiers SET tier = 'gold', id = 1000000 + {i} WHERE id = {m}; \
+                     UPDATE tiers SET tier = 'bronze' WHERE id = {m2}; DELETE FROM tiers WHERE id = {k2}",
                     s = k % 3,
+                    k2 = (k * 13) % 150_000 + 1,
                     m2 = (m * 7) % 120_000 + 1,
                 ));
                 i += 1;
             }
         });
-        for table in ["shop.events", "shop.slots"] {
+        for table in tables {
             common::wait_for(&format!("the fill of {table}"), &mut zetl, || {
                 logged(&format!("table copied while streaming table={table}"))
             });
@@ -281,5 +293,5 @@ fn mariadb_timestamp_and_time_keys_are_filled_in_chunks() {
             "{table} not filled in chunks"
         );
     }
-    env.assert_equal(&["shop.events", "shop.slots"]);
+    env.assert_equal(&tables);
 }

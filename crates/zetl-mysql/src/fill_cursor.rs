@@ -59,25 +59,45 @@ impl FillCursor {
         if after.len() != table.key.len() {
             return None;
         }
-        let mut literals = Vec::with_capacity(after.len());
+        // Per key column: `= v`, and what comes after v in key order.
+        let mut parts = Vec::with_capacity(after.len());
         for (&k, value) in table.key.iter().zip(after) {
-            literals.push((quote_ident(&table.columns[k].name), literal(&table.columns[k].kind, value)?));
+            let (column, kind) = (quote_ident(&table.columns[k].name), &table.columns[k].kind);
+            let equal = format!("{column} = {}", literal(kind, value)?);
+            let later = match kind {
+                MyKind::Enum(labels) => enum_after(&column, labels, value),
+                _ => format!("{column} > {}", literal(kind, value)?),
+            };
+            parts.push((equal, later));
         }
-        let mut ors = Vec::with_capacity(literals.len());
-        for i in 0..literals.len() {
-            let mut ands: Vec<String> = literals[..i].iter().map(|(c, v)| format!("{c} = {v}")).collect();
-            ands.push(format!("{} > {}", literals[i].0, literals[i].1));
+        let mut ors = Vec::with_capacity(parts.len());
+        for i in 0..parts.len() {
+            let mut ands: Vec<&str> = parts[..i].iter().map(|(equal, _)| equal.as_str()).collect();
+            ands.push(&parts[i].1);
             ors.push(format!("({})", ands.join(" AND ")));
         }
         Some(ors.join(" OR "))
     }
 }
 
+/// An ENUM sorts by its labels' order of declaration but compares as text: the labels after
+/// `value` are named instead (`IN`, which the server reads as ranges of the index too). A
+/// value that is no label (the empty string of an invalid value, index 0) comes before all.
+fn enum_after(column: &str, labels: &[String], value: &[u8]) -> String {
+    let from = labels.iter().position(|l| l.as_bytes() == value).map_or(0, |i| i + 1);
+    let later: Vec<String> = labels[from..].iter().map(|l| format!("_utf8mb4 X'{}'", hex(l.as_bytes()))).collect();
+    if later.is_empty() {
+        "FALSE".into()
+    } else {
+        format!("{column} IN ({})", later.join(", "))
+    }
+}
+
 /// Whether a fill can read `table` in key order and compare its keys as the server orders
-/// them: a primary key of numbers, strings, binary strings, dates, times, datetimes and
-/// timestamps (read and written back in the session's UTC, so a literal names the same
-/// instant). ENUM and SET sort by their index but compare as text; a float's text may not be
-/// its exact value; BIT is left out too.)
+/// them: a primary key of numbers, strings, binary strings, ENUMs, dates, times, datetimes
+/// and timestamps (read and written back in the session's UTC, so a literal names the same
+/// instant). SET sorts by its bits but compares as text, a float's text may not be its exact
+/// value, and BIT is left out too.
 pub fn key_fits(table: &MyTable) -> bool {
     !table.key.is_empty()
         && table.key.iter().all(|&k| {
@@ -87,6 +107,7 @@ pub fn key_fits(table: &MyTable) -> bool {
                     | MyKind::Decimal { .. }
                     | MyKind::Text { .. }
                     | MyKind::Bytes { .. }
+                    | MyKind::Enum(_)
                     | MyKind::Date
                     | MyKind::Time
                     | MyKind::DateTime
@@ -107,7 +128,7 @@ fn literal(kind: &MyKind, raw: &[u8]) -> Option<String> {
             plain(&|b| b.is_ascii_digit() || b"-: .".contains(&b)).map(|t| format!("'{t}'"))
         }
         // A literal (coercible), so the comparison takes the column's own collation.
-        MyKind::Text { .. } => Some(format!("_utf8mb4 X'{}'", hex(raw))),
+        MyKind::Text { .. } | MyKind::Enum(_) => Some(format!("_utf8mb4 X'{}'", hex(raw))),
         MyKind::Bytes { .. } => Some(format!("X'{}'", hex(raw))),
         _ => None,
     }
@@ -181,9 +202,26 @@ mod tests {
     }
 
     #[test]
+    fn an_enum_key_continues_with_the_labels_declared_after() {
+        let labels = vec!["gold".to_string(), "silver".into(), "bronze".into()];
+        let t = table(&[("tier", MyKind::Enum(labels)), ("id", MyKind::Int { bytes: 4, unsigned: false })]);
+        let c = FillCursor { columns: String::new(), since: None, after: Some(vec![b"gold".to_vec(), b"7".to_vec()]) };
+        assert_eq!(
+            c.condition(&t).as_deref(),
+            Some(
+                "(`tier` IN (_utf8mb4 X'73696c766572', _utf8mb4 X'62726f6e7a65')) \
+                 OR (`tier` = _utf8mb4 X'676f6c64' AND `id` > 7)"
+            )
+        );
+        let last = FillCursor { after: Some(vec![b"bronze".to_vec(), b"7".to_vec()]), ..c };
+        assert!(last.condition(&t).is_some_and(|w| w.starts_with("(FALSE) OR")));
+    }
+
+    #[test]
     fn keys_that_sort_otherwise_than_they_compare_are_not_filled() {
         assert!(key_fits(&table(&[("w", MyKind::Text { latin1: true })])));
-        assert!(!key_fits(&table(&[("e", MyKind::Enum(vec!["b".into(), "a".into()]))])));
+        assert!(key_fits(&table(&[("e", MyKind::Enum(vec!["b".into(), "a".into()]))])));
+        assert!(!key_fits(&table(&[("s", MyKind::Set(vec!["b".into(), "a".into()]))])));
         assert!(!key_fits(&table(&[("f", MyKind::Float)])));
         assert!(key_fits(&table(&[("at", MyKind::Timestamp), ("t", MyKind::Time)])));
         assert!(!key_fits(&table(&[])));
