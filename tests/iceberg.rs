@@ -282,17 +282,20 @@ fn mariadb_into_iceberg_equals_the_source_through_pyiceberg_and_duckdb() {
 }
 
 /// Writes mark `n` at the source and waits until pyiceberg sees it in the lake.
-fn wait_for_mark(env: &MyEnv, zetl: &mut Zetl, n: u32) {
+fn wait_for_mark(env: &MyEnv, zetl: &mut Zetl, n: u64) {
     env.sql(&format!("INSERT INTO mark VALUES ({n})"));
     let (_, catalog) = lake(env);
-    common::wait_for(&format!("mark {n} in the lake"), zetl, || marks(&catalog).contains(&n));
+    let mark = format!("{MY_DB}.mark");
+    common::wait_for(&format!("mark {n} in the lake"), zetl, || numbers_in_lake(&catalog, &mark).contains(&n));
 }
 
-fn marks(catalog: &Path) -> Vec<u32> {
+/// The values of column `n` of `table` as pyiceberg reads them from the SQLite `catalog`
+/// (none while the table does not exist).
+pub fn numbers_in_lake(catalog: &Path, table: &str) -> Vec<u64> {
     let program = format!(
         "from pyiceberg.catalog.sql import SqlCatalog\n\
          try:\n\
-         \x20   t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('{MY_DB}.mark')\n\
+         \x20   t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('{table}')\n\
          \x20   print(*t.scan().to_arrow().column('n').to_pylist())\n\
          except Exception:\n\
          \x20   pass\n",

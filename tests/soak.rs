@@ -293,10 +293,29 @@ fn soak_mariadb_into_postgres() {
     let config = with_metrics(env.config("soak").target(settings), port).write();
     let mut figures = Figures::default();
     let (zetl, written) = soak_mariadb(&env, &config, port, &mut figures);
-    env.catch_up_and_stop_with(zetl, &config, |count| target.psql(DB, count).is_ok_and(|n| n.trim() == "1"));
+    let holds = |n| target.psql(DB, &MyEnv::sync_count(n)).is_ok_and(|count| count.trim() == "1");
+    env.catch_up_and_stop_with(zetl, &config, holds);
     let pairs: Vec<(&str, &str)> = SBTEST.iter().map(|t| (*t, *t)).collect();
     zetl_testkit::compare_mysql::assert_mysql_pg_tables_equal(&env.server, &target.url(DB), &pairs);
     figures.print("MariaDB -> PostgreSQL", &written);
+}
+
+/// Into Iceberg tables (a commit every second; `sbtest2`'s resyncs filled in place), read
+/// back through pyiceberg.
+#[test]
+fn soak_mariadb_into_iceberg() {
+    let env = MyEnv::start("soak_my_lake");
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak").target(crate::iceberg::iceberg_target(&env)), port).write();
+    let mut figures = Figures::default();
+    let (zetl, written) = soak_mariadb(&env, &config, port, &mut figures);
+    let catalog = env.scratch.path.join("lake").join("catalog.db");
+    let sync = format!("{}.{}", common::mysql::MY_DB, common::mysql::SYNC_TABLE);
+    env.catch_up_and_stop_with(zetl, &config, |n| crate::iceberg::numbers_in_lake(&catalog, &sync).contains(&n));
+    let reader = zetl_testkit::compare_iceberg::Reader::PyIceberg;
+    let (duck, _) = zetl_testkit::compare_iceberg::read_lake(reader, &catalog, "zetl", &env.scratch.path, &SBTEST);
+    zetl_testkit::compare_mysql::assert_mysql_tables_equal(&env.server, &duck, &SBTEST);
+    figures.print("MariaDB -> Iceberg", &written);
 }
 
 #[cfg(feature = "dynamodb")]

@@ -14,7 +14,7 @@ pub use zetl_testkit::{MariaDbOptions, MariaDbServer};
 /// The database every MySQL test replicates from.
 pub const MY_DB: &str = "shop";
 /// Written last by [`MyEnv::catch_up_and_stop`]: once the target has it, it has everything.
-const SYNC_TABLE: &str = "_zetl_sync";
+pub const SYNC_TABLE: &str = "_zetl_sync";
 /// What zetl logs once it reads the binlog.
 const STREAMING: &str = "streaming the binlog";
 
@@ -88,34 +88,39 @@ impl MyEnv {
     /// for the row in the target; until it is there, zetl is started again and given more
     /// time. Returns with zetl stopped and the target holding every change written before.
     pub fn catch_up_and_stop(&self, zetl: Zetl, config: &Path) {
-        self.catch_up_and_stop_with(zetl, config, |count| self.target_synced(count));
+        self.catch_up_and_stop_with(zetl, config, |n| self.target_synced(&Self::sync_count(n)));
     }
 
-    /// [`MyEnv::catch_up_and_stop`] into another target: `holds(sql)` says whether the
-    /// target's `SELECT count(*)` in `sql` counts one sentinel row.
-    pub fn catch_up_and_stop_with(&self, zetl: Zetl, config: &Path, holds: impl Fn(&str) -> bool) {
-        let count = self.write_sync();
+    /// [`MyEnv::catch_up_and_stop`] into another target: `holds(n)` says whether the target
+    /// has sentinel row `n` (of `SYNC_TABLE`, column `n`).
+    pub fn catch_up_and_stop_with(&self, zetl: Zetl, config: &Path, holds: impl Fn(u64) -> bool) {
+        let n = self.write_sync();
         let waits = (Duration::from_millis(500), Duration::from_secs(4));
-        self.stop_when_synced(zetl, config, waits, || holds(&count));
+        self.stop_when_synced(zetl, config, waits, || holds(n));
     }
 
-    /// Writes the next sentinel row at the source; returns the `SELECT count(*)` that finds it.
-    fn write_sync(&self) -> String {
+    /// The `SELECT count(*)` that finds sentinel `n` at a SQL target.
+    pub fn sync_count(n: u64) -> String {
+        format!("SELECT count(*) FROM {MY_DB}.{SYNC_TABLE} WHERE n = {n}")
+    }
+
+    /// Writes the next sentinel row at the source; returns its number.
+    fn write_sync(&self) -> u64 {
         let n = self.next_sync();
         self.sql(&format!("INSERT INTO {MY_DB}.{SYNC_TABLE} VALUES ({n})"));
-        format!("SELECT count(*) FROM {MY_DB}.{SYNC_TABLE} WHERE n = {n}")
+        n
     }
 
     /// Like [`MyEnv::catch_up_and_stop`], but zetl is not started again: the target must hold
     /// every change written before when zetl is stopped after a few seconds of catching up.
     pub fn catch_up_once_and_stop(&self, mut zetl: Zetl) {
-        let count = self.write_sync();
+        let n = self.write_sync();
         std::thread::sleep(Duration::from_secs(6));
         if let Some(status) = zetl.try_exit() {
             panic!("zetl exited ({status}) while the test waited for it to catch up");
         }
         zetl.stop();
-        assert!(self.target_synced(&count), "zetl did not catch up within one run of 6 s");
+        assert!(self.target_synced(&Self::sync_count(n)), "zetl did not catch up within one run of 6 s");
     }
 
     /// Compares the listed tables (`shop.t`) between source and target; zetl must be stopped.
