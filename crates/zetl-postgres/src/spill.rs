@@ -21,7 +21,16 @@ const RANDOM_HEX: usize = 16;
 pub struct Spill {
     dir: PathBuf,
     files: HashMap<u32, SpillFile>,
+    /// `LOCK` in `dir`, locked while this process lives: another run of an integration of the
+    /// same name (another config file, another project on the host) leaves the directory be.
+    lock: Option<File>,
 }
+
+/// The lock file in a spill directory.
+const LOCK: &str = ".lock";
+
+/// A directory without a lock file this young may be one whose run is about to lock it.
+const UNLOCKED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct SpillFile {
     path: PathBuf,
@@ -53,12 +62,16 @@ impl Spill {
             _ => error(format!("{e} (set TMPDIR to a writable directory with room for the largest transaction)")),
         })?;
         // mkdir applies the umask, which can only take permissions away; set them exactly.
-        let spill = Spill { dir, files: HashMap::new() };
+        let mut spill = Spill { dir, files: HashMap::new(), lock: None };
         std::fs::set_permissions(&spill.dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| spill.error(e.to_string()))?;
         let meta = std::fs::symlink_metadata(&spill.dir).map_err(|e| spill.error(e.to_string()))?;
         // Made by us a moment ago, so ours: what matters is that it is a directory, 0700.
         private(&meta, meta.uid()).map_err(|problem| spill.error(problem.into()))?;
+        let lock = OpenOptions::new().write(true).create_new(true).mode(0o600).open(spill.dir.join(LOCK));
+        let lock = lock.map_err(|e| spill.error(e.to_string()))?;
+        lock.lock().map_err(|e| spill.error(format!("cannot lock {LOCK}: {e}")))?;
+        spill.lock = Some(lock);
         Ok(spill)
     }
 
@@ -152,9 +165,19 @@ fn remove_left_behind(parent: &Path, prefix: &str, current: &Path, uid: u32) {
         if random.len() != RANDOM_HEX || !random.bytes().all(|b| b.is_ascii_hexdigit()) || path == current {
             continue;
         }
-        if entry.metadata().is_ok_and(|m| private(&m, uid).is_ok()) && std::fs::remove_dir_all(&path).is_ok() {
+        let removable = entry.metadata().is_ok_and(|m| private(&m, uid).is_ok() && !in_use(&path, &m));
+        if removable && std::fs::remove_dir_all(&path).is_ok() {
             tracing::info!(dir = %path.display(), "removed large-transaction files an earlier run left behind");
         }
+    }
+}
+
+/// Whether a live process uses the spill directory `dir`: its lock file is locked, or it has
+/// none yet and was made a moment ago.
+fn in_use(dir: &Path, meta: &Metadata) -> bool {
+    match File::open(dir.join(LOCK)) {
+        Ok(lock) => matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => meta.modified().ok().and_then(|t| t.elapsed().ok()).is_none_or(|age| age < UNLOCKED_GRACE),
     }
 }
 
@@ -232,11 +255,16 @@ mod tests {
         std::fs::create_dir(&loose).expect("loose");
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let left = spill.dir.clone();
+        // Killed: its lock is gone with the process, its directory stays.
+        spill.lock.take().map(|l| l.unlock()).transpose().expect("unlock");
         std::mem::forget(spill);
-        let second = Spill::create(&parent, "shop").expect("spill");
-        assert_ne!(second.dir, left);
+        let live = Spill::create(&parent, "shop").expect("spill");
+        assert_ne!(live.dir, left);
         assert!(!left.exists() && other.dir.exists() && loose.exists());
-        drop((second, other));
+        // A run alive beside it (the same integration name elsewhere) keeps its directory.
+        let second = Spill::create(&parent, "shop").expect("spill");
+        assert!(live.dir.exists() && live.dir.join(LOCK).exists(), "a live run's directory was removed");
+        drop((second, live, other));
         let _ = std::fs::remove_dir_all(parent);
     }
 
