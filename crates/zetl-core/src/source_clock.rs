@@ -16,9 +16,14 @@ const BUCKETS: usize = 5;
 /// A difference worth a log line: below it, lag is shown to a tenth of a second anyway.
 const NOTEWORTHY_US: i64 = 1_000_000;
 
+/// Samples closer together than this tell nothing new: the rest are skipped without the lock
+/// (PostgreSQL stamps every replication message, thousands a second under load).
+const SAMPLE_EVERY_US: i64 = 100_000;
+
 #[derive(Debug, Default)]
 pub struct SourceClock {
     ahead_us: AtomicI64,
+    last_sample_us: AtomicI64,
     window: Mutex<Window>,
 }
 
@@ -34,6 +39,11 @@ impl SourceClock {
     /// A message the source stamped `sent_us` (its clock, µs since the Unix epoch) arrived at
     /// `received_us` (this machine's clock).
     pub fn observe(&self, sent_us: i64, received_us: i64) {
+        let last = self.last_sample_us.load(Ordering::Relaxed);
+        if (received_us - last).abs() < SAMPLE_EVERY_US {
+            return;
+        }
+        self.last_sample_us.store(received_us, Ordering::Relaxed);
         let Ok(mut w) = self.window.lock() else { return };
         let sample = sent_us - received_us;
         let minute = received_us.div_euclid(BUCKET_US);
@@ -70,14 +80,14 @@ mod tests {
         let t = 1_800_000_000_000_000;
         // 30 s ahead; messages that travelled 5 ms and 2 s.
         c.observe(t + 30_000_000 - 5_000, t);
-        c.observe(t + 30_000_000 - 2_000_000, t + 10);
+        c.observe(t + 30_000_000 - 2_000_000, t + SAMPLE_EVERY_US);
         assert_eq!(c.ahead_us(), 29_995_000);
         // The clock is set right: the old samples age out after the window.
         let later = t + BUCKET_US * BUCKETS as i64;
         c.observe(later - 1_000, later);
         assert_eq!(c.ahead_us(), -1_000);
         // Behind.
-        c.observe(later - 45_000_000, later + 1);
+        c.observe(later - 45_000_000, later + SAMPLE_EVERY_US);
         assert_eq!(c.ahead_us(), -1_000, "a larger sample of the same minute wins");
         let c = SourceClock::default();
         c.observe(t - 45_000_000, t);
