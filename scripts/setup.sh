@@ -53,11 +53,13 @@ command -v duckdb >/dev/null 2>&1 || pip_missing+=("duckdb-cli==${DUCKDB_VERSION
 python3 -c 'import pyiceberg.catalog.sql, pyarrow, sqlalchemy' >/dev/null 2>&1 || pip_missing+=("pyiceberg[sql-sqlite,pyarrow]==0.12.*")
 # pyiceberg on a PostgreSQL catalog (SQLAlchemy's psycopg2 driver).
 python3 -c 'import psycopg2' >/dev/null 2>&1 || pip_missing+=("psycopg2-binary==2.9.*")
-# DuckDB's iceberg reader: the extension packages must match the Python duckdb version exactly.
+# DuckDB's iceberg reader (httpfs for a warehouse on S3): the extension packages must match the
+# Python duckdb version exactly.
 DUCKDB_READER=1.4.4
 python3 -c "import duckdb, duckdb_ext; assert duckdb.__version__ == '$DUCKDB_READER'" >/dev/null 2>&1 \
-  && [ -f "$(python3 -c 'import duckdb_ext; print(list(duckdb_ext.__path__)[0])')/extensions/v$DUCKDB_READER/linux_amd64/iceberg.duckdb_extension" ] \
-  || pip_missing+=("duckdb==$DUCKDB_READER" "duckdb-ext-iceberg==$DUCKDB_READER.20260205" "duckdb-ext-avro==$DUCKDB_READER.20260205")
+  && [ -f "$(python3 -c 'import duckdb_ext; print(list(duckdb_ext.__path__)[0])')/extensions/v$DUCKDB_READER/linux_amd64/httpfs.duckdb_extension" ] \
+  || pip_missing+=("duckdb==$DUCKDB_READER" "duckdb-ext-iceberg==$DUCKDB_READER.20260205" "duckdb-ext-avro==$DUCKDB_READER.20260205" \
+       "duckdb-ext-httpfs==$DUCKDB_READER.20260205")
 if [ ${#pip_missing[@]} -gt 0 ]; then
   say "pip installing ${pip_missing[*]}"
   python3 -m pip install -q --disable-pip-version-check "${pip_missing[@]}"

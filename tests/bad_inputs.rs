@@ -121,7 +121,10 @@ catalogue! {
     iceberg_catalog_with_mysql_scheme: pg(&lake(&format!("url: \"{MY}\""), "")) => 2, ["catalog.url must be sqlite:///absolute/path/catalog.db or postgres://"];
     iceberg_catalog_relative_sqlite: pg(&lake("url: sqlite://lake/catalog.db", "")) => 2, ["catalog.url must be sqlite:///absolute/path"];
     iceberg_catalog_kind_unknown: pg(&lake("url: sqlite:///l/c.db", "").replace("kind: sql", "kind: glue")) => 2, ["unknown variant `glue`, expected `sql`"];
-    iceberg_warehouse_on_s3: pg(&lake("url: sqlite:///l/c.db", "").replace("file:///l", "s3://bucket/lake")) => 2, ["warehouse must be a file:///absolute/path (object storage is not supported yet)"];
+    iceberg_warehouse_relative: pg(&lake("url: sqlite:///l/c.db", "").replace("file:///l", "lake")) => 2, ["warehouse must be file:///absolute/path or s3://bucket/prefix"];
+    iceberg_warehouse_s3_without_bucket: pg(&lake("url: sqlite:///l/c.db", "").replace("file:///l", "s3:///lake")) => 2, ["warehouse must name a bucket: s3://bucket/prefix"];
+    iceberg_region_on_local_warehouse: pg(&lake("url: sqlite:///l/c.db", ", region: eu-west-1")) => 2, ["region applies to an s3:// warehouse only"];
+    iceberg_s3_endpoint_without_scheme: pg(&lake("url: sqlite:///l/c.db", ", endpoint_url: minio:9000").replace("file:///l", "s3://lake")) => 2, ["endpoint_url must start with http:// or https://"];
     iceberg_commit_every_as_words: pg(&lake("url: sqlite:///l/c.db", ", commit_every: soon")) => 2, ["`soon` is not a duration (write 60s, 5m or 1h)"];
     iceberg_file_size_too_small: pg(&lake("url: sqlite:///l/c.db", ", target_file_size: 1000")) => 2, ["target_file_size must be at least 1048576 bytes"];
     iceberg_mode_unknown: pg(&lake("url: sqlite:///l/c.db", ", mode: append")) => 2, ["unknown variant `append`, expected `mirror` or `changelog`"];

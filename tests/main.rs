@@ -18,6 +18,8 @@ mod dynamodb;
 mod filters;
 mod iceberg;
 mod iceberg_catalog;
+#[cfg(all(feature = "s3", feature = "dynamodb"))]
+mod iceberg_s3;
 mod identifiers;
 mod identity;
 mod keyless;

@@ -174,6 +174,16 @@ pub struct ValidationError {
     pub constraint: String,
 }
 
+/// A URL setting such as `endpoint_url`, which must be http:// or https://.
+pub fn http_url(field: &str, url: Option<&str>) -> Result<(), ValidationError> {
+    match url {
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            Err(ValidationError::new(field, "must start with http:// or https://"))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl ValidationError {
     pub fn new(field: impl Into<String>, constraint: impl Into<String>) -> Self {
         ValidationError { field: field.into(), constraint: constraint.into() }

@@ -75,11 +75,7 @@ impl Default for ScanConfig {
 
 impl Settings for DynamodbSourceConfig {
     fn validate(&self) -> Result<(), ValidationError> {
-        if let Some(url) = &self.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ValidationError::new("endpoint_url", "must start with http:// or https://"));
-            }
-        }
+        zetl_core::config::http_url("endpoint_url", self.endpoint_url.as_deref())?;
         if self.scan.segments == 0 || self.scan.segments > 1000 {
             return Err(ValidationError::new("scan.segments", "must be between 1 and 1000"));
         }

@@ -24,29 +24,14 @@ impl zetl_core::Retry for DynError {
     }
 }
 
-/// Error codes the service answers when it is busy: worth a retry from the checkpoint once the
-/// SDK's own retries are spent.
-const BUSY: [&str; 6] = [
-    "ThrottlingException",
-    "LimitExceededException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-];
-
 /// An SDK error with what was being done; failures to reach the service (no response,
 /// timeout) and a busy service count as transient.
-pub(crate) fn api<E, R>(what: impl Into<String>, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> DynError
+pub(crate) fn api<E>(what: impl Into<String>, e: aws_sdk_dynamodb::error::SdkError<E>) -> DynError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let transient = match e.as_service_error() {
-        None => true,
-        Some(service) => service.code().is_some_and(|code| BUSY.contains(&code)),
-    };
-    DynError::Api { what: what.into(), cause: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(), transient }
+    let (cause, transient) = zetl_aws::describe(&e);
+    DynError::Api { what: what.into(), cause, transient }
 }
 
 /// The writer is gone: the events channel closed.

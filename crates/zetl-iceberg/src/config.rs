@@ -7,8 +7,14 @@ use zetl_core::config::{SecretUrl, ValidationError};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IcebergTargetConfig {
-    /// Where tables live: `file:///path` (or a plain absolute path).
+    /// Where tables live: `file:///path` (or a plain absolute path), or `s3://bucket/prefix`.
     pub warehouse: String,
+    /// An S3 warehouse's region; default from the AWS chain (`AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// An S3-compatible server instead of AWS's S3 (MinIO, moto, Ceph…).
+    pub endpoint_url: Option<String>,
+    /// A named profile of the AWS config and credentials files.
+    pub profile: Option<String>,
     pub catalog: CatalogConfig,
     #[serde(default)]
     pub mode: Mode,
@@ -108,7 +114,17 @@ fn default_catalog_name() -> String {
 }
 
 impl IcebergTargetConfig {
-    /// The warehouse as a `file://` location without a trailing slash.
+    pub fn is_s3(&self) -> bool {
+        self.warehouse.starts_with("s3://")
+    }
+
+    /// The bucket of an S3 warehouse.
+    pub fn bucket(&self) -> Option<&str> {
+        let rest = self.warehouse.strip_prefix("s3://")?;
+        Some(rest.split('/').next().unwrap_or(rest))
+    }
+
+    /// The warehouse as a location without a trailing slash (a plain path as `file://`).
     pub fn warehouse_location(&self) -> String {
         let w = self.warehouse.trim_end_matches('/');
         if w.starts_with('/') {
@@ -127,11 +143,24 @@ impl IcebergTargetConfig {
 impl zetl_core::config::Settings for IcebergTargetConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         let location = self.warehouse_location();
-        if !location.starts_with("file:///") {
-            return Err(ValidationError::new(
-                "warehouse",
-                "must be a file:///absolute/path (object storage is not supported yet)",
-            ));
+        if self.is_s3() {
+            if !cfg!(feature = "s3") {
+                return Err(ValidationError::new(
+                    "warehouse",
+                    "s3:// needs a zetl built with S3 support (the default build; this one was built with --no-default-features)",
+                ));
+            }
+            if self.bucket().is_none_or(|b| b.is_empty()) {
+                return Err(ValidationError::new("warehouse", "must name a bucket: s3://bucket/prefix"));
+            }
+            zetl_core::config::http_url("endpoint_url", self.endpoint_url.as_deref())?;
+        } else if !location.starts_with("file:///") {
+            return Err(ValidationError::new("warehouse", "must be file:///absolute/path or s3://bucket/prefix"));
+        } else {
+            let s3_only = [("region", &self.region), ("endpoint_url", &self.endpoint_url), ("profile", &self.profile)];
+            if let Some((key, _)) = s3_only.iter().find(|(_, v)| v.is_some()) {
+                return Err(ValidationError::new(*key, "applies to an s3:// warehouse only"));
+            }
         }
         let postgres = self.catalog.url.has_scheme(&["postgres", "postgresql"]);
         if !postgres && self.sqlite_path().is_none_or(|p| !p.starts_with('/')) {

@@ -6,6 +6,8 @@ pub enum IcebergError {
     Catalog { catalog: String, context: String, cause: crate::db::DbError },
     #[error("Iceberg table {table}: {context}: {cause}")]
     Table { table: String, context: String, cause: Box<iceberg::Error> },
+    #[error("Iceberg warehouse {location}: {context}: {cause}")]
+    Warehouse { location: String, context: String, cause: Box<iceberg::Error> },
     #[error("table {table}, column {column}: {problem}")]
     Value { table: String, column: String, problem: String },
     /// Another writer committed to the table since this one read it.
@@ -24,15 +26,32 @@ pub enum IcebergError {
     Unsupported(String),
 }
 
-/// A lost connection to a PostgreSQL catalog passes; the warehouse is local files, whose
+/// A lost connection to a PostgreSQL catalog or to an S3 warehouse passes; local files'
 /// failures do not.
 impl zetl_core::Retry for IcebergError {
     fn is_transient(&self) -> bool {
         // Busy is transient so that a run reopening the target after its own failure waits
         // for its old lock to go; a second process is refused at start, having done nothing.
-        matches!(self, IcebergError::Busy { .. })
-            || matches!(self, IcebergError::Catalog { cause, .. } if cause.is_transient())
+        match self {
+            IcebergError::Busy { .. } => true,
+            IcebergError::Catalog { cause, .. } => cause.is_transient(),
+            IcebergError::Table { cause, .. } | IcebergError::Warehouse { cause, .. } => retryable(cause),
+            _ => false,
+        }
     }
+}
+
+/// Whether the error, or one it was made from (a Parquet writer's failure wraps the
+/// storage's), is one the storage marked retryable: S3 unreachable or busy.
+fn retryable(error: &iceberg::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<iceberg::Error>().is_some_and(|e| e.retryable()) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Attaches what was being done to an error of the catalog database.

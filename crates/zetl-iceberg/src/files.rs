@@ -3,14 +3,17 @@
 
 use crate::error::{IcebergError, TableContext};
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use iceberg::arrow::ArrowFileReader;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, Manifest, ManifestFile, ManifestList, NestedField, PrimitiveType, Schema,
     SchemaRef, Snapshot, Type,
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
-use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::{HashMap, HashSet};
@@ -117,6 +120,21 @@ pub async fn load_manifest(file_io: &FileIO, manifest: &ManifestFile, table: &st
     manifest.load_manifest(file_io).await.table(table, || format!("reading manifest {}", manifest.manifest_path))
 }
 
+/// A Parquet file of the table, read through the warehouse's storage by ranges: the footer,
+/// then only the column chunks and row groups asked for.
+async fn parquet(
+    file_io: &FileIO,
+    path: &str,
+    table: &str,
+) -> Result<ParquetRecordBatchStreamBuilder<ArrowFileReader>, IcebergError> {
+    let input = file_io.new_input(path).table(table, || format!("opening {path}"))?;
+    let meta = input.metadata().await.table(table, || format!("looking up {path}"))?;
+    let reader = input.reader().await.table(table, || format!("opening {path}"))?;
+    ParquetRecordBatchStreamBuilder::new(ArrowFileReader::new(meta, reader))
+        .await
+        .map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))
+}
+
 /// The columns `names` of a Parquet file, whole.
 pub async fn read_columns(
     file_io: &FileIO,
@@ -124,24 +142,25 @@ pub async fn read_columns(
     names: &[&str],
     table: &str,
 ) -> Result<Vec<RecordBatch>, IcebergError> {
-    let input = file_io.new_input(path).table(table, || format!("opening {path}"))?;
-    let bytes = input.read().await.table(table, || format!("reading {path}"))?;
-    let bad = |e: parquet::errors::ParquetError| IcebergError::State(format!("table {table}: reading {path}: {e}"));
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(bad)?;
-    let mask = projection(&builder, names).map_err(|e| IcebergError::State(format!("table {table}: {path}: {e}")))?;
-    let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(bad)?;
-    reader
-        .map(|batch| batch.map_err(|e| e.to_string()).and_then(|b| in_order(b, names)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))
+    let bad = |e: String| IcebergError::State(format!("table {table}: reading {path}: {e}"));
+    let builder = parquet(file_io, path, table).await?;
+    let mask = projection(&builder, names).map_err(bad)?;
+    let stream = builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| bad(e.to_string()))?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| bad(e.to_string()))?;
+    batches.into_iter().map(|b| in_order(b, names).map_err(bad)).collect()
 }
 
-/// The columns `names` of row `pos` of the data file at `path` (a local file).
-pub fn read_row(path: &str, pos: i64, names: &[&str], table: &str) -> Result<RecordBatch, IcebergError> {
+/// The columns `names` of row `pos` of the data file at `path`: one row group's chunks of
+/// those columns are read.
+pub async fn read_row(
+    file_io: &FileIO,
+    path: &str,
+    pos: i64,
+    names: &[&str],
+    table: &str,
+) -> Result<RecordBatch, IcebergError> {
     let bad = |e: String| IcebergError::State(format!("table {table}: reading row {pos} of {path}: {e}"));
-    let local = path.strip_prefix("file://").unwrap_or(path);
-    let file = std::fs::File::open(local).map_err(|e| bad(e.to_string()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
+    let builder = parquet(file_io, path, table).await?;
     let (mut group, mut first) = (None, 0i64);
     for (i, g) in builder.metadata().row_groups().iter().enumerate() {
         if pos < first + g.num_rows() {
@@ -153,13 +172,13 @@ pub fn read_row(path: &str, pos: i64, names: &[&str], table: &str) -> Result<Rec
     let group = group.ok_or_else(|| bad("the file has fewer rows".into()))?;
     let mask = projection(&builder, names).map_err(bad)?;
     let selection = RowSelection::from(vec![RowSelector::skip((pos - first) as usize), RowSelector::select(1)]);
-    let mut reader = builder
+    let mut stream = builder
         .with_row_groups(vec![group])
         .with_projection(mask)
         .with_row_selection(selection)
         .build()
         .map_err(|e| bad(e.to_string()))?;
-    match reader.next() {
+    match stream.next().await {
         Some(batch) => in_order(batch.map_err(|e| bad(e.to_string()))?, names).map_err(bad),
         None => Err(bad("no such row".into())),
     }
@@ -177,10 +196,7 @@ fn in_order(batch: RecordBatch, names: &[&str]) -> Result<RecordBatch, String> {
 }
 
 /// The top-level columns `names` of the file `builder` reads.
-fn projection<T: parquet::file::reader::ChunkReader + 'static>(
-    builder: &ParquetRecordBatchReaderBuilder<T>,
-    names: &[&str],
-) -> Result<ProjectionMask, String> {
+fn projection<T>(builder: &ArrowReaderBuilder<T>, names: &[&str]) -> Result<ProjectionMask, String> {
     let roots: Vec<usize> = names
         .iter()
         .map(|n| builder.schema().index_of(n).map_err(|_| format!("no column {n}")))
@@ -250,19 +266,19 @@ pub async fn referenced(
     Ok(())
 }
 
-/// The rows of the local data file at `path` (every column), batch by batch.
-pub fn batches(
+/// The rows of the data file at `path` (every column), batch by batch.
+pub async fn batches(
+    file_io: &FileIO,
     path: &str,
     table: &str,
-) -> Result<impl Iterator<Item = Result<RecordBatch, IcebergError>>, IcebergError> {
-    let bad = |e: String| IcebergError::State(format!("table {table}: reading {path}: {e}"));
-    let local = path.strip_prefix("file://").unwrap_or(path);
-    let file = std::fs::File::open(local).map_err(|e| bad(e.to_string()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS).build())
-        .map_err(|e| bad(e.to_string()))?;
+) -> Result<BoxStream<'static, Result<RecordBatch, IcebergError>>, IcebergError> {
+    let stream = parquet(file_io, path, table)
+        .await?
+        .with_batch_size(ROW_GROUP_ROWS)
+        .build()
+        .map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))?;
     let (table, path) = (table.to_string(), path.to_string());
-    Ok(reader.map(move |b| b.map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))))
+    Ok(stream.map(move |b| b.map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))).boxed())
 }
 
 /// A batch read from a file written under an older schema, in the table's current columns:
@@ -307,7 +323,10 @@ mod tests {
         let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
         writer.write(&batch).expect("write");
         writer.close().expect("close");
-        let row = read_row(path.to_str().expect("utf-8"), 1, &["b", "a"], "t").expect("read");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let file_io = FileIO::new_with_fs();
+        let read = read_row(&file_io, path.to_str().expect("utf-8"), 1, &["b", "a"], "t");
+        let row = rt.block_on(read).expect("read");
         let _ = std::fs::remove_file(&path);
         assert_eq!(row.schema().field(0).name(), "b");
         assert_eq!(row.column(0).as_any().downcast_ref::<StringArray>().map(|s| s.value(0)), Some("y"));

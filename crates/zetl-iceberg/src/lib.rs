@@ -15,9 +15,12 @@ mod error;
 mod files;
 mod key;
 pub mod maintain;
+#[cfg(feature = "s3")]
+mod s3;
 pub mod state;
 mod table;
 pub mod types;
+pub mod warehouse;
 
 pub use catalog::SqlCatalog;
 pub use config::{CatalogConfig, CatalogKind, DurationSetting, IcebergTargetConfig, Mode};
@@ -35,6 +38,23 @@ use zetl_core::bookkeeping::Bookkeeping;
 use zetl_core::target::{Target, TargetAdmin};
 use zetl_core::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, Row, TableId, TableSchema, TableState, Value};
 
+/// `zetl check`: the catalog and the warehouse can be reached; creates nothing.
+pub fn check(config: &IcebergTargetConfig) -> Result<(), IcebergError> {
+    SqlCatalog::check(config)?;
+    runtime("the check")?.block_on(async {
+        let (warehouse, _) = warehouse::Warehouse::open(config).await?;
+        warehouse.check(config).await
+    })
+}
+
+/// The runtime one thread of zetl drives the lake's I/O with (S3 needs its network and timers).
+pub(crate) fn runtime(what: &str) -> Result<tokio::runtime::Runtime, IcebergError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| IcebergError::State(format!("cannot start {what}'s runtime: {e}")))
+}
+
 pub struct IcebergTarget {
     config: IcebergTargetConfig,
     catalog: SqlCatalog,
@@ -49,13 +69,12 @@ pub struct IcebergTarget {
 impl IcebergTarget {
     pub fn open(config: &IcebergTargetConfig, integration: &str) -> Result<Self, IcebergError> {
         let catalog = SqlCatalog::open(config)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .map_err(|e| IcebergError::State(format!("cannot start the Iceberg writer's runtime: {e}")))?;
+        let rt = runtime("the Iceberg writer")?;
+        let (_, file_io) = rt.block_on(warehouse::Warehouse::open(config))?;
         Ok(IcebergTarget {
             config: config.clone(),
             catalog,
-            file_io: FileIO::new_with_fs(),
+            file_io,
             rt,
             integration: integration.to_string(),
             tables: BTreeMap::new(),

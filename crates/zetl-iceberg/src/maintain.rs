@@ -15,12 +15,13 @@ use crate::config::{IcebergTargetConfig, Mode};
 use crate::error::{IcebergError, TableContext};
 use crate::files;
 use crate::table::LakeTable;
+use crate::warehouse::Warehouse;
 use arrow_array::{BooleanArray, RecordBatch};
+use futures_util::StreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 use iceberg::MetadataLocation;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 use zetl_core::TableSchema;
@@ -43,10 +44,8 @@ pub fn maintain(
     older_than: Duration,
 ) -> Result<Vec<Maintained>, IcebergError> {
     let catalog = SqlCatalog::open(config)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| IcebergError::State(format!("cannot start the maintenance runtime: {e}")))?;
-    let file_io = FileIO::new_with_fs();
+    let rt = crate::runtime("maintenance")?;
+    let (warehouse, file_io) = rt.block_on(Warehouse::open(config))?;
     let schemas = catalog.stored_schemas(integration)?;
     let mut done = Vec::new();
     for table in catalog.known_tables(integration)? {
@@ -56,7 +55,7 @@ pub fn maintain(
         let outcome = catalog.metadata_location(&table).and_then(|start| {
             let Some(start) = start else { return Ok((Maintained::default(), Vec::new())) };
             let (report, obsolete, moved) =
-                rt.block_on(maintain_table(&start, &file_io, config, source, older_than))?;
+                rt.block_on(maintain_table(&start, &file_io, &warehouse, config, source, older_than))?;
             if let Some(to) = moved {
                 catalog.swap(&table, &start, &to)?;
             }
@@ -72,7 +71,7 @@ pub fn maintain(
         };
         let mut report = report;
         for file in obsolete {
-            if std::fs::remove_file(&file).is_ok() {
+            if rt.block_on(file_io.delete(&file)).is_ok() {
                 report.files_removed += 1;
             }
         }
@@ -87,10 +86,11 @@ pub fn maintain(
 async fn maintain_table(
     start: &str,
     file_io: &FileIO,
+    warehouse: &Warehouse,
     config: &IcebergTargetConfig,
     source: &TableSchema,
     older_than: Duration,
-) -> Result<(Maintained, Vec<PathBuf>, Option<String>), IcebergError> {
+) -> Result<(Maintained, Vec<String>, Option<String>), IcebergError> {
     let id = &source.id;
     let name = id.to_string();
     let mut report = Maintained { table: name.clone(), ..Maintained::default() };
@@ -107,7 +107,8 @@ async fn maintain_table(
             for (path, _) in &live.data {
                 let gone = live.deleted.get(path);
                 let mut first = 0i64;
-                for batch in files::batches(path, &name)? {
+                let mut batches = files::batches(file_io, path, &name).await?;
+                while let Some(batch) = batches.next().await {
                     let batch = batch?;
                     let rows = batch.num_rows() as i64;
                     let kept = match gone {
@@ -157,7 +158,7 @@ async fn maintain_table(
     for snapshot in metadata.snapshots() {
         files::referenced(file_io, snapshot, &name, &mut kept).await?;
     }
-    let obsolete = unreferenced(&local(metadata.location()), &kept, cutoff);
+    let obsolete = unreferenced(warehouse, metadata.location(), &kept, cutoff).await?;
     let moved = (location != start).then_some(location);
     Ok((report, obsolete, moved))
 }
@@ -173,24 +174,27 @@ fn rewrite_error(table: &str, path: &str, problem: String) -> IcebergError {
     IcebergError::State(format!("table {table}: rewriting {path}: {problem}"))
 }
 
-fn local(location: &str) -> PathBuf {
-    PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
+/// A location without the `file://` of a local one: metadata may name a local file either way.
+fn plain(location: &str) -> &str {
+    location.strip_prefix("file://").unwrap_or(location)
 }
 
 /// Files under the table's `data/` and `metadata/` that `kept` does not name and that were last
 /// written before `cutoff`.
-fn unreferenced(table_dir: &Path, kept: &HashSet<String>, cutoff: SystemTime) -> Vec<PathBuf> {
-    let kept: HashSet<PathBuf> = kept.iter().map(|f| local(f)).collect();
+async fn unreferenced(
+    warehouse: &Warehouse,
+    table_dir: &str,
+    kept: &HashSet<String>,
+    cutoff: SystemTime,
+) -> Result<Vec<String>, IcebergError> {
+    let kept: HashSet<&str> = kept.iter().map(|f| plain(f)).collect();
     let mut out = Vec::new();
     for dir in ["data", "metadata"] {
-        let Ok(entries) = std::fs::read_dir(table_dir.join(dir)) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t <= cutoff);
-            if old && path.is_file() && !kept.contains(&path) {
+        for (path, written) in warehouse.list(&format!("{}/{dir}", table_dir.trim_end_matches('/'))).await? {
+            if written <= cutoff && !kept.contains(plain(&path)) {
                 out.push(path);
             }
         }
     }
-    out
+    Ok(out)
 }

@@ -356,7 +356,7 @@ impl LakeTable {
             let unchanged: Vec<usize> = (0..row.len()).filter(|&i| matches!(row[i], Value::Unchanged)).collect();
             let old = match old {
                 Removed::Buffered(old) => old,
-                Removed::InFile(file, pos) => self.read_back(file, pos, &unchanged).await?,
+                Removed::InFile(file, pos) => self.read_back(file_io, file, pos, &unchanged).await?,
                 // A fill's update for a key its copy has not reached: the copy brings the row.
                 Removed::Nothing if filling => return Ok(()),
                 Removed::Nothing => return Err(self.no_row_for_unsent(&row)),
@@ -376,13 +376,19 @@ impl LakeTable {
 
     /// The columns `wanted` of row `pos` of data file `file`, as a row of the source's width
     /// (other columns NULL). A file still being written is closed first, to be readable.
-    async fn read_back(&mut self, file: u32, pos: i64, wanted: &[usize]) -> Result<Row, IcebergError> {
+    async fn read_back(
+        &mut self,
+        file_io: &FileIO,
+        file: u32,
+        pos: i64,
+        wanted: &[usize],
+    ) -> Result<Row, IcebergError> {
         if self.open.as_ref().is_some_and(|(_, open, _)| *open == file) {
             self.close_file().await?;
         }
         let path = self.files.get(file as usize).cloned().unwrap_or_default();
         let names: Vec<&str> = wanted.iter().map(|&i| self.source.columns[i].name.as_str()).collect();
-        let batch = files::read_row(&path, pos, &names, &self.name())?;
+        let batch = files::read_row(file_io, &path, pos, &names, &self.name()).await?;
         let mut row = vec![Value::Null; self.source.columns.len()];
         for (&i, column) in wanted.iter().zip(batch.columns()) {
             row[i] = types::stored_value(column.as_ref()).map_err(|problem| IcebergError::Value {

@@ -12,6 +12,9 @@ READER is one of
   spark      Spark with the Iceberg runtime, through Iceberg's JdbcCatalog on the same catalog
              (jars prepared by scripts/setup-spark.sh in .tools/spark).
 
+A warehouse on an S3-compatible server is reached at ZETL_S3_ENDPOINT (http://host:port) with
+the keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (pyiceberg's and DuckDB's readers).
+
 Values are written as the reader returns them, except UUIDs that pyiceberg returns as fixed
 16-byte binary, written as their text so that DuckDB reads them as the source prints them.
 Each table's row count goes to stdout as `schema.table rows`.
@@ -43,12 +46,24 @@ def is_postgres(db):
     return db.startswith(("postgres://", "postgresql://"))
 
 
+def s3_endpoint():
+    """The S3-compatible server's URL and keys, when the warehouse is on one."""
+    endpoint = os.environ.get("ZETL_S3_ENDPOINT")
+    if not endpoint:
+        return None
+    return endpoint, os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+
+
 def read_pyiceberg(db, name, out, tables):
     import pyarrow.parquet as pq
     from pyiceberg.catalog.sql import SqlCatalog
 
     uri = "postgresql+psycopg2://" + db.split("://", 1)[1] if is_postgres(db) else f"sqlite:///{db}"
-    catalog = SqlCatalog(name, uri=uri)
+    s3 = s3_endpoint()
+    props = {}
+    if s3:
+        props = {"s3.endpoint": s3[0], "s3.access-key-id": s3[1], "s3.secret-access-key": s3[2], "s3.region": "us-east-1"}
+    catalog = SqlCatalog(name, uri=uri, **props)
     for qualified in tables:
         table = as_text_uuids(catalog.load_table(qualified).scan().to_arrow())
         pq.write_table(table, f"{out}/{qualified}.parquet")
@@ -80,6 +95,14 @@ def read_duckdb(db, name, out, tables):
     extensions = os.path.join(list(duckdb_ext.__path__)[0], "extensions")
     con.execute(f"SET extension_directory = '{extensions}'")
     con.execute("LOAD iceberg")
+    s3 = s3_endpoint()
+    if s3:
+        endpoint, key, secret = s3
+        con.execute("LOAD httpfs")
+        con.execute(
+            f"CREATE SECRET lake (TYPE s3, KEY_ID '{key}', SECRET '{secret}', REGION 'us-east-1', "
+            f"ENDPOINT '{endpoint.split('://', 1)[1]}', URL_STYLE 'path', USE_SSL {endpoint.startswith('https')})"
+        )
     for qualified in tables:
         scan = f"iceberg_scan('{metadata_location(db, name, qualified)}')"
         con.execute(f"COPY (SELECT * FROM {scan}) TO '{out}/{qualified}.parquet' (FORMAT parquet)")

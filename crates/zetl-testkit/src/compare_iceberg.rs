@@ -41,6 +41,19 @@ pub fn read_lake(
     scratch: &Path,
     tables: &[&str],
 ) -> (PathBuf, Vec<u64>) {
+    read_lake_with(reader, catalog, name, scratch, tables, &[])
+}
+
+/// [`read_lake`] with `env` set for the reader: `ZETL_S3_ENDPOINT` and the AWS keys of an
+/// S3 warehouse on an S3-compatible server.
+pub fn read_lake_with(
+    reader: Reader,
+    catalog: impl AsRef<std::ffi::OsStr>,
+    name: &str,
+    scratch: &Path,
+    tables: &[&str],
+    env: &[(&str, &str)],
+) -> (PathBuf, Vec<u64>) {
     let out = scratch.join(format!("{}-read", reader.arg()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("create the pyiceberg output directory");
@@ -52,6 +65,7 @@ pub fn read_lake(
         .arg(&out)
         .args(tables)
         .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .envs(env.iter().copied())
         .output()
         .expect("run python3");
     assert!(run.status.success(), "iceberg_dump.py {} failed: {}", reader.arg(), String::from_utf8_lossy(&run.stderr));

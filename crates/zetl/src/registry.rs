@@ -198,7 +198,7 @@ pub async fn check_target(integration: &Integration) -> Verdict {
         },
         TargetConfig::Iceberg(c) => {
             let config = c.clone();
-            match tokio::task::spawn_blocking(move || zetl_iceberg::SqlCatalog::check(&config)).await {
+            match tokio::task::spawn_blocking(move || zetl_iceberg::check(&config)).await {
                 Ok(Ok(())) => {
                     (true, format!("Iceberg warehouse {}, catalog {}", c.warehouse_location(), c.catalog.url))
                 }

@@ -140,7 +140,7 @@ impl LakeTable {
             let previous = self.key_of(moved.unwrap_or(&row))?;
             let prev = match self.index.get(previous.as_slice()).copied().map(Slot::place) {
                 Some(Place::Buffer(i)) => self.buffer.get(i).cloned().flatten().map(|(_, r)| r),
-                Some(Place::File(file, pos)) => Some(self.read_back(file, pos, &unchanged).await?),
+                Some(Place::File(file, pos)) => Some(self.read_back(file_io, file, pos, &unchanged).await?),
                 None => None,
             };
             match prev {

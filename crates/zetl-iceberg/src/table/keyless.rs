@@ -8,6 +8,7 @@ use super::{key_types, LakeTable};
 use crate::error::IcebergError;
 use crate::{files, key};
 use arrow_array::Array;
+use futures_util::StreamExt;
 use iceberg::io::FileIO;
 use std::collections::{HashMap, HashSet};
 use zetl_core::batch::net_unkeyed;
@@ -69,7 +70,8 @@ impl LakeTable {
                 let path = self.files[number as usize].clone();
                 let gone = committed.get(&path);
                 let mut pos = 0i64;
-                for batch in files::batches(&path, &name)? {
+                let mut batches = files::batches(file_io, &path, &name).await?;
+                while let Some(batch) = batches.next().await {
                     let batch = files::conform(&batch?, &self.arrow)
                         .map_err(|e| IcebergError::State(format!("table {name}: reading {path}: {e}")))?;
                     let arrays: Vec<&dyn Array> = columns.iter().map(|&i| batch.column(i).as_ref()).collect();
