@@ -422,6 +422,21 @@ fn changelog_keeps_every_change_and_its_current_state_equals_the_source() {
     assert_tables_equal(&env.url(), &duck_path, &tables);
 }
 
+/// Whether pyiceberg finds the sentinel item `n` of DynamoDB table `table` in the lake of the
+/// SQLite `catalog`.
+pub fn dynamo_sync_in_lake(catalog: &Path, table: &str, n: u64) -> bool {
+    let program = format!(
+        "from pyiceberg.catalog.sql import SqlCatalog\n\
+         try:\n\
+         \x20   t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('dynamodb.{table}')\n\
+         \x20   print(t.scan(row_filter=\"pk == 'sync' and sk == '{n}'\").to_arrow().num_rows)\n\
+         except Exception:\n\
+         \x20   print(0)\n",
+        catalog.display()
+    );
+    common::python(&program).trim() == "1"
+}
+
 /// Per table: snapshots, data files and position-delete files of the current snapshot, as
 /// pyiceberg lists them from the catalog at SQLAlchemy URI `uri`.
 pub fn lake_shape(uri: &str) -> Vec<(String, usize, usize, usize)> {
@@ -536,18 +551,7 @@ fn dynamodb_into_iceberg_equals_the_table() {
     env.driver(&["mutate", "t"]);
     env.driver(&["sync", "t", "1"]);
     let (_, catalog) = lake(&env);
-    let synced = || {
-        let program = format!(
-            "from pyiceberg.catalog.sql import SqlCatalog\n\
-             try:\n\
-             \x20   t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('dynamodb.t')\n\
-             \x20   print(t.scan(row_filter=\"pk == 'sync'\").to_arrow().num_rows)\n\
-             except Exception:\n\
-             \x20   print(0)\n",
-            catalog.display()
-        );
-        common::python(&program).trim() == "1"
-    };
+    let synced = || dynamo_sync_in_lake(&catalog, "t", 1);
     common::wait_for("the sync item in the lake", &mut zetl, synced);
     zetl.stop();
     let (duck, _) = read_lake(Reader::PyIceberg, &catalog, "zetl", &env.scratch.path, &["dynamodb.t"]);

@@ -318,16 +318,11 @@ fn soak_mariadb_into_iceberg() {
     figures.print("MariaDB -> Iceberg", &written);
 }
 
+/// A table of 500 items (small enough that a seed completes within a cycle now and then:
+/// moto scans slowly) under a boto3 writer (puts, updates, deletes) for about as long as the
+/// kill cycles take. Returns zetl started once more, and what was written.
 #[cfg(feature = "dynamodb")]
-#[test]
-fn soak_dynamodb_into_duckdb() {
-    let env = DynEnv::start("soak_dyn_duckdb");
-    env.driver(&["create", "t"]);
-    // Small enough that a seed completes within a cycle now and then (moto scans slowly).
-    env.driver(&["fill", "t", "0", "500"]);
-    let port = zetl_testkit::free_port();
-    let config = with_metrics(env.config("soak", &["t"]), port).write();
-    // A boto3 writer (puts, updates, deletes) for about as long as the kill cycles take.
+fn soak_dynamodb(env: &DynEnv, config: &Path, port: u16, figures: &mut Figures) -> (Zetl, String) {
     let seconds = (cycles() * 3).to_string();
     let mut load = Command::new("python3")
         .arg(zetl_testkit::compare_dynamo::script())
@@ -335,11 +330,63 @@ fn soak_dynamodb_into_duckdb() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the boto3 writer");
-    let mut figures = Figures::default();
     // DynamoDB tables are copied again at the next start, not while streaming: no resync.
-    let zetl = kill_cycles(&env, &config, port, None, &mut figures);
+    let zetl = kill_cycles(env, config, port, None, figures);
     assert!(load.wait().expect("wait for the writer").success(), "the boto3 writer failed");
+    (zetl, format!("{seconds} s of boto3 churn"))
+}
+
+#[cfg(feature = "dynamodb")]
+fn dynamodb_source(test: &str) -> DynEnv {
+    let env = DynEnv::start(test);
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "500"]);
+    env
+}
+
+#[cfg(feature = "dynamodb")]
+#[test]
+fn soak_dynamodb_into_duckdb() {
+    let env = dynamodb_source("soak_dyn_duckdb");
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak", &["t"]), port).write();
+    let mut figures = Figures::default();
+    let (zetl, written) = soak_dynamodb(&env, &config, port, &mut figures);
     env.catch_up_and_stop(zetl, &config, &["t"]);
     env.assert_equal("t");
-    figures.print("DynamoDB -> DuckDB", &format!("{seconds} s of boto3 churn"));
+    figures.print("DynamoDB -> DuckDB", &written);
+}
+
+#[cfg(feature = "dynamodb")]
+#[test]
+fn soak_dynamodb_into_postgres() {
+    let env = dynamodb_source("soak_dyn_pg");
+    let target = PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    let port = zetl_testkit::free_port();
+    let settings = common::config::map([("kind", "postgres".into()), ("url", target.url(DB).into())]);
+    let config = with_metrics(env.config("soak", &["t"]).target(settings), port).write();
+    let mut figures = Figures::default();
+    let (zetl, written) = soak_dynamodb(&env, &config, port, &mut figures);
+    let holds = |t: &str, n| target.psql(DB, &DynEnv::sync_count(t, n)).is_ok_and(|count| count.trim() == "1");
+    env.catch_up_and_stop_with(zetl, &config, &["t"], holds);
+    zetl_testkit::compare_dynamo::assert_dynamo_pg_equal(&env.endpoint(), "t", &target.url(DB));
+    figures.print("DynamoDB -> PostgreSQL", &written);
+}
+
+/// Into an Iceberg table (a commit every second), read back through pyiceberg.
+#[cfg(feature = "dynamodb")]
+#[test]
+fn soak_dynamodb_into_iceberg() {
+    let env = dynamodb_source("soak_dyn_lake");
+    let port = zetl_testkit::free_port();
+    let config = with_metrics(env.config("soak", &["t"]).target(crate::iceberg::iceberg_target(&env)), port).write();
+    let mut figures = Figures::default();
+    let (zetl, written) = soak_dynamodb(&env, &config, port, &mut figures);
+    let catalog = env.scratch.path.join("lake").join("catalog.db");
+    env.catch_up_and_stop_with(zetl, &config, &["t"], |t, n| crate::iceberg::dynamo_sync_in_lake(&catalog, t, n));
+    let reader = zetl_testkit::compare_iceberg::Reader::PyIceberg;
+    let (duck, _) =
+        zetl_testkit::compare_iceberg::read_lake(reader, &catalog, "zetl", &env.scratch.path, &["dynamodb.t"]);
+    zetl_testkit::compare_dynamo::assert_dynamo_equal(&env.endpoint(), "t", &duck);
+    figures.print("DynamoDB -> Iceberg", &written);
 }

@@ -52,6 +52,18 @@ impl DynEnv {
     /// looks for them at the target; until they are there, zetl runs again for longer.
     /// Returns with zetl stopped and the target holding every change written before.
     pub fn catch_up_and_stop(&self, zetl: Zetl, config: &Path, tables: &[&str]) {
+        self.catch_up_and_stop_with(zetl, config, tables, |t, n| self.target_has_sync(t, n));
+    }
+
+    /// [`DynEnv::catch_up_and_stop`] for any target: `holds(table, n)` says whether the
+    /// target has sentinel `n` of `table`.
+    pub fn catch_up_and_stop_with(
+        &self,
+        zetl: Zetl,
+        config: &Path,
+        tables: &[&str],
+        holds: impl Fn(&str, u64) -> bool,
+    ) {
         let n = self.next_sync();
         for t in tables {
             self.driver(&["sync", t, &n.to_string()]);
@@ -60,11 +72,16 @@ impl DynEnv {
         // records/s, so a page of 1000 takes seconds, more beside other tests, and a run
         // stopped before its first page ends commits nothing.
         let waits = (Duration::from_millis(1500), Duration::from_secs(30));
-        self.stop_when_synced(zetl, config, waits, || tables.iter().all(|t| self.target_has_sync(t, n)));
+        self.stop_when_synced(zetl, config, waits, || tables.iter().all(|t| holds(t, n)));
+    }
+
+    /// The `SELECT count(*)` that finds sentinel `n` of `table` at a SQL target.
+    pub fn sync_count(table: &str, n: u64) -> String {
+        format!("SELECT count(*) FROM dynamodb.\"{table}\" WHERE pk = 'sync' AND sk = '{n}'")
     }
 
     fn target_has_sync(&self, table: &str, n: u64) -> bool {
-        self.target_synced(&format!("SELECT count(*) FROM dynamodb.\"{table}\" WHERE pk = 'sync' AND sk = '{n}'"))
+        self.target_synced(&Self::sync_count(table, n))
     }
 
     pub fn assert_equal(&self, table: &str) {

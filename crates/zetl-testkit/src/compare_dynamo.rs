@@ -20,15 +20,9 @@ pub fn dynamo(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// Panics, naming the first differences, unless the target holds exactly the table's items.
+/// Panics, naming the first differences, unless the DuckDB target holds exactly the table's
+/// items.
 pub fn assert_dynamo_equal(endpoint: &str, table: &str, duckdb_path: &Path) {
-    let source: BTreeMap<String, Value> = dynamo(endpoint, &["dump", table])
-        .lines()
-        .map(|line| {
-            let item: Value = serde_json::from_str(line).expect("dump line is JSON");
-            (key_of(&item), normalize(item))
-        })
-        .collect();
     let duck = open_target(duckdb_path).unwrap_or_else(|e| panic!("{e}"));
     let sql =
         format!("SELECT CAST(pk AS VARCHAR), CAST(sk AS VARCHAR), CAST(item AS VARCHAR) FROM dynamodb.\"{table}\"");
@@ -37,6 +31,28 @@ pub fn assert_dynamo_equal(endpoint: &str, table: &str, duckdb_path: &Path) {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|rows| rows.collect())
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    assert_items_equal(endpoint, table, rows);
+}
+
+/// [`assert_dynamo_equal`] for a PostgreSQL target at `url` (its `dynamodb` schema).
+pub fn assert_dynamo_pg_equal(endpoint: &str, table: &str, url: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let pg = crate::compare::connect_pg(&runtime, url).unwrap_or_else(|e| panic!("{e}"));
+    let sql = format!("SELECT pk::text, sk::text, item::text FROM dynamodb.\"{table}\"");
+    let rows = runtime.block_on(pg.query(&sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let rows = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_items_equal(endpoint, table, rows);
+}
+
+/// The table's items, dumped from DynamoDB, against the target's (pk, sk, item) rows.
+fn assert_items_equal(endpoint: &str, table: &str, rows: Vec<(String, String, String)>) {
+    let source: BTreeMap<String, Value> = dynamo(endpoint, &["dump", table])
+        .lines()
+        .map(|line| {
+            let item: Value = serde_json::from_str(line).expect("dump line is JSON");
+            (key_of(&item), normalize(item))
+        })
+        .collect();
     let mut target = BTreeMap::new();
     for (pk, sk, item) in rows {
         let item: Value =
