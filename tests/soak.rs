@@ -156,8 +156,10 @@ impl PgWorkload {
     }
 
     fn stop(mut self) {
-        // SIGINT: pgbench ends its clients; their open transactions roll back.
-        let _ = Command::new("kill").arg("-INT").arg(self.pgbench.id().to_string()).status();
+        // Killed: the server rolls back the transactions its clients had open. (Not SIGINT: a
+        // run started in the background by a non-interactive shell inherits SIGINT ignored,
+        // and pgbench then never ends.)
+        let _ = self.pgbench.kill();
         let _ = self.pgbench.wait();
     }
 }
