@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The soak: zetl killed with SIGKILL at random moments under pgbench (PostgreSQL → DuckDB,
-# → PostgreSQL and → Iceberg), sysbench (MariaDB → DuckDB, → PostgreSQL and → Iceberg) and boto3 (DynamoDB → DuckDB)
-# workloads, CYCLES times per combination, then
+# → PostgreSQL and → Iceberg), sysbench (MariaDB → DuckDB, → PostgreSQL and → Iceberg) and boto3
+# (DynamoDB → DuckDB, → PostgreSQL and → Iceberg) workloads, CYCLES times per combination, then
 # the whole target compared with the whole source. Prints one `soak:` line per combination.
 #   CYCLES=100 ./scripts/soak.sh        # the long run; the test run includes CYCLES=10
 set -euo pipefail

@@ -5,6 +5,7 @@
 //! and how an SDK error reads and whether a retry may cure it.
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -43,7 +44,16 @@ pub async fn load(endpoint: Endpoint<'_>, what: &str, setting: &str) -> Result<L
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     // Throttled calls back off and retry longer than the SDK's default three attempts.
     let retry = RetryConfig::standard().with_max_attempts(5).with_max_backoff(Duration::from_secs(5));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http).retry_config(retry);
+    // A connection that stops answering (a server gone without a reset, a blackholing
+    // firewall) fails the attempt, which is retried, instead of holding the run forever. The
+    // read timeout counts from the request's start to the answer's first byte, an 8 MiB upload
+    // part included: it allows for a slow link.
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .build();
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(http).retry_config(retry).timeout_config(timeouts);
     if let Some(region) = endpoint.region {
         loader = loader.region(Region::new(region.to_string()));
     }
