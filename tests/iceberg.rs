@@ -304,8 +304,8 @@ pub fn numbers_in_lake(catalog: &Path, table: &str) -> Vec<u64> {
     common::python(&program).split_whitespace().filter_map(|n| n.parse().ok()).collect()
 }
 
-/// Schema changes become Iceberg schema updates (an added column, `int` → `bigint` on a key
-/// column, a dropped column), a `zetl resync` copies a table again, and `zetl status` reads
+/// Schema changes become Iceberg schema updates (an added column, one with a default that the
+/// existing rows take, `int` → `bigint` on a key column, a dropped column), a `zetl resync` copies a table again, and `zetl status` reads
 /// the state from the catalog: pyiceberg still reads exactly the source.
 #[test]
 fn iceberg_tables_evolve_and_resync() {
@@ -320,6 +320,19 @@ fn iceberg_tables_evolve_and_resync() {
          INSERT INTO pairs VALUES (5000000000, 'big', 1);\n\
          UPDATE kinds SET i2 = -i2 WHERE id % 11 = 0;\n\
          ALTER TABLE kinds DROP COLUMN i2; UPDATE kinds SET t = 'after drop' WHERE id % 7 = 0;",
+    );
+    env.wait_caught_up(&mut zetl, "lake");
+    // Columns added with a value for the existing rows, amid changes of the same transaction
+    // (rows in committed files, rows the transaction wrote, position deletes of both), in a
+    // keyed table and a keyless one.
+    env.sql(
+        "BEGIN; UPDATE kinds SET t = 'before the default' WHERE id % 13 = 0;\n\
+         ALTER TABLE kinds ADD COLUMN flag int NOT NULL DEFAULT 7;\n\
+         UPDATE kinds SET flag = 8 WHERE id % 17 = 0; DELETE FROM kinds WHERE id % 19 = 0;\n\
+         INSERT INTO kinds (id, t) VALUES (-5, 'new after the default'); COMMIT;\n\
+         INSERT INTO log VALUES ('before the tag', -1);\n\
+         ALTER TABLE log ADD COLUMN tag text DEFAULT 'untagged';\n\
+         INSERT INTO log VALUES ('tagged', -2, 'mine');",
     );
     env.wait_caught_up(&mut zetl, "lake");
     zetl.stop();

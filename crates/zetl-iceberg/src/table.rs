@@ -4,6 +4,7 @@
 //! changelog mode appends every change instead, see `changelog`).
 
 mod changelog;
+mod fill;
 mod keyless;
 
 use crate::error::{IcebergError, TableContext};

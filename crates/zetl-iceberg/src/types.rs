@@ -129,6 +129,11 @@ pub fn record_batch(
     })
 }
 
+/// A column of `rows` copies of `value`, of Arrow type `ty`.
+pub fn constant(ty: &DataType, value: &Value, rows: usize) -> Result<arrow_array::ArrayRef, String> {
+    array(ty, std::iter::repeat_n(value, rows))
+}
+
 /// One value as the lake stores it.
 enum Cell {
     Null,
