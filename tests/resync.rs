@@ -284,3 +284,45 @@ fn a_resync_replaces_the_table_whole_for_readers() {
     assert!(log.contains("the table filled aside replaced the table table=public.big"), "{log}");
     assert!(!log.contains("aside=public._zetl_fill_near"), "public.near (in_place) was filled aside:\n{log}");
 }
+
+/// A table that leaves the filters while it is being filled aside (zetl killed mid-fill, the
+/// filters changed before the next start): the next run gives the fill up and drops what it
+/// had filled aside; the table itself stays as it was, and the others go on.
+#[test]
+fn a_table_leaving_the_filters_mid_fill_leaves_nothing_aside() {
+    let env = TestEnv::start("fill_excluded");
+    env.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text);\n\
+         INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g; ANALYZE big;\n\
+         CREATE TABLE small (id int PRIMARY KEY, v int); INSERT INTO small VALUES (1, 1);",
+    );
+    let port = zetl_testkit::free_port();
+    let metrics = map([("listen", format!("127.0.0.1:{port}").into())]);
+    let cfg = env.config("leave", &["public.*"]).set("metrics", metrics).write();
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "leave");
+    let out = zetl_command(&["resync", "-c", cfg.to_str().expect("utf-8 path"), "public.big"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let filling =
+        || std::fs::read_to_string(env.log_path()).unwrap_or_default().contains("aside=public._zetl_fill_big");
+    common::wait_for("the fill aside of public.big", &mut zetl, filling);
+    // A few commits into the fill.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    zetl.kill9();
+    assert!(
+        env.target_tables().contains(&"public._zetl_fill_big".to_string()),
+        "the kill came after the fill had committed rows aside: {:?}",
+        env.target_tables()
+    );
+
+    let cfg = env.config("leave", &["public.small"]).metrics_off().write();
+    env.sql("UPDATE small SET v = 2");
+    let mut zetl = env.run_zetl(&cfg);
+    env.wait_caught_up(&mut zetl, "leave");
+    zetl.stop();
+    assert_eq!(env.target_tables(), vec!["public.big".to_string(), "public.small".to_string()]);
+    env.assert_equal(&["public.small"]);
+    let status = common::zetl_command(&["status", "-c", cfg.to_str().expect("utf-8 path")]);
+    let shown = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(shown.lines().any(|l| l.contains("public.big") && l.contains("excluded")), "{shown}");
+}

@@ -94,16 +94,22 @@ async fn run_once(
             target.reset()?;
         }
         // Copies of an interrupted initial copy, or copies made while streaming (fills).
-        let under_way: HashMap<_, _> =
+        let mut under_way: HashMap<_, _> =
             if resumable || streaming { target.copies_under_way()?.into_iter().collect() } else { HashMap::new() };
         let mut copied: HashMap<_, _> = target.copied_tables()?.into_iter().collect();
         // Tables the filters no longer select stop counting as copied: their changes are not
-        // followed from now on, so coming back into the filters must copy them again.
-        let excluded: Vec<TableId> = copied.keys().filter(|t| !filter.matches(t)).cloned().collect();
+        // followed from now on, so coming back into the filters must copy them again. A copy
+        // of one under way is given up, and the rows it filled aside so far are dropped.
+        let mut excluded: Vec<TableId> = copied.keys().chain(under_way.keys()).filter(|t| !filter.matches(t)).cloned().collect();
+        excluded.sort();
+        excluded.dedup();
         if !excluded.is_empty() {
             for t in &excluded {
                 tracing::info!(table = %t, "the table is out of the filters now: no longer replicated; its target table is kept as it was");
                 copied.remove(t);
+                if under_way.remove(t).is_some() {
+                    target.drop_aside(&t.fill_aside())?;
+                }
             }
             target.mark_tables(&excluded, TableState::Excluded, Some("out of the integration's table filters"))?;
         }
