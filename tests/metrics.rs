@@ -326,3 +326,27 @@ fn mariadb_lag_is_measured_on_the_servers_clock() {
     assert!(behind >= 2.0, "the lag of a 1M-row transaction was hidden ({behind} s)");
     env.assert_equal(&[&format!("{}.ticks", common::mysql::MY_DB)]);
 }
+
+/// The same for DynamoDB, zetl's clock 30 s ahead: each Streams answer's `Date` tells the
+/// service's clock, which stamps the records, so caught up there is no lag.
+#[cfg(feature = "dynamodb")]
+#[test]
+fn dynamodb_lag_is_measured_on_the_services_clock() {
+    use common::dynamo::{DynEnv, CREDENTIALS};
+    let env = DynEnv::start("skew_dyn");
+    env.driver(&["create", "t"]);
+    let port = zetl_testkit::free_port();
+    let cfg = env.config("skew_dyn", &["t"]).set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]));
+    let cfg = cfg.write();
+    let mut zetl_env: Vec<(&str, &str)> = faked_clock("+30s").to_vec();
+    zetl_env.extend(CREDENTIALS);
+    let mut zetl = common::Zetl::spawn_with(&cfg, &env.log_path(), &zetl_env);
+    let following = || std::fs::read_to_string(env.log_path()).unwrap_or_default().contains("following the streams");
+    common::wait_for("zetl to follow the stream", &mut zetl, following);
+    let (idle, _) =
+        lag_caught_up_and_behind(port, "skew_dyn", |i| drop(env.driver(&["sync", "t", &i.to_string()])), || {});
+    env.catch_up_and_stop(zetl, &cfg, &["t"]);
+    eprintln!("dynamodb, zetl's clock +30s: lag at most {idle:.1} s caught up");
+    assert!(idle < 5.0, "the skew was reported as lag ({idle} s)");
+    env.assert_equal("t");
+}

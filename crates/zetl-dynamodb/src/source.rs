@@ -99,6 +99,7 @@ impl Source for DynSource {
     /// until `stop` turns true (between stream pages) or an error.
     async fn run(&self, start: StartState<StreamPos>, ctx: SourceContext) -> Result<(), DynError> {
         let (clients, tables) = self.tables().await?;
+        let clients = clients.sampling_clock(ctx.progress.clone());
         let fresh = start.resume_from.is_none();
         // An initial seed cut short goes on from the stream positions it noted, keeping the
         // tables it completed and the pages it committed.
