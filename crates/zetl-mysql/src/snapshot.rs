@@ -44,6 +44,24 @@ impl Snapshot {
         parallelism: usize,
         silence: Option<Duration>,
     ) -> Result<Snapshot, MyError> {
+        // A server that stops answering while the snapshots open (a cut link; on MySQL, a read
+        // lock waiting behind a long query, which holds every writer meanwhile) is a lost
+        // connection: retried from the start, never waited on for good.
+        let opening = Self::open_within(info, flavor, parallelism, silence);
+        silent_for(silence, opening).await.unwrap_or_else(|| {
+            Err(MyError::Disconnected(format!(
+                "nothing from the server for {} s while opening the snapshot: the connection is taken for lost",
+                silence.unwrap_or_default().as_secs()
+            )))
+        })
+    }
+
+    async fn open_within(
+        info: &ConnInfo,
+        flavor: Flavor,
+        parallelism: usize,
+        silence: Option<Duration>,
+    ) -> Result<Snapshot, MyError> {
         let mut conns = Vec::with_capacity(parallelism);
         for _ in 0..parallelism.max(1) {
             conns.push(info.connect().await?);
