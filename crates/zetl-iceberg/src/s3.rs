@@ -338,10 +338,11 @@ impl FileWrite for S3Writer {
 
     async fn close(&mut self) -> Result<()> {
         let rest = std::mem::take(&mut self.buffer).freeze();
-        let Some(_) = &self.upload else {
+        if self.upload.is_none() {
             return self.storage.write(&self.path, rest).await;
-        };
+        }
         if !rest.is_empty() {
+            // A failed part aborts the upload and leaves `upload` empty.
             self.send_part(rest).await?;
         }
         let (bucket, key) = split(&self.path)?;
