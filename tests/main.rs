@@ -18,6 +18,7 @@ mod dynamodb;
 mod filters;
 mod iceberg;
 mod iceberg_catalog;
+mod iceberg_letters;
 #[cfg(all(feature = "s3", feature = "dynamodb"))]
 mod iceberg_s3;
 mod identifiers;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod fill_pace;
 pub mod filter;
+pub mod hex;
 pub mod json;
 pub mod metrics;
 pub mod model;

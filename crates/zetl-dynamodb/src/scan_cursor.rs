@@ -65,7 +65,7 @@ impl KeyAttr {
         match v {
             AttributeValue::S(s) => Some(Self::S(s.clone())),
             AttributeValue::N(n) => Some(Self::N(n.clone())),
-            AttributeValue::B(b) => Some(Self::B(b.as_ref().iter().map(|x| format!("{x:02x}")).collect())),
+            AttributeValue::B(b) => Some(Self::B(zetl_core::hex::encode(b.as_ref()))),
             _ => None,
         }
     }
@@ -74,13 +74,7 @@ impl KeyAttr {
         Some(match self {
             Self::S(s) => AttributeValue::S(s.clone()),
             Self::N(n) => AttributeValue::N(n.clone()),
-            Self::B(hex) => {
-                let bytes = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                    .collect::<Option<Vec<u8>>>()?;
-                AttributeValue::B(Blob::new(bytes))
-            }
+            Self::B(hex) => AttributeValue::B(Blob::new(zetl_core::hex::decode(hex)?)),
         })
     }
 }

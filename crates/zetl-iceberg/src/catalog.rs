@@ -61,6 +61,7 @@ impl SqlCatalog {
         let label = config.catalog.url.to_string();
         let db = Db::open(&config.catalog.url).catalog(&label, || "opening the catalog".into())?;
         db.batch(SCHEMA).catalog(&label, || "creating the catalog tables".into())?;
+        db.batch(crate::letters::SCHEMA).catalog(&label, || "creating zetl_dead_letters".into())?;
         Ok(SqlCatalog { db, name: config.catalog.name.clone(), label, writer_lock: None })
     }
 

@@ -10,6 +10,9 @@ pub enum IcebergError {
     Warehouse { location: String, context: String, cause: Box<iceberg::Error> },
     #[error("table {table}, column {column}: {problem}")]
     Value { table: String, column: String, problem: String },
+    /// A change whose value the table cannot store (`apply.on_error: fail`).
+    #[error("table {table}, key {key}: the target rejected the change: column {column}: {problem}")]
+    Rejected { table: String, key: String, column: String, problem: String },
     /// Another writer committed to the table since this one read it.
     #[error("Iceberg table {table} was changed by another writer since zetl read it (expected metadata {expected}); only one `zetl run` may write an integration's tables")]
     Conflict { table: String, expected: String },

@@ -14,7 +14,10 @@ mod db;
 mod error;
 mod files;
 mod key;
+mod letter_row;
+mod letters;
 pub mod maintain;
+mod replay;
 #[cfg(feature = "s3")]
 mod s3;
 pub mod state;
@@ -32,7 +35,7 @@ use iceberg::spec::{FormatVersion, SortOrder, TableMetadata, TableMetadataBuilde
 use iceberg::MetadataLocation;
 use std::collections::{BTreeMap, HashMap};
 use table::LakeTable;
-use zetl_core::apply::{DeadLetter, Replayed};
+use zetl_core::apply::{ApplyPolicy, DeadLetter, OnError, Replayed};
 use zetl_core::batch::Batch;
 use zetl_core::bookkeeping::Bookkeeping;
 use zetl_core::target::{Target, TargetAdmin};
@@ -64,6 +67,7 @@ pub struct IcebergTarget {
     tables: BTreeMap<TableId, LakeTable>,
     books: Bookkeeping,
     in_transaction: bool,
+    policy: ApplyPolicy,
 }
 
 impl IcebergTarget {
@@ -71,6 +75,7 @@ impl IcebergTarget {
         let catalog = SqlCatalog::open(config)?;
         let rt = runtime("the Iceberg writer")?;
         let (_, file_io) = rt.block_on(warehouse::Warehouse::open(config))?;
+        let books = Bookkeeping::new(catalog.letter_tables(integration)?);
         Ok(IcebergTarget {
             config: config.clone(),
             catalog,
@@ -78,9 +83,16 @@ impl IcebergTarget {
             rt,
             integration: integration.to_string(),
             tables: BTreeMap::new(),
-            books: Bookkeeping::default(),
+            books,
             in_transaction: false,
+            policy: ApplyPolicy::default(),
         })
+    }
+
+    /// How changes are applied (`apply:`): here, which tables set aside what they cannot store.
+    pub fn with_apply_policy(mut self, policy: ApplyPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Makes this process the integration's only writer (`zetl run`); see `SqlCatalog::claim`.
@@ -145,9 +157,14 @@ impl IcebergTarget {
         metadata: TableMetadata,
         location: String,
     ) -> Result<LakeTable, IcebergError> {
+        let id = source.id.clone();
         let load = LakeTable::load(&self.file_io, source, metadata, location, self.changelog());
         let mut table = self.rt.block_on(load)?;
         table.file_size = self.config.target_file_size;
+        table.letters.set_aside = self.policy.for_table(&id).on_error == OnError::DeadLetter;
+        if self.books.has_pending_letters(&id) {
+            table.letters.pending = self.catalog.letter_keys(&self.integration, &id)?;
+        }
         Ok(table)
     }
 
@@ -167,16 +184,20 @@ impl TargetAdmin for IcebergTarget {
     }
 
     fn list_dead_letters(&mut self) -> Result<Vec<DeadLetter>, IcebergError> {
-        Ok(Vec::new())
+        self.catalog.list_letters(&self.integration)
     }
 
-    fn replay_dead_letters(&mut self, _ids: &[i64]) -> Result<Replayed, IcebergError> {
-        Ok(Replayed::default())
+    fn replay_dead_letters(&mut self, ids: &[i64]) -> Result<Replayed, IcebergError> {
+        self.replay(ids)
     }
 }
 
 impl Target for IcebergTarget {
     type Error = IcebergError;
+
+    fn dead_letters(&self) -> u64 {
+        self.books.dead_letters()
+    }
 
     fn checkpoint(&mut self) -> Result<Option<Checkpoint>, IcebergError> {
         self.catalog.load_checkpoint(&self.integration)
@@ -286,20 +307,23 @@ impl Target for IcebergTarget {
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), IcebergError> {
         let changelog = self.changelog();
+        if self.books.copy_started(table) {
+            self.catalog.supersede_letters(&self.integration, table, None, letters::COPIED)?;
+        }
         let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
         if changelog {
             self.rt.block_on(lake.log_copy_start(&self.file_io))?;
         } else {
             lake.truncate();
         }
-        self.books.copy_started(table);
         self.catalog.set_table_state(&self.integration, table, TableState::Copying, 0)
     }
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), IcebergError> {
         let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
         self.rt.block_on(lake.copy_rows(&self.file_io, rows))?;
-        self.books.wrote(table, rows.len() as u64, 0, false);
+        let dead = self.store_letters(table)?;
+        self.books.wrote(table, rows.len() as u64 - dead, dead, false);
         Ok(())
     }
 
@@ -332,21 +356,26 @@ impl Target for IcebergTarget {
             }
         }
         for (table, changes) in &batch.tables {
+            if self.books.has_pending_letters(table) {
+                self.books.applying(table);
+                if changes.truncate {
+                    self.catalog.supersede_letters(&self.integration, table, None, letters::TRUNCATED)?;
+                }
+            }
             let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
             if batch.changelog {
                 self.rt.block_on(lake.apply_log(&self.file_io, changes, &batch.commits))?;
             } else {
                 self.rt.block_on(lake.apply(&self.file_io, changes))?;
             }
+            let dead = self.store_letters(table)?;
+            self.books.wrote(table, 0, dead, false);
         }
         Ok(())
     }
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), IcebergError> {
-        let properties = HashMap::from([
-            ("zetl.integration".to_string(), self.integration.clone()),
-            ("zetl.position".to_string(), checkpoint.position.0.clone()),
-        ]);
+        let properties = self.snapshot_properties(&checkpoint.position.0);
         if let Some((id, _)) = self.tables.iter().find(|(_, t)| t.has_unstamped()) {
             return Err(IcebergError::State(format!(
                 "table {id}: a commit came inside a source transaction, whose changes have no position yet"
@@ -367,6 +396,9 @@ impl Target for IcebergTarget {
             }
             for (table, rows, cursor) in self.books.copies() {
                 self.catalog.set_copy_progress(&self.integration, table, rows, cursor.as_deref())?;
+            }
+            if self.books.letters_need_position() {
+                self.catalog.position_letters(&self.integration, &checkpoint.position)?;
             }
             self.catalog.store_checkpoint(&self.integration, checkpoint)?;
             self.catalog.commit()
@@ -391,7 +423,7 @@ impl Target for IcebergTarget {
             self.in_transaction = false;
         }
         self.discard();
-        self.books.rolled_back(Default::default());
+        self.books.rolled_back(self.catalog.letter_tables(&self.integration)?);
         Ok(())
     }
 
@@ -405,6 +437,31 @@ impl Target for IcebergTarget {
         self.catalog.commit()?;
         self.discard();
         Ok(())
+    }
+}
+
+impl IcebergTarget {
+    /// What a snapshot's summary says of the commit that made it: whose, and at which source
+    /// position (read back by people and engines; zetl's own checkpoint is in the catalog).
+    fn snapshot_properties(&self, position: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("zetl.integration".to_string(), self.integration.clone()),
+            ("zetl.position".to_string(), position.to_string()),
+        ])
+    }
+
+    /// Stores the letters `table`'s last changes set aside, and marks superseded those its
+    /// applied changes made stale; returns how many were set aside.
+    fn store_letters(&mut self, table: &TableId) -> Result<u64, IcebergError> {
+        let Some(lake) = self.tables.get_mut(table) else { return Ok(0) };
+        let (new, superseded) = (std::mem::take(&mut lake.letters.new), std::mem::take(&mut lake.letters.superseded));
+        for key in &superseded {
+            self.catalog.supersede_letters(&self.integration, table, Some(key), letters::LATER_CHANGE)?;
+        }
+        for letter in &new {
+            self.catalog.add_letter(&self.integration, letter)?;
+        }
+        Ok(new.len() as u64)
     }
 }
 

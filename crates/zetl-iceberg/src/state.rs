@@ -188,7 +188,7 @@ impl SqlCatalog {
 }
 
 /// The table named by a row's first two columns (schema, name).
-fn table_id(row: &[Cell]) -> TableId {
+pub(crate) fn table_id(row: &[Cell]) -> TableId {
     TableId::new(row[0].text().unwrap_or_default(), row[1].text().unwrap_or_default())
 }
 

@@ -6,6 +6,7 @@
 mod changelog;
 mod fill;
 mod keyless;
+mod screen;
 
 use crate::error::{IcebergError, TableContext};
 use crate::files;
@@ -23,6 +24,7 @@ use zetl_core::batch::{KeyedOp, TableBatch};
 
 pub use changelog::layout;
 use changelog::LogState;
+pub use screen::TableLetters;
 use zetl_core::{Row, TableSchema, Value};
 
 /// Rows buffered before they go into the open data file as one row group's worth.
@@ -105,6 +107,7 @@ pub struct LakeTable {
     pub file_size: u64,
     /// The transaction rewrites the table's rows into new files (`zetl lake maintain`).
     pub rewrite: bool,
+    pub letters: TableLetters,
 }
 
 impl LakeTable {
@@ -154,6 +157,7 @@ impl LakeTable {
             added_rows: 0,
             file_size: u64::MAX,
             rewrite: false,
+            letters: TableLetters::default(),
         })
     }
 
@@ -287,6 +291,18 @@ impl LakeTable {
         self.written.clear();
         self.deletes.clear();
         self.truncated = true;
+        self.all_applied();
+    }
+
+    /// A dead letter's row, applied again: over its key, or appended to a keyless table.
+    pub async fn replay(&mut self, file_io: &FileIO, row: Row) -> Result<(), IcebergError> {
+        if !self.key_cols.is_empty() {
+            return self.upsert(file_io, row, None, false, "replay").await;
+        }
+        if self.admit(&row, &[], "replay")? {
+            self.append(file_io, None, row).await?;
+        }
+        Ok(())
     }
 
     /// Applies one table's collapsed changes.
@@ -300,9 +316,10 @@ impl LakeTable {
         let mut gone: HashMap<Vec<u8>, Removed> = HashMap::new();
         for op in changes.keyed_ops() {
             match op {
-                KeyedOp::Upsert(row) => self.upsert(file_io, row.clone(), None, changes.filling).await?,
+                KeyedOp::Upsert(row) => self.upsert(file_io, row.clone(), None, changes.filling, "upsert").await?,
                 KeyedOp::Delete(old) | KeyedOp::Expire(old) => {
                     let k = self.key_of(old)?;
+                    self.applied(&k);
                     let removed = self.remove(&k);
                     if moves {
                         gone.insert(k, removed);
@@ -310,11 +327,12 @@ impl LakeTable {
                 }
                 KeyedOp::Move { row, from } => {
                     let k = self.key_of(from)?;
+                    self.applied(&k);
                     let old = match self.remove(&k) {
                         Removed::Nothing => gone.remove(&k).unwrap_or(Removed::Nothing),
                         removed => removed,
                     };
-                    self.upsert(file_io, row.clone(), Some(old), changes.filling).await?;
+                    self.upsert(file_io, row.clone(), Some(old), changes.filling, "key change").await?;
                 }
             }
         }
@@ -330,24 +348,33 @@ impl LakeTable {
             if self.log.is_some() {
                 self.log_row(file_io, row.clone(), "copy", changelog::When::Copy).await?;
             } else if self.key_cols.is_empty() {
-                self.append(file_io, None, row.clone()).await?;
+                if self.admit(row, &[], "copy")? {
+                    self.append(file_io, None, row.clone()).await?;
+                }
             } else {
-                self.upsert(file_io, row.clone(), None, false).await?;
+                self.upsert(file_io, row.clone(), None, false, "copy").await?;
             }
         }
         Ok(())
     }
 
     /// Writes `row` over its key. Unchanged columns (a TOASTed value the source did not send)
-    /// take the old row's values: `moved_from` (a key change), or the row the key holds.
+    /// take the old row's values: `moved_from` (a key change), or the row the key holds. A
+    /// row the table cannot store leaves the key's row as it is (see `screen`; `op` names
+    /// the change in a dead letter).
     async fn upsert(
         &mut self,
         file_io: &FileIO,
         mut row: Row,
         moved_from: Option<Removed>,
         filling: bool,
+        op: &'static str,
     ) -> Result<(), IcebergError> {
         let k = self.key_of(&row)?;
+        if !self.admit(&row, &k, op)? {
+            return Ok(());
+        }
+        self.applied(&k);
         let old = match self.remove(&k) {
             Removed::Nothing => moved_from.unwrap_or(Removed::Nothing),
             removed => removed,

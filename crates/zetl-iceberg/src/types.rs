@@ -158,7 +158,9 @@ fn cell(ty: &DataType, v: &Value) -> Result<Cell, String> {
         (DataType::Int64, Value::Int(i)) => Some(Cell::I64(*i)),
         (DataType::Float32, Value::Float(f)) => Some(Cell::F32(*f as f32)),
         (DataType::Float64, Value::Float(f)) => Some(Cell::F64(*f)),
-        (DataType::Decimal128(_, scale), v) => decimal(v, *scale).map(Cell::I128),
+        (DataType::Decimal128(precision, scale), v) => {
+            decimal(v, *scale).filter(|n| fits_precision(*n, *precision)).map(Cell::I128)
+        }
         (DataType::Date32, Value::Date(d)) => days(d).map(Cell::I32),
         (DataType::Time64(TimeUnit::Microsecond), Value::Time(t)) => time_micros(t).map(Cell::I64),
         (DataType::Timestamp(TimeUnit::Microsecond, _), Value::Timestamp(t) | Value::TimestampTz(t)) => {
@@ -171,7 +173,58 @@ fn cell(ty: &DataType, v: &Value) -> Result<Cell, String> {
         (DataType::Utf8, v) => text(v).map(Cell::Text),
         _ => None,
     };
-    found.ok_or_else(|| format!("value {v:?} does not fit the Iceberg column ({ty})"))
+    found.ok_or_else(|| {
+        let shown = match v {
+            Value::Int(i) => i.to_string(),
+            v => v.as_text().map_or_else(|| format!("{v:?}"), str::to_string),
+        };
+        format!("value {shown} cannot be stored in an Iceberg {} column", lake_type_name(ty))
+    })
+}
+
+/// The Iceberg name of the type a column of Arrow type `ty` holds.
+fn lake_type_name(ty: &DataType) -> String {
+    match ty {
+        DataType::Int32 => "int".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p}, {s})"),
+        DataType::Date32 => "date".into(),
+        DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::FixedSizeBinary(16) => "uuid".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The first column of `row` (laid out as `layout`) whose value the lake cannot store, and
+/// why: a date or timestamp out of Iceberg's range (`infinity`), a decimal that is `NaN` or
+/// has more digits than its column. Only the kinds of column that can refuse a value of the
+/// right type are looked at; unsent (TOASTed) values are taken from the stored row later.
+pub fn misfit(arrow: &ArrowSchema, layout: &TableSchema, row: &Row) -> Option<(String, String)> {
+    for field in arrow.fields() {
+        let ty = field.data_type();
+        let refuses = matches!(
+            ty,
+            DataType::Int32
+                | DataType::Decimal128(..)
+                | DataType::Date32
+                | DataType::Time64(_)
+                | DataType::Timestamp(..)
+                | DataType::FixedSizeBinary(_)
+        );
+        let Some(v) = layout.column_index(field.name()).and_then(|i| row.get(i)) else { continue };
+        if !refuses || matches!(v, Value::Unchanged) {
+            continue;
+        }
+        if let Err(problem) = cell(ty, v) {
+            return Some((field.name().clone(), problem));
+        }
+    }
+    None
+}
+
+fn fits_precision(n: i128, precision: u8) -> bool {
+    10i128.checked_pow(u32::from(precision)).is_none_or(|limit| n.unsigned_abs() < limit.unsigned_abs())
 }
 
 /// The bytes a key column's value is compared by (see `key`); `None` for null.

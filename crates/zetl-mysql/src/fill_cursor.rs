@@ -10,7 +10,7 @@
 use crate::catalog::quote_ident;
 use crate::columns::{MyKind, MyTable};
 use crate::position::BinlogPos;
-use zetl_core::CopyCursor;
+use zetl_core::{hex, CopyCursor};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FillCursor {
@@ -28,7 +28,7 @@ impl FillCursor {
     pub fn cursor(&self) -> CopyCursor {
         let since = self.since.as_ref().map_or("-".to_string(), |p| format!("{}:{}", p.file, p.pos));
         let after = match &self.after {
-            Some(key) => key.iter().map(|v| hex(v)).collect::<Vec<_>>().join(","),
+            Some(key) => key.iter().map(|v| hex::encode(v)).collect::<Vec<_>>().join(","),
             None => "-".into(),
         };
         CopyCursor { part: 0, token: format!("{TAG} {} {since} {after}", self.columns) }
@@ -46,7 +46,7 @@ impl FillCursor {
         };
         let after = match f.next()? {
             "-" => None,
-            key => Some(key.split(',').map(unhex).collect::<Option<Vec<_>>>()?),
+            key => Some(key.split(',').map(hex::decode).collect::<Option<Vec<_>>>()?),
         };
         f.next().is_none().then_some(FillCursor { columns, since, after })
     }
@@ -85,7 +85,8 @@ impl FillCursor {
 /// value that is no label (the empty string of an invalid value, index 0) comes before all.
 fn enum_after(column: &str, labels: &[String], value: &[u8]) -> String {
     let from = labels.iter().position(|l| l.as_bytes() == value).map_or(0, |i| i + 1);
-    let later: Vec<String> = labels[from..].iter().map(|l| format!("_utf8mb4 X'{}'", hex(l.as_bytes()))).collect();
+    let later: Vec<String> =
+        labels[from..].iter().map(|l| format!("_utf8mb4 X'{}'", hex::encode(l.as_bytes()))).collect();
     if later.is_empty() {
         "FALSE".into()
     } else {
@@ -128,21 +129,10 @@ fn literal(kind: &MyKind, raw: &[u8]) -> Option<String> {
             plain(&|b| b.is_ascii_digit() || b"-: .".contains(&b)).map(|t| format!("'{t}'"))
         }
         // A literal (coercible), so the comparison takes the column's own collation.
-        MyKind::Text { .. } | MyKind::Enum(_) => Some(format!("_utf8mb4 X'{}'", hex(raw))),
-        MyKind::Bytes { .. } => Some(format!("X'{}'", hex(raw))),
+        MyKind::Text { .. } | MyKind::Enum(_) => Some(format!("_utf8mb4 X'{}'", hex::encode(raw))),
+        MyKind::Bytes { .. } => Some(format!("X'{}'", hex::encode(raw))),
         _ => None,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

@@ -153,14 +153,19 @@ pub fn target(integration: &Integration, role: Role) -> Result<AnyTarget, Failed
         }
         TargetConfig::Iceberg(c) => {
             use zetl_core::apply::{DeleteMode, OnError};
-            if integration.apply.all().any(|a| a.deletes == DeleteMode::Soft || a.on_error == OnError::DeadLetter) {
-                let error = format!(
-                    "integration {name}: the Iceberg target has no soft deletes or dead letters yet: \
-                     remove apply.deletes: soft and apply.on_error: dead_letter"
-                );
-                return Err(Failed { transient: false, error: error.into() });
+            let refused = if integration.apply.all().any(|a| a.deletes == DeleteMode::Soft) {
+                Some("the Iceberg target has no soft deletes yet: remove apply.deletes: soft")
+            } else if c.mode == zetl_iceberg::Mode::Changelog
+                && integration.apply.all().any(|a| a.on_error == OnError::DeadLetter)
+            {
+                Some("a changelog keeps every change in source order, so it sets none aside: remove apply.on_error: dead_letter (or use mode: mirror)")
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return Err(Failed { transient: false, error: format!("integration {name}: {why}").into() });
             }
-            let target = zetl_iceberg::IcebergTarget::open(c, name).map_err(Failed::of)?;
+            let target = zetl_iceberg::IcebergTarget::open(c, name).map_err(Failed::of)?.with_apply_policy(apply);
             erase(if role == Role::Writer { target.claim().map_err(Failed::of)? } else { target })
         }
     })

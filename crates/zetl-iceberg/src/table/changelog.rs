@@ -193,6 +193,10 @@ impl LakeTable {
         row: Row,
         when: When<'_>,
     ) -> Result<(), IcebergError> {
+        // A changelog sets nothing aside (see the registry): a row it cannot store stops the run.
+        if !self.admit(&row, &[], "log")? {
+            return Ok(());
+        }
         if matches!(when, When::Open) {
             let at = self.buffer.len();
             self.log().unstamped.push(at);

@@ -22,7 +22,9 @@ impl LakeTable {
             self.remove_identical(file_io, &removed).await?;
         }
         for row in added {
-            self.append(file_io, None, row.clone()).await?;
+            if self.admit(row, &[], "insert")? {
+                self.append(file_io, None, row.clone()).await?;
+            }
         }
         Ok(())
     }
