@@ -1,9 +1,10 @@
-//! Network faults between zetl and its source (PostgreSQL, MariaDB), made with the kernel's tools: zetl
+//! Network faults between zetl and its source (PostgreSQL, MariaDB, DynamoDB), made with the kernel's tools: zetl
 //! runs in a network namespace and reaches the source over a veth pair that the test cuts
 //! (packets silently dropped, as behind a failed link or a blackholing firewall), flaps,
 //! slows with `tc`, or loses packets at random (nftables) — during the initial copy and while
 //! streaming under a write workload. zetl must notice the dead connection by itself, reconnect, never apply part of a
-//! transaction, and end with the whole target equal to the whole source.
+//! transaction, and end with the whole target equal to the whole source. moto (DynamoDB) binds
+//! 127.0.0.1 only, so its endpoint is silenced by a relay in front of it instead (`stall`).
 
 use crate::common;
 use common::mysql::{MyEnv, MY_DB};
@@ -239,4 +240,44 @@ fn a_blackholed_postgres_target_is_survived() {
     zetl.stop();
     let pairs = [("public.acct", "mirror.acct"), ("public.moves", "mirror.moves")];
     zetl_testkit::compare_pg::assert_pg_tables_equal(&env.url(), &target.url(common::DB), &pairs, "");
+}
+
+/// The DynamoDB endpoint stops answering (no reset, no close: a blackhole) for a few seconds
+/// while zetl streams into a PostgreSQL target. The requests caught in it never get an answer;
+/// zetl must give up on them by itself (the AWS clients' read timeout), retry on new
+/// connections, and end equal. Prints how long the catch-up took after the endpoint answered again.
+#[cfg(feature = "dynamodb")]
+#[test]
+fn a_dynamodb_endpoint_that_stops_answering_is_given_up_on_and_reached_again() {
+    use common::dynamo::DynEnv;
+    use common::stall::StallProxy;
+    let env = DynEnv::start("dyn_stall");
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "200"]);
+    let relay = StallProxy::start(env.server.port());
+    let target = zetl_testkit::PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
+    let settings = common::config::map([("kind", "postgres".into()), ("url", target.url(common::DB).into())]);
+    let cfg = env.config("stall", &["t"]).source("endpoint_url", relay.url().as_str()).target(settings).write();
+    let holds = |n: u64| target.psql(common::DB, &DynEnv::sync_count("t", n)).is_ok_and(|c| c.trim() == "1");
+    let mut zetl = env.run_zetl(&cfg);
+    env.driver(&["sync", "t", "1"]);
+    common::wait_for("the first sentinel", &mut zetl, || holds(1));
+
+    relay.stall();
+    env.driver(&["mutate", "t"]);
+    std::thread::sleep(Duration::from_secs(5));
+    relay.resume();
+    let answered = Instant::now();
+    env.driver(&["sync", "t", "2"]);
+    let caught_up = common::poll(Duration::from_secs(300), || {
+        assert!(zetl.try_exit().is_none(), "zetl exited instead of retrying");
+        holds(2)
+    });
+    assert!(caught_up, "zetl did not come back within 300 s of the endpoint answering again");
+    eprintln!(
+        "network: DynamoDB endpoint silent 5 s: caught up {:.1} s after it answered again",
+        answered.elapsed().as_secs_f64()
+    );
+    zetl.stop();
+    zetl_testkit::compare_dynamo::assert_dynamo_pg_equal(&env.endpoint(), "t", &target.url(common::DB));
 }

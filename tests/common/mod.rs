@@ -17,6 +17,8 @@ pub mod config;
 pub mod dynamo;
 pub mod mysql;
 pub mod netns;
+#[cfg(feature = "dynamodb")]
+pub mod stall;
 pub mod warehouse;
 
 use config::{map, TestConfig};
