@@ -128,6 +128,8 @@ catalogue! {
     iceberg_commit_every_as_words: pg(&lake("url: sqlite:///l/c.db", ", commit_every: soon")) => 2, ["`soon` is not a duration (write 60s, 5m or 1h)"];
     iceberg_file_size_too_small: pg(&lake("url: sqlite:///l/c.db", ", target_file_size: 1000")) => 2, ["target_file_size must be at least 1048576 bytes"];
     iceberg_mode_unknown: pg(&lake("url: sqlite:///l/c.db", ", mode: append")) => 2, ["unknown variant `append`, expected `mirror` or `changelog`"];
+    iceberg_soft_deletes: pg(&format!("{}    apply: {{ deletes: soft }}\n", lake("url: sqlite:///l/c.db", ""))) => 2, ["integration `a`: apply.deletes: soft is not available on an Iceberg target yet"];
+    iceberg_changelog_dead_letters: pg(&format!("{}    apply: {{ tables: {{ s.t: {{ on_error: dead_letter }} }} }}\n", lake("url: sqlite:///l/c.db", ", mode: changelog"))) => 2, ["apply.on_error: dead_letter: a changelog keeps every change in source order"];
     iceberg_catalog_unreachable: pg(&lake(&format!("url: \"{PG}\""), "")) => 3, ["✗ target", "catalog postgres://u:***@127.0.0.1:1/db", "cannot connect to PostgreSQL at 127.0.0.1:1"];
 }
 

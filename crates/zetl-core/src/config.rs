@@ -163,6 +163,12 @@ mod defaults {
 /// checked by themselves.
 pub trait Settings: DeserializeOwned + Clone + fmt::Debug {
     fn validate(&self) -> Result<(), ValidationError>;
+
+    /// A target's word on the integration's `apply:` settings: what it cannot do, refused
+    /// when the file is read.
+    fn accepts(&self, _apply: &ApplyPolicy) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A setting that parsed but breaks a rule: which one (its key under `source:` or
@@ -269,6 +275,7 @@ impl<S: Settings, T: Settings + Default> Config<S, T> {
             it.source.validate().map_err(|e| in_it(e.under("source").to_string()))?;
             it.target.validate().map_err(|e| in_it(e.under("target").to_string()))?;
             let apply = ApplyPolicy::from_doc(it.apply).map_err(in_it)?;
+            it.target.accepts(&apply).map_err(in_it)?;
             let metrics_listen = match it.metrics.listen.as_str() {
                 "off" | "" => None,
                 addr => Some(

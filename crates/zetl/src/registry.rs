@@ -113,6 +113,20 @@ impl Settings for TargetConfig {
             TargetConfig::Iceberg(c) => c.validate(),
         }
     }
+
+    fn accepts(&self, apply: &zetl_core::apply::ApplyPolicy) -> Result<(), String> {
+        use zetl_core::apply::{DeleteMode, OnError};
+        let TargetConfig::Iceberg(c) = self else { return Ok(()) };
+        if apply.all().any(|a| a.deletes == DeleteMode::Soft) {
+            return Err("apply.deletes: soft is not available on an Iceberg target yet".into());
+        }
+        if c.mode == zetl_iceberg::Mode::Changelog && apply.all().any(|a| a.on_error == OnError::DeadLetter) {
+            return Err("apply.on_error: dead_letter: a changelog keeps every change in source order and sets \
+                        none aside (use mode: mirror, or on_error: fail)"
+                .into());
+        }
+        Ok(())
+    }
 }
 
 pub fn source(integration: &Integration) -> Result<Box<dyn AnySource>, Failed> {
@@ -152,19 +166,6 @@ pub fn target(integration: &Integration, role: Role) -> Result<AnyTarget, Failed
             erase(if role == Role::Writer { target.claim().map_err(Failed::of)? } else { target })
         }
         TargetConfig::Iceberg(c) => {
-            use zetl_core::apply::{DeleteMode, OnError};
-            let refused = if integration.apply.all().any(|a| a.deletes == DeleteMode::Soft) {
-                Some("the Iceberg target has no soft deletes yet: remove apply.deletes: soft")
-            } else if c.mode == zetl_iceberg::Mode::Changelog
-                && integration.apply.all().any(|a| a.on_error == OnError::DeadLetter)
-            {
-                Some("a changelog keeps every change in source order, so it sets none aside: remove apply.on_error: dead_letter (or use mode: mirror)")
-            } else {
-                None
-            };
-            if let Some(why) = refused {
-                return Err(Failed { transient: false, error: format!("integration {name}: {why}").into() });
-            }
             let target = zetl_iceberg::IcebergTarget::open(c, name).map_err(Failed::of)?.with_apply_policy(apply);
             erase(if role == Role::Writer { target.claim().map_err(Failed::of)? } else { target })
         }
