@@ -437,6 +437,7 @@ fn changelog_keeps_every_change_and_its_current_state_equals_the_source() {
 
 /// Whether pyiceberg finds the sentinel item `n` of DynamoDB table `table` in the lake of the
 /// SQLite `catalog`.
+#[cfg(feature = "dynamodb")]
 pub fn dynamo_sync_in_lake(catalog: &Path, table: &str, n: u64) -> bool {
     let program = format!(
         "from pyiceberg.catalog.sql import SqlCatalog\n\
