@@ -352,7 +352,8 @@ fn iceberg_tables_evolve_and_resync() {
 /// Changelog mode: every change is a row of its own, in order, with its source position and
 /// commit time — several changes of one key in one transaction included — and the documented
 /// current-state query over the log equals the source, whole, after a kill -9 and a restart
-/// (the index of latest versions, for unsent TOAST values, read back from the log).
+/// (the index of latest versions, for unsent TOAST values, read back from the log), and after
+/// columns added with a default value (keyed and keyless tables).
 #[test]
 fn changelog_keeps_every_change_and_its_current_state_equals_the_source() {
     let env = TestEnv::start("iceberg_log");
@@ -386,6 +387,15 @@ fn changelog_keeps_every_change_and_its_current_state_equals_the_source() {
          ALTER TABLE pairs ADD COLUMN note text; UPDATE pairs SET note = 'noted' WHERE a = 5;",
     );
     let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "log");
+    // Columns added with a value for the rows that exist: the log starts again from the
+    // current rows (a truncate row, then `copy` rows), amid changes of the same transaction.
+    env.sql(
+        "BEGIN; UPDATE rev SET v = -1 WHERE x = 2; ALTER TABLE rev ADD COLUMN flag int NOT NULL DEFAULT 7;\n\
+         UPDATE rev SET flag = 8 WHERE x = 3; DELETE FROM rev WHERE x = 4; COMMIT;\n\
+         INSERT INTO log VALUES ('before the tag', 2); ALTER TABLE log ADD COLUMN tag text DEFAULT 'untagged';\n\
+         INSERT INTO log VALUES ('tagged', 3, 'mine');",
+    );
     env.wait_caught_up(&mut zetl, "log");
     zetl.stop();
 

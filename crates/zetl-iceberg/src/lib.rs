@@ -294,13 +294,6 @@ impl Target for IcebergTarget {
         if value.is_null() {
             return Ok(());
         }
-        if self.changelog() {
-            return Err(IcebergError::Unsupported(format!(
-                "table {}, column {}: a column added with a default value is not logged for the existing rows \
-                 in changelog mode; resync the table",
-                schema.id, schema.columns[column].name
-            )));
-        }
         let lake = self.tables.get_mut(&schema.id).ok_or_else(|| before_schema(&schema.id))?;
         self.rt.block_on(lake.fill_column(&self.file_io, column, value))
     }

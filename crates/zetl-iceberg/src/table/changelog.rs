@@ -20,7 +20,7 @@ const OP: &str = "_zetl_op";
 const SEQ: &str = "_zetl_seq";
 
 /// The columns a changelog row has after the source's, in this order.
-const LOG_COLUMNS: [(&str, ColumnType); 4] = [
+pub(super) const LOG_COLUMNS: [(&str, ColumnType); 4] = [
     (OP, ColumnType::Text),
     (SEQ, ColumnType::Int64),
     ("_zetl_position", ColumnType::Text),
@@ -53,7 +53,7 @@ pub fn layout(source: &TableSchema, changelog: bool) -> Result<TableSchema, Iceb
 /// What a changelog table's writer keeps between changes.
 #[derive(Default)]
 pub struct LogState {
-    next_seq: i64,
+    pub(super) next_seq: i64,
     /// Buffered rows of the source transaction still open: its commit comes in a later batch.
     unstamped: Vec<usize>,
 }
@@ -69,7 +69,7 @@ pub enum When<'a> {
 }
 
 impl LakeTable {
-    fn log(&mut self) -> &mut LogState {
+    pub(super) fn log(&mut self) -> &mut LogState {
         self.log.get_or_insert_with(LogState::default)
     }
 
@@ -168,7 +168,7 @@ impl LakeTable {
         self.push_log(file_io, None, row, when).await
     }
 
-    async fn log_truncate(&mut self, file_io: &FileIO, when: When<'_>) -> Result<(), IcebergError> {
+    pub(super) async fn log_truncate(&mut self, file_io: &FileIO, when: When<'_>) -> Result<(), IcebergError> {
         self.index.clear();
         let row = self.log_columns(vec![Value::Null; self.source.columns.len()], "truncate", when);
         self.push_log(file_io, None, row, when).await
