@@ -6,13 +6,13 @@ use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use iceberg::arrow::ArrowFileReader;
-use iceberg::io::FileIO;
+use iceberg::io::{FileIO, FileMetadata};
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, Manifest, ManifestFile, ManifestList, NestedField, PrimitiveType, Schema,
     SchemaRef, Snapshot, Type,
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
-use parquet::arrow::arrow_reader::{ArrowReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{ArrowReaderBuilder, ArrowReaderMetadata, RowSelection, RowSelector};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -150,17 +150,59 @@ pub async fn read_columns(
     batches.into_iter().map(|b| in_order(b, names).map_err(bad)).collect()
 }
 
+/// The footers of the data files rows were read back from, by path (data files never change
+/// once written): a row read back again from the same file costs one ranged read, not a size
+/// lookup, a footer read and the read. Bounded: emptied when full.
+#[derive(Default)]
+pub struct Footers(HashMap<String, (u64, ArrowReaderMetadata)>);
+
+impl Footers {
+    const MOST: usize = 64;
+
+    async fn builder(
+        &mut self,
+        file_io: &FileIO,
+        path: &str,
+        table: &str,
+    ) -> Result<ParquetRecordBatchStreamBuilder<ArrowFileReader>, IcebergError> {
+        let input = file_io.new_input(path).table(table, || format!("opening {path}"))?;
+        let size = match self.0.get(path) {
+            Some((size, _)) => *size,
+            None => input.metadata().await.table(table, || format!("looking up {path}"))?.size,
+        };
+        let mut reader = ArrowFileReader::new(
+            FileMetadata { size },
+            input.reader().await.table(table, || format!("opening {path}"))?,
+        );
+        let footer = match self.0.get(path) {
+            Some((_, footer)) => footer.clone(),
+            None => {
+                let footer = ArrowReaderMetadata::load_async(&mut reader, Default::default())
+                    .await
+                    .map_err(|e| IcebergError::State(format!("table {table}: reading {path}: {e}")))?;
+                if self.0.len() >= Self::MOST {
+                    self.0.clear();
+                }
+                self.0.insert(path.to_string(), (size, footer.clone()));
+                footer
+            }
+        };
+        Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer))
+    }
+}
+
 /// The columns `names` of row `pos` of the data file at `path`: one row group's chunks of
 /// those columns are read.
 pub async fn read_row(
     file_io: &FileIO,
+    footers: &mut Footers,
     path: &str,
     pos: i64,
     names: &[&str],
     table: &str,
 ) -> Result<RecordBatch, IcebergError> {
     let bad = |e: String| IcebergError::State(format!("table {table}: reading row {pos} of {path}: {e}"));
-    let builder = parquet(file_io, path, table).await?;
+    let builder = footers.builder(file_io, path, table).await?;
     let (mut group, mut first) = (None, 0i64);
     for (i, g) in builder.metadata().row_groups().iter().enumerate() {
         if pos < first + g.num_rows() {
@@ -325,11 +367,16 @@ mod tests {
         writer.close().expect("close");
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         let file_io = FileIO::new_with_fs();
-        let read = read_row(&file_io, path.to_str().expect("utf-8"), 1, &["b", "a"], "t");
-        let row = rt.block_on(read).expect("read");
-        let _ = std::fs::remove_file(&path);
+        let mut footers = Footers::default();
+        let at = path.to_str().expect("utf-8");
+        let row = rt.block_on(read_row(&file_io, &mut footers, at, 1, &["b", "a"], "t")).expect("read");
         assert_eq!(row.schema().field(0).name(), "b");
         assert_eq!(row.column(0).as_any().downcast_ref::<StringArray>().map(|s| s.value(0)), Some("y"));
         assert_eq!(row.column(1).as_any().downcast_ref::<Int32Array>().map(|s| s.value(0)), Some(2));
+        // Again, from the footer kept: the other row.
+        assert_eq!(footers.0.len(), 1);
+        let row = rt.block_on(read_row(&file_io, &mut footers, at, 0, &["a"], "t")).expect("read");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(row.column(0).as_any().downcast_ref::<Int32Array>().map(|s| s.value(0)), Some(1));
     }
 }

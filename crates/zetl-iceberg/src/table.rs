@@ -108,6 +108,7 @@ pub struct LakeTable {
     /// The transaction rewrites the table's rows into new files (`zetl lake maintain`).
     pub rewrite: bool,
     pub letters: TableLetters,
+    footers: files::Footers,
 }
 
 impl LakeTable {
@@ -158,6 +159,7 @@ impl LakeTable {
             file_size: u64::MAX,
             rewrite: false,
             letters: TableLetters::default(),
+            footers: files::Footers::default(),
         })
     }
 
@@ -414,9 +416,9 @@ impl LakeTable {
         if self.open.as_ref().is_some_and(|(_, open, _)| *open == file) {
             self.close_file().await?;
         }
-        let path = self.files.get(file as usize).cloned().unwrap_or_default();
+        let (path, table) = (self.files.get(file as usize).cloned().unwrap_or_default(), self.name());
         let names: Vec<&str> = wanted.iter().map(|&i| self.source.columns[i].name.as_str()).collect();
-        let batch = files::read_row(file_io, &path, pos, &names, &self.name()).await?;
+        let batch = files::read_row(file_io, &mut self.footers, &path, pos, &names, &table).await?;
         let mut row = vec![Value::Null; self.source.columns.len()];
         for (&i, column) in wanted.iter().zip(batch.columns()) {
             row[i] = types::stored_value(column.as_ref()).map_err(|problem| IcebergError::Value {
