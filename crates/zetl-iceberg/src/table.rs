@@ -86,6 +86,8 @@ pub struct LakeTable {
     pub schema_changed: bool,
     schema: SchemaRef,
     arrow: Arc<ArrowSchema>,
+    /// The columns whose values are checked before they are written (see `screen`).
+    refusing: Vec<(usize, usize)>,
     /// The key columns in column order, and their types as stored: keys are compared in this
     /// order whatever order the source declares them in (PostgreSQL's stream and its catalog
     /// disagree on it), so that an index read back from the files matches later changes.
@@ -137,8 +139,10 @@ impl LakeTable {
             Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).table(&name, || "its Arrow schema".into())?);
         let key_cols = key_order(&source);
         let key_types = key_types(&source, &key_cols, &arrow)?;
+        let layout = layout(&source, changelog)?;
         Ok(LakeTable {
-            layout: layout(&source, changelog)?,
+            refusing: types::refusing_columns(&arrow, &layout),
+            layout,
             log: changelog.then(LogState::default),
             source,
             metadata,
@@ -214,6 +218,7 @@ impl LakeTable {
         let name = source.id.to_string();
         self.arrow =
             Arc::new(iceberg::arrow::schema_to_arrow_schema(&self.schema).table(&name, || "its Arrow schema".into())?);
+        self.refusing = types::refusing_columns(&self.arrow, &self.layout);
         self.key_cols = key_order(&source);
         self.key_types = key_types(&source, &self.key_cols, &self.arrow)?;
         self.source = source;

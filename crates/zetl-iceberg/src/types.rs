@@ -196,14 +196,12 @@ fn lake_type_name(ty: &DataType) -> String {
     }
 }
 
-/// The first column of `row` (laid out as `layout`) whose value the lake cannot store, and
-/// why: a date or timestamp out of Iceberg's range (`infinity`), a decimal that is `NaN` or
-/// has more digits than its column. Only the kinds of column that can refuse a value of the
-/// right type are looked at; unsent (TOASTed) values are taken from the stored row later.
-pub fn misfit(arrow: &ArrowSchema, layout: &TableSchema, row: &Row) -> Option<(String, String)> {
-    for field in arrow.fields() {
-        let ty = field.data_type();
-        let refuses = matches!(
+/// The columns of rows laid out as `layout` that can refuse a value of the right type (a
+/// date or timestamp out of Iceberg's range: `infinity`; a decimal that is `NaN` or has more
+/// digits than its column): (index in the row, index in `arrow`).
+pub fn refusing_columns(arrow: &ArrowSchema, layout: &TableSchema) -> Vec<(usize, usize)> {
+    let refuses = |ty: &DataType| {
+        matches!(
             ty,
             DataType::Int32
                 | DataType::Decimal128(..)
@@ -211,12 +209,24 @@ pub fn misfit(arrow: &ArrowSchema, layout: &TableSchema, row: &Row) -> Option<(S
                 | DataType::Time64(_)
                 | DataType::Timestamp(..)
                 | DataType::FixedSizeBinary(_)
-        );
-        let Some(v) = layout.column_index(field.name()).and_then(|i| row.get(i)) else { continue };
-        if !refuses || matches!(v, Value::Unchanged) {
-            continue;
-        }
-        if let Err(problem) = cell(ty, v) {
+        )
+    };
+    arrow
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| refuses(f.data_type()))
+        .filter_map(|(at, f)| Some((layout.column_index(f.name())?, at)))
+        .collect()
+}
+
+/// The first of the `refusing` columns (see `refusing_columns`) whose value in `row` the lake
+/// cannot store: its name, and why. Unsent (TOASTed) values are taken from the stored row later.
+pub fn misfit(arrow: &ArrowSchema, refusing: &[(usize, usize)], row: &Row) -> Option<(String, String)> {
+    for &(i, at) in refusing {
+        let Some(v) = row.get(i).filter(|v| !matches!(v, Value::Unchanged)) else { continue };
+        let field = arrow.field(at);
+        if let Err(problem) = cell(field.data_type(), v) {
             return Some((field.name().clone(), problem));
         }
     }

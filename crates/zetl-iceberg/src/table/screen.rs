@@ -28,7 +28,7 @@ impl LakeTable {
     /// Whether `row` (of key `key`, empty for a keyless table) can be stored; one that cannot
     /// is the error, or is set aside as a letter of operation `op`.
     pub(super) fn admit(&mut self, row: &Row, key: &[u8], op: &'static str) -> Result<bool, IcebergError> {
-        let Some((column, problem)) = types::misfit(&self.arrow, &self.layout, row) else { return Ok(true) };
+        let Some((column, problem)) = types::misfit(&self.arrow, &self.refusing, row) else { return Ok(true) };
         let described = self.source.describe_key(row);
         if !self.letters.set_aside {
             return Err(IcebergError::Rejected { table: self.name(), key: described, column, problem });
