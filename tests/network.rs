@@ -3,8 +3,9 @@
 //! (packets silently dropped, as behind a failed link or a blackholing firewall), flaps,
 //! slows with `tc`, or loses packets at random (nftables) — during the initial copy and while
 //! streaming under a write workload. zetl must notice the dead connection by itself, reconnect, never apply part of a
-//! transaction, and end with the whole target equal to the whole source. moto (DynamoDB) binds
-//! 127.0.0.1 only, so its endpoint is silenced by a relay in front of it instead (`stall`).
+//! transaction, and end with the whole target equal to the whole source. What the kernel here
+//! cannot do is done by a relay in front of the server (`relay`): a fixed delay (no `netem`),
+//! and silencing moto (DynamoDB), which binds 127.0.0.1 only.
 
 use crate::common;
 use common::mysql::{MyEnv, MY_DB};
@@ -73,17 +74,9 @@ impl Fault {
     }
 }
 
-/// While transactions of three statements (two accounts of `acct`, one row into `moves`) are
-/// written through `sql`: a 10 s `fault` that must be noticed while it lasts, six short ones
-/// (0.4 s each way), then 10 s losing 10 % of the packets each way. Returns how many
-/// transactions were written.
-fn faults_under_workload(
-    ns: &Netns,
-    log: &std::path::Path,
-    fault: Fault,
-    accounts: u64,
-    sql: impl Fn(&str) + Sync,
-) -> u64 {
+/// Runs `during` while transactions of three statements (two accounts of `acct`, one row into
+/// `moves`) are written through `sql`; returns how many were written.
+fn under_workload(accounts: u64, sql: impl Fn(&str) + Sync, during: impl FnOnce()) -> u64 {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -101,6 +94,23 @@ fn faults_under_workload(
             i
         });
         let _stop = StopOnDrop(&stop);
+        during();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("workload")
+    })
+}
+
+/// Under the workload: a 10 s `fault` that must be noticed while it lasts, six short ones
+/// (0.4 s each way), then 10 s losing 10 % of the packets each way. Returns how many
+/// transactions were written.
+fn faults_under_workload(
+    ns: &Netns,
+    log: &std::path::Path,
+    fault: Fault,
+    accounts: u64,
+    sql: impl Fn(&str) + Sync,
+) -> u64 {
+    under_workload(accounts, sql, || {
         std::thread::sleep(Duration::from_secs(2));
         cut_and_notice(log, ns, fault, Duration::from_secs(10));
         std::thread::sleep(Duration::from_secs(2));
@@ -114,10 +124,12 @@ fn faults_under_workload(
         ns.lose(10);
         std::thread::sleep(Duration::from_secs(10));
         ns.stop_losing();
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("workload")
     })
 }
+
+const ACCOUNTS: &str = "CREATE TABLE acct (id int PRIMARY KEY, balance bigint, note text);\n\
+    INSERT INTO acct SELECT g, g * 10, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g;\n\
+    CREATE TABLE moves (id bigserial PRIMARY KEY, acct int, amount int);";
 
 #[test]
 fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
@@ -128,11 +140,7 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
     };
     let env = TestEnv::start_with("netfault", opts);
     env.server.allow_clients_from(&format!("{}/32", ns.inner_ip)).expect("pg_hba for the namespace");
-    env.sql(
-        "CREATE TABLE acct (id int PRIMARY KEY, balance bigint, note text);\n\
-         INSERT INTO acct SELECT g, g * 10, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g;\n\
-         CREATE TABLE moves (id bigserial PRIMARY KEY, acct int, amount int);",
-    );
+    env.sql(ACCOUNTS);
     let config = env.config("net", &["public.*"]).source("url", source_url(&env, &ns)).metrics_off().write();
     let start = || Zetl::spawn_wrapped(&ns.wrapper(), &config, &env.log_path(), &[]);
 
@@ -153,6 +161,34 @@ fn cuts_and_lossy_links_during_copy_and_stream_end_equal() {
         env.sql(sql);
     });
     report_catch_up(&env, &mut zetl, "net", "stream", written);
+    zetl.stop();
+    env.assert_equal(&["public.acct", "public.moves"]);
+}
+
+/// Every packet 100 ms late each way (200 ms round trips; a relay holds them, the kernel here
+/// has no `netem`), through the initial copy and a streamed write workload: slower, never
+/// broken, and equal. Prints how long the copy and the catch-up took.
+#[test]
+fn a_link_with_200_ms_round_trips_slows_but_never_breaks() {
+    use common::relay::Relay;
+    let env = TestEnv::start("netdelay");
+    env.sql(ACCOUNTS);
+    let relay = Relay::start(env.server.port());
+    relay.delay(Duration::from_millis(100));
+    let url = format!("postgres://zetl:zetl@127.0.0.1:{}/{}", relay.port(), common::DB);
+    let config = env.config("slow", &["public.*"]).source("url", url.as_str()).metrics_off().write();
+    let started = Instant::now();
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "slow");
+    eprintln!("network: 100 ms each way: copy of 200 000 rows done in {:.1} s", started.elapsed().as_secs_f64());
+    let written = under_workload(
+        200_000,
+        |sql| {
+            env.sql(sql);
+        },
+        || std::thread::sleep(Duration::from_secs(10)),
+    );
+    report_catch_up(&env, &mut zetl, "slow", "network: 100 ms each way, stream", written);
     zetl.stop();
     env.assert_equal(&["public.acct", "public.moves"]);
 }
@@ -250,11 +286,11 @@ fn a_blackholed_postgres_target_is_survived() {
 #[test]
 fn a_dynamodb_endpoint_that_stops_answering_is_given_up_on_and_reached_again() {
     use common::dynamo::DynEnv;
-    use common::stall::StallProxy;
+    use common::relay::Relay;
     let env = DynEnv::start("dyn_stall");
     env.driver(&["create", "t"]);
     env.driver(&["fill", "t", "0", "200"]);
-    let relay = StallProxy::start(env.server.port());
+    let relay = Relay::start(env.server.port());
     let target = zetl_testkit::PgServer::start(PgOptions::default()).expect("start the target PostgreSQL");
     let settings = common::config::map([("kind", "postgres".into()), ("url", target.url(common::DB).into())]);
     let cfg = env.config("stall", &["t"]).source("endpoint_url", relay.url().as_str()).target(settings).write();

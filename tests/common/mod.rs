@@ -17,8 +17,7 @@ pub mod config;
 pub mod dynamo;
 pub mod mysql;
 pub mod netns;
-#[cfg(feature = "dynamodb")]
-pub mod stall;
+pub mod relay;
 pub mod warehouse;
 
 use config::{map, TestConfig};
