@@ -60,6 +60,7 @@ impl Relay {
         self.port
     }
 
+    #[cfg_attr(not(feature = "dynamodb"), allow(dead_code))] // the DynamoDB test's only
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -70,6 +71,7 @@ impl Relay {
     }
 
     /// From now on nothing is relayed: open connections and new ones go silent.
+    #[cfg_attr(not(feature = "dynamodb"), allow(dead_code))] // the DynamoDB test's only
     pub fn stall(&self) {
         self.state.stalled.store(true, Ordering::Relaxed);
         for dead in self.state.dead.lock().expect("relay state").iter() {
@@ -78,6 +80,7 @@ impl Relay {
     }
 
     /// New connections are relayed again (the silent ones stay silent).
+    #[cfg_attr(not(feature = "dynamodb"), allow(dead_code))] // the DynamoDB test's only
     pub fn resume(&self) {
         self.state.stalled.store(false, Ordering::Relaxed);
     }
