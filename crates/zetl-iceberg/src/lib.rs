@@ -316,7 +316,7 @@ impl Target for IcebergTarget {
         let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
         self.rt.block_on(lake.copy_rows(&self.file_io, rows))?;
         let dead = self.store_letters(table)?;
-        self.books.wrote(table, rows.len() as u64 - dead, dead, false);
+        self.books.wrote(table, (rows.len() as u64).saturating_sub(dead), dead, false);
         Ok(())
     }
 
