@@ -7,8 +7,8 @@
 
 use crate::common;
 use crate::iceberg::iceberg_target;
-use common::config::yaml;
-use common::{zetl_command, TestEnv};
+use common::config::{map, yaml};
+use common::{zetl_command, PgOptions, PgServer, TestEnv, DB};
 use zetl_testkit::compare_iceberg::{assert_iceberg_equal, read_lake, Reader};
 
 const DDL: &str = "CREATE TABLE t (id int PRIMARY KEY, v int, ts timestamp, n numeric(6,2));
@@ -19,9 +19,10 @@ fn catalog(env: &TestEnv) -> std::path::PathBuf {
     env.scratch.path.join("lake").join("catalog.db")
 }
 
-/// `id:v:ts:n` of every row of the lake's `public.t`, read by pyiceberg.
-fn lake_rows(env: &TestEnv) -> String {
-    let (duck, _) = read_lake(Reader::PyIceberg, catalog(env), "zetl", &env.scratch.path, &["public.t"]);
+/// `id:v:ts:n` of every row of the lake's `public.t` (catalog: the SQLite file or a
+/// PostgreSQL URL), read by pyiceberg.
+fn lake_rows(env: &TestEnv, catalog: &str) -> String {
+    let (duck, _) = read_lake(Reader::PyIceberg, catalog, "zetl", &env.scratch.path, &["public.t"]);
     let conn = duckdb::Connection::open(duck).expect("open the reading");
     conn.query_row(
         "SELECT string_agg(concat_ws(':', id, v, coalesce(CAST(ts AS VARCHAR), '-'), coalesce(CAST(n AS VARCHAR), '-')), \
@@ -49,10 +50,26 @@ fn state_of(list: &str, key: &str, op: &str) -> String {
 #[test]
 fn values_the_lake_cannot_store_become_dead_letters_and_replay_once_they_fit() {
     let env = TestEnv::start("iceberg_letters");
+    let sqlite = catalog(&env).display().to_string();
+    letters_set_aside_superseded_and_replayed(&env, iceberg_target(&env), &sqlite);
+}
+
+/// The same with the catalog (and `zetl_dead_letters`) in PostgreSQL.
+#[test]
+fn dead_letters_live_in_a_postgres_catalog_too() {
+    let env = TestEnv::start("iceberg_letters_pg");
+    let server = PgServer::start(PgOptions::default()).expect("start the catalog's PostgreSQL");
+    let url = server.url(DB);
+    let mut target = iceberg_target(&env);
+    target.insert("catalog".into(), map([("kind", "sql".into()), ("url", url.clone().into())]).into());
+    letters_set_aside_superseded_and_replayed(&env, target, &url);
+}
+
+fn letters_set_aside_superseded_and_replayed(env: &TestEnv, target: serde_yaml::Mapping, catalog: &str) {
     env.sql(DDL);
     let config = env
         .config("lake", &["public.*"])
-        .target(iceberg_target(&env))
+        .target(target)
         .metrics_off()
         .set("apply", yaml("{ on_error: dead_letter }"))
         .write();
@@ -63,7 +80,7 @@ fn values_the_lake_cannot_store_become_dead_letters_and_replay_once_they_fit() {
     env.wait_caught_up(&mut zetl, "lake");
     // Set aside: the rows keep their last stored values; key 7's copied row is not there.
     assert_eq!(
-        lake_rows(&env),
+        lake_rows(env, catalog),
         "1:1:2024-01-02 00:00:00:1.50 2:2:2024-01-03 00:00:00:3.00 3:3:2024-01-04 00:00:00:4.50 \
          4:4:2024-01-05 00:00:00:6.00 5:5:2024-01-06 00:00:00:7.50 6:6:2024-01-07 00:00:00:9.00"
     );
@@ -105,7 +122,7 @@ fn values_the_lake_cannot_store_become_dead_letters_and_replay_once_they_fit() {
     env.wait_caught_up(&mut zetl, "lake");
     zetl.stop();
     assert!(state_of(&listed(cfg), "(id=5)", "upsert").starts_with("superseded"));
-    assert_iceberg_equal(Reader::PyIceberg, &env.url(), catalog(&env), "zetl", &env.scratch.path, &["public.t"]);
+    assert_iceberg_equal(Reader::PyIceberg, &env.url(), catalog, "zetl", &env.scratch.path, &["public.t"]);
 }
 
 /// `on_error: fail` (the default): the run stops at the change with exit 1, naming the table,
