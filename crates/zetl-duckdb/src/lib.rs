@@ -4,6 +4,7 @@
 
 mod catalog;
 mod checks;
+mod columnar;
 mod config;
 mod ddl;
 pub mod dead_letters;
@@ -208,7 +209,7 @@ impl Target for DuckdbTarget {
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), DuckdbError> {
         let stage = self.stage(table)?;
         let dead = if stage::can_append_directly(stage) {
-            stage::append_directly(&self.conn, &stage.schema, rows)?;
+            stage::append_directly(&self.conn, stage, rows)?;
             0
         } else {
             merge::flush_inserts(&self.conn, stage, &mut rows.iter().collect(), &self.guard(table))?

@@ -4,10 +4,12 @@
 
 use crate::catalog::table_columns;
 use crate::checks::{self, Check};
+use crate::columnar::{Columns, Kind};
 use crate::error::{Context, DuckdbError};
 use crate::types::{ident, to_db, wire_type};
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::types::Value as Db;
-use duckdb::Connection;
+use duckdb::{Appender, Connection};
 use std::collections::BTreeSet;
 use zetl_core::{Row, TableId, TableSchema, Value};
 
@@ -41,6 +43,10 @@ pub struct Stage {
     pub schema: TableSchema,
     /// What a staged row must pass before it reaches the table (see `screen`).
     pub checks: Vec<Check>,
+    /// The staging table's columns as appended: the row's, the old key's, op and mask.
+    columns: Columns,
+    /// The table's own columns, for copied rows appended straight into it.
+    table_columns: Columns,
 }
 
 impl Stage {
@@ -60,7 +66,16 @@ impl Stage {
         let staged: Vec<String> =
             table_columns(conn, "'temp'", &TableId::new("main", &name))?.into_iter().map(|c| c.data_type).collect();
         let checks = checks::plan(schema, &staged, &table_columns(conn, "current_database()", &schema.id)?);
-        Ok(Stage { name, schema: schema.clone(), checks })
+        let kinds: Vec<Kind> = schema.columns.iter().map(|c| Kind::of(&c.ty)).collect();
+        let keys = schema.key_columns().iter().map(|&k| kinds[k]);
+        let staged_kinds = kinds.iter().copied().chain(keys).chain([Kind::Code, Kind::Text]).collect();
+        Ok(Stage {
+            name,
+            schema: schema.clone(),
+            checks,
+            columns: Columns::new(staged_kinds),
+            table_columns: Columns::new(kinds),
+        })
     }
 
     pub fn sql_name(&self) -> String {
@@ -73,40 +88,43 @@ impl Stage {
         conn: &Connection,
         rows: impl Iterator<Item = Staged<'a>>,
     ) -> Result<BTreeSet<usize>, DuckdbError> {
+        let rows: Vec<Staged<'a>> = rows.collect();
         let mut unchanged = BTreeSet::new();
+        let masks: Vec<Option<String>> = rows.iter().map(|(_, row, _)| unchanged_mask(row, &mut unchanged)).collect();
         let mut appender = conn
             .appender_to_catalog_and_db(&self.name, "temp", "main")
             .context(|| format!("opening the appender for {}", self.schema.id))?;
-        let width = self.schema.columns.len();
         let keys = self.schema.key_columns();
-        for (op, row, from) in rows {
-            let mut values: Vec<Db> = Vec::with_capacity(width + keys.len() + 2);
-            let mut mask = String::new();
-            for (i, col) in self.schema.columns.iter().enumerate() {
-                let v = row.get(i).unwrap_or(&Value::Null);
-                if matches!(v, Value::Unchanged) {
-                    unchanged.insert(i);
-                    mask.push_str(&format!(",{i}"));
-                }
-                values.push(to_db(v, &col.ty));
+        let width = self.schema.columns.len();
+        let staged: Vec<(&Staged<'a>, &Option<String>)> = rows.iter().zip(&masks).collect();
+        let batches = self.columns.batches(&staged, |((op, row, from), mask), cells| {
+            for i in 0..width {
+                cells.value(row.get(i).unwrap_or(&Value::Null));
             }
             for &k in keys {
-                let v = from.and_then(|f| f.get(k)).unwrap_or(&Value::Null);
-                values.push(to_db(v, &self.schema.columns[k].ty));
+                cells.value(from.and_then(|f| f.get(k)).unwrap_or(&Value::Null));
             }
-            values.push(Db::UTinyInt(op as u8));
-            values.push(if mask.is_empty() { Db::Null } else { Db::Text(format!("{mask},")) });
-            appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
-                table: self.schema.id.to_string(),
-                key: describe_key(&self.schema, row),
-                cause: e.to_string(),
-            })?;
-        }
-        appender.flush().map_err(|e| DuckdbError::Row {
-            table: self.schema.id.to_string(),
-            key: "(in the last rows appended)".into(),
-            cause: e.to_string(),
-        })?;
+            cells.code(*op as u8);
+            cells.text(mask.as_deref());
+        });
+        let rows_of = |(op, row, from): &Staged<'_>, mask: &Option<String>| {
+            let mut values: Vec<Db> = Vec::with_capacity(width + keys.len() + 2);
+            for (i, col) in self.schema.columns.iter().enumerate() {
+                values.push(to_db(row.get(i).unwrap_or(&Value::Null), &col.ty));
+            }
+            for &k in keys {
+                values.push(to_db(from.and_then(|f| f.get(k)).unwrap_or(&Value::Null), &self.schema.columns[k].ty));
+            }
+            values.push(Db::UTinyInt(*op as u8));
+            values.push(mask.clone().map_or(Db::Null, Db::Text));
+            values
+        };
+        append(
+            &mut appender,
+            &self.schema,
+            batches,
+            staged.iter().map(|(staged, mask)| (staged.1, rows_of(staged, mask))),
+        )?;
         Ok(unchanged)
     }
 
@@ -122,25 +140,63 @@ pub fn can_append_directly(stage: &Stage) -> bool {
     stage.checks.is_empty()
 }
 
-pub fn append_directly(conn: &Connection, schema: &TableSchema, rows: &[Row]) -> Result<(), DuckdbError> {
+pub fn append_directly(conn: &Connection, stage: &Stage, rows: &[Row]) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
     let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
     let table = &schema.id;
     let mut appender = conn
         .appender_with_columns_to_db(&table.name, &table.schema, &names)
         .context(|| format!("opening the appender for {table}"))?;
-    for row in rows {
-        let values = schema.columns.iter().zip(row).map(|(c, v)| to_db(v, &c.ty));
-        appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
-            table: table.to_string(),
-            key: describe_key(schema, row),
-            cause: e.to_string(),
-        })?;
+    let batches = stage.table_columns.batches(rows, |row, cells| row.iter().for_each(|v| cells.value(v)));
+    let values = rows.iter().map(|row| (row, schema.columns.iter().zip(row).map(|(c, v)| to_db(v, &c.ty)).collect()));
+    append(&mut appender, schema, batches, values)
+}
+
+/// Appends `batches` if the rows fitted their columns, else each row's `values` one by one
+/// (which also names the row a failed batch held: DuckDB's cast of a whole vector names only
+/// the value).
+fn append<'a>(
+    appender: &mut Appender<'_>,
+    schema: &TableSchema,
+    batches: Option<Vec<RecordBatch>>,
+    values: impl Iterator<Item = (&'a Row, Vec<Db>)>,
+) -> Result<(), DuckdbError> {
+    let table = schema.id.to_string();
+    let mut failed = None;
+    for batch in batches.iter().flatten() {
+        if let Err(e) = appender.append_record_batch(batch.clone()) {
+            failed = Some(e.to_string());
+            break;
+        }
     }
-    appender.flush().map_err(|e| DuckdbError::Row {
-        table: table.to_string(),
-        key: "(in the last rows appended)".into(),
-        cause: e.to_string(),
-    })
+    if batches.is_none() || failed.is_some() {
+        // After a failed batch the transaction is rolled back; these rows only find the culprit.
+        for (row, values) in values {
+            appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
+                table: table.clone(),
+                key: describe_key(schema, row),
+                cause: e.to_string(),
+            })?;
+        }
+    }
+    let in_last =
+        |cause: String| DuckdbError::Row { table: table.clone(), key: "(in the last rows appended)".into(), cause };
+    if let Some(cause) = failed {
+        return Err(in_last(cause));
+    }
+    appender.flush().map_err(|e| in_last(e.to_string()))
+}
+
+/// The staging form of the columns a row left unchanged (`,3,7,`), noting them in `unchanged`.
+fn unchanged_mask(row: &Row, unchanged: &mut BTreeSet<usize>) -> Option<String> {
+    let mut mask = String::new();
+    for (i, v) in row.iter().enumerate() {
+        if matches!(v, Value::Unchanged) {
+            unchanged.insert(i);
+            mask.push_str(&format!(",{i}"));
+        }
+    }
+    (!mask.is_empty()).then(|| format!("{mask},"))
 }
 
 /// The key of a row for error messages: `(id=42)`, or the first columns of a keyless row.

@@ -86,7 +86,7 @@ pub fn to_db(value: &Value, ty: &ColumnType) -> Db {
 }
 
 /// Arrays travel as JSON; DuckDB casts JSON into any LIST type.
-fn array_json(value: &Value) -> String {
+pub(crate) fn array_json(value: &Value) -> String {
     let mut out = String::new();
     write_json(value, &mut out);
     out
