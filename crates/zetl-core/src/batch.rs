@@ -6,6 +6,9 @@ use crate::event::Position;
 use crate::model::{Change, ChangeKind, Row, RowIdentity, TableId, TableSchema, Value};
 use std::collections::{BTreeMap, HashMap};
 
+/// Maps keyed by a row's encoded key.
+type KeyMap<V> = HashMap<Vec<u8>, V, foldhash::fast::RandomState>;
+
 /// The final state of one key within a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyedOp {
@@ -26,7 +29,7 @@ pub struct TableBatch {
     /// The table was truncated in this batch before the changes below.
     pub truncate: bool,
     /// Keyed tables: key → final op, in first-touched order (`order` indexes `ops`).
-    keys: HashMap<Vec<u8>, usize>,
+    keys: KeyMap<usize>,
     pub ops: Vec<(Vec<u8>, KeyedOp)>,
     /// Tables without a key: changes in source order (inserts only, or full-row identity).
     pub unkeyed: Vec<ChangeKind>,
@@ -269,7 +272,7 @@ pub fn net_unkeyed(changes: &[ChangeKind]) -> (Vec<&Row>, Vec<&Row>) {
     let mut removed = Vec::new();
     let mut added: Vec<Option<&Row>> = Vec::new();
     // Rows added so far and not cancelled, by content: their places in `added`.
-    let mut pending: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+    let mut pending: KeyMap<Vec<usize>> = KeyMap::default();
     for change in changes {
         let (old, new) = match change {
             ChangeKind::Insert { row } => (None, Some(row)),

@@ -135,7 +135,8 @@ impl<T: Target> Writer<T> {
                 events.blocking_recv()
             };
             let Some((event, room)) = event else { break };
-            self.handle(event)?;
+            // The room an event took is its weight, weighed once by the source.
+            self.handle(event, room.num_permits())?;
             drop(room);
         }
         if self.open {
@@ -152,7 +153,7 @@ impl<T: Target> Writer<T> {
         Ok(self.target)
     }
 
-    fn handle(&mut self, event: SourceEvent) -> Result<(), PipelineError> {
+    fn handle(&mut self, event: SourceEvent, weight: usize) -> Result<(), PipelineError> {
         match event {
             SourceEvent::Schema(schema) => {
                 if let Some(col) = schema.reserved_column() {
@@ -247,7 +248,7 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::CopyRows { table, rows, after } => {
                 self.ensure_open()?;
-                self.copied_since_commit += rows.iter().map(crate::copy_rows::row_weight).sum::<usize>();
+                self.copied_since_commit += weight;
                 if !rows.is_empty() {
                     self.target.copy_rows(&table, &rows).map_err(target_err)?;
                 }
