@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Where zetl's time goes: a CPU profile (perf, sampling at ~1 kHz) of one path, per thread.
+#   ./scripts/profile.sh copy       initial copy of pgbench_accounts (SCALE=10: 1M rows) into DuckDB
+#   ./scripts/profile.sh backlog    a pgbench TPC-B backlog (LOAD_SECONDS=15) applied from a standing start
+# Prints the wall time, CPU seconds per thread and each thread's top symbols; perf.data stays
+# in .zetl-run/profile for `perf report -i`. Needs `perf` (Debian's linux-perf).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHAT="${1:-copy}"
+SCALE="${SCALE:-10}"
+LOAD_SECONDS="${LOAD_SECONDS:-15}"
+RUN_DIR="$PWD/.zetl-run/profile"
+command -v perf >/dev/null || { echo "profile: perf is missing (apt-get install linux-perf)" >&2; exit 2; }
+
+. scripts/bench-common.sh
+rm -rf "$RUN_DIR"; mkdir -p "$RUN_DIR"
+eval "$("$HARNESS" pg start "$RUN_DIR/pg")"
+export ZETL_PG_URL
+trap '"$HARNESS" pg stop "$RUN_DIR/pg"' EXIT
+sql() { psql -X -At "$ZETL_PG_URL" -c "$1"; }
+cat > "$RUN_DIR/zetl.yaml" <<YAML
+integrations:
+  - name: profile
+    source: { kind: postgres, url: "\${ZETL_PG_URL}" }
+    target: { kind: duckdb, path: "$RUN_DIR/profile.duckdb" }
+    tables: { include: ["public.pgbench_*"] }
+YAML
+pgbench -i -q -s "$SCALE" "$ZETL_PG_URL" >/dev/null 2>&1
+sql "VACUUM ANALYZE" >/dev/null
+zetl_pid() { pgrep -f "^$ZETL run -c $RUN_DIR/zetl.yaml" | tail -n 1; }
+caught_up() { [ "$(sql "SELECT coalesce(confirmed_flush_lsn >= '$1', false) FROM pg_replication_slots WHERE slot_name = 'zetl_profile'")" = t ]; }
+
+if [ "$WHAT" = backlog ]; then
+  "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>"$RUN_DIR/copy.log" &
+  until grep -q "initial copy committed at the target" "$RUN_DIR/copy.log"; do sleep 0.05; done
+  kill -TERM $!; wait $! || true
+  txns=$(pgbench -n -c 4 -j 2 -T "$LOAD_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
+  lsn=$(sql "SELECT pg_current_wal_lsn()")
+  what="$((txns * 4)) changes"
+  done_yet() { caught_up "$lsn"; }
+else
+  what="$(sql "SELECT count(*) FROM pgbench_accounts") rows"
+  done_yet() { grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log"; }
+fi
+t0=$(now)
+perf record -F 997 -g -o "$RUN_DIR/perf.data" -- "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>"$RUN_DIR/zetl.log" &
+until done_yet; do sleep 0.05; done
+t1=$(now)
+kill -TERM "$(zetl_pid)"; wait || true
+echo "$WHAT: $what in $(echo "$t1 - $t0" | bc) s (perf's start-up included)"
+echo "CPU seconds per thread (samples / 997):"
+perf script -i "$RUN_DIR/perf.data" -F comm 2>/dev/null | sort | uniq -c | sort -rn | head -n 6 |
+  awk '{ printf "  %-18s %.2f s\n", $2, $1 / 997 }'
+for comm in zetl-writer tokio-rt-worker zetl; do
+  echo "top of $comm:"
+  perf report -i "$RUN_DIR/perf.data" --no-children --comm "$comm" --sort dso,sym --stdio -g none 2>/dev/null |
+    grep '%' | head -n 12 || true
+done
