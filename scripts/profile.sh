@@ -2,6 +2,7 @@
 # Where zetl's time goes: a CPU profile (perf, sampling at ~1 kHz) of one path, per thread.
 #   ./scripts/profile.sh copy       initial copy of pgbench_accounts (SCALE=10: 1M rows) into DuckDB
 #   ./scripts/profile.sh backlog    a pgbench TPC-B backlog (LOAD_SECONDS=15) applied from a standing start
+#   ./scripts/profile.sh big        one 1M-row source transaction, from its commit until applied
 # Prints the wall time, CPU seconds per thread and each thread's top symbols; perf.data stays
 # in .zetl-run/profile for `perf report -i`. Needs `perf` (Debian's linux-perf).
 set -euo pipefail
@@ -23,10 +24,11 @@ integrations:
   - name: profile
     source: { kind: postgres, url: "\${ZETL_PG_URL}" }
     target: { kind: duckdb, path: "$RUN_DIR/profile.duckdb" }
-    tables: { include: ["public.pgbench_*"] }
+    tables: { include: ["public.pgbench_*", "public.profile_big"] }
 YAML
 pgbench -i -q -s "$SCALE" "$ZETL_PG_URL" >/dev/null 2>&1
 sql "VACUUM ANALYZE" >/dev/null
+sql "CREATE TABLE profile_big (id int PRIMARY KEY, v text)" >/dev/null
 zetl_pid() { pgrep -f "^$ZETL run -c $RUN_DIR/zetl.yaml" | tail -n 1; }
 caught_up() { [ "$(sql "SELECT coalesce(confirmed_flush_lsn >= '$1', false) FROM pg_replication_slots WHERE slot_name = 'zetl_profile'")" = t ]; }
 
@@ -38,6 +40,12 @@ if [ "$WHAT" = backlog ]; then
   lsn=$(sql "SELECT pg_current_wal_lsn()")
   what="$((txns * 4)) changes"
   done_yet() { caught_up "$lsn"; }
+elif [ "$WHAT" = big ]; then
+  what="1M rows in one transaction"
+  done_yet() { grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log" &&
+    sql "INSERT INTO profile_big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g" >/dev/null &&
+    echo "committed at the source $(echo "$(now) - $t0" | bc) s after the start" &&
+    lsn=$(sql "SELECT pg_current_wal_lsn()") && until caught_up "$lsn"; do sleep 0.05; done; }
 else
   what="$(sql "SELECT count(*) FROM pgbench_accounts") rows"
   done_yet() { grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log"; }
@@ -46,8 +54,10 @@ t0=$(now)
 perf record -F 997 -g -o "$RUN_DIR/perf.data" -- "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>"$RUN_DIR/zetl.log" &
 until done_yet; do sleep 0.05; done
 t1=$(now)
-kill -TERM "$(zetl_pid)"; wait || true
-echo "$WHAT: $what in $(echo "$t1 - $t0" | bc) s (perf's start-up included)"
+pid=$(zetl_pid)
+rss_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+kill -TERM "$pid"; wait || true
+echo "$WHAT: $what in $(echo "$t1 - $t0" | bc) s (perf's start-up included); peak RSS $((rss_kb / 1024)) MiB"
 echo "CPU seconds per thread (samples / 997):"
 perf script -i "$RUN_DIR/perf.data" -F comm 2>/dev/null | sort | uniq -c | sort -rn | head -n 6 |
   awk '{ printf "  %-18s %.2f s\n", $2, $1 / 997 }'
