@@ -22,6 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 sql() { psql -X -At "$ZETL_PG_URL" -c "$1"; }
+num() { awk -v x="$1" 'BEGIN { printf "%.3f", x }'; }  # bc writes .5 for 0.5: not JSON
 
 cat > "$RUN_DIR/zetl.yaml" <<YAML
 integrations:
@@ -68,6 +69,7 @@ for scale in $SCALES; do
   total=$(sql "SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches) + (SELECT count(*) FROM pgbench_tellers)")
   snap_s=$(echo "$t1 - $t0" | bc)
   echo "snapshot  ${rows} accounts rows: zetl $(rate "$total" "$snap_s") rows/s (${snap_s} s incl. start-up)   ceiling COPY binary to /dev/null: ${copy_rate} rows/s"
+  snapshots="${snapshots:+$snapshots, }{\"rows\": $rows, \"rows_per_s\": $(rate "$total" "$snap_s"), \"seconds\": $(num "$snap_s"), \"ceiling_rows_per_s\": $copy_rate}"
 done
 
 # Streaming: pgbench's TPC-B-like script (3 updates, 1 insert per transaction) against the
@@ -114,3 +116,21 @@ echo "          source rate $(rate "$changes" "$load_s") changes/s; zetl applied
 echo "          lag: max $((${max_lag:-0} / 1024)) KiB of WAL behind (sampled 1/s); max commit-to-commit lag $(cat "$RUN_DIR/lag_s.txt" 2>/dev/null || echo '?') s (progress log)"
 echo "one 1M-row transaction ($((big_wal / 1048576)) MiB WAL): committed at the source in $(echo "$t_committed - $t0" | bc) s, applied at the target $(echo "$t_applied - $t_committed" | bc) s after its commit"
 echo "peak RSS of zetl: $(( ${snapshot_rss_kb:-0} / 1024 )) MiB (first snapshot run); $((stream_rss_kb / 1024)) MiB (last snapshot + live streaming); $((rss_kb / 1024)) MiB (backlog + 1M-row transaction)"
+
+# The same figures as JSON, with the machine and the commit, to compare a run with the last.
+cat >"$RUN_DIR/figures.json" <<JSON
+{
+  "when": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
+  "zetl": "$ZETL",
+  "machine": {"cores": $(nproc), "ram_gib": $(free -g | awk '/Mem/ { print $2 }'), "postgres": "$(postgres --version 2>/dev/null | awk '{ print $3 }')"},
+  "snapshot": [$snapshots],
+  "streaming": {"clients": $CLIENTS, "seconds": $STREAM_SECONDS, "changes": $changes,
+    "source_changes_per_s": $(rate "$changes" "$load_s"), "end_to_end_changes_per_s": $(rate "$changes" "$total_s"),
+    "catch_up_s": $(num "$drain_s"), "max_lag_wal_bytes": ${max_lag:-0}, "max_lag_s": $(cat "$RUN_DIR/lag_s.txt" 2>/dev/null | grep . || echo null)},
+  "backlog": {"changes": $((backlog_txns * 4)), "seconds": $(num "$backlog_s"), "changes_per_s": $(rate "$((backlog_txns * 4))" "$backlog_s")},
+  "one_1m_row_transaction": {"applied_s_after_commit": $(num "$(echo "$t_applied - $t_committed" | bc)")},
+  "peak_rss_mib": {"first_snapshot": $([ -n "${snapshot_rss_kb:-}" ] && echo $((snapshot_rss_kb / 1024)) || echo null), "snapshot_and_streaming": $((stream_rss_kb / 1024)), "backlog_and_big_transaction": $((rss_kb / 1024))}
+}
+JSON
+echo "figures: $RUN_DIR/figures.json"
