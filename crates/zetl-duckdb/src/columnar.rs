@@ -19,7 +19,7 @@ use std::sync::Arc;
 use zetl_core::{ColumnType, Value};
 
 /// Rows per record batch: DuckDB's vector size, so that each batch is one data chunk.
-const ROWS_PER_CHUNK: usize = 2048;
+pub const ROWS_PER_CHUNK: usize = 2048;
 
 /// The Arrow form of one appended column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,24 +203,20 @@ impl Columns {
         Columns { kinds, schema: Arc::new(Schema::new(fields)) }
     }
 
-    /// `rows` as record batches of at most [`ROWS_PER_CHUNK`] rows; `write` puts one row's
-    /// cells in column order. `None` if a value is not of its column's kind.
-    pub fn batches<T>(&self, rows: &[T], mut write: impl FnMut(&T, &mut Cells<'_>)) -> Option<Vec<RecordBatch>> {
-        let mut out = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_CHUNK));
-        for chunk in rows.chunks(ROWS_PER_CHUNK) {
-            let mut builders: Vec<Builder> = self.kinds.iter().map(|k| k.builder()).collect();
-            for row in chunk {
-                let mut cells = Cells { builders: &mut builders, next: 0, fits: true };
-                write(row, &mut cells);
-                if !cells.fits || cells.next != self.kinds.len() {
-                    return None;
-                }
+    /// `rows` (at most [`ROWS_PER_CHUNK`], one data chunk) as one record batch; `write` puts
+    /// one row's cells in column order. `None` if a value is not of its column's kind.
+    pub fn batch<T>(&self, rows: &[T], write: &mut impl FnMut(&T, &mut Cells<'_>)) -> Option<RecordBatch> {
+        let mut builders: Vec<Builder> = self.kinds.iter().map(|k| k.builder()).collect();
+        for row in rows {
+            let mut cells = Cells { builders: &mut builders, next: 0, fits: true };
+            write(row, &mut cells);
+            if !cells.fits || cells.next != self.kinds.len() {
+                return None;
             }
-            debug_assert!(builders.iter().all(|b| b.len() == chunk.len()));
-            let arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
-            out.push(RecordBatch::try_new(self.schema.clone(), arrays).ok()?);
         }
-        Some(out)
+        debug_assert!(builders.iter().all(|b| b.len() == rows.len()));
+        let arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
+        RecordBatch::try_new(self.schema.clone(), arrays).ok()
     }
 }
 
@@ -268,37 +264,38 @@ mod tests {
     use duckdb::arrow::array::{Array, AsArray};
 
     #[test]
-    fn rows_become_chunks_of_typed_columns() {
+    fn rows_become_typed_columns() {
         let cols = Columns::new(vec![Kind::Int32, Kind::Text, Kind::Float32, Kind::Code]);
-        let rows: Vec<Vec<Value>> = (0..5000)
+        let rows: Vec<Vec<Value>> = (0..ROWS_PER_CHUNK as i64)
             .map(|i| vec![Value::Int(i), Value::Date("2024-01-02".into()), Value::Float(0.5), Value::Null])
             .collect();
-        let batches = cols
-            .batches(&rows, |row, c| {
+        let batch = cols
+            .batch(&rows, &mut |row, c| {
                 c.value(&row[0]);
                 c.value(&row[1]);
                 c.value(&row[2]);
                 c.code(3);
             })
             .expect("fits");
-        assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![2048, 2048, 904]);
-        let last = &batches[2];
-        assert_eq!(last.column(0).as_primitive::<duckdb::arrow::datatypes::Int32Type>().value(903), 4999);
-        assert_eq!(last.column(1).as_string::<i32>().value(0), "2024-01-02");
-        assert_eq!(last.column(3).as_primitive::<duckdb::arrow::datatypes::UInt8Type>().value(0), 3);
-        assert_eq!(last.column(0).null_count(), 0);
+        assert_eq!(batch.num_rows(), ROWS_PER_CHUNK);
+        assert_eq!(batch.column(0).as_primitive::<duckdb::arrow::datatypes::Int32Type>().value(2047), 2047);
+        assert_eq!(batch.column(1).as_string::<i32>().value(0), "2024-01-02");
+        assert_eq!(batch.column(3).as_primitive::<duckdb::arrow::datatypes::UInt8Type>().value(0), 3);
+        assert_eq!(batch.column(0).null_count(), 0);
+        let short = cols.batch(&rows[..1], &mut |row, c| c.value(&row[0]));
+        assert!(short.is_none(), "a row that leaves columns unwritten does not fit");
     }
 
     #[test]
     fn a_value_of_another_kind_or_range_falls_back() {
         let cols = Columns::new(vec![Kind::Int16]);
-        let one = |v: Value| cols.batches(&[v], |v, c| c.value(v)).is_some();
+        let one = |v: Value| cols.batch(&[v], &mut |v, c| c.value(v)).is_some();
         assert!(one(Value::Int(-32768)));
         assert!(one(Value::Null));
         assert!(!one(Value::Int(40_000)), "out of SMALLINT's range: DuckDB's cast names it");
         assert!(!one(Value::Text("1".into())));
         let floats = Columns::new(vec![Kind::Float32]);
-        assert!(floats.batches(&[Value::Float(1e300)], |v, c| c.value(v)).is_none());
-        assert!(floats.batches(&[Value::Float(f64::NEG_INFINITY)], |v, c| c.value(v)).is_some());
+        assert!(floats.batch(&[Value::Float(1e300)], &mut |v, c| c.value(v)).is_none());
+        assert!(floats.batch(&[Value::Float(f64::NEG_INFINITY)], &mut |v, c| c.value(v)).is_some());
     }
 }

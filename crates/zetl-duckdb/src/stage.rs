@@ -4,10 +4,9 @@
 
 use crate::catalog::table_columns;
 use crate::checks::{self, Check};
-use crate::columnar::{Columns, Kind};
+use crate::columnar::{Cells, Columns, Kind, ROWS_PER_CHUNK};
 use crate::error::{Context, DuckdbError};
 use crate::types::{ident, to_db, wire_type};
-use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::types::Value as Db;
 use duckdb::{Appender, Connection};
 use std::collections::BTreeSet;
@@ -91,13 +90,14 @@ impl Stage {
         let rows: Vec<Staged<'a>> = rows.collect();
         let mut unchanged = BTreeSet::new();
         let masks: Vec<Option<String>> = rows.iter().map(|(_, row, _)| unchanged_mask(row, &mut unchanged)).collect();
-        let mut appender = conn
-            .appender_to_catalog_and_db(&self.name, "temp", "main")
-            .context(|| format!("opening the appender for {}", self.schema.id))?;
+        let open = || {
+            conn.appender_to_catalog_and_db(&self.name, "temp", "main")
+                .context(|| format!("opening the appender for {}", self.schema.id))
+        };
         let keys = self.schema.key_columns();
         let width = self.schema.columns.len();
         let staged: Vec<(&Staged<'a>, &Option<String>)> = rows.iter().zip(&masks).collect();
-        let batches = self.columns.batches(&staged, |((op, row, from), mask), cells| {
+        let cells = |((op, row, from), mask): &(&Staged<'_>, &Option<String>), cells: &mut Cells<'_>| {
             for i in 0..width {
                 cells.value(row.get(i).unwrap_or(&Value::Null));
             }
@@ -106,8 +106,8 @@ impl Stage {
             }
             cells.code(*op as u8);
             cells.text(mask.as_deref());
-        });
-        let rows_of = |(op, row, from): &Staged<'_>, mask: &Option<String>| {
+        };
+        let values = |((op, row, from), mask): &(&Staged<'a>, &Option<String>)| {
             let mut values: Vec<Db> = Vec::with_capacity(width + keys.len() + 2);
             for (i, col) in self.schema.columns.iter().enumerate() {
                 values.push(to_db(row.get(i).unwrap_or(&Value::Null), &col.ty));
@@ -116,15 +116,10 @@ impl Stage {
                 values.push(to_db(from.and_then(|f| f.get(k)).unwrap_or(&Value::Null), &self.schema.columns[k].ty));
             }
             values.push(Db::UTinyInt(*op as u8));
-            values.push(mask.clone().map_or(Db::Null, Db::Text));
-            values
+            values.push((*mask).clone().map_or(Db::Null, Db::Text));
+            (*row, values)
         };
-        append(
-            &mut appender,
-            &self.schema,
-            batches,
-            staged.iter().map(|(staged, mask)| (staged.1, rows_of(staged, mask))),
-        )?;
+        append(open, &self.schema, &self.columns, &staged, cells, values)?;
         Ok(unchanged)
     }
 
@@ -144,40 +139,55 @@ pub fn append_directly(conn: &Connection, stage: &Stage, rows: &[Row]) -> Result
     let schema = &stage.schema;
     let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
     let table = &schema.id;
-    let mut appender = conn
-        .appender_with_columns_to_db(&table.name, &table.schema, &names)
-        .context(|| format!("opening the appender for {table}"))?;
-    let batches = stage.table_columns.batches(rows, |row, cells| row.iter().for_each(|v| cells.value(v)));
-    let values = rows.iter().map(|row| (row, schema.columns.iter().zip(row).map(|(c, v)| to_db(v, &c.ty)).collect()));
-    append(&mut appender, schema, batches, values)
+    append(
+        || {
+            conn.appender_with_columns_to_db(&table.name, &table.schema, &names)
+                .context(|| format!("opening the appender for {table}"))
+        },
+        schema,
+        &stage.table_columns,
+        rows,
+        |row, cells| row.iter().for_each(|v| cells.value(v)),
+        |row| (row, schema.columns.iter().zip(row).map(|(c, v)| to_db(v, &c.ty)).collect()),
+    )
 }
 
-/// Appends `batches` if the rows fitted their columns, else each row's `values` one by one
-/// (which also names the row a failed batch held: DuckDB's cast of a whole vector names only
-/// the value).
-fn append<'a>(
-    appender: &mut Appender<'_>,
+/// Appends `rows` a data chunk at a time, as Arrow columns (`cells` writes a row's). From a
+/// chunk whose values do not all fit their columns on, rows go one by one as `values` gives
+/// them; and after a chunk DuckDB refuses, its rows go one by one through a new appender (the
+/// refusing one refuses everything after) to name the row it refused: DuckDB's cast of a whole
+/// vector names only the value. Such a failure fails the target transaction, so what these
+/// rows add is rolled back with it.
+fn append<'c, 'a, T>(
+    open: impl Fn() -> Result<Appender<'c>, DuckdbError>,
     schema: &TableSchema,
-    batches: Option<Vec<RecordBatch>>,
-    values: impl Iterator<Item = (&'a Row, Vec<Db>)>,
+    columns: &Columns,
+    rows: &'a [T],
+    mut cells: impl FnMut(&T, &mut Cells<'_>),
+    values: impl Fn(&'a T) -> (&'a Row, Vec<Db>),
 ) -> Result<(), DuckdbError> {
     let table = schema.id.to_string();
+    let mut appender = open()?;
     let mut failed = None;
-    for batch in batches.iter().flatten() {
-        if let Err(e) = appender.append_record_batch(batch.clone()) {
+    let mut one_by_one = rows.len();
+    for (n, chunk) in rows.chunks(ROWS_PER_CHUNK).enumerate() {
+        let Some(batch) = columns.batch(chunk, &mut cells) else {
+            one_by_one = n * ROWS_PER_CHUNK;
+            break;
+        };
+        if let Err(e) = appender.append_record_batch(batch) {
             failed = Some(e.to_string());
+            one_by_one = n * ROWS_PER_CHUNK;
+            appender = open()?;
             break;
         }
     }
-    if batches.is_none() || failed.is_some() {
-        // After a failed batch the transaction is rolled back; these rows only find the culprit.
-        for (row, values) in values {
-            appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
-                table: table.clone(),
-                key: describe_key(schema, row),
-                cause: e.to_string(),
-            })?;
-        }
+    for (row, values) in rows[one_by_one..].iter().map(values) {
+        appender.append_row(duckdb::appender_params_from_iter(values)).map_err(|e| DuckdbError::Row {
+            table: table.clone(),
+            key: describe_key(schema, row),
+            cause: e.to_string(),
+        })?;
     }
     let in_last =
         |cause: String| DuckdbError::Row { table: table.clone(), key: "(in the last rows appended)".into(), cause };
@@ -207,6 +217,39 @@ pub fn describe_key(schema: &TableSchema, row: &Row) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use zetl_core::{Column, ColumnType, RowIdentity};
+
+    /// A chunk DuckDB refuses (a timestamp past its range, which PostgreSQL holds) fails
+    /// naming the row, found by appending that chunk's rows one by one.
+    #[test]
+    fn a_refused_chunk_names_the_row_it_holds() {
+        let conn = Connection::open_in_memory().expect("duckdb");
+        conn.execute_batch("CREATE TABLE t (id INTEGER, ts TIMESTAMP)").expect("table");
+        let column = |name: &str, ty| Column { name: name.into(), ty, source_type: String::new(), nullable: true };
+        let schema = TableSchema {
+            id: TableId::new("main", "t"),
+            columns: vec![column("id", ColumnType::Int32), column("ts", ColumnType::Timestamp)],
+            identity: RowIdentity::Key(vec![0]),
+        };
+        let stage = Stage::create(&conn, &schema, 0).expect("stage");
+        assert!(can_append_directly(&stage));
+        let rows: Vec<Row> = (0..5000)
+            .map(|i| {
+                let at = if i == 4500 { "294270-01-01 00:00:00" } else { "2024-01-02 03:04:05.123456" };
+                vec![Value::Int(i), Value::Timestamp(at.into())]
+            })
+            .collect();
+        append_directly(&conn, &stage, &rows[..4000]).expect("fits");
+        let count: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("count");
+        assert_eq!(count, 4000);
+        match append_directly(&conn, &stage, &rows) {
+            Err(DuckdbError::Row { table, key, .. }) => {
+                assert_eq!((table.as_str(), key.as_str()), ("main.t", "(id=4500)"))
+            }
+            other => panic!("expected the refused row named, got {other:?}"),
+        }
+    }
 
     #[test]
     fn removes_names_the_codes_of_delete_and_expire() {
