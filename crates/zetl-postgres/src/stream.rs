@@ -200,7 +200,7 @@ impl<'a> Streamer<'a> {
                 self.spill.abort(xid, subxid).map_err(|e| self.spill.io_error(e))?
             }
             Message::StreamCommit { xid, commit_lsn, end_lsn, commit_time, .. } => {
-                self.begin(Lsn(commit_lsn), xid, stream).await?;
+                self.begin(Lsn(commit_lsn), xid, commit_time, stream).await?;
                 if let Some(mut spilled) = self.spill.take(xid).map_err(|e| self.spill.io_error(e))? {
                     while let Some(raw) = spilled.next_message().map_err(|e| self.spill.io_error(e))? {
                         let message = pgoutput::decode(&raw, true).map_err(decode_err)?;
@@ -228,8 +228,22 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
-    async fn begin(&mut self, final_lsn: Lsn, xid: u32, stream: &mut ReplicationStream) -> Result<(), PgError> {
+    async fn begin(
+        &mut self,
+        final_lsn: Lsn,
+        xid: u32,
+        commit_time: i64,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
         self.in_txn = true;
+        // Lag counts from this commit while its changes are applied, not only once the writer
+        // reaches its end: a large transaction is applied for seconds after its commit.
+        let _ = self.progress.oldest_pending_commit_us.compare_exchange(
+            0,
+            commit_time + PG_EPOCH_OFFSET_US,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         self.txn_final_lsn = final_lsn;
         self.txn_xid = xid;
         self.send(SourceEvent::Begin, stream).await
@@ -252,7 +266,9 @@ impl<'a> Streamer<'a> {
 
     async fn apply(&mut self, message: Message, stream: &mut ReplicationStream) -> Result<(), PgError> {
         match message {
-            Message::Begin { final_lsn, xid, .. } => self.begin(Lsn(final_lsn), xid, stream).await?,
+            Message::Begin { final_lsn, xid, commit_time } => {
+                self.begin(Lsn(final_lsn), xid, commit_time, stream).await?
+            }
             Message::Commit { end_lsn, commit_time, .. } => self.commit(end_lsn, commit_time, stream).await?,
             Message::Relation(rel) => self.relation(rel, stream).await?,
             Message::Type { .. } => {
