@@ -154,33 +154,18 @@ impl Builder {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    fn as_dyn(&mut self) -> &mut dyn ArrayBuilder {
         match self {
-            Builder::Bool(b) => Arc::new(b.finish()),
-            Builder::Int16(b) => Arc::new(b.finish()),
-            Builder::Int32(b) => Arc::new(b.finish()),
-            Builder::Int64(b) => Arc::new(b.finish()),
-            Builder::UInt64(b) => Arc::new(b.finish()),
-            Builder::Float32(b) => Arc::new(b.finish()),
-            Builder::Float64(b) => Arc::new(b.finish()),
-            Builder::Bytes(b) => Arc::new(b.finish()),
-            Builder::Text(b) => Arc::new(b.finish()),
-            Builder::Code(b) => Arc::new(b.finish()),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Builder::Bool(b) => b.len(),
-            Builder::Int16(b) => b.len(),
-            Builder::Int32(b) => b.len(),
-            Builder::Int64(b) => b.len(),
-            Builder::UInt64(b) => b.len(),
-            Builder::Float32(b) => b.len(),
-            Builder::Float64(b) => b.len(),
-            Builder::Bytes(b) => b.len(),
-            Builder::Text(b) => b.len(),
-            Builder::Code(b) => b.len(),
+            Builder::Bool(b) => b,
+            Builder::Int16(b) => b,
+            Builder::Int32(b) => b,
+            Builder::Int64(b) => b,
+            Builder::UInt64(b) => b,
+            Builder::Float32(b) => b,
+            Builder::Float64(b) => b,
+            Builder::Bytes(b) => b,
+            Builder::Text(b) => b,
+            Builder::Code(b) => b,
         }
     }
 }
@@ -214,8 +199,8 @@ impl Columns {
                 return None;
             }
         }
-        debug_assert!(builders.iter().all(|b| b.len() == rows.len()));
-        let arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
+        debug_assert!(builders.iter_mut().all(|b| b.as_dyn().len() == rows.len()));
+        let arrays: Vec<ArrayRef> = builders.iter_mut().map(|b| b.as_dyn().finish()).collect();
         RecordBatch::try_new(self.schema.clone(), arrays).ok()
     }
 }
