@@ -4,6 +4,7 @@
 
 use crate::apply::{DeadLetter, Replayed};
 use crate::batch::Batch;
+use crate::columns::RecordBatch;
 use crate::event::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, TableState};
 use crate::model::{Row, TableId, TableSchema, Value};
 use crate::source::Failed;
@@ -51,6 +52,9 @@ impl<T: Target> Target for Erased<T> {
     }
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Failed> {
         self.0.copy_rows(table, rows).map_err(Failed::of)
+    }
+    fn copy_columns(&mut self, table: &TableId, batch: &RecordBatch) -> Result<bool, Failed> {
+        self.0.copy_columns(table, batch).map_err(Failed::of)
     }
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), Failed> {
         self.0.copy_reached(table, after).map_err(Failed::of)
@@ -135,6 +139,9 @@ impl<T: Target + ?Sized> Target for Box<T> {
     }
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), T::Error> {
         (**self).copy_rows(table, rows)
+    }
+    fn copy_columns(&mut self, table: &TableId, batch: &RecordBatch) -> Result<bool, T::Error> {
+        (**self).copy_columns(table, batch)
     }
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), T::Error> {
         (**self).copy_reached(table, after)

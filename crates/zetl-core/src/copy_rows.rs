@@ -3,6 +3,7 @@
 //! row would make 4096 rows 4 GB). Every source's copy gathers them the same way.
 
 use crate::channel::{Closed, EventSender};
+use crate::columns::ColumnsBuilder;
 use crate::event::{CopiedTable, SourceEvent};
 use crate::model::{Row, TableId, TableSchema};
 
@@ -43,6 +44,47 @@ impl CopyRowsBatcher {
         self.bytes = 0;
         let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(ROWS_PER_EVENT));
         SourceEvent::CopyRows { table: self.table.clone(), rows, after: None }
+    }
+}
+
+/// A copy's rows gathered as columns ([`crate::columns`]) into `CopyColumns` events, bounded
+/// as `CopyRows` events are.
+pub struct CopyColumnsBatcher {
+    table: TableId,
+    columns: ColumnsBuilder,
+    gathered: u64,
+}
+
+impl CopyColumnsBatcher {
+    pub fn new(schema: &TableSchema) -> Self {
+        Self { table: schema.id.clone(), columns: ColumnsBuilder::for_table(schema, ROWS_PER_EVENT), gathered: 0 }
+    }
+
+    /// The columns to write the next row's values into.
+    pub fn columns(&mut self) -> &mut ColumnsBuilder {
+        &mut self.columns
+    }
+
+    /// The row written is complete: `Err` if a column was left out or written twice (a
+    /// decoder's mistake), else a full event to send once [`ROWS_PER_EVENT`] rows or
+    /// [`BYTES_PER_EVENT`] bytes are gathered.
+    pub fn end_row(&mut self) -> Result<Option<SourceEvent>, String> {
+        if !self.columns.end_row() {
+            return Err(format!("a copied row of {} does not fill its columns", self.table));
+        }
+        self.gathered += 1;
+        let full = self.columns.rows() == ROWS_PER_EVENT || self.columns.bytes() >= BYTES_PER_EVENT;
+        Ok(full.then(|| self.take()))
+    }
+
+    /// The rows not yet sent (if any), and how many rows were gathered in all.
+    pub fn finish(mut self) -> (Option<SourceEvent>, u64) {
+        let rest = (self.columns.rows() > 0).then(|| self.take());
+        (rest, self.gathered)
+    }
+
+    fn take(&mut self) -> SourceEvent {
+        SourceEvent::CopyColumns { table: self.table.clone(), batch: self.columns.finish(), after: None }
     }
 }
 

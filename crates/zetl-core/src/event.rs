@@ -155,6 +155,13 @@ pub enum SourceEvent {
         /// them, so that a restart continues after them (see [`SourceEvent::CopyResume`]).
         after: Option<CopyCursor>,
     },
+    /// Copied rows as columns (see [`crate::columns`]), in the table's schema order; otherwise
+    /// as `CopyRows`.
+    CopyColumns {
+        table: TableId,
+        batch: crate::columns::RecordBatch,
+        after: Option<CopyCursor>,
+    },
     /// A copy interrupted by a restart continues after the cursor stored with its rows (the
     /// source reads from there): the `rows` already committed stay.
     CopyResume {
@@ -208,9 +215,9 @@ pub enum SourceEvent {
 }
 
 impl SourceEvent {
-    /// For `CopyRows`: where the copy stands after its rows (see [`SourceEvent::CopyRows`]).
+    /// For `CopyRows` and `CopyColumns`: where the copy stands after its rows (see [`SourceEvent::CopyRows`]).
     pub fn set_after(&mut self, cursor: Option<CopyCursor>) {
-        if let SourceEvent::CopyRows { after, .. } = self {
+        if let SourceEvent::CopyRows { after, .. } | SourceEvent::CopyColumns { after, .. } = self {
             *after = cursor;
         }
     }
@@ -220,6 +227,7 @@ impl SourceEvent {
         match self {
             SourceEvent::Change(c) => c.weight(),
             SourceEvent::CopyRows { rows, .. } => rows.iter().map(crate::copy_rows::row_weight).sum(),
+            SourceEvent::CopyColumns { batch, .. } => batch.get_array_memory_size(),
             // A position can be large (DynamoDB's holds every shard's sequence number).
             SourceEvent::Commit { position, .. }
             | SourceEvent::Heartbeat { position }

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod bookkeeping;
 pub mod channel;
 pub mod check;
+pub mod columns;
 pub mod config;
 pub mod copy_rows;
 mod envsubst;

@@ -241,6 +241,31 @@ impl Value {
         }
     }
 
+    /// The value of a column of `ty` whose canonical text is `text` (the inverse of
+    /// [`Value::as_text`]); `None` for a type whose values are not carried as text.
+    pub fn of_text(ty: &ColumnType, text: String) -> Option<Value> {
+        Some(match ty {
+            ColumnType::Decimal { .. } | ColumnType::DecimalText => Value::Decimal(text),
+            ColumnType::Text | ColumnType::Enum { .. } | ColumnType::Other(_) => Value::Text(text),
+            ColumnType::Date => Value::Date(text),
+            ColumnType::Time => Value::Time(text),
+            ColumnType::Timestamp => Value::Timestamp(text),
+            ColumnType::TimestampTz => Value::TimestampTz(text),
+            ColumnType::Interval => Value::Interval(text),
+            ColumnType::Uuid => Value::Uuid(text),
+            ColumnType::Json => Value::Json(text),
+            ColumnType::Bool
+            | ColumnType::Int16
+            | ColumnType::Int32
+            | ColumnType::Int64
+            | ColumnType::UInt64
+            | ColumnType::Float32
+            | ColumnType::Float64
+            | ColumnType::Bytes
+            | ColumnType::Array(_) => return None,
+        })
+    }
+
     /// An estimate of the memory the value holds, for batch sizing.
     pub fn weight(&self) -> usize {
         16 + match self {

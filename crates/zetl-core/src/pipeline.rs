@@ -7,7 +7,7 @@ use crate::batch::Batch;
 use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
 use crate::error::{PipelineError, Retry};
-use crate::event::{Checkpoint, Phase, Position, SourceEvent, TableState};
+use crate::event::{Checkpoint, CopyCursor, Phase, Position, SourceEvent, TableState};
 use crate::model::{TableId, TableSchema, Value};
 use crate::target::Target;
 use std::collections::HashMap;
@@ -248,20 +248,21 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::CopyRows { table, rows, after } => {
                 self.ensure_open()?;
-                self.copied_since_commit += weight;
                 if !rows.is_empty() {
                     self.target.copy_rows(&table, &rows).map_err(target_err)?;
                 }
-                if let Some(after) = after {
-                    self.target.copy_reached(&table, &after).map_err(target_err)?;
+                self.copied(&table, rows.len(), after, weight)?;
+            }
+            SourceEvent::CopyColumns { table, batch, after } => {
+                self.ensure_open()?;
+                if !self.filling.contains_key(&table) && self.target.copy_columns(&table, &batch).map_err(target_err)? {
+                    return self.copied(&table, batch.num_rows(), after, weight);
                 }
-                self.progress.add_copied(&table.to_string(), rows.len() as u64);
-                // An initial copy is not visible as a whole before it completes anyway, so its
-                // rows are committed in pieces: this keeps the target's transaction (and
-                // memory) small, and is where a resumable copy continues after a crash.
-                if self.phase == Phase::Snapshotting && self.copied_since_commit >= self.config.max_bytes {
-                    self.commit()?;
-                }
+                let rows =
+                    self.schemas.get(&table).and_then(|schema| crate::columns::rows_of(schema, &batch)).ok_or_else(
+                        || PipelineError::Protocol(format!("copied columns of {table} do not match its schema")),
+                    )?;
+                self.handle(SourceEvent::CopyRows { table, rows, after }, weight)?;
             }
             SourceEvent::CopyDone { table, rows, copied } => {
                 self.ensure_open()?;
@@ -380,6 +381,29 @@ impl<T: Target> Writer<T> {
 
     /// Where the changes of `table` go: the table itself, or the table filled aside to
     /// replace it.
+    /// `rows` copied rows of `table` are written (not a fill's): where the copy stands after
+    /// them is noted, and an initial copy is committed every `max_bytes`.
+    fn copied(
+        &mut self,
+        table: &TableId,
+        rows: usize,
+        after: Option<CopyCursor>,
+        weight: usize,
+    ) -> Result<(), PipelineError> {
+        self.copied_since_commit += weight;
+        if let Some(after) = after {
+            self.target.copy_reached(table, &after).map_err(target_err)?;
+        }
+        self.progress.add_copied(&table.to_string(), rows as u64);
+        // An initial copy is not visible as a whole before it completes anyway, so its rows are
+        // committed in pieces: this keeps the target's transaction (and memory) small, and is
+        // where a resumable copy continues after a crash.
+        if self.phase == Phase::Snapshotting && self.copied_since_commit >= self.config.max_bytes {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
     fn place<'a>(&'a self, table: &'a TableId) -> &'a TableId {
         self.aside.get(table).unwrap_or(table)
     }

@@ -4,6 +4,7 @@
 
 use crate::apply::{DeadLetter, Replayed};
 use crate::batch::Batch;
+use crate::columns::RecordBatch;
 use crate::error::Retry;
 use crate::event::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, TableState};
 use crate::model::{Row, TableId, TableSchema, Value};
@@ -50,6 +51,12 @@ pub trait Target: Send {
     /// An initial copy of the table starts: empty it and mark it as being copied.
     fn copy_start(&mut self, table: &TableId) -> Result<(), Self::Error>;
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), Self::Error>;
+    /// Copied rows as columns ([`crate::columns`]): true if the target appended them, false if
+    /// it takes them as rows instead (the default), which the pipeline then sends to
+    /// `copy_rows`.
+    fn copy_columns(&mut self, _table: &TableId, _batch: &RecordBatch) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
     /// A part of the copy of `table` stands at the source's cursor `after` with the rows
     /// written so far: stored with them at the next commit.
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), Self::Error>;

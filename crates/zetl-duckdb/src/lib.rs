@@ -28,6 +28,7 @@ use std::path::Path;
 use zetl_core::apply::{ApplyPolicy, DeadLetter, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
 use zetl_core::bookkeeping::Bookkeeping;
+use zetl_core::columns::RecordBatch;
 use zetl_core::target::{Target, TargetAdmin};
 use zetl_core::{Checkpoint, CopiedTable, CopyCursor, CopyUnderWay, Row, TableId, TableSchema, TableState, Value};
 
@@ -216,6 +217,14 @@ impl Target for DuckdbTarget {
         };
         self.books.wrote(table, rows.len() as u64, dead, self.soft(table));
         Ok(())
+    }
+
+    fn copy_columns(&mut self, table: &TableId, batch: &RecordBatch) -> Result<bool, DuckdbError> {
+        if !stage::append_columns(&self.conn, self.stage(table)?, batch)? {
+            return Ok(false);
+        }
+        self.books.wrote(table, batch.num_rows() as u64, 0, self.soft(table));
+        Ok(true)
     }
 
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), DuckdbError> {

@@ -4,12 +4,13 @@
 
 use crate::catalog::table_columns;
 use crate::checks::{self, Check};
-use crate::columnar::{Cells, Columns, Kind, ROWS_PER_CHUNK};
+use crate::columnar::{Cells, Columns, ROWS_PER_CHUNK};
 use crate::error::{Context, DuckdbError};
 use crate::types::{ident, to_db, wire_type};
 use duckdb::types::Value as Db;
 use duckdb::{Appender, Connection};
 use std::collections::BTreeSet;
+use zetl_core::columns::{rows_of, ColumnKind, RecordBatch};
 use zetl_core::{Row, TableId, TableSchema, Value};
 
 /// What a staged row does to its key; stored in the staging table's `_zetl_op` column and
@@ -65,9 +66,9 @@ impl Stage {
         let staged: Vec<String> =
             table_columns(conn, "'temp'", &TableId::new("main", &name))?.into_iter().map(|c| c.data_type).collect();
         let checks = checks::plan(schema, &staged, &table_columns(conn, "current_database()", &schema.id)?);
-        let kinds: Vec<Kind> = schema.columns.iter().map(|c| Kind::of(&c.ty)).collect();
+        let kinds: Vec<ColumnKind> = schema.columns.iter().map(|c| ColumnKind::of(&c.ty)).collect();
         let keys = schema.key_columns().iter().map(|&k| kinds[k]);
-        let staged_kinds = kinds.iter().copied().chain(keys).chain([Kind::Code, Kind::Text]).collect();
+        let staged_kinds = kinds.iter().copied().chain(keys).chain([ColumnKind::Code, ColumnKind::Text]).collect();
         Ok(Stage {
             name,
             schema: schema.clone(),
@@ -135,21 +136,46 @@ pub fn can_append_directly(stage: &Stage) -> bool {
     stage.checks.is_empty()
 }
 
-pub fn append_directly(conn: &Connection, stage: &Stage, rows: &[Row]) -> Result<(), DuckdbError> {
-    let schema = &stage.schema;
+/// An appender of the table's own columns, in the schema's order.
+fn table_appender<'c>(conn: &'c Connection, schema: &TableSchema) -> Result<Appender<'c>, DuckdbError> {
     let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
     let table = &schema.id;
+    conn.appender_with_columns_to_db(&table.name, &table.schema, &names)
+        .context(|| format!("opening the appender for {table}"))
+}
+
+pub fn append_directly(conn: &Connection, stage: &Stage, rows: &[Row]) -> Result<(), DuckdbError> {
+    let schema = &stage.schema;
     append(
-        || {
-            conn.appender_with_columns_to_db(&table.name, &table.schema, &names)
-                .context(|| format!("opening the appender for {table}"))
-        },
+        || table_appender(conn, schema),
         schema,
         &stage.table_columns,
         rows,
         |row, cells| row.iter().for_each(|v| cells.value(v)),
         |row| (row, schema.columns.iter().zip(row).map(|(c, v)| to_db(v, &c.ty)).collect()),
     )
+}
+
+/// Appends a copy's rows that came as columns straight into the table; false (nothing
+/// appended) when they must go as rows: the table's values are checked on the way, or the
+/// batch does not hold its columns. A batch DuckDB refuses is appended again as rows, to name
+/// the row it refused.
+pub fn append_columns(conn: &Connection, stage: &Stage, batch: &RecordBatch) -> Result<bool, DuckdbError> {
+    if !can_append_directly(stage) || !stage.table_columns.hold(batch) {
+        return Ok(false);
+    }
+    let mut appender = table_appender(conn, &stage.schema)?;
+    let appended = appender.append_record_batch(batch.clone()).and_then(|()| appender.flush());
+    drop(appender);
+    let Err(refused) = appended else { return Ok(true) };
+    if let Some(rows) = rows_of(&stage.schema, batch) {
+        append_directly(conn, stage, &rows)?;
+    }
+    Err(DuckdbError::Row {
+        table: stage.schema.id.to_string(),
+        key: "(in the last rows appended)".into(),
+        cause: refused.to_string(),
+    })
 }
 
 /// Appends `rows` a data chunk at a time, as Arrow columns (`cells` writes a row's). From a

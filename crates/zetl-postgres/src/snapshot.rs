@@ -6,7 +6,7 @@
 
 use crate::catalog::{quote_ident, quote_literal, quote_table, TableInfo};
 use crate::conninfo::ConnInfo;
-use crate::copy_text::decode_row;
+use crate::copy_text::Gather;
 use crate::error::{PgError, SqlContext};
 use crate::key_cursor::{self, KeyPart};
 use bytes::{Buf, BytesMut};
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use zetl_core::channel::EventSender;
-use zetl_core::copy_rows::{adopt_without_copy, CopyRowsBatcher, ROWS_PER_EVENT};
+use zetl_core::copy_rows::{adopt_without_copy, ROWS_PER_EVENT};
 use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::{CopiedTable, Position, SourceEvent, TableId, TableSchema};
 
@@ -357,13 +357,13 @@ async fn copy_job(
     let stream = client.copy_out(&sql).await.ctx(|| format!("copying {}", job.table))?;
     futures_util::pin_mut!(stream);
     let mut buf = BytesMut::new();
-    let mut batcher = CopyRowsBatcher::new(job.table.clone());
+    let mut gather = Gather::new(&job.schema);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.ctx(|| format!("copying {}", job.table))?;
         buf.extend_from_slice(&chunk);
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line = buf.split_to(nl + 1);
-            if let Some(mut full) = batcher.push(decode_row(&job.schema, &line[..nl])?) {
+            if let Some(mut full) = gather.push(&job.schema, &line[..nl])? {
                 job.sent.fetch_add(ROWS_PER_EVENT as u64, Ordering::Relaxed);
                 full.set_after(cursor(&line[..nl]));
                 events.send(full).await?;
@@ -380,7 +380,7 @@ async fn copy_job(
     if !buf.is_empty() {
         return Err(PgError::Protocol(format!("COPY of {} ended inside a row", job.table)));
     }
-    let (rest, count) = batcher.finish();
+    let (rest, count) = gather.finish();
     let last = last.strip_suffix(b"\n").unwrap_or(&last);
     if let Some(mut rest) = rest {
         rest.set_after(cursor(last));

@@ -111,11 +111,28 @@ fn numeric(typmod: i32) -> (ColumnType, String) {
     }
 }
 
+/// A value parsed from its type's text output form. A value carried as text borrows it, as
+/// it already is its canonical text: a copy writes it into its column without a copy of its own.
+pub enum Parsed<'a> {
+    Value(Value),
+    Text(&'a str),
+}
+
 /// Parses one value in the type's text output form (see the module comment for the session
 /// settings this assumes).
 pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
+    match parse(ty, text)? {
+        Parsed::Value(value) => Ok(value),
+        Parsed::Text(canonical) => {
+            Value::of_text(ty, canonical.to_owned()).ok_or_else(|| invalid(ty, text, "not a type carried as text"))
+        }
+    }
+}
+
+/// [`parse_text`], borrowing the text of the values carried as text.
+pub fn parse<'a>(ty: &ColumnType, text: &'a str) -> Result<Parsed<'a>, ValueError> {
     let bad = |reason: &str| invalid(ty, text, reason);
-    Ok(match ty {
+    Ok(Parsed::Value(match ty {
         ColumnType::Bool => match text {
             "t" => Value::Bool(true),
             "f" => Value::Bool(false),
@@ -137,30 +154,32 @@ pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
         }),
         ColumnType::Decimal { .. } | ColumnType::DecimalText => {
             check_decimal(text).map_err(bad)?;
-            Value::Decimal(text.to_owned())
+            return Ok(Parsed::Text(text));
         }
         // Enum labels are not checked against the catalog: ALTER TYPE ... ADD VALUE can add
         // one before zetl reloads the catalog, and the target decides what to do with it.
-        ColumnType::Text | ColumnType::Enum { .. } | ColumnType::Other(_) => Value::Text(text.to_owned()),
+        ColumnType::Text | ColumnType::Enum { .. } | ColumnType::Other(_) | ColumnType::Json => {
+            return Ok(Parsed::Text(text))
+        }
         ColumnType::Bytes => Value::Bytes(parse_bytea(text).map_err(bad)?),
         ColumnType::Date => {
             check_temporal(ty, text, check_date)?;
-            Value::Date(text.to_owned())
+            return Ok(Parsed::Text(text));
         }
         ColumnType::Time => {
             check_time(text).map_err(bad)?;
-            Value::Time(text.to_owned())
+            return Ok(Parsed::Text(text));
         }
         ColumnType::Timestamp => {
             check_temporal(ty, text, check_timestamp)?;
-            Value::Timestamp(text.to_owned())
+            return Ok(Parsed::Text(text));
         }
         ColumnType::TimestampTz => {
             check_temporal(ty, text, |s| match s.strip_suffix("+00") {
                 Some(ts) => check_timestamp(ts),
                 None => Err("UTC offset is not +00 (the session TimeZone must be UTC)"),
             })?;
-            Value::TimestampTz(text.to_owned())
+            return Ok(Parsed::Text(text));
         }
         ColumnType::Interval if text.is_empty() => return Err(bad("empty interval")),
         ColumnType::Interval => {
@@ -168,11 +187,10 @@ pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
         }
         ColumnType::Uuid => {
             check_uuid(text).map_err(bad)?;
-            Value::Uuid(text.to_owned())
+            return Ok(Parsed::Text(text));
         }
-        ColumnType::Json => Value::Json(text.to_owned()),
         ColumnType::Array(element) => ArrayParser::parse(ty, element, text)?,
-    })
+    }))
 }
 
 fn number<N>(ty: &ColumnType, text: &str) -> Result<N, ValueError>
