@@ -9,7 +9,7 @@ use crate::conninfo::ConnInfo;
 use crate::copy_text::Gather;
 use crate::error::{PgError, SqlContext};
 use crate::key_cursor::{self, KeyPart};
-use bytes::{Buf, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -353,38 +353,42 @@ async fn copy_job(
         }
         _ => None,
     };
-    let mut last = BytesMut::new();
     let stream = client.copy_out(&sql).await.ctx(|| format!("copying {}", job.table))?;
     futures_util::pin_mut!(stream);
-    let mut buf = BytesMut::new();
+    // The server sends a row per message: rows are decoded where they arrived, and only a
+    // row split across messages is put together first.
+    let mut partial = BytesMut::new();
+    let mut last = Bytes::new();
     let mut gather = Gather::new(&job.schema);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.ctx(|| format!("copying {}", job.table))?;
-        buf.extend_from_slice(&chunk);
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let line = buf.split_to(nl + 1);
-            if let Some(mut full) = gather.push(&job.schema, &line[..nl])? {
+        let data = match partial.is_empty() {
+            true => chunk,
+            false => {
+                partial.extend_from_slice(&chunk);
+                partial.split().freeze()
+            }
+        };
+        let mut start = 0;
+        while let Some(nl) = data[start..].iter().position(|&b| b == b'\n') {
+            let line = &data[start..start + nl];
+            if let Some(mut full) = gather.push(&job.schema, line)? {
                 job.sent.fetch_add(ROWS_PER_EVENT as u64, Ordering::Relaxed);
-                full.set_after(cursor(&line[..nl]));
+                full.set_after(cursor(line));
                 events.send(full).await?;
             }
-            last = line;
+            last = data.slice(start..start + nl);
+            start += nl + 1;
         }
-        if buf.is_empty() {
-            buf.clear();
-        } else if buf.capacity() > (1 << 22) {
-            let rest = buf.split();
-            buf = BytesMut::from(rest.chunk());
-        }
+        partial.extend_from_slice(&data[start..]);
     }
-    if !buf.is_empty() {
+    if !partial.is_empty() {
         return Err(PgError::Protocol(format!("COPY of {} ended inside a row", job.table)));
     }
     let (rest, count) = gather.finish();
-    let last = last.strip_suffix(b"\n").unwrap_or(&last);
     if let Some(mut rest) = rest {
-        rest.set_after(cursor(last));
+        rest.set_after(cursor(&last));
         events.send(rest).await?;
     }
-    Ok((count, (count > 0).then(|| key_cursor::key_of(last, key)).flatten()))
+    Ok((count, (count > 0).then(|| key_cursor::key_of(&last, key)).flatten()))
 }
