@@ -277,19 +277,62 @@ pub fn rows_of(schema: &TableSchema, batch: &RecordBatch) -> Option<Vec<Row>> {
 }
 
 fn value_at(ty: &ColumnType, array: &ArrayRef, i: usize) -> Option<Value> {
+    Some(match cell_at(array, i)? {
+        Cell::Null => Value::Null,
+        Cell::Bool(v) => Value::Bool(v),
+        Cell::Int(v) => Value::Int(v),
+        Cell::UInt(v) => Value::UInt(v),
+        Cell::Float(v) => Value::Float(v),
+        Cell::Bytes(v) => Value::Bytes(v.to_vec()),
+        Cell::Text(v) => Value::of_text(ty, v.to_owned())?,
+    })
+}
+
+/// One value, borrowed from a column's buffer or from a `Value`: what a target encodes
+/// without an owned value per cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    /// The canonical text of a value carried as text (its column's type says which).
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Cell<'a> {
+    /// A value as a cell; `None` for an array. An unchanged value is a null cell.
+    pub fn of(value: &'a Value) -> Option<Cell<'a>> {
+        Some(match value {
+            Value::Null | Value::Unchanged => Cell::Null,
+            Value::Bool(v) => Cell::Bool(*v),
+            Value::Int(v) => Cell::Int(*v),
+            Value::UInt(v) => Cell::UInt(*v),
+            Value::Float(v) => Cell::Float(*v),
+            Value::Bytes(v) => Cell::Bytes(v),
+            Value::Array(_) => return None,
+            text => Cell::Text(text.as_text()?),
+        })
+    }
+}
+
+/// Row `i` of a column built by [`ColumnsBuilder`]; `None` for another kind of array.
+pub fn cell_at(array: &dyn Array, i: usize) -> Option<Cell<'_>> {
     if array.is_null(i) {
-        return Some(Value::Null);
+        return Some(Cell::Null);
     }
     Some(match array.data_type() {
-        DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
-        DataType::Int16 => Value::Int(array.as_primitive::<Int16Type>().value(i).into()),
-        DataType::Int32 => Value::Int(array.as_primitive::<Int32Type>().value(i).into()),
-        DataType::Int64 => Value::Int(array.as_primitive::<Int64Type>().value(i)),
-        DataType::UInt64 => Value::UInt(array.as_primitive::<UInt64Type>().value(i)),
-        DataType::Float32 => Value::Float(array.as_primitive::<Float32Type>().value(i).into()),
-        DataType::Float64 => Value::Float(array.as_primitive::<Float64Type>().value(i)),
-        DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(i).to_vec()),
-        DataType::Utf8 => Value::of_text(ty, array.as_string::<i32>().value(i).to_owned())?,
+        DataType::Boolean => Cell::Bool(array.as_boolean().value(i)),
+        DataType::Int16 => Cell::Int(array.as_primitive::<Int16Type>().value(i).into()),
+        DataType::Int32 => Cell::Int(array.as_primitive::<Int32Type>().value(i).into()),
+        DataType::Int64 => Cell::Int(array.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt64 => Cell::UInt(array.as_primitive::<UInt64Type>().value(i)),
+        DataType::Float32 => Cell::Float(array.as_primitive::<Float32Type>().value(i).into()),
+        DataType::Float64 => Cell::Float(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Binary => Cell::Bytes(array.as_binary::<i32>().value(i)),
+        DataType::Utf8 => Cell::Text(array.as_string::<i32>().value(i)),
         _ => return None,
     })
 }

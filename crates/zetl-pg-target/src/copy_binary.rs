@@ -4,6 +4,7 @@
 //! an unexpected kind) makes the caller send that batch as text instead, so the server stays
 //! the one judge of bad values.
 
+use zetl_core::columns::Cell;
 use zetl_core::{ColumnType, Value};
 
 /// `PGCOPY\n\377\r\n\0`, no flags, no header extension.
@@ -41,10 +42,19 @@ impl BinaryCopy {
 
     /// Appends `value` for a column of `ty`; `None` when this encoder does not take it.
     pub fn value(&mut self, value: &Value, ty: &ColumnType) -> Option<()> {
+        self.encoded(|out| encode(value, ty, out))
+    }
+
+    /// Appends a copied column's `cell` for a column of `ty`; `None` when not taken.
+    pub fn cell(&mut self, cell: Cell<'_>, ty: &ColumnType) -> Option<()> {
+        self.encoded(|out| encode_cell(cell, ty, out))
+    }
+
+    /// A field `encode` writes, behind its length (`Some(false)`: NULL).
+    fn encoded(&mut self, encode: impl FnOnce(&mut Vec<u8>) -> Option<bool>) -> Option<()> {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0; 4]);
-        let ok = encode(value, ty, &mut self.buf);
-        match ok {
+        match encode(&mut self.buf) {
             Some(true) => {
                 let len = (self.buf.len() - start - 4) as i32;
                 self.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -72,37 +82,44 @@ impl BinaryCopy {
 
 /// Writes the value's bytes; `Some(false)` for NULL, `None` when not taken.
 fn encode(value: &Value, ty: &ColumnType, out: &mut Vec<u8>) -> Option<bool> {
-    use ColumnType as T;
     match (value, ty) {
-        (Value::Null | Value::Unchanged, _) => return Some(false),
-        (Value::Bool(b), T::Bool) => out.push(u8::from(*b)),
-        (Value::Int(i), T::Int16) => out.extend_from_slice(&i16::try_from(*i).ok()?.to_be_bytes()),
-        (Value::Int(i), T::Int32) => out.extend_from_slice(&i32::try_from(*i).ok()?.to_be_bytes()),
-        (Value::Int(i), T::Int64) => out.extend_from_slice(&i.to_be_bytes()),
-        (Value::Int(i), T::UInt64 | T::Decimal { .. } | T::DecimalText) => numeric(&i.to_string(), out)?,
-        (Value::UInt(u), T::UInt64 | T::Decimal { .. } | T::DecimalText) => numeric(&u.to_string(), out)?,
-        (Value::Decimal(d), T::UInt64 | T::Decimal { .. } | T::DecimalText) => numeric(d, out)?,
-        (Value::Float(f), T::Float32) => out.extend_from_slice(&(*f as f32).to_be_bytes()),
-        (Value::Float(f), T::Float64) => out.extend_from_slice(&f.to_be_bytes()),
-        (Value::Text(s), T::Text | T::Enum { .. } | T::Other(_)) => out.extend_from_slice(s.as_bytes()),
-        (Value::Bytes(b), T::Bytes) => out.extend_from_slice(b),
-        (Value::Date(d), T::Date) => out.extend_from_slice(&date(d)?.to_be_bytes()),
-        (Value::Time(t), T::Time) => out.extend_from_slice(&time(t)?.to_be_bytes()),
-        (Value::Timestamp(t), T::Timestamp) => out.extend_from_slice(&timestamp(t)?.to_be_bytes()),
-        (Value::TimestampTz(t), T::TimestampTz) => {
-            let utc = match t.as_str() {
+        (Value::Array(items), ColumnType::Array(inner)) => array(items, inner, out).map(|()| true),
+        (value, ty) => encode_cell(Cell::of(value)?, ty, out),
+    }
+}
+
+/// Writes the cell's bytes; `Some(false)` for NULL, `None` when not taken.
+fn encode_cell(cell: Cell<'_>, ty: &ColumnType, out: &mut Vec<u8>) -> Option<bool> {
+    use ColumnType as T;
+    match (cell, ty) {
+        (Cell::Null, _) => return Some(false),
+        (Cell::Bool(b), T::Bool) => out.push(u8::from(b)),
+        (Cell::Int(i), T::Int16) => out.extend_from_slice(&i16::try_from(i).ok()?.to_be_bytes()),
+        (Cell::Int(i), T::Int32) => out.extend_from_slice(&i32::try_from(i).ok()?.to_be_bytes()),
+        (Cell::Int(i), T::Int64) => out.extend_from_slice(&i.to_be_bytes()),
+        (Cell::Int(i), T::UInt64 | T::Decimal { .. } | T::DecimalText) => numeric(&i.to_string(), out)?,
+        (Cell::UInt(u), T::UInt64 | T::Decimal { .. } | T::DecimalText) => numeric(&u.to_string(), out)?,
+        (Cell::Text(d), T::UInt64 | T::Decimal { .. } | T::DecimalText) => numeric(d, out)?,
+        (Cell::Float(f), T::Float32) => out.extend_from_slice(&(f as f32).to_be_bytes()),
+        (Cell::Float(f), T::Float64) => out.extend_from_slice(&f.to_be_bytes()),
+        (Cell::Text(s), T::Text | T::Enum { .. } | T::Other(_)) => out.extend_from_slice(s.as_bytes()),
+        (Cell::Bytes(b), T::Bytes) => out.extend_from_slice(b),
+        (Cell::Text(d), T::Date) => out.extend_from_slice(&date(d)?.to_be_bytes()),
+        (Cell::Text(t), T::Time) => out.extend_from_slice(&time(t)?.to_be_bytes()),
+        (Cell::Text(t), T::Timestamp) => out.extend_from_slice(&timestamp(t)?.to_be_bytes()),
+        (Cell::Text(t), T::TimestampTz) => {
+            let utc = match t {
                 "infinity" | "-infinity" => t,
                 _ => ["+00", "+00:00", "Z"].iter().find_map(|z| t.strip_suffix(z))?,
             };
             out.extend_from_slice(&timestamp(utc)?.to_be_bytes())
         }
-        (Value::Interval(i), T::Interval) => interval(i, out)?,
-        (Value::Uuid(u), T::Uuid) => uuid(u, out)?,
-        (Value::Json(j), T::Json) => {
+        (Cell::Text(i), T::Interval) => interval(i, out)?,
+        (Cell::Text(u), T::Uuid) => uuid(u, out)?,
+        (Cell::Text(j), T::Json) => {
             out.push(1); // jsonb's binary format version
             out.extend_from_slice(j.as_bytes());
         }
-        (Value::Array(items), T::Array(inner)) => array(items, inner, out)?,
         _ => return None,
     }
     Some(true)

@@ -26,6 +26,7 @@ use tokio_postgres::Client;
 use zetl_core::apply::{ApplyPolicy, DeleteMode, Replayed};
 use zetl_core::batch::Batch;
 use zetl_core::bookkeeping::Bookkeeping;
+use zetl_core::columns::RecordBatch;
 use zetl_core::status::{TableStatus, TargetStatus};
 use zetl_core::target::{Target, TargetAdmin};
 use zetl_core::{
@@ -241,6 +242,14 @@ impl Target for PgTarget {
         self.run(merge::copy_rows(&self.client, self.stage(table)?, rows))?;
         self.books.wrote(table, rows.len() as u64, 0, self.soft(table));
         Ok(())
+    }
+
+    fn copy_columns(&mut self, table: &TableId, batch: &RecordBatch) -> Result<bool, PgTargetError> {
+        if !self.run(merge::copy_columns(&self.client, self.stage(table)?, batch))? {
+            return Ok(false);
+        }
+        self.books.wrote(table, batch.num_rows() as u64, 0, self.soft(table));
+        Ok(true)
     }
 
     fn copy_reached(&mut self, table: &TableId, after: &CopyCursor) -> Result<(), PgTargetError> {
