@@ -64,7 +64,7 @@ DO \$\$ BEGIN
   END LOOP;
 END \$\$;
 SQL
-end_lsn=$(src "SELECT pg_current_wal_lsn()")
+end_lsn=$(src "SELECT pg_current_wal_insert_lsn()")
 t0=$(now); "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>>"$RUN_DIR/zetl.log" & ZETL_PID=$!
 caught_up "$end_lsn"; t1=$(now)
 backlog_s=$(echo "$t1 - $t0" | bc)

@@ -62,7 +62,7 @@ kill -TERM "$ZETL_PID"; wait "$ZETL_PID" || true; ZETL_PID=
 dst "ALTER SUBSCRIPTION native DISABLE" >/dev/null
 sleep 1
 txns=$(pgbench -n -c "$CLIENTS" -j 2 -T "$BACKLOG_SECONDS" "$SRC_URL" 2>/dev/null | awk '/number of transactions actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
-end_lsn=$(src "SELECT pg_current_wal_lsn()")
+end_lsn=$(src "SELECT pg_current_wal_insert_lsn()")
 changes=$((txns * 4))
 
 t0=$(now); "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>>"$RUN_DIR/zetl.log" & ZETL_PID=$!

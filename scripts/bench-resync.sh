@@ -50,7 +50,7 @@ until grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log"; do sle
 
 ( while true; do
     reported=$(curl -s "127.0.0.1:$PORT/metrics" | awk '/^zetl_lag_seconds/ { print $2 }')
-    echo "$(now) $(sql "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, coalesce(confirmed_flush_lsn - '0/0'::pg_lsn, 0) FROM pg_replication_slots WHERE slot_name = 'zetl_rs'" | tr '|' ' ') ${reported:-0}"
+    echo "$(now) $(sql "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn, coalesce(confirmed_flush_lsn - '0/0'::pg_lsn, 0) FROM pg_replication_slots WHERE slot_name = 'zetl_rs'" | tr '|' ' ') ${reported:-0}"
     sleep 0.5
   done ) >"$RUN_DIR/samples.txt" 2>/dev/null &
 SAMPLER_PID=$!

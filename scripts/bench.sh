@@ -74,17 +74,17 @@ done
 
 # Streaming: pgbench's TPC-B-like script (3 updates, 1 insert per transaction) against the
 # last scale, with zetl following; lag sampled every second.
-wal_before=$(sql "SELECT pg_current_wal_lsn()")
+wal_before=$(sql "SELECT pg_current_wal_insert_lsn()")
 : >"$RUN_DIR/lag.txt"
 ( while kill -0 "$ZETL_PID" 2>/dev/null; do
-    sql "SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'zetl_bench'" >>"$RUN_DIR/lag.txt" 2>/dev/null || true
+    sql "SELECT pg_current_wal_insert_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'zetl_bench'" >>"$RUN_DIR/lag.txt" 2>/dev/null || true
     sleep 1
   done ) &
 sampler=$!
 t0=$(now)
 txns=$(pgbench -n -c "$CLIENTS" -j 2 -T "$STREAM_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/number of transactions actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
 t_load=$(now)
-end_lsn=$(sql "SELECT pg_current_wal_lsn()")
+end_lsn=$(sql "SELECT pg_current_wal_insert_lsn()")
 wait_caught_up "$end_lsn"
 t_done=$(now)
 kill "$sampler" 2>/dev/null || true
@@ -95,20 +95,20 @@ wal=$(sql "SELECT pg_wal_lsn_diff('$end_lsn', '$wal_before')::bigint")
 # Backlog: zetl stopped while the same workload runs, then started: how fast it catches up.
 stop_zetl; stream_rss_kb=$LAST_RSS_KB
 backlog_txns=$(pgbench -n -c "$CLIENTS" -j 2 -T "$STREAM_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/number of transactions actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
-backlog_lsn=$(sql "SELECT pg_current_wal_lsn()")
+backlog_lsn=$(sql "SELECT pg_current_wal_insert_lsn()")
 t0=$(now); start_zetl; wait_caught_up "$backlog_lsn"; t1=$(now)
 backlog_s=$(echo "$t1 - $t0" | bc)
 echo "backlog   ${backlog_txns} txns = $((backlog_txns * 4)) changes applied from a standing start in ${backlog_s} s: $(rate "$((backlog_txns * 4))" "$backlog_s") changes/s (incl. start-up)"
 
 # One 1M-row source transaction: streamed by the server while in progress, spilled to disk by
 # zetl, applied at its commit in one target transaction.
-big_start=$(sql "SELECT pg_current_wal_lsn()")
+big_start=$(sql "SELECT pg_current_wal_insert_lsn()")
 t0=$(now)
 sql "INSERT INTO bench_big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g" >/dev/null
 t_committed=$(now)
-wait_caught_up "$(sql "SELECT pg_current_wal_lsn()")"
+wait_caught_up "$(sql "SELECT pg_current_wal_insert_lsn()")"
 t_applied=$(now)
-big_wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$big_start')::bigint")
+big_wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$big_start')::bigint")
 stop_zetl; rss_kb=$LAST_RSS_KB
 grep -o 'lag_s=[0-9.]*' "$RUN_DIR/zetl.log" | cut -d= -f2 | sort -n | tail -n 1 >"$RUN_DIR/lag_s.txt" || true
 echo "streaming pgbench TPC-B ${CLIENTS} clients ${STREAM_SECONDS} s: ${txns} txns = ${changes} changes, $((wal / 1048576)) MiB WAL"

@@ -3,6 +3,7 @@
 #   ./scripts/profile.sh copy       initial copy of pgbench_accounts (SCALE=10: 1M rows) into DuckDB
 #   ./scripts/profile.sh backlog    a pgbench TPC-B backlog (LOAD_SECONDS=15) applied from a standing start
 #   ./scripts/profile.sh big        one 1M-row source transaction, from its commit until applied
+#   MEMORY_LIMIT=128MB ./scripts/profile.sh big   the same with a smaller DuckDB buffer pool
 # Prints the wall time, CPU seconds per thread and each thread's top symbols; perf.data stays
 # in .zetl-run/profile for `perf report -i`. Needs `perf` (Debian's linux-perf).
 set -euo pipefail
@@ -23,7 +24,7 @@ cat > "$RUN_DIR/zetl.yaml" <<YAML
 integrations:
   - name: profile
     source: { kind: postgres, url: "\${ZETL_PG_URL}" }
-    target: { kind: duckdb, path: "$RUN_DIR/profile.duckdb" }
+    target: { kind: duckdb, path: "$RUN_DIR/profile.duckdb", memory_limit: "${MEMORY_LIMIT:-256MB}" }
     tables: { include: ["public.pgbench_*", "public.profile_big"] }
 YAML
 pgbench -i -q -s "$SCALE" "$ZETL_PG_URL" >/dev/null 2>&1
@@ -37,7 +38,7 @@ if [ "$WHAT" = backlog ]; then
   until grep -q "initial copy committed at the target" "$RUN_DIR/copy.log"; do sleep 0.05; done
   kill -TERM $!; wait $! || true
   txns=$(pgbench -n -c 4 -j 2 -T "$LOAD_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
-  lsn=$(sql "SELECT pg_current_wal_lsn()")
+  lsn=$(sql "SELECT pg_current_wal_insert_lsn()")
   what="$((txns * 4)) changes"
   done_yet() { caught_up "$lsn"; }
 elif [ "$WHAT" = big ]; then
@@ -45,7 +46,7 @@ elif [ "$WHAT" = big ]; then
   done_yet() { grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log" &&
     sql "INSERT INTO profile_big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g" >/dev/null &&
     echo "committed at the source $(echo "$(now) - $t0" | bc) s after the start" &&
-    lsn=$(sql "SELECT pg_current_wal_lsn()") && until caught_up "$lsn"; do sleep 0.05; done; }
+    lsn=$(sql "SELECT pg_current_wal_insert_lsn()") && until caught_up "$lsn"; do sleep 0.05; done; }
 else
   what="$(sql "SELECT count(*) FROM pgbench_accounts") rows"
   done_yet() { grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log"; }

@@ -48,7 +48,7 @@ say "live workload: pgbench, 2 clients, ${seconds} s"
 pgbench -n -c 2 -T "$seconds" -f examples/workload.pgbench "$ZETL_PG_URL" 2>&1 | grep -E "tps|processed|error|ERROR" || true
 
 say "waiting until the warehouse has every committed change"
-target_lsn=$(psql -X -At "$ZETL_PG_URL" -c "SELECT pg_current_wal_lsn()")
+target_lsn=$(psql -X -At "$ZETL_PG_URL" -c "SELECT pg_current_wal_insert_lsn()")
 for _ in $(seq 1 120); do
   done=$(psql -X -At "$ZETL_PG_URL" -c "SELECT confirmed_flush_lsn >= '$target_lsn' FROM pg_replication_slots WHERE slot_name = 'zetl_shop_to_warehouse'")
   [ "$done" = t ] && break
