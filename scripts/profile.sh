@@ -3,7 +3,8 @@
 #   ./scripts/profile.sh copy       initial copy of pgbench_accounts (SCALE=10: 1M rows) into DuckDB
 #   ./scripts/profile.sh backlog    a pgbench TPC-B backlog (LOAD_SECONDS=15) applied from a standing start
 #   ./scripts/profile.sh big        one 1M-row source transaction, from its commit until applied
-#   MEMORY_LIMIT=128MB ./scripts/profile.sh big   the same with a smaller DuckDB buffer pool
+#   MEMORY_LIMIT=128MB BATCH_WAIT_MS=2000 BATCH_MAX_BYTES=67108864 ./scripts/profile.sh backlog
+#                                   the same with other DuckDB buffer pool and batch settings
 # Prints the wall time, CPU seconds per thread and each thread's top symbols; perf.data stays
 # in .zetl-run/profile for `perf report -i`. Needs `perf` (Debian's linux-perf).
 set -euo pipefail
@@ -26,6 +27,7 @@ integrations:
     source: { kind: postgres, url: "\${ZETL_PG_URL}" }
     target: { kind: duckdb, path: "$RUN_DIR/profile.duckdb", memory_limit: "${MEMORY_LIMIT:-256MB}" }
     tables: { include: ["public.pgbench_*", "public.profile_big"] }
+    batch: { max_wait_ms: ${BATCH_WAIT_MS:-500}, max_bytes: ${BATCH_MAX_BYTES:-33554432} }
 YAML
 pgbench -i -q -s "$SCALE" "$ZETL_PG_URL" >/dev/null 2>&1
 sql "VACUUM ANALYZE" >/dev/null
