@@ -379,8 +379,6 @@ impl<T: Target> Writer<T> {
         Ok(())
     }
 
-    /// Where the changes of `table` go: the table itself, or the table filled aside to
-    /// replace it.
     /// `rows` copied rows of `table` are written (not a fill's): where the copy stands after
     /// them is noted, and an initial copy is committed every `max_bytes`.
     fn copied(
@@ -404,6 +402,8 @@ impl<T: Target> Writer<T> {
         Ok(())
     }
 
+    /// Where the changes of `table` go: the table itself, or the table filled aside to
+    /// replace it.
     fn place<'a>(&'a self, table: &'a TableId) -> &'a TableId {
         self.aside.get(table).unwrap_or(table)
     }
@@ -759,6 +759,28 @@ mod tests {
         let log = writer.resuming_from(Some(&streaming)).run(rx).expect("runs").log;
         assert_eq!(log.last().map(String::as_str), Some("rollback"), "{log:?}");
         assert!(!log.iter().any(|l| l.starts_with("commit")), "{log:?}");
+    }
+
+    /// Copied columns reach a target that takes rows as the rows they hold, with their cursor.
+    #[test]
+    fn copied_columns_reach_a_row_target_as_rows() {
+        let mut columns = crate::columns::ColumnsBuilder::for_table(&schema(2), 3);
+        for i in 0..3 {
+            for c in 0..2 {
+                assert!(columns.column(c).expect("column").push(&Value::Int(i)));
+            }
+            assert!(columns.end_row());
+        }
+        let after = Some(CopyCursor { part: 0, token: "2".into() });
+        let (log, _) = run(
+            Recorder::default(),
+            vec![
+                SourceEvent::Schema(schema(2)),
+                SourceEvent::CopyStart(TableId::new("s", "t")),
+                SourceEvent::CopyColumns { table: TableId::new("s", "t"), batch: columns.finish(), after },
+            ],
+        );
+        assert!(log.windows(2).any(|w| w == ["copy 3", "reached 0 2"]), "{log:?}");
     }
 
     #[test]
