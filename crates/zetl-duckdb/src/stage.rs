@@ -277,6 +277,40 @@ mod tests {
         }
     }
 
+    /// Copied columns DuckDB refuses are appended again as rows to name the refused one; the
+    /// error holds no rows appended (the transaction it fails is rolled back).
+    #[test]
+    fn refused_columns_name_the_row_they_hold() {
+        let conn = Connection::open_in_memory().expect("duckdb");
+        conn.execute_batch("CREATE TABLE t (id INTEGER, ts TIMESTAMP)").expect("table");
+        let column = |name: &str, ty| Column { name: name.into(), ty, source_type: String::new(), nullable: true };
+        let schema = TableSchema {
+            id: TableId::new("main", "t"),
+            columns: vec![column("id", ColumnType::Int32), column("ts", ColumnType::Timestamp)],
+            identity: RowIdentity::Key(vec![0]),
+        };
+        let stage = Stage::create(&conn, &schema, 0).expect("stage");
+        let batch = |bad: Option<i64>| {
+            let mut columns = zetl_core::columns::ColumnsBuilder::for_table(&schema, 3000);
+            for i in 0..3000 {
+                let at = if Some(i) == bad { "294270-01-01 00:00:00" } else { "2024-01-02 03:04:05.123456" };
+                assert!(columns.column(0).expect("id").push(&Value::Int(i)));
+                assert!(columns.column(1).expect("ts").text(Some(at)));
+                assert!(columns.end_row());
+            }
+            columns.finish()
+        };
+        assert!(append_columns(&conn, &stage, &batch(None)).expect("appended"));
+        let count: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("count");
+        assert_eq!(count, 3000);
+        match append_columns(&conn, &stage, &batch(Some(2500))) {
+            Err(DuckdbError::Row { table, key, .. }) => {
+                assert_eq!((table.as_str(), key.as_str()), ("main.t", "(id=2500)"))
+            }
+            other => panic!("expected the refused row named, got {other:?}"),
+        }
+    }
+
     #[test]
     fn removes_names_the_codes_of_delete_and_expire() {
         assert_eq!(REMOVES, format!("s._zetl_op IN ({}, {})", StagedOp::Delete, StagedOp::Expire));
