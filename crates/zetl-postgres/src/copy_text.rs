@@ -43,7 +43,7 @@ impl Gather {
 }
 
 /// Decodes one row (without its newline).
-pub fn decode_row(schema: &TableSchema, line: &[u8]) -> Result<Row, PgError> {
+fn decode_row(schema: &TableSchema, line: &[u8]) -> Result<Row, PgError> {
     let mut row = Vec::with_capacity(schema.columns.len());
     for_fields(schema, line, |col, field| {
         row.push(match field {
