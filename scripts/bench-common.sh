@@ -5,4 +5,14 @@ ZETL="${ZETL:-target/release/zetl}"
 ./scripts/setup.sh
 cargo build --release --locked -p zetl -p zetl-testkit 2>&1 | tail -n 1
 now() { date +%s.%N; }
+num() { awk -v x="$1" 'BEGIN { printf "%.3f", x }'; }  # bc writes .5 for 0.5: not JSON
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+# The head of a figures file: when, which commit and build, on what machine (JSON members).
+figures_head() {
+  cat <<JSON
+  "when": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
+  "zetl": "$ZETL",
+  "machine": {"cores": $(nproc), "ram_gib": $(free -g | awk '/Mem/ { print $2 }'), "postgres": "$(postgres --version 2>/dev/null | awk '{ print $3 }')"},
+JSON
+}

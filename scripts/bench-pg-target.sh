@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark PostgreSQL → PostgreSQL: zetl beside PostgreSQL's own logical replication
-# (CREATE SUBSCRIPTION) on the same backlog, same machine, same run. Prints figures only.
+# (CREATE SUBSCRIPTION) on the same backlog, same machine, same run. Prints figures and writes
+# them as JSON (.zetl-run/bench-pg-target/figures.json); asserts nothing.
 #   ./scripts/bench-pg-target.sh
 #   SCALE=5 BACKLOG_SECONDS=15 CLIENTS=4 ./scripts/bench-pg-target.sh
 # Both replicate the same WAL: pgbench writes a backlog while zetl is stopped and the
@@ -82,3 +83,15 @@ for t in accounts branches tellers history; do
   a=$(dst "SELECT count(*) FROM zetl.pgbench_$t"); b=$(dst "SELECT count(*) FROM public.pgbench_$t"); c=$(src "SELECT count(*) FROM pgbench_$t")
   echo "          rows pgbench_$t: source $c, zetl $a, native $b"
 done
+
+cat >"$RUN_DIR/figures.json" <<JSON
+{
+$(figures_head)
+  "initial_copy": {"rows": $rows, "zetl_s": $(num "$zetl_copy_s"), "zetl_rows_per_s": $(rate "$rows" "$zetl_copy_s"),
+    "native_s": $(num "$native_copy_s"), "native_rows_per_s": $(rate "$rows" "$native_copy_s")},
+  "backlog": {"changes": $changes, "zetl_s": $(num "$zetl_s"), "zetl_changes_per_s": $(rate "$changes" "$zetl_s"),
+    "native_s": $(num "$native_s"), "native_changes_per_s": $(rate "$changes" "$native_s")},
+  "peak_rss_mib": {"backlog": $((zetl_rss_kb / 1024))}
+}
+JSON
+echo "figures: $RUN_DIR/figures.json"

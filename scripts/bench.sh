@@ -22,7 +22,6 @@ cleanup() {
 }
 trap cleanup EXIT
 sql() { psql -X -At "$ZETL_PG_URL" -c "$1"; }
-num() { awk -v x="$1" 'BEGIN { printf "%.3f", x }'; }  # bc writes .5 for 0.5: not JSON
 
 cat > "$RUN_DIR/zetl.yaml" <<YAML
 integrations:
@@ -120,10 +119,7 @@ echo "peak RSS of zetl: $(( ${snapshot_rss_kb:-0} / 1024 )) MiB (first snapshot 
 # The same figures as JSON, with the machine and the commit, to compare a run with the last.
 cat >"$RUN_DIR/figures.json" <<JSON
 {
-  "when": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
-  "zetl": "$ZETL",
-  "machine": {"cores": $(nproc), "ram_gib": $(free -g | awk '/Mem/ { print $2 }'), "postgres": "$(postgres --version 2>/dev/null | awk '{ print $3 }')"},
+$(figures_head)
   "snapshot": [$snapshots],
   "streaming": {"clients": $CLIENTS, "seconds": $STREAM_SECONDS, "changes": $changes,
     "source_changes_per_s": $(rate "$changes" "$load_s"), "end_to_end_changes_per_s": $(rate "$changes" "$total_s"),
