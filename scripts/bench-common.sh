@@ -7,12 +7,14 @@ cargo build --release --locked -p zetl -p zetl-testkit 2>&1 | tail -n 1
 now() { date +%s.%N; }
 num() { awk -v x="$1" 'BEGIN { printf "%.3f", x }'; }  # bc writes .5 for 0.5: not JSON
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
-# The head of a figures file: when, which commit and build, on what machine (JSON members).
+# The head of a figures file: when, which commit and build, on what machine and source server
+# (JSON members). `figures_head mariadb "$version"` names another server than PostgreSQL.
 figures_head() {
+  local server="${1:-postgres}" version="${2:-$(postgres --version 2>/dev/null | awk '{ print $3 }')}"
   cat <<JSON
   "when": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
   "zetl": "$ZETL",
-  "machine": {"cores": $(nproc), "ram_gib": $(free -g | awk '/Mem/ { print $2 }'), "postgres": "$(postgres --version 2>/dev/null | awk '{ print $3 }')"},
+  "machine": {"cores": $(nproc), "ram_gib": $(free -g | awk '/Mem/ { print $2 }'), "$server": "$version"},
 JSON
 }

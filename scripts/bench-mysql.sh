@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark MariaDB → DuckDB on this machine; prints figures, asserts nothing.
+# Benchmark MariaDB → DuckDB on this machine; prints figures (and writes them as JSON to
+# .zetl-run/bench-mysql/figures.json), asserts nothing.
 #   ./scripts/bench-mysql.sh                    1M-row snapshot, a 500k-change backlog, 30 s of sysbench
 #   ROWS=200000 BACKLOG_TXNS=100 STREAM_SECONDS=10 ./scripts/bench-mysql.sh
 # Ceilings measured on the same server and data: `SELECT *` through the mariadb client for the
@@ -93,3 +94,15 @@ stop_zetl; stream_rss_kb=$LAST_RSS_KB
 echo "streaming sysbench oltp_write_only $THREADS threads $STREAM_SECONDS s: $txns txns = $((txns * 4)) changes, source rate $(rate "$((txns * 4))" "$STREAM_SECONDS") changes/s"
 echo "          lag: max $(sort -n "$RUN_DIR/lag.txt" | tail -n 1) s (sampled 1/s); 0 again $(echo "$t_done - $t_load" | bc) s after the load stopped"
 echo "peak RSS of zetl: $((snapshot_rss_kb / 1024)) MiB (snapshot); $((stream_rss_kb / 1024)) MiB (backlog + live streaming)"
+
+cat >"$RUN_DIR/figures.json" <<JSON
+{
+$(figures_head mariadb "$(sql 'SELECT VERSION()')")
+  "snapshot": {"rows": $ROWS, "seconds": $(num "$snap_s"), "rows_per_s": $(rate "$ROWS" "$snap_s"), "ceiling_select_rows_per_s": $select_rate},
+  "backlog": {"changes": $changes, "seconds": $(num "$backlog_s"), "changes_per_s": $(rate "$changes" "$backlog_s"), "ceiling_binlog_changes_per_s": $binlog_rate},
+  "streaming": {"threads": $THREADS, "seconds": $STREAM_SECONDS, "changes": $((txns * 4)), "source_changes_per_s": $(rate "$((txns * 4))" "$STREAM_SECONDS"),
+    "max_lag_s": $(sort -n "$RUN_DIR/lag.txt" | tail -n 1 | grep . || echo null), "catch_up_s": $(num "$(echo "$t_done - $t_load" | bc)")},
+  "peak_rss_mib": {"snapshot": $((snapshot_rss_kb / 1024)), "backlog_and_streaming": $((stream_rss_kb / 1024))}
+}
+JSON
+echo "figures: $RUN_DIR/figures.json"
