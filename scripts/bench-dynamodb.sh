@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark DynamoDB → DuckDB against moto's server on this machine; prints figures, asserts nothing.
+# Benchmark DynamoDB → DuckDB against moto's server on this machine; prints figures (and writes
+# them as JSON to .zetl-run/bench-dynamodb/figures.json), asserts nothing.
 #   ./scripts/bench-dynamodb.sh                      a 10k-item seed, then a 5k-change backlog
 #   ITEMS=10000 CHANGES=5000 ./scripts/bench-dynamodb.sh
 # moto is a single-threaded Python server: it bounds every figure here. The ceilings beside
@@ -66,3 +67,13 @@ backlog_s=$(echo "$t1 - $t0" | bc)
 stop_zetl
 echo "stream    $CHANGES changes behind: zetl $(rate "$CHANGES" "$backlog_s") changes/s (${backlog_s} s incl. start-up)   ceiling boto3 GetRecords: $read_rate records/s"
 echo "peak RSS  seed $((seed_rss_kb / 1024)) MiB, stream $((LAST_RSS_KB / 1024)) MiB"
+
+cat >"$RUN_DIR/figures.json" <<JSON
+{
+$(figures_head moto "$(python3 -c 'import moto; print(moto.__version__)')")
+  "seed": {"items": $ITEMS, "segments": $SEGMENTS, "seconds": $(num "$seed_s"), "items_per_s": $(rate "$ITEMS" "$seed_s"), "ceiling_scan_items_per_s": $scan_rate},
+  "backlog": {"changes": $CHANGES, "seconds": $(num "$backlog_s"), "changes_per_s": $(rate "$CHANGES" "$backlog_s"), "ceiling_get_records_per_s": $read_rate},
+  "peak_rss_mib": {"seed": $((seed_rss_kb / 1024)), "stream": $((LAST_RSS_KB / 1024))}
+}
+JSON
+echo "figures: $RUN_DIR/figures.json"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark PostgreSQL → Iceberg (mirror mode, SQLite catalog, file:// warehouse): the initial
 # copy of pgbench_accounts beside PostgreSQL's own COPY … TO STDOUT (FORMAT binary), then a
-# backlog of UPDATEs written while zetl is stopped. Prints figures only.
+# backlog of UPDATEs written while zetl is stopped. Prints figures and writes them as JSON
+# (.zetl-run/bench-iceberg/figures.json); asserts nothing.
 #   ./scripts/bench-iceberg.sh
 #   SCALE=10 UPDATES=200000 COMMIT_EVERY=2s ./scripts/bench-iceberg.sh
 set -euo pipefail
@@ -74,3 +75,14 @@ files=$(find "$RUN_DIR/lake" -name '*.parquet' | wc -l)
 snapshots=$(find "$RUN_DIR/lake" -name 'snap-*.avro' | wc -l)
 echo "backlog of $UPDATES updates: ${backlog_s} s, $(rate "$UPDATES" "$backlog_s") changes/s incl. start-up and the key index read back, peak RSS $((rss_kb / 1024)) MiB"
 echo "lake (commit_every $COMMIT_EVERY): $files Parquet files (data and position deletes), $snapshots snapshots, $(du -sh "$RUN_DIR/lake" | cut -f1)"
+
+cat >"$RUN_DIR/figures.json" <<JSON
+{
+$(figures_head)
+  "initial_copy": {"rows": $rows, "seconds": $(num "$copy_s"), "rows_per_s": $(rate "$rows" "$copy_s"), "ceiling_copy_binary_rows_per_s": $(rate "$rows" "$ceiling_s")},
+  "backlog": {"changes": $UPDATES, "seconds": $(num "$backlog_s"), "changes_per_s": $(rate "$UPDATES" "$backlog_s")},
+  "lake": {"commit_every": "$COMMIT_EVERY", "parquet_files": $files, "snapshots": $snapshots},
+  "peak_rss_mib": {"initial_copy": $((copy_rss_kb / 1024)), "backlog": $((rss_kb / 1024))}
+}
+JSON
+echo "figures: $RUN_DIR/figures.json"
