@@ -246,15 +246,13 @@ impl ColumnsBuilder {
         self.builders.iter().map(ColumnBuilder::bytes).sum()
     }
 
-    /// The rows gathered as one record batch; the builder starts again empty.
-    pub fn finish(&mut self) -> RecordBatch {
+    /// The rows gathered as one record batch; the builder starts again empty. An error (Arrow's,
+    /// as text) if the columns do not make one, which complete rows of the kinds given always do.
+    pub fn finish(&mut self) -> Result<RecordBatch, String> {
         let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.as_dyn().finish()).collect();
         self.rows = 0;
         self.builders = self.kinds.iter().map(|k| k.builder(self.capacity)).collect();
-        // The arrays are built to the schema's types and lengths, so this cannot fail; an
-        // empty batch of the schema stands in if it ever did, and `rows_of` reports it.
-        RecordBatch::try_new(self.schema.clone(), arrays)
-            .unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()))
+        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| e.to_string())
     }
 }
 
@@ -389,7 +387,7 @@ mod tests {
             }
             assert!(b.end_row());
         }
-        let batch = b.finish();
+        let batch = b.finish().expect("batch");
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(rows_of(&s, &batch), Some(rows));
         assert_eq!(b.rows(), 0, "the builder starts again");

@@ -74,17 +74,18 @@ impl CopyColumnsBatcher {
         }
         self.gathered += 1;
         let full = self.columns.rows() == ROWS_PER_EVENT || self.columns.bytes() >= BYTES_PER_EVENT;
-        Ok(full.then(|| self.take()))
+        full.then(|| self.take()).transpose()
     }
 
     /// The rows not yet sent (if any), and how many rows were gathered in all.
-    pub fn finish(mut self) -> (Option<SourceEvent>, u64) {
-        let rest = (self.columns.rows() > 0).then(|| self.take());
-        (rest, self.gathered)
+    pub fn finish(mut self) -> Result<(Option<SourceEvent>, u64), String> {
+        let rest = (self.columns.rows() > 0).then(|| self.take()).transpose()?;
+        Ok((rest, self.gathered))
     }
 
-    fn take(&mut self) -> SourceEvent {
-        SourceEvent::CopyColumns { table: self.table.clone(), batch: self.columns.finish(), after: None }
+    fn take(&mut self) -> Result<SourceEvent, String> {
+        let batch = self.columns.finish().map_err(|e| format!("the copied rows of {}: {e}", self.table))?;
+        Ok(SourceEvent::CopyColumns { table: self.table.clone(), batch, after: None })
     }
 }
 

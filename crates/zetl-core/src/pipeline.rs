@@ -777,7 +777,11 @@ mod tests {
             vec![
                 SourceEvent::Schema(schema(2)),
                 SourceEvent::CopyStart(TableId::new("s", "t")),
-                SourceEvent::CopyColumns { table: TableId::new("s", "t"), batch: columns.finish(), after },
+                SourceEvent::CopyColumns {
+                    table: TableId::new("s", "t"),
+                    batch: columns.finish().expect("batch"),
+                    after,
+                },
             ],
         );
         assert!(log.windows(2).any(|w| w == ["copy 3", "reached 0 2"]), "{log:?}");

@@ -36,7 +36,7 @@ impl Columns {
                 return None;
             }
         }
-        Some(columns.finish())
+        columns.finish().ok()
     }
 
     /// Whether `batch` holds these columns (a copy's, built for the table's schema).

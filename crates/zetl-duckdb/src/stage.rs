@@ -298,7 +298,7 @@ mod tests {
                 assert!(columns.column(1).expect("ts").text(Some(at)));
                 assert!(columns.end_row());
             }
-            columns.finish()
+            columns.finish().expect("batch")
         };
         assert!(append_columns(&conn, &stage, &batch(None)).expect("appended"));
         let count: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("count");

@@ -543,7 +543,7 @@ mod tests {
             }
             assert!(columns.end_row());
         }
-        let from_columns = copy_columns_binary(&schema, &columns.finish()).expect("taken");
+        let from_columns = copy_columns_binary(&schema, &columns.finish().expect("batch")).expect("taken");
         assert_eq!(from_columns, copy_rows_binary(&schema, &rows).expect("taken"));
     }
 }

@@ -34,10 +34,10 @@ impl Gather {
     }
 
     /// The rows not yet sent (if any), and how many rows were gathered in all.
-    pub fn finish(self) -> (Option<SourceEvent>, u64) {
+    pub fn finish(self) -> Result<(Option<SourceEvent>, u64), PgError> {
         match self {
-            Gather::Rows(b) => b.finish(),
-            Gather::Columns(b) => b.finish(),
+            Gather::Rows(b) => Ok(b.finish()),
+            Gather::Columns(b) => b.finish().map_err(PgError::Protocol),
         }
     }
 }
@@ -218,7 +218,9 @@ mod tests {
             assert!(gather.push(&schema, line).expect("decoded").is_none());
         }
         let rows: Vec<Row> = lines.iter().map(|line| decode_row(&schema, line).expect("row")).collect();
-        let Some(SourceEvent::CopyColumns { batch, .. }) = gather.finish().0 else { panic!("expected columns") };
+        let Some(SourceEvent::CopyColumns { batch, .. }) = gather.finish().expect("finished").0 else {
+            panic!("expected columns")
+        };
         // Compared in Debug form, which is exact (floats print their shortest round-trip
         // digits) and, unlike `==`, takes NaN as itself.
         let back = zetl_core::columns::rows_of(&schema, &batch).expect("the table's columns");

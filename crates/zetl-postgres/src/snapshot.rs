@@ -385,7 +385,7 @@ async fn copy_job(
     if !partial.is_empty() {
         return Err(PgError::Protocol(format!("COPY of {} ended inside a row", job.table)));
     }
-    let (rest, count) = gather.finish();
+    let (rest, count) = gather.finish()?;
     if let Some(mut rest) = rest {
         rest.set_after(cursor(&last));
         events.send(rest).await?;
