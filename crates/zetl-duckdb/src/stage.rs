@@ -246,10 +246,8 @@ mod tests {
 
     use zetl_core::{Column, ColumnType, RowIdentity};
 
-    /// A chunk DuckDB refuses (a timestamp past its range, which PostgreSQL holds) fails
-    /// naming the row, found by appending that chunk's rows one by one.
-    #[test]
-    fn a_refused_chunk_names_the_row_it_holds() {
+    /// A table `t (id INTEGER, ts TIMESTAMP)` and its stage, for values DuckDB refuses.
+    fn timestamp_table() -> (Connection, Stage) {
         let conn = Connection::open_in_memory().expect("duckdb");
         conn.execute_batch("CREATE TABLE t (id INTEGER, ts TIMESTAMP)").expect("table");
         let column = |name: &str, ty| Column { name: name.into(), ty, source_type: String::new(), nullable: true };
@@ -259,6 +257,14 @@ mod tests {
             identity: RowIdentity::Key(vec![0]),
         };
         let stage = Stage::create(&conn, &schema, 0).expect("stage");
+        (conn, stage)
+    }
+
+    /// A chunk DuckDB refuses (a timestamp past its range, which PostgreSQL holds) fails
+    /// naming the row, found by appending that chunk's rows one by one.
+    #[test]
+    fn a_refused_chunk_names_the_row_it_holds() {
+        let (conn, stage) = timestamp_table();
         assert!(can_append_directly(&stage));
         let rows: Vec<Row> = (0..5000)
             .map(|i| {
@@ -281,17 +287,10 @@ mod tests {
     /// error holds no rows appended (the transaction it fails is rolled back).
     #[test]
     fn refused_columns_name_the_row_they_hold() {
-        let conn = Connection::open_in_memory().expect("duckdb");
-        conn.execute_batch("CREATE TABLE t (id INTEGER, ts TIMESTAMP)").expect("table");
-        let column = |name: &str, ty| Column { name: name.into(), ty, source_type: String::new(), nullable: true };
-        let schema = TableSchema {
-            id: TableId::new("main", "t"),
-            columns: vec![column("id", ColumnType::Int32), column("ts", ColumnType::Timestamp)],
-            identity: RowIdentity::Key(vec![0]),
-        };
-        let stage = Stage::create(&conn, &schema, 0).expect("stage");
+        let (conn, stage) = timestamp_table();
+        let schema = &stage.schema;
         let batch = |bad: Option<i64>| {
-            let mut columns = zetl_core::columns::ColumnsBuilder::for_table(&schema, 3000);
+            let mut columns = zetl_core::columns::ColumnsBuilder::for_table(schema, 3000);
             for i in 0..3000 {
                 let at = if Some(i) == bad { "294270-01-01 00:00:00" } else { "2024-01-02 03:04:05.123456" };
                 assert!(columns.column(0).expect("id").push(&Value::Int(i)));
