@@ -66,6 +66,7 @@ impl FillCursor {
             let equal = format!("{column} = {}", literal(kind, value)?);
             let later = match kind {
                 MyKind::Enum(labels) => enum_after(&column, labels, value),
+                MyKind::Set(labels) => set_after(&column, labels, value)?,
                 _ => format!("{column} > {}", literal(kind, value)?),
             };
             parts.push((equal, later));
@@ -94,26 +95,60 @@ fn enum_after(column: &str, labels: &[String], value: &[u8]) -> String {
     }
 }
 
+/// A SET sorts by its bits but compares as text, so the values after the cursor's are named
+/// (`IN`, read as ranges of the index; `k > n` would scan the index from its start for every
+/// chunk). Up to this many labels (4095 values at most) they are; a SET with more is copied
+/// in one piece.
+pub const SET_LABELS_MAX: usize = 12;
+
+/// The values after `value` (the server's text of a SET: its labels in declaration order,
+/// comma-separated) in the order a SET sorts, by its bits; `None` if the text names a label
+/// the SET does not have.
+fn set_after(column: &str, labels: &[String], value: &[u8]) -> Option<String> {
+    let from = set_bits(labels, value)?;
+    let all = 1u64.checked_shl(u32::try_from(labels.len()).ok()?)?;
+    let later: Vec<String> = (from + 1..all).map(|bits| bits.to_string()).collect();
+    Some(if later.is_empty() { "FALSE".into() } else { format!("{column} IN ({})", later.join(", ")) })
+}
+
+/// A SET's text as its bits (the number a SET compares as with a number).
+fn set_bits(labels: &[String], value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return Some(0);
+    }
+    let mut bits = 0u64;
+    for label in value.split(|&b| b == b',') {
+        let i = labels.iter().position(|l| l.as_bytes() == label)?;
+        bits |= 1u64.checked_shl(u32::try_from(i).ok()?)?;
+    }
+    Some(bits)
+}
+
 /// Whether a fill can read `table` in key order and compare its keys as the server orders
-/// them: a primary key of numbers, strings, binary strings, ENUMs, dates, times, datetimes
-/// and timestamps (read and written back in the session's UTC, so a literal names the same
-/// instant). SET sorts by its bits but compares as text, a float's text may not be its exact
-/// value, and BIT is left out too.
+/// them: a primary key of numbers (floats read as their exact double, `snapshot::select_expr`),
+/// strings, binary strings, ENUMs, SETs of up to `SET_LABELS_MAX` labels, BITs, dates, times,
+/// datetimes, timestamps (read and written back in the session's UTC, so a literal names the
+/// same instant) and years.
 pub fn key_fits(table: &MyTable) -> bool {
     !table.key.is_empty()
-        && table.key.iter().all(|&k| {
-            matches!(
-                table.columns[k].kind,
+        && table.key.iter().all(|&k| match &table.columns[k].kind {
+            MyKind::Set(labels) => labels.len() <= SET_LABELS_MAX,
+            kind => matches!(
+                kind,
                 MyKind::Int { .. }
+                    | MyKind::Float
+                    | MyKind::Double
                     | MyKind::Decimal { .. }
                     | MyKind::Text { .. }
                     | MyKind::Bytes { .. }
                     | MyKind::Enum(_)
+                    | MyKind::Bit { .. }
                     | MyKind::Date
                     | MyKind::Time
                     | MyKind::DateTime
                     | MyKind::Timestamp
-            )
+                    | MyKind::Year
+            ),
         })
 }
 
@@ -124,7 +159,22 @@ fn literal(kind: &MyKind, raw: &[u8]) -> Option<String> {
         (!raw.is_empty() && raw.iter().all(|&b| allowed(b))).then(|| String::from_utf8_lossy(raw).into_owned())
     };
     match kind {
-        MyKind::Int { .. } | MyKind::Decimal { .. } => plain(&|b| b.is_ascii_digit() || b == b'-' || b == b'.'),
+        MyKind::Int { .. } | MyKind::Decimal { .. } | MyKind::Year => {
+            plain(&|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+        }
+        // A double literal (`e`): without one, the server reads `1.1` as a DECIMAL.
+        MyKind::Float | MyKind::Double => plain(&|b| b.is_ascii_digit() || b"-+.eE".contains(&b)).map(|t| {
+            if t.contains(['e', 'E']) {
+                t
+            } else {
+                format!("{t}e0")
+            }
+        }),
+        // The column's bits, big-endian, compared as the number they make.
+        MyKind::Bit { .. } if raw.len() <= 8 => {
+            Some(raw.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)).to_string())
+        }
+        MyKind::Set(labels) => set_bits(labels, raw).map(|bits| bits.to_string()),
         MyKind::Date | MyKind::Time | MyKind::DateTime | MyKind::Timestamp => {
             plain(&|b| b.is_ascii_digit() || b"-: .".contains(&b)).map(|t| format!("'{t}'"))
         }
@@ -208,12 +258,46 @@ mod tests {
     }
 
     #[test]
+    fn a_set_key_continues_with_the_values_of_higher_bits() {
+        let labels = vec!["b".to_string(), "a".into(), "c".into()];
+        let t = table(&[("s", MyKind::Set(labels)), ("id", MyKind::Int { bytes: 4, unsigned: false })]);
+        let c = FillCursor { columns: String::new(), since: None, after: Some(vec![b"b,a".to_vec(), b"2".to_vec()]) };
+        assert_eq!(c.condition(&t).as_deref(), Some("(`s` IN (4, 5, 6, 7)) OR (`s` = 3 AND `id` > 2)"));
+        let empty = FillCursor { after: Some(vec![Vec::new(), b"2".to_vec()]), ..c.clone() };
+        assert!(empty.condition(&t).is_some_and(|w| w.starts_with("(`s` IN (1, 2, 3, 4, 5, 6, 7)) OR (`s` = 0 AND")));
+        let last = FillCursor { after: Some(vec![b"b,a,c".to_vec(), b"2".to_vec()]), ..c.clone() };
+        assert!(last.condition(&t).is_some_and(|w| w.starts_with("(FALSE) OR (`s` = 7 AND")));
+        let stranger = FillCursor { after: Some(vec![b"b,z".to_vec(), b"2".to_vec()]), ..c };
+        assert_eq!(stranger.condition(&t), None, "no such label");
+    }
+
+    #[test]
+    fn float_and_bit_keys_compare_as_their_exact_numbers() {
+        let t = table(&[("f", MyKind::Float), ("d", MyKind::Double), ("b", MyKind::Bit { bits: 12 })]);
+        let after = vec![b"1.100000023841858".to_vec(), b"-1.0000000031710769e-30".to_vec(), vec![0x08, 0x01]];
+        let c = FillCursor { columns: String::new(), since: None, after: Some(after) };
+        assert_eq!(
+            c.condition(&t).as_deref(),
+            Some(
+                "(`f` > 1.100000023841858e0) \
+                 OR (`f` = 1.100000023841858e0 AND `d` > -1.0000000031710769e-30) \
+                 OR (`f` = 1.100000023841858e0 AND `d` = -1.0000000031710769e-30 AND `b` > 2049)"
+            )
+        );
+        let bad = FillCursor { after: Some(vec![b"1; x".to_vec(), b"0".to_vec(), vec![0]]), ..c };
+        assert_eq!(bad.condition(&t), None, "not a number's text");
+    }
+
+    #[test]
     fn keys_that_sort_otherwise_than_they_compare_are_not_filled() {
         assert!(key_fits(&table(&[("w", MyKind::Text { latin1: true })])));
         assert!(key_fits(&table(&[("e", MyKind::Enum(vec!["b".into(), "a".into()]))])));
-        assert!(!key_fits(&table(&[("s", MyKind::Set(vec!["b".into(), "a".into()]))])));
-        assert!(!key_fits(&table(&[("f", MyKind::Float)])));
+        assert!(key_fits(&table(&[("s", MyKind::Set(vec!["b".into(), "a".into()]))])));
+        let many: Vec<String> = (0..=SET_LABELS_MAX).map(|i| format!("l{i}")).collect();
+        assert!(!key_fits(&table(&[("s", MyKind::Set(many))])), "too many values to name");
+        assert!(key_fits(&table(&[("f", MyKind::Float), ("b", MyKind::Bit { bits: 64 }), ("y", MyKind::Year)])));
         assert!(key_fits(&table(&[("at", MyKind::Timestamp), ("t", MyKind::Time)])));
+        assert!(!key_fits(&table(&[("g", MyKind::Geometry)])));
         assert!(!key_fits(&table(&[])));
     }
 }
