@@ -6,7 +6,7 @@
 use crate::common;
 use common::config::{map, TestConfig};
 use common::mysql::{MyEnv, MY_DB};
-use common::{Env, Server, TestEnv, Zetl};
+use common::{Env, Server, StopOnDrop, TestEnv, Zetl};
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -630,4 +630,120 @@ fn keyless_tables_take_updates_and_deletes_by_whole_row() {
     assert_read_equal(&env, &[Reader::PyIceberg, Reader::DuckDb], &["public.bag"]);
     let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
     assert!(!log.contains("not found at the target"), "every removed row was found:\n{log}");
+}
+
+/// `count sum(v) refs` of `table` as pyiceberg reads it (`main`) from the SQLite `catalog`.
+fn count_sum_refs(catalog: &Path, table: &str) -> String {
+    let program = format!(
+        "import pyarrow.compute as pc\n\
+         from pyiceberg.catalog.sql import SqlCatalog\n\
+         t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('{table}')\n\
+         a = t.scan(selected_fields=('v',)).to_arrow()\n\
+         print(a.num_rows, pc.sum(a.column('v')).as_py() or 0, ','.join(sorted(t.metadata.refs)))\n",
+        catalog.display()
+    );
+    common::python(&program).trim().to_string()
+}
+
+/// A resync while streaming fills the table on its branch `zetl-fill` (`apply.resync:
+/// replace`, the default): readers of the table (`main`) see it exactly as it was for the whole
+/// fill — across a kill -9 in the middle of it and a `zetl lake maintain` that expires every
+/// snapshot it may meanwhile — and then the whole copy with every change since, at once. With
+/// the fill in place, readers would see a few chunks of the table. Ends equal to the source.
+#[test]
+fn a_resync_replaces_the_iceberg_table_whole_for_readers() {
+    const ROWS: u64 = 1_500_000;
+    let env = TestEnv::start("iceberg_replace");
+    env.sql(&format!(
+        "CREATE TABLE big (id int PRIMARY KEY, v int, pad text);\n\
+         INSERT INTO big SELECT g, 0, md5(g::text) FROM generate_series(1, {ROWS}) g; ANALYZE big;\n\
+         CREATE TABLE small (id int PRIMARY KEY, v int); INSERT INTO small SELECT g, 0 FROM generate_series(1, 100) g;"
+    ));
+    // The running zetl takes the resync through its endpoint.
+    let metrics = map([("listen", format!("127.0.0.1:{}", zetl_testkit::free_port()).into())]);
+    let config = env.config("lake", &["public.*"]).target(iceberg_target(&env)).set("metrics", metrics).write();
+    let cfg = config.to_str().expect("utf-8 path");
+    let mut zetl = env.run_zetl(&config);
+    env.wait_caught_up(&mut zetl, "lake");
+    let (_, catalog) = lake(&env);
+    let old = count_sum_refs(&catalog, "public.big");
+    assert_eq!(old, format!("{ROWS} 0 main"));
+    let log = || std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let began = || log().contains("copying the table while streaming, in chunks table=public.big");
+    let resumed = || log().contains("continues after the rows committed table=public.big");
+    // Sent by the source with the copy's end: the replacement is committed after it.
+    let replaced = || log().contains("table copied while streaming table=public.big");
+    let whole_table = |seen: &[String], run: usize| {
+        assert!(!seen.is_empty(), "no reading during the fill of run {run}");
+        for reading in seen {
+            // Before the fill's first commit `main` is the only branch; after it, both.
+            let table = reading.rsplit_once(' ').map_or("", |(t, _)| t);
+            assert_eq!(table, format!("{ROWS} 0"), "run {run}: a reader saw a partly replaced table");
+        }
+    };
+    let done = AtomicBool::new(false);
+    // Readings of the table taken while the fill was under way (the replacement not logged yet
+    // when the reading ended), per run.
+    let mut during: [Vec<String>; 2] = Default::default();
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&done);
+        let out = common::zetl_command(&["resync", "-c", cfg, "public.big"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        common::wait_for("the fill of public.big", &mut zetl, began);
+        // From now on every change of the table goes to the branch: `main` stays at `old`.
+        s.spawn(|| {
+            let mut i = 0u64;
+            // The source's count and sum only grow: a reading below `old` is a partial table.
+            while !done.load(Ordering::Relaxed) {
+                env.sql(&format!(
+                    "BEGIN; UPDATE big SET v = v + 1 WHERE id = {a}; INSERT INTO big VALUES ({n}, 1, 'new'); \
+                     UPDATE small SET v = v + 1 WHERE id = {b}; COMMIT;",
+                    a = 1 + (i * 7919) % ROWS,
+                    b = 1 + i % 100,
+                    n = 10_000_000 + i,
+                ));
+                i += 1;
+            }
+        });
+        // Once a chunk is committed: filled in place, the table would be that chunk now.
+        let chunk_committed = || {
+            let status = common::zetl_command(&["status", "-c", cfg]);
+            let shown = String::from_utf8_lossy(&status.stdout).to_string();
+            let line = shown.lines().find(|l| l.starts_with("public.big")).unwrap_or_default().to_string();
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"copying")
+                && fields.get(2).and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r > 0)
+        };
+        common::wait_for("a committed chunk of the fill", &mut zetl, chunk_committed);
+        while during[0].is_empty() && !replaced() {
+            let seen = count_sum_refs(&catalog, "public.big");
+            if !replaced() {
+                during[0].push(seen);
+            }
+        }
+        whole_table(&during[0], 0);
+        assert!(!replaced(), "the fill ended before the kill; make the table larger");
+        zetl.kill9();
+        let out = common::zetl_command(&["lake", "maintain", "-c", cfg, "--older-than", "0s"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut zetl = env.run_zetl(&config);
+        common::wait_for("the fill going on after the restart", &mut zetl, resumed);
+        while !replaced() {
+            let seen = count_sum_refs(&catalog, "public.big");
+            if !replaced() {
+                during[1].push(seen);
+            }
+            if let Some(status) = zetl.try_exit() {
+                panic!("zetl exited ({status}) during the fill");
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        env.wait_caught_up(&mut zetl, "lake");
+        zetl.stop();
+    });
+    whole_table(&during[1], 1);
+    assert_eq!(log().matches("aside=public._zetl_fill_big").count(), 2, "filled on the branch in both runs");
+    let after = count_sum_refs(&catalog, "public.big");
+    assert!(after.ends_with(" main"), "the fill's branch is left after the replacement: {after}");
+    assert_read_equal(&env, &[Reader::PyIceberg, Reader::DuckDb], &["public.big", "public.small"]);
 }

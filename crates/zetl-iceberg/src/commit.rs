@@ -6,10 +6,11 @@
 
 use crate::error::{IcebergError, TableContext};
 use crate::files;
-use crate::table::LakeTable;
+use crate::table::{Branch, LakeTable, FILL_BRANCH};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, Summary, TableMetadata, TableMetadataBuilder,
+    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention, Summary,
+    TableMetadata, TableMetadataBuilder, MAIN_BRANCH,
 };
 use iceberg::MetadataLocation;
 use std::collections::HashMap;
@@ -31,17 +32,21 @@ pub async fn produce(
     table.close_file().await?;
     let name = table.name();
     let changed_data = table.truncated || !table.written.is_empty() || !table.deletes.is_empty();
-    if !changed_data && !table.schema_changed {
+    let publish = table.branch == Branch::Publish;
+    if !changed_data && !table.metadata_changed && !publish {
         return Ok(None);
     }
     let mut metadata = table.metadata.clone();
     if changed_data {
         let snapshot = snapshot(file_io, table, properties).await?;
         metadata = TableMetadataBuilder::new_from_metadata(metadata, Some(table.location.clone()))
-            .set_branch_snapshot(snapshot, "main")
+            .set_branch_snapshot(snapshot, table.branch.name())
             .and_then(|b| b.build())
             .table(&name, || "adding the snapshot".into())?
             .metadata;
+    }
+    if publish {
+        metadata = publish_fill(metadata, &table.location, &name)?;
     }
     let current = MetadataLocation::from_str(&table.location).table(&name, || format!("reading {}", table.location))?;
     let next = current.with_next_version().with_new_metadata(&metadata);
@@ -58,7 +63,7 @@ async fn snapshot(
     let metadata = &table.metadata;
     let snapshot_id = new_snapshot_id(metadata);
     let sequence = metadata.next_sequence_number();
-    let parent = metadata.current_snapshot().cloned();
+    let parent = table.head().cloned();
     let base = format!("{}/metadata/{}", metadata.location(), uuid::Uuid::new_v4());
     let schema = metadata.current_schema().clone();
     let spec = metadata.default_partition_spec().as_ref().clone();
@@ -124,6 +129,21 @@ async fn snapshot(
         .with_schema_id(metadata.current_schema_id())
         .with_summary(Summary { operation, additional_properties: summary })
         .build())
+}
+
+/// The fill's branch becomes the table's `main` (readers see the whole copy and its changes
+/// at once) and is removed.
+fn publish_fill(metadata: TableMetadata, location: &str, name: &str) -> Result<TableMetadata, IcebergError> {
+    let head = metadata.snapshot_for_ref(FILL_BRANCH).map(|s| s.snapshot_id()).ok_or_else(|| {
+        IcebergError::State(format!("table {name}: the branch {FILL_BRANCH} of its completed copy is missing"))
+    })?;
+    let main = SnapshotReference::new(head, SnapshotRetention::branch(None, None, None));
+    Ok(TableMetadataBuilder::new_from_metadata(metadata, Some(location.to_string()))
+        .set_ref(MAIN_BRANCH, main)
+        .map(|b| b.remove_ref(FILL_BRANCH))
+        .and_then(|b| b.build())
+        .table(name, || "making its completed copy the table".into())?
+        .metadata)
 }
 
 /// A positive snapshot id no snapshot of the table has.

@@ -34,7 +34,8 @@ use iceberg::io::FileIO;
 use iceberg::spec::{FormatVersion, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
 use iceberg::MetadataLocation;
 use std::collections::{BTreeMap, HashMap};
-use table::LakeTable;
+use std::str::FromStr;
+use table::{Branch, LakeTable, FILL_BRANCH};
 use zetl_core::apply::{ApplyPolicy, DeadLetter, OnError, Replayed};
 use zetl_core::batch::Batch;
 use zetl_core::bookkeeping::Bookkeeping;
@@ -65,6 +66,9 @@ pub struct IcebergTarget {
     rt: tokio::runtime::Runtime,
     integration: String,
     tables: BTreeMap<TableId, LakeTable>,
+    /// Tables filled aside → the table they replace: here the same Iceberg table, whose fill
+    /// writes to its branch `FILL_BRANCH` (see `fill_aside`).
+    aside: HashMap<TableId, TableId>,
     books: Bookkeeping,
     in_transaction: bool,
     policy: ApplyPolicy,
@@ -83,6 +87,7 @@ impl IcebergTarget {
             rt,
             integration: integration.to_string(),
             tables: BTreeMap::new(),
+            aside: HashMap::new(),
             books,
             in_transaction: false,
             policy: ApplyPolicy::default(),
@@ -172,6 +177,65 @@ impl IcebergTarget {
     fn discard(&mut self) {
         self.tables.clear();
     }
+
+    /// The Iceberg table that `table`'s rows go to (a table filled aside is its table's
+    /// branch), held by this transaction.
+    fn lake_id(&self, table: &TableId) -> Result<TableId, IcebergError> {
+        let id = self.aside.get(table).unwrap_or(table);
+        let lake = self.tables.get(id).ok_or_else(|| before_schema(id))?;
+        if lake.branch == Branch::Fill && id == table && !self.aside.values().any(|t| t == table) {
+            // A fill's branch no fill goes on with would take changes readers never see.
+            return Err(IcebergError::State(format!(
+                "table {id}: changes arrived for the table while its branch {FILL_BRANCH} holds a copy not under way"
+            )));
+        }
+        Ok(id.clone())
+    }
+
+    /// A fill's branch is given up: the table goes on from its `main`, without the branch.
+    fn end_fill(&mut self, table: &TableId) -> Result<(), IcebergError> {
+        let name = table.to_string();
+        let without = |metadata: TableMetadata, location: &str| {
+            TableMetadataBuilder::new_from_metadata(metadata, Some(location.to_string()))
+                .remove_ref(FILL_BRANCH)
+                .build()
+                .map(|b| b.metadata)
+                .table(&name, || format!("removing the branch {FILL_BRANCH}"))
+        };
+        if let Some(lake) = self.tables.get(table) {
+            if lake.branch == Branch::Main {
+                return Ok(());
+            }
+            let (source, location) = (lake.source.clone(), lake.location.clone());
+            let metadata = without(lake.metadata.clone(), &location)?;
+            let mut fresh = self.open_table(source, metadata, location)?;
+            fresh.metadata_changed = true;
+            self.tables.insert(table.clone(), fresh);
+            tracing::info!(table = %table, branch = FILL_BRANCH, "the copy's branch is given up");
+            return Ok(());
+        }
+        // Not in use by this run (a table out of the filters now): its metadata is moved on.
+        let Some((metadata, location)) = self.read_metadata(table)? else { return Ok(()) };
+        if metadata.snapshot_for_ref(FILL_BRANCH).is_none() {
+            return Ok(());
+        }
+        let metadata = without(metadata, &location)?;
+        let next = MetadataLocation::from_str(&location)
+            .table(&name, || format!("reading {location}"))?
+            .with_next_version()
+            .with_new_metadata(&metadata);
+        self.rt.block_on(metadata.write_to(&self.file_io, &next)).table(&name, || format!("writing {next}"))?;
+        let own = !self.in_transaction;
+        if own {
+            self.catalog.begin("removing a copy's branch")?;
+        }
+        self.catalog.swap(table, &location, &next.to_string())?;
+        if own {
+            self.catalog.commit()?;
+        }
+        tracing::info!(table = %table, branch = FILL_BRANCH, "the copy's branch is given up");
+        Ok(())
+    }
 }
 
 impl TargetAdmin for IcebergTarget {
@@ -211,6 +275,40 @@ impl Target for IcebergTarget {
         self.catalog.copies_under_way(&self.integration)
     }
 
+    /// A fill of `table` writes to the table's branch `FILL_BRANCH` (mirror and changelog
+    /// modes alike), which becomes `main` when it is complete (`replace_with_aside`): readers
+    /// see the table as it was until then, and then the whole copy with every change since.
+    fn fill_aside(&mut self, table: &TableId, aside: &TableId, resumed: bool) -> Result<bool, IcebergError> {
+        let branch = self.tables.get(table).ok_or_else(|| before_schema(table))?.branch;
+        if resumed {
+            if branch == Branch::Main {
+                return Ok(false);
+            }
+        } else {
+            self.copy_start(table)?;
+            self.tables.get_mut(table).ok_or_else(|| before_schema(table))?.branch = Branch::Fill;
+        }
+        self.aside.insert(aside.clone(), table.clone());
+        Ok(true)
+    }
+
+    fn replace_with_aside(&mut self, table: &TableId, aside: &TableId) -> Result<(), IcebergError> {
+        self.aside.remove(aside);
+        self.tables.get_mut(table).ok_or_else(|| before_schema(table))?.branch = Branch::Publish;
+        Ok(())
+    }
+
+    fn drop_aside(&mut self, aside: &TableId) -> Result<(), IcebergError> {
+        let table = match self.aside.remove(aside) {
+            Some(table) => table,
+            None => match aside.replaced_by_aside() {
+                Some(table) => table,
+                None => return Ok(()),
+            },
+        };
+        self.end_fill(&table)
+    }
+
     fn mark_tables(&mut self, tables: &[TableId], state: TableState, reason: Option<&str>) -> Result<(), IcebergError> {
         for table in tables {
             self.catalog.mark_table(&self.integration, table, state, reason)?;
@@ -243,6 +341,11 @@ impl Target for IcebergTarget {
     }
 
     fn ensure_table(&mut self, schema: &TableSchema) -> Result<Vec<String>, IcebergError> {
+        if let Some(table) = self.aside.get(&schema.id) {
+            // The table itself is brought up (by the pipeline, before its aside).
+            let schema = TableSchema { id: table.clone(), ..schema.clone() };
+            return self.ensure_table(&schema);
+        }
         let changelog = self.changelog();
         if let Some(t) = self.tables.get_mut(&schema.id) {
             if t.source == *schema {
@@ -294,12 +397,14 @@ impl Target for IcebergTarget {
         if value.is_null() {
             return Ok(());
         }
-        let lake = self.tables.get_mut(&schema.id).ok_or_else(|| before_schema(&schema.id))?;
+        let id = self.lake_id(&schema.id)?;
+        let lake = self.tables.get_mut(&id).ok_or_else(|| before_schema(&id))?;
         self.rt.block_on(lake.fill_column(&self.file_io, column, value))
     }
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), IcebergError> {
         let changelog = self.changelog();
+        self.end_fill(table)?;
         if self.books.copy_started(table) {
             self.catalog.supersede_letters(&self.integration, table, None, letters::COPIED)?;
         }
@@ -313,6 +418,7 @@ impl Target for IcebergTarget {
     }
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), IcebergError> {
+        let table = &self.lake_id(table)?;
         let lake = self.tables.get_mut(table).ok_or_else(|| before_schema(table))?;
         self.rt.block_on(lake.copy_rows(&self.file_io, rows))?;
         let dead = self.store_letters(table)?;
@@ -349,6 +455,7 @@ impl Target for IcebergTarget {
             }
         }
         for (table, changes) in &batch.tables {
+            let table = &self.lake_id(table)?;
             if self.books.has_pending_letters(table) {
                 self.books.applying(table);
                 if changes.truncate {
@@ -376,7 +483,7 @@ impl Target for IcebergTarget {
         }
         let mut produced = Vec::new();
         for (id, table) in self.tables.iter_mut() {
-            if !table.is_dirty() && !table.schema_changed {
+            if !table.is_dirty() && !table.metadata_changed && table.branch != Branch::Publish {
                 continue;
             }
             if let Some(done) = self.rt.block_on(commit::produce(&self.file_io, table, &properties))? {

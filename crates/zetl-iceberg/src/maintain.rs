@@ -14,7 +14,7 @@ use crate::commit;
 use crate::config::{IcebergTargetConfig, Mode};
 use crate::error::{IcebergError, TableContext};
 use crate::files;
-use crate::table::LakeTable;
+use crate::table::{LakeTable, FILL_BRANCH};
 use crate::warehouse::Warehouse;
 use arrow_array::{BooleanArray, RecordBatch};
 use futures_util::StreamExt;
@@ -133,10 +133,11 @@ async fn maintain_table(
     }
     let cutoff = SystemTime::now() - older_than;
     let cutoff_ms = cutoff.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let current_id = metadata.current_snapshot_id();
+    // A copy under way on its branch keeps its head (expiring it would drop the branch).
+    let heads = [metadata.current_snapshot_id(), metadata.snapshot_for_ref(FILL_BRANCH).map(|s| s.snapshot_id())];
     let expired: Vec<i64> = metadata
         .snapshots()
-        .filter(|s| Some(s.snapshot_id()) != current_id && s.timestamp_ms() < cutoff_ms)
+        .filter(|s| !heads.contains(&Some(s.snapshot_id())) && s.timestamp_ms() < cutoff_ms)
         .map(|s| s.snapshot_id())
         .collect();
     if !expired.is_empty() {

@@ -15,7 +15,7 @@ use crate::types;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema};
 use iceberg::io::FileIO;
-use iceberg::spec::{DataFile, SchemaRef, TableMetadata};
+use iceberg::spec::{DataFile, SchemaRef, SnapshotRef, TableMetadata, MAIN_BRANCH};
 use iceberg::writer::file_writer::ParquetWriter;
 use iceberg::writer::CurrentFileStatus;
 use std::collections::HashMap;
@@ -26,6 +26,32 @@ pub use changelog::layout;
 use changelog::LogState;
 pub use screen::TableLetters;
 use zetl_core::{Row, TableSchema, Value};
+
+/// The branch a copy made while streaming writes its chunks and the table's changes to, until
+/// it is complete and becomes the table's `main` in one commit: readers of the table see the
+/// rows as they were until then (`apply.resync: replace`). A restart finds it and goes on.
+pub const FILL_BRANCH: &str = "zetl-fill";
+
+/// Which branch the table's open transaction commits to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Branch {
+    #[default]
+    Main,
+    /// A fill under way: `FILL_BRANCH`.
+    Fill,
+    /// The fill is complete: its last changes go to `FILL_BRANCH`, which then becomes `main`
+    /// and is removed, in the same commit.
+    Publish,
+}
+
+impl Branch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Branch::Main => MAIN_BRANCH,
+            Branch::Fill | Branch::Publish => FILL_BRANCH,
+        }
+    }
+}
 
 /// Rows buffered before they go into the open data file as one row group's worth.
 const BUFFER_ROWS: usize = 16_384;
@@ -82,8 +108,9 @@ pub struct LakeTable {
     pub metadata: TableMetadata,
     /// The metadata file the catalog points at.
     pub location: String,
-    /// The metadata holds a schema change not committed yet.
-    pub schema_changed: bool,
+    /// The metadata holds a change not committed yet (a schema, a fill's branch removed).
+    pub metadata_changed: bool,
+    pub branch: Branch,
     schema: SchemaRef,
     arrow: Arc<ArrowSchema>,
     /// The columns whose values are checked before they are written (see `screen`).
@@ -114,7 +141,8 @@ pub struct LakeTable {
 }
 
 impl LakeTable {
-    /// The table as committed at `location`, its key index read back from its files.
+    /// The table as committed at `location` (on the fill's branch where a fill left one), its
+    /// key index read back from its files.
     pub async fn load(
         file_io: &FileIO,
         source: TableSchema,
@@ -122,7 +150,11 @@ impl LakeTable {
         location: String,
         changelog: bool,
     ) -> Result<Self, IcebergError> {
+        let filling = metadata.snapshot_for_ref(FILL_BRANCH).is_some();
         let mut table = Self::empty(source, metadata, location, changelog)?;
+        if filling {
+            table.branch = Branch::Fill;
+        }
         table.rebuild_index(file_io).await?;
         Ok(table)
     }
@@ -147,7 +179,8 @@ impl LakeTable {
             source,
             metadata,
             location,
-            schema_changed: false,
+            metadata_changed: false,
+            branch: Branch::Main,
             schema,
             arrow,
             key_cols,
@@ -194,6 +227,12 @@ impl LakeTable {
         self.source.id.to_string()
     }
 
+    /// The snapshot the table's rows are at: its branch's head (a fill's branch not begun
+    /// yet starts from `main`).
+    pub fn head(&self) -> Option<&SnapshotRef> {
+        self.metadata.snapshot_for_ref(self.branch.name()).or_else(|| self.metadata.current_snapshot())
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.truncated
             || !self.written.is_empty()
@@ -223,14 +262,14 @@ impl LakeTable {
         self.key_types = key_types(&source, &self.key_cols, &self.arrow)?;
         self.source = source;
         self.metadata = metadata;
-        self.schema_changed = true;
+        self.metadata_changed = true;
         Ok(())
     }
 
     /// The key index from the table's live data files minus its position deletes.
     async fn rebuild_index(&mut self, file_io: &FileIO) -> Result<(), IcebergError> {
         let name = self.name();
-        let Some(snapshot) = self.metadata.current_snapshot().cloned() else { return Ok(()) };
+        let Some(snapshot) = self.head().cloned() else { return Ok(()) };
         let files::Live { data, mut deleted, .. } = files::live_files(file_io, &snapshot, &name).await?;
         let data: Vec<String> = data.into_iter().map(|(path, _)| path).collect();
         if self.log.is_some() {
@@ -537,8 +576,11 @@ impl LakeTable {
         self.written.clear();
         self.deletes.clear();
         self.truncated = false;
-        self.schema_changed = false;
+        self.metadata_changed = false;
         self.added_rows = 0;
+        if self.branch == Branch::Publish {
+            self.branch = Branch::Main;
+        }
     }
 }
 

@@ -47,7 +47,7 @@ impl LakeTable {
         self.flush_buffer(file_io, u64::MAX).await?;
         self.close_file().await?;
         let name = self.name();
-        let mut gone: HashMap<String, HashSet<i64>> = match self.metadata.current_snapshot() {
+        let mut gone: HashMap<String, HashSet<i64>> = match self.head() {
             Some(snapshot) if !self.truncated => files::live_files(file_io, snapshot, &name).await?.deleted,
             _ => HashMap::new(),
         };

@@ -57,7 +57,7 @@ impl LakeTable {
         if wanted.missing > 0 {
             // The file still being written is read like the others.
             self.close_file().await?;
-            let committed = match self.metadata.current_snapshot() {
+            let committed = match self.head() {
                 Some(snapshot) => files::live_files(file_io, snapshot, &name).await?.deleted,
                 None => HashMap::new(),
             };
