@@ -632,17 +632,104 @@ fn keyless_tables_take_updates_and_deletes_by_whole_row() {
     assert!(!log.contains("not found at the target"), "every removed row was found:\n{log}");
 }
 
-/// `count sum(v) refs` of `table` as pyiceberg reads it (`main`) from the SQLite `catalog`.
-fn count_sum_refs(catalog: &Path, table: &str) -> String {
+/// `program` (Python, given `t`: the table `table` as pyiceberg loads it from the SQLite
+/// `catalog`, reading `main`), and what it prints.
+fn read_with_pyiceberg(catalog: &Path, table: &str, program: &str) -> String {
     let program = format!(
         "import pyarrow.compute as pc\n\
          from pyiceberg.catalog.sql import SqlCatalog\n\
-         t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('{table}')\n\
-         a = t.scan(selected_fields=('v',)).to_arrow()\n\
-         print(a.num_rows, pc.sum(a.column('v')).as_py() or 0, ','.join(sorted(t.metadata.refs)))\n",
+         t = SqlCatalog('zetl', uri='sqlite:///{}').load_table('{table}')\n{program}",
         catalog.display()
     );
     common::python(&program).trim().to_string()
+}
+
+const BIG_ROWS: u64 = 1_500_000;
+
+/// `zetl resync public.big` of a running zetl (`config`, integration `name`, endpoint on)
+/// under writes that only add rows to it and raise its `v`, killed once after a chunk of the
+/// fill is committed, then `zetl lake maintain` expiring every snapshot it may, and a restart
+/// that goes on with the fill. Every `read()` taken while the fill was under way must give
+/// `expected` (the table as it was), and the fill must have gone to the branch in both runs.
+fn resync_unseen_until_complete(env: &TestEnv, config: &Path, name: &str, read: &dyn Fn() -> String, expected: &str) {
+    let cfg = config.to_str().expect("utf-8 path");
+    let mut zetl = env.run_zetl(config);
+    env.wait_caught_up(&mut zetl, name);
+    let log = || std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let began = || log().contains("copying the table while streaming, in chunks table=public.big");
+    let resumed = || log().contains("continues after the rows committed table=public.big");
+    // Sent by the source with the copy's end: the replacement is committed after it.
+    let ended = || log().contains("table copied while streaming table=public.big");
+    // Once a chunk is committed: filled in place, the table would show it now.
+    let chunk_committed = || {
+        let status = common::zetl_command(&["status", "-c", cfg]);
+        let shown = String::from_utf8_lossy(&status.stdout).to_string();
+        let line = shown.lines().find(|l| l.starts_with("public.big")).unwrap_or_default().to_string();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"copying") && fields.get(2).and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r > 0)
+    };
+    let done = AtomicBool::new(false);
+    let mut during: [Vec<String>; 2] = Default::default();
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&done);
+        let out = common::zetl_command(&["resync", "-c", cfg, "public.big"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        common::wait_for("the fill of public.big", &mut zetl, began);
+        // From now on every change of the table comes after the fill's start.
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                env.sql(&format!(
+                    "BEGIN; UPDATE big SET v = v + 1 WHERE id = {a}; INSERT INTO big VALUES ({n}, 1, 'new'); \
+                     UPDATE small SET v = v + 1 WHERE id = {b}; COMMIT;",
+                    a = 1 + (i * 7919) % BIG_ROWS,
+                    b = 1 + i % 100,
+                    n = 10_000_000 + i,
+                ));
+                i += 1;
+            }
+        });
+        common::wait_for("a committed chunk of the fill", &mut zetl, chunk_committed);
+        while during[0].is_empty() && !ended() {
+            let seen = read();
+            if !ended() {
+                during[0].push(seen);
+            }
+        }
+        assert!(!ended(), "the fill ended before the kill; make the table larger");
+        zetl.kill9();
+        let out = common::zetl_command(&["lake", "maintain", "-c", cfg, "--older-than", "0s"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut zetl = env.run_zetl(config);
+        common::wait_for("the fill going on after the restart", &mut zetl, resumed);
+        while !ended() {
+            let seen = read();
+            if !ended() {
+                during[1].push(seen);
+            }
+            if let Some(status) = zetl.try_exit() {
+                panic!("zetl exited ({status}) during the fill");
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        env.wait_caught_up(&mut zetl, name);
+        zetl.stop();
+    });
+    for (run, seen) in during.iter().enumerate() {
+        assert!(!seen.is_empty(), "no reading during the fill of run {run}");
+        for reading in seen {
+            assert_eq!(reading, expected, "run {run}: a reader saw a partly replaced table");
+        }
+    }
+    assert_eq!(log().matches("aside=public._zetl_fill_big").count(), 2, "filled on the branch in both runs");
+}
+
+fn big_and_small(env: &TestEnv) {
+    env.sql(&format!(
+        "CREATE TABLE big (id int PRIMARY KEY, v int, pad text);\n\
+         INSERT INTO big SELECT g, 0, md5(g::text) FROM generate_series(1, {BIG_ROWS}) g; ANALYZE big;\n\
+         CREATE TABLE small (id int PRIMARY KEY, v int); INSERT INTO small SELECT g, 0 FROM generate_series(1, 100) g;"
+    ));
 }
 
 /// A resync while streaming fills the table on its branch `zetl-fill` (`apply.resync:
@@ -652,98 +739,42 @@ fn count_sum_refs(catalog: &Path, table: &str) -> String {
 /// the fill in place, readers would see a few chunks of the table. Ends equal to the source.
 #[test]
 fn a_resync_replaces_the_iceberg_table_whole_for_readers() {
-    const ROWS: u64 = 1_500_000;
     let env = TestEnv::start("iceberg_replace");
-    env.sql(&format!(
-        "CREATE TABLE big (id int PRIMARY KEY, v int, pad text);\n\
-         INSERT INTO big SELECT g, 0, md5(g::text) FROM generate_series(1, {ROWS}) g; ANALYZE big;\n\
-         CREATE TABLE small (id int PRIMARY KEY, v int); INSERT INTO small SELECT g, 0 FROM generate_series(1, 100) g;"
-    ));
+    big_and_small(&env);
     // The running zetl takes the resync through its endpoint.
     let metrics = map([("listen", format!("127.0.0.1:{}", zetl_testkit::free_port()).into())]);
     let config = env.config("lake", &["public.*"]).target(iceberg_target(&env)).set("metrics", metrics).write();
-    let cfg = config.to_str().expect("utf-8 path");
-    let mut zetl = env.run_zetl(&config);
-    env.wait_caught_up(&mut zetl, "lake");
     let (_, catalog) = lake(&env);
-    let old = count_sum_refs(&catalog, "public.big");
-    assert_eq!(old, format!("{ROWS} 0 main"));
-    let log = || std::fs::read_to_string(env.log_path()).unwrap_or_default();
-    let began = || log().contains("copying the table while streaming, in chunks table=public.big");
-    let resumed = || log().contains("continues after the rows committed table=public.big");
-    // Sent by the source with the copy's end: the replacement is committed after it.
-    let replaced = || log().contains("table copied while streaming table=public.big");
-    let whole_table = |seen: &[String], run: usize| {
-        assert!(!seen.is_empty(), "no reading during the fill of run {run}");
-        for reading in seen {
-            // Before the fill's first commit `main` is the only branch; after it, both.
-            let table = reading.rsplit_once(' ').map_or("", |(t, _)| t);
-            assert_eq!(table, format!("{ROWS} 0"), "run {run}: a reader saw a partly replaced table");
-        }
-    };
-    let done = AtomicBool::new(false);
-    // Readings of the table taken while the fill was under way (the replacement not logged yet
-    // when the reading ended), per run.
-    let mut during: [Vec<String>; 2] = Default::default();
-    std::thread::scope(|s| {
-        let _stop = StopOnDrop(&done);
-        let out = common::zetl_command(&["resync", "-c", cfg, "public.big"]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        common::wait_for("the fill of public.big", &mut zetl, began);
-        // From now on every change of the table goes to the branch: `main` stays at `old`.
-        s.spawn(|| {
-            let mut i = 0u64;
-            // The source's count and sum only grow: a reading below `old` is a partial table.
-            while !done.load(Ordering::Relaxed) {
-                env.sql(&format!(
-                    "BEGIN; UPDATE big SET v = v + 1 WHERE id = {a}; INSERT INTO big VALUES ({n}, 1, 'new'); \
-                     UPDATE small SET v = v + 1 WHERE id = {b}; COMMIT;",
-                    a = 1 + (i * 7919) % ROWS,
-                    b = 1 + i % 100,
-                    n = 10_000_000 + i,
-                ));
-                i += 1;
-            }
-        });
-        // Once a chunk is committed: filled in place, the table would be that chunk now.
-        let chunk_committed = || {
-            let status = common::zetl_command(&["status", "-c", cfg]);
-            let shown = String::from_utf8_lossy(&status.stdout).to_string();
-            let line = shown.lines().find(|l| l.starts_with("public.big")).unwrap_or_default().to_string();
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.get(1) == Some(&"copying")
-                && fields.get(2).and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r > 0)
-        };
-        common::wait_for("a committed chunk of the fill", &mut zetl, chunk_committed);
-        while during[0].is_empty() && !replaced() {
-            let seen = count_sum_refs(&catalog, "public.big");
-            if !replaced() {
-                during[0].push(seen);
-            }
-        }
-        whole_table(&during[0], 0);
-        assert!(!replaced(), "the fill ended before the kill; make the table larger");
-        zetl.kill9();
-        let out = common::zetl_command(&["lake", "maintain", "-c", cfg, "--older-than", "0s"]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut zetl = env.run_zetl(&config);
-        common::wait_for("the fill going on after the restart", &mut zetl, resumed);
-        while !replaced() {
-            let seen = count_sum_refs(&catalog, "public.big");
-            if !replaced() {
-                during[1].push(seen);
-            }
-            if let Some(status) = zetl.try_exit() {
-                panic!("zetl exited ({status}) during the fill");
-            }
-        }
-        done.store(true, Ordering::Relaxed);
-        env.wait_caught_up(&mut zetl, "lake");
-        zetl.stop();
-    });
-    whole_table(&during[1], 1);
-    assert_eq!(log().matches("aside=public._zetl_fill_big").count(), 2, "filled on the branch in both runs");
-    let after = count_sum_refs(&catalog, "public.big");
-    assert!(after.ends_with(" main"), "the fill's branch is left after the replacement: {after}");
+    let count_and_sum = "a = t.scan(selected_fields=('v',)).to_arrow()\n\
+                         print(a.num_rows, pc.sum(a.column('v')).as_py() or 0)\n";
+    let read = || read_with_pyiceberg(&catalog, "public.big", count_and_sum);
+    resync_unseen_until_complete(&env, &config, "lake", &read, &format!("{BIG_ROWS} 0"));
+    let refs = read_with_pyiceberg(&catalog, "public.big", "print(*sorted(t.metadata.refs))");
+    assert_eq!(refs, "main", "the fill's branch is left after the replacement");
     assert_read_equal(&env, &[Reader::PyIceberg, Reader::DuckDb], &["public.big", "public.small"]);
+}
+
+/// Changelog mode: a resync is logged on the branch too — its `truncate` row, the copy and the
+/// table's changes meanwhile reach `main` in one commit, so a reader of the log never sees the
+/// truncate without the whole copy after it — across a kill -9 mid-fill; the log's current
+/// state then equals the source.
+#[test]
+fn a_changelog_resync_reaches_the_log_whole() {
+    let env = TestEnv::start("iceberg_log_resync");
+    big_and_small(&env);
+    let mut target = iceberg_target(&env);
+    target.insert("mode".into(), "changelog".into());
+    let metrics = map([("listen", format!("127.0.0.1:{}", zetl_testkit::free_port()).into())]);
+    let config = env.config("log", &["public.*"]).target(target).set("metrics", metrics).write();
+    let (_, catalog) = lake(&env);
+    let ops = "o = t.scan(selected_fields=('_zetl_op',)).to_arrow().column('_zetl_op')\n\
+               print(*(pc.sum(pc.equal(o, op)).as_py() or 0 for op in ('truncate', 'copy', 'update', 'insert')))\n";
+    let read = || read_with_pyiceberg(&catalog, "public.big", ops);
+    // The initial copy's truncate and copy rows, nothing the workload wrote since the resync.
+    resync_unseen_until_complete(&env, &config, "log", &read, &format!("1 {BIG_ROWS} 0 0"));
+    let tables = ["public.big", "public.small"];
+    let (duck_path, _) = read_lake(Reader::PyIceberg, &catalog, "zetl", &env.scratch.path, &tables);
+    changelog_to_state(&duck_path, "public.big", &["id"]);
+    changelog_to_state(&duck_path, "public.small", &["id"]);
+    assert_tables_equal(&env.url(), &duck_path, &tables);
 }
