@@ -10,7 +10,7 @@ use crate::mysql_recovery::sysbench;
 use common::dynamo::DynEnv;
 use common::mysql::MyEnv;
 use common::warehouse::pg_target_config;
-use common::{zetl_command, Env, PgOptions, PgServer, Rng, TestEnv, Zetl, DB};
+use common::{zetl_command, Env, PgOptions, PgServer, Rng, StopOnDrop, TestEnv, Zetl, DB};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -171,6 +171,8 @@ fn soak_postgres(env: &TestEnv, config: &Path, port: u16, integration: &str) -> 
     let stop = AtomicBool::new(false);
     let mut figures = Figures::default();
     let mut zetl = std::thread::scope(|s| {
+        // A failed cycle stops the zoo too: the scope would otherwise wait for it for good.
+        let _stop = StopOnDrop(&stop);
         let zoo = s.spawn(|| PgWorkload::zoo(env, &stop));
         let zetl = kill_cycles(env, config, port, Some("public.pgbench_accounts"), &mut figures);
         stop.store(true, Ordering::Relaxed);
