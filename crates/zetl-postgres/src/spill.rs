@@ -45,11 +45,27 @@ impl Spill {
     /// transactions again from their start, so nothing spilled before is still needed.
     pub fn create(parent: &Path, integration: &str) -> Result<Spill, PgError> {
         let prefix = format!("zetl-spill-{integration}-");
-        let dir = parent.join(format!("{prefix}{}", random_hex()?));
-        let spill = Spill::create_dir(dir)?;
+        let mut attempts = 0;
+        let spill = loop {
+            let spill = Spill::create_dir(parent.join(format!("{prefix}{}", random_hex()?)))?;
+            attempts += 1;
+            // Another run of the same name, starting in the moment between our lock file's
+            // creation and its lock, may have taken the directory for one left behind.
+            if spill.still_ours() || attempts == 3 {
+                break spill;
+            }
+            tracing::debug!(dir = %spill.dir.display(), "the new spill directory was removed by another run; making another");
+        };
         let ours = std::fs::symlink_metadata(&spill.dir).map(|m| m.uid()).map_err(|e| spill.error(e.to_string()))?;
         remove_left_behind(parent, &prefix, &spill.dir, ours);
         Ok(spill)
+    }
+
+    /// Whether the lock file in our directory is still the one this process holds locked.
+    fn still_ours(&self) -> bool {
+        let held = self.lock.as_ref().and_then(|f| f.metadata().ok()).map(|m| (m.dev(), m.ino()));
+        let there = std::fs::metadata(self.dir.join(LOCK)).ok().map(|m| (m.dev(), m.ino()));
+        held.is_some() && held == there
     }
 
     /// Makes `dir` (it must not exist) with mode 0700 and checks what was made.
@@ -234,6 +250,20 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         std::fs::symlink_metadata(path).expect("metadata").mode() & 0o777
+    }
+
+    #[test]
+    fn a_directory_taken_away_before_its_lock_is_noticed() {
+        let parent = parent("taken");
+        let spill = Spill::create(&parent, "shop").expect("spill");
+        assert!(spill.still_ours());
+        // Another run removed it as left behind, and the name was made again.
+        std::fs::remove_dir_all(&spill.dir).expect("remove");
+        std::fs::create_dir(&spill.dir).expect("again");
+        std::fs::write(spill.dir.join(LOCK), b"").expect("another lock file");
+        assert!(!spill.still_ours());
+        drop(spill);
+        let _ = std::fs::remove_dir_all(&parent);
     }
 
     #[test]
