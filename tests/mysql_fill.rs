@@ -245,24 +245,10 @@ fn mariadb_timestamp_time_and_enum_keys_are_filled_in_chunks() {
          ANALYZE TABLE events, slots, tiers",
     );
     let config = env.config("my_fill_ts").source("heartbeat_secs", 1).write();
-    let zetl = env.run_zetl_streaming(&config);
-    env.catch_up_and_stop(zetl, &config);
     let tables = ["shop.events", "shop.slots", "shop.tiers"];
-    let mut resync = vec!["resync", "-c", config.to_str().expect("utf-8 path")];
-    resync.extend(tables);
-    let out = zetl_command(&resync);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let stop = AtomicBool::new(false);
-    let mut zetl = env.run_zetl(&config);
-    let logged = |text: &str| std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.contains(text));
-    std::thread::scope(|s| {
-        let _stop = StopOnDrop(&stop);
-        s.spawn(|| {
-            let mut rng = Rng::seeded(31);
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let (k, m) = (rng.range(1, 150_000), rng.range(1, 120_000));
-                env.sql(&format!(
+    let write = |rng: &mut Rng, i: u64| {
+        let (k, m) = (rng.range(1, 150_000), rng.range(1, 120_000));
+        format!(
                     "SET time_zone = '+05:30'; \
                      UPDATE events SET v = v + 1 WHERE at = FROM_UNIXTIME(1600000000 + {k} DIV 3 * 2 + ({k} % 1000) / 1000); \
                      DELETE FROM events WHERE src = {s} AND at >= FROM_UNIXTIME(1600000000 + {k} * 2) LIMIT 1; \
@@ -275,21 +261,12 @@ fn mariadb_timestamp_time_and_enum_keys_are_filled_in_chunks() {
                     s = k % 3,
                     k2 = (k * 13) % 150_000 + 1,
                     m2 = (m * 7) % 120_000 + 1,
-                ));
-                i += 1;
-            }
-        });
-        for table in tables {
-            common::wait_for(&format!("the fill of {table}"), &mut zetl, || {
-                logged(&format!("table copied while streaming table={table}"))
-            });
-        }
-        stop.store(true, Ordering::Relaxed);
-    });
-    env.catch_up_and_stop(zetl, &config);
+                )
+    };
+    let log = fill_under_writes(&env, &config, &tables, 31, &write);
     for table in ["shop.events", "shop.slots"] {
         assert!(
-            logged(&format!("copying the table while streaming, in chunks table={table}")),
+            log.contains(&format!("copying the table while streaming, in chunks table={table}")),
             "{table} not filled in chunks"
         );
     }
@@ -316,25 +293,11 @@ fn mariadb_set_float_and_bit_keys_are_filled_in_chunks() {
          ANALYZE TABLE flags, gauges, masks",
     );
     let config = env.config("my_fill_bits").source("heartbeat_secs", 1).write();
-    let zetl = env.run_zetl_streaming(&config);
-    env.catch_up_and_stop(zetl, &config);
     let tables = ["shop.flags", "shop.gauges", "shop.masks"];
-    let mut resync = vec!["resync", "-c", config.to_str().expect("utf-8 path")];
-    resync.extend(tables);
-    let out = zetl_command(&resync);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let stop = AtomicBool::new(false);
-    let mut zetl = env.run_zetl(&config);
-    let logged = |text: &str| std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.contains(text));
-    std::thread::scope(|s| {
-        let _stop = StopOnDrop(&stop);
-        s.spawn(|| {
-            let mut rng = Rng::seeded(37);
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let (k, m) = (rng.range(1, 150_000), rng.range(1, 120_000));
-                env.sql(&format!(
-                    "UPDATE flags SET v = -v WHERE id = {k}; \
+    let write = |rng: &mut Rng, i: u64| {
+        let (k, m) = (rng.range(1, 150_000), rng.range(1, 120_000));
+        format!(
+            "UPDATE flags SET v = -v WHERE id = {k}; \
                      UPDATE IGNORE flags SET s = 'b,d', id = 1000000 + {i} WHERE id = {m}; \
                      DELETE FROM flags WHERE id = {k2}; \
                      INSERT INTO flags VALUES ('', 2000000 + {i}, {i}); \
@@ -345,9 +308,46 @@ fn mariadb_set_float_and_bit_keys_are_filled_in_chunks() {
                      UPDATE masks SET v = -v WHERE n = {k}; \
                      UPDATE IGNORE masks SET b = b'11111111111111111111', d = {i} / 7e0 WHERE n = {m}; \
                      DELETE FROM masks WHERE n = {k2}",
-                    k2 = (k * 13) % 150_000 + 1,
-                    m2 = (m * 7) % 120_000 + 1,
-                ));
+            k2 = (k * 13) % 150_000 + 1,
+            m2 = (m * 7) % 120_000 + 1,
+        )
+    };
+    let log = fill_under_writes(&env, &config, &tables, 37, &write);
+    for table in tables {
+        assert!(
+            log.contains(&format!("copying the table while streaming, in chunks table={table}")),
+            "{table} not filled in chunks"
+        );
+    }
+    env.assert_equal(&tables);
+}
+
+/// `zetl resync` of `tables` (zetl caught up and stopped first), then a run that fills them
+/// while `write(rng, i)` gives the statements written meanwhile, until every fill is done;
+/// ends caught up and stopped. Returns zetl's log.
+fn fill_under_writes(
+    env: &MyEnv,
+    config: &std::path::Path,
+    tables: &[&str],
+    seed: u64,
+    write: &(dyn Fn(&mut Rng, u64) -> String + Sync),
+) -> String {
+    let zetl = env.run_zetl_streaming(config);
+    env.catch_up_and_stop(zetl, config);
+    let mut resync = vec!["resync", "-c", config.to_str().expect("utf-8 path")];
+    resync.extend(tables);
+    let out = zetl_command(&resync);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stop = AtomicBool::new(false);
+    let mut zetl = env.run_zetl(config);
+    let logged = |text: &str| std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.contains(text));
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| {
+            let mut rng = Rng::seeded(seed);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                env.sql(&write(&mut rng, i));
                 i += 1;
             }
         });
@@ -358,12 +358,6 @@ fn mariadb_set_float_and_bit_keys_are_filled_in_chunks() {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    env.catch_up_and_stop(zetl, &config);
-    for table in tables {
-        assert!(
-            logged(&format!("copying the table while streaming, in chunks table={table}")),
-            "{table} not filled in chunks"
-        );
-    }
-    env.assert_equal(&tables);
+    env.catch_up_and_stop(zetl, config);
+    std::fs::read_to_string(env.log_path()).unwrap_or_default()
 }
