@@ -242,3 +242,87 @@ fn a_table_excluded_then_included_again_is_seeded_again() {
     env.assert_equal("t");
     env.assert_equal("u");
 }
+
+/// `zetl resync t` on a running integration seeds t again beside u's stream: u's changes keep
+/// arriving while t is scanned (how long each took is printed), readers of t see its old copy,
+/// unchanged, until the new one replaces it whole, a kill -9 mid-seed continues after the pages
+/// committed, and both tables end equal to DynamoDB — rows the target had lost included.
+#[test]
+fn a_resync_seeds_beside_the_other_streams_and_continues_after_kill_9() {
+    const ITEMS: f64 = 3000.0;
+    let env = DynEnv::start("dyn_reseed");
+    for (table, items) in [("t", "3000"), ("u", "10")] {
+        env.driver(&["create", table]);
+        env.driver(&["fill", table, "0", items]);
+    }
+    let target = common::PgServer::start(common::PgOptions::default()).expect("start the target PostgreSQL");
+    let port = zetl_testkit::free_port();
+    let cfg = env
+        .config("reseed", &["t", "u"])
+        // 10 items a page, 25 pages a second (moto counts a Scan page as one unit).
+        .source("scan", yaml("{ segments: 2, page_items: 10, read_units_per_second: 25 }"))
+        .target(map([("kind", "postgres".into()), ("url", target.url(common::DB).into())]))
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
+        .write();
+    let path = cfg.to_str().expect("utf-8");
+    let read = |sql: &str| target.psql(common::DB, sql).expect("read the target").trim().to_string();
+    let holds = |table: &str, n: u64| read(&DynEnv::sync_count(table, n)) == "1";
+    let log = || std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let seeded = || log().matches("table copied while streaming table=t").count();
+    let t_rows = || common::copied_rows_of_table(port, "reseed", "dynamodb.t");
+
+    let mut zetl = env.run_zetl(&cfg);
+    let first = env.next_sync();
+    env.driver(&["sync", "t", &first.to_string()]);
+    env.driver(&["sync", "u", &first.to_string()]);
+    common::wait_for("the first sentinels", &mut zetl, || holds("t", first) && holds("u", first));
+    // Rows only a new copy brings back; a view stands for what readers built on the table.
+    read(
+        "DELETE FROM dynamodb.t WHERE pk IN (SELECT pk FROM dynamodb.t WHERE pk <> 'sync' ORDER BY pk LIMIT 40); \
+          CREATE VIEW dynamodb.t_seen AS SELECT * FROM dynamodb.t",
+    );
+    let old_copy = "SELECT count(*) || ' ' || md5(string_agg(item::text, ',' ORDER BY pk, sk)) FROM dynamodb.t_seen";
+
+    let mut load = [churn(&env, "t", 40, 3), churn(&env, "u", 40, 4)];
+    let out = zetl_command_with(&["resync", "-c", path, "dynamodb.t"], TIMEOUT, &CREDENTIALS).expect("resync finished");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resync queued"), "{}", String::from_utf8_lossy(&out.stderr));
+    common::wait_for("30 % of the new copy", &mut zetl, || t_rows() >= ITEMS * 1.3);
+    let frozen = read(old_copy);
+    assert_eq!(read("SELECT to_regclass('dynamodb._zetl_fill_t') IS NOT NULL"), "t", "t is not filled aside");
+    let u_streams = |zetl: &mut common::Zetl, when: &str| {
+        let (began, sentinel) = (std::time::Instant::now(), env.next_sync());
+        env.driver(&["sync", "u", &sentinel.to_string()]);
+        common::wait_for("u's change", zetl, || holds("u", sentinel));
+        assert_eq!(seeded(), 0, "u's change {when} arrived only once t was seeded:\n{}", log());
+        eprintln!("dynamodb resync: a change to u {when} arrived in {:.1} s", began.elapsed().as_secs_f64());
+    };
+    u_streams(&mut zetl, "during t's seed");
+    assert_eq!(read(old_copy), frozen, "readers saw t change during its seed");
+    common::wait_for("60 % of the new copy", &mut zetl, || t_rows() >= ITEMS * 1.6);
+    zetl.kill9();
+
+    let mut zetl = env.run_zetl(&cfg);
+    common::wait_for("the seed to continue", &mut zetl, || {
+        log().contains("the copy made while streaming continues after the rows committed table=t")
+    });
+    u_streams(&mut zetl, "during t's continued seed");
+    assert_eq!(read(old_copy), frozen, "readers saw t change during its continued seed");
+    common::wait_for("t to be seeded", &mut zetl, || seeded() == 1);
+    for l in &mut load {
+        l.wait().expect("load finished");
+    }
+    env.catch_up_and_stop_with(zetl, &cfg, &["t", "u"], |t, n| holds(t, n));
+    zetl_testkit::compare_dynamo::assert_dynamo_pg_equal(&env.endpoint(), "t", &target.url(common::DB));
+    zetl_testkit::compare_dynamo::assert_dynamo_pg_equal(&env.endpoint(), "u", &target.url(common::DB));
+    assert_eq!(read("SELECT count(*) FROM dynamodb.t_seen"), read("SELECT count(*) FROM dynamodb.t"));
+    assert_eq!(read("SELECT to_regclass('dynamodb._zetl_fill_t') IS NULL"), "t", "the table filled aside was left");
+    // The pages committed before the kill were not read again.
+    let rows = log()
+        .lines()
+        .find_map(|l| {
+            l.split_once("table copied while streaming table=t rows=")?.1.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .expect("the seed completed");
+    // t holds at most its 3000 items and the first sentinel (the load deletes and puts back some).
+    assert!(rows <= ITEMS + 1.0, "{rows} items read for {ITEMS}: pages were read again\n{}", log());
+}

@@ -185,7 +185,7 @@ impl<S: Server> Env<S> {
     }
 
     /// The number of the next sentinel to write.
-    fn next_sync(&self) -> u64 {
+    pub fn next_sync(&self) -> u64 {
         self.sync.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -595,12 +595,20 @@ impl<S: Server> Env<S> {
 /// Rows the running zetl has copied so far (committed or about to be), from its metrics on
 /// `port`; 0 while the endpoint is not up.
 pub fn copied_rows(port: u16, integration: &str) -> f64 {
-    let series = format!("zetl_snapshot_rows_total{{integration=\"{integration}\"");
+    copied_rows_in(port, &format!("zetl_snapshot_rows_total{{integration=\"{integration}\""))
+}
+
+/// [`copied_rows`] of one table.
+pub fn copied_rows_of_table(port: u16, integration: &str, table: &str) -> f64 {
+    copied_rows_in(port, &format!("zetl_snapshot_rows_total{{integration=\"{integration}\",table=\"{table}\"}}"))
+}
+
+fn copied_rows_in(port: u16, series: &str) -> f64 {
     std::net::TcpStream::connect(("127.0.0.1", port))
         .map(|_| http_get(port, "/metrics").1)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.starts_with(&series))
+        .filter(|l| l.starts_with(series))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

@@ -7,6 +7,7 @@ mod check;
 mod client;
 mod config;
 mod error;
+mod fill;
 mod position;
 mod scan;
 mod scan_cursor;

@@ -1,13 +1,14 @@
-//! The DynamoDB source end to end: check the tables and their streams, seed the ones the
-//! target has no copy of (the stream position noted first; an initial seed cut short goes on
-//! per Scan segment), then follow the streams.
+//! The DynamoDB source end to end: check the tables and their streams, make the initial seed
+//! (the stream position noted first; cut short, it goes on per Scan segment), then follow the
+//! streams, seeding tables that need a copy later beside them (`fill`).
 
 use crate::client::{self, Clients};
 use crate::config::DynamodbSourceConfig;
 use crate::error::DynError;
+use crate::fill::{Continue, Fills};
 use crate::position::{StreamPos, TablePos};
 use crate::scan;
-use crate::scan_cursor::{self, SegmentCursor};
+use crate::scan_cursor;
 use crate::shards;
 use crate::stream::Streamer;
 use crate::table::{self, TableInfo};
@@ -67,7 +68,7 @@ impl DynSource {
         clients: &Clients,
         t: &TableInfo,
         ctx: &SourceContext,
-        continuing: Option<(Vec<SegmentCursor>, u64)>,
+        continuing: Option<Continue>,
     ) -> Result<(), DynError> {
         if self.filter.snapshot_mode(&t.id()) == SnapshotMode::Never {
             return Ok(adopt_without_copy(&ctx.events, t.schema.clone(), CopiedTable::default()).await?);
@@ -89,6 +90,60 @@ impl DynSource {
         tracing::info!(table = %t.name, rows, "table seeded");
         Ok(())
     }
+    /// The initial seed (or the rest of one cut short): every table without a committed copy,
+    /// one after the other, before any stream is read. `false` when stopped during it.
+    async fn initial_seed(
+        &self,
+        clients: &Clients,
+        tables: &[TableInfo],
+        start: &StartState<StreamPos>,
+        pos: &mut StreamPos,
+        ctx: &SourceContext,
+    ) -> Result<bool, DynError> {
+        // One cut short goes on from the stream positions it noted, keeping the tables it
+        // completed and the pages it committed.
+        let continuing = start.snapshot_from.is_some();
+        if continuing {
+            tracing::info!(
+                seeded = start.copied.len(),
+                to_continue = start.under_way.len(),
+                "the interrupted initial seed continues"
+            );
+        }
+        let to_seed = tables
+            .iter()
+            .filter(|t| !continuing || !start.copied.contains_key(&t.id()) || self.filter.copy_again_at_start(&t.id()));
+        for t in to_seed {
+            // A seed continues from the stream position noted when it began.
+            let resumed = pos.tables.get(&t.name).filter(|_| continuing).and_then(|_| {
+                let copy = start.under_way.get(&t.id())?;
+                Some((scan_cursor::continuable(&copy.parts, self.config.scan.segments)?, copy.rows))
+            });
+            if resumed.is_none() {
+                // The shards open now hold every change made from here on: noted before the
+                // scan, so that a gap (trimmed before zetl reads them) is an error, not a
+                // silent loss.
+                let listed = crate::stream::list_shards(clients, &t.stream_arn).await?;
+                let began = zetl_core::pipeline::now_us();
+                let table_pos = TablePos {
+                    stream: t.stream_arn.clone(),
+                    shards: shards::open_at_copy(&listed),
+                    copy_began_us: Some(began),
+                };
+                pos.tables.insert(t.name.clone(), table_pos);
+            }
+            // Kept (never acknowledged) with what the initial seed commits: a restart
+            // continues it from here.
+            ctx.send(SourceEvent::SnapshotStart { position: pos.to_position() }).await?;
+            if ctx.unless_stopped(self.seed(clients, t, ctx, resumed)).await.transpose()?.is_none() {
+                tracing::info!(table = %t.name, "stopped during the seed; the next start continues it");
+                return Ok(false);
+            }
+        }
+        ctx.send(SourceEvent::SnapshotDone { position: pos.to_position() }).await?;
+        tracing::info!(tables = tables.len(), "initial copy complete");
+        Ok(true)
+    }
 }
 
 impl Source for DynSource {
@@ -101,17 +156,7 @@ impl Source for DynSource {
         let (clients, tables) = self.tables().await?;
         let clients = clients.sampling_clock(ctx.progress.clone());
         let fresh = start.resume_from.is_none();
-        // An initial seed cut short goes on from the stream positions it noted, keeping the
-        // tables it completed and the pages it committed.
-        let continuing = fresh && start.snapshot_from.is_some();
-        if continuing {
-            tracing::info!(
-                seeded = start.copied.len(),
-                to_continue = start.under_way.len(),
-                "the interrupted initial seed continues"
-            );
-        }
-        let mut pos = start.resume_from.or(start.snapshot_from).unwrap_or_default();
+        let mut pos = start.resume_from.clone().or(start.snapshot_from.clone()).unwrap_or_default();
         for t in &tables {
             if let Some(stored) = pos.tables.get(&t.name) {
                 if stored.stream != t.stream_arn {
@@ -125,57 +170,34 @@ impl Source for DynSource {
         for t in &tables {
             ctx.send(SourceEvent::Schema(t.schema.clone())).await?;
         }
-        // Tables without a committed copy (all of them at first; later ones new to the filters
-        // or marked by `zetl resync`) are seeded. Their stream is read from its oldest record.
-        // `snapshot: resync` tables are seeded at every start.
-        let to_seed: Vec<&TableInfo> = tables
+        if fresh && !self.initial_seed(&clients, &tables, &start, &mut pos, &ctx).await? {
+            return Ok(());
+        }
+        // Once streaming, tables without a committed copy (new to the filters, marked by `zetl
+        // resync`, a seed cut off; `snapshot: resync` ones at every start) are seeded beside
+        // the other tables' streams.
+        let seeds: Vec<(String, Option<Continue>)> = tables
             .iter()
             .filter(|t| {
-                (fresh && !continuing)
-                    || !start.copied.contains_key(&t.id())
-                    || self.filter.copy_again_at_start(&t.id())
+                !fresh
+                    && (!start.copied.contains_key(&t.id())
+                        || start.under_way.contains_key(&t.id())
+                        || self.filter.copy_again_at_start(&t.id()))
+            })
+            .map(|t| {
+                let copy = start.under_way.get(&t.id());
+                let continuing =
+                    copy.and_then(|c| Some((scan_cursor::continuable(&c.parts, self.config.scan.segments)?, c.rows)));
+                (t.name.clone(), continuing)
             })
             .collect();
-        for t in &to_seed {
-            // A seed continues from the stream position noted when it began.
-            let resumed = pos.tables.get(&t.name).filter(|_| continuing).and_then(|_| {
-                let copy = start.under_way.get(&t.id())?;
-                Some((scan_cursor::continuable(&copy.parts, self.config.scan.segments)?, copy.rows))
-            });
-            if resumed.is_none() {
-                // The shards open now hold every change made from here on: noted before the
-                // scan, so that a gap (trimmed before zetl reads them) is an error, not a
-                // silent loss.
-                let listed = crate::stream::list_shards(&clients, &t.stream_arn).await?;
-                let began = zetl_core::pipeline::now_us();
-                let table_pos = TablePos {
-                    stream: t.stream_arn.clone(),
-                    shards: shards::open_at_copy(&listed),
-                    copy_began_us: Some(began),
-                };
-                pos.tables.insert(t.name.clone(), table_pos);
-            }
-            if fresh {
-                // Kept (never acknowledged) with what the initial seed commits: a restart
-                // continues it from here.
-                ctx.send(SourceEvent::SnapshotStart { position: pos.to_position() }).await?;
-            }
-            if ctx.unless_stopped(self.seed(&clients, t, &ctx, resumed)).await.transpose()?.is_none() {
-                let next = if fresh { "the next start continues it" } else { "it starts over at the next start" };
-                tracing::info!(table = %t.name, "stopped during the seed; {next}");
-                return Ok(());
-            }
-        }
-        if fresh {
-            ctx.send(SourceEvent::SnapshotDone { position: pos.to_position() }).await?;
-            tracing::info!(tables = tables.len(), "initial copy complete");
-        }
         let tables: BTreeMap<String, Arc<TableInfo>> =
             tables.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect();
         pos.tables.retain(|name, _| tables.contains_key(name));
         tracing::info!(tables = tables.len(), "following the streams");
-        let mut streamer = Streamer::new(clients, tables, pos, ctx.events.clone());
-        streamer.run(&mut ctx.stop.clone()).await
+        let fills = Fills::new(clients.clone(), self.config.scan.clone());
+        let mut streamer = Streamer::new(clients, tables, pos, ctx.events.clone(), self.filter.clone(), fills);
+        streamer.run(&ctx, seeds).await
     }
 
     async fn check(&self, env: &CheckEnv) -> Vec<Verdict> {

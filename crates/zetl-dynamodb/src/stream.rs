@@ -1,29 +1,34 @@
 //! Following the tables' streams: one reader task per shard that may be read (see `shards`),
 //! many at once; each page of records becomes one target transaction whose checkpoint holds
 //! every shard's last applied sequence number. Pages of one shard arrive in order, and an
-//! item's records stay in its shard's lineage, so each item's changes apply in order.
+//! item's records stay in its shard's lineage, so each item's changes apply in order. A table
+//! seeded while streaming (`fill`) has its shards set aside until its seed is complete.
 
 use crate::attr;
 use crate::client::Clients;
 use crate::error::{api, DynError};
+use crate::fill::{Continue, Fills};
 use crate::position::{ShardPos, StreamPos, TablePos};
 use crate::shards::{self, Listed, Start};
 use crate::table::TableInfo;
 use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
 use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_dynamodbstreams::types::{OperationType, Record, ShardIteratorType};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
 use zetl_core::channel::EventSender;
-use zetl_core::source::SourcePosition;
-use zetl_core::{Change, ChangeKind, Position, SourceEvent};
+use zetl_core::copy_rows::adopt_without_copy;
+use zetl_core::filter::{SnapshotMode, TableFilter};
+use zetl_core::progress::Progress;
+use zetl_core::source::{SourceContext, SourcePosition};
+use zetl_core::{Change, ChangeKind, CopiedTable, Position, SourceEvent};
 
 /// How long a reader waits after an empty page of an open shard.
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// How often the streams are described again for new shards.
+/// How often the streams are described again for new shards (and resync requests served).
 const DISCOVER_EVERY: Duration = Duration::from_secs(10);
 /// Records per GetRecords call (the service's maximum).
 const PAGE_RECORDS: i32 = 1000;
@@ -35,10 +40,17 @@ struct Decoded {
     at_us: Option<i64>,
 }
 
-enum Msg {
+/// What a reader sends, stamped with the table's reading it belongs to (see
+/// `Streamer::epochs`).
+struct Msg {
+    table: String,
+    epoch: u64,
+    body: Body,
+}
+
+enum Body {
     /// `room`: the page's share of [`PAGES_BYTES`], given back once it is applied.
     Page {
-        table: String,
         shard: String,
         records: Vec<Decoded>,
         finished: bool,
@@ -52,11 +64,39 @@ enum Msg {
 /// until it is alone.
 const PAGES_BYTES: usize = 16 << 20;
 
+/// The reader tasks, by table and shard.
+#[derive(Default)]
+struct Readers {
+    tasks: JoinSet<()>,
+    by_shard: HashMap<(String, String), AbortHandle>,
+}
+
+impl Readers {
+    fn busy(&self, table: &str) -> HashSet<String> {
+        self.by_shard.keys().filter(|(t, _)| t == table).map(|(_, s)| s.clone()).collect()
+    }
+
+    /// Stops reading `table`'s stream.
+    fn stop_table(&mut self, table: &str) {
+        self.by_shard.retain(|(t, _), reader| {
+            if t == table {
+                reader.abort();
+            }
+            t != table
+        });
+    }
+}
+
 pub struct Streamer {
     clients: Clients,
     tables: BTreeMap<String, Arc<TableInfo>>,
     pos: StreamPos,
     events: EventSender,
+    filter: TableFilter,
+    fills: Fills,
+    /// Per table, how many times its stream was set aside for a seed: pages read before the
+    /// last time are dropped (the seed's position reads them again after it).
+    epochs: HashMap<String, u64>,
 }
 
 impl Streamer {
@@ -65,17 +105,23 @@ impl Streamer {
         tables: BTreeMap<String, Arc<TableInfo>>,
         pos: StreamPos,
         events: EventSender,
+        filter: TableFilter,
+        fills: Fills,
     ) -> Self {
-        Self { clients, tables, pos, events }
+        Self { clients, tables, pos, events, filter, fills, epochs: HashMap::new() }
     }
 
-    /// Applies the streams until `stop` turns true (between pages) or an error.
-    pub async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), DynError> {
+    /// Seeds `seeds` beside the streams (each continuing its cut-off seed where given), then
+    /// applies the streams until stopped (between pages) or an error; serves `zetl resync`.
+    pub async fn run(&mut self, ctx: &SourceContext, seeds: Vec<(String, Option<Continue>)>) -> Result<(), DynError> {
         let (tx, mut rx) = mpsc::channel::<Msg>(16);
         let room = Arc::new(Semaphore::new(PAGES_BYTES));
-        let mut readers = JoinSet::new();
-        let mut reading: HashSet<(String, String)> = HashSet::new();
-        self.start_ready(&tx, &room, &mut readers, &mut reading).await?;
+        let mut readers = Readers::default();
+        for (table, continuing) in seeds {
+            self.seed(&table, continuing, &ctx.progress, &mut readers).await?;
+        }
+        self.start_ready(&tx, &room, &mut readers).await?;
+        let mut stop = ctx.stop.clone();
         let mut discover = tokio::time::interval(DISCOVER_EVERY);
         discover.tick().await;
         let mut idle = tokio::time::interval(Duration::from_secs(1));
@@ -84,26 +130,47 @@ impl Streamer {
             tokio::select! {
                 changed = stop.changed() => {
                     if changed.is_err() || *stop.borrow() {
-                        readers.abort_all();
+                        readers.tasks.abort_all();
                         return Ok(());
                     }
                 }
-                msg = rx.recv() => match msg {
-                    Some(Msg::Page { table, shard, records, finished, room: _room }) => {
-                        busy = true;
-                        self.apply(&table, &shard, records, finished).await?;
-                        if finished {
-                            reading.remove(&(table, shard));
-                            self.start_ready(&tx, &room, &mut readers, &mut reading).await?;
+                msg = rx.recv() => {
+                    let Some(Msg { table, epoch, body }) = msg else { return Err(DynError::Closed) };
+                    if self.epochs.get(&table).copied().unwrap_or_default() != epoch {
+                        continue;
+                    }
+                    match body {
+                        Body::Page { shard, records, finished, room: _room } => {
+                            busy = true;
+                            self.apply(&table, &shard, records, finished).await?;
+                            if finished {
+                                readers.by_shard.remove(&(table, shard));
+                                self.start_ready(&tx, &room, &mut readers).await?;
+                            }
+                        }
+                        Body::Failed(e) => {
+                            readers.tasks.abort_all();
+                            return Err(e);
                         }
                     }
-                    Some(Msg::Failed(e)) => {
-                        readers.abort_all();
-                        return Err(e);
+                }
+                next = self.fills.next() => {
+                    let (event, _room) = next?;
+                    busy = true;
+                    let seeded = match &event {
+                        SourceEvent::CopyDone { table, .. } => Some(table.name.clone()),
+                        _ => None,
+                    };
+                    self.events.send(event).await?;
+                    if let Some(table) = seeded {
+                        self.fills.done(&table);
+                        self.start_ready(&tx, &room, &mut readers).await?;
                     }
-                    None => return Err(DynError::Closed),
-                },
-                _ = discover.tick() => self.start_ready(&tx, &room, &mut readers, &mut reading).await?,
+                }
+                _ = discover.tick() => {
+                    self.serve_resyncs(ctx, &mut readers).await?;
+                    self.start_ready(&tx, &room, &mut readers).await?;
+                }
                 _ = idle.tick() => {
                     // Nothing arrived for a while: the target's checkpoint and lag catch up.
                     if !std::mem::take(&mut busy) {
@@ -118,37 +185,105 @@ impl Streamer {
         self.pos.to_position()
     }
 
+    /// Tables the operator asked to copy again (`zetl resync`), seeded beside the streams.
+    async fn serve_resyncs(&mut self, ctx: &SourceContext, readers: &mut Readers) -> Result<(), DynError> {
+        if !ctx.resync_requested() {
+            return Ok(());
+        }
+        let names: HashMap<_, _> = self.tables.values().map(|t| (t.id(), t.name.clone())).collect();
+        for id in ctx.take_resync_requests(|id| names.contains_key(id)) {
+            if let Some(name) = names.get(&id) {
+                self.seed(name, None, &ctx.progress, readers).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `table`'s stream aside and starts its seed beside the others (or, `snapshot:
+    /// never`, takes it as it is). Its stream is read again from the shards open now, once the
+    /// seed is complete; a seed cut short by a restart (`continuing`) keeps the shards it noted.
+    async fn seed(
+        &mut self,
+        name: &str,
+        continuing: Option<Continue>,
+        progress: &Progress,
+        readers: &mut Readers,
+    ) -> Result<(), DynError> {
+        let Some(table) = self.tables.get(name).cloned() else { return Ok(()) };
+        if self.fills.seeding(name) {
+            tracing::info!(table = %name, "already being copied; its copy under way is new enough");
+            return Ok(());
+        }
+        *self.epochs.entry(name.to_string()).or_default() += 1;
+        readers.stop_table(name);
+        let continuing = continuing.filter(|_| self.pos.tables.get(name).is_some_and(|p| p.copy_began_us.is_some()));
+        if continuing.is_none() {
+            let listed = list_shards(&self.clients, &table.stream_arn).await?;
+            let began = Some(zetl_core::pipeline::now_us());
+            let at_copy = TablePos {
+                stream: table.stream_arn.clone(),
+                shards: shards::open_at_copy(&listed),
+                copy_began_us: began,
+            };
+            self.pos.tables.insert(name.to_string(), at_copy);
+        }
+        // The position that reads the table's stream again from the seed's beginning reaches
+        // the target before any of its rows: a restart that continues the seed reads from there.
+        self.events.send(SourceEvent::Begin).await?;
+        self.events.send(SourceEvent::Commit { position: self.position(), commit_time_us: None }).await?;
+        if self.filter.snapshot_mode(&table.id()) == SnapshotMode::Never {
+            return Ok(adopt_without_copy(&self.events, table.schema.clone(), CopiedTable::default()).await?);
+        }
+        let resumed = continuing.as_ref().map(|(_, rows)| *rows);
+        self.events.send(SourceEvent::FillStart { table: table.id(), resumed }).await?;
+        progress.estimate_rows(&table.id(), table.item_count.max(0) as u64);
+        match resumed {
+            Some(rows) => {
+                tracing::info!(table = %name, rows, "the copy made while streaming continues after the rows committed")
+            }
+            None => tracing::info!(table = %name, "copying the table while streaming"),
+        }
+        self.fills.spawn(table, continuing);
+        Ok(())
+    }
+
     /// Describes each table's stream and starts a reader for every shard that may be read.
     async fn start_ready(
         &mut self,
         tx: &mpsc::Sender<Msg>,
         room: &Arc<Semaphore>,
-        readers: &mut JoinSet<()>,
-        reading: &mut HashSet<(String, String)>,
+        readers: &mut Readers,
     ) -> Result<(), DynError> {
         for (name, table) in &self.tables {
+            let empty = TablePos { stream: table.stream_arn.clone(), shards: BTreeMap::new(), copy_began_us: None };
+            if self.fills.seeding(name) {
+                let pos = self.pos.tables.get(name).unwrap_or(&empty);
+                shards::check_retention(pos, zetl_core::pipeline::now_us())
+                    .map_err(|gap| DynError::Gap(format!("table {name}: {gap}")))?;
+                continue;
+            }
             let listed = list_shards(&self.clients, &table.stream_arn).await?;
             if let Some(pos) = self.pos.tables.get_mut(name) {
                 shards::forget_trimmed(pos, &listed);
             }
-            let empty = TablePos { stream: table.stream_arn.clone(), shards: BTreeMap::new(), copy_began_us: None };
             let pos = self.pos.tables.get(name).unwrap_or(&empty);
             shards::check_retention(pos, zetl_core::pipeline::now_us())
                 .map_err(|gap| DynError::Gap(format!("table {name}: {gap}")))?;
-            let busy: HashSet<String> = reading.iter().filter(|(t, _)| t == name).map(|(_, s)| s.clone()).collect();
-            let ready =
-                shards::ready(&listed, pos, &busy).map_err(|gap| DynError::Gap(format!("table {name}: {gap}")))?;
+            let ready = shards::ready(&listed, pos, &readers.busy(name))
+                .map_err(|gap| DynError::Gap(format!("table {name}: {gap}")))?;
+            let epoch = self.epochs.get(name).copied().unwrap_or_default();
             for (shard, start) in ready {
                 tracing::debug!(table = %name, shard = %shard, ?start, "reading shard");
-                reading.insert((name.clone(), shard.clone()));
                 let reader = Reader {
                     clients: self.clients.clone(),
                     table: table.clone(),
-                    shard,
+                    shard: shard.clone(),
+                    epoch,
                     tx: tx.clone(),
                     room: room.clone(),
                 };
-                readers.spawn(reader.run(start));
+                let handle = readers.tasks.spawn(reader.run(start));
+                readers.by_shard.insert((name.clone(), shard), handle);
             }
         }
         Ok(())
@@ -225,6 +360,7 @@ struct Reader {
     clients: Clients,
     table: Arc<TableInfo>,
     shard: String,
+    epoch: u64,
     tx: mpsc::Sender<Msg>,
     room: Arc<Semaphore>,
 }
@@ -232,7 +368,7 @@ struct Reader {
 impl Reader {
     async fn run(self, start: Start) {
         if let Err(e) = self.read(start).await {
-            let _ = self.tx.send(Msg::Failed(e)).await;
+            let _ = self.tx.send(self.msg(Body::Failed(e))).await;
         }
     }
 
@@ -268,8 +404,7 @@ impl Reader {
                 let weight: usize = records.iter().map(|r| r.change.weight() + r.seq.len()).sum();
                 let permits = u32::try_from(weight.clamp(1, PAGES_BYTES)).unwrap_or(u32::MAX);
                 let Ok(room) = self.room.clone().acquire_many_owned(permits).await else { return Ok(()) };
-                let (table, shard) = (self.table.name.clone(), self.shard.clone());
-                let msg = Msg::Page { table, shard, records, finished, room };
+                let msg = self.msg(Body::Page { shard: self.shard.clone(), records, finished, room });
                 if self.tx.send(msg).await.is_err() {
                     return Ok(());
                 }
@@ -282,6 +417,10 @@ impl Reader {
                 tokio::time::sleep(IDLE_POLL).await;
             }
         }
+    }
+
+    fn msg(&self, body: Body) -> Msg {
+        Msg { table: self.table.name.clone(), epoch: self.epoch, body }
     }
 
     async fn iterator(&self, after: Option<&str>) -> Result<String, DynError> {
