@@ -324,7 +324,8 @@ fn soak_mariadb_into_iceberg() {
 
 /// A table of 500 items (small enough that a seed completes within a cycle now and then:
 /// moto scans slowly) under a boto3 writer (puts, updates, deletes) for about as long as the
-/// kill cycles take. Returns zetl started once more, and what was written.
+/// kill cycles take; its resyncs seed it again beside its stream. Returns zetl started once
+/// more, and what was written.
 #[cfg(feature = "dynamodb")]
 fn soak_dynamodb(env: &DynEnv, config: &Path, port: u16, figures: &mut Figures) -> (Zetl, String) {
     let seconds = (cycles() * 3).to_string();
@@ -334,8 +335,7 @@ fn soak_dynamodb(env: &DynEnv, config: &Path, port: u16, figures: &mut Figures) 
         .stdout(Stdio::null())
         .spawn()
         .expect("start the boto3 writer");
-    // DynamoDB tables are copied again at the next start, not while streaming: no resync.
-    let zetl = kill_cycles(env, config, port, None, figures);
+    let zetl = kill_cycles(env, config, port, Some("dynamodb.t"), figures);
     assert!(load.wait().expect("wait for the writer").success(), "the boto3 writer failed");
     (zetl, format!("{seconds} s of boto3 churn"))
 }
