@@ -66,6 +66,11 @@ impl EventReceiver {
         self.rx.recv().await
     }
 
+    /// The next event if one is waiting now.
+    pub fn try_recv(&mut self) -> Option<(SourceEvent, OwnedSemaphorePermit)> {
+        self.rx.try_recv().ok()
+    }
+
     pub fn blocking_recv(&mut self) -> Option<(SourceEvent, OwnedSemaphorePermit)> {
         self.rx.blocking_recv()
     }

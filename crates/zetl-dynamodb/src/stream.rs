@@ -2,12 +2,14 @@
 //! many at once; each page of records becomes one target transaction whose checkpoint holds
 //! every shard's last applied sequence number. Pages of one shard arrive in order, and an
 //! item's records stay in its shard's lineage, so each item's changes apply in order. A table
-//! seeded while streaming (`fill`) has its shards set aside until its seed is complete.
+//! seeded while streaming (`fill`) has its shards set aside until its Scan is complete; they
+//! are then read into the copy being filled, which replaces the table once every open shard
+//! has been read past the end of the Scan.
 
 use crate::attr;
 use crate::client::Clients;
 use crate::error::{api, DynError};
-use crate::fill::{Continue, Fills};
+use crate::fill::{Continue, FillNext, Fills};
 use crate::position::{ShardPos, StreamPos, TablePos};
 use crate::shards::{self, Listed, Start};
 use crate::table::TableInfo;
@@ -56,6 +58,10 @@ enum Body {
         finished: bool,
         room: OwnedSemaphorePermit,
     },
+    /// An empty page of an open shard: its reader has (about) reached its newest record.
+    Head {
+        shard: String,
+    },
     Failed(DynError),
 }
 
@@ -63,6 +69,14 @@ enum Body {
 /// up to 1 MB of records, and many shards are read at once). A page larger than this waits
 /// until it is alone.
 const PAGES_BYTES: usize = 16 << 20;
+
+/// A table whose Scan is complete and whose stream is being read into its copy: the copy is
+/// done once every open shard has `passed` the end of the Scan (`scanned_us`).
+struct CatchUp {
+    rows: u64,
+    scanned_us: i64,
+    passed: HashSet<String>,
+}
 
 /// The reader tasks, by table and shard.
 #[derive(Default)]
@@ -97,6 +111,9 @@ pub struct Streamer {
     /// Per table, how many times its stream was set aside for a seed: pages read before the
     /// last time are dropped (the seed's position reads them again after it).
     epochs: HashMap<String, u64>,
+    catching_up: HashMap<String, CatchUp>,
+    /// Per table, its open shards at the last listing.
+    open_shards: HashMap<String, Vec<String>>,
 }
 
 impl Streamer {
@@ -108,7 +125,8 @@ impl Streamer {
         filter: TableFilter,
         fills: Fills,
     ) -> Self {
-        Self { clients, tables, pos, events, filter, fills, epochs: HashMap::new() }
+        let (epochs, catching_up, open_shards) = (HashMap::new(), HashMap::new(), HashMap::new());
+        Self { clients, tables, pos, events, filter, fills, epochs, catching_up, open_shards }
     }
 
     /// Seeds `seeds` beside the streams (each continuing its cut-off seed where given), then
@@ -142,10 +160,23 @@ impl Streamer {
                     match body {
                         Body::Page { shard, records, finished, room: _room } => {
                             busy = true;
+                            let newest_us = records.last().and_then(|r| r.at_us);
                             self.apply(&table, &shard, records, finished).await?;
+                            if let Some(c) = self.catching_up.get_mut(&table) {
+                                if newest_us.is_some_and(|at| at >= c.scanned_us) {
+                                    c.passed.insert(shard.clone());
+                                }
+                            }
                             if finished {
-                                readers.by_shard.remove(&(table, shard));
+                                readers.by_shard.remove(&(table.clone(), shard));
                                 self.start_ready(&tx, &room, &mut readers).await?;
+                            }
+                            self.finish_if_caught_up(&table).await?;
+                        }
+                        Body::Head { shard } => {
+                            if let Some(c) = self.catching_up.get_mut(&table) {
+                                c.passed.insert(shard);
+                                self.finish_if_caught_up(&table).await?;
                             }
                         }
                         Body::Failed(e) => {
@@ -154,20 +185,21 @@ impl Streamer {
                         }
                     }
                 }
-                next = self.fills.next() => {
-                    let (event, _room) = next?;
-                    busy = true;
-                    let seeded = match &event {
-                        SourceEvent::CopyDone { table, .. } => Some(table.name.clone()),
-                        _ => None,
-                    };
-                    self.events.send(event).await?;
-                    if let Some(table) = seeded {
-                        self.fills.done(&table);
-                        self.start_ready(&tx, &room, &mut readers).await?;
+                next = self.fills.next() => match next? {
+                    FillNext::Event(event, _room) => {
+                        busy = true;
+                        self.events.send(event).await?;
                     }
-                }
+                    FillNext::Scanned { table, rows } => {
+                        tracing::info!(table = %table, rows, "table scanned; its stream catches up before the copy is complete");
+                        let scanned_us = zetl_core::pipeline::now_us();
+                        self.catching_up.insert(table.clone(), CatchUp { rows, scanned_us, passed: HashSet::new() });
+                        self.start_ready(&tx, &room, &mut readers).await?;
+                        self.finish_if_caught_up(&table).await?;
+                    }
+                },
                 _ = discover.tick() => {
+                    while readers.tasks.try_join_next().is_some() {}
                     self.serve_resyncs(ctx, &mut readers).await?;
                     self.start_ready(&tx, &room, &mut readers).await?;
                 }
@@ -185,6 +217,21 @@ impl Streamer {
         self.pos.to_position()
     }
 
+    /// Hands on `CopyDone` for `table` once its stream has caught up since its Scan ended.
+    async fn finish_if_caught_up(&mut self, table: &str) -> Result<(), DynError> {
+        let (Some(c), Some(info)) = (self.catching_up.get(table), self.tables.get(table)) else { return Ok(()) };
+        let open = self.open_shards.get(table).map(Vec::as_slice).unwrap_or_default();
+        if !open.iter().all(|s| c.passed.contains(s)) {
+            return Ok(());
+        }
+        let (id, rows) = (info.id(), c.rows);
+        self.events.send(SourceEvent::CopyDone { table: id, rows, copied: CopiedTable::default() }).await?;
+        tracing::info!(table = %table, rows, "table copied while streaming");
+        self.catching_up.remove(table);
+        self.fills.done(table);
+        Ok(())
+    }
+
     /// Tables the operator asked to copy again (`zetl resync`), seeded beside the streams.
     async fn serve_resyncs(&mut self, ctx: &SourceContext, readers: &mut Readers) -> Result<(), DynError> {
         if !ctx.resync_requested() {
@@ -192,8 +239,13 @@ impl Streamer {
         }
         let names: HashMap<_, _> = self.tables.values().map(|t| (t.id(), t.name.clone())).collect();
         for id in ctx.take_resync_requests(|id| names.contains_key(id)) {
-            if let Some(name) = names.get(&id) {
-                self.seed(name, None, &ctx.progress, readers).await?;
+            let Some(name) = names.get(&id) else { continue };
+            if let Err(e) = self.seed(name, None, &ctx.progress, readers).await {
+                // Not begun: asked again for the run that follows this error.
+                if let Ok(mut queue) = ctx.resync.lock() {
+                    queue.push(id);
+                }
+                return Err(e);
             }
         }
         Ok(())
@@ -216,7 +268,9 @@ impl Streamer {
         }
         *self.epochs.entry(name.to_string()).or_default() += 1;
         readers.stop_table(name);
-        let continuing = continuing.filter(|_| self.pos.tables.get(name).is_some_and(|p| p.copy_began_us.is_some()));
+        // Committed with the seed's `FillStart`, the table's position is where the seed began
+        // or where its stream has been read to since.
+        let continuing = continuing.filter(|_| self.pos.tables.contains_key(name));
         if continuing.is_none() {
             let listed = list_shards(&self.clients, &table.stream_arn).await?;
             let began = Some(zetl_core::pipeline::now_us());
@@ -228,14 +282,18 @@ impl Streamer {
             self.pos.tables.insert(name.to_string(), at_copy);
         }
         // The position that reads the table's stream again from the seed's beginning reaches
-        // the target before any of its rows: a restart that continues the seed reads from there.
+        // the target in the transaction of its `FillStart`: a restart that finds the seed
+        // under way reads from there.
+        let never = self.filter.snapshot_mode(&table.id()) == SnapshotMode::Never;
+        let resumed = continuing.as_ref().map(|(_, rows)| *rows);
         self.events.send(SourceEvent::Begin).await?;
+        if !never {
+            self.events.send(SourceEvent::FillStart { table: table.id(), resumed }).await?;
+        }
         self.events.send(SourceEvent::Commit { position: self.position(), commit_time_us: None }).await?;
-        if self.filter.snapshot_mode(&table.id()) == SnapshotMode::Never {
+        if never {
             return Ok(adopt_without_copy(&self.events, table.schema.clone(), CopiedTable::default()).await?);
         }
-        let resumed = continuing.as_ref().map(|(_, rows)| *rows);
-        self.events.send(SourceEvent::FillStart { table: table.id(), resumed }).await?;
         progress.estimate_rows(&table.id(), table.item_count.max(0) as u64);
         match resumed {
             Some(rows) => {
@@ -256,13 +314,14 @@ impl Streamer {
     ) -> Result<(), DynError> {
         for (name, table) in &self.tables {
             let empty = TablePos { stream: table.stream_arn.clone(), shards: BTreeMap::new(), copy_began_us: None };
-            if self.fills.seeding(name) {
+            if self.fills.seeding(name) && !self.catching_up.contains_key(name) {
                 let pos = self.pos.tables.get(name).unwrap_or(&empty);
                 shards::check_retention(pos, zetl_core::pipeline::now_us())
                     .map_err(|gap| DynError::Gap(format!("table {name}: {gap}")))?;
                 continue;
             }
             let listed = list_shards(&self.clients, &table.stream_arn).await?;
+            self.open_shards.insert(name.clone(), listed.iter().filter(|s| s.open).map(|s| s.id.clone()).collect());
             if let Some(pos) = self.pos.tables.get_mut(name) {
                 shards::forget_trimmed(pos, &listed);
             }
@@ -400,6 +459,9 @@ impl Reader {
             }
             let finished = page.next_shard_iterator().is_none();
             let empty = records.is_empty();
+            if empty && !finished && self.tx.send(self.msg(Body::Head { shard: self.shard.clone() })).await.is_err() {
+                return Ok(());
+            }
             if !empty || finished {
                 let weight: usize = records.iter().map(|r| r.change.weight() + r.seq.len()).sum();
                 let permits = u32::try_from(weight.clamp(1, PAGES_BYTES)).unwrap_or(u32::MAX);
