@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod fill;
 mod position;
+mod reader;
 mod scan;
 mod scan_cursor;
 mod shards;
