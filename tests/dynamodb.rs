@@ -360,3 +360,25 @@ fn a_snapshot_resync_table_is_seeded_again_at_every_start() {
     assert!(log.contains("copying the table while streaming table=t"), "{log}");
     assert!(!log.contains("copying the table while streaming table=u"), "{log}");
 }
+
+/// A table created while zetl streams that matches the filters is seeded beside the other
+/// table's stream and followed from then on, without a restart.
+#[test]
+fn a_table_created_while_streaming_is_seeded_and_followed() {
+    let env = DynEnv::start("dyn_created");
+    env.driver(&["create", "t"]);
+    env.driver(&["fill", "t", "0", "20"]);
+    let cfg = env.config("created", &["t", "late*"]).write();
+    let log = || std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    let mut zetl = env.run_zetl(&cfg);
+    common::wait_for("the streams", &mut zetl, || log().contains("following the streams"));
+    env.driver(&["create", "late1"]);
+    env.driver(&["fill", "late1", "0", "30"]);
+    common::wait_for("late1's seed", &mut zetl, || log().contains("table copied while streaming table=late1"));
+    env.driver(&["mutate", "late1"]);
+    env.driver(&["mutate", "t"]);
+    env.catch_up_and_stop(zetl, &cfg, &["t", "late1"]);
+    env.assert_equal("t");
+    env.assert_equal("late1");
+    assert!(log().contains("a new table matches the filters table=late1"), "{}", log());
+}

@@ -5,7 +5,7 @@
 use crate::client::{self, Clients};
 use crate::config::DynamodbSourceConfig;
 use crate::error::DynError;
-use crate::fill::{Continue, Fills};
+use crate::fill::Continue;
 use crate::position::{StreamPos, TablePos};
 use crate::scan;
 use crate::scan_cursor;
@@ -195,8 +195,8 @@ impl Source for DynSource {
             tables.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect();
         pos.tables.retain(|name, _| tables.contains_key(name));
         tracing::info!(tables = tables.len(), "following the streams");
-        let fills = Fills::new(clients.clone(), self.config.scan.clone());
-        let mut streamer = Streamer::new(clients, tables, pos, ctx.events.clone(), self.filter.clone(), fills);
+        let selection = (self.filter.clone(), self.config.clone());
+        let mut streamer = Streamer::new(clients, tables, pos, ctx.events.clone(), selection);
         streamer.run(&ctx, seeds).await
     }
 

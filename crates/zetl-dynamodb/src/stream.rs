@@ -7,12 +7,13 @@
 //! has been read past the end of the Scan.
 
 use crate::client::Clients;
+use crate::config::DynamodbSourceConfig;
 use crate::error::{api, DynError};
 use crate::fill::{Continue, FillNext, Fills};
 use crate::position::{ShardPos, StreamPos, TablePos};
 use crate::reader::{Body, Decoded, Msg, Reader, Readers, PAGES_BYTES};
 use crate::shards::{self, Listed};
-use crate::table::TableInfo;
+use crate::table::{self, TableInfo};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub struct Streamer {
     pos: StreamPos,
     events: EventSender,
     filter: TableFilter,
+    config: DynamodbSourceConfig,
     fills: Fills,
     /// Per table, how many times its stream was set aside for a seed: pages read before the
     /// last time are dropped (the seed's position reads them again after it).
@@ -48,6 +50,9 @@ pub struct Streamer {
     catching_up: HashMap<String, CatchUp>,
     /// Per table, its open shards at the last listing.
     open_shards: HashMap<String, Vec<String>>,
+    /// Tables created since the start that match the filters but cannot be replicated (told
+    /// once; the next start refuses them).
+    refused: HashSet<String>,
 }
 
 impl Streamer {
@@ -56,11 +61,11 @@ impl Streamer {
         tables: BTreeMap<String, Arc<TableInfo>>,
         pos: StreamPos,
         events: EventSender,
-        filter: TableFilter,
-        fills: Fills,
+        (filter, config): (TableFilter, DynamodbSourceConfig),
     ) -> Self {
-        let (epochs, catching_up, open_shards) = (HashMap::new(), HashMap::new(), HashMap::new());
-        Self { clients, tables, pos, events, filter, fills, epochs, catching_up, open_shards }
+        let fills = Fills::new(clients.clone(), config.scan.clone());
+        let (epochs, catching_up, open_shards, refused) = Default::default();
+        Self { clients, tables, pos, events, filter, config, fills, epochs, catching_up, open_shards, refused }
     }
 
     /// Seeds `seeds` beside the streams (each continuing its cut-off seed where given), then
@@ -134,6 +139,7 @@ impl Streamer {
                 },
                 _ = discover.tick() => {
                     readers.reap();
+                    self.discover_tables(&ctx.progress, &mut readers).await?;
                     self.serve_resyncs(ctx, &mut readers).await?;
                     self.start_ready(&tx, &room, &mut readers).await?;
                 }
@@ -163,6 +169,29 @@ impl Streamer {
         tracing::info!(table = %table, rows, "table copied while streaming");
         self.catching_up.remove(table);
         self.fills.done(table);
+        Ok(())
+    }
+
+    /// Tables created since the start that match the filters: seeded beside the streams.
+    async fn discover_tables(&mut self, progress: &Progress, readers: &mut Readers) -> Result<(), DynError> {
+        for name in table::list(&self.clients, &self.filter).await? {
+            if self.tables.contains_key(&name) || self.refused.contains(&name) {
+                continue;
+            }
+            let info = match table::describe(&self.clients, &name, &self.config).await {
+                Ok(info) => info,
+                Err(e @ DynError::Prerequisite { .. }) => {
+                    tracing::warn!(table = %name, "a new table matches the filters but cannot be replicated: {e}");
+                    self.refused.insert(name);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            tracing::info!(table = %name, "a new table matches the filters");
+            self.events.send(SourceEvent::Schema(info.schema.clone())).await?;
+            self.tables.insert(name.clone(), Arc::new(info));
+            self.seed(&name, None, progress, readers).await?;
+        }
         Ok(())
     }
 
