@@ -215,8 +215,9 @@ impl Streamer {
     }
 
     /// Sets `table`'s stream aside and starts its seed beside the others (or, `snapshot:
-    /// never`, takes it as it is). Its stream is read again from the shards open now, once the
-    /// seed is complete; a seed cut short by a restart (`continuing`) keeps the shards it noted.
+    /// never`, takes it as it is). Once its Scan is complete its stream is read again, into the
+    /// copy, from the shards open now; a seed cut short by a restart (`continuing`) keeps the
+    /// position committed with it.
     async fn seed(
         &mut self,
         name: &str,
