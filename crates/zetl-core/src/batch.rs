@@ -28,9 +28,11 @@ pub enum KeyedOp {
 pub struct TableBatch {
     /// The table was truncated in this batch before the changes below.
     pub truncate: bool,
-    /// Keyed tables: key → final op, in first-touched order (`order` indexes `ops`).
+    /// Keyed tables: key → its final op's place in `ops`.
     keys: KeyMap<usize>,
-    pub ops: Vec<(Vec<u8>, KeyedOp)>,
+    /// Keyed ops in the order their keys were last touched; a superseded op is dropped at once
+    /// (a key updated 10 000 times in a batch holds one row, not 10 000).
+    ops: Vec<Option<KeyedOp>>,
     /// Tables without a key: changes in source order (inserts only, or full-row identity).
     pub unkeyed: Vec<ChangeKind>,
     /// Changelog batches: every change of the table in source order, none collapsed.
@@ -45,19 +47,19 @@ pub struct TableBatch {
 impl TableBatch {
     /// Keyed ops with their final state; superseded slots are skipped.
     pub fn keyed_ops(&self) -> impl Iterator<Item = &KeyedOp> {
-        self.ops.iter().enumerate().filter(|(i, (k, _))| self.keys.get(k) == Some(i)).map(|(_, (_, op))| op)
+        self.ops.iter().flatten()
     }
 
     fn set(&mut self, key: Vec<u8>, op: KeyedOp) {
-        let index = self.ops.len();
-        // A newer state replaces an older one; the old slot stays (cheaper than removal) and is
-        // skipped by `keyed_ops`.
-        self.keys.insert(key.clone(), index);
-        self.ops.push((key, op));
+        // The newer state goes last; the older one's slot is emptied (cheaper than removal).
+        if let Some(older) = self.keys.insert(key, self.ops.len()) {
+            self.ops[older] = None;
+        }
+        self.ops.push(Some(op));
     }
 
     fn current(&self, key: &[u8]) -> Option<&KeyedOp> {
-        self.keys.get(key).map(|&i| &self.ops[i].1)
+        self.keys.get(key).and_then(|&i| self.ops[i].as_ref())
     }
 }
 
@@ -137,9 +139,9 @@ impl Batch {
     }
 
     pub fn truncate(&mut self, table: &TableId) {
-        self.counts.entry(table.clone()).or_default().truncates += 1;
+        slot(&mut self.counts, table).truncates += 1;
         self.changes += 1;
-        let t = self.tables.entry(table.clone()).or_default();
+        let t = slot(&mut self.tables, table);
         if self.changelog {
             t.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Truncate });
             return;
@@ -158,7 +160,7 @@ impl Batch {
     /// key, and is not counted as a source change.
     pub fn push_copied(&mut self, schema: &TableSchema, row: Row) {
         self.weight += crate::copy_rows::row_weight(&row);
-        let table = self.tables.entry(schema.id.clone()).or_default();
+        let table = slot(&mut self.tables, &schema.id);
         if self.changelog {
             table.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Copied(row) });
             return;
@@ -179,14 +181,14 @@ impl Batch {
     pub fn push(&mut self, schema: &TableSchema, change: Change) {
         self.weight += change.weight();
         self.changes += 1;
-        let counts = self.counts.entry(change.table.clone()).or_default();
+        let counts = slot(&mut self.counts, &change.table);
         match change.kind {
             ChangeKind::Insert { .. } => counts.inserts += 1,
             ChangeKind::Update { .. } => counts.updates += 1,
             ChangeKind::Delete { .. } | ChangeKind::Expire { .. } => counts.deletes += 1,
         }
         // The schema names the table written: a table filled aside takes its table's changes.
-        let table = self.tables.entry(schema.id.clone()).or_default();
+        let table = slot(&mut self.tables, &schema.id);
         if self.changelog {
             table.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Change(change.kind) });
             return;
@@ -241,6 +243,15 @@ impl Batch {
     }
 }
 
+/// `map`'s entry for `table`, made if missing: a change is looked up by reference, without
+/// cloning the table's name for every change as `entry` would.
+fn slot<'a, V: Default>(map: &'a mut BTreeMap<TableId, V>, table: &TableId) -> &'a mut V {
+    if !map.contains_key(table) {
+        map.insert(table.clone(), V::default());
+    }
+    map.get_mut(table).expect("inserted above")
+}
+
 /// Takes unchanged (unsent) column values from the key's earlier state in this batch, so the
 /// target only has to look up what the batch itself does not know. Returns the old key's row
 /// when that earlier state was itself a move whose values the target must still supply.
@@ -269,6 +280,12 @@ pub fn net_unkeyed(changes: &[ChangeKind]) -> (Vec<&Row>, Vec<&Row>) {
         row.iter().for_each(|v| encode(v, &mut out));
         out
     };
+    let inserts_only = changes.iter().all(|c| matches!(c, ChangeKind::Insert { .. }));
+    if inserts_only {
+        // An append-only table (a log, history): nothing to cancel, so nothing to hash.
+        let added = changes.iter().filter_map(|c| if let ChangeKind::Insert { row } = c { Some(row) } else { None });
+        return (Vec::new(), added.collect());
+    }
     let mut removed = Vec::new();
     let mut added: Vec<Option<&Row>> = Vec::new();
     // Rows added so far and not cancelled, by content: their places in `added`.

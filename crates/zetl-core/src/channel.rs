@@ -4,7 +4,7 @@
 
 use crate::event::SourceEvent;
 use std::sync::Arc;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// The source's end.
 #[derive(Clone)]
@@ -55,6 +55,18 @@ impl EventSender {
         Ok(Slot { tx: self.tx.clone(), permit })
     }
 
+    /// Room for an event of `weight` bytes if there is some now; `None` when the channel is
+    /// full. Spares a busy source a waiting future (and its timers) per event.
+    pub fn try_reserve(&self, weight: usize) -> Result<Option<Slot>, Closed> {
+        let n = weight.clamp(1, self.max as usize) as u32;
+        match self.budget.clone().try_acquire_many_owned(n) {
+            Ok(_) if self.tx.is_closed() => Err(Closed),
+            Ok(permit) => Ok(Some(Slot { tx: self.tx.clone(), permit })),
+            Err(TryAcquireError::NoPermits) => Ok(None),
+            Err(TryAcquireError::Closed) => Err(Closed),
+        }
+    }
+
     pub async fn send(&self, event: SourceEvent) -> Result<(), Closed> {
         self.reserve(event.weight()).await?.send(event)
     }
@@ -92,6 +104,18 @@ mod tests {
         drop(room);
         let slot = tokio::time::timeout(std::time::Duration::from_millis(500), tx.reserve(40)).await;
         assert!(slot.is_ok(), "room is back once the writer is done with the event");
+    }
+
+    #[tokio::test]
+    async fn try_reserve_finds_room_only_while_the_budget_has_it() {
+        let (tx, mut rx) = channel(100);
+        let slot = tx.try_reserve(80).expect("open").expect("room");
+        slot.send(SourceEvent::Heartbeat { position: Position("1".into()) }).expect("open");
+        assert!(tx.try_reserve(40).expect("open").is_none(), "80 + 40 bytes must not fit in 100");
+        drop(rx.recv().await.expect("event"));
+        assert!(tx.try_reserve(40).expect("open").is_some());
+        drop(rx);
+        assert!(tx.try_reserve(1).is_err(), "the writer is gone");
     }
 
     #[tokio::test]

@@ -24,10 +24,14 @@ const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 pub use crate::progress::Progress;
 
+/// Looked up for every change: a fast hash, not SipHash (table names are not attacker-chosen
+/// keys of an unbounded map).
+type TableMap<V> = HashMap<TableId, V, foldhash::fast::RandomState>;
+
 pub struct Writer<T: Target> {
     target: T,
     config: BatchConfig,
-    schemas: HashMap<TableId, TableSchema>,
+    schemas: TableMap<TableSchema>,
     batch: Batch,
     acks: watch::Sender<Position>,
     progress: Arc<Progress>,
@@ -43,10 +47,10 @@ pub struct Writer<T: Target> {
     copying: usize,
     /// Tables being filled beside the stream (between FillStart and CopyDone), with the rows
     /// their copy holds so far.
-    filling: HashMap<TableId, u64>,
+    filling: TableMap<u64>,
     /// Tables being filled aside (`apply.resync: replace`): table → the table filled, which
     /// takes the table's changes until it replaces the table (see [`Target::fill_aside`]).
-    aside: HashMap<TableId, TableId>,
+    aside: TableMap<TableId>,
     /// Changes of the source transaction in progress.
     txn_changes: u64,
     pending_commit_time: Option<i64>,
@@ -57,7 +61,7 @@ pub struct Writer<T: Target> {
     copied_since_commit: usize,
     apply: ApplyPolicy,
     /// Values of columns the next Schema of a table adds, for the rows before them.
-    fills: HashMap<TableId, Vec<(String, Value)>>,
+    fills: TableMap<Vec<(String, Value)>>,
 }
 
 impl<T: Target> Writer<T> {
@@ -66,7 +70,7 @@ impl<T: Target> Writer<T> {
         Self {
             target,
             config,
-            schemas: HashMap::new(),
+            schemas: TableMap::default(),
             batch: Batch::new(changelog),
             acks,
             progress,
@@ -79,8 +83,8 @@ impl<T: Target> Writer<T> {
             position: None,
             pending_txns: 0,
             copying: 0,
-            filling: HashMap::new(),
-            aside: HashMap::new(),
+            filling: TableMap::default(),
+            aside: TableMap::default(),
             txn_changes: 0,
             pending_commit_time: None,
             idle_position: None,
@@ -88,7 +92,7 @@ impl<T: Target> Writer<T> {
             last_commit: Instant::now(),
             copied_since_commit: 0,
             apply: ApplyPolicy::default(),
-            fills: HashMap::new(),
+            fills: TableMap::default(),
         }
     }
 

@@ -73,7 +73,13 @@ pub struct Streamer<'a> {
     spill: Spill,
     pub progress: Arc<Progress>,
     last_status: Instant,
+    /// Events sent and messages received: the clock is read every [`CLOCK_EVERY`]th, not for
+    /// each (reading it was a few per cent of the stream's time).
+    sends: u32,
+    received_messages: u32,
 }
+
+const CLOCK_EVERY: u32 = 64;
 
 /// Why the stream loop returned.
 pub enum Pause {
@@ -96,6 +102,8 @@ impl<'a> Streamer<'a> {
             spill,
             progress: Arc::new(Progress::default()),
             last_status: Instant::now(),
+            sends: 0,
+            received_messages: 0,
             sql,
             types,
             tables,
@@ -145,6 +153,8 @@ impl<'a> Streamer<'a> {
     ) -> Result<Pause, PgError> {
         let mut status = tokio::time::interval(STATUS_INTERVAL);
         let started = Instant::now();
+        let discover = tokio::time::sleep_until((started + discover_every).into());
+        tokio::pin!(discover);
         loop {
             if !self.in_txn && (*stop.borrow() || started.elapsed() >= discover_every) {
                 stream.send_status(self.received, self.acked, false).await?;
@@ -153,7 +163,10 @@ impl<'a> Streamer<'a> {
             tokio::select! {
                 msg = stream.next() => match msg? {
                     ReplMessage::XLogData { wal_start, wal_end, sent_us, data } => {
-                        self.progress.source_clock.observe(sent_us, zetl_core::pipeline::now_us());
+                        self.received_messages = self.received_messages.wrapping_add(1);
+                        if self.received_messages % CLOCK_EVERY == 1 {
+                            self.progress.source_clock.observe(sent_us, zetl_core::pipeline::now_us());
+                        }
                         self.received = self.received.max(wal_end);
                         self.progress.source_log_position.store(self.received.0, Ordering::Relaxed);
                         self.handle(wal_start, &data, stream).await?;
@@ -185,7 +198,7 @@ impl<'a> Streamer<'a> {
                 }
                 _ = status.tick() => stream.send_status(self.received, self.acked, false).await?,
                 _ = stop.changed() => {}
-                _ = tokio::time::sleep_until((started + discover_every).into()), if !self.in_txn => {}
+                _ = &mut discover, if !self.in_txn => {}
             }
         }
     }
@@ -520,13 +533,18 @@ impl<'a> Streamer<'a> {
     async fn send(&mut self, event: SourceEvent, stream: &mut ReplicationStream) -> Result<(), PgError> {
         // A long replay of a spilled transaction reads no socket: the server must still hear
         // from us within wal_sender_timeout.
-        if self.last_status.elapsed() >= STATUS_INTERVAL {
+        self.sends = self.sends.wrapping_add(1);
+        if self.sends.is_multiple_of(CLOCK_EVERY) && self.last_status.elapsed() >= STATUS_INTERVAL {
             stream.send_status(self.received, self.acked, false).await?;
             self.last_status = Instant::now();
         }
+        let weight = event.weight();
+        if let Some(slot) = self.events.try_reserve(weight).map_err(|_| PgError::PipelineClosed)? {
+            return slot.send(event).map_err(|_| PgError::PipelineClosed);
+        }
         loop {
             tokio::select! {
-                slot = self.events.reserve(event.weight()) => {
+                slot = self.events.reserve(weight) => {
                     return slot.and_then(|s| s.send(event)).map_err(|_| PgError::PipelineClosed);
                 }
                 _ = tokio::time::sleep(STATUS_INTERVAL) => {
