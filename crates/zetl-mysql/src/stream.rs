@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::time::sleep_until;
 use zetl_core::channel::EventSender;
 use zetl_core::filter::TableFilter;
 use zetl_core::source::{CopiedAt, SourcePosition};
@@ -197,6 +198,11 @@ impl Streamer {
         let mut at = self.position.clone();
         // Time away from the socket (a copy, a slow target) is not silence.
         let mut heard = tokio::time::Instant::now();
+        let silence = silence_limit(self.heartbeat_secs);
+        // Two timers for the whole loop, not two per event: the silence timer is moved on
+        // only when it fires early.
+        let (until_deadline, until_silent) = (sleep_until(deadline), sleep_until(heard + silence.unwrap_or_default()));
+        tokio::pin!(until_deadline, until_silent);
         loop {
             if self.txn.is_none() {
                 if *stop.borrow() {
@@ -208,12 +214,16 @@ impl Streamer {
             }
             let reader =
                 self.reader.as_mut().ok_or_else(|| MyError::Disconnected("the binlog connection is closed".into()))?;
-            let silence = silence_limit(self.heartbeat_secs);
             let event = tokio::select! {
                 e = reader.next(&at) => e?,
-                _ = tokio::time::sleep_until(deadline), if self.txn.is_none() => return Ok(Pause::Tick),
+                _ = &mut until_deadline, if self.txn.is_none() => return Ok(Pause::Tick),
                 _ = stop.changed(), if self.txn.is_none() => return Ok(Pause::Stopped),
-                _ = tokio::time::sleep_until(heard + silence.unwrap_or_default()), if silence.is_some() => {
+                _ = &mut until_silent, if silence.is_some() => {
+                    let limit = silence.unwrap_or_default();
+                    if heard.elapsed() < limit {
+                        until_silent.as_mut().reset(heard + limit);
+                        continue;
+                    }
                     return Err(MyError::Disconnected(format!(
                         "no event or heartbeat from the server for {} s (heartbeats are due every {} s): \
                          the binlog connection is taken for lost",
