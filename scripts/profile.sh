@@ -53,10 +53,17 @@ else
   what="$(sql "SELECT count(*) FROM pgbench_accounts") rows"
   done_yet() { grep -q "initial copy committed at the target" "$RUN_DIR/zetl.log"; }
 fi
+idle0=$(awk '/^cpu / { print $5 + $6 }' /proc/stat)
 t0=$(now)
 perf record -F 997 -g -o "$RUN_DIR/perf.data" -- "$ZETL" run -c "$RUN_DIR/zetl.yaml" 2>"$RUN_DIR/zetl.log" &
 until done_yet; do sleep 0.05; done
 t1=$(now)
+idle1=$(awk '/^cpu / { print $5 + $6 }' /proc/stat)
+# The walsender decodes the WAL for zetl on the same cores: its CPU time is part of the bill.
+walsender=$(pgrep -f "postgres: walsender" | head -n 1 || true)
+[ -n "$walsender" ] && awk '{ printf "PostgreSQL walsender: %.2f CPU s\n", ($14 + $15) / 100 }' "/proc/$walsender/stat"
+awk -v i="$((idle1 - idle0))" -v s="$(echo "$t1 - $t0" | bc)" -v n="$(nproc)" \
+  'BEGIN { printf "machine idle: %.2f of %d cores on average\n", i / 100 / s, n }'
 pid=$(zetl_pid)
 rss_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
 kill -TERM "$pid"; wait || true
