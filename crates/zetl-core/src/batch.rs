@@ -179,7 +179,13 @@ impl Batch {
     }
 
     pub fn push(&mut self, schema: &TableSchema, change: Change) {
-        self.weight += change.weight();
+        let weight = change.weight();
+        self.push_weighed(schema, change, weight);
+    }
+
+    /// [`Batch::push`] of a change whose weight the source has already worked out.
+    pub fn push_weighed(&mut self, schema: &TableSchema, change: Change, weight: usize) {
+        self.weight += weight;
         self.changes += 1;
         let counts = slot(&mut self.counts, &change.table);
         match change.kind {

@@ -301,7 +301,8 @@ impl<T: Target> Writer<T> {
                     .schemas
                     .get(self.place(&change.table))
                     .ok_or_else(|| PipelineError::Protocol(format!("change to {} before its schema", change.table)))?;
-                self.batch.push(schema, change);
+                // The room the change took in the channel is its weight.
+                self.batch.push_weighed(schema, change, weight);
                 self.txn_changes += 1;
                 if self.batch.weight() >= self.config.max_bytes {
                     self.flush()?;

@@ -209,10 +209,20 @@ pub fn decode(buf: &[u8], in_stream: bool) -> Result<Message, DecodeError> {
 /// The whole buffer must be one message: trailing bytes are an error, which usually also
 /// catches a wrong `in_stream` (the xid shifts every later field by four bytes).
 pub fn decode_with_xid(buf: &[u8], in_stream: bool) -> Result<Decoded, DecodeError> {
+    decode_from(buf, None, in_stream)
+}
+
+/// [`decode_with_xid`] of a message held in `Bytes`: its column values are slices of it, not
+/// copies (one allocation less per value received).
+pub fn decode_shared(buf: &Bytes, in_stream: bool) -> Result<Decoded, DecodeError> {
+    decode_from(buf, Some(buf), in_stream)
+}
+
+fn decode_from(buf: &[u8], src: Option<&Bytes>, in_stream: bool) -> Result<Decoded, DecodeError> {
     let (&kind, _) = buf.split_first().ok_or(DecodeError::Empty)?;
     let (_, message) =
         MESSAGE_NAMES.iter().find(|(k, _)| *k == kind).ok_or(DecodeError::UnknownMessageType { byte: kind })?;
-    let mut c = Cursor { buf, pos: 1, message };
+    let mut c = Cursor { buf, src, pos: 1, message };
     let xid = if in_stream && carries_stream_xid(kind) { Some(c.u32()?) } else { None };
     let message = match kind {
         b'B' => Message::Begin { final_lsn: c.u64()?, commit_time: c.i64()?, xid: c.u32()? },
@@ -248,12 +258,7 @@ pub fn decode_with_xid(buf: &[u8], in_stream: bool) -> Result<Decoded, DecodeErr
             let lsn = c.u64()?;
             let prefix = c.cstring("message prefix")?;
             let len = c.len("content length")?;
-            Message::LogicalMessage {
-                transactional: flags & 1 != 0,
-                lsn,
-                prefix,
-                content: Bytes::copy_from_slice(c.bytes(len)?),
-            }
+            Message::LogicalMessage { transactional: flags & 1 != 0, lsn, prefix, content: c.shared(len)? }
         }
         b'S' => Message::StreamStart { xid: c.u32()?, first_segment: c.u8()? == 1 },
         b'E' => Message::StreamStop,
@@ -341,7 +346,7 @@ fn tuple(c: &mut Cursor<'_>) -> Result<Vec<TupleValue>, DecodeError> {
             b'u' => TupleValue::Unchanged,
             kind @ (b't' | b'b') => {
                 let len = c.len("value length")?;
-                let value = Bytes::copy_from_slice(c.bytes(len)?);
+                let value = c.shared(len)?;
                 match kind {
                     b't' => TupleValue::Text(value),
                     _ => TupleValue::Binary(value),
@@ -365,6 +370,8 @@ macro_rules! read_be {
 /// Bounds-checked big-endian reads over one message; errors carry the message name and offset.
 struct Cursor<'a> {
     buf: &'a [u8],
+    /// `buf` as `Bytes`, when it is: values are then shared slices of it.
+    src: Option<&'a Bytes>,
     pos: usize,
     message: &'static str,
 }
@@ -372,6 +379,11 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
+    }
+
+    fn shared(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+        let (src, bytes) = (self.src, self.bytes(n)?);
+        Ok(src.map_or_else(|| Bytes::copy_from_slice(bytes), |src| src.slice_ref(bytes)))
     }
 
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -492,13 +504,17 @@ mod tests {
         }};
     }
 
-    /// `Debug` of the decoded xid and message, or `error: ` and the error's message.
+    /// `Debug` of the decoded xid and message, or `error: ` and the error's message; the same
+    /// whether the values are copied out of the buffer or shared with it.
     fn decoded(buf: &[u8], in_stream: bool) -> String {
-        match decode_with_xid(buf, in_stream) {
+        let show = |decoded| match decoded {
             Ok(Decoded { xid: None, message }) => format!("{message:?}"),
             Ok(Decoded { xid: Some(xid), message }) => format!("xid {xid}: {message:?}"),
             Err(e) => format!("error: {e}"),
-        }
+        };
+        let copied = show(decode_with_xid(buf, in_stream));
+        assert_eq!(show(decode_shared(&Bytes::copy_from_slice(buf), in_stream)), copied);
+        copied
     }
 
     /// numeric(12,2)'s typmod.

@@ -11,6 +11,7 @@ use crate::pgoutput::{self, Message, OldTuple, Relation, ReplicaIdentity, TupleV
 use crate::replication::{ReplMessage, ReplicationStream, PG_EPOCH_OFFSET_US};
 use crate::spill::Spill;
 use crate::types::{map_type, TypeCatalog};
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -203,9 +204,9 @@ impl<'a> Streamer<'a> {
         }
     }
 
-    async fn handle(&mut self, wal_start: Lsn, data: &[u8], stream: &mut ReplicationStream) -> Result<(), PgError> {
+    async fn handle(&mut self, wal_start: Lsn, data: &Bytes, stream: &mut ReplicationStream) -> Result<(), PgError> {
         let decode_err = |source| PgError::Decode { lsn: wal_start.to_string(), cause: source };
-        let decoded = pgoutput::decode_with_xid(data, self.stream_xid.is_some()).map_err(decode_err)?;
+        let decoded = pgoutput::decode_shared(data, self.stream_xid.is_some()).map_err(decode_err)?;
         match decoded.message {
             Message::StreamStart { xid, .. } => self.stream_xid = Some(xid),
             Message::StreamStop => self.stream_xid = None,
@@ -216,7 +217,8 @@ impl<'a> Streamer<'a> {
                 self.begin(Lsn(commit_lsn), xid, commit_time, stream).await?;
                 if let Some(mut spilled) = self.spill.take(xid).map_err(|e| self.spill.io_error(e))? {
                     while let Some(raw) = spilled.next_message().map_err(|e| self.spill.io_error(e))? {
-                        let message = pgoutput::decode(&raw, true).map_err(decode_err)?;
+                        let raw = Bytes::from(raw);
+                        let message = pgoutput::decode_shared(&raw, true).map_err(decode_err)?.message;
                         self.apply(message, stream).await?;
                     }
                 }
