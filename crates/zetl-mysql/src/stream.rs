@@ -199,9 +199,10 @@ impl Streamer {
         // Time away from the socket (a copy, a slow target) is not silence.
         let mut heard = tokio::time::Instant::now();
         let silence = silence_limit(self.heartbeat_secs);
+        let limit = silence.unwrap_or_default();
         // Two timers for the whole loop, not two per event: the silence timer is moved on
         // only when it fires early.
-        let (until_deadline, until_silent) = (sleep_until(deadline), sleep_until(heard + silence.unwrap_or_default()));
+        let (until_deadline, until_silent) = (sleep_until(deadline), sleep_until(heard + limit));
         tokio::pin!(until_deadline, until_silent);
         loop {
             if self.txn.is_none() {
@@ -219,7 +220,6 @@ impl Streamer {
                 _ = &mut until_deadline, if self.txn.is_none() => return Ok(Pause::Tick),
                 _ = stop.changed(), if self.txn.is_none() => return Ok(Pause::Stopped),
                 _ = &mut until_silent, if silence.is_some() => {
-                    let limit = silence.unwrap_or_default();
                     if heard.elapsed() < limit {
                         until_silent.as_mut().reset(heard + limit);
                         continue;
@@ -227,7 +227,7 @@ impl Streamer {
                     return Err(MyError::Disconnected(format!(
                         "no event or heartbeat from the server for {} s (heartbeats are due every {} s): \
                          the binlog connection is taken for lost",
-                        silence.unwrap_or_default().as_secs(),
+                        limit.as_secs(),
                         self.heartbeat_secs
                     )));
                 }

@@ -165,7 +165,7 @@ impl<'a> Streamer<'a> {
                 msg = stream.next() => match msg? {
                     ReplMessage::XLogData { wal_start, wal_end, sent_us, data } => {
                         self.received_messages = self.received_messages.wrapping_add(1);
-                        if self.received_messages % CLOCK_EVERY == 1 {
+                        if self.received_messages.is_multiple_of(CLOCK_EVERY) {
                             self.progress.source_clock.observe(sent_us, zetl_core::pipeline::now_us());
                         }
                         self.received = self.received.max(wal_end);
