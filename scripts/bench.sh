@@ -3,7 +3,9 @@
 #   ./scripts/bench.sh                 snapshot at 1M and 10M rows, then 30 s of pgbench TPC-B
 #   SCALES="10" STREAM_SECONDS=60 CLIENTS=4 ./scripts/bench.sh
 # Beside each zetl figure it prints the ceiling measured on the same server and data:
-# the raw `COPY … TO STDOUT (FORMAT binary)` rate of the same table.
+# the raw `COPY … TO STDOUT (FORMAT binary)` rate of the same table, and for the backlog
+# PostgreSQL's own pg_recvlogical receiving the same changes into /dev/null, with the CPU time
+# of the walsender that decodes and sends them for each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALES="${SCALES:-10 100}"
@@ -39,6 +41,12 @@ start_zetl() {
 stop_zetl() {
   LAST_RSS_KB=$(awk '/VmHWM/ { print $2 }' "/proc/$ZETL_PID/status" 2>/dev/null || echo 0)
   kill -TERM "$ZETL_PID"; wait "$ZETL_PID" || true; ZETL_PID=
+}
+# CPU seconds of the cluster's walsender so far (one replication connection at a time here).
+walsender_cpu() {
+  local ws
+  ws=$(pgrep -P "$(head -n 1 "$RUN_DIR/pg/postmaster.pid")" -f walsender | head -n 1 || true)
+  [ -n "$ws" ] && awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$ws/stat" 2>/dev/null || echo null
 }
 wait_caught_up() {
   local lsn="$1"
@@ -93,11 +101,14 @@ max_lag=$(sort -n "$RUN_DIR/lag.txt" | tail -n 1)
 wal=$(sql "SELECT pg_wal_lsn_diff('$end_lsn', '$wal_before')::bigint")
 # Backlog: zetl stopped while the same workload runs, then started: how fast it catches up.
 stop_zetl; stream_rss_kb=$LAST_RSS_KB
+# A second slot at the same position: pg_recvlogical receives the same backlog later.
+sql "CREATE PUBLICATION bench_ceiling FOR ALL TABLES" >/dev/null
+sql "SELECT pg_create_logical_replication_slot('bench_ceiling', 'pgoutput')" >/dev/null
 backlog_txns=$(pgbench -n -c "$CLIENTS" -j 2 -T "$STREAM_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/number of transactions actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
 backlog_lsn=$(sql "SELECT pg_current_wal_insert_lsn()")
-t0=$(now); start_zetl; wait_caught_up "$backlog_lsn"; t1=$(now)
+t0=$(now); start_zetl; wait_caught_up "$backlog_lsn"; t1=$(now); backlog_ws=$(walsender_cpu)
 backlog_s=$(echo "$t1 - $t0" | bc)
-echo "backlog   ${backlog_txns} txns = $((backlog_txns * 4)) changes applied from a standing start in ${backlog_s} s: $(rate "$((backlog_txns * 4))" "$backlog_s") changes/s (incl. start-up)"
+echo "backlog   ${backlog_txns} txns = $((backlog_txns * 4)) changes applied from a standing start in ${backlog_s} s: $(rate "$((backlog_txns * 4))" "$backlog_s") changes/s (incl. start-up); walsender ${backlog_ws} CPU s"
 
 # One 1M-row source transaction: streamed by the server while in progress, spilled to disk by
 # zetl, applied at its commit in one target transaction.
@@ -109,6 +120,20 @@ wait_caught_up "$(sql "SELECT pg_current_wal_insert_lsn()")"
 t_applied=$(now)
 big_wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$big_start')::bigint")
 stop_zetl; rss_kb=$LAST_RSS_KB
+# The backlog's ceiling: PostgreSQL's own client receiving the same changes, writing nothing.
+r0=$(now)
+pg_recvlogical -d "$ZETL_PG_URL" --slot bench_ceiling --start --endpos "$backlog_lsn" \
+  -o proto_version=2 -o publication_names=bench_ceiling -f /dev/null &
+recv_pid=$!
+until [ "$(walsender_cpu)" != null ] || ! kill -0 "$recv_pid" 2>/dev/null; do sleep 0.01; done
+# The last reading before the walsender exits (pg_recvlogical outlives it briefly).
+while kill -0 "$recv_pid" 2>/dev/null; do
+  cpu=$(walsender_cpu); [ "$cpu" != null ] && recv_ws=$cpu
+  sleep 0.05
+done
+wait "$recv_pid"; recv_s=$(echo "$(now) - $r0" | bc)
+sql "SELECT pg_drop_replication_slot('bench_ceiling')" >/dev/null
+echo "          ceiling: pg_recvlogical into /dev/null $(rate "$((backlog_txns * 4))" "$recv_s") changes/s (${recv_s} s); walsender ${recv_ws:-null} CPU s"
 grep -o 'lag_s=[0-9.]*' "$RUN_DIR/zetl.log" | cut -d= -f2 | sort -n | tail -n 1 >"$RUN_DIR/lag_s.txt" || true
 echo "streaming pgbench TPC-B ${CLIENTS} clients ${STREAM_SECONDS} s: ${txns} txns = ${changes} changes, $((wal / 1048576)) MiB WAL"
 echo "          source rate $(rate "$changes" "$load_s") changes/s; zetl applied all $(rate "$changes" "$total_s") changes/s end to end; caught up ${drain_s} s after the load stopped"
@@ -124,7 +149,9 @@ $(figures_head)
   "streaming": {"clients": $CLIENTS, "seconds": $STREAM_SECONDS, "changes": $changes,
     "source_changes_per_s": $(rate "$changes" "$load_s"), "end_to_end_changes_per_s": $(rate "$changes" "$total_s"),
     "catch_up_s": $(num "$drain_s"), "max_lag_wal_bytes": ${max_lag:-0}, "max_lag_s": $(cat "$RUN_DIR/lag_s.txt" 2>/dev/null | grep . || echo null)},
-  "backlog": {"changes": $((backlog_txns * 4)), "seconds": $(num "$backlog_s"), "changes_per_s": $(rate "$((backlog_txns * 4))" "$backlog_s")},
+  "backlog": {"changes": $((backlog_txns * 4)), "seconds": $(num "$backlog_s"), "changes_per_s": $(rate "$((backlog_txns * 4))" "$backlog_s"),
+    "walsender_cpu_s": $backlog_ws, "ceiling_pg_recvlogical_changes_per_s": $(rate "$((backlog_txns * 4))" "$recv_s"),
+    "ceiling_walsender_cpu_s": ${recv_ws:-null}},
   "one_1m_row_transaction": {"applied_s_after_commit": $(num "$(echo "$t_applied - $t_committed" | bc)")},
   "peak_rss_mib": {"first_snapshot": $([ -n "${snapshot_rss_kb:-}" ] && echo $((snapshot_rss_kb / 1024)) || echo null), "snapshot_and_streaming": $((stream_rss_kb / 1024)), "backlog_and_big_transaction": $((rss_kb / 1024))}
 }
