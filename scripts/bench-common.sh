@@ -5,6 +5,13 @@ ZETL="${ZETL:-target/release/zetl}"
 ./scripts/setup.sh
 cargo build --release --locked -p zetl -p zetl-testkit 2>&1 | tail -n 1
 now() { date +%s.%N; }
+# CPU seconds so far of the walsender of the harness cluster in data directory $1 (its own
+# postmaster's child, not another cluster's), or null when it has none.
+walsender_cpu() {
+  local ws
+  ws=$(pgrep -P "$(head -n 1 "$1/postmaster.pid" 2>/dev/null)" -f walsender 2>/dev/null | head -n 1 || true)
+  [ -n "$ws" ] && awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$ws/stat" 2>/dev/null || echo null
+}
 num() { awk -v x="$1" 'BEGIN { printf "%.3f", x }'; }  # bc writes .5 for 0.5: not JSON
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 # The head of a figures file: when, which commit and build, on what machine and source server

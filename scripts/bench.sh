@@ -42,12 +42,6 @@ stop_zetl() {
   LAST_RSS_KB=$(awk '/VmHWM/ { print $2 }' "/proc/$ZETL_PID/status" 2>/dev/null || echo 0)
   kill -TERM "$ZETL_PID"; wait "$ZETL_PID" || true; ZETL_PID=
 }
-# CPU seconds of the cluster's walsender so far (one replication connection at a time here).
-walsender_cpu() {
-  local ws
-  ws=$(pgrep -P "$(head -n 1 "$RUN_DIR/pg/postmaster.pid")" -f walsender | head -n 1 || true)
-  [ -n "$ws" ] && awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$ws/stat" 2>/dev/null || echo null
-}
 wait_caught_up() {
   local lsn="$1"
   until [ "$(sql "SELECT coalesce(confirmed_flush_lsn >= '$lsn', false) FROM pg_replication_slots WHERE slot_name = 'zetl_bench'")" = t ]; do
@@ -106,7 +100,7 @@ sql "CREATE PUBLICATION bench_ceiling FOR ALL TABLES" >/dev/null
 sql "SELECT pg_create_logical_replication_slot('bench_ceiling', 'pgoutput')" >/dev/null
 backlog_txns=$(pgbench -n -c "$CLIENTS" -j 2 -T "$STREAM_SECONDS" "$ZETL_PG_URL" 2>/dev/null | awk '/number of transactions actually processed/ { split($0, a, ": "); split(a[2], b, "/"); print b[1] }')
 backlog_lsn=$(sql "SELECT pg_current_wal_insert_lsn()")
-t0=$(now); start_zetl; wait_caught_up "$backlog_lsn"; t1=$(now); backlog_ws=$(walsender_cpu)
+t0=$(now); start_zetl; wait_caught_up "$backlog_lsn"; t1=$(now); backlog_ws=$(walsender_cpu "$RUN_DIR/pg")
 backlog_s=$(echo "$t1 - $t0" | bc)
 echo "backlog   ${backlog_txns} txns = $((backlog_txns * 4)) changes applied from a standing start in ${backlog_s} s: $(rate "$((backlog_txns * 4))" "$backlog_s") changes/s (incl. start-up); walsender ${backlog_ws} CPU s"
 
@@ -125,10 +119,9 @@ r0=$(now)
 pg_recvlogical -d "$ZETL_PG_URL" --slot bench_ceiling --start --endpos "$backlog_lsn" \
   -o proto_version=2 -o publication_names=bench_ceiling -f /dev/null &
 recv_pid=$!
-until [ "$(walsender_cpu)" != null ] || ! kill -0 "$recv_pid" 2>/dev/null; do sleep 0.01; done
 # The last reading before the walsender exits (pg_recvlogical outlives it briefly).
 while kill -0 "$recv_pid" 2>/dev/null; do
-  cpu=$(walsender_cpu); [ "$cpu" != null ] && recv_ws=$cpu
+  cpu=$(walsender_cpu "$RUN_DIR/pg"); [ "$cpu" != null ] && recv_ws=$cpu
   sleep 0.05
 done
 wait "$recv_pid"; recv_s=$(echo "$(now) - $r0" | bc)

@@ -60,8 +60,7 @@ until done_yet; do sleep 0.05; done
 t1=$(now)
 idle1=$(awk '/^cpu / { print $5 + $6 }' /proc/stat)
 # The walsender decodes the WAL for zetl on the same cores: its CPU time is part of the bill.
-walsender=$(pgrep -f "postgres: walsender" | head -n 1 || true)
-[ -n "$walsender" ] && awk '{ printf "PostgreSQL walsender: %.2f CPU s\n", ($14 + $15) / 100 }' "/proc/$walsender/stat"
+echo "PostgreSQL walsender: $(walsender_cpu "$RUN_DIR/pg") CPU s"
 awk -v i="$((idle1 - idle0))" -v s="$(echo "$t1 - $t0" | bc)" -v n="$(nproc)" \
   'BEGIN { printf "machine idle: %.2f of %d cores on average\n", i / 100 / s, n }'
 pid=$(zetl_pid)
