@@ -3,7 +3,7 @@
 //! is finished; shards of different lineages are read at the same time.
 
 use crate::position::{ShardPos, TablePos};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// A shard as DescribeStream lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +20,14 @@ const RETENTION_US: i64 = 24 * 3600 * 1_000_000;
 /// retention less this margin may have lost records to the stream's trimming.
 const MARGIN_US: i64 = 3600 * 1_000_000;
 
-/// The shards open when a table's copy began, for its position ([`ShardPos::Open`]).
-pub fn open_at_copy(listed: &[Listed]) -> std::collections::BTreeMap<String, ShardPos> {
-    listed.iter().filter(|s| s.open).map(|s| (s.id.clone(), ShardPos::Open)).collect()
+/// The shards open when a table's copy began, for its position: each read after the record
+/// this run last applied from it (`applied`, by shard), else from its oldest record
+/// ([`ShardPos::Open`]). A record applied before the copy began is older than the Scan, which
+/// sees its effect: reading it again would only cost time, and an open shard holds hours of
+/// records. A position only stored by an earlier run is not used: it may be trimmed by now.
+pub fn open_at_copy(listed: &[Listed], applied: &BTreeMap<String, String>) -> BTreeMap<String, ShardPos> {
+    let from = |id: &str| applied.get(id).map_or(ShardPos::Open, |seq| ShardPos::After(seq.clone()));
+    listed.iter().filter(|s| s.open).map(|s| (s.id.clone(), from(&s.id))).collect()
 }
 
 /// Whether shards open when the table's copy began may have lost records to the stream's
@@ -100,7 +105,6 @@ pub fn forget_trimmed(pos: &mut TablePos, listed: &[Listed]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn shard(id: &str, parent: Option<&str>) -> Listed {
         Listed { id: id.into(), parent: parent.map(str::to_string), open: false }
@@ -117,8 +121,14 @@ mod tests {
     #[test]
     fn shards_open_at_the_copy_must_still_be_there_within_the_retention() {
         let listed = vec![shard("old", None), Listed { open: true, ..shard("live", Some("old")) }];
-        let at_copy = open_at_copy(&listed);
+        let at_copy = open_at_copy(&listed, &BTreeMap::new());
         assert_eq!(at_copy.keys().collect::<Vec<_>>(), ["live"]);
+        // A shard this run has applied records of is read after them.
+        let applied = BTreeMap::from([("live".to_string(), "7".to_string()), ("old".to_string(), "3".to_string())]);
+        assert_eq!(
+            open_at_copy(&listed, &applied).into_iter().collect::<Vec<_>>(),
+            [("live".to_string(), ShardPos::After("7".into()))]
+        );
         let mut p = TablePos { stream: "arn".into(), shards: at_copy, copy_began_us: Some(0) };
         // Read from its oldest record once its parent is done; the closed parent first.
         let plan = ready(&listed, &p, &HashSet::new()).expect("plan");

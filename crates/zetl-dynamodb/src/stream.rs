@@ -50,6 +50,9 @@ pub struct Streamer {
     catching_up: HashMap<String, CatchUp>,
     /// Per table, its open shards at the last listing.
     open_shards: HashMap<String, Vec<String>>,
+    /// Per table, the shards whose reader has applied records or reached the head in this run:
+    /// their positions are current (a stored one may be trimmed by now).
+    live: HashMap<String, HashSet<String>>,
     /// Tables created since the start that match the filters but cannot be replicated (told
     /// once; the next start refuses them).
     refused: HashSet<String>,
@@ -64,8 +67,8 @@ impl Streamer {
         (filter, config): (TableFilter, DynamodbSourceConfig),
     ) -> Self {
         let fills = Fills::new(clients.clone(), config.scan.clone());
-        let (epochs, catching_up, open_shards, refused) = Default::default();
-        Self { clients, tables, pos, events, filter, config, fills, epochs, catching_up, open_shards, refused }
+        let (epochs, catching_up, open_shards, live, refused) = Default::default();
+        Self { clients, tables, pos, events, filter, config, fills, epochs, catching_up, open_shards, live, refused }
     }
 
     /// Seeds `seeds` beside the streams (each continuing its cut-off seed where given), then
@@ -101,6 +104,7 @@ impl Streamer {
                             busy = true;
                             let newest_us = records.last().and_then(|r| r.at_us);
                             self.apply(&table, &shard, records, finished).await?;
+                            self.live.entry(table.clone()).or_default().insert(shard.clone());
                             if let Some(c) = self.catching_up.get_mut(&table) {
                                 if newest_us.is_some_and(|at| at >= c.scanned_us) {
                                     c.passed.insert(shard.clone());
@@ -113,6 +117,7 @@ impl Streamer {
                             self.finish_if_caught_up(&table).await?;
                         }
                         Body::Head { shard } => {
+                            self.live.entry(table.clone()).or_default().insert(shard.clone());
                             if let Some(c) = self.catching_up.get_mut(&table) {
                                 c.passed.insert(shard);
                                 self.finish_if_caught_up(&table).await?;
@@ -216,7 +221,7 @@ impl Streamer {
 
     /// Sets `table`'s stream aside and starts its seed beside the others (or, `snapshot:
     /// never`, takes it as it is). Once its Scan is complete its stream is read again, into the
-    /// copy, from the shards open now; a seed cut short by a restart (`continuing`) keeps the
+    /// copy, from the shards open now (after what this run had applied of them); a seed cut short by a restart (`continuing`) keeps the
     /// position committed with it.
     async fn seed(
         &mut self,
@@ -235,12 +240,21 @@ impl Streamer {
         // Committed with the seed's `FillStart`, the table's position is where the seed began
         // or where its stream has been read to since.
         let continuing = continuing.filter(|_| self.pos.tables.contains_key(name));
+        let live = self.live.remove(name).unwrap_or_default();
         if continuing.is_none() {
             let listed = list_shards(&self.clients, &table.stream_arn).await?;
             let began = Some(zetl_core::pipeline::now_us());
+            let applied = self.pos.tables.get(name).map(|p| &p.shards).into_iter().flatten();
+            let applied = applied
+                .filter(|(shard, _)| live.contains(*shard))
+                .filter_map(|(shard, at)| match at {
+                    ShardPos::After(seq) => Some((shard.clone(), seq.clone())),
+                    _ => None,
+                })
+                .collect();
             let at_copy = TablePos {
                 stream: table.stream_arn.clone(),
-                shards: shards::open_at_copy(&listed),
+                shards: shards::open_at_copy(&listed, &applied),
                 copy_began_us: began,
             };
             self.pos.tables.insert(name.to_string(), at_copy);
