@@ -71,7 +71,8 @@ fn kill_9_at_30_60_and_90_percent_continues_the_seed() {
         .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
         .write();
     let mut load = churn(&env, "t", 20, 5);
-    env.kill_9_at_30_60_and_90_percent(&cfg, port, "dynresume", ITEMS, "the seed continues after the pages committed");
+    let continued = "the seed continues after the pages committed";
+    env.kill_9_at_30_60_and_90_percent(&cfg, ITEMS, continued, || common::copied_rows(port, "dynresume"));
     let zetl = env.run_zetl(&cfg);
     load.wait().expect("load finished");
     env.catch_up_and_stop(zetl, &cfg, &["t"]);

@@ -167,7 +167,10 @@ fn mariadb_a_resync_killed_at_30_60_and_90_percent_continues_its_fill() {
         let words = s.spawn(|| write_words_until(&env, &stop));
         let _stop = StopOnDrop(&stop);
         // The fills run one after the other (shop.big first): the last kill lands in shop.words.
-        env.kill_9_at_30_60_and_90_percent(&config, port, "my_refill", (ROWS + WORDS) as f64, continued);
+        // Committed rows: the last kill must find a chunk of shop.words committed (the writer
+        // can be seconds behind the rows it has counted, replacing shop.big).
+        let committed = common::CommittedRows::new(port, "my_refill");
+        env.kill_9_at_30_60_and_90_percent(&config, (ROWS + WORDS) as f64, continued, || committed.read());
         let mut zetl = env.run_zetl(&config);
         let filled = poll(TIMEOUT * 4, || {
             std::fs::read_to_string(env.log_path())

@@ -568,22 +568,13 @@ pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
 }
 
 impl<S: Server> Env<S> {
-    /// Runs zetl three times, killing it (SIGKILL) once its metrics on `port` count 30, 60 and
-    /// 90 % of `total` rows copied; from the second run on, the log must say `continued`
-    /// once more each time.
-    pub fn kill_9_at_30_60_and_90_percent(
-        &self,
-        config: &Path,
-        port: u16,
-        integration: &str,
-        total: f64,
-        continued: &str,
-    ) {
+    /// Runs zetl three times, killing it (SIGKILL) once `copied` (rows, from its metrics) is at
+    /// 30, 60 and 90 % of `total`; from the second run on, the log must say `continued` once
+    /// more each time.
+    pub fn kill_9_at_30_60_and_90_percent(&self, config: &Path, total: f64, continued: &str, copied: impl Fn() -> f64) {
         for (run, percent) in [30.0, 60.0, 90.0].into_iter().enumerate() {
             let mut zetl = self.run_zetl(config);
-            wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || {
-                copied_rows(port, integration) >= total * percent / 100.0
-            });
+            wait_for(&format!("{percent}% of the rows copied"), &mut zetl, || copied() >= total * percent / 100.0);
             zetl.kill9();
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
             let times = log.matches(continued).count();
@@ -592,18 +583,49 @@ impl<S: Server> Env<S> {
     }
 }
 
+/// Rows of copies the running zetl has surely committed at the target: [`copied_rows`] as it
+/// was when a later target commit was seen. (The writer counts rows as it batches them, and
+/// batches or commits, one at a time, so a commit that ends after a reading holds the rows
+/// counted in it.) Starts again from 0 when the process restarts.
+pub struct CommittedRows {
+    port: u16,
+    integration: String,
+    /// Rows and commits at the last reading, and the rows known committed.
+    seen: std::cell::Cell<(f64, f64, f64)>,
+}
+
+impl CommittedRows {
+    pub fn new(port: u16, integration: &str) -> Self {
+        Self { port, integration: integration.into(), seen: Default::default() }
+    }
+
+    pub fn read(&self) -> f64 {
+        let rows = copied_rows(self.port, &self.integration);
+        let series = format!("zetl_batches_committed_total{{integration=\"{}\"", self.integration);
+        let commits = sum_of_series(self.port, &series);
+        let (rows_then, commits_then, committed) = self.seen.get();
+        let committed = match commits {
+            c if c < commits_then => 0.0,
+            c if c > commits_then => rows_then,
+            _ => committed,
+        };
+        self.seen.set((rows, commits, committed));
+        committed
+    }
+}
+
 /// Rows the running zetl has copied so far (committed or about to be), from its metrics on
 /// `port`; 0 while the endpoint is not up.
 pub fn copied_rows(port: u16, integration: &str) -> f64 {
-    copied_rows_in(port, &format!("zetl_snapshot_rows_total{{integration=\"{integration}\""))
+    sum_of_series(port, &format!("zetl_snapshot_rows_total{{integration=\"{integration}\""))
 }
 
 /// [`copied_rows`] of one table.
 pub fn copied_rows_of_table(port: u16, integration: &str, table: &str) -> f64 {
-    copied_rows_in(port, &format!("zetl_snapshot_rows_total{{integration=\"{integration}\",table=\"{table}\"}}"))
+    sum_of_series(port, &format!("zetl_snapshot_rows_total{{integration=\"{integration}\",table=\"{table}\"}}"))
 }
 
-fn copied_rows_in(port: u16, series: &str) -> f64 {
+fn sum_of_series(port: u16, series: &str) -> f64 {
     std::net::TcpStream::connect(("127.0.0.1", port))
         .map(|_| http_get(port, "/metrics").1)
         .unwrap_or_default()
