@@ -28,8 +28,8 @@ pub enum KeyedOp {
 pub struct TableBatch {
     /// The table was truncated in this batch before the changes below.
     pub truncate: bool,
-    /// Keyed tables: key → its final op's place in `ops`.
-    keys: KeyMap<usize>,
+    /// Keyed tables: where each key's final op is, by key (see [`KeyIndex`]).
+    keys: KeyIndex,
     /// Keyed ops in the order their keys were last touched; a superseded op is dropped at once
     /// (a key updated 10 000 times in a batch holds one row, not 10 000).
     ops: Vec<Option<KeyedOp>>,
@@ -50,7 +50,7 @@ impl TableBatch {
         self.ops.iter().flatten()
     }
 
-    fn set(&mut self, key: Vec<u8>, op: KeyedOp) {
+    fn set(&mut self, key: &[u8], op: KeyedOp) {
         // The newer state goes last; the older one's slot is emptied (cheaper than removal).
         if let Some(older) = self.keys.insert(key, self.ops.len()) {
             self.ops[older] = None;
@@ -59,7 +59,57 @@ impl TableBatch {
     }
 
     fn current(&self, key: &[u8]) -> Option<&KeyedOp> {
-        self.keys.get(key).and_then(|&i| self.ops[i].as_ref())
+        self.keys.get(key).and_then(|i| self.ops[i].as_ref())
+    }
+}
+
+/// The ops of a batch by key, in about a third of the memory of a map from owned keys: the
+/// encoded keys end to end in one buffer (op `i`'s from `ends[i - 1]` to `ends[i]`), and a
+/// hash table of op indexes that hashes and compares those slices. Per op: its key's bytes,
+/// 8 bytes of end and about 10 of table, where a `HashMap<Vec<u8>, usize>` holds a 32-byte
+/// entry (with room to grow) and an allocation of the key.
+#[derive(Default)]
+struct KeyIndex {
+    table: hashbrown::HashTable<usize>,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyIndex").field("keys", &self.table.len()).finish()
+    }
+}
+
+/// Op `i`'s key in a [`KeyIndex`]'s buffers.
+fn key_of<'a>(bytes: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &bytes[start..ends[i]]
+}
+
+impl KeyIndex {
+    /// Notes `key` as op `at`'s (ops are numbered in order, from 0); returns the op it held
+    /// before, if any.
+    fn insert(&mut self, key: &[u8], at: usize) -> Option<usize> {
+        debug_assert_eq!(at, self.ends.len(), "ops are noted in order");
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+        let Self { table, bytes, ends, hasher } = self;
+        let hash = |k: &[u8]| std::hash::BuildHasher::hash_one(&*hasher, k);
+        let found = table.entry(hash(key), |&i| key_of(bytes, ends, i) == key, |&i| hash(key_of(bytes, ends, i)));
+        match found {
+            hashbrown::hash_table::Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), at)),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(at);
+                None
+            }
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<usize> {
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
+        self.table.find(hash, |&i| key_of(&self.bytes, &self.ends, i) == key).copied()
     }
 }
 
@@ -99,6 +149,8 @@ pub struct Batch {
     pub counts: BTreeMap<TableId, OpCounts>,
     weight: usize,
     changes: u64,
+    /// Reused for the encoded keys of each change (new, old).
+    scratch: [Vec<u8>; 2],
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +218,7 @@ impl Batch {
             return;
         }
         match &schema.identity {
-            RowIdentity::Key(k) => table.set(key_bytes(&row, k), KeyedOp::Upsert(row)),
+            RowIdentity::Key(k) => table.set(key_bytes(&row, k, &mut self.scratch[0]), KeyedOp::Upsert(row)),
             RowIdentity::FullRow | RowIdentity::None => table.unkeyed.push(ChangeKind::Insert { row }),
         }
     }
@@ -219,15 +271,16 @@ impl Batch {
                 return;
             }
         };
+        let [new_buf, old_buf] = &mut self.scratch;
         match change.kind {
-            ChangeKind::Insert { row } => table.set(key_bytes(&row, key_cols), KeyedOp::Upsert(row)),
+            ChangeKind::Insert { row } => table.set(key_bytes(&row, key_cols, new_buf), KeyedOp::Upsert(row)),
             ChangeKind::Update { old, mut row } => {
-                let new_key = key_bytes(&row, key_cols);
+                let new_key = key_bytes(&row, key_cols, new_buf);
                 let mut moved_from = None;
                 if let Some(old) = old {
-                    let old_key = key_bytes(&old, key_cols);
+                    let old_key = key_bytes(&old, key_cols, old_buf);
                     if old_key != new_key {
-                        moved_from = fill_unchanged(&mut row, table.current(&old_key));
+                        moved_from = fill_unchanged(&mut row, table.current(old_key));
                         if moved_from.is_none() && row.iter().any(|v| matches!(v, Value::Unchanged)) {
                             moved_from = Some(old.clone());
                         }
@@ -235,7 +288,7 @@ impl Batch {
                     }
                 }
                 if moved_from.is_none() {
-                    moved_from = fill_unchanged(&mut row, table.current(&new_key));
+                    moved_from = fill_unchanged(&mut row, table.current(new_key));
                 }
                 let op = match moved_from {
                     Some(from) if row.iter().any(|v| matches!(v, Value::Unchanged)) => KeyedOp::Move { row, from },
@@ -243,8 +296,8 @@ impl Batch {
                 };
                 table.set(new_key, op);
             }
-            ChangeKind::Delete { old } => table.set(key_bytes(&old, key_cols), KeyedOp::Delete(old)),
-            ChangeKind::Expire { old } => table.set(key_bytes(&old, key_cols), KeyedOp::Expire(old)),
+            ChangeKind::Delete { old } => table.set(key_bytes(&old, key_cols, new_buf), KeyedOp::Delete(old)),
+            ChangeKind::Expire { old } => table.set(key_bytes(&old, key_cols, new_buf), KeyedOp::Expire(old)),
         }
     }
 }
@@ -317,11 +370,11 @@ pub fn net_unkeyed(changes: &[ChangeKind]) -> (Vec<&Row>, Vec<&Row>) {
 }
 
 /// A canonical byte string of the key columns, for hashing (values hold floats, so `Value` is
-/// not `Hash`).
-pub fn key_bytes(row: &Row, key_cols: &[usize]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key_cols.len() * 12);
+/// not `Hash`), written over `out`.
+pub fn key_bytes<'a>(row: &Row, key_cols: &[usize], out: &'a mut Vec<u8>) -> &'a [u8] {
+    out.clear();
     for &i in key_cols {
-        encode(row.get(i).unwrap_or(&Value::Null), &mut out);
+        encode(row.get(i).unwrap_or(&Value::Null), out);
     }
     out
 }
@@ -406,6 +459,20 @@ mod tests {
 
     fn final_ops(b: &Batch) -> Vec<KeyedOp> {
         b.tables[&TableId::new("s", "t")].keyed_ops().cloned().collect()
+    }
+
+    #[test]
+    fn the_key_index_finds_each_keys_last_op_through_growth() {
+        let (mut index, mut expected) = (KeyIndex::default(), HashMap::new());
+        for at in 0..20_000usize {
+            // Keys of different lengths, each noted about twice, far apart.
+            let key = format!("k{}", (at * 7919) % 10_000).into_bytes();
+            assert_eq!(index.insert(&key, at), expected.insert(key.clone(), at), "op {at}");
+        }
+        for (key, at) in &expected {
+            assert_eq!(index.get(key), Some(*at));
+        }
+        assert_eq!(index.get(b"k10000"), None);
     }
 
     #[test]

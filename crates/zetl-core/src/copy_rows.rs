@@ -101,7 +101,7 @@ pub async fn adopt_without_copy(events: &EventSender, schema: TableSchema, copie
     let table = schema.id.clone();
     tracing::info!(table = %table, "snapshot: never, so not copied; its changes apply from here on");
     events.send(SourceEvent::Schema(schema)).await?;
-    events.send(SourceEvent::CopyDone { table, rows: 0, copied }).await
+    events.send(SourceEvent::CopyDone { table, rows: 0, copied: Box::new(copied) }).await
 }
 
 #[cfg(test)]

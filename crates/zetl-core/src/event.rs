@@ -177,11 +177,12 @@ pub enum SourceEvent {
         table: TableId,
         resumed: Option<u64>,
     },
-    /// The copy is complete.
+    /// The copy is complete. (`copied` is boxed: every event in the channel takes the size
+    /// of the largest variant.)
     CopyDone {
         table: TableId,
         rows: u64,
-        copied: CopiedTable,
+        copied: Box<CopiedTable>,
     },
     /// An initial copy that can be resumed begins; the stream starts at `position` once it is
     /// complete. Stored with the copied rows, so that a restart keeps the copies committed.
@@ -235,5 +236,17 @@ impl SourceEvent {
             | SourceEvent::SnapshotDone { position } => 64 + position.0.len(),
             _ => 64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_stays_small() {
+        // The channel to the writer holds tens of thousands of events, each as large as the
+        // largest variant: a big one is boxed (`CopyDone`'s `copied`).
+        assert!(std::mem::size_of::<SourceEvent>() <= 128, "{} bytes", std::mem::size_of::<SourceEvent>());
     }
 }

@@ -86,7 +86,7 @@ impl DynSource {
             }
         };
         let rows = before + scan::seed(clients, &Arc::new(t.clone()), &self.config.scan, &ctx.events, cursors).await?;
-        ctx.send(SourceEvent::CopyDone { table: t.id(), rows, copied: CopiedTable::default() }).await?;
+        ctx.send(SourceEvent::CopyDone { table: t.id(), rows, copied: Box::default() }).await?;
         tracing::info!(table = %t.name, rows, "table seeded");
         Ok(())
     }

@@ -170,7 +170,7 @@ impl Streamer {
             return Ok(());
         }
         let (id, rows) = (info.id(), c.rows);
-        self.events.send(SourceEvent::CopyDone { table: id, rows, copied: CopiedTable::default() }).await?;
+        self.events.send(SourceEvent::CopyDone { table: id, rows, copied: Box::default() }).await?;
         tracing::info!(table = %table, rows, "table copied while streaming");
         self.catching_up.remove(table);
         self.fills.done(table);

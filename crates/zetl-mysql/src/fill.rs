@@ -126,7 +126,10 @@ impl Fills {
                 let (rows, seconds) = (fill.rows, fill.began.elapsed().as_secs_f64());
                 let consistent_at = fill.cursor.since.clone().map(|p| StoredPos::from(p).to_position());
                 let copied = CopiedTable { consistent_at, ..CopiedTable::default() };
-                streamer.events.send(SourceEvent::CopyDone { table: id.clone(), rows, copied }).await?;
+                streamer
+                    .events
+                    .send(SourceEvent::CopyDone { table: id.clone(), rows, copied: Box::new(copied) })
+                    .await?;
                 tracing::info!(table = %id, rows, seconds, "table copied while streaming");
                 streamer.filling.remove(&id);
                 self.queue.pop_front();

@@ -253,7 +253,7 @@ async fn worker(
         if let Some((rows, took, copied)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table.id, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            events.send(SourceEvent::CopyDone { table: job.table.id.clone(), rows, copied }).await?;
+            events.send(SourceEvent::CopyDone { table: job.table.id.clone(), rows, copied: Box::new(copied) }).await?;
         } else if last_report.elapsed() > PROGRESS_EVERY {
             last_report = Instant::now();
             tracing::info!(table = %job.table.id, rows_copied = progress.rows_copied.load(std::sync::atomic::Ordering::Relaxed), "copying");

@@ -130,7 +130,7 @@ impl Streamer {
             .send(SourceEvent::CopyDone {
                 table: id.clone(),
                 rows: 0,
-                copied: CopiedTable { consistent_at: Some(at), ..CopiedTable::default() },
+                copied: Box::new(CopiedTable { consistent_at: Some(at), ..CopiedTable::default() }),
             })
             .await?;
         self.schemas.insert(id.clone(), table);

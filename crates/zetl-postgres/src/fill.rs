@@ -135,7 +135,10 @@ impl Fills {
             if cut.passed(streamer.received()) {
                 let (rows, seconds) = (fill.rows, fill.began.elapsed().as_secs_f64());
                 let copied = CopiedTable { consistent_at: None, source_id: Some(fill.info.source_id()), schema: None };
-                streamer.events.send(SourceEvent::CopyDone { table: id.clone(), rows, copied }).await?;
+                streamer
+                    .events
+                    .send(SourceEvent::CopyDone { table: id.clone(), rows, copied: Box::new(copied) })
+                    .await?;
                 tracing::info!(table = %id, rows, seconds, "table copied while streaming");
                 streamer.filling.remove(&id);
                 self.queue.pop_front();

@@ -269,7 +269,7 @@ async fn worker(
         if let Some((rows, took, copied)) = done {
             let rate = rows as f64 / took.as_secs_f64().max(1e-3);
             tracing::info!(table = %job.table, rows, seconds = took.as_secs_f64(), rows_per_s = rate as u64, "table copied");
-            events.send(SourceEvent::CopyDone { table: job.table.clone(), rows, copied }).await?;
+            events.send(SourceEvent::CopyDone { table: job.table.clone(), rows, copied: Box::new(copied) }).await?;
         }
     }
     client.batch_execute("COMMIT").await.ctx(|| "ending the snapshot transaction".into())?;
