@@ -120,10 +120,6 @@ impl BinlogReader {
         Ok(Some(event))
     }
 
-    pub fn table_map(&self, table_id: u64) -> Option<&mysql_common::binlog::events::TableMapEvent<'static>> {
-        self.stream.get_tme(table_id)
-    }
-
     /// The file a ROTATE event names, without the checksum bytes a fake ROTATE carries.
     pub fn rotate_target(&self, event: &Event) -> Option<(String, u64)> {
         let rotate: mysql_common::binlog::events::RotateEvent<'_> = event.read_event().ok()?;

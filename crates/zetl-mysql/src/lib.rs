@@ -16,6 +16,7 @@ mod flavor;
 mod key_range;
 pub mod position;
 mod row_events;
+mod row_image;
 mod snapshot;
 mod source;
 mod statements;

@@ -4,9 +4,9 @@ use crate::columns::MyTable;
 use crate::convert::{convert, json_text, Origin};
 use crate::error::MyError;
 use crate::position::BinlogPos;
+use crate::row_image::Image;
 use crate::stream::Streamer;
 use mysql_common::binlog::events::{Event, EventData, RowsEventData};
-use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
 use zetl_core::{Change, ChangeKind, Row, SourceEvent, Value};
 
@@ -20,13 +20,13 @@ impl Streamer {
         if !xa && !self.wanted(&table.id) {
             return Ok(());
         }
-        let reader =
-            self.reader.as_ref().ok_or_else(|| MyError::Disconnected("the binlog connection is closed".into()))?;
-        let tme = reader
-            .table_map(rows.table_id())
+        let layout = self
+            .layouts
+            .get(&rows.table_id())
+            .cloned()
             .ok_or_else(|| MyError::Protocol(format!("rows event at {event_start} without its TABLE_MAP")))?;
         let mut changes = Vec::new();
-        for pair in rows.rows(tme) {
+        for pair in layout.rows(&rows) {
             let (before, after) = pair.map_err(|e| MyError::Table {
                 table: table.id.to_string(),
                 reason: format!("cannot decode a row: {e}"),
@@ -55,8 +55,7 @@ impl Streamer {
         Ok(())
     }
 
-    fn row(&self, table: &MyTable, row: BinlogRow) -> Result<Row, MyError> {
-        let values = row.unwrap();
+    fn row(&self, table: &MyTable, values: Image<'_>) -> Result<Row, MyError> {
         if values.len() != table.columns.len() {
             return Err(MyError::Table {
                 table: table.id.to_string(),

@@ -77,6 +77,8 @@ pub struct Streamer {
     /// Decoded TABLE_MAP events by table id, with the raw event they came from; `None` for
     /// tables outside the filters.
     pub(crate) table_maps: HashMap<u64, (Vec<u8>, Option<Arc<MyTable>>)>,
+    /// How the row images of each replicated table map are read (see `row_image`).
+    pub(crate) layouts: HashMap<u64, Arc<crate::row_image::Layout>>,
     pub(crate) reader: Option<BinlogReader>,
     pub(crate) txn: Option<Txn>,
     /// XA transactions prepared in the stream, waiting for their XA COMMIT or ROLLBACK.
@@ -148,6 +150,7 @@ impl Streamer {
             sent_columns: HashMap::new(),
             alters: HashMap::new(),
             table_maps: HashMap::new(),
+            layouts: HashMap::new(),
             reader: None,
             txn: None,
             prepared: xa::Prepared::default(),
@@ -174,6 +177,7 @@ impl Streamer {
             reader.close().await;
         }
         self.table_maps.clear();
+        self.layouts.clear();
     }
 
     /// Reads until `stop` turns true, `every` passes, or tables need copying — each at a
@@ -530,10 +534,12 @@ impl Streamer {
         }
         let decoded = if self.replicated(&id) {
             let json = self.json_columns.get(&id).map(Vec::as_slice).unwrap_or(&[]);
-            let table = columns::from_table_map(&tme, &self.collations, json)
-                .map_err(|e| MyError::Table { table: id.to_string(), reason: e.to_string() })?;
+            let bad = |e: &dyn std::fmt::Display| MyError::Table { table: id.to_string(), reason: e.to_string() };
+            let table = columns::from_table_map(&tme, &self.collations, json).map_err(|e| bad(&e))?;
+            self.layouts.insert(table_id, Arc::new(crate::row_image::Layout::of(&tme).map_err(|e| bad(&e))?));
             Some(Arc::new(table))
         } else {
+            self.layouts.remove(&table_id);
             None
         };
         self.table_maps.insert(table_id, (event.data().to_vec(), decoded));
