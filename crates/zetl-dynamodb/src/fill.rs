@@ -1,8 +1,8 @@
 //! Seeds made while streaming (a table new to the filters, `zetl resync`, `snapshot: resync`):
 //! the table's own stream is set aside while its Scan runs beside the other tables' streams.
 //! Once the Scan is complete the table's stream is read again, from the shards open when the
-//! seed began (after what this run had applied of them), into the copy that is still being filled (aside, by default): records older
-//! than the Scan are applied after it and the copy converges, as after the initial seed, and
+//! seed began (after what this run had applied of them), into the copy that is still being
+//! filled (aside, by default): records older than the Scan are applied after it and the copy converges, as after the initial seed, and
 //! the copy replaces the table only once its stream has caught up (see `stream`), so readers
 //! never see it go back to older values. The Scan's pages reach the writer through the stream's
 //! loop, between two stream pages, so the other tables go on with their normal lag; each

@@ -20,13 +20,21 @@ const RETENTION_US: i64 = 24 * 3600 * 1_000_000;
 /// retention less this margin may have lost records to the stream's trimming.
 const MARGIN_US: i64 = 3600 * 1_000_000;
 
-/// The shards open when a table's copy began, for its position: each read after the record
-/// this run last applied from it (`applied`, by shard), else from its oldest record
-/// ([`ShardPos::Open`]). A record applied before the copy began is older than the Scan, which
-/// sees its effect: reading it again would only cost time, and an open shard holds hours of
-/// records. A position only stored by an earlier run is not used: it may be trimmed by now.
-pub fn open_at_copy(listed: &[Listed], applied: &BTreeMap<String, String>) -> BTreeMap<String, ShardPos> {
-    let from = |id: &str| applied.get(id).map_or(ShardPos::Open, |seq| ShardPos::After(seq.clone()));
+/// The shards open when a table's copy began, for its position: a shard this run has been
+/// following (`followed`) is read after the last record `applied` holds for it, any other from
+/// its oldest record ([`ShardPos::Open`]). A record applied before the copy began is older than
+/// the Scan, which sees its effect: reading it again would only cost time, and an open shard
+/// holds hours of records. A position only stored by an earlier run is not used: it may be
+/// trimmed by now.
+pub fn open_at_copy(
+    listed: &[Listed],
+    applied: Option<&TablePos>,
+    followed: &HashSet<String>,
+) -> BTreeMap<String, ShardPos> {
+    let from = |id: &String| match applied.and_then(|p| p.shards.get(id)) {
+        Some(after @ ShardPos::After(_)) if followed.contains(id) => after.clone(),
+        _ => ShardPos::Open,
+    };
     listed.iter().filter(|s| s.open).map(|s| (s.id.clone(), from(&s.id))).collect()
 }
 
@@ -121,14 +129,16 @@ mod tests {
     #[test]
     fn shards_open_at_the_copy_must_still_be_there_within_the_retention() {
         let listed = vec![shard("old", None), Listed { open: true, ..shard("live", Some("old")) }];
-        let at_copy = open_at_copy(&listed, &BTreeMap::new());
+        let at_copy = open_at_copy(&listed, None, &HashSet::new());
         assert_eq!(at_copy.keys().collect::<Vec<_>>(), ["live"]);
-        // A shard this run has applied records of is read after them.
-        let applied = BTreeMap::from([("live".to_string(), "7".to_string()), ("old".to_string(), "3".to_string())]);
+        // A shard this run has applied records of is read after them; a stored one is not.
+        let applied = pos(&[("live", ShardPos::After("7".into())), ("old", ShardPos::After("3".into()))]);
+        let followed = HashSet::from(["live".to_string(), "old".to_string()]);
         assert_eq!(
-            open_at_copy(&listed, &applied).into_iter().collect::<Vec<_>>(),
+            open_at_copy(&listed, Some(&applied), &followed).into_iter().collect::<Vec<_>>(),
             [("live".to_string(), ShardPos::After("7".into()))]
         );
+        assert_eq!(open_at_copy(&listed, Some(&applied), &HashSet::new()), at_copy);
         let mut p = TablePos { stream: "arn".into(), shards: at_copy, copy_began_us: Some(0) };
         // Read from its oldest record once its parent is done; the closed parent first.
         let plan = ready(&listed, &p, &HashSet::new()).expect("plan");

@@ -127,7 +127,7 @@ impl DynSource {
                 let began = zetl_core::pipeline::now_us();
                 let table_pos = TablePos {
                     stream: t.stream_arn.clone(),
-                    shards: shards::open_at_copy(&listed, &BTreeMap::new()),
+                    shards: shards::open_at_copy(&listed, None, &Default::default()),
                     copy_began_us: Some(began),
                 };
                 pos.tables.insert(t.name.clone(), table_pos);

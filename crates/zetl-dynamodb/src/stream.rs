@@ -104,7 +104,7 @@ impl Streamer {
                             busy = true;
                             let newest_us = records.last().and_then(|r| r.at_us);
                             self.apply(&table, &shard, records, finished).await?;
-                            self.live.entry(table.clone()).or_default().insert(shard.clone());
+                            self.followed(&table, &shard);
                             if let Some(c) = self.catching_up.get_mut(&table) {
                                 if newest_us.is_some_and(|at| at >= c.scanned_us) {
                                     c.passed.insert(shard.clone());
@@ -117,7 +117,7 @@ impl Streamer {
                             self.finish_if_caught_up(&table).await?;
                         }
                         Body::Head { shard } => {
-                            self.live.entry(table.clone()).or_default().insert(shard.clone());
+                            self.followed(&table, &shard);
                             if let Some(c) = self.catching_up.get_mut(&table) {
                                 c.passed.insert(shard);
                                 self.finish_if_caught_up(&table).await?;
@@ -156,6 +156,11 @@ impl Streamer {
                 }
             }
         }
+    }
+
+    /// `shard` of `table` was read in this run: its position is current.
+    fn followed(&mut self, table: &str, shard: &str) {
+        self.live.entry(table.to_string()).or_default().insert(shard.to_string());
     }
 
     pub fn position(&self) -> Position {
@@ -221,8 +226,8 @@ impl Streamer {
 
     /// Sets `table`'s stream aside and starts its seed beside the others (or, `snapshot:
     /// never`, takes it as it is). Once its Scan is complete its stream is read again, into the
-    /// copy, from the shards open now (after what this run had applied of them); a seed cut short by a restart (`continuing`) keeps the
-    /// position committed with it.
+    /// copy, from the shards open now (after what this run had applied of them); a seed cut
+    /// short by a restart (`continuing`) keeps the position committed with it.
     async fn seed(
         &mut self,
         name: &str,
@@ -244,17 +249,9 @@ impl Streamer {
         if continuing.is_none() {
             let listed = list_shards(&self.clients, &table.stream_arn).await?;
             let began = Some(zetl_core::pipeline::now_us());
-            let applied = self.pos.tables.get(name).map(|p| &p.shards).into_iter().flatten();
-            let applied = applied
-                .filter(|(shard, _)| live.contains(*shard))
-                .filter_map(|(shard, at)| match at {
-                    ShardPos::After(seq) => Some((shard.clone(), seq.clone())),
-                    _ => None,
-                })
-                .collect();
             let at_copy = TablePos {
                 stream: table.stream_arn.clone(),
-                shards: shards::open_at_copy(&listed, &applied),
+                shards: shards::open_at_copy(&listed, self.pos.tables.get(name), &live),
                 copy_began_us: began,
             };
             self.pos.tables.insert(name.to_string(), at_copy);

@@ -53,16 +53,17 @@ impl Layout {
         event: &'a RowsEventData<'a>,
     ) -> impl Iterator<Item = io::Result<(Option<Image<'a>>, Option<Image<'a>>)>> + 'a {
         let partial = matches!(event, RowsEventData::PartialUpdateRowsEvent(_));
-        let before = event.columns_before_image().map(|b| b.iter().by_vals().collect::<Vec<bool>>());
-        let after = event.columns_after_image().map(|b| b.iter().by_vals().collect::<Vec<bool>>());
+        // The columns each image holds, worked out once per event.
+        let before = event.columns_before_image().map(|b| b.iter_ones().collect::<Vec<usize>>());
+        let after = event.columns_after_image().map(|b| b.iter_ones().collect::<Vec<usize>>());
         let mut buf = ParseBuf(event.rows_data());
         std::iter::from_fn(move || {
             if buf.is_empty() {
                 return None;
             }
             let mut row = || {
-                let old = before.as_deref().map(|present| self.image(&mut buf, present, false)).transpose()?;
-                let new = after.as_deref().map(|present| self.image(&mut buf, present, partial)).transpose()?;
+                let old = before.as_deref().map(|held| self.image(&mut buf, held, false)).transpose()?;
+                let new = after.as_deref().map(|held| self.image(&mut buf, held, partial)).transpose()?;
                 Ok((old, new))
             };
             let row = row();
@@ -74,7 +75,8 @@ impl Layout {
         })
     }
 
-    fn image<'a>(&'a self, buf: &mut ParseBuf<'a>, present: &[bool], partial: bool) -> io::Result<Image<'a>> {
+    /// One image of the columns `held` (indexes into the table map's columns, ascending).
+    fn image<'a>(&'a self, buf: &mut ParseBuf<'a>, held: &[usize], partial: bool) -> io::Result<Image<'a>> {
         if partial {
             // An after image of a partial update starts with its value options.
             let options = *buf.parse::<RawInt<LenEnc>>(())?;
@@ -85,16 +87,18 @@ impl Layout {
                 ));
             }
         }
-        let count = present.iter().filter(|p| **p).count();
-        let nulls: &[u8] = buf.parse(count.div_ceil(8))?;
+        let nulls: &[u8] = buf.parse(held.len().div_ceil(8))?;
         let is_null = |n: usize| nulls.get(n / 8).is_none_or(|b| b & (1 << (n % 8)) != 0);
-        let mut values = Vec::with_capacity(count);
-        for (col, _) in self.columns.iter().zip(present).filter(|(_, p)| **p) {
-            if is_null(values.len()) {
-                values.push(BinlogValue::Value(mysql_common::Value::NULL));
+        let mut values = Vec::with_capacity(held.len());
+        for (n, &i) in held.iter().enumerate() {
+            let col = self.columns.get(i).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("column {i} is not in the table map"))
+            })?;
+            values.push(if is_null(n) {
+                BinlogValue::Value(mysql_common::Value::NULL)
             } else {
-                values.push(buf.parse::<BinlogValue<'a>>((col.ty, col.meta.as_slice(), col.unsigned, false))?);
-            }
+                buf.parse::<BinlogValue<'a>>((col.ty, col.meta.as_slice(), col.unsigned, false))?
+            });
         }
         Ok(values)
     }
