@@ -3,6 +3,7 @@
 
 pub mod any_target;
 pub mod apply;
+mod apply_thread;
 pub mod batch;
 pub mod bookkeeping;
 pub mod channel;

@@ -3,6 +3,7 @@
 //! transaction, and only then tells the source what it may acknowledge.
 
 use crate::apply::{ApplyPolicy, ResyncMode, TruncatePolicy};
+use crate::apply_thread::{ApplyThread, Done, Job};
 use crate::batch::Batch;
 use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
@@ -29,14 +30,24 @@ pub use crate::progress::Progress;
 type TableMap<V> = HashMap<TableId, V, foldhash::fast::RandomState>;
 
 pub struct Writer<T: Target> {
-    target: T,
+    /// `None` while a batch is away on the apply thread (see [`Writer::target`]).
+    target: Option<T>,
+    apply_thread: Option<ApplyThread<T>>,
+    /// The batch handed to the target and not yet landed: what it reports when it does.
+    away: Option<Away>,
+    /// A batch's outcome when there is no apply thread (it ran on this one).
+    landed: Option<Done<T>>,
     config: BatchConfig,
     schemas: TableMap<TableSchema>,
     batch: Batch,
+    /// The batch back from the target, cleared, to gather the one after next.
+    spare: Batch,
     acks: watch::Sender<Position>,
     progress: Arc<Progress>,
-    /// A target transaction is open.
+    /// A target transaction is open, as far as the writer goes: the target's own begins
+    /// with the first thing asked of it (`begun`), so that a batch away need not land first.
     open: bool,
+    begun: bool,
     /// A source transaction has begun and not yet committed.
     in_source_txn: bool,
     /// Phase and position the next target commit stores.
@@ -54,6 +65,8 @@ pub struct Writer<T: Target> {
     /// Changes of the source transaction in progress.
     txn_changes: u64,
     pending_commit_time: Option<i64>,
+    /// The commit time of the oldest source transaction in the batch being gathered.
+    oldest_gathered: Option<i64>,
     /// The newest idle position seen while nothing was pending.
     idle_position: Option<Position>,
     opened_at: Instant,
@@ -68,13 +81,18 @@ impl<T: Target> Writer<T> {
     pub fn new(target: T, config: BatchConfig, acks: watch::Sender<Position>, progress: Arc<Progress>) -> Self {
         let changelog = config.changelog;
         Self {
-            target,
+            target: Some(target),
+            apply_thread: None,
+            away: None,
+            landed: None,
             config,
             schemas: TableMap::default(),
             batch: Batch::new(changelog),
+            spare: Batch::new(changelog),
             acks,
             progress,
             open: false,
+            begun: false,
             in_source_txn: false,
             // Until the initial copy is done (`SnapshotDone`) or a checkpoint says otherwise
             // (`resuming_from`): a commit before then must not store a streaming phase without
@@ -87,6 +105,7 @@ impl<T: Target> Writer<T> {
             aside: TableMap::default(),
             txn_changes: 0,
             pending_commit_time: None,
+            oldest_gathered: None,
             idle_position: None,
             opened_at: Instant::now(),
             last_commit: Instant::now(),
@@ -116,45 +135,72 @@ impl<T: Target> Writer<T> {
 
     /// Runs until the source closes the channel. A source transaction left incomplete is
     /// abandoned (it was not acknowledged, so the source sends it again after a restart).
-    pub fn run(mut self, mut events: EventReceiver) -> Result<T, PipelineError> {
+    pub fn run(mut self, events: EventReceiver) -> Result<T, PipelineError> {
+        std::thread::scope(|scope| {
+            self.apply_thread = Some(ApplyThread::start(scope)?);
+            let ran = self.run_on(events);
+            // Ends the apply thread (the scope waits for it).
+            self.apply_thread = None;
+            ran
+        })?;
+        self.target.take().ok_or_else(target_away)
+    }
+
+    fn run_on(&mut self, mut events: EventReceiver) -> Result<(), PipelineError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| PipelineError::Protocol(format!("cannot start the writer's timer: {e}")))?;
         let max_wait = Duration::from_millis(self.config.max_wait_ms);
         loop {
-            // A table copied while streaming (new, or resynced) lands in one target
-            // transaction: readers see the old table until the new copy is complete.
-            let copy_in_flight = self.phase == Phase::Streaming && self.copying > 0;
-            let event = if self.open && !self.in_source_txn && !copy_in_flight {
-                let left = max_wait.saturating_sub(self.opened_at.elapsed());
-                match runtime.block_on(async { tokio::time::timeout(left, events.recv()).await }) {
-                    Ok(e) => e,
-                    Err(_) => {
-                        self.commit()?;
-                        continue;
+            // While events wait, they are gathered beside the batch away; once none does, that
+            // batch lands (its commit is acknowledged) before this thread waits for more.
+            let event = match events.try_recv() {
+                Some(event) => {
+                    // Acknowledged as soon as committed, not when the next batch is handed over.
+                    self.land_if(false)?;
+                    Some(event)
+                }
+                None => {
+                    self.land()?;
+                    // A table copied while streaming (new, or resynced) lands in one target
+                    // transaction: readers see the old table until the new copy is complete.
+                    let copy_in_flight = self.phase == Phase::Streaming && self.copying > 0;
+                    if self.open && !self.in_source_txn && !copy_in_flight {
+                        let left = max_wait.saturating_sub(self.opened_at.elapsed());
+                        match runtime.block_on(async { tokio::time::timeout(left, events.recv()).await }) {
+                            Ok(e) => e,
+                            Err(_) => {
+                                self.commit()?;
+                                continue;
+                            }
+                        }
+                    } else {
+                        events.blocking_recv()
                     }
                 }
-            } else {
-                events.blocking_recv()
             };
             let Some((event, room)) = event else { break };
             // The room an event took is its weight, weighed once by the source.
             self.handle(event, room.num_permits())?;
             drop(room);
         }
+        self.land()?;
         if self.open {
             // A source transaction cut off, or a table copy made while streaming cut off:
             // neither may become visible half done.
             if self.in_source_txn || (self.phase == Phase::Streaming && self.copying > 0) {
-                self.target.rollback().map_err(target_err)?;
+                if self.begun {
+                    self.target()?.rollback().map_err(target_err)?;
+                }
                 self.open = false;
+                self.begun = false;
                 self.batch.clear();
             } else {
                 self.commit()?;
             }
         }
-        Ok(self.target)
+        self.land()
     }
 
     fn handle(&mut self, event: SourceEvent, weight: usize) -> Result<(), PipelineError> {
@@ -171,9 +217,9 @@ impl<T: Target> Writer<T> {
                     });
                 }
                 let aside = self.aside.get(&schema.id).map(|a| TableSchema { id: a.clone(), ..schema.clone() });
-                let mut needs_commit = self.target.alter_needs_commit(&schema).map_err(target_err)?;
+                let mut needs_commit = self.target()?.alter_needs_commit(&schema).map_err(target_err)?;
                 if let Some(aside) = &aside {
-                    needs_commit |= self.target.alter_needs_commit(aside).map_err(target_err)?;
+                    needs_commit |= self.target()?.alter_needs_commit(aside).map_err(target_err)?;
                 }
                 if self.open && needs_commit {
                     if self.txn_changes > 0 {
@@ -199,14 +245,14 @@ impl<T: Target> Writer<T> {
                 self.ensure_open()?;
                 self.stop_filling(&table, false)?;
                 self.phase_for_copy();
-                self.target.copy_start(&table).map_err(target_err)?;
+                self.target()?.copy_start(&table).map_err(target_err)?;
                 self.progress.set_copying(&table, true);
                 self.copying += 1;
             }
             SourceEvent::CopyResume { table, rows } => {
                 self.ensure_open()?;
                 self.phase_for_copy();
-                self.target.copy_holds(&table, rows).map_err(target_err)?;
+                self.target()?.copy_holds(&table, rows).map_err(target_err)?;
                 self.progress.add_copied(&table.to_string(), rows);
                 self.progress.set_copying(&table, true);
                 self.copying += 1;
@@ -218,11 +264,11 @@ impl<T: Target> Writer<T> {
                 let aside = self.start_aside(&table, resumed.is_some())?;
                 match resumed {
                     Some(rows) => {
-                        self.target.copy_holds(&table, rows).map_err(target_err)?;
+                        self.target()?.copy_holds(&table, rows).map_err(target_err)?;
                         self.progress.add_copied(&table.to_string(), rows);
                     }
                     None if aside => {}
-                    None => self.target.copy_start(&table).map_err(target_err)?,
+                    None => self.target()?.copy_start(&table).map_err(target_err)?,
                 }
                 self.progress.set_copying(&table, true);
                 self.filling.insert(table, resumed.unwrap_or(0));
@@ -241,25 +287,27 @@ impl<T: Target> Writer<T> {
                     *h += n;
                     *h
                 });
-                self.target.copy_holds(&table, holds.unwrap_or(n)).map_err(target_err)?;
+                self.target()?.copy_holds(&table, holds.unwrap_or(n)).map_err(target_err)?;
                 if let Some(after) = after {
-                    self.target.copy_reached(&table, &after).map_err(target_err)?;
+                    self.target()?.copy_reached(&table, &after).map_err(target_err)?;
                 }
                 self.progress.add_copied(&table.to_string(), n);
-                if self.batch.weight() >= self.config.max_bytes {
+                if self.batch_full() {
                     self.flush()?;
                 }
             }
             SourceEvent::CopyRows { table, rows, after } => {
                 self.ensure_open()?;
                 if !rows.is_empty() {
-                    self.target.copy_rows(&table, &rows).map_err(target_err)?;
+                    self.target()?.copy_rows(&table, &rows).map_err(target_err)?;
                 }
                 self.copied(&table, rows.len(), after, weight)?;
             }
             SourceEvent::CopyColumns { table, batch, after } => {
                 self.ensure_open()?;
-                if !self.filling.contains_key(&table) && self.target.copy_columns(&table, &batch).map_err(target_err)? {
+                if !self.filling.contains_key(&table)
+                    && self.target()?.copy_columns(&table, &batch).map_err(target_err)?
+                {
                     return self.copied(&table, batch.num_rows(), after, weight);
                 }
                 let rows =
@@ -273,7 +321,7 @@ impl<T: Target> Writer<T> {
                 if !self.stop_filling(&table, true)? {
                     self.copying = self.copying.saturating_sub(1);
                 }
-                self.target.copy_done(&table, rows, &copied).map_err(target_err)?;
+                self.target()?.copy_done(&table, rows, &copied).map_err(target_err)?;
                 self.progress.set_copying(&table, false);
             }
             SourceEvent::SnapshotStart { position } => {
@@ -304,7 +352,7 @@ impl<T: Target> Writer<T> {
                 // The room the change took in the channel is its weight.
                 self.batch.push_weighed(schema, change, weight);
                 self.txn_changes += 1;
-                if self.batch.weight() >= self.config.max_bytes {
+                if self.batch_full() {
                     self.flush()?;
                 }
             }
@@ -322,6 +370,7 @@ impl<T: Target> Writer<T> {
                 self.pending_txns += 1;
                 if let Some(t) = commit_time_us {
                     self.pending_commit_time = Some(t);
+                    self.oldest_gathered.get_or_insert(t);
                     // Lag is measured from the oldest transaction the target does not have.
                     let _ = self.progress.oldest_pending_commit_us.compare_exchange(
                         0,
@@ -330,7 +379,7 @@ impl<T: Target> Writer<T> {
                         Ordering::Relaxed,
                     );
                 }
-                let full = self.batch.weight() >= self.config.max_bytes;
+                let full = self.batch_full();
                 if self.opened_at.elapsed() >= Duration::from_millis(self.config.max_wait_ms)
                     || full && !self.config.commit_by_time_only
                 {
@@ -345,7 +394,7 @@ impl<T: Target> Writer<T> {
                 if self.stop_filling(&table, false)? {
                     self.progress.set_copying(&table, false);
                 }
-                self.target
+                self.target()?
                     .mark_tables(std::slice::from_ref(&table), TableState::ResyncRequired, Some(&reason))
                     .map_err(target_err)?;
                 self.progress.resyncs_required.fetch_add(1, Ordering::Relaxed);
@@ -377,11 +426,28 @@ impl<T: Target> Writer<T> {
 
     fn ensure_open(&mut self) -> Result<(), PipelineError> {
         if !self.open {
-            self.target.begin().map_err(target_err)?;
             self.open = true;
             self.opened_at = Instant::now();
         }
         Ok(())
+    }
+
+    /// The batch gathered holds its share of `batch.max_bytes`: half, the other half being
+    /// the batch away on the apply thread.
+    fn batch_full(&self) -> bool {
+        self.batch.weight() >= self.config.max_bytes / 2
+    }
+
+    /// The target, back from the apply thread, with its transaction open if the writer's is.
+    fn target(&mut self) -> Result<&mut T, PipelineError> {
+        self.land()?;
+        let begin = self.open && !self.begun;
+        let target = self.target.as_mut().ok_or_else(target_away)?;
+        if begin {
+            target.begin().map_err(target_err)?;
+            self.begun = true;
+        }
+        Ok(target)
     }
 
     /// `rows` copied rows of `table` are written (not a fill's): where the copy stands after
@@ -395,7 +461,7 @@ impl<T: Target> Writer<T> {
     ) -> Result<(), PipelineError> {
         self.copied_since_commit += weight;
         if let Some(after) = after {
-            self.target.copy_reached(table, &after).map_err(target_err)?;
+            self.target()?.copy_reached(table, &after).map_err(target_err)?;
         }
         self.progress.add_copied(&table.to_string(), rows as u64);
         // An initial copy is not visible as a whole before it completes anyway, so its rows are
@@ -416,12 +482,12 @@ impl<T: Target> Writer<T> {
     /// Creates the table, or brings it up to `schema`; `fills` are the values of the columns it
     /// adds for the rows before them.
     fn bring_up(&mut self, schema: &TableSchema, fills: &[(String, Value)]) -> Result<(), PipelineError> {
-        let added = self.target.ensure_table(schema).map_err(target_err)?;
+        let added = self.target()?.ensure_table(schema).map_err(target_err)?;
         for (column, value) in fills {
             // A column the target had already (a restart replaying the schema change)
             // keeps its values: rows written since may hold others.
             if let (true, Some(i)) = (added.contains(column), schema.column_index(column)) {
-                self.target.fill_column(schema, i, value).map_err(target_err)?;
+                self.target()?.fill_column(schema, i, value).map_err(target_err)?;
                 tracing::info!(table = %schema.id, column, "filled the added column of the existing rows");
             }
         }
@@ -435,7 +501,7 @@ impl<T: Target> Writer<T> {
         let wanted = resumed || self.apply.for_table(table).resync == ResyncMode::Replace;
         let Some(schema) = self.schemas.get(table).filter(|_| wanted) else { return Ok(false) };
         let aside = TableSchema { id: table.fill_aside(), ..schema.clone() };
-        if !self.target.fill_aside(table, &aside.id, resumed).map_err(target_err)? {
+        if !self.target()?.fill_aside(table, &aside.id, resumed).map_err(target_err)? {
             return Ok(false);
         }
         self.bring_up(&aside, &[])?;
@@ -459,62 +525,136 @@ impl<T: Target> Writer<T> {
             self.schemas.remove(&aside);
             if complete {
                 let started = Instant::now();
-                self.target.replace_with_aside(table, &aside).map_err(target_err)?;
+                self.target()?.replace_with_aside(table, &aside).map_err(target_err)?;
                 let seconds = started.elapsed().as_secs_f64();
                 tracing::info!(table = %table, seconds, "the table filled aside replaced the table");
             } else {
-                self.target.drop_aside(&aside).map_err(target_err)?;
+                self.target()?.drop_aside(&aside).map_err(target_err)?;
             }
         }
         Ok(true)
     }
 
+    /// Writes the batch gathered into the open target transaction.
     fn flush(&mut self) -> Result<(), PipelineError> {
-        for table in self.filling.keys() {
-            self.batch.mark_filling(self.aside.get(table).unwrap_or(table));
-        }
-        if !self.batch.is_empty() {
-            self.target.apply(&self.batch).map_err(target_err)?;
-            self.progress.changes_applied.fetch_add(self.batch.changes(), Ordering::Relaxed);
-            self.progress.add_batch(&self.batch);
-        }
-        self.batch.clear();
-        Ok(())
+        self.send(None)
     }
 
     fn commit(&mut self) -> Result<(), PipelineError> {
         if !self.open {
             return Ok(());
         }
-        let started = Instant::now();
-        self.flush()?;
         let position = self.position.clone().unwrap_or_default();
-        self.target.commit(&Checkpoint { position: position.clone(), phase: self.phase }).map_err(target_err)?;
+        let streaming = self.phase == Phase::Streaming;
+        let committed = Committed {
+            txns: std::mem::take(&mut self.pending_txns),
+            commit_time_us: self.pending_commit_time.take(),
+            ack: streaming.then(|| self.idle_position.take().unwrap_or_else(|| position.clone())),
+            streaming,
+        };
+        self.send(Some((Checkpoint { position, phase: self.phase }, committed)))?;
         self.open = false;
+        self.begun = false;
+        self.oldest_gathered = None;
         self.last_commit = Instant::now();
         self.copied_since_commit = 0;
-        let p = &self.progress;
-        p.transactions_applied.fetch_add(self.pending_txns, Ordering::Relaxed);
-        p.batches_committed.fetch_add(1, Ordering::Relaxed);
-        p.last_target_commit_us.store(now_us(), Ordering::Relaxed);
-        p.dead_letters.store(self.target.dead_letters(), Ordering::Relaxed);
-        p.observe_apply(started.elapsed().as_secs_f64());
-        if let Some(t) = self.pending_commit_time.take() {
-            p.last_commit_time_us.store(t, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Hands the batch gathered (and the commit, if any) to the target, on the apply thread
+    /// when there is one; the batch away before it lands first.
+    fn send(&mut self, commit: Option<(Checkpoint, Committed)>) -> Result<(), PipelineError> {
+        for table in self.filling.keys() {
+            self.batch.mark_filling(self.aside.get(table).unwrap_or(table));
         }
-        if !self.in_source_txn {
-            p.oldest_pending_commit_us.store(0, Ordering::Relaxed);
+        if self.batch.is_empty() && commit.is_none() {
+            self.batch.clear();
+            return Ok(());
         }
-        if self.phase == Phase::Streaming {
-            p.phase.set(Phase::Streaming);
-        }
-        self.pending_txns = 0;
-        if self.phase == Phase::Streaming {
-            let ack = self.idle_position.take().unwrap_or(position);
-            self.acks.send_replace(ack);
+        self.land()?;
+        let target = self.target.take().ok_or_else(target_away)?;
+        let batch = std::mem::replace(&mut self.batch, std::mem::take(&mut self.spare));
+        let (checkpoint, committed) = commit.unzip();
+        let job = Job { target, batch, begin: self.open && !self.begun, commit: checkpoint };
+        self.begun |= self.open;
+        self.away = Some(Away { committed });
+        let unsent = match &self.apply_thread {
+            Some(thread) => thread.send(job),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
+            self.landed = Some(job.run());
         }
         Ok(())
     }
+
+    /// Waits for the batch away, if any, and reports it: applied, and committed if it was.
+    fn land(&mut self) -> Result<(), PipelineError> {
+        self.land_if(true)
+    }
+
+    /// Lands the batch away if it is back (`wait`: once it is).
+    fn land_if(&mut self, wait: bool) -> Result<(), PipelineError> {
+        if self.away.is_none() {
+            return Ok(());
+        }
+        let done = match (self.landed.take(), &self.apply_thread) {
+            (Some(done), _) => done,
+            (None, Some(thread)) => match thread.outcome(wait)? {
+                Some(done) => done,
+                None => return Ok(()),
+            },
+            (None, None) => return Err(target_away()),
+        };
+        let away = self.away.take().ok_or_else(target_away)?;
+        let Done { target, mut batch, result, took } = done;
+        let dead_letters = target.dead_letters();
+        self.target = Some(target);
+        result.map_err(target_err)?;
+        let p = &self.progress;
+        if !batch.is_empty() {
+            p.changes_applied.fetch_add(batch.changes(), Ordering::Relaxed);
+            p.add_batch(&batch);
+        }
+        batch.clear();
+        self.spare = batch;
+        let Some(c) = away.committed else { return Ok(()) };
+        p.transactions_applied.fetch_add(c.txns, Ordering::Relaxed);
+        p.batches_committed.fetch_add(1, Ordering::Relaxed);
+        p.last_target_commit_us.store(now_us(), Ordering::Relaxed);
+        p.dead_letters.store(dead_letters, Ordering::Relaxed);
+        p.observe_apply(took.as_secs_f64());
+        if let Some(t) = c.commit_time_us {
+            p.last_commit_time_us.store(t, Ordering::Relaxed);
+        }
+        // Lag is now that of the oldest transaction gathered since (none: caught up).
+        p.oldest_pending_commit_us.store(self.oldest_gathered.unwrap_or(0), Ordering::Relaxed);
+        if c.streaming {
+            p.phase.set(Phase::Streaming);
+            if let Some(ack) = c.ack {
+                self.acks.send_replace(ack);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a batch handed to the target reports when it lands.
+struct Away {
+    committed: Option<Committed>,
+}
+
+/// A commit handed to the target: what it makes durable.
+struct Committed {
+    txns: u64,
+    commit_time_us: Option<i64>,
+    /// The position the source may acknowledge once committed (streaming only).
+    ack: Option<Position>,
+    streaming: bool,
+}
+
+fn target_away() -> PipelineError {
+    PipelineError::Protocol("the target did not come back from the apply thread".into())
 }
 
 fn target_err<E: std::error::Error + Retry + Send + Sync + 'static>(e: E) -> PipelineError {
@@ -682,6 +822,36 @@ mod tests {
         // A commit before the initial copy began (a schema sent, then the timer or the end).
         let (log, _) = run_from(Recorder::default(), vec![SourceEvent::Schema(schema(1))], None);
         assert_eq!(log.last().map(String::as_str), Some("commit  snapshotting"), "{log:?}");
+    }
+
+    /// Every transaction is a batch of its own (no wait): each is applied and committed on the
+    /// apply thread while the next is gathered, in order, and all are counted and acknowledged.
+    #[test]
+    fn batches_applied_beside_the_next_keep_their_order() {
+        let (tx, rx) = crate::channel::channel(1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(tx.send(SourceEvent::Schema(schema(1)))).expect("open");
+        for i in 1..=50 {
+            for e in [SourceEvent::Begin, insert(i), commit(&i.to_string())] {
+                rt.block_on(tx.send(e)).expect("open");
+            }
+        }
+        drop(tx);
+        let (acks, acks_rx) = watch::channel(Position::default());
+        let config = BatchConfig { max_wait_ms: 0, max_bytes: 1 << 20, ..BatchConfig::default() };
+        let progress = Arc::new(Progress::default());
+        let streaming = Checkpoint { position: Position("0".into()), phase: Phase::Streaming };
+        let writer = Writer::new(Recorder::default(), config, acks, progress.clone()).resuming_from(Some(&streaming));
+        let log = writer.run(rx).expect("runs").log;
+        let mut expected = vec!["begin".to_string(), "table 1".into(), "apply 1".into(), "commit 1 streaming".into()];
+        for i in 2..=50 {
+            expected.extend(["begin".to_string(), "apply 1".into(), format!("commit {i} streaming")]);
+        }
+        assert_eq!(log, expected);
+        assert_eq!(*acks_rx.borrow(), Position("50".into()));
+        assert_eq!(progress.transactions_applied.load(Ordering::Relaxed), 50);
+        assert_eq!(progress.changes_applied.load(Ordering::Relaxed), 50);
+        assert_eq!(progress.oldest_pending_commit_us.load(Ordering::Relaxed), 0, "nothing is pending");
     }
 
     #[test]
