@@ -1,6 +1,6 @@
 //! ROWS events → changes: each row decoded with the columns of its own TABLE_MAP event.
 
-use crate::columns::MyTable;
+use crate::columns::{MyColumn, MyTable};
 use crate::convert::{convert, json_text, Origin};
 use crate::error::MyError;
 use crate::position::BinlogPos;
@@ -31,19 +31,21 @@ impl Streamer {
                 table: table.id.to_string(),
                 reason: format!("cannot decode a row: {e}"),
             })?;
-            let before = before.map(|r| self.row(&table, r)).transpose()?;
             let after = after.map(|r| self.row(&table, r)).transpose()?;
             let kind = match (&rows, before, after) {
                 (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(row)) => {
                     ChangeKind::Insert { row }
                 }
                 (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(old), _) => {
-                    ChangeKind::Delete { old }
+                    ChangeKind::Delete { old: self.row(&table, old)? }
                 }
                 (_, Some(old), Some(row)) => {
-                    // The old key only when it changed; the whole old row when it is the identity.
-                    let keep_old = table.key.is_empty() || table.key.iter().any(|&i| old[i] != row[i]);
-                    ChangeKind::Update { old: keep_old.then_some(old), row }
+                    // The old row only when the key changed (read whole then), or whole when it
+                    // is the identity: most updates keep their key, and their old row is not
+                    // read beyond it.
+                    let keep_old = table.key.is_empty() || !self.same_key(&table, &old, &row)?;
+                    let old = if keep_old { Some(self.row(&table, old)?) } else { None };
+                    ChangeKind::Update { old, row }
                 }
                 _ => continue,
             };
@@ -66,23 +68,33 @@ impl Streamer {
                 ),
             });
         }
-        table
-            .columns
-            .iter()
-            .zip(values)
-            .map(|(col, v)| {
-                let bad =
-                    |reason: String| MyError::Value { table: table.id.to_string(), column: col.name.clone(), reason };
-                match v {
-                    BinlogValue::Value(v) => convert(col, v, Origin::Binlog).map_err(bad),
-                    BinlogValue::Jsonb(j) => serde_json::Value::try_from(j)
-                        .map(|j| Value::Json(json_text(&j)))
-                        .map_err(|e| bad(format!("cannot read binary JSON: {e}"))),
-                    BinlogValue::JsonDiff(_) => Err(bad(
-                        "partial JSON update in the binlog: set binlog_row_value_options = '' on the server".into(),
-                    )),
-                }
-            })
-            .collect()
+        table.columns.iter().zip(values).map(|(col, v)| value(table, col, v)).collect()
+    }
+
+    /// Whether the old image's key columns hold the new row's key. An image that is not
+    /// whole is not the same: reading it whole then says what is wrong with it.
+    fn same_key(&self, table: &MyTable, old: &Image<'_>, row: &Row) -> Result<bool, MyError> {
+        if old.len() != table.columns.len() {
+            return Ok(false);
+        }
+        for &k in &table.key {
+            if value(table, &table.columns[k], old[k].clone())? != row[k] {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn value(table: &MyTable, col: &MyColumn, v: BinlogValue<'_>) -> Result<Value, MyError> {
+    let bad = |reason: String| MyError::Value { table: table.id.to_string(), column: col.name.clone(), reason };
+    match v {
+        BinlogValue::Value(v) => convert(col, v, Origin::Binlog).map_err(bad),
+        BinlogValue::Jsonb(j) => serde_json::Value::try_from(j)
+            .map(|j| Value::Json(json_text(&j)))
+            .map_err(|e| bad(format!("cannot read binary JSON: {e}"))),
+        BinlogValue::JsonDiff(_) => {
+            Err(bad("partial JSON update in the binlog: set binlog_row_value_options = '' on the server".into()))
+        }
     }
 }
