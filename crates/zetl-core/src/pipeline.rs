@@ -334,6 +334,8 @@ impl<T: Target> Writer<T> {
                 self.phase = Phase::Streaming;
                 self.position = Some(position);
                 self.commit()?;
+                // Said when it is true: the commit may still be on the apply thread.
+                self.land()?;
                 tracing::info!("initial copy committed at the target");
             }
             SourceEvent::Begin => {
@@ -410,6 +412,9 @@ impl<T: Target> Writer<T> {
                     self.ensure_open()?;
                     self.commit()?;
                 } else {
+                    // Nothing held here, but a commit may still be away: the source may skip
+                    // past it only once it is made.
+                    self.land()?;
                     self.acks.send_replace(position);
                 }
             }
@@ -678,6 +683,8 @@ mod tests {
         alters: bool,
         /// The source commits each changelog batch carried.
         stamps: Vec<Vec<String>>,
+        /// Commits fail, after a while.
+        failing: bool,
     }
 
     #[derive(Debug, thiserror::Error)]
@@ -742,6 +749,10 @@ mod tests {
             Ok(())
         }
         fn commit(&mut self, c: &Checkpoint) -> Result<(), Never> {
+            if self.failing {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(Never);
+            }
             self.log.push(format!("commit {} {}", c.position, c.phase.as_str()));
             Ok(())
         }
@@ -852,6 +863,26 @@ mod tests {
         assert_eq!(progress.transactions_applied.load(Ordering::Relaxed), 50);
         assert_eq!(progress.changes_applied.load(Ordering::Relaxed), 50);
         assert_eq!(progress.oldest_pending_commit_us.load(Ordering::Relaxed), 0, "nothing is pending");
+    }
+
+    /// A heartbeat right behind a commit still on the apply thread is not acknowledged before
+    /// that commit is made: here it fails, and nothing may be acknowledged.
+    #[test]
+    fn a_heartbeat_is_not_acknowledged_past_a_commit_not_yet_made() {
+        let (tx, rx) = crate::channel::channel(1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let heartbeat = SourceEvent::Heartbeat { position: Position("9".into()) };
+        for e in [SourceEvent::Schema(schema(1)), SourceEvent::Begin, insert(1), commit("1"), heartbeat] {
+            rt.block_on(tx.send(e)).expect("open");
+        }
+        drop(tx);
+        let (acks, acks_rx) = watch::channel(Position::default());
+        let config = BatchConfig { max_wait_ms: 0, max_bytes: 1 << 20, ..BatchConfig::default() };
+        let streaming = Checkpoint { position: Position("0".into()), phase: Phase::Streaming };
+        let target = Recorder { failing: true, ..Recorder::default() };
+        let writer = Writer::new(target, config, acks, Arc::new(Progress::default())).resuming_from(Some(&streaming));
+        assert!(writer.run(rx).is_err(), "the commit failed");
+        assert_eq!(*acks_rx.borrow(), Position::default());
     }
 
     #[test]
