@@ -227,7 +227,7 @@ impl<T: Target> Writer<T> {
                     }
                     self.commit()?;
                 }
-                self.ensure_open()?;
+                self.ensure_open();
                 // Staged changes were captured with the old column list: write them first.
                 self.flush()?;
                 let fills = self.fills.remove(&schema.id).unwrap_or_default();
@@ -242,7 +242,7 @@ impl<T: Target> Writer<T> {
                 self.fills.entry(table).or_default().push((column, value));
             }
             SourceEvent::CopyStart(table) => {
-                self.ensure_open()?;
+                self.ensure_open();
                 self.stop_filling(&table, false)?;
                 self.phase_for_copy();
                 self.target()?.copy_start(&table).map_err(target_err)?;
@@ -250,7 +250,7 @@ impl<T: Target> Writer<T> {
                 self.copying += 1;
             }
             SourceEvent::CopyResume { table, rows } => {
-                self.ensure_open()?;
+                self.ensure_open();
                 self.phase_for_copy();
                 self.target()?.copy_holds(&table, rows).map_err(target_err)?;
                 self.progress.add_copied(&table.to_string(), rows);
@@ -258,7 +258,7 @@ impl<T: Target> Writer<T> {
                 self.copying += 1;
             }
             SourceEvent::FillStart { table, resumed } => {
-                self.ensure_open()?;
+                self.ensure_open();
                 // Earlier changes of the table in this batch go before it is emptied.
                 self.flush()?;
                 let aside = self.start_aside(&table, resumed.is_some())?;
@@ -274,7 +274,7 @@ impl<T: Target> Writer<T> {
                 self.filling.insert(table, resumed.unwrap_or(0));
             }
             SourceEvent::CopyRows { table, rows, after } if self.filling.contains_key(&table) => {
-                self.ensure_open()?;
+                self.ensure_open();
                 let schema = self
                     .schemas
                     .get(self.place(&table))
@@ -297,14 +297,14 @@ impl<T: Target> Writer<T> {
                 }
             }
             SourceEvent::CopyRows { table, rows, after } => {
-                self.ensure_open()?;
+                self.ensure_open();
                 if !rows.is_empty() {
                     self.target()?.copy_rows(&table, &rows).map_err(target_err)?;
                 }
                 self.copied(&table, rows.len(), after, weight)?;
             }
             SourceEvent::CopyColumns { table, batch, after } => {
-                self.ensure_open()?;
+                self.ensure_open();
                 if !self.filling.contains_key(&table)
                     && self.target()?.copy_columns(&table, &batch).map_err(target_err)?
                 {
@@ -317,7 +317,7 @@ impl<T: Target> Writer<T> {
                 self.handle(SourceEvent::CopyRows { table, rows, after }, weight)?;
             }
             SourceEvent::CopyDone { table, rows, copied } => {
-                self.ensure_open()?;
+                self.ensure_open();
                 if !self.stop_filling(&table, true)? {
                     self.copying = self.copying.saturating_sub(1);
                 }
@@ -330,7 +330,7 @@ impl<T: Target> Writer<T> {
                 self.progress.phase.set(Phase::Snapshotting);
             }
             SourceEvent::SnapshotDone { position } => {
-                self.ensure_open()?;
+                self.ensure_open();
                 self.phase = Phase::Streaming;
                 self.position = Some(position);
                 self.commit()?;
@@ -339,7 +339,7 @@ impl<T: Target> Writer<T> {
                 tracing::info!("initial copy committed at the target");
             }
             SourceEvent::Begin => {
-                self.ensure_open()?;
+                self.ensure_open();
                 self.in_source_txn = true;
                 self.txn_changes = 0;
             }
@@ -392,7 +392,7 @@ impl<T: Target> Writer<T> {
             }
             SourceEvent::ResyncRequired { table, reason } => {
                 tracing::warn!(table = %table, reason, "the table will be copied again");
-                self.ensure_open()?;
+                self.ensure_open();
                 if self.stop_filling(&table, false)? {
                     self.progress.set_copying(&table, false);
                 }
@@ -409,7 +409,7 @@ impl<T: Target> Writer<T> {
                     // cluster does not look lagged in `status` (lag in bytes is measured
                     // from the stored checkpoint).
                     self.position = Some(position);
-                    self.ensure_open()?;
+                    self.ensure_open();
                     self.commit()?;
                 } else {
                     // Nothing held here, but a commit may still be away: the source may skip
@@ -429,12 +429,12 @@ impl<T: Target> Writer<T> {
         }
     }
 
-    fn ensure_open(&mut self) -> Result<(), PipelineError> {
+    /// Opens the writer's transaction; the target's begins with the first call it gets.
+    fn ensure_open(&mut self) {
         if !self.open {
             self.open = true;
             self.opened_at = Instant::now();
         }
-        Ok(())
     }
 
     /// The batch gathered holds its share of `batch.max_bytes`: half, the other half being
