@@ -193,7 +193,13 @@ pub enum SourceEvent {
     SnapshotDone {
         position: Position,
     },
-    Begin,
+    /// A source transaction begins. `time_us` is the source's time for it in microseconds since
+    /// the Unix epoch, when known (PostgreSQL: its commit time; MySQL/MariaDB: the time on its
+    /// first binlog event; DynamoDB: its first record's): lag counts from it while the
+    /// transaction is read and applied, not only once its commit is reached.
+    Begin {
+        time_us: Option<i64>,
+    },
     Change(Change),
     Truncate(Vec<TableId>),
     /// A source transaction committed at `position`; `commit_time_us` is its commit time in

@@ -338,10 +338,13 @@ impl<T: Target> Writer<T> {
                 self.land()?;
                 tracing::info!("initial copy committed at the target");
             }
-            SourceEvent::Begin => {
+            SourceEvent::Begin { time_us } => {
                 self.ensure_open();
                 self.in_source_txn = true;
                 self.txn_changes = 0;
+                if let Some(t) = time_us {
+                    self.pending_since(t);
+                }
             }
             SourceEvent::Change(change) => {
                 if !self.in_source_txn {
@@ -372,14 +375,7 @@ impl<T: Target> Writer<T> {
                 self.pending_txns += 1;
                 if let Some(t) = commit_time_us {
                     self.pending_commit_time = Some(t);
-                    self.oldest_gathered.get_or_insert(t);
-                    // Lag is measured from the oldest transaction the target does not have.
-                    let _ = self.progress.oldest_pending_commit_us.compare_exchange(
-                        0,
-                        t,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
+                    self.pending_since(t);
                 }
                 let full = self.batch_full();
                 if self.opened_at.elapsed() >= Duration::from_millis(self.config.max_wait_ms)
@@ -538,6 +534,14 @@ impl<T: Target> Writer<T> {
             }
         }
         Ok(true)
+    }
+
+    /// Lag is measured from the oldest transaction the target does not have: one begun or
+    /// committed at the source at `time_us` is now among them.
+    fn pending_since(&mut self, time_us: i64) {
+        self.oldest_gathered.get_or_insert(time_us);
+        let pending = &self.progress.oldest_pending_commit_us;
+        let _ = pending.compare_exchange(0, time_us, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Writes the batch gathered into the open target transaction.
@@ -815,7 +819,9 @@ mod tests {
         // and its position must still reach the target before the target commits.
         let (tx, rx) = crate::channel::channel(1 << 20);
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        for e in [SourceEvent::Schema(schema(1)), SourceEvent::Begin, insert(1), insert(2), commit("7")] {
+        for e in
+            [SourceEvent::Schema(schema(1)), SourceEvent::Begin { time_us: None }, insert(1), insert(2), commit("7")]
+        {
             rt.block_on(tx.send(e)).expect("open");
         }
         drop(tx);
@@ -843,7 +849,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         rt.block_on(tx.send(SourceEvent::Schema(schema(1)))).expect("open");
         for i in 1..=50 {
-            for e in [SourceEvent::Begin, insert(i), commit(&i.to_string())] {
+            for e in [SourceEvent::Begin { time_us: None }, insert(i), commit(&i.to_string())] {
                 rt.block_on(tx.send(e)).expect("open");
             }
         }
@@ -865,6 +871,35 @@ mod tests {
         assert_eq!(progress.oldest_pending_commit_us.load(Ordering::Relaxed), 0, "nothing is pending");
     }
 
+    /// A large transaction is applied for seconds before its commit is read: its lag counts
+    /// from its begin, not from when the writer reaches its end.
+    #[test]
+    fn lag_counts_from_a_transactions_begin() {
+        let (tx, rx) = crate::channel::channel(1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let (acks, _) = watch::channel(Position::default());
+        let progress = Arc::new(Progress::default());
+        let streaming = Checkpoint { position: Position("0".into()), phase: Phase::Streaming };
+        let writer = Writer::new(Recorder::default(), BatchConfig::default(), acks, progress.clone())
+            .resuming_from(Some(&streaming));
+        let pending = || progress.oldest_pending_commit_us.load(Ordering::Relaxed);
+        std::thread::scope(|s| {
+            let running = s.spawn(|| writer.run(rx).map(|_| ()));
+            for e in [SourceEvent::Schema(schema(1)), SourceEvent::Begin { time_us: Some(5_000_000) }, insert(1)] {
+                rt.block_on(tx.send(e)).expect("open");
+            }
+            let asked = Instant::now();
+            while pending() == 0 && asked.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(pending(), 5_000_000, "the open transaction's lag counts from its begin");
+            rt.block_on(tx.send(commit("1"))).expect("open");
+            drop(tx);
+            assert!(running.join().expect("writer thread").is_ok());
+        });
+        assert_eq!(pending(), 0, "committed: nothing is pending");
+    }
+
     /// A heartbeat right behind a commit still on the apply thread is not acknowledged before
     /// that commit is made: here it fails, and nothing may be acknowledged.
     #[test]
@@ -872,7 +907,9 @@ mod tests {
         let (tx, rx) = crate::channel::channel(1 << 20);
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let heartbeat = SourceEvent::Heartbeat { position: Position("9".into()) };
-        for e in [SourceEvent::Schema(schema(1)), SourceEvent::Begin, insert(1), commit("1"), heartbeat] {
+        for e in
+            [SourceEvent::Schema(schema(1)), SourceEvent::Begin { time_us: None }, insert(1), commit("1"), heartbeat]
+        {
             rt.block_on(tx.send(e)).expect("open");
         }
         drop(tx);
@@ -889,10 +926,10 @@ mod tests {
     fn whole_transactions_share_one_commit_and_are_acked_after_it() {
         let events = vec![
             SourceEvent::Schema(schema(1)),
-            SourceEvent::Begin,
+            SourceEvent::Begin { time_us: None },
             insert(1),
             commit("1"),
-            SourceEvent::Begin,
+            SourceEvent::Begin { time_us: None },
             insert(2),
             commit("2"),
         ];
@@ -905,10 +942,10 @@ mod tests {
     fn a_transaction_cut_off_by_the_source_is_rolled_back_unacknowledged() {
         let events = vec![
             SourceEvent::Schema(schema(1)),
-            SourceEvent::Begin,
+            SourceEvent::Begin { time_us: None },
             insert(1),
             commit("1"),
-            SourceEvent::Begin,
+            SourceEvent::Begin { time_us: None },
             insert(2),
         ];
         let (log, acked) = run(Recorder::default(), events);
@@ -921,10 +958,10 @@ mod tests {
     fn schema_change_that_needs_it_commits_what_came_before() {
         let events = vec![
             SourceEvent::Schema(schema(1)),
-            SourceEvent::Begin,
+            SourceEvent::Begin { time_us: None },
             insert(1),
             commit("1"),
-            SourceEvent::Begin,
+            SourceEvent::Begin { time_us: None },
             SourceEvent::Schema(schema(2)),
             insert(2),
             commit("2"),

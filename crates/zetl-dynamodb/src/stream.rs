@@ -261,7 +261,7 @@ impl Streamer {
         // under way reads from there.
         let never = self.filter.snapshot_mode(&table.id()) == SnapshotMode::Never;
         let resumed = continuing.as_ref().map(|(_, rows)| *rows);
-        self.events.send(SourceEvent::Begin).await?;
+        self.events.send(SourceEvent::Begin { time_us: None }).await?;
         if !never {
             self.events.send(SourceEvent::FillStart { table: table.id(), resumed }).await?;
         }
@@ -341,7 +341,8 @@ impl Streamer {
         if records.is_empty() {
             return Ok(self.events.send(SourceEvent::Heartbeat { position: self.position() }).await?);
         }
-        self.events.send(SourceEvent::Begin).await?;
+        let time_us = records.first().and_then(|r| r.at_us);
+        self.events.send(SourceEvent::Begin { time_us }).await?;
         for r in records {
             self.events.send(SourceEvent::Change(r.change)).await?;
         }

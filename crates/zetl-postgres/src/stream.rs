@@ -251,17 +251,9 @@ impl<'a> Streamer<'a> {
         stream: &mut ReplicationStream,
     ) -> Result<(), PgError> {
         self.in_txn = true;
-        // Lag counts from this commit while its changes are applied, not only once the writer
-        // reaches its end: a large transaction is applied for seconds after its commit.
-        let _ = self.progress.oldest_pending_commit_us.compare_exchange(
-            0,
-            commit_time + PG_EPOCH_OFFSET_US,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
         self.txn_final_lsn = final_lsn;
         self.txn_xid = xid;
-        self.send(SourceEvent::Begin, stream).await
+        self.send(SourceEvent::Begin { time_us: Some(commit_time + PG_EPOCH_OFFSET_US) }, stream).await
     }
 
     async fn commit(&mut self, end_lsn: u64, commit_time: i64, stream: &mut ReplicationStream) -> Result<(), PgError> {
