@@ -232,73 +232,86 @@ impl Batch {
 
     pub fn push(&mut self, schema: &TableSchema, change: Change) {
         let weight = change.weight();
-        self.push_weighed(schema, change, weight);
+        self.push_all(schema, &change.table, std::iter::once(change.kind), weight);
     }
 
-    /// [`Batch::push`] of a change whose weight the source has already worked out.
-    pub fn push_weighed(&mut self, schema: &TableSchema, change: Change, weight: usize) {
+    /// Changes to `table` (its schema is `schema`: that of the table written), in order, that
+    /// weigh `weight` together: the table's entries are looked up once for all of them.
+    pub fn push_all(
+        &mut self,
+        schema: &TableSchema,
+        table: &TableId,
+        kinds: impl IntoIterator<Item = ChangeKind>,
+        weight: usize,
+    ) {
         self.weight += weight;
-        self.changes += 1;
-        let counts = slot(&mut self.counts, &change.table);
-        match change.kind {
-            ChangeKind::Insert { .. } => counts.inserts += 1,
-            ChangeKind::Update { .. } => counts.updates += 1,
-            ChangeKind::Delete { .. } | ChangeKind::Expire { .. } => counts.deletes += 1,
-        }
+        let counts = slot(&mut self.counts, table);
         // The schema names the table written: a table filled aside takes its table's changes.
-        let table = slot(&mut self.tables, &schema.id);
-        if self.changelog {
-            table.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Change(change.kind) });
-            return;
-        }
-        let key_cols = match &schema.identity {
-            RowIdentity::Key(k) => k,
-            RowIdentity::FullRow | RowIdentity::None => {
-                // Unchanged TOAST values come as such even with REPLICA IDENTITY FULL, whose
-                // old row is complete: take them from there.
-                let kind = match change.kind {
-                    ChangeKind::Update { old: Some(old), mut row } => {
-                        for (value, prev) in row.iter_mut().zip(&old) {
-                            if matches!(value, Value::Unchanged) {
-                                *value = prev.clone();
-                            }
-                        }
-                        ChangeKind::Update { old: Some(old), row }
-                    }
-                    kind => kind,
-                };
-                table.unkeyed.push(kind);
-                return;
+        let written = slot(&mut self.tables, &schema.id);
+        for kind in kinds {
+            self.changes += 1;
+            match kind {
+                ChangeKind::Insert { .. } => counts.inserts += 1,
+                ChangeKind::Update { .. } => counts.updates += 1,
+                ChangeKind::Delete { .. } | ChangeKind::Expire { .. } => counts.deletes += 1,
             }
-        };
-        let [new_buf, old_buf] = &mut self.scratch;
-        match change.kind {
-            ChangeKind::Insert { row } => table.set(key_bytes(&row, key_cols, new_buf), KeyedOp::Upsert(row)),
-            ChangeKind::Update { old, mut row } => {
-                let new_key = key_bytes(&row, key_cols, new_buf);
-                let mut moved_from = None;
-                if let Some(old) = old {
-                    let old_key = key_bytes(&old, key_cols, old_buf);
-                    if old_key != new_key {
-                        moved_from = fill_unchanged(&mut row, table.current(old_key));
-                        if moved_from.is_none() && row.iter().any(|v| matches!(v, Value::Unchanged)) {
-                            moved_from = Some(old.clone());
-                        }
-                        table.set(old_key, KeyedOp::Delete(old));
-                    }
-                }
-                if moved_from.is_none() {
-                    moved_from = fill_unchanged(&mut row, table.current(new_key));
-                }
-                let op = match moved_from {
-                    Some(from) if row.iter().any(|v| matches!(v, Value::Unchanged)) => KeyedOp::Move { row, from },
-                    _ => KeyedOp::Upsert(row),
-                };
-                table.set(new_key, op);
+            if self.changelog {
+                written.log.push(Logged { txn: self.commits.len(), what: LoggedOp::Change(kind) });
+                continue;
             }
-            ChangeKind::Delete { old } => table.set(key_bytes(&old, key_cols, new_buf), KeyedOp::Delete(old)),
-            ChangeKind::Expire { old } => table.set(key_bytes(&old, key_cols, new_buf), KeyedOp::Expire(old)),
+            match &schema.identity {
+                RowIdentity::Key(key_cols) => push_keyed(written, key_cols, &mut self.scratch, kind),
+                RowIdentity::FullRow | RowIdentity::None => written.unkeyed.push(fill_from_old(kind)),
+            }
         }
+    }
+}
+
+/// Unchanged TOAST values come as such even with REPLICA IDENTITY FULL, whose old row is
+/// complete: they are taken from there.
+fn fill_from_old(kind: ChangeKind) -> ChangeKind {
+    match kind {
+        ChangeKind::Update { old: Some(old), mut row } => {
+            for (value, prev) in row.iter_mut().zip(&old) {
+                if matches!(value, Value::Unchanged) {
+                    *value = prev.clone();
+                }
+            }
+            ChangeKind::Update { old: Some(old), row }
+        }
+        kind => kind,
+    }
+}
+
+/// A change to a keyed table becomes its key's final state in the batch.
+fn push_keyed(table: &mut TableBatch, key_cols: &[usize], scratch: &mut [Vec<u8>; 2], kind: ChangeKind) {
+    let [new_buf, old_buf] = scratch;
+    match kind {
+        ChangeKind::Insert { row } => table.set(key_bytes(&row, key_cols, new_buf), KeyedOp::Upsert(row)),
+        ChangeKind::Update { old, mut row } => {
+            let new_key = key_bytes(&row, key_cols, new_buf);
+            let mut moved_from = None;
+            if let Some(old) = old {
+                let old_key = key_bytes(&old, key_cols, old_buf);
+                if old_key != new_key {
+                    moved_from = fill_unchanged(&mut row, table.current(old_key));
+                    if moved_from.is_none() && row.iter().any(|v| matches!(v, Value::Unchanged)) {
+                        moved_from = Some(old.clone());
+                    }
+                    table.set(old_key, KeyedOp::Delete(old));
+                }
+            }
+            if moved_from.is_none() {
+                moved_from = fill_unchanged(&mut row, table.current(new_key));
+            }
+            let op = match moved_from {
+                Some(from) if row.iter().any(|v| matches!(v, Value::Unchanged)) => KeyedOp::Move { row, from },
+                _ => KeyedOp::Upsert(row),
+            };
+            table.set(new_key, op);
+        }
+        ChangeKind::Delete { old } => table.set(key_bytes(&old, key_cols, new_buf), KeyedOp::Delete(old)),
+        ChangeKind::Expire { old } => table.set(key_bytes(&old, key_cols, new_buf), KeyedOp::Expire(old)),
     }
 }
 
@@ -488,6 +501,32 @@ mod tests {
             final_ops(&b),
             vec![KeyedOp::Upsert(row(1, 2, Value::Int(9))), KeyedOp::Delete(row(2, 0, Value::Null))]
         );
+    }
+
+    /// Changes read together (one event) make the same batch as the same changes one by one.
+    #[test]
+    fn changes_pushed_together_collapse_as_one_by_one() {
+        let s = schema(RowIdentity::Key(vec![0]));
+        let kinds = vec![
+            ChangeKind::Insert { row: row(1, 1, Value::Int(9)) },
+            ChangeKind::Update { old: Some(row(1, 1, Value::Int(9))), row: row(3, 2, Value::Unchanged) },
+            ChangeKind::Insert { row: row(2, 1, Value::Null) },
+            ChangeKind::Delete { old: row(2, 1, Value::Null) },
+        ];
+        let (mut together, mut one_by_one) = (Batch::default(), Batch::default());
+        together.push_all(&s, &s.id, kinds.clone(), 100);
+        for kind in kinds {
+            one_by_one.push(&s, change(kind));
+        }
+        assert_eq!(final_ops(&together), final_ops(&one_by_one));
+        assert_eq!(final_ops(&together).len(), 3, "{:?}", final_ops(&together));
+        assert_eq!((together.changes(), together.weight), (4, 100));
+        let counts = |b: &Batch| {
+            let c = &b.counts[&s.id];
+            (c.inserts, c.updates, c.deletes)
+        };
+        assert_eq!(counts(&together), (2, 1, 1));
+        assert_eq!(counts(&together), counts(&one_by_one));
     }
 
     #[test]

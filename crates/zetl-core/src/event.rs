@@ -1,6 +1,6 @@
 //! What flows from a source to the pipeline, and what flows back.
 
-use crate::model::{Change, Row, TableId, TableSchema, Value};
+use crate::model::{Change, ChangeKind, Row, TableId, TableSchema, Value};
 use std::fmt;
 
 /// A source position, opaque to everything but the source that made it (an LSN, a GTID set,
@@ -201,6 +201,12 @@ pub enum SourceEvent {
         time_us: Option<i64>,
     },
     Change(Change),
+    /// Changes to one table, in order, that the source read together (a binlog rows event, a
+    /// page of stream records): one event spares the channel and the writer a round per row.
+    Changes {
+        table: TableId,
+        kinds: Vec<ChangeKind>,
+    },
     Truncate(Vec<TableId>),
     /// A source transaction committed at `position`; `commit_time_us` is its commit time in
     /// microseconds since the Unix epoch, when the source knows it.
@@ -233,6 +239,7 @@ impl SourceEvent {
     pub fn weight(&self) -> usize {
         match self {
             SourceEvent::Change(c) => c.weight(),
+            SourceEvent::Changes { kinds, .. } => kinds.iter().map(ChangeKind::weight).sum(),
             SourceEvent::CopyRows { rows, .. } => rows.iter().map(crate::copy_rows::row_weight).sum(),
             SourceEvent::CopyColumns { batch, .. } => batch.get_array_memory_size(),
             // A position can be large (DynamoDB's holds every shard's sequence number).

@@ -308,7 +308,14 @@ pub struct Change {
 
 impl Change {
     pub fn weight(&self) -> usize {
-        let rows: usize = match &self.kind {
+        self.kind.weight()
+    }
+}
+
+impl ChangeKind {
+    /// An estimate of the memory the change holds.
+    pub fn weight(&self) -> usize {
+        let rows: usize = match self {
             ChangeKind::Insert { row } => row.iter().map(Value::weight).sum(),
             ChangeKind::Update { old, row } => row.iter().chain(old.iter().flatten()).map(Value::weight).sum(),
             ChangeKind::Delete { old } | ChangeKind::Expire { old } => old.iter().map(Value::weight).sum(),

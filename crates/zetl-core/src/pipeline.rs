@@ -9,7 +9,7 @@ use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
 use crate::error::{PipelineError, Retry};
 use crate::event::{Checkpoint, CopyCursor, Phase, Position, SourceEvent, TableState};
-use crate::model::{TableId, TableSchema, Value};
+use crate::model::{Change, ChangeKind, TableId, TableSchema, Value};
 use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -346,21 +346,8 @@ impl<T: Target> Writer<T> {
                     self.pending_since(t);
                 }
             }
-            SourceEvent::Change(change) => {
-                if !self.in_source_txn {
-                    return Err(PipelineError::Protocol(format!("change to {} outside a transaction", change.table)));
-                }
-                let schema = self
-                    .schemas
-                    .get(self.place(&change.table))
-                    .ok_or_else(|| PipelineError::Protocol(format!("change to {} before its schema", change.table)))?;
-                // The room the change took in the channel is its weight.
-                self.batch.push_weighed(schema, change, weight);
-                self.txn_changes += 1;
-                if self.batch_full() {
-                    self.flush()?;
-                }
-            }
+            SourceEvent::Change(Change { table, kind }) => self.changes(&table, std::iter::once(kind), weight)?,
+            SourceEvent::Changes { table, kinds } => self.changes(&table, kinds.into_iter(), weight)?,
             SourceEvent::Truncate(tables) => {
                 for table in tables.iter().filter(|t| self.apply.for_table(t).truncate == TruncatePolicy::Apply) {
                     let place = self.place(table).clone();
@@ -534,6 +521,28 @@ impl<T: Target> Writer<T> {
             }
         }
         Ok(true)
+    }
+
+    /// Changes to `table` that took `weight` bytes of room in the channel.
+    fn changes(
+        &mut self,
+        table: &TableId,
+        kinds: impl ExactSizeIterator<Item = ChangeKind>,
+        weight: usize,
+    ) -> Result<(), PipelineError> {
+        if !self.in_source_txn {
+            return Err(PipelineError::Protocol(format!("change to {table} outside a transaction")));
+        }
+        let schema = self
+            .schemas
+            .get(self.place(table))
+            .ok_or_else(|| PipelineError::Protocol(format!("change to {table} before its schema")))?;
+        self.txn_changes += kinds.len() as u64;
+        self.batch.push_all(schema, table, kinds, weight);
+        if self.batch_full() {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Lag is measured from the oldest transaction the target does not have: one begun or

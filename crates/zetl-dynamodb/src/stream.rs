@@ -323,7 +323,7 @@ impl Streamer {
     }
 
     async fn apply(&mut self, table: &str, shard: &str, records: Vec<Decoded>, finished: bool) -> Result<(), DynError> {
-        let Some(info) = self.tables.get(table) else { return Ok(()) };
+        let Some(info) = self.tables.get(table).cloned() else { return Ok(()) };
         let entry = self.pos.tables.entry(table.to_string()).or_insert_with(|| TablePos {
             stream: info.stream_arn.clone(),
             shards: BTreeMap::new(),
@@ -343,9 +343,8 @@ impl Streamer {
         }
         let time_us = records.first().and_then(|r| r.at_us);
         self.events.send(SourceEvent::Begin { time_us }).await?;
-        for r in records {
-            self.events.send(SourceEvent::Change(r.change)).await?;
-        }
+        let kinds = records.into_iter().map(|r| r.change.kind).collect();
+        self.events.send(SourceEvent::Changes { table: info.id(), kinds }).await?;
         let commit_time_us = last.and_then(|(_, at)| at);
         Ok(self.events.send(SourceEvent::Commit { position: self.position(), commit_time_us }).await?)
     }

@@ -8,7 +8,7 @@ use crate::row_image::Image;
 use crate::stream::Streamer;
 use mysql_common::binlog::events::{Event, EventData, RowsEventData};
 use mysql_common::binlog::value::BinlogValue;
-use zetl_core::{Change, ChangeKind, Row, SourceEvent, Value};
+use zetl_core::{ChangeKind, Row, SourceEvent, Value};
 
 impl Streamer {
     pub(crate) async fn rows(&mut self, event: &Event, event_start: &BinlogPos) -> Result<(), MyError> {
@@ -25,7 +25,7 @@ impl Streamer {
             .get(&rows.table_id())
             .cloned()
             .ok_or_else(|| MyError::Protocol(format!("rows event at {event_start} without its TABLE_MAP")))?;
-        let mut changes = Vec::new();
+        let mut kinds = Vec::new();
         for pair in layout.rows(&rows) {
             let (before, after) = pair.map_err(|e| MyError::Table {
                 table: table.id.to_string(),
@@ -49,12 +49,12 @@ impl Streamer {
                 }
                 _ => continue,
             };
-            changes.push(Change { table: table.id.clone(), kind });
+            kinds.push(kind);
         }
-        for change in changes {
-            self.emit(SourceEvent::Change(change)).await?;
+        if kinds.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.emit(SourceEvent::Changes { table: table.id.clone(), kinds }).await
     }
 
     fn row(&self, table: &MyTable, values: Image<'_>) -> Result<Row, MyError> {

@@ -513,7 +513,12 @@ impl Streamer {
         for event in kept {
             // A kept Schema is sent as it is; `schemas` keeps the last one sent outside XA, so
             // the next TABLE_MAP at worst sends the same schema again.
-            if matches!(&event, SourceEvent::Change(c) if !self.wanted(&c.table)) {
+            let table = match &event {
+                SourceEvent::Change(c) => Some(&c.table),
+                SourceEvent::Changes { table, .. } => Some(table),
+                _ => None,
+            };
+            if table.is_some_and(|t| !self.wanted(t)) {
                 continue;
             }
             self.begin().await?;
