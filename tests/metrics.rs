@@ -152,13 +152,13 @@ fn lag_counts_the_stream_held_by_a_resync() {
 }
 
 /// The same for MariaDB, whose binlog connection is closed while a copy in one piece runs (a
-/// table with a text key: one with an integer key is filled beside the stream).
+/// table without a primary key: one with a key is filled beside the stream, chunk by chunk).
 #[test]
 fn mariadb_lag_counts_the_stream_held_by_a_resync() {
     let env = common::mysql::MyEnv::start("my_resync_lag");
     env.sql(
-        "CREATE TABLE big (id varchar(12) PRIMARY KEY, pad varchar(100)); \
-         INSERT INTO big SELECT CONCAT('k', seq), repeat('x', 100) FROM seq_1_to_1000000; \
+        "CREATE TABLE big (id varchar(12) NOT NULL, pad varchar(100)); \
+         INSERT INTO big SELECT CONCAT('k', seq), repeat('x', 100) FROM seq_1_to_2000000; \
          CREATE TABLE ticks (id int AUTO_INCREMENT PRIMARY KEY, at datetime(6) DEFAULT now(6))",
     );
     let port = zetl_testkit::free_port();
@@ -169,6 +169,7 @@ fn mariadb_lag_counts_the_stream_held_by_a_resync() {
         env.sql("INSERT INTO ticks () VALUES ()");
     })
     .most_lag;
+    eprintln!("mariadb: lag at most {most:.1} s while the binlog waited for a 2M-row copy in one piece");
     assert!(most >= 1.0, "zetl_lag_seconds stayed at {most} s while the binlog waited for the copy");
     env.catch_up_and_stop(zetl, &cfg);
     env.assert_equal(&["shop.big", "shop.ticks"]);
@@ -318,12 +319,23 @@ fn mariadb_lag_is_measured_on_the_servers_clock() {
             env.sql("INSERT INTO ticks (n) SELECT seq FROM seq_1_to_1000000");
         },
     );
+    // A transaction left open 8 s before its last statement and commit: its rows events keep
+    // the times their statements started, but its lag counts from its commit.
+    env.sql("BEGIN; INSERT INTO ticks (n) VALUES (-1); DO SLEEP(8); INSERT INTO ticks (n) SELECT seq FROM seq_1_to_300000; COMMIT");
+    let series = "zetl_lag_seconds{integration=\"skew_my\"}";
+    let mut held: f64 = 0.0;
+    for _ in 0..50 {
+        held = held.max(sample(&get(port, "/metrics").1, series).unwrap_or(0.0));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     env.catch_up_and_stop(zetl, &cfg);
     eprintln!(
-        "mariadb, zetl's clock +30s: lag at most {idle:.1} s caught up, {behind:.1} s applying a 1M-row transaction"
+        "mariadb, zetl's clock +30s: lag at most {idle:.1} s caught up, {behind:.1} s applying a 1M-row transaction, \
+         {held:.1} s applying a transaction held open 8 s"
     );
     assert!(idle < 5.0, "the skew was reported as lag ({idle} s)");
     assert!(behind >= 2.0, "the lag of a 1M-row transaction was hidden ({behind} s)");
+    assert!(held < 6.0, "a transaction held open 8 s before its commit was reported {held} s behind");
     env.assert_equal(&[&format!("{}.ticks", common::mysql::MY_DB)]);
 }
 

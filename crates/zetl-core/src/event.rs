@@ -194,9 +194,9 @@ pub enum SourceEvent {
         position: Position,
     },
     /// A source transaction begins. `time_us` is the source's time for it in microseconds since
-    /// the Unix epoch, when known (PostgreSQL: its commit time; MySQL/MariaDB: the time on its
-    /// first binlog event; DynamoDB: its first record's): lag counts from it while the
-    /// transaction is read and applied, not only once its commit is reached.
+    /// the Unix epoch, when known (PostgreSQL: its commit time; MySQL/MariaDB: its GTID event's,
+    /// the start of the statement that committed it; DynamoDB: its first record's): lag counts
+    /// from it while the transaction is read and applied, not only once its commit is reached.
     Begin {
         time_us: Option<i64>,
     },

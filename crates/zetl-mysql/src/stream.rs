@@ -89,8 +89,11 @@ pub struct Streamer {
     /// The current event lies before `recover_until`: only XA transactions are collected;
     /// nothing is sent.
     pub(crate) recovering: bool,
-    /// The time (seconds since the epoch) on the event being handled.
-    event_time: u32,
+    /// The time (seconds since the epoch) on the first event of the transaction being read: its
+    /// GTID event, which the server stamps with the start of the statement that committed it
+    /// (the later events keep the times their statements started, which for a transaction
+    /// left open a while are long before its commit).
+    txn_time: u32,
     last_heartbeat: Instant,
 }
 
@@ -158,7 +161,7 @@ impl Streamer {
             prepared: xa::Prepared::default(),
             recover_until: None,
             recovering: false,
-            event_time: 0,
+            txn_time: 0,
             last_heartbeat: Instant::now(),
         }
     }
@@ -255,7 +258,9 @@ impl Streamer {
 
     async fn handle(&mut self, event: &Event, at: &mut BinlogPos) -> Result<Option<Pause>, MyError> {
         let header = event.header();
-        self.event_time = header.timestamp();
+        if self.txn.is_none() {
+            self.txn_time = header.timestamp();
+        }
         let event_start =
             BinlogPos::new(at.file.clone(), u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())));
         if header.log_pos() != 0 {
@@ -365,7 +370,7 @@ impl Streamer {
         if let Some(txn) = self.txn.as_mut() {
             if !txn.sent_begin && txn.xa.is_none() {
                 txn.sent_begin = true;
-                let time_us = Some(i64::from(self.event_time) * 1_000_000);
+                let time_us = Some(i64::from(self.txn_time) * 1_000_000);
                 self.events.send(SourceEvent::Begin { time_us }).await?;
             }
         }
