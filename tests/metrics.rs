@@ -244,22 +244,31 @@ fn faked_clock(shift: &str) -> [(&str, &str); 3] {
 /// The most lag `integration` reported while `tick(i)` ran 30 times, 100 ms apart (caught
 /// up), and in the 20 s after `big` (a 1M-row transaction to apply).
 fn lag_caught_up_and_behind(port: u16, integration: &str, tick: impl Fn(u32), big: impl FnOnce()) -> (f64, f64) {
-    let series = format!("zetl_lag_seconds{{integration=\"{integration}\"}}");
-    let lag = || sample(&get(port, "/metrics").1, &series).unwrap_or(-1.0);
     let mut idle: f64 = 0.0;
     for i in 0..30 {
         tick(i);
-        idle = idle.max(lag());
+        idle = idle.max(lag_now(port, integration));
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     big();
-    let mut behind: f64 = 0.0;
+    (idle, most_lag(port, integration, std::time::Duration::from_secs(20)))
+}
+
+/// `zetl_lag_seconds` of `integration` now (-1 when it cannot be read).
+fn lag_now(port: u16, integration: &str) -> f64 {
+    let series = format!("zetl_lag_seconds{{integration=\"{integration}\"}}");
+    sample(&get(port, "/metrics").1, &series).unwrap_or(-1.0)
+}
+
+/// The most lag `integration` reports in `window`, looked at every 100 ms.
+fn most_lag(port: u16, integration: &str, window: std::time::Duration) -> f64 {
+    let mut most: f64 = 0.0;
     let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(20) {
-        behind = behind.max(lag());
+    while started.elapsed() < window {
+        most = most.max(lag_now(port, integration));
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    (idle, behind)
+    most
 }
 
 /// The source's clock and zetl's 30 s apart each way (zetl run under libfaketime): lag is
@@ -322,12 +331,7 @@ fn mariadb_lag_is_measured_on_the_servers_clock() {
     // A transaction left open 8 s before its last statement and commit: its rows events keep
     // the times their statements started, but its lag counts from its commit.
     env.sql("BEGIN; INSERT INTO ticks (n) VALUES (-1); DO SLEEP(8); INSERT INTO ticks (n) SELECT seq FROM seq_1_to_300000; COMMIT");
-    let series = "zetl_lag_seconds{integration=\"skew_my\"}";
-    let mut held: f64 = 0.0;
-    for _ in 0..50 {
-        held = held.max(sample(&get(port, "/metrics").1, series).unwrap_or(0.0));
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let held = most_lag(port, "skew_my", std::time::Duration::from_secs(5));
     env.catch_up_and_stop(zetl, &cfg);
     eprintln!(
         "mariadb, zetl's clock +30s: lag at most {idle:.1} s caught up, {behind:.1} s applying a 1M-row transaction, \
