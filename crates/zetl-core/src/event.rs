@@ -1,6 +1,6 @@
 //! What flows from a source to the pipeline, and what flows back.
 
-use crate::model::{Change, ChangeKind, Row, TableId, TableSchema, Value};
+use crate::model::{ChangeKind, Row, TableId, TableSchema, Value};
 use std::fmt;
 
 /// A source position, opaque to everything but the source that made it (an LSN, a GTID set,
@@ -200,9 +200,9 @@ pub enum SourceEvent {
     Begin {
         time_us: Option<i64>,
     },
-    Change(Change),
     /// Changes to one table, in order, that the source read together (a binlog rows event, a
-    /// page of stream records): one event spares the channel and the writer a round per row.
+    /// page of stream records, a run of pgoutput changes to one relation): one event spares
+    /// the channel and the writer a round per row.
     Changes {
         table: TableId,
         kinds: Vec<ChangeKind>,
@@ -238,7 +238,6 @@ impl SourceEvent {
     /// An estimate of the memory the event holds, for batch sizing.
     pub fn weight(&self) -> usize {
         match self {
-            SourceEvent::Change(c) => c.weight(),
             SourceEvent::Changes { kinds, .. } => kinds.iter().map(ChangeKind::weight).sum(),
             SourceEvent::CopyRows { rows, .. } => rows.iter().map(crate::copy_rows::row_weight).sum(),
             SourceEvent::CopyColumns { batch, .. } => batch.get_array_memory_size(),

@@ -9,7 +9,7 @@ use crate::channel::EventReceiver;
 use crate::config::BatchConfig;
 use crate::error::{PipelineError, Retry};
 use crate::event::{Checkpoint, CopyCursor, Phase, Position, SourceEvent, TableState};
-use crate::model::{Change, ChangeKind, TableId, TableSchema, Value};
+use crate::model::{ChangeKind, TableId, TableSchema, Value};
 use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -346,7 +346,6 @@ impl<T: Target> Writer<T> {
                     self.pending_since(t);
                 }
             }
-            SourceEvent::Change(Change { table, kind }) => self.changes(&table, std::iter::once(kind), weight)?,
             SourceEvent::Changes { table, kinds } => self.changes(&table, kinds.into_iter(), weight)?,
             SourceEvent::Truncate(tables) => {
                 for table in tables.iter().filter(|t| self.apply.for_table(t).truncate == TruncatePolicy::Apply) {
@@ -687,7 +686,7 @@ pub fn now_us() -> i64 {
 mod tests {
     use super::*;
     use crate::event::{CopiedTable, CopyCursor, CopyUnderWay, TableState};
-    use crate::model::{Change, ChangeKind, Column, ColumnType, Row, RowIdentity, Value};
+    use crate::model::{ChangeKind, Column, ColumnType, Row, RowIdentity, Value};
 
     /// Records what the writer asks of a target (our own trait, not a server).
     #[derive(Default)]
@@ -791,10 +790,10 @@ mod tests {
     }
 
     fn insert(id: i64) -> SourceEvent {
-        SourceEvent::Change(Change {
+        SourceEvent::Changes {
             table: TableId::new("s", "t"),
-            kind: ChangeKind::Insert { row: vec![Value::Int(id)] },
-        })
+            kinds: vec![ChangeKind::Insert { row: vec![Value::Int(id)] }],
+        }
     }
 
     fn commit(pos: &str) -> SourceEvent {

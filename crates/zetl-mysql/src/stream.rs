@@ -518,12 +518,7 @@ impl Streamer {
         for event in kept {
             // A kept Schema is sent as it is; `schemas` keeps the last one sent outside XA, so
             // the next TABLE_MAP at worst sends the same schema again.
-            let table = match &event {
-                SourceEvent::Change(c) => Some(&c.table),
-                SourceEvent::Changes { table, .. } => Some(table),
-                _ => None,
-            };
-            if table.is_some_and(|t| !self.wanted(t)) {
+            if matches!(&event, SourceEvent::Changes { table, .. } if !self.wanted(table)) {
                 continue;
             }
             self.begin().await?;

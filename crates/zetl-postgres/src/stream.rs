@@ -21,7 +21,7 @@ use tokio_postgres::Client;
 use zetl_core::channel::EventSender;
 use zetl_core::progress::Progress;
 use zetl_core::source::take_ack;
-use zetl_core::{Change, ChangeKind, Column, Position, Row, RowIdentity, SourceEvent, TableId, TableSchema, Value};
+use zetl_core::{ChangeKind, Column, Position, Row, RowIdentity, SourceEvent, TableId, TableSchema, Value};
 
 /// How often the server hears from us even when nothing changes (well inside the default
 /// `wal_sender_timeout` of 60 s).
@@ -78,9 +78,23 @@ pub struct Streamer<'a> {
     /// each (reading it was a few per cent of the stream's time).
     sends: u32,
     received_messages: u32,
+    held: Option<Held>,
 }
 
 const CLOCK_EVERY: u32 = 64;
+
+/// Consecutive changes to one relation, not sent yet (see `Streamer::hold`).
+struct Held {
+    oid: u32,
+    table: TableId,
+    kinds: Vec<ChangeKind>,
+    weight: usize,
+}
+
+/// At most this many changes, or this much weight, are held before they are sent: about a
+/// binlog rows event's worth, small beside the channel's bound.
+const HOLD_CHANGES: usize = 256;
+const HOLD_WEIGHT: usize = 256 << 10;
 
 /// Why the stream loop returned.
 pub enum Pause {
@@ -105,6 +119,7 @@ impl<'a> Streamer<'a> {
             last_status: Instant::now(),
             sends: 0,
             received_messages: 0,
+            held: None,
             sql,
             types,
             tables,
@@ -277,7 +292,11 @@ impl<'a> Streamer<'a> {
                 self.begin(Lsn(final_lsn), xid, commit_time, stream).await?
             }
             Message::Commit { end_lsn, commit_time, .. } => self.commit(end_lsn, commit_time, stream).await?,
-            Message::Relation(rel) => self.relation(rel, stream).await?,
+            Message::Relation(rel) => {
+                // The relation may now name another table: what is held was read under the old one.
+                self.flush(stream).await?;
+                self.relation(rel, stream).await?
+            }
             Message::Type { .. } => {
                 // A type this session has not described yet (e.g. a new enum): reload.
                 self.types = catalog::type_catalog(self.sql).await?;
@@ -285,29 +304,23 @@ impl<'a> Streamer<'a> {
             Message::Insert { oid, new } => {
                 if let Some(state) = self.live_with_schema(oid, stream).await? {
                     let row = to_row(&state.schema, &new)?;
-                    let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Insert { row } };
-                    self.send(SourceEvent::Change(change), stream).await?;
+                    self.hold(oid, ChangeKind::Insert { row }, stream).await?;
                 }
             }
             Message::Update { oid, old, new } => {
                 if let Some(state) = self.live_with_schema(oid, stream).await? {
                     let mut row = to_row(&state.schema, &new)?;
                     let old = old.map(|o| to_row(&state.schema, old_values(&o))).transpose()?;
-                    let table = state.schema.id.clone();
-                    if self.filling.contains(&table) {
-                        if let Some(state) = self.relations.get(&oid) {
-                            fill_unsent_of_moved(self.sql, &state.schema, old.as_ref(), &new, &mut row).await?;
-                        }
+                    if let Some(state) = self.relations.get(&oid).filter(|s| self.filling.contains(&s.schema.id)) {
+                        fill_unsent_of_moved(self.sql, &state.schema, old.as_ref(), &new, &mut row).await?;
                     }
-                    let change = Change { table, kind: ChangeKind::Update { old, row } };
-                    self.send(SourceEvent::Change(change), stream).await?;
+                    self.hold(oid, ChangeKind::Update { old, row }, stream).await?;
                 }
             }
             Message::Delete { oid, old } => {
                 if let Some(state) = self.live_with_schema(oid, stream).await? {
                     let old = to_row(&state.schema, old_values(&old))?;
-                    let change = Change { table: state.schema.id.clone(), kind: ChangeKind::Delete { old } };
-                    self.send(SourceEvent::Change(change), stream).await?;
+                    self.hold(oid, ChangeKind::Delete { old }, stream).await?;
                 }
             }
             Message::Truncate { oids, .. } => {
@@ -523,8 +536,54 @@ impl<'a> Streamer<'a> {
         self.send(event, stream).await
     }
 
-    /// Sends an event, still answering the server while the pipeline pushes back.
+    /// Queues a change behind the ones to the same relation read just before it: a run of
+    /// changes to one table travels as one `Changes` event, which spares the channel and the
+    /// writer a round per row. Anything else sent goes after what is held (see `send`), and a
+    /// commit is sent, so nothing is held between transactions.
+    async fn hold(&mut self, oid: u32, kind: ChangeKind, stream: &mut ReplicationStream) -> Result<(), PgError> {
+        if self.held.as_ref().is_some_and(|h| h.oid != oid) {
+            self.flush(stream).await?;
+        }
+        let held = match &mut self.held {
+            Some(held) => held,
+            None => {
+                let table = self.relations.get(&oid).map(|s| s.schema.id.clone());
+                let table = table.ok_or_else(|| PgError::Protocol(format!("change for unknown relation {oid}")))?;
+                self.held.insert(Held { oid, table, kinds: Vec::new(), weight: 0 })
+            }
+        };
+        held.weight += kind.weight();
+        held.kinds.push(kind);
+        if held.kinds.len() >= HOLD_CHANGES || held.weight >= HOLD_WEIGHT {
+            self.flush(stream).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the changes held, if any.
+    async fn flush(&mut self, stream: &mut ReplicationStream) -> Result<(), PgError> {
+        match self.held.take() {
+            Some(Held { table, kinds, weight, .. }) => {
+                self.send_weighed(SourceEvent::Changes { table, kinds }, weight, stream).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Sends an event after the changes held, still answering the server while the pipeline
+    /// pushes back.
     async fn send(&mut self, event: SourceEvent, stream: &mut ReplicationStream) -> Result<(), PgError> {
+        self.flush(stream).await?;
+        let weight = event.weight();
+        self.send_weighed(event, weight, stream).await
+    }
+
+    async fn send_weighed(
+        &mut self,
+        event: SourceEvent,
+        weight: usize,
+        stream: &mut ReplicationStream,
+    ) -> Result<(), PgError> {
         // A long replay of a spilled transaction reads no socket: the server must still hear
         // from us within wal_sender_timeout.
         self.sends = self.sends.wrapping_add(1);
@@ -532,7 +591,6 @@ impl<'a> Streamer<'a> {
             stream.send_status(self.received, self.acked, false).await?;
             self.last_status = Instant::now();
         }
-        let weight = event.weight();
         if let Some(slot) = self.events.try_reserve(weight).map_err(|_| PgError::PipelineClosed)? {
             return slot.send(event).map_err(|_| PgError::PipelineClosed);
         }
