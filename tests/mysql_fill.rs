@@ -62,13 +62,52 @@ fn copying(port: u16, integration: &str, table: &str) -> bool {
 #[test]
 fn mariadb_a_resync_is_filled_beside_the_stream() {
     let env = MyEnv::start("my_fill");
-    create_tables(&env);
+    resync_filled_beside_the_stream(&env, "my_fill", None);
+}
+
+/// The same with a signal table, the way MySQL fills (it has no snapshot position): each
+/// chunk's snapshot is opened after a fence committed there. MariaDB would not need it; set,
+/// it is used. The table is zetl's own: never replicated, checked by `zetl check`, removed by
+/// `zetl drop`.
+#[test]
+fn a_resync_fenced_by_a_signal_table_is_filled_beside_the_stream() {
+    let env = MyEnv::start("my_fence");
+    let signal = "shop.zetl_signal";
+    let config = resync_filled_beside_the_stream(&env, "my_fence", Some(signal));
+    let fences: u64 = env
+        .sql("SELECT fences FROM zetl_signal WHERE integration = 'my_fence'")
+        .trim()
+        .parse()
+        .expect("the integration's row in the signal table");
+    assert!(fences >= ROWS / 50_000, "{fences} fences for a fill of {ROWS} rows in chunks of 50 000");
+    assert!(
+        !env.target_tables().iter().any(|t| t.contains("zetl_signal")),
+        "the signal table was replicated: {:?}",
+        env.target_tables()
+    );
+    let cfg = config.to_str().expect("utf-8 path");
+    let out = zetl_command(&["check", "-c", cfg]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("✓ signal table {signal}")), "{text}");
+    let out = zetl_command(&["drop", "-c", cfg, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let left = env.sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'zetl_signal'");
+    assert_eq!(left.trim(), "0", "zetl drop left the signal table");
+}
+
+/// Resyncs `shop.big` of a streaming integration `name` under writes (see above); returns its
+/// configuration file.
+fn resync_filled_beside_the_stream(env: &MyEnv, name: &str, signal: Option<&str>) -> std::path::PathBuf {
+    create_tables(env);
     let port = zetl_testkit::free_port();
-    let config = env
-        .config("my_fill")
+    let mut config = env
+        .config(name)
         .source("heartbeat_secs", 1)
-        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]))
-        .write();
+        .set("metrics", map([("listen", format!("127.0.0.1:{port}").into())]));
+    if let Some(signal) = signal {
+        config = config.source("signal_table", signal);
+    }
+    let config = config.write();
     let mut zetl = env.run_zetl_streaming(&config);
     common::wait_for("the initial copy to be committed", &mut zetl, || {
         std::fs::read_to_string(env.log_path()).is_ok_and(|l| l.contains("initial copy committed at the target"))
@@ -77,22 +116,22 @@ fn mariadb_a_resync_is_filled_beside_the_stream() {
     let (mut during, mut worst) = (0, Duration::ZERO);
     let started = Instant::now();
     std::thread::scope(|s| {
-        let writer = s.spawn(|| write_until(&env, &stop));
+        let writer = s.spawn(|| write_until(env, &stop));
         let _stop = StopOnDrop(&stop);
         let out = zetl_command(&["resync", "-c", config.to_str().expect("utf-8 path"), "shop.big"]);
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         // The request is taken up at the stream's next periodic look (10 s).
-        common::wait_for("the copy of shop.big to begin", &mut zetl, || copying(port, "my_fill", "shop.big"));
-        let applied = "zetl_changes_applied_total{integration=\"my_fill\",table=\"shop.small\"";
+        common::wait_for("the copy of shop.big to begin", &mut zetl, || copying(port, name, "shop.big"));
+        let applied = format!("zetl_changes_applied_total{{integration=\"{name}\",table=\"shop.small\"");
         for i in 0u64.. {
-            if !copying(port, "my_fill", "shop.big") {
+            if !copying(port, name, "shop.big") {
                 break;
             }
             let written = Instant::now();
             env.sql(&format!("INSERT INTO small VALUES ({i}, NOW(6))"));
-            let arrived = poll(TIMEOUT, || metric(port, applied) > i as f64);
+            let arrived = poll(TIMEOUT, || metric(port, &applied) > i as f64);
             assert!(arrived, "a row of shop.small was not applied within {TIMEOUT:?} during the fill");
-            if copying(port, "my_fill", "shop.big") {
+            if copying(port, name, "shop.big") {
                 during += 1;
                 worst = worst.max(written.elapsed());
             }
@@ -111,6 +150,7 @@ fn mariadb_a_resync_is_filled_beside_the_stream() {
     assert!(log.contains("copying the table while streaming, in chunks table=shop.big"), "{log}");
     assert!(log.contains("table copied while streaming table=shop.big"), "{log}");
     env.assert_equal(&["shop.big", "shop.small"]);
+    config
 }
 
 const WORDS: u64 = 300_000;

@@ -11,6 +11,8 @@ pub struct TableFilter {
     include: Vec<Pattern>,
     exclude: Vec<Pattern>,
     snapshot: Vec<(Pattern, SnapshotMode)>,
+    /// Tables zetl keeps at the source for itself, never replicated whatever the patterns say.
+    own: Vec<TableId>,
 }
 
 /// Whether and when a table's rows are copied (`tables.snapshot`).
@@ -58,7 +60,13 @@ impl Pattern {
 impl TableFilter {
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
         let parse = |list: &[String]| list.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>();
-        Ok(Self { include: parse(include)?, exclude: parse(exclude)?, snapshot: Vec::new() })
+        Ok(Self { include: parse(include)?, exclude: parse(exclude)?, snapshot: Vec::new(), own: Vec::new() })
+    }
+
+    /// Leaves out `table`, one zetl keeps at the source for itself (a signal table).
+    pub fn without(mut self, table: TableId) -> Self {
+        self.own.push(table);
+        self
     }
 
     /// With `tables.snapshot`: pattern → mode, the first pattern that matches deciding.
@@ -94,7 +102,8 @@ impl TableFilter {
     }
 
     pub fn matches(&self, table: &TableId) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|p| p.matches(table)))
+        !self.own.contains(table)
+            && (self.include.is_empty() || self.include.iter().any(|p| p.matches(table)))
             && !self.exclude.iter().any(|p| p.matches(table))
     }
 }
@@ -158,6 +167,14 @@ mod tests {
         let all = f(&[], &["tmp_*"]);
         assert!(all.matches(&TableId::new("x", "y")));
         assert!(!all.matches(&TableId::new("x", "tmp_1")));
+    }
+
+    #[test]
+    fn a_table_zetl_keeps_for_itself_is_never_replicated() {
+        let filter = f(&["shop.*"], &[]).without(TableId::new("shop", "zetl_signal"));
+        assert!(!filter.matches(&TableId::new("shop", "zetl_signal")));
+        assert!(filter.matches(&TableId::new("shop", "zetl_signals")));
+        assert!(filter.matches(&TableId::new("shop", "orders")));
     }
 
     #[test]

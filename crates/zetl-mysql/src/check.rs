@@ -71,6 +71,16 @@ pub(crate) async fn check(source: &MySource, stored: Option<&str>) -> Vec<Verdic
                 "set a non-zero server_id in my.cnf",
             ));
             out.push(Verdict::pass("replica server id".into(), format!("{} (source.server_id)", source.server_id())));
+            if let Some(signal) = source.signal() {
+                out.extend(signal.check(&mut conn, server.flavor).await);
+            } else if server.flavor != crate::flavor::Flavor::MariaDb {
+                out.push(Verdict::warn(
+                    "signal table".into(),
+                    "not set: tables copied while streaming (new tables, `zetl resync`) are copied in one piece \
+                     while the binlog waits; set source.signal_table to fill them in chunks beside the stream"
+                        .into(),
+                ));
+            }
             if server.log_bin {
                 out.push(retention(&mut conn).await);
                 if let Some(stored) = stored.and_then(BinlogPos::parse) {

@@ -1,29 +1,32 @@
 //! Copies made while streaming (a new table, `zetl resync`, a table the stream cannot carry
-//! on with) of tables with a primary key (`fill_cursor::key_fits`), on MariaDB: filled in
-//! place chunk by chunk between stretches of the binlog, so that such a copy holds the other
-//! tables back for one chunk at a time instead of its whole length. Other tables are still
-//! copied whole while the binlog waits (`MySource::copy_while_streaming`): MySQL tells a
-//! snapshot's binlog position only under `FLUSH TABLES WITH READ LOCK`, too heavy to take
-//! for every chunk.
+//! on with) of tables with a primary key (`fill_cursor::key_fits`): filled in place chunk by
+//! chunk between stretches of the binlog, so that such a copy holds the other tables back for
+//! one chunk at a time instead of its whole length. Other tables are still copied whole while
+//! the binlog waits (`MySource::copy_while_streaming`), and so is every table on MySQL without
+//! a signal table (`signal.rs`): MySQL tells a snapshot's binlog position only under
+//! `FLUSH TABLES WITH READ LOCK`, too heavy to take for every chunk.
 //!
-//! Each chunk is read in key order after the last key sent, in a consistent snapshot whose
-//! binlog position (`binlog_snapshot_position`) is at or past everything the stream has read.
-//! The first chunk's position (`FillCursor::since`) divides the stream as a copy in one piece
-//! does: the table's changes in transactions that began before it are in every chunk and are
-//! skipped (before it is known, all are), every later one applies. One from before a chunk's
-//! snapshot is in that chunk too, whose rows are written over the keys and are newer; one
-//! the chunk holds already is applied again after it. Each key's changes arrive in order with
-//! the whole row (`binlog_row_image = FULL`), so the key still ends as the source has it.
-//! The copy counts as done once the stream has passed the last chunk's snapshot. The cursor
-//! (with `since`) is committed with the rows: a restart continues after it.
+//! Each chunk is read in key order after the last key sent, in a consistent snapshot that
+//! sees every transaction the stream has read: on MariaDB, one whose binlog position
+//! (`binlog_snapshot_position`) is at or past the stream's; with a signal table, one opened
+//! after a fence committed. The first chunk's place (`FillCursor::since`) divides the stream
+//! as a copy in one piece does: the table's changes in transactions that began before it are
+//! in every chunk and are skipped (before it is known, all are), every later one applies. One
+//! from before a chunk's snapshot is in that chunk too, whose rows are written over the keys
+//! and are newer; one the chunk holds already is applied again after it. Each key's changes
+//! arrive in order with the whole row (`binlog_row_image = FULL`), so the key still ends as
+//! the source has it. The copy counts as done once the stream has passed everything the last
+//! chunk's snapshot saw. The cursor (with `since`) is committed with the rows: a restart
+//! continues after it.
 
 use crate::catalog;
 use crate::columns::MyTable;
 use crate::conninfo::ConnInfo;
 use crate::error::{MyError, SqlContext};
 use crate::fill_cursor::{key_fits, FillCursor};
-use crate::flavor::Flavor;
+use crate::flavor::{start_snapshot, Flavor};
 use crate::position::{BinlogPos, StoredPos};
+use crate::signal::SignalTable;
 use crate::snapshot::{read_rows, RowQuery};
 use crate::stream::{event_file_max, silence_limit, Streamer};
 use mysql_async::prelude::Queryable;
@@ -40,8 +43,8 @@ struct Fill {
     cursor: FillCursor,
     rows: u64,
     began: Instant,
-    /// Every row is read: the last chunk's snapshot position, which the stream must pass
-    /// before the copy counts as done.
+    /// Every row is read: a position past everything the last chunk's snapshot saw, which
+    /// the stream must pass before the copy counts as done.
     read_at: Option<BinlogPos>,
 }
 
@@ -51,12 +54,23 @@ pub struct Fills {
     queue: VecDeque<Fill>,
     reader: Option<Conn>,
     pace: Pace,
+    /// Fences each chunk's snapshot when set; otherwise MariaDB's snapshot position places it.
+    signal: Option<SignalTable>,
 }
 
 impl Fills {
+    pub fn new(signal: Option<SignalTable>) -> Fills {
+        Fills { signal, ..Fills::default() }
+    }
+
+    /// Whether tables can be filled beside the stream of a `flavor` server.
+    pub fn can_fill_on(&self, flavor: Flavor) -> bool {
+        flavor == Flavor::MariaDb || self.signal.is_some()
+    }
+
     /// Whether `table` can be filled beside the stream of a `flavor` server.
-    pub fn can_fill(flavor: Flavor, table: &MyTable) -> bool {
-        flavor == Flavor::MariaDb && key_fits(table)
+    pub fn can_fill(&self, flavor: Flavor, table: &MyTable) -> bool {
+        self.can_fill_on(flavor) && key_fits(table)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,7 +164,7 @@ impl Fills {
             Some(r) => r,
             slot => slot.insert(info.connect().await?),
         };
-        let chunk = Self::chunk(reader, streamer, self.queue.front_mut()).await;
+        let chunk = Self::chunk(reader, streamer, self.signal.as_ref(), self.queue.front_mut()).await;
         if chunk.is_err() {
             // A connection that failed mid-chunk is not used again.
             self.reader = None;
@@ -178,24 +192,25 @@ impl Fills {
     }
 
     /// Reads one chunk of `fill` in a snapshot of its own.
-    async fn chunk(reader: &mut Conn, streamer: &mut Streamer, fill: Option<&mut Fill>) -> Result<Chunk, MyError> {
+    async fn chunk(
+        reader: &mut Conn,
+        streamer: &mut Streamer,
+        signal: Option<&SignalTable>,
+        fill: Option<&mut Fill>,
+    ) -> Result<Chunk, MyError> {
         let Some(fill) = fill else { return Ok(Chunk::NotYet) };
-        let (at, _) = Flavor::MariaDb.open_snapshots(std::slice::from_mut(reader)).await?;
-        let rollback = "dropping the copy's snapshot";
-        if at < streamer.passed {
-            // A transaction the stream has read is not visible yet (the binlog is written
-            // before the storage engine commits): the next snapshot will see it.
-            tracing::debug!(table = %fill.table.id, at = %at, passed = %streamer.passed, "the chunk's snapshot is behind the stream");
-            reader.query_drop("ROLLBACK").await.ctx(|| rollback.into())?;
+        let Some(placed) = open_snapshot(reader, streamer, signal).await? else {
+            tracing::debug!(table = %fill.table.id, passed = %streamer.passed, "the chunk's snapshot is behind the stream");
             return Ok(Chunk::NotYet);
-        }
+        };
+        let rollback = "dropping the copy's snapshot";
         // The catalog shows the table as it is now, which the snapshot sees or is older than.
         let now = catalog::table(reader, &fill.table.id).await?;
         if now.as_ref() != Some(&*fill.table) {
             reader.query_drop("ROLLBACK").await.ctx(|| rollback.into())?;
             return Ok(match (now, &fill.cursor.since) {
                 (Some(_), _) => Chunk::Changed("its columns changed"),
-                (None, None) => Chunk::Gone(at),
+                (None, None) => Chunk::Gone(placed.since),
                 // The stream applies the table's changes since the first chunk: it meets the
                 // drop or rename and ends the fill.
                 (None, Some(_)) => Chunk::NotYet,
@@ -206,9 +221,8 @@ impl Fills {
             return Ok(Chunk::Changed("its cursor does not fit its key"));
         };
         if fill.cursor.since.is_none() {
-            let since = BinlogPos { gtid: None, ..at.clone() };
-            streamer.copied_at.insert(fill.table.id.clone(), since.clone());
-            fill.cursor.since = Some(since);
+            streamer.copied_at.insert(fill.table.id.clone(), placed.since.clone());
+            fill.cursor.since = Some(placed.since);
         }
         tracing::debug!(table = %fill.table.id, after = ?fill.cursor.after, "reading a chunk");
         let silence = silence_limit(streamer.heartbeat_secs);
@@ -221,7 +235,7 @@ impl Fills {
         fill.rows += rows;
         match (rows == fill_pace::CHUNK_ROWS, last) {
             (true, Some(key)) => fill.cursor.after = Some(key),
-            (false, _) => fill.read_at = Some(at),
+            (false, _) => fill.read_at = Some(placed.until),
             (true, None) => return Ok(Chunk::Changed("the key of its rows cannot be read back")),
         }
         Ok(Chunk::Read)
@@ -235,6 +249,40 @@ impl Fills {
     }
 }
 
+/// Where a chunk's snapshot lies in the binlog.
+struct Placed {
+    /// Every transaction before it is in the snapshot.
+    since: BinlogPos,
+    /// Every transaction in the snapshot is before it.
+    until: BinlogPos,
+}
+
+/// Opens a chunk's snapshot on `reader`, one that sees every transaction the stream has read;
+/// `None` (nothing left open) when MariaDB's snapshot is still behind the stream: a
+/// transaction the stream has read is not visible yet (the binlog is written before the
+/// storage engine commits), and the next snapshot will see it.
+async fn open_snapshot(
+    reader: &mut Conn,
+    streamer: &Streamer,
+    signal: Option<&SignalTable>,
+) -> Result<Option<Placed>, MyError> {
+    if let Some(signal) = signal {
+        signal.fence(reader).await?;
+        start_snapshot(reader).await?;
+        // Read after the snapshot opened: whatever it sees was in the binlog by then.
+        let (file, pos) = streamer.flavor.binlog_end(reader).await?;
+        let since = BinlogPos { gtid: None, ..streamer.passed.clone() };
+        return Ok(Some(Placed { since, until: BinlogPos::new(file, pos) }));
+    }
+    let (at, _) = Flavor::MariaDb.open_snapshots(std::slice::from_mut(reader)).await?;
+    if at < streamer.passed {
+        reader.query_drop("ROLLBACK").await.ctx(|| "dropping the copy's snapshot".into())?;
+        return Ok(None);
+    }
+    let at = BinlogPos { gtid: None, ..at };
+    Ok(Some(Placed { since: at.clone(), until: at }))
+}
+
 /// The table being filled left the source under its name: its copy stops, marked so.
 async fn left(streamer: &Streamer, table: TableId) -> Result<(), MyError> {
     tracing::warn!(table = %table, "the table being copied left the source under this name; its copy stops");
@@ -245,7 +293,7 @@ async fn left(streamer: &Streamer, table: TableId) -> Result<(), MyError> {
 /// How far the stream is behind the server's binlog, in bytes (`None` when it cannot be told;
 /// a later file counts as far behind).
 async fn behind(streamer: &mut Streamer) -> Option<u64> {
-    let (file, end) = crate::source::binlog_end(&mut streamer.side, streamer.flavor).await?;
+    let (file, end) = streamer.flavor.binlog_end(&mut streamer.side).await.ok()?;
     let passed = &streamer.passed;
     Some(if file == passed.file { end.saturating_sub(passed.pos) } else { u64::MAX })
 }

@@ -43,14 +43,11 @@ impl Flavor {
     /// lock, MySQL needs `FLUSH TABLES WITH READ LOCK` for the moment the snapshots open.
     /// Returns the position of the first connection and which others match it.
     pub async fn open_snapshots(self, conns: &mut [Conn]) -> Result<(BinlogPos, Vec<bool>), MyError> {
-        const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
-        let iso = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
         match self {
             Flavor::MariaDb => {
                 let mut positions = Vec::with_capacity(conns.len());
                 for conn in conns.iter_mut() {
-                    conn.query_drop(iso).await.ctx(|| "setting the isolation level".into())?;
-                    conn.query_drop(START).await.ctx(|| "starting the snapshot transaction".into())?;
+                    start_snapshot(conn).await?;
                     let rows: Vec<(String, String)> = conn
                         .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
                         .await
@@ -77,8 +74,7 @@ impl Flavor {
             Flavor::MySql { .. } => {
                 conns[0].query_drop("FLUSH TABLES WITH READ LOCK").await.ctx(|| "locking for the snapshot".into())?;
                 for conn in conns.iter_mut() {
-                    conn.query_drop(iso).await.ctx(|| "setting the isolation level".into())?;
-                    conn.query_drop(START).await.ctx(|| "starting the snapshot transaction".into())?;
+                    start_snapshot(conn).await?;
                 }
                 let status: Option<mysql_async::Row> = conns[0]
                     .query_first(self.binlog_status_sql())
@@ -93,6 +89,14 @@ impl Flavor {
                 Ok((at, vec![true; conns.len()]))
             }
         }
+    }
+
+    /// The binlog file and offset the server has written up to.
+    pub async fn binlog_end(self, conn: &mut Conn) -> Result<(String, u64), MyError> {
+        let row: Option<mysql_async::Row> =
+            conn.query_first(self.binlog_status_sql()).await.ctx(|| "reading the binlog position".into())?;
+        row.and_then(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?)))
+            .ok_or_else(|| MyError::Prerequisite("binary logging is off (log_bin)".into()))
     }
 
     /// Session settings on the dump connection before it registers as a replica, and whether
@@ -115,6 +119,14 @@ impl Flavor {
             Flavor::MySql { .. } => (sql, false),
         }
     }
+}
+
+/// Opens a consistent-snapshot transaction on `conn`.
+pub async fn start_snapshot(conn: &mut Conn) -> Result<(), MyError> {
+    let iso = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
+    conn.query_drop(iso).await.ctx(|| "setting the isolation level".into())?;
+    let start = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+    conn.query_drop(start).await.ctx(|| "starting the snapshot transaction".into())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod key_range;
 pub mod position;
 mod row_events;
 mod row_image;
+mod signal;
 mod snapshot;
 mod source;
 mod statements;

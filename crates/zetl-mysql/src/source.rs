@@ -12,6 +12,7 @@ use crate::fill_cursor::FillCursor;
 use crate::flavor::Flavor;
 use crate::key_range::KeyRange;
 use crate::position::{BinlogPos, StoredPos};
+use crate::signal::{self, SignalTable};
 use crate::snapshot::{Continue, Snapshot};
 use crate::stream::{silence_limit, Pause, Streamer};
 use mysql_async::Conn;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use zetl_core::check::Verdict;
 use zetl_core::filter::{SnapshotMode, TableFilter};
 use zetl_core::progress::Progress;
-use zetl_core::source::{CheckEnv, Holdings, Source, SourceContext, SourcePosition, StartState};
+use zetl_core::source::{CheckEnv, Held, Holdings, Source, SourceContext, SourcePosition, StartState};
 use zetl_core::{CopyUnderWay, SourceEvent, TableId};
 
 /// How often metrics are refreshed and resync requests looked at.
@@ -32,12 +33,24 @@ pub struct MySource {
     pub config: MysqlSourceConfig,
     pub filter: TableFilter,
     info: ConnInfo,
+    /// `source.signal_table`, which fences the snapshots of copies made while streaming.
+    signal: Option<SignalTable>,
 }
 
 impl MySource {
     pub fn new(integration: &str, config: MysqlSourceConfig, filter: TableFilter) -> Result<Self, MyError> {
         let info = ConnInfo::from_url(config.url.expose())?;
-        Ok(Self { integration: integration.to_string(), config, filter, info })
+        let signal = config.signal_table().map(|id| SignalTable::new(id, integration));
+        // zetl's own writes there are not the user's data.
+        let filter = match &signal {
+            Some(s) => filter.without(s.id.clone()),
+            None => filter,
+        };
+        Ok(Self { integration: integration.to_string(), config, filter, info, signal })
+    }
+
+    pub(crate) fn signal(&self) -> Option<&SignalTable> {
+        self.signal.as_ref()
     }
 
     pub fn conn_info(&self) -> &ConnInfo {
@@ -147,7 +160,7 @@ impl Source for MySource {
         // streaming did not complete): copy them now.
         let missing: Vec<TableId> =
             tables.iter().filter(|t| !copied.contains_key(&t.id)).map(|t| t.id.clone()).collect();
-        let mut fills = Fills::default();
+        let mut fills = Fills::new(self.signal.clone());
         if !missing.is_empty() {
             let rest = match continuing {
                 Some(_) => missing,
@@ -180,7 +193,24 @@ impl Source for MySource {
 
     async fn holdings(&self) -> Result<Holdings, MyError> {
         // Binlogs expire by the server's own retention whether anyone reads them or not.
-        Ok(Holdings::NothingByDesign("it reads the binlog as a replica"))
+        let why = "it reads the binlog as a replica, and no signal table is set";
+        let Some(signal) = &self.signal else { return Ok(Holdings::NothingByDesign(why)) };
+        let mut conn = self.info.connect().await?;
+        let items = match signal.exists(&mut conn).await? {
+            // Its row for this integration; the table too once no integration has one.
+            true => vec![Held { kind: "signal table", name: signal.id.to_string(), in_use_by: None }],
+            false => Vec::new(),
+        };
+        Ok(Holdings::Held { place: self.info.addr.clone(), items })
+    }
+
+    async fn release(&self, holdings: &Holdings) -> Result<(), MyError> {
+        match (&self.signal, holdings) {
+            (Some(signal), Holdings::Held { items, .. }) if !items.is_empty() => {
+                signal.release(&mut self.info.connect().await?).await
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -200,6 +230,16 @@ impl MySource {
             return Err(MyError::Prerequisite(problems.join("; ")));
         }
         let collations = catalog::collations(&mut side).await?;
+        match &self.signal {
+            Some(signal) => {
+                signal::require_order_commits(&mut side, server.flavor).await?;
+                signal.create(&mut side).await?;
+            }
+            None if server.flavor != Flavor::MariaDb => tracing::info!(
+                "no source.signal_table: tables copied while streaming are copied in one piece while the binlog waits"
+            ),
+            None => {}
+        }
         Ok((side, server, collations))
     }
 
@@ -315,7 +355,8 @@ impl MySource {
 
     /// Starts filling the tables that can be filled in chunks beside the stream, continuing a
     /// fill a restart cut off where `under_way` holds its cursor. Returns the others (no key a
-    /// fill can follow, `snapshot: never`, gone, or a MySQL server), to be copied whole.
+    /// fill can follow, `snapshot: never`, gone, or a MySQL server without a signal table),
+    /// to be copied whole.
     async fn begin_fills(
         &self,
         streamer: &mut Streamer,
@@ -324,7 +365,7 @@ impl MySource {
         progress: &Arc<Progress>,
         under_way: &HashMap<TableId, CopyUnderWay>,
     ) -> Result<Vec<TableId>, MyError> {
-        if streamer.flavor != Flavor::MariaDb {
+        if !fills.can_fill_on(streamer.flavor) {
             return Ok(ids.to_vec());
         }
         // Listed for their row estimates (progress and ETA).
@@ -334,7 +375,7 @@ impl MySource {
         let mut whole: Vec<TableId> =
             ids.iter().filter(|id| !described.iter().any(|(t, _)| &t.id == *id)).cloned().collect();
         for (info, table) in described {
-            if !Fills::can_fill(streamer.flavor, &table) || self.filter.snapshot_mode(&info.id) == SnapshotMode::Never {
+            if !fills.can_fill(streamer.flavor, &table) || self.filter.snapshot_mode(&info.id) == SnapshotMode::Never {
                 whole.push(info.id);
                 continue;
             }
@@ -419,7 +460,7 @@ impl MySource {
                         break;
                     }
                     _ = look.tick() => {
-                        if let Some(now) = binlog_end(&mut watcher, flavor).await {
+                        if let Ok(now) = flavor.binlog_end(&mut watcher).await {
                             progress.note_held_stream(now != last, &mut quiet_until);
                             last = now;
                         }
@@ -459,13 +500,6 @@ async fn observe_clock(conn: &mut Conn, progress: &Progress) {
         // The server read its clock somewhere within the round trip: say halfway.
         progress.source_clock.observe(server_us, before + (after - before) / 2);
     }
-}
-
-/// The file and offset the server's binlog has reached; `None` when the look-up fails.
-pub(crate) async fn binlog_end(conn: &mut Conn, flavor: Flavor) -> Option<(String, u64)> {
-    use mysql_async::prelude::Queryable;
-    let row: mysql_async::Row = conn.query_first(flavor.binlog_status_sql()).await.ok()??;
-    Some((row.get::<String, _>(0)?, row.get::<u64, _>(1)?))
 }
 
 impl MySource {
