@@ -62,6 +62,12 @@ fn snapshot_and_stream_into_postgres_with_every_type() {
         &[("public.zoo", "mirror.zoo"), ("public.events", "mirror.events"), ("public.flat", "mirror.flat")],
         "",
     );
+    // The copy filled the keyed tables without their keys, built once it was done (the
+    // updates, deletes and key changes above merged on them).
+    let log = std::fs::read_to_string(env.log_path()).unwrap_or_default();
+    for table in ["public.zoo", "public.flat"] {
+        assert!(log.contains(&format!("primary key built after the copy table={table}")), "{log}");
+    }
 
     let taken_over = target.psql(DB, "SELECT description FROM _zetl.schema_version WHERE version = 1").expect("v1");
     assert_eq!(taken_over.trim(), "state, by sqlx");

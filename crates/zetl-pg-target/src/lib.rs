@@ -20,7 +20,7 @@ pub use error::PgTargetError;
 
 use error::SqlContext;
 use merge::Stage;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use tokio_postgres::Client;
 use zetl_core::apply::{ApplyPolicy, DeleteMode, Replayed};
@@ -50,6 +50,13 @@ pub struct PgTarget {
     next_stage: usize,
     apply: ApplyPolicy,
     books: Bookkeeping,
+    /// Tables a copy emptied that have had no copied rows yet: their primary key is dropped
+    /// before the first ones arrive and built again when the copy is done (`ddl::drop_key`).
+    emptied: HashSet<TableId>,
+    /// Tables whose primary key this process dropped for a copy and has not built again.
+    unkeyed: HashSet<TableId>,
+    /// Tables whose key was built again in the open transaction: unkeyed once more if it rolls back.
+    rekeyed: Vec<TableId>,
 }
 
 impl PgTarget {
@@ -76,6 +83,9 @@ impl PgTarget {
             next_stage: 0,
             apply: ApplyPolicy::default(),
             books: Bookkeeping::new(letters_pending),
+            emptied: HashSet::new(),
+            unkeyed: HashSet::new(),
+            rekeyed: Vec::new(),
         })
     }
 
@@ -131,6 +141,26 @@ impl PgTarget {
 
     fn sql(&self, sql: &str) -> Result<(), PgTargetError> {
         self.run(async { self.client.batch_execute(sql).await.ctx(|| sql.to_string()) })
+    }
+
+    /// Before the first rows a copy writes into the table it emptied: its primary key goes.
+    fn unkey_for_copy(&mut self, table: &TableId) -> Result<(), PgTargetError> {
+        if self.emptied.remove(table) && self.run(ddl::drop_key(&self.client, &self.target_name(table)))? {
+            tracing::info!(table = %table, "primary key dropped while the copy fills the table");
+            self.unkeyed.insert(table.clone());
+        }
+        Ok(())
+    }
+
+    /// Gives `table` its primary key again (a no-op when it has it), built from the rows it holds.
+    fn rekey(&mut self, table: &TableId) -> Result<(), PgTargetError> {
+        self.unkeyed.remove(table);
+        let schema = &self.stage(table)?.schema;
+        if self.run(ddl::follow_key(&self.client, &self.target_name(table), schema))? {
+            tracing::info!(table = %table, "primary key built after the copy");
+            self.rekeyed.push(table.clone());
+        }
+        Ok(())
     }
 }
 
@@ -230,6 +260,7 @@ impl Target for PgTarget {
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), PgTargetError> {
         self.sql(&format!("DELETE FROM {}", self.target_name(table)))?;
+        self.emptied.insert(table.clone());
         if self.books.copy_started(table) {
             let why = dead_letters::COPIED;
             self.run(dead_letters::supersede_table(&self.client, &self.integration, table, why))?;
@@ -239,12 +270,14 @@ impl Target for PgTarget {
     }
 
     fn copy_rows(&mut self, table: &TableId, rows: &[Row]) -> Result<(), PgTargetError> {
+        self.unkey_for_copy(table)?;
         self.run(merge::copy_rows(&self.client, self.stage(table)?, rows))?;
         self.books.wrote(table, rows.len() as u64, 0, self.soft(table));
         Ok(())
     }
 
     fn copy_columns(&mut self, table: &TableId, batch: &RecordBatch) -> Result<bool, PgTargetError> {
+        self.unkey_for_copy(table)?;
         if !self.run(merge::copy_columns(&self.client, self.stage(table)?, batch))? {
             return Ok(false);
         }
@@ -263,6 +296,11 @@ impl Target for PgTarget {
     }
 
     fn copy_done(&mut self, table: &TableId, rows: u64, copied: &CopiedTable) -> Result<(), PgTargetError> {
+        self.emptied.remove(table);
+        // Also for a copy a restart continued: its key may have gone in an earlier run.
+        if self.stages.contains_key(table) {
+            self.rekey(table)?;
+        }
         self.books.copy_done(table);
         let (rows, streaming) = (rows as i64, TableState::Streaming);
         let copied = CopiedTable { schema: self.stages.get(table).map(|s| s.schema.clone()), ..copied.clone() };
@@ -314,6 +352,11 @@ impl Target for PgTarget {
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), PgTargetError> {
+        // A merge names the key (`ON CONFLICT`): a table still being copied gets it back first.
+        let copying: Vec<TableId> = batch.tables.keys().filter(|t| self.unkeyed.contains(*t)).cloned().collect();
+        for table in &copying {
+            self.rekey(table)?;
+        }
         for (table, changes) in &batch.tables {
             let settings = self.apply.for_table(table);
             let soft = settings.deletes == DeleteMode::Soft;
@@ -354,6 +397,7 @@ impl Target for PgTarget {
         }
         self.run(state::store_checkpoint(&self.client, &self.integration, checkpoint))?;
         self.sql("COMMIT")?;
+        self.rekeyed.clear();
         self.books.committed();
         Ok(())
     }
@@ -364,6 +408,8 @@ impl Target for PgTarget {
 
     fn rollback(&mut self) -> Result<(), PgTargetError> {
         self.sql("ROLLBACK")?;
+        // Keys dropped in the undone transaction are back; those built in it are gone again.
+        self.unkeyed.extend(self.rekeyed.drain(..));
         // Letters superseded in the undone transaction are pending again.
         let pending = self.run(dead_letters::pending_tables(&self.client, &self.integration))?;
         self.books.rolled_back(pending);
