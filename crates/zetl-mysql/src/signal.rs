@@ -32,14 +32,18 @@ impl SignalTable {
     /// The grants the zetl user needs on the table, for error messages.
     fn grant_fix(&self) -> String {
         format!(
-            "GRANT CREATE, INSERT, UPDATE, DELETE, DROP ON {} TO the zetl user (or create the table beforehand: \
-             `zetl run` creates it if it is missing)",
-            quote_table(&self.id)
+            "GRANT INSERT, UPDATE ON {t} TO the zetl user, plus CREATE to let `zetl run` create it and DELETE, DROP \
+             for `zetl drop`",
+            t = quote_table(&self.id)
         )
     }
 
-    /// Creates the table unless it exists (by `zetl run`, before streaming).
+    /// Creates the table unless it exists (by `zetl run`, before streaming). Looked up first:
+    /// `CREATE TABLE IF NOT EXISTS` wants the CREATE grant even when the table is there.
     pub async fn create(&self, conn: &mut Conn) -> Result<(), MyError> {
+        if self.exists(conn).await? {
+            return Ok(());
+        }
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {} (integration VARCHAR(190) NOT NULL PRIMARY KEY, \
              fenced_at DATETIME(6) NOT NULL, fences BIGINT NOT NULL) ENGINE = InnoDB",
@@ -49,8 +53,19 @@ impl SignalTable {
     }
 
     /// Commits this integration's fence (autocommit; a transaction left open on `conn` is
-    /// committed by the next `START TRANSACTION` anyway).
+    /// committed by the next `START TRANSACTION` anyway). A table dropped meanwhile (`zetl
+    /// drop` of the last other integration) is created again.
     pub async fn fence(&self, conn: &mut Conn) -> Result<(), MyError> {
+        match self.write(conn).await {
+            Err(MyError::Sql { cause: mysql_async::Error::Server(e), .. }) if e.code == NO_SUCH_TABLE => {
+                self.create(conn).await?;
+                self.write(conn).await
+            }
+            wrote => wrote,
+        }
+    }
+
+    async fn write(&self, conn: &mut Conn) -> Result<(), MyError> {
         conn.exec_drop(self.upsert(), (&self.integration,))
             .await
             .ctx(|| format!("writing to the signal table {} ({})", self.id, self.grant_fix()))
@@ -90,6 +105,11 @@ impl SignalTable {
                 Err(e) => Verdict::fail(what, e.to_string()),
             },
         }];
+        out.push(match self.binlogged(conn, flavor).await {
+            Ok(None) => Verdict::pass("signal table in the binlog".into(), "its database is logged".into()),
+            Ok(Some(why)) => Verdict::fail("signal table in the binlog".into(), why),
+            Err(e) => Verdict::fail("signal table in the binlog".into(), e.to_string()),
+        });
         if flavor != Flavor::MariaDb {
             out.push(match order_commits(conn).await {
                 Ok(true) => Verdict::pass("binlog_order_commits".into(), "ON".into()),
@@ -100,9 +120,26 @@ impl SignalTable {
         out
     }
 
+    /// Why the fence would not reach the binlog (`binlog-do-db` / `binlog-ignore-db` leaving
+    /// its database out), if it would not: a commit outside the binlog is ordered with none of
+    /// the binlog's, so it proves nothing about them.
+    async fn binlogged(&self, conn: &mut Conn, flavor: Flavor) -> Result<Option<String>, MyError> {
+        let row: Option<mysql_async::Row> =
+            conn.query_first(flavor.binlog_status_sql()).await.ctx(|| "reading the binlog filters".into())?;
+        let list = |i: usize| row.as_ref().and_then(|r| r.get::<Option<String>, _>(i)).flatten().unwrap_or_default();
+        let (only, ignored) = (list(2), list(3));
+        let db = &self.id.schema;
+        Ok(left_out(db, &only, &ignored).then(|| {
+            format!(
+                "the server does not log database `{db}` (binlog-do-db: `{only}`, binlog-ignore-db: `{ignored}`), \
+                 so a fence there proves nothing: put the signal table in a logged database"
+            )
+        }))
+    }
+
     async fn try_write(&self, conn: &mut Conn) -> Result<(), MyError> {
         conn.query_drop("START TRANSACTION").await.ctx(|| "starting a trial transaction".into())?;
-        let wrote = self.fence(conn).await;
+        let wrote = self.write(conn).await;
         conn.query_drop("ROLLBACK").await.ctx(|| "rolling the trial back".into())?;
         wrote
     }
@@ -137,10 +174,44 @@ async fn order_commits(conn: &mut Conn) -> Result<bool, MyError> {
     Ok(on == Some(1))
 }
 
-/// Before `zetl run` uses the table on MySQL: the fence holds only if commits follow the binlog.
-pub async fn require_order_commits(conn: &mut Conn, flavor: Flavor) -> Result<(), MyError> {
-    if flavor == Flavor::MariaDb || order_commits(conn).await? {
-        return Ok(());
+/// Whether binlog filters (`Binlog_Do_DB`, `Binlog_Ignore_DB`: comma-separated) leave `db` out.
+fn left_out(db: &str, only: &str, ignored: &str) -> bool {
+    fn names(list: &str) -> Vec<&str> {
+        list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect()
     }
-    Err(MyError::Prerequisite(format!("source.signal_table is set but binlog_order_commits is {ORDER_COMMITS_FIX}")))
+    let only = names(only);
+    (!only.is_empty() && !only.contains(&db)) || names(ignored).contains(&db)
+}
+
+/// `ER_NO_SUCH_TABLE`.
+const NO_SUCH_TABLE: u16 = 1146;
+
+impl SignalTable {
+    /// Before `zetl run` uses the table: a fence holds only if it reaches the binlog and, on
+    /// MySQL, commits follow the binlog's order.
+    pub async fn require_fence_holds(&self, conn: &mut Conn, flavor: Flavor) -> Result<(), MyError> {
+        if let Some(why) = self.binlogged(conn, flavor).await? {
+            return Err(MyError::Prerequisite(format!("source.signal_table {}: {why}", self.id)));
+        }
+        if flavor == Flavor::MariaDb || order_commits(conn).await? {
+            return Ok(());
+        }
+        Err(MyError::Prerequisite(format!(
+            "source.signal_table is set but binlog_order_commits is {ORDER_COMMITS_FIX}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::left_out;
+
+    #[test]
+    fn binlog_filters_that_leave_the_database_out() {
+        assert!(!left_out("zetl", "", ""));
+        assert!(!left_out("zetl", "shop,zetl", ""));
+        assert!(left_out("zetl", "shop", ""));
+        assert!(left_out("zetl", "", "tmp, zetl"));
+        assert!(!left_out("zetl", "", "zetl_old"));
+    }
 }

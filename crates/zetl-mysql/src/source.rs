@@ -12,7 +12,7 @@ use crate::fill_cursor::FillCursor;
 use crate::flavor::Flavor;
 use crate::key_range::KeyRange;
 use crate::position::{BinlogPos, StoredPos};
-use crate::signal::{self, SignalTable};
+use crate::signal::SignalTable;
 use crate::snapshot::{Continue, Snapshot};
 use crate::stream::{silence_limit, Pause, Streamer};
 use mysql_async::Conn;
@@ -232,7 +232,7 @@ impl MySource {
         let collations = catalog::collations(&mut side).await?;
         match &self.signal {
             Some(signal) => {
-                signal::require_order_commits(&mut side, server.flavor).await?;
+                signal.require_fence_holds(&mut side, server.flavor).await?;
                 signal.create(&mut side).await?;
             }
             None if server.flavor != Flavor::MariaDb => tracing::info!(

@@ -130,9 +130,19 @@ async fn primary_key(c: &Client, table: &str) -> Result<(Option<String>, Vec<Str
 
 /// Drops the primary key of a table a copy is about to fill: one sorted build of the index
 /// when the copy is done (`follow_key`) costs the server less than a B-tree insert per row.
-/// Returns whether there was one.
+/// Kept when something of the user's depends on it (a foreign key, a view grouping by it).
+/// Returns whether it was dropped.
 pub async fn drop_key(c: &Client, table: &str) -> Result<bool, PgTargetError> {
-    let Some(name) = primary_key(c, table).await?.0 else { return Ok(false) };
+    let row = c
+        .query_opt(
+            "SELECT con.conname::text FROM pg_constraint con WHERE con.conrelid = to_regclass($1) \
+             AND con.contype = 'p' AND NOT EXISTS (SELECT 1 FROM pg_depend d \
+               WHERE d.refobjid IN (con.oid, con.conindid) AND d.deptype = 'n')",
+            &[&table],
+        )
+        .await
+        .ctx(|| format!("reading the primary key of {table}"))?;
+    let Some(name) = row.map(|r| r.get::<_, String>(0)) else { return Ok(false) };
     c.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {}", ident(&name)))
         .await
         .ctx(|| format!("dropping the primary key of {table} while it is copied"))?;

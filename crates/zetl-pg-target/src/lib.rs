@@ -259,8 +259,14 @@ impl Target for PgTarget {
     }
 
     fn copy_start(&mut self, table: &TableId) -> Result<(), PgTargetError> {
-        self.sql(&format!("DELETE FROM {}", self.target_name(table)))?;
-        self.emptied.insert(table.clone());
+        let sql = format!("DELETE FROM {}", self.target_name(table));
+        let deleted = self.run(async { self.client.execute(&sql, &[]).await.ctx(|| sql.clone()) })?;
+        // Only a table that was empty loses its key for the copy: dropping it locks readers
+        // out until the transaction commits, and those of a table with rows go on reading
+        // them until the copy is complete.
+        if deleted == 0 {
+            self.emptied.insert(table.clone());
+        }
         if self.books.copy_started(table) {
             let why = dead_letters::COPIED;
             self.run(dead_letters::supersede_table(&self.client, &self.integration, table, why))?;

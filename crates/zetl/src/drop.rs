@@ -29,7 +29,7 @@ pub async fn drop(config: &Path, name: Option<&str>, yes: bool) -> Result<u8> {
         println!("  {:<18}{}", held.kind, held.name);
     }
     if !yes {
-        print!("drop them? the integration can then only start over with a full copy. type its name to confirm: ");
+        print!("drop them? without its replication slot, if it has one, the integration can only start over with a full copy. type its name to confirm: ");
         std::io::stdout().flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
