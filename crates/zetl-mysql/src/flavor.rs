@@ -91,12 +91,19 @@ impl Flavor {
         }
     }
 
-    /// The binlog file and offset the server has written up to.
-    pub async fn binlog_end(self, conn: &mut Conn) -> Result<(String, u64), MyError> {
+    /// The server's binlog status row: file, offset, `Binlog_Do_DB`, `Binlog_Ignore_DB`, and on
+    /// MySQL the executed GTID set.
+    pub async fn binlog_status(self, conn: &mut Conn) -> Result<mysql_async::Row, MyError> {
         let row: Option<mysql_async::Row> =
             conn.query_first(self.binlog_status_sql()).await.ctx(|| "reading the binlog position".into())?;
-        row.and_then(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?)))
-            .ok_or_else(|| MyError::Prerequisite("binary logging is off (log_bin)".into()))
+        row.ok_or_else(|| MyError::Prerequisite("binary logging is off (log_bin)".into()))
+    }
+
+    /// The binlog file and offset the server has written up to.
+    pub async fn binlog_end(self, conn: &mut Conn) -> Result<(String, u64), MyError> {
+        let row = self.binlog_status(conn).await?;
+        let unread = || MyError::Protocol("the binlog status has no file and offset".into());
+        Ok((row.get::<String, _>(0).ok_or_else(unread)?, row.get::<u64, _>(1).ok_or_else(unread)?))
     }
 
     /// Session settings on the dump connection before it registers as a replica, and whether

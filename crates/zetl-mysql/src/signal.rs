@@ -105,36 +105,43 @@ impl SignalTable {
                 Err(e) => Verdict::fail(what, e.to_string()),
             },
         }];
-        out.push(match self.binlogged(conn, flavor).await {
-            Ok(None) => Verdict::pass("signal table in the binlog".into(), "its database is logged".into()),
-            Ok(Some(why)) => Verdict::fail("signal table in the binlog".into(), why),
-            Err(e) => Verdict::fail("signal table in the binlog".into(), e.to_string()),
+        out.push(match self.fence_problem(conn, flavor).await {
+            Ok(None) => {
+                Verdict::pass("signal table fence".into(), "its database is logged; commits follow the binlog".into())
+            }
+            Ok(Some(why)) => Verdict::fail("signal table fence".into(), why),
+            Err(e) => Verdict::fail("signal table fence".into(), e.to_string()),
         });
-        if flavor != Flavor::MariaDb {
-            out.push(match order_commits(conn).await {
-                Ok(true) => Verdict::pass("binlog_order_commits".into(), "ON".into()),
-                Ok(false) => Verdict::fail("binlog_order_commits".into(), ORDER_COMMITS_FIX.into()),
-                Err(e) => Verdict::fail("binlog_order_commits".into(), e.to_string()),
-            });
-        }
         out
     }
 
-    /// Why the fence would not reach the binlog (`binlog-do-db` / `binlog-ignore-db` leaving
-    /// its database out), if it would not: a commit outside the binlog is ordered with none of
-    /// the binlog's, so it proves nothing about them.
-    async fn binlogged(&self, conn: &mut Conn, flavor: Flavor) -> Result<Option<String>, MyError> {
-        let row: Option<mysql_async::Row> =
-            conn.query_first(flavor.binlog_status_sql()).await.ctx(|| "reading the binlog filters".into())?;
-        let list = |i: usize| row.as_ref().and_then(|r| r.get::<Option<String>, _>(i)).flatten().unwrap_or_default();
+    /// Before `zetl run` uses the table: a fence holds only if it reaches the binlog and, on
+    /// MySQL, commits follow the binlog's order.
+    pub async fn require_fence_holds(&self, conn: &mut Conn, flavor: Flavor) -> Result<(), MyError> {
+        match self.fence_problem(conn, flavor).await? {
+            None => Ok(()),
+            Some(why) => Err(MyError::Prerequisite(format!("source.signal_table {}: {why}", self.id))),
+        }
+    }
+
+    /// Why a fence would prove nothing, if it would not: it would not reach the binlog
+    /// (`binlog-do-db` / `binlog-ignore-db` leaving its database out: a commit outside the
+    /// binlog is ordered with none of the binlog's), or MySQL commits out of binlog order.
+    async fn fence_problem(&self, conn: &mut Conn, flavor: Flavor) -> Result<Option<String>, MyError> {
+        let row = flavor.binlog_status(conn).await?;
+        let list = |i: usize| row.get::<Option<String>, _>(i).flatten().unwrap_or_default();
         let (only, ignored) = (list(2), list(3));
         let db = &self.id.schema;
-        Ok(left_out(db, &only, &ignored).then(|| {
-            format!(
+        if left_out(db, &only, &ignored) {
+            return Ok(Some(format!(
                 "the server does not log database `{db}` (binlog-do-db: `{only}`, binlog-ignore-db: `{ignored}`), \
                  so a fence there proves nothing: put the signal table in a logged database"
-            )
-        }))
+            )));
+        }
+        if flavor == Flavor::MariaDb || order_commits(conn).await? {
+            return Ok(None);
+        }
+        Ok(Some(ORDER_COMMITS_FIX.into()))
     }
 
     async fn try_write(&self, conn: &mut Conn) -> Result<(), MyError> {
@@ -165,8 +172,8 @@ impl SignalTable {
     }
 }
 
-const ORDER_COMMITS_FIX: &str = "OFF: transactions may then become visible out of binlog order, so the signal \
-     table's fence proves nothing; SET GLOBAL binlog_order_commits = ON and set it in my.cnf";
+const ORDER_COMMITS_FIX: &str = "binlog_order_commits is OFF: transactions may then become visible out of binlog \
+     order, so the signal table's fence proves nothing; SET GLOBAL binlog_order_commits = ON and set it in my.cnf";
 
 async fn order_commits(conn: &mut Conn) -> Result<bool, MyError> {
     let on: Option<i64> =
@@ -185,22 +192,6 @@ fn left_out(db: &str, only: &str, ignored: &str) -> bool {
 
 /// `ER_NO_SUCH_TABLE`.
 const NO_SUCH_TABLE: u16 = 1146;
-
-impl SignalTable {
-    /// Before `zetl run` uses the table: a fence holds only if it reaches the binlog and, on
-    /// MySQL, commits follow the binlog's order.
-    pub async fn require_fence_holds(&self, conn: &mut Conn, flavor: Flavor) -> Result<(), MyError> {
-        if let Some(why) = self.binlogged(conn, flavor).await? {
-            return Err(MyError::Prerequisite(format!("source.signal_table {}: {why}", self.id)));
-        }
-        if flavor == Flavor::MariaDb || order_commits(conn).await? {
-            return Ok(());
-        }
-        Err(MyError::Prerequisite(format!(
-            "source.signal_table is set but binlog_order_commits is {ORDER_COMMITS_FIX}"
-        )))
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -511,10 +511,8 @@ impl MySource {
         let version: Option<String> =
             conn.query_first("SELECT @@version").await.ctx(|| "reading the server version".into())?;
         let flavor = crate::flavor::Flavor::of(version.as_deref().unwrap_or_default());
-        let row: Option<mysql_async::Row> =
-            conn.query_first(flavor.binlog_status_sql()).await.ctx(|| "reading the binlog position".into())?;
-        let row = row.ok_or_else(|| MyError::Prerequisite("binary logging is off (log_bin)".into()))?;
-        let mut pos = BinlogPos::new(row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0));
+        let (file, offset) = flavor.binlog_end(&mut conn).await?;
+        let mut pos = BinlogPos::new(file, offset);
         let gtid: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos").await.ok().flatten();
         pos.gtid = gtid.filter(|g| !g.is_empty());
         Ok(pos.to_string())

@@ -94,7 +94,7 @@ pub async fn ensure_table(
 /// Returns whether it changed.
 pub async fn follow_key(c: &Client, table: &str, schema: &TableSchema) -> Result<bool, PgTargetError> {
     let wanted: Vec<&str> = schema.key_columns().iter().map(|&i| schema.columns[i].name.as_str()).collect();
-    let (name, current) = primary_key(c, table).await?;
+    let Key { name, columns: current, .. } = primary_key(c, table).await?;
     if current.iter().map(String::as_str).eq(wanted.iter().copied()) {
         return Ok(false);
     }
@@ -113,36 +113,35 @@ pub async fn follow_key(c: &Client, table: &str, schema: &TableSchema) -> Result
     Ok(true)
 }
 
-/// The name and columns of the table's primary key, if it has one.
-async fn primary_key(c: &Client, table: &str) -> Result<(Option<String>, Vec<String>), PgTargetError> {
+/// A table's primary key as the catalog has it.
+#[derive(Default)]
+struct Key {
+    name: Option<String>,
+    columns: Vec<String>,
+    /// Something of the user's depends on it (a foreign key, a view grouping by it).
+    depended_on: bool,
+}
+
+async fn primary_key(c: &Client, table: &str) -> Result<Key, PgTargetError> {
     let row = c
         .query_opt(
-            "SELECT con.conname::text, array_agg(a.attname::text ORDER BY k.ord) \
+            "SELECT con.conname::text, array_agg(a.attname::text ORDER BY k.ord), \
+               EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid IN (con.oid, con.conindid) AND d.deptype = 'n') \
              FROM pg_constraint con CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) \
              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum \
-             WHERE con.conrelid = to_regclass($1) AND con.contype = 'p' GROUP BY 1",
+             WHERE con.conrelid = to_regclass($1) AND con.contype = 'p' GROUP BY con.oid, con.conname, con.conindid",
             &[&table],
         )
         .await
         .ctx(|| format!("reading the primary key of {table}"))?;
-    Ok(row.map_or((None, Vec::new()), |r| (Some(r.get(0)), r.get(1))))
+    Ok(row.map_or_else(Key::default, |r| Key { name: Some(r.get(0)), columns: r.get(1), depended_on: r.get(2) }))
 }
 
 /// Drops the primary key of a table a copy is about to fill: one sorted build of the index
 /// when the copy is done (`follow_key`) costs the server less than a B-tree insert per row.
-/// Kept when something of the user's depends on it (a foreign key, a view grouping by it).
-/// Returns whether it was dropped.
+/// Kept when something of the user's depends on it. Returns whether it was dropped.
 pub async fn drop_key(c: &Client, table: &str) -> Result<bool, PgTargetError> {
-    let row = c
-        .query_opt(
-            "SELECT con.conname::text FROM pg_constraint con WHERE con.conrelid = to_regclass($1) \
-             AND con.contype = 'p' AND NOT EXISTS (SELECT 1 FROM pg_depend d \
-               WHERE d.refobjid IN (con.oid, con.conindid) AND d.deptype = 'n')",
-            &[&table],
-        )
-        .await
-        .ctx(|| format!("reading the primary key of {table}"))?;
-    let Some(name) = row.map(|r| r.get::<_, String>(0)) else { return Ok(false) };
+    let Key { name: Some(name), depended_on: false, .. } = primary_key(c, table).await? else { return Ok(false) };
     c.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {}", ident(&name)))
         .await
         .ctx(|| format!("dropping the primary key of {table} while it is copied"))?;
